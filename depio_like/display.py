@@ -1,0 +1,165 @@
+"""What the user sees: the status table, live on a terminal, plain lines in logs and CI."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections import Counter
+from typing import Callable, Sequence, TextIO
+
+from .paths import show_path
+from .status import Status
+
+_HEADERS = ("ID", "Name", "Status", "Task Deps", "Path Deps", "Products")
+_ORDER = list(Status)
+
+
+def _paths(paths: Sequence[str], limit: int = 3) -> str:
+    shown = [show_path(p) for p in paths[:limit]]
+    more = f" (+{len(paths) - limit})" if len(paths) > limit else ""
+    return ", ".join(shown) + more
+
+
+class Display:
+    """Renders the run. On a TTY the table is redrawn in place at most every ``interval``
+    seconds; otherwise one line per task that finishes or fails, and the table once at the end.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None,
+                 quiet: bool = False, max_rows: int = 40, interval: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        if tty is None:
+            isatty = getattr(self.stream, "isatty", None)
+            tty = bool(isatty and isatty())
+        self.tty = tty
+        self.quiet = quiet
+        self.max_rows = max_rows
+        self.interval = interval
+        self._clock = clock
+        self._drawn_lines = 0
+        self._last_draw = -1e9
+        self._dirty = False
+
+    # -- the run tells us ----------------------------------------------------------------
+    def start(self, tasks: Sequence, status: Sequence[Status], deps: Sequence[Sequence[int]],
+              columns: Sequence[str] = (), cells: Callable[[int], Sequence[str]] | None = None
+              ) -> None:
+        self._tasks = tasks
+        self._status = status
+        self._deps = deps
+        self._columns = tuple(columns)
+        self._cells = cells or (lambda i: ("",) * len(self._columns))
+        self._errors: dict[int, str] = {}
+        self._dirty = True
+
+    def changed(self, i: int, status: Status, *, duration: float | None = None,
+                error: str | None = None, cause: int | None = None) -> None:
+        """Task ``i`` now has ``status``."""
+        if error:
+            self._errors[i] = error
+        self._dirty = True
+        if self.quiet or self.tty:
+            return
+        t = self._tasks[i]
+        if status is Status.FINISHED:
+            took = f" ({duration:.2f} s)" if duration is not None else ""
+            self._write(f"FINISHED  {t.label}{took}\n")
+        elif status is Status.FAILED:
+            self._write(f"FAILED    {t.label}\n{_indent(error or '')}\n")
+        elif status is Status.DEPFAILED:
+            because = f" (because {self._tasks[cause].label} failed)" if cause is not None else ""
+            self._write(f"DEPFAILED {t.label}{because}\n")
+
+    def note(self, text: str) -> None:
+        """A message for the user, outside the table."""
+        if self.tty and self._drawn_lines:
+            self._erase()
+        self._write(text.rstrip("\n") + "\n")
+        self._dirty = True
+
+    def deadline(self) -> float | None:
+        """Seconds until the next redraw is due, for the driver's wait; None: no need."""
+        if not self.tty or self.quiet:
+            return None
+        return max(0.0, self._last_draw + self.interval - self._clock())
+
+    def tick(self) -> None:
+        """Redraw if something changed and the last redraw is old enough."""
+        if self.tty and not self.quiet and self._dirty \
+                and self._clock() - self._last_draw >= self.interval:
+            self._draw(self._frame())
+
+    def finish(self, interrupted: bool = False) -> None:
+        """The final table and a summary; failed tasks' errors on a TTY (logs had them)."""
+        if self.quiet:
+            return
+        frame = self._frame()
+        if self.tty:
+            self._draw(frame)
+            for i, err in self._errors.items():
+                self._write(f"\nFAILED {self._tasks[i].label}:\n{_indent(err)}\n")
+        else:
+            self._write(frame + "\n")
+        self._write(self._summary(interrupted) + "\n")
+
+    # -- rendering -----------------------------------------------------------------------
+    def _row(self, i: int) -> list[str]:
+        t = self._tasks[i]
+        return [str(t.id), t.name, self._status[i].value,
+                ", ".join(str(self._tasks[j].id) for j in self._deps[i]),
+                _paths(t.dependencies), _paths(t.products), *self._cells(i)]
+
+    def _frame(self) -> str:
+        from tabulate import tabulate
+
+        n = len(self._tasks)
+        headers = _HEADERS + self._columns
+        if n <= self.max_rows:
+            rows = [self._row(i) for i in range(n)]
+            return "Tasks:\n" + tabulate(rows, headers=headers, disable_numparse=True)
+        # Too many to read: counts per status, then the rows that need attention.
+        counts = Counter(self._status)
+        head = f"{n} tasks: " + ", ".join(f"{counts[s]} {s.value}" for s in _ORDER if counts[s])
+        wanted = [i for i in range(n) if self._status[i] is Status.RUNNING]
+        wanted += [i for i in range(n) if self._status[i] is Status.FAILED]
+        rows = [self._row(i) for i in wanted[:self.max_rows]]
+        left = len(wanted) - len(rows)
+        tail = f"\n... and {left} more running or failed" if left > 0 else ""
+        return head + ("\n" + tabulate(rows, headers=headers, disable_numparse=True) if rows else "") + tail
+
+    def _summary(self, interrupted: bool) -> str:
+        counts = Counter(self._status)
+        bad = counts[Status.FAILED] + counts[Status.DEPFAILED] + counts[Status.CANCELLED]
+        if interrupted:
+            return (f"Interrupted: {counts[Status.FINISHED]} finished, "
+                    f"{counts[Status.CANCELLED]} cancelled; finished work is recorded.")
+        if not bad:
+            return (f"All {len(self._tasks)} tasks done ({counts[Status.FINISHED]} ran, "
+                    f"{counts[Status.SKIPPED]} up to date).")
+        failed = [self._tasks[i].label for i, s in enumerate(self._status) if s is Status.FAILED]
+        names = ", ".join(failed[:10]) + (" ..." if len(failed) > 10 else "")
+        return (f"{counts[Status.FAILED]} failed ({names}), {counts[Status.DEPFAILED]} not run "
+                f"because of them, {counts[Status.FINISHED]} ran, {counts[Status.SKIPPED]} up to date.")
+
+    def _draw(self, frame: str) -> None:
+        width = shutil.get_terminal_size((80, 24)).columns
+        lines = [ln[:width - 1] for ln in frame.split("\n")]
+        out = (f"\x1b[{self._drawn_lines}F\x1b[J" if self._drawn_lines else "") + "\n".join(lines) + "\n"
+        self._write(out)
+        self._drawn_lines = len(lines)
+        self._last_draw = self._clock()
+        self._dirty = False
+
+    def _erase(self) -> None:
+        self._write(f"\x1b[{self._drawn_lines}F\x1b[J")
+        self._drawn_lines = 0
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + ln for ln in text.splitlines())

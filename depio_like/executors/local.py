@@ -1,0 +1,180 @@
+"""Executors on this machine: one at a time in this process, or in forked worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections import deque
+from multiprocessing.connection import Connection, wait as _wait_any
+from typing import Any, Sequence
+
+from .base import Executor, Job, Outcome, run_in_this_process
+
+
+class SequentialExecutor(Executor):
+    """Runs tasks one at a time in the calling process, so a debugger and ``print`` just work."""
+
+    def start(self, tasks: Sequence[Any]) -> None:
+        self._queue: deque[Job] = deque()
+
+    def free_slots(self) -> int:
+        return 0 if self._queue else 1
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        if not self._queue:
+            return []
+        return [run_in_this_process(self._queue.popleft())]
+
+    def cancel(self) -> list[int]:
+        cancelled = [j.index for j in self._queue]
+        self._queue.clear()
+        return cancelled
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _Worker:
+    def __init__(self, process: Any, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.job: int | None = None
+        self.started = 0.0
+
+
+class ParallelExecutor(Executor):
+    """Runs ready tasks at the same time in worker processes (real parallelism for
+    CPU-bound Python code).
+
+    Workers are forked from the driver once the pipeline is declared, so they already hold
+    every task: a job is sent as its index, and functions and arguments are never pickled
+    (lambdas, local functions and unpicklable arguments work). Needs the ``fork`` start
+    method (Linux, macOS). A worker that dies (``os._exit``, a crash, the OOM killer) fails
+    only its own task and is replaced.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"ParallelExecutor(max_workers={max_workers}): need at least 1")
+        self.max_workers = max_workers or default_workers()
+        self._workers: list[_Worker] = []
+        self._tasks: Sequence[Any] = ()
+
+    def start(self, tasks: Sequence[Any]) -> None:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise RuntimeError("ParallelExecutor needs the 'fork' start method, which this "
+                               "platform lacks; use SequentialExecutor")
+        self._ctx = multiprocessing.get_context("fork")
+        self._tasks = tasks
+        self._workers = []
+
+    def free_slots(self) -> int:
+        return self.max_workers - sum(1 for w in self._workers if w.job is not None)
+
+    def submit(self, job: Job) -> None:
+        worker = next((w for w in self._workers if w.job is None), None)
+        if worker is None:
+            worker = self._spawn()
+        worker.job = job.index
+        worker.started = time.perf_counter()
+        worker.conn.send(job.index)
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_worker_main, args=(child, self._tasks),
+                                 name="depio_like-worker", daemon=True)
+        proc.start()
+        child.close()
+        w = _Worker(proc, parent)
+        self._workers.append(w)
+        return w
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        busy = [w for w in self._workers if w.job is not None]
+        if not busy:
+            return []
+        waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(_wait_any(waitables, timeout))
+        outcomes = []
+        for w in busy:
+            if w.conn in ready or w.conn.poll():
+                try:
+                    index, ok, error, duration = w.conn.recv()
+                except (EOFError, OSError):
+                    outcomes.append(self._died(w))
+                    continue
+                outcomes.append(Outcome(index, ok, error=error, duration=duration))
+                w.job = None
+            elif w.process.sentinel in ready:
+                outcomes.append(self._died(w))
+        return outcomes
+
+    def _died(self, w: _Worker) -> Outcome:
+        w.process.join(1)
+        code = w.process.exitcode
+        if code is not None and code < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        index = w.job
+        self._workers.remove(w)
+        w.conn.close()
+        return Outcome(index, False, error=f"the worker process running the task {how} "
+                       "(os._exit, a crash, or the out-of-memory killer)",
+                       duration=time.perf_counter() - w.started)
+
+    def cancel(self) -> list[int]:
+        busy = [w for w in self._workers if w.job is not None]
+        for w in busy:
+            w.process.terminate()
+        for w in busy:
+            w.process.join(5)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            self._workers.remove(w)
+            w.conn.close()
+        return [w.job for w in busy]  # type: ignore[misc]
+
+    def shutdown(self) -> None:
+        for w in self._workers:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+        for w in self._workers:
+            w.process.join(5)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            w.conn.close()
+        self._workers = []
+
+
+def _worker_main(conn: Connection, tasks: Sequence[Any]) -> None:
+    # Ctrl-C reaches the whole process group; the driver decides what to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            index = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            return
+        if index is None:
+            return
+        outcome = run_in_this_process(Job(index, tasks[index]))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.send((index, outcome.ok, outcome.error, outcome.duration))

@@ -1,0 +1,226 @@
+"""Fingerprints: file contents (stat first, xxhash only what changed), code, and arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import pickle
+import types
+from pathlib import PurePath
+from typing import Any, Callable, NamedTuple
+
+import xxhash
+
+from .fs import Disk, FileStat
+
+# A file whose mtime is this close to the moment we hashed it may still be written to
+# within the same filesystem clock tick without its mtime changing ("racy" in git's words);
+# such a hash is used for this run but its stat signature is not trusted next time.
+RACY_NS = 100_000_000
+
+
+class FileEntry(NamedTuple):
+    """What we know of a file's content, keyed by its stat signature."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    digest: str
+
+
+class FileHasher:
+    """Content digests of files, reading a file only when its stat signature changed.
+
+    ``known`` holds the entries loaded from the state; entries worth saving for the next
+    run collect in ``fresh``.
+    """
+
+    def __init__(self, disk: Disk, known: dict[str, FileEntry]) -> None:
+        self._disk = disk
+        self._known = known
+        self._memo: dict[str, tuple[FileStat, str]] = {}
+        self.fresh: dict[str, FileEntry] = {}
+        self.bytes_hashed = 0
+
+    def digest(self, path: str) -> str | None:
+        """The content digest of ``path``, or None if it does not exist."""
+        st = self._disk.stat(path)
+        if st is None:
+            return None
+        if st.is_dir:
+            return self._dir_digest(path)
+        memo = self._memo.get(path)
+        if memo is not None and memo[0] == st:
+            return memo[1]
+        known = self._known.get(path)
+        if known is not None and known[:3] == (st.size, st.mtime_ns, st.ino):
+            digest = known.digest
+        else:
+            digest = self._hash_file(path, st.size)
+            if self._disk.now_ns() - st.mtime_ns > RACY_NS:
+                entry = FileEntry(st.size, st.mtime_ns, st.ino, digest)
+                self._known[path] = entry
+                self.fresh[path] = entry
+        self._memo[path] = (st, digest)
+        return digest
+
+    def forget(self, path: str) -> None:
+        """Drop what this run remembers of ``path`` (a task is about to rewrite it)."""
+        self._memo.pop(path, None)
+
+    def _hash_file(self, path: str, size: int) -> str:
+        h = xxhash.xxh3_64()
+        for chunk in self._disk.chunks(path, size):
+            h.update(chunk)
+        self.bytes_hashed += size
+        return h.hexdigest()
+
+    def _dir_digest(self, root: str) -> str:
+        # A directory's content is the names and contents of everything under it.
+        h = xxhash.xxh3_64(b"dir")
+        stack = [root]
+        while stack:
+            d = stack.pop()
+            for name in sorted(self._disk.listdir(d)):
+                p = f"{d}/{name}"
+                st = self._disk.stat(p)
+                if st is None:
+                    continue
+                rel = p[len(root) + 1:]
+                if st.is_dir:
+                    h.update(f"D{rel}\0".encode())
+                    stack.append(p)
+                else:
+                    h.update(f"F{rel}\0{self.digest(p)}\0".encode())
+        return h.hexdigest()
+
+
+class Unfingerprintable(Exception):
+    """A value has no stable fingerprint (it cannot be encoded or pickled)."""
+
+
+def canonical(value: Any) -> str:
+    """A text encoding of ``value`` that is equal for equal values across processes.
+
+    Raises ``Unfingerprintable`` when there is none.
+    """
+    try:
+        return _canon(value)
+    except RecursionError as e:
+        raise Unfingerprintable(f"{type(value).__name__} is nested too deeply or cyclic") from e
+
+
+def _canon(v: Any) -> str:
+    t = type(v)
+    if t is str or t is int or t is float or t is bool or v is None or t is bytes:
+        return repr(v)
+    if isinstance(v, PurePath):
+        return "P" + repr(str(v))
+    if t is list:
+        return "[" + ",".join([_canon(x) for x in v]) + "]"
+    if t is tuple:
+        return "(" + ",".join([_canon(x) for x in v]) + ")"
+    if t is dict:
+        return "{" + ",".join(sorted([_canon(k) + ":" + _canon(x) for k, x in v.items()])) + "}"
+    if t is set or t is frozenset:
+        return "s{" + ",".join(sorted([_canon(x) for x in v])) + "}"
+    key = getattr(v, "__depio_canonical__", None)
+    if key is not None and not isinstance(v, type):
+        return key()
+    if isinstance(v, enum.Enum):
+        return f"E{t.__module__}.{t.__qualname__}.{v.name}"
+    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, functools.partial, type)):
+        return f"F{_qualname(v)}:{code_digest(v)}"
+    if dataclasses.is_dataclass(v):
+        fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+        return f"D{t.__module__}.{t.__qualname__}" + _canon(fields)
+    if isinstance(v, (str, int, float, bytes)):  # subclasses of the plain types
+        return f"{t.__module__}.{t.__qualname__}({v!r})"
+    if isinstance(v, (list, tuple)):
+        return f"{t.__module__}.{t.__qualname__}" + _canon(list(v))
+    try:
+        data = pickle.dumps(v, protocol=4)
+    except Exception as e:
+        raise Unfingerprintable(f"{t.__qualname__} cannot be pickled: {e}") from e
+    return f"K{t.__module__}.{t.__qualname__}:{xxhash.xxh3_128_hexdigest(data)}"
+
+
+def _qualname(obj: Any) -> str:
+    mod = getattr(obj, "__module__", None) or "?"
+    return f"{mod}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+_code_cache: dict[Any, str] = {}
+
+
+def code_digest(func: Callable[..., Any]) -> str:
+    """A digest of what ``func`` does: its bytecode and constants, not its line numbers.
+
+    Editing the body changes it; moving the function or editing comments does not.
+    """
+    try:
+        return _code_cache[func]
+    except (KeyError, TypeError):
+        pass
+    h = xxhash.xxh3_64()
+    _feed_callable(func, h)
+    digest = h.hexdigest()
+    try:
+        _code_cache[func] = digest
+    except TypeError:  # unhashable callable object
+        pass
+    return digest
+
+
+def _feed_callable(func: Any, h: "xxhash.xxh3_64") -> None:
+    if isinstance(func, functools.partial):
+        _feed_callable(func.func, h)
+        h.update(_safe_canon((func.args, func.keywords)).encode())
+        return
+    code = getattr(func, "__code__", None)
+    if code is None and not isinstance(func, type) and hasattr(type(func), "__call__"):
+        code = getattr(getattr(type(func), "__call__", None), "__code__", None)
+    if code is None:
+        h.update(_qualname(func).encode())
+        return
+    doc = getattr(func, "__doc__", None)
+    _feed_code(code, h, skip_doc=doc)
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            h.update(_safe_canon(cell.cell_contents).encode())
+        except ValueError:  # empty cell
+            h.update(b"<empty>")
+
+
+def _feed_code(code: types.CodeType, h: "xxhash.xxh3_64", skip_doc: Any = None) -> None:
+    stack: list[tuple[types.CodeType, Any]] = [(code, skip_doc)]
+    while stack:
+        c, doc = stack.pop()
+        h.update(c.co_code)
+        h.update(repr((c.co_names, c.co_varnames, c.co_freevars, c.co_argcount,
+                       c.co_kwonlyargcount)).encode())
+        consts = c.co_consts
+        if doc is not None and consts and consts[0] == doc:
+            consts = consts[1:]  # the docstring is documentation, not behaviour
+        for k in consts:
+            if isinstance(k, types.CodeType):
+                stack.append((k, None))
+            else:
+                h.update(_const_repr(k).encode())
+                h.update(b"\0")
+
+
+def _const_repr(k: Any) -> str:
+    if isinstance(k, frozenset):  # iteration order of a frozenset varies with the hash seed
+        return "f{" + ",".join(sorted(_const_repr(x) for x in k)) + "}"
+    if isinstance(k, tuple):
+        return "(" + ",".join(_const_repr(x) for x in k) + ")"
+    return repr(k)
+
+
+def _safe_canon(v: Any) -> str:
+    try:
+        return canonical(v)
+    except Unfingerprintable:
+        return f"<{type(v).__qualname__}>"

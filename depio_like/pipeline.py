@@ -1,0 +1,123 @@
+"""The user's entry point: collect tasks, then ``run()`` them. Thin: it wires the phases."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+from .display import Display
+from .errors import DuplicateProductError, GraphError
+from .executors.base import Executor
+from .fs import Disk, RealDisk
+from .graph import TaskGraph, build_graph
+from .paths import show_path
+from .runner import Run
+from .state import State
+from .task import Task
+
+DEFAULT_STATE_DIR = ".depio_like"
+
+
+class Pipeline:
+    """A set of tasks and how to run them.
+
+    ``executor`` chooses where tasks run (default: ``ParallelExecutor()``);
+    ``depioExecutor`` is accepted as an alias, so depio scripts port unchanged.
+    ``state_dir`` holds the records of past runs (default ``.depio_like`` in the
+    current directory). ``wait_for_lock=False`` fails at once instead of waiting when
+    another run uses the same state directory.
+    """
+
+    def __init__(self, executor: Executor | None = None, name: str = "default", *,
+                 depioExecutor: Executor | None = None, state_dir: str | os.PathLike | None = None,
+                 quiet: bool = False, refreshrate: float = 0.25, wait_for_lock: bool = True,
+                 stream: TextIO | None = None, clear_screen: Any = None,
+                 disk: Disk | None = None) -> None:
+        if executor is not None and depioExecutor is not None:
+            raise TypeError("Pipeline(): pass executor= or depioExecutor=, not both")
+        executor = executor if executor is not None else depioExecutor
+        if executor is None:
+            from .executors.local import ParallelExecutor
+
+            executor = ParallelExecutor()
+        self.executor = executor
+        self.name = name
+        self.state_dir = os.path.abspath(state_dir if state_dir is not None else DEFAULT_STATE_DIR)
+        self.quiet = quiet
+        self.refreshrate = refreshrate
+        self.wait_for_lock = wait_for_lock
+        self.stream = stream
+        self.disk: Disk = disk if disk is not None else RealDisk()
+        self._tasks: list[Task] = []
+        self._survivors: dict[Any, Task] = {}
+        self._producer: dict[str, int] = {}
+
+    @property
+    def tasks(self) -> list[Task]:
+        """The tasks of this pipeline, in the order they were added (merged calls once)."""
+        return list(self._tasks)
+
+    def add_task(self, task: Task) -> Task:
+        """Add ``task`` and return the task that stands for its call.
+
+        A task with the same function and the same bound arguments as one already added
+        is that one: it is returned, and its ``depends_on`` joins the survivor's.
+        A different task declaring a product another task already declares is an error.
+        """
+        if not isinstance(task, Task):
+            raise TypeError(f"add_task() takes a Task, got {type(task).__name__} {task!r}")
+        survivor = self._survivors.get(task._merge_key)
+        if survivor is not None:
+            if survivor is not task:
+                for d in task.depends_on:
+                    if d not in survivor.depends_on:
+                        survivor.depends_on.append(d)
+            return survivor
+        index = len(self._tasks)
+        for p in task.products:
+            other = self._producer.get(p)
+            if other is not None:
+                raise DuplicateProductError(
+                    f"{show_path(p)} is declared as a product by two different tasks: "
+                    f"{self._tasks[other].label} and {task.name!r} "
+                    f"({_describe_call(task)}); a path can have only one producer"
+                )
+        for p in task.products:
+            self._producer[p] = index
+        task.id = index + 1
+        self._tasks.append(task)
+        self._survivors[task._merge_key] = task
+        return task
+
+    def validate(self) -> TaskGraph:
+        """Build the graph and check it can run (cycles, missing files, unknown tasks)."""
+        graph = build_graph(self._tasks, self._producer, self._survivors, self.disk)
+        inside = self.state_dir + os.sep
+        for t in self._tasks:
+            for p in t.products:
+                if p == self.state_dir or p.startswith(inside):
+                    raise GraphError(f"task {t.label} declares the product {show_path(p)}, "
+                                     f"inside the state directory {show_path(self.state_dir)}; "
+                                     "choose another path")
+        return graph
+
+    def graph(self) -> "Any":
+        """The task graph as a ``networkx.DiGraph`` (nodes are task ids)."""
+        return self.validate().to_networkx()
+
+    def run(self, *, force: bool = False) -> int:
+        """Run every task that is not up to date; return 0 if all ended well, 1 if a task
+        failed, 130 if interrupted. Graph errors raise before anything runs."""
+        graph = self.validate()
+        display = Display(self.stream, quiet=self.quiet, interval=self.refreshrate)
+        state = State(self.state_dir, wait=self.wait_for_lock,
+                      notify=lambda msg: print(msg, file=sys.stderr, flush=True))
+        with state:
+            return Run(graph, self.executor, state, display, self.disk, force=force).execute()
+
+
+def _describe_call(task: Task) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in task.arguments.items())
+    text = f"{getattr(task.func, '__qualname__', task.func)}({args})"
+    return text if len(text) < 200 else text[:197] + "..."

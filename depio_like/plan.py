@@ -1,0 +1,181 @@
+"""Is a task up to date? Each answer is a ``Decision`` carrying its reasons.
+
+A task is up to date when it succeeded before and, compared with that record: its code
+and bound arguments are the same, every dependency has the same content, every task it
+names in ``depends_on`` is in the same state, and every product exists with the content
+recorded then. The table, the logs and ``--explain`` all read the reasons from here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Sequence
+
+import xxhash
+
+from .fingerprint import FileHasher, code_digest
+from .fs import Disk
+from .graph import TaskGraph
+from .paths import show_path
+
+
+class Why(str, Enum):
+    NEVER_RAN = "never ran"
+    FORCED = "forced"
+    ALWAYS = "always runs"
+    UNFINGERPRINTABLE = "arguments have no stable fingerprint"
+    CODE_CHANGED = "function code changed"
+    ARGS_CHANGED = "arguments changed"
+    INPUT_CHANGED = "input changed"
+    INPUT_MISSING = "input missing"
+    UPSTREAM = "upstream task reran"
+    PRODUCT_MISSING = "product missing"
+    PRODUCT_CHANGED = "product changed since recorded"
+
+
+@dataclass(frozen=True)
+class Reason:
+    why: Why
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.why.value}: {self.detail}" if self.detail else self.why.value
+
+
+@dataclass
+class Decision:
+    """Whether a task runs, why, and what its inputs looked like when we decided."""
+
+    run: bool
+    reasons: tuple[Reason, ...] = ()
+    inputs: dict[str, str | None] = field(default_factory=dict)    # dependency -> digest
+    upstream: dict[str, str] = field(default_factory=dict)         # depends_on key -> stamp
+
+    def __str__(self) -> str:
+        return "; ".join(map(str, self.reasons)) if self.run else "up to date"
+
+
+def arg_reprs(arguments: dict[str, Any]) -> dict[str, str]:
+    """Short readable forms of arguments, kept in the record to say what changed."""
+    out = {}
+    for k, v in arguments.items():
+        try:
+            r = repr(v)
+        except Exception:
+            r = f"<{type(v).__name__}>"
+        out[k] = r if len(r) <= 80 else r[:77] + "..."
+    return out
+
+
+class Planner:
+    """Compares tasks with their records; builds the new record after a task succeeded."""
+
+    def __init__(self, graph: TaskGraph, records: dict[str, dict[str, Any]],
+                 hasher: FileHasher, disk: Disk, *, force: bool = False) -> None:
+        self.graph = graph
+        self.records = records
+        self.hasher = hasher
+        self.disk = disk
+        self.force = force
+
+    def check(self, i: int) -> Decision:
+        """Decide whether task ``i`` must run; call once its dependencies are done."""
+        t = self.graph.tasks[i]
+        rec = self.records.get(t.record_key)
+        reasons: list[Reason] = []
+        if self.force:
+            reasons.append(Reason(Why.FORCED))
+        if t.always:
+            reasons.append(Reason(Why.ALWAYS))
+        if t.unfingerprintable:
+            reasons.append(Reason(Why.UNFINGERPRINTABLE, t.unfingerprintable))
+        if rec is None:
+            reasons.append(Reason(Why.NEVER_RAN))
+        else:
+            if rec.get("c") != code_digest(t.func):
+                reasons.append(Reason(Why.CODE_CHANGED))
+            if rec.get("a") != t.args_digest:
+                reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.get("av"), t.arguments)))
+
+        inputs: dict[str, str | None] = {}
+        old_inputs = (rec.get("d") or {}) if rec else {}
+        for p in t.dependencies:
+            d = inputs[p] = self.hasher.digest(p)
+            if rec is not None and d != old_inputs.get(p):
+                why = Why.INPUT_MISSING if d is None else Why.INPUT_CHANGED
+                reasons.append(Reason(why, show_path(p)))
+
+        upstream: dict[str, str] = {}
+        old_up = (rec.get("u") or {}) if rec else {}
+        for j in self.graph.explicit[i]:
+            u = self.graph.tasks[j]
+            stamp = (self.records.get(u.record_key) or {}).get("s", "")
+            upstream[u.record_key] = stamp
+            if rec is not None and old_up.get(u.record_key) != stamp:
+                reasons.append(Reason(Why.UPSTREAM, u.label))
+
+        if rec is not None:
+            old_products = rec.get("p") or {}
+            for p in t.products:
+                if reasons:  # running anyway: only say what is missing, hash nothing
+                    if self.disk.stat(p) is None:
+                        reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
+                    continue
+                d = self.hasher.digest(p)
+                if d is None:
+                    reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
+                elif d != old_products.get(p):
+                    reasons.append(Reason(Why.PRODUCT_CHANGED, show_path(p)))
+        return Decision(bool(reasons), tuple(reasons), inputs, upstream)
+
+    def before_run(self, i: int) -> None:
+        """Task ``i`` is about to (re)write its products: forget their old digests."""
+        for p in self.graph.tasks[i].products:
+            self.hasher.forget(p)
+
+    def missing_products(self, i: int) -> list[str]:
+        return [p for p in self.graph.tasks[i].products if self.disk.stat(p) is None]
+
+    def new_record(self, i: int, decision: Decision, duration: float) -> dict[str, Any]:
+        """The record of task ``i`` having just succeeded (its products exist)."""
+        t = self.graph.tasks[i]
+        products = {}
+        for p in t.products:
+            self.hasher.forget(p)
+            products[p] = self.hasher.digest(p)
+        rec: dict[str, Any] = {
+            "n": t.name,
+            "c": code_digest(t.func),
+            "a": t.args_digest,
+            "av": arg_reprs(t.arguments),
+            "d": decision.inputs,
+            "p": products,
+            "u": decision.upstream,
+            "t": round(duration, 4),
+        }
+        h = xxhash.xxh3_64()
+        for k in ("c", "a", "d", "p", "u"):
+            h.update(repr(sorted(rec[k].items()) if isinstance(rec[k], dict) else rec[k]).encode())
+        if t.always:  # its effects are unknown: each run counts as a change downstream
+            h.update(str(time.time_ns()).encode())
+        rec["s"] = h.hexdigest()
+        return rec
+
+
+def _args_diff(old: dict[str, str] | None, arguments: dict[str, Any]) -> str:
+    if not isinstance(old, dict):
+        return ""
+    new = arg_reprs(arguments)
+    changes = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a != b:
+            if a is None:
+                changes.append(f"{k} added ({b})")
+            elif b is None:
+                changes.append(f"{k} removed (was {a})")
+            else:
+                changes.append(f"{k} {a} -> {b}")
+    return ", ".join(changes)

@@ -1,0 +1,96 @@
+"""What may start next. Pure: it takes events and answers decisions, with no I/O and no clock.
+
+A task is WAITING until every task it depends on is FINISHED or SKIPPED; then it is
+*ready*: the driver asks the planner whether it must run, and hands it back either as
+skipped or as *runnable*. Runnable tasks are dispatched highest priority first. A failed
+task makes everything downstream of it DEPFAILED.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Sequence
+
+from .status import Status
+
+
+class Scheduler:
+    def __init__(self, upstream: Sequence[Sequence[int]], downstream: Sequence[Sequence[int]],
+                 priority: Sequence[float] | None = None) -> None:
+        n = len(upstream)
+        self._downstream = downstream
+        self._waiting_on = [len(u) for u in upstream]
+        # Heaps of (-priority, index): with no priorities, the order tasks were added.
+        self._key = [(-priority[i] if priority else 0.0, i) for i in range(n)]
+        self.status: list[Status] = [Status.WAITING] * n
+        self._ready: list[tuple[float, int]] = []
+        self._runnable: list[tuple[float, int]] = []
+        self._open = n
+        for i in range(n):
+            if self._waiting_on[i] == 0:
+                self._make_ready(i)
+
+    def _make_ready(self, i: int) -> None:
+        self.status[i] = Status.PENDING
+        heapq.heappush(self._ready, self._key[i])
+
+    @property
+    def done(self) -> bool:
+        """True when no task is left to start or to finish."""
+        return self._open == 0
+
+    def pop_ready(self) -> int | None:
+        """A task whose dependencies are all done and that nobody has looked at yet."""
+        return heapq.heappop(self._ready)[1] if self._ready else None
+
+    def runnable(self, i: int) -> None:
+        """The planner says ``i`` must run: queue it for dispatch."""
+        heapq.heappush(self._runnable, self._key[i])
+
+    def has_runnable(self) -> bool:
+        return bool(self._runnable)
+
+    def pop_runnable(self) -> int | None:
+        return heapq.heappop(self._runnable)[1] if self._runnable else None
+
+    def started(self, i: int) -> None:
+        self.status[i] = Status.RUNNING
+
+    def succeeded(self, i: int, status: Status = Status.FINISHED) -> list[int]:
+        """``i`` ended well (FINISHED or SKIPPED); returns the tasks that became ready."""
+        assert status.ok
+        self.status[i] = status
+        self._open -= 1
+        newly = []
+        for j in self._downstream[i]:
+            self._waiting_on[j] -= 1
+            if self._waiting_on[j] == 0 and self.status[j] is Status.WAITING:
+                self._make_ready(j)
+                newly.append(j)
+        return newly
+
+    def failed(self, i: int, status: Status = Status.FAILED) -> list[int]:
+        """``i`` failed; returns every task downstream of it, now DEPFAILED."""
+        self.status[i] = status
+        self._open -= 1
+        hit = []
+        stack = list(self._downstream[i])
+        while stack:
+            j = stack.pop()
+            if self.status[j] is not Status.WAITING:
+                continue  # already DEPFAILED through another path
+            self.status[j] = Status.DEPFAILED
+            self._open -= 1
+            hit.append(j)
+            stack.extend(self._downstream[j])
+        return hit
+
+    def cancel_rest(self) -> list[int]:
+        """Mark every task that has not ended CANCELLED; returns them."""
+        hit = [i for i, s in enumerate(self.status) if not s.done]
+        for i in hit:
+            self.status[i] = Status.CANCELLED
+        self._open -= len(hit)
+        self._ready.clear()
+        self._runnable.clear()
+        return hit

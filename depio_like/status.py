@@ -1,0 +1,30 @@
+"""The words a task's status can take, shared by the scheduler, the driver and the table."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    WAITING = "WAITING"      # some dependency has not finished yet
+    PENDING = "PENDING"      # ready, waiting for a free executor slot (or queued in Slurm)
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    SKIPPED = "SKIPPED"      # up to date, not run
+    FAILED = "FAILED"
+    DEPFAILED = "DEPFAILED"  # a task it depends on failed; never started
+    CANCELLED = "CANCELLED"  # interrupted (Ctrl-C) before or while running
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def done(self) -> bool:
+        return self in _DONE
+
+    @property
+    def ok(self) -> bool:
+        return self in (Status.FINISHED, Status.SKIPPED)
+
+
+_DONE = frozenset({Status.FINISHED, Status.SKIPPED, Status.FAILED, Status.DEPFAILED, Status.CANCELLED})

@@ -1,0 +1,227 @@
+"""Declaring tasks: the ``Task`` class, the ``@task`` decorator and the path markers."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import typing
+from typing import Any, Callable, Iterable, Sequence
+
+import xxhash
+
+from .errors import TaskDeclarationError
+from .fingerprint import Unfingerprintable, canonical
+from .status import Status
+
+
+class Product:
+    """Marker: ``Annotated[Path, Product]`` says the parameter names a file the task writes."""
+
+
+class Dependency:
+    """Marker: ``Annotated[Path, Dependency]`` says the parameter names a file the task reads."""
+
+
+def _has_marker(meta: Iterable[Any], marker: type) -> bool:
+    return any(m is marker or isinstance(m, marker) for m in meta)
+
+
+class _Spec(typing.NamedTuple):
+    """What a function's signature says about its parameters, computed once per function."""
+
+    signature: inspect.Signature
+    products: tuple[str, ...]
+    dependencies: tuple[str, ...]
+
+
+_specs: dict[Any, _Spec] = {}
+
+
+def _spec(func: Callable[..., Any]) -> _Spec:
+    try:
+        return _specs[func]
+    except (KeyError, TypeError):
+        pass
+    if not callable(func):
+        raise TaskDeclarationError(f"a task needs a callable, got {type(func).__name__}: {func!r}")
+    sig = inspect.signature(func)
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception:
+        # String annotations that cannot be evaluated: fall back to what is there.
+        hints = {n: p.annotation for n, p in sig.parameters.items()}
+    products, deps = [], []
+    for name in sig.parameters:
+        meta = getattr(hints.get(name), "__metadata__", ())
+        if _has_marker(meta, Product):
+            products.append(name)
+        elif _has_marker(meta, Dependency):
+            deps.append(name)
+    spec = _Spec(sig, tuple(products), tuple(deps))
+    try:
+        _specs[func] = spec
+    except TypeError:
+        pass
+    return spec
+
+
+def _func_name(func: Any) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+def _norm_paths(value: Any, param: str, kind: str, func: Any) -> tuple[str, ...]:
+    """Absolute, ``..``-resolved path strings from a path, a str, a list/tuple of them, or None."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    out = []
+    for item in items:
+        if item is None:
+            continue
+        if not isinstance(item, (str, os.PathLike)) or (isinstance(item, str) and not item):
+            raise TaskDeclarationError(
+                f"{_func_name(func)}(): parameter {param!r} is annotated as a {kind} but got "
+                f"{type(item).__name__} {item!r}; expected a path, a str, or a list of them"
+            )
+        p = os.fspath(item)
+        if isinstance(p, bytes):
+            p = os.fsdecode(p)
+        out.append(os.path.abspath(p))
+    return tuple(out)
+
+
+class Task:
+    """One call of a function, bound to its arguments; declaring it does not run it.
+
+    Products and dependencies come from ``Annotated[..., Product]`` and
+    ``Annotated[..., Dependency]`` parameters. Two tasks with the same function and the
+    same bound arguments are the same task (``==``), whatever their names.
+    """
+
+    def __init__(
+        self,
+        name: str | None,
+        func: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        depends_on: Iterable["Task"] = (),
+        *,
+        always: bool = False,
+    ) -> None:
+        spec = _spec(func)
+        args = tuple(args)
+        kwargs = dict(kwargs or {})
+        try:
+            bound = spec.signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
+        bound.apply_defaults()
+        self.name: str = name if name is not None else getattr(func, "__name__", "task")
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.arguments: dict[str, Any] = dict(bound.arguments)
+        self.always = bool(always)
+        self.depends_on: list[Task] = []
+        for t in depends_on or ():
+            if not isinstance(t, Task):
+                raise TaskDeclarationError(
+                    f"task {self.name!r}: depends_on takes tasks, got {type(t).__name__} {t!r}"
+                )
+            self.depends_on.append(t)
+
+        normalised: dict[str, Any] = {}
+        products: list[str] = []
+        dependencies: list[str] = []
+        for p in spec.products:
+            paths = _norm_paths(self.arguments[p], p, "Product", func)
+            normalised[p] = paths
+            products.extend(paths)
+        for p in spec.dependencies:
+            paths = _norm_paths(self.arguments[p], p, "Dependency", func)
+            normalised[p] = paths
+            dependencies.extend(paths)
+        self.products: tuple[str, ...] = tuple(dict.fromkeys(products))
+        self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies))
+
+        try:
+            text = ";".join(
+                f"{k}={canonical(normalised[k]) if k in normalised else canonical(v)}"
+                for k, v in self.arguments.items()
+            )
+            self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
+            self.unfingerprintable: str | None = None
+            self._merge_key: Any = (func, text)
+        except Unfingerprintable as e:
+            # No stable identity: this call merges with nothing and always runs.
+            self.args_digest = None
+            self.unfingerprintable = str(e)
+            self._merge_key = (func, id(self))
+        if self.products:
+            self.record_key = "p:" + min(self.products)
+        else:
+            self.record_key = f"k:{getattr(func, '__module__', '?')}.{_func_name(func)}:{self.args_digest or id(self)}"
+
+        self.id: int | None = None  # set by the pipeline that holds it
+        self.status: Status = Status.WAITING
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return self._merge_key == other._merge_key
+
+    def __hash__(self) -> int:
+        return hash(self._merge_key)
+
+    def __repr__(self) -> str:
+        ident = f"{self.id} " if self.id is not None else ""
+        return f"<Task {ident}{self.name!r} {_func_name(self.func)} {self.status}>"
+
+    @property
+    def label(self) -> str:
+        """How messages name this task: its id (when in a pipeline) and name."""
+        return f"[{self.id}] {self.name!r}" if self.id is not None else repr(self.name)
+
+    def __depio_canonical__(self) -> str:
+        return f"T{self.record_key}:{self.args_digest}"
+
+    def run(self) -> Any:
+        """Call the function with the bound arguments, here and now."""
+        return self.func(*self.args, **self.kwargs)
+
+
+_DECORATOR_OPTIONS = ("name", "always", "pipeline")
+
+
+def task(name: Any = None, pipeline: Any = None, **options: Any) -> Any:
+    """Make a function declare tasks: calling it returns a ``Task`` and does not run it.
+
+    Works as ``@task``, ``@task("name")`` and ``@task(name=..., always=True)``. With
+    ``pipeline=p`` each call also adds the task to ``p`` and returns the surviving task.
+    A call may pass ``depends_on=[...]`` unless the function has a parameter of that name.
+    """
+    unknown = set(options) - set(_DECORATOR_OPTIONS)
+    if unknown:
+        raise TypeError(f"task(): unknown option(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(_DECORATOR_OPTIONS)}")
+    if callable(name) and not isinstance(name, str):
+        return _decorate(name, None, pipeline, options)
+    name = options.pop("name", name)
+    return lambda func: _decorate(func, name, pipeline, options)
+
+
+def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
+              options: dict[str, Any]) -> Callable[..., Task]:
+    spec = _spec(func)
+    reserved = "depends_on" not in spec.signature.parameters
+    always = bool(options.get("always", False))
+
+    @functools.wraps(func)
+    def declare(*args: Any, **kwargs: Any) -> Task:
+        depends_on = kwargs.pop("depends_on", ()) if reserved else ()
+        t = Task(name, func, args, kwargs, depends_on, always=always)
+        return pipeline.add_task(t) if pipeline is not None else t
+
+    declare.task_function = func  # type: ignore[attr-defined]
+    return declare

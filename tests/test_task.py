@@ -1,0 +1,113 @@
+"""Declaring tasks: binding, markers, path normalisation, identity."""
+
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+
+from depio_like import Dependency, Product, Task, TaskDeclarationError, task
+
+
+def copy(out: Annotated[Path, Product], src: Annotated[Path, Dependency] = None, n: int = 1):
+    pass
+
+
+def test_decorator_forms_return_tasks_without_running():
+    ran = []
+
+    @task
+    def a(x: int):
+        ran.append(x)
+
+    @task("named")
+    def b(x: int):
+        ran.append(x)
+
+    @task(name="kw", always=True)
+    def c(x: int):
+        ran.append(x)
+
+    ta, tb, tc = a(1), b(2), c(3)
+    assert ran == []
+    assert all(isinstance(t, Task) for t in (ta, tb, tc))
+    assert (ta.name, tb.name, tc.name) == ("a", "named", "kw")
+    assert tc.always and not ta.always
+    ta.run()
+    assert ran == [1]
+
+
+def test_unknown_decorator_option_is_an_error():
+    with pytest.raises(TypeError, match="unknown option"):
+        task("x", colour="red")
+
+
+def test_binding_errors_name_the_function():
+    with pytest.raises(TypeError, match=r"copy\(\).*missing a required argument: 'out'"):
+        Task("t", copy)
+    with pytest.raises(TypeError, match=r"copy\(\).*unexpected keyword argument 'nope'"):
+        Task("t", copy, ["a"], {"nope": 1})
+    dec = task(copy)
+    with pytest.raises(TaskDeclarationError, match=r"copy\(\)"):
+        dec("a", "b", 1, 2)
+
+
+def test_products_and_dependencies_from_annotations(project):
+    t = Task("t", copy, ["out.txt"], {"src": Path("in.txt")})
+    assert t.products == (str(project / "out.txt"),)
+    assert t.dependencies == (str(project / "in.txt"),)
+
+
+def test_none_means_not_used_and_lists_are_accepted(project):
+    def many(outs: Annotated[list, Product], ins: Annotated[list, Dependency] = None):
+        pass
+
+    t = Task("t", many, [["a", Path("b")]])
+    assert t.products == (str(project / "a"), str(project / "b"))
+    assert t.dependencies == ()
+
+
+def test_paths_are_normalised_for_identity(project):
+    a = Task("one", copy, ["build/a.txt"])
+    b = Task("two", copy, [Path("./x/../build/a.txt")])
+    assert a == b and hash(a) == hash(b)
+    assert a.products == b.products == (str(project / "build" / "a.txt"),)
+
+
+def test_defaults_count_in_identity():
+    assert Task("a", copy, ["o"], {"n": 1}) == Task("b", copy, ["o"])
+    assert Task("a", copy, ["o"], {"n": 2}) != Task("b", copy, ["o"])
+
+
+def test_different_functions_are_different_tasks():
+    def copy2(out: Annotated[Path, Product], src: Annotated[Path, Dependency] = None, n: int = 1):
+        pass
+
+    assert Task("a", copy, ["o"]) != Task("a", copy2, ["o"])
+
+
+def test_product_that_is_not_a_path_names_function_and_parameter():
+    with pytest.raises(TaskDeclarationError, match=r"copy\(\): parameter 'out' .*Product.*int 3"):
+        Task("t", copy, [3])
+
+
+def test_depends_on_must_be_tasks():
+    with pytest.raises(TaskDeclarationError, match="depends_on takes tasks"):
+        Task("t", copy, ["o"], depends_on=["other"])
+
+
+def test_decorated_call_takes_depends_on():
+    first = Task("first", copy, ["a"])
+    t = task(copy)("b", depends_on=[first])
+    assert t.depends_on == [first]
+
+
+def test_unpicklable_argument_gives_a_task_that_never_merges():
+    import threading
+
+    def f(lock):
+        pass
+
+    lock = threading.Lock()
+    a, b = Task("a", f, [lock]), Task("b", f, [lock])
+    assert a != b
+    assert a.unfingerprintable
