@@ -1,0 +1,69 @@
+"""Failures: FAILED, DEPFAILED downstream, independent branches go on, exit codes."""
+
+from pathlib import Path
+from typing import Annotated
+
+from depio_like import Dependency, Product, Status, Task
+
+from conftest import calls, log_call, new_pipeline
+
+
+def produce(out: Annotated[Path, Product], src: Annotated[Path, Dependency] = None):
+    log_call(Path(out).name)
+    Path(out).write_text("x")
+
+
+def explode(out: Annotated[Path, Product]):
+    raise ValueError("the reactor melted")
+
+
+def test_raising_task_fails_its_downstream_and_spares_the_rest(project, executor_factory):
+    p = new_pipeline(executor_factory())
+    bad = p.add_task(Task("explode", explode, ["bad.txt"]))
+    child = p.add_task(Task("child", produce, ["child.txt", "bad.txt"]))
+    grandchild = p.add_task(Task("grandchild", produce, ["gc.txt", "child.txt"]))
+    free = p.add_task(Task("free", produce, ["free.txt"]))
+    free2 = p.add_task(Task("free2", produce, ["free2.txt", "free.txt"]))
+    assert p.run() == 1
+    assert bad.status is Status.FAILED
+    assert child.status is Status.DEPFAILED and grandchild.status is Status.DEPFAILED
+    assert free.status is Status.FINISHED and free2.status is Status.FINISHED
+    assert sorted(calls()) == ["free.txt", "free2.txt"]
+    out = p.stream.getvalue()
+    assert "ValueError: the reactor melted" in out
+    assert 'in explode' in out  # the user's frame is in the traceback
+    assert out.count("ValueError: the reactor melted") == 1  # not printed twice
+
+
+def test_missing_product_fails_naming_the_path(project, executor_factory):
+    def lazy(out: Annotated[Path, Product]):
+        pass
+
+    p = new_pipeline(executor_factory())
+    t = p.add_task(Task("lazy", lazy, ["sub/never.txt"]))
+    assert p.run() == 1
+    assert t.status is Status.FAILED
+    assert "sub/never.txt" in p.stream.getvalue() and "lazy" in p.stream.getvalue()
+
+
+def test_after_fixing_only_failed_and_downstream_run(project):
+    Path("broken").touch()
+
+    def maybe(out: Annotated[Path, Product]):
+        log_call("maybe")
+        if Path("broken").exists():
+            raise RuntimeError("still broken")
+        Path(out).write_text("ok")
+
+    def build():
+        p = new_pipeline()
+        p.add_task(Task("maybe", maybe, ["m.txt"]))
+        p.add_task(Task("child", produce, ["c.txt", "m.txt"]))
+        p.add_task(Task("free", produce, ["f.txt"]))
+        return p
+
+    assert build().run() == 1
+    assert sorted(calls()) == ["f.txt", "maybe"]
+    Path("broken").unlink()
+    assert build().run() == 0
+    assert sorted(calls()) == ["c.txt", "maybe"]

@@ -1,0 +1,104 @@
+"""Pipeline.add_task: merging identical calls, one producer per path, depio aliases."""
+
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+
+from depio_like import (DuplicateProductError, ParallelExecutor, Pipeline,
+                        ProductAlreadyRegisteredException, Product, SequentialExecutor, Status,
+                        Task, task)
+
+from conftest import new_pipeline
+
+
+def write(out: Annotated[Path, Product], text: str = "x"):
+    Path(out).write_text(text)
+
+
+def nothing(sec: int = 0):
+    pass
+
+
+def test_identical_calls_are_one_task_whatever_the_name(project):
+    p = new_pipeline()
+    a = p.add_task(Task("first", write, ["a.txt"]))
+    b = p.add_task(Task("second", write, [Path("a.txt")], {"text": "x"}))
+    assert b is a
+    assert len(p.tasks) == 1 and a.id == 1
+
+
+def test_merged_calls_run_once(project):
+    p = new_pipeline()
+    count = []
+    def once(n: int):
+        count.append(n)
+    for _ in range(3):
+        p.add_task(Task("x", once, [1]))
+    assert p.run() == 0
+    assert count == [1]
+
+
+def test_depends_on_a_duplicate_points_at_the_survivor(project):
+    p = new_pipeline()
+    t1 = p.add_task(Task("a", nothing, [1]))
+    dup = Task("a-again", nothing, [1])  # never added itself
+    p.add_task(dup)
+    t4 = p.add_task(Task("b", nothing, [2], depends_on=[dup]))
+    g = p.graph()
+    assert list(g.predecessors(t4.id)) == [t1.id]
+
+
+def test_two_producers_of_one_path_name_both_tasks_and_the_path(project):
+    p = new_pipeline()
+    p.add_task(Task("maker-one", write, ["out/a.txt"], {"text": "1"}))
+    with pytest.raises(DuplicateProductError) as err:
+        p.add_task(Task("maker-two", write, ["out/./a.txt"], {"text": "2"}))
+    msg = str(err.value)
+    assert "maker-one" in msg and "maker-two" in msg and "out/a.txt" in msg
+    assert issubclass(DuplicateProductError, ProductAlreadyRegisteredException)
+
+
+def test_depio_executor_alias_and_conflict():
+    ex = SequentialExecutor()
+    assert Pipeline(depioExecutor=ex).executor is ex
+    with pytest.raises(TypeError):
+        Pipeline(executor=ex, depioExecutor=ex)
+    assert isinstance(Pipeline().executor, ParallelExecutor)
+
+
+def test_add_task_rejects_non_tasks():
+    with pytest.raises(TypeError, match="add_task"):
+        new_pipeline().add_task(nothing)
+
+
+def test_decorator_with_pipeline_adds_and_merges(project):
+    p = new_pipeline()
+
+    @task("w", pipeline=p)
+    def w(out: Annotated[Path, Product]):
+        Path(out).write_text("w")
+
+    a = w("a.txt")
+    b = w("./a.txt")
+    assert a is b and p.tasks == [a]
+    assert p.run() == 0 and a.status is Status.FINISHED
+
+
+def test_graph_edges_from_paths_and_depends_on(project):
+    p = new_pipeline()
+
+    def step(out: Annotated[Path, Product], src: Annotated[Path, "Dependency"] = None):
+        pass
+
+    from depio_like import Dependency
+
+    def read(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+        Path(out).write_text(Path(src).read_text())
+
+    a = p.add_task(Task("a", write, ["a.txt"]))
+    b = p.add_task(Task("b", read, ["b.txt", "a.txt"]))
+    c = p.add_task(Task("c", nothing, [3], depends_on=[b]))
+    g = p.graph()
+    assert set(g.edges) == {(a.id, b.id), (b.id, c.id)}
+    assert g.nodes[b.id]["name"] == "b"
