@@ -116,7 +116,10 @@ class Display:
 
         n = len(self._tasks)
         headers = _HEADERS + self._columns
-        if n <= self.max_rows:
+        limit = self.max_rows
+        if self.tty:  # a frame taller than the terminal cannot be redrawn in place
+            limit = max(1, min(limit, shutil.get_terminal_size((80, 24)).lines - 5))
+        if n <= limit:
             rows = [self._row(i) for i in range(n)]
             return "Tasks:\n" + tabulate(rows, headers=headers, disable_numparse=True)
         # Too many to read: counts per status, then the rows that need attention.
@@ -124,7 +127,7 @@ class Display:
         head = f"{n} tasks: " + ", ".join(f"{counts[s]} {s.value}" for s in _ORDER if counts[s])
         wanted = [i for i in range(n) if self._status[i] is Status.RUNNING]
         wanted += [i for i in range(n) if self._status[i] is Status.FAILED]
-        rows = [self._row(i) for i in wanted[:self.max_rows]]
+        rows = [self._row(i) for i in wanted[:max(0, limit - 2)]]
         left = len(wanted) - len(rows)
         tail = f"\n... and {left} more running or failed" if left > 0 else ""
         return head + ("\n" + tabulate(rows, headers=headers, disable_numparse=True) if rows else "") + tail

@@ -1,0 +1,85 @@
+"""The status table: plain lines off a terminal, a live table on one, compact when large."""
+
+import io
+import re
+from pathlib import Path
+from typing import Annotated
+
+from depio_like import ParallelExecutor, Product, SequentialExecutor, Task
+
+from conftest import new_pipeline
+
+ESC = "\x1b["
+
+
+class FakeTerminal(io.StringIO):
+    """A stream that says it is a terminal, to capture what a TTY user would see."""
+
+    def isatty(self):
+        return True
+
+
+def write(out: Annotated[Path, Product]):
+    Path(out).write_text("x")
+
+
+def fail(out: Annotated[Path, Product]):
+    raise RuntimeError("nope")
+
+
+def test_plain_output_has_lines_and_one_table_and_no_cursor_codes(project):
+    p = new_pipeline(ParallelExecutor(max_workers=2))
+    for k in range(3):
+        p.add_task(Task(f"w{k}", write, [f"w{k}.txt"]))
+    p.add_task(Task("bad", fail, ["bad.txt"]))
+    assert p.run() == 1
+    out = p.stream.getvalue()
+    assert ESC not in out
+    assert out.count("Tasks:") == 1
+    assert len(re.findall(r"^FINISHED  \[\d\] 'w\d'", out, re.M)) == 3
+    assert len(re.findall(r"^FAILED    \[4\] 'bad'", out, re.M)) == 1
+    header = next(ln for ln in out.splitlines() if ln.startswith("ID"))
+    assert header.split() == ["ID", "Name", "Status", "Task", "Deps", "Path", "Deps", "Products"]
+
+
+def test_second_run_prints_no_per_task_lines(project):
+    new_pipeline().add_task  # noqa: B018 (build twice below)
+    for run in range(2):
+        p = new_pipeline()
+        p.add_task(Task("w", write, ["w.txt"]))
+        p.run()
+    out = p.stream.getvalue()
+    assert "FINISHED  " not in out and "SKIPPED" in out and "1 up to date" in out
+
+
+def test_large_pipeline_shows_counts_and_failed_rows(project):
+    p = new_pipeline()
+    for k in range(60):
+        p.add_task(Task(f"w{k}", write, [f"w{k}.txt"]))
+    p.add_task(Task("bad", fail, ["bad.txt"]))
+    p.run()
+    table = p.stream.getvalue().split("nope\n")[-1]
+    assert "61 tasks: 60 FINISHED, 1 FAILED" in table
+    assert "'w5'" not in table and "bad" in table
+
+
+def test_live_table_redraws_in_place_and_ends_with_the_full_table(project):
+    term = FakeTerminal()
+    p = new_pipeline(SequentialExecutor(), stream=term, refreshrate=0.0)
+    for k in range(3):
+        p.add_task(Task(f"w{k}", write, [f"w{k}.txt"]))
+    assert p.run() == 0
+    out = term.getvalue()
+    frames = out.split(ESC)
+    assert len(frames) > 2  # redrawn, not appended
+    assert re.search(r"\x1b\[\d+F\x1b\[J", out)
+    last = out[out.rindex("Tasks:"):]
+    assert last.count("FINISHED") == 3 and "WAITING" not in last and "RUNNING" not in last
+    assert "FINISHED  [" not in out  # no per-task log lines on a terminal
+
+
+def test_quiet_prints_nothing(project):
+    p = new_pipeline(quiet=True)
+    p.add_task(Task("w", write, ["w.txt"]))
+    assert p.run() == 0
+    assert p.stream.getvalue() == ""
