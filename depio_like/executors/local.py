@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import selectors
 import signal
 import sys
 import time
 from collections import deque
-from multiprocessing.connection import Connection, wait as _wait_any
+from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
 from .base import Executor, Job, Outcome, run_in_this_process
@@ -77,6 +78,8 @@ class ParallelExecutor(Executor):
         self._ctx = multiprocessing.get_context("fork")
         self._tasks = tasks
         self._workers = []
+        # One selector for the whole run: building one per wait costs more than the job.
+        self._selector = selectors.DefaultSelector()
 
     def free_slots(self) -> int:
         return self.max_workers - sum(1 for w in self._workers if w.job is not None)
@@ -97,26 +100,45 @@ class ParallelExecutor(Executor):
         child.close()
         w = _Worker(proc, parent)
         self._workers.append(w)
+        self._selector.register(parent, selectors.EVENT_READ, w)
+        self._selector.register(proc.sentinel, selectors.EVENT_READ, w)
         return w
 
+    def _forget(self, w: _Worker) -> None:
+        self._workers.remove(w)
+        for obj in (w.conn, w.process.sentinel):
+            try:
+                self._selector.unregister(obj)
+            except (KeyError, ValueError):
+                pass
+        w.conn.close()
+
     def wait(self, timeout: float | None) -> list[Outcome]:
-        busy = [w for w in self._workers if w.job is not None]
-        if not busy:
+        if not any(w.job is not None for w in self._workers):
             return []
-        waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-        ready = set(_wait_any(waitables, timeout))
         outcomes = []
-        for w in busy:
-            if w.conn in ready or w.conn.poll():
+        seen: set[int] = set()
+        for key, _ in self._selector.select(timeout):
+            w = key.data
+            if id(w) in seen or w not in self._workers:
+                continue
+            seen.add(id(w))
+            if w.conn.poll():
                 try:
                     index, ok, error, duration = w.conn.recv()
                 except (EOFError, OSError):
-                    outcomes.append(self._died(w))
+                    if w.job is not None:
+                        outcomes.append(self._died(w))
+                    else:
+                        self._forget(w)
                     continue
                 outcomes.append(Outcome(index, ok, error=error, duration=duration))
                 w.job = None
-            elif w.process.sentinel in ready:
+            elif w.job is not None:
                 outcomes.append(self._died(w))
+            else:  # an idle worker went away: forget it
+                w.process.join(1)
+                self._forget(w)
         return outcomes
 
     def _died(self, w: _Worker) -> Outcome:
@@ -130,8 +152,7 @@ class ParallelExecutor(Executor):
         else:
             how = f"exited with code {code}"
         index = w.job
-        self._workers.remove(w)
-        w.conn.close()
+        self._forget(w)
         return Outcome(index, False, error=f"the worker process running the task {how} "
                        "(os._exit, a crash, or the out-of-memory killer)",
                        duration=time.perf_counter() - w.started)
@@ -145,8 +166,7 @@ class ParallelExecutor(Executor):
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join()
-            self._workers.remove(w)
-            w.conn.close()
+            self._forget(w)
         return [w.job for w in busy]  # type: ignore[misc]
 
     def shutdown(self) -> None:
@@ -162,6 +182,9 @@ class ParallelExecutor(Executor):
                 w.process.join()
             w.conn.close()
         self._workers = []
+        if getattr(self, "_selector", None) is not None:
+            self._selector.close()
+            self._selector = None
 
 
 def _worker_main(conn: Connection, tasks: Sequence[Any]) -> None:
@@ -175,6 +198,9 @@ def _worker_main(conn: Connection, tasks: Sequence[Any]) -> None:
         if index is None:
             return
         outcome = run_in_this_process(Job(index, tasks[index]))
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # the task closed or broke it
+                pass
         conn.send((index, outcome.ok, outcome.error, outcome.duration))
