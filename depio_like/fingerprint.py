@@ -6,7 +6,9 @@ import dataclasses
 import enum
 import functools
 import pickle
+import sys
 import types
+from collections import OrderedDict
 from pathlib import PurePath
 from typing import Any, Callable, NamedTuple
 
@@ -89,10 +91,10 @@ class FileHasher:
                     continue
                 rel = p[len(root) + 1:]
                 if st.is_dir:
-                    h.update(f"D{rel}\0".encode())
+                    h.update(f"D{rel}\0".encode("utf-8", "surrogateescape"))
                     stack.append(p)
                 else:
-                    h.update(f"F{rel}\0{self.digest(p)}\0".encode())
+                    h.update(f"F{rel}\0{self.digest(p)}\0".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
 
@@ -135,15 +137,49 @@ def _canon(v: Any) -> str:
     if dataclasses.is_dataclass(v):
         fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
         return f"D{t.__module__}.{t.__qualname__}" + _canon(fields)
+    name = f"{t.__module__}.{t.__qualname__}"
     if isinstance(v, (str, int, float, bytes)):  # subclasses of the plain types
-        return f"{t.__module__}.{t.__qualname__}({v!r})"
+        return f"{name}({v!r})"
     if isinstance(v, (list, tuple)):
-        return f"{t.__module__}.{t.__qualname__}" + _canon(list(v))
+        return name + _canon(list(v))
+    if isinstance(v, dict):
+        if isinstance(v, OrderedDict):  # its order is part of its value
+            return name + "[" + ",".join([_canon(k) + ":" + _canon(x) for k, x in v.items()]) + "]"
+        return name + _canon(dict(v))
+    if isinstance(v, (set, frozenset)):
+        return name + _canon(set(v))
+    state = _plain_state(v)
+    if state is not None:
+        # By attributes, not by pickle: a pickle keeps a set's hash order, which changes
+        # with every process's hash seed.
+        return f"O{name}" + _canon(state)
     try:
         data = pickle.dumps(v, protocol=4)
     except Exception as e:
         raise Unfingerprintable(f"{t.__qualname__} cannot be pickled: {e}") from e
     return f"K{t.__module__}.{t.__qualname__}:{xxhash.xxh3_128_hexdigest(data)}"
+
+
+def _plain_state(v: Any) -> dict[str, Any] | None:
+    """The attributes of an instance of a plain class (no custom pickling), else None."""
+    t = type(v)
+    if t.__reduce_ex__ is not object.__reduce_ex__ or t.__reduce__ is not object.__reduce__:
+        return None
+    if getattr(t, "__getstate__", _NO_GETSTATE) is not _NO_GETSTATE:
+        return None
+    state: dict[str, Any] = {}
+    for klass in t.__mro__:
+        for slot in klass.__dict__.get("__slots__", ()):
+            if slot not in ("__dict__", "__weakref__") and hasattr(v, slot):
+                state[slot] = getattr(v, slot)
+    d = getattr(v, "__dict__", None)
+    if d is None and not state:
+        return None
+    state.update(d or {})
+    return state
+
+
+_NO_GETSTATE = getattr(object, "__getstate__", None)
 
 
 def _qualname(obj: Any) -> str:
@@ -152,6 +188,7 @@ def _qualname(obj: Any) -> str:
 
 
 _code_cache: dict[Any, str] = {}
+_in_progress: set[int] = set()
 
 
 def code_digest(func: Callable[..., Any]) -> str:
@@ -163,8 +200,14 @@ def code_digest(func: Callable[..., Any]) -> str:
         return _code_cache[func]
     except (KeyError, TypeError):
         pass
-    h = xxhash.xxh3_64()
-    _feed_callable(func, h)
+    if id(func) in _in_progress:  # a closure that refers to itself (a recursive helper)
+        return f"<recursive {_qualname(func)}>"
+    _in_progress.add(id(func))
+    try:
+        h = xxhash.xxh3_64()
+        _feed_callable(func, h)
+    finally:
+        _in_progress.discard(id(func))
     digest = h.hexdigest()
     try:
         _code_cache[func] = digest
@@ -184,8 +227,7 @@ def _feed_callable(func: Any, h: "xxhash.xxh3_64") -> None:
     if code is None:
         h.update(_qualname(func).encode())
         return
-    doc = getattr(func, "__doc__", None)
-    _feed_code(code, h, skip_doc=doc)
+    _feed_code(code, h, skip_first=_first_const_is_doc(code))
     for cell in getattr(func, "__closure__", None) or ():
         try:
             h.update(_safe_canon(cell.cell_contents).encode())
@@ -193,19 +235,32 @@ def _feed_callable(func: Any, h: "xxhash.xxh3_64") -> None:
             h.update(b"<empty>")
 
 
-def _feed_code(code: types.CodeType, h: "xxhash.xxh3_64", skip_doc: Any = None) -> None:
-    stack: list[tuple[types.CodeType, Any]] = [(code, skip_doc)]
+_CO_HAS_DOCSTRING = 0x4000000  # Python 3.14+
+
+
+def _first_const_is_doc(code: types.CodeType) -> bool:
+    """Whether co_consts[0] of a function's code is its docstring slot.
+
+    Up to 3.13 the compiler reserves it for every function and lambda (None when there is
+    no docstring); from 3.14 a flag says whether there is one.
+    """
+    if sys.version_info >= (3, 14):
+        return bool(code.co_flags & _CO_HAS_DOCSTRING)
+    return bool(code.co_consts)
+
+
+def _feed_code(code: types.CodeType, h: "xxhash.xxh3_64", skip_first: bool = False) -> None:
+    stack: list[tuple[types.CodeType, bool]] = [(code, skip_first)]
     while stack:
-        c, doc = stack.pop()
+        c, skip = stack.pop()
         h.update(c.co_code)
         h.update(repr((c.co_names, c.co_varnames, c.co_freevars, c.co_argcount,
                        c.co_kwonlyargcount)).encode())
-        consts = c.co_consts
-        if doc is not None and consts and consts[0] == doc:
-            consts = consts[1:]  # the docstring is documentation, not behaviour
+        # The docstring is documentation, not behaviour.
+        consts = c.co_consts[1:] if skip else c.co_consts
         for k in consts:
             if isinstance(k, types.CodeType):
-                stack.append((k, None))
+                stack.append((k, False))
             else:
                 h.update(_const_repr(k).encode())
                 h.update(b"\0")

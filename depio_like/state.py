@@ -38,7 +38,8 @@ class State:
         self.files: dict[str, FileEntry] = {}
         self.warnings: list[str] = []
         self._lines_on_disk = 0
-        self._torn = False
+        self._torn_bytes = 0   # length of a half-written last line left by a crash
+        self._bad_lines = 0
         self._pending: list[str] = []
         self._log: TextIO | None = None
         self._lock: Any = None
@@ -52,9 +53,11 @@ class State:
         self._acquire()
         try:
             self._load()
-            self._log = open(os.path.join(self.dir, LOG_NAME), "a", encoding="utf-8")
-            if self._torn:  # keep a crash's half line from swallowing the next record
-                self._log.write("\n")
+            # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
+            self._log = open(os.path.join(self.dir, LOG_NAME), "a", encoding="utf-8",
+                             errors="surrogateescape")
+            if self._torn_bytes:  # cut a crash's half line off, so the next record stands alone
+                self._log.truncate(self._log.tell() - self._torn_bytes)
             if self._lines_on_disk == 0:
                 self._log.write(json.dumps(_HEADER) + "\n")
                 self._log.flush()
@@ -73,7 +76,7 @@ class State:
                 self._log.close()
                 self._log = None
                 live = len(self.records) + len(self.files)
-                if self._lines_on_disk > 2 * live + 1000:
+                if self._bad_lines or self._lines_on_disk > 2 * live + 1000:
                     self._compact()
         finally:
             self._release()
@@ -114,12 +117,12 @@ class State:
                 data = f.read()
         except FileNotFoundError:
             return
-        text = data.decode("utf-8", errors="replace")
+        text = data.decode("utf-8", errors="surrogateescape")
         lines = text.split("\n")
         torn = lines.pop()  # text after the last newline: empty, or a line cut short
         lines = [ln for ln in lines if ln]
         bad = 1 if torn else 0
-        self._torn = bool(torn)
+        self._torn_bytes = len(torn.encode("utf-8", "surrogateescape"))
         try:
             items = json.loads("[" + ",".join(lines) + "]")
         except ValueError:
@@ -142,7 +145,8 @@ class State:
                     bad += 1
             except (TypeError, ValueError):
                 bad += 1
-        self._lines_on_disk = len(lines) + (1 if torn else 0)
+        self._lines_on_disk = len(lines)
+        self._bad_lines = bad
         if bad:
             msg = (f"warning: {bad} unreadable line(s) in {path} were ignored (a crash or an "
                    "edit cut them); the tasks they described will rerun.")
@@ -152,7 +156,7 @@ class State:
     def _compact(self) -> None:
         path = os.path.join(self.dir, LOG_NAME)
         tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(json.dumps(_HEADER) + "\n")
             for p, e in self.files.items():
                 f.write(json.dumps(["f", p, *e], separators=(",", ":"), ensure_ascii=False) + "\n")

@@ -1,0 +1,359 @@
+"""The state log: JSON lines that survive crashes and edits, compaction, and the run lock."""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from depio_like.errors import StateLockedError
+from depio_like.fingerprint import FileEntry
+from depio_like.state import LOG_NAME, State
+
+
+def open_state(directory, **kwargs):
+    """Open a State whose notices are collected in ``state.notices`` instead of printed."""
+    notices = []
+    state = State(str(directory), notify=notices.append, **kwargs).open()
+    state.notices = notices
+    return state
+
+
+def log_lines(directory):
+    return (directory / LOG_NAME).read_text(encoding="utf-8").splitlines()
+
+
+def append_raw(directory, text):
+    with open(directory / LOG_NAME, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+# --------------------------------------------------------------------------------------
+# round trip
+# --------------------------------------------------------------------------------------
+
+def test_records_and_files_survive_close_and_reopen(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    s.put_record("task-a", {"n": "a", "c": "c1", "p": {"/out/x": "d1"}, "t": 0.5})
+    s.put_record("task-b", {"n": "b", "d": {"/in/ü.txt": None}})
+    s.put_files({"/out/x": FileEntry(3, 1_000, 42, "d1"), "/in/y": FileEntry(0, 7, 9, "e")})
+    s.close()
+
+    again = open_state(d)
+    assert again.records == {
+        "task-a": {"r": "task-a", "n": "a", "c": "c1", "p": {"/out/x": "d1"}, "t": 0.5},
+        "task-b": {"r": "task-b", "n": "b", "d": {"/in/ü.txt": None}},
+    }
+    assert again.files == {"/out/x": FileEntry(3, 1_000, 42, "d1"),
+                           "/in/y": FileEntry(0, 7, 9, "e")}
+    assert isinstance(again.files["/out/x"], FileEntry)
+    assert again.warnings == [] and again.notices == []
+    again.close()
+
+
+def test_a_new_state_directory_is_created_with_a_header(tmp_path):
+    d = tmp_path / "deep" / "state"
+    open_state(d).close()
+    assert json.loads(log_lines(d)[0]) == {"depio_like_state": 1}
+    again = open_state(d)
+    assert again.records == {} and again.files == {} and again.warnings == []
+    again.close()
+
+
+def test_put_files_takes_the_entries_it_was_given(tmp_path):
+    # The runner hands over the hasher's ``fresh`` dict at every save: what was written
+    # once must not be written again.
+    s = open_state(tmp_path / "state")
+    fresh = {"/a": FileEntry(1, 2, 3, "d")}
+    s.put_files(fresh)
+    assert fresh == {}
+    s.put_files(fresh)
+    s.close()
+    assert sum(1 for ln in log_lines(tmp_path / "state") if ln.startswith('["f"')) == 1
+
+
+def test_the_last_record_for_a_key_wins(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    s.put_record("k", {"v": 1})
+    s.put_files({"/f": FileEntry(1, 1, 1, "old")})
+    s.flush()
+    s.put_record("k", {"v": 2})
+    s.close()
+
+    s = open_state(d)
+    assert s.records["k"] == {"r": "k", "v": 2}
+    s.put_record("k", {"v": 3})
+    s.put_files({"/f": FileEntry(2, 2, 2, "new")})
+    s.close()
+
+    s = open_state(d)
+    assert s.records == {"k": {"r": "k", "v": 3}}
+    assert s.files == {"/f": FileEntry(2, 2, 2, "new")}
+    s.close()
+
+
+def test_flush_makes_records_visible_to_a_reader_before_close(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    s.put_record("k", {"v": 1})
+    s.flush()
+    assert any(json.loads(ln).get("r") == "k" for ln in log_lines(d)
+               if ln.startswith("{"))
+    s.close()
+
+
+def test_a_file_name_that_is_not_utf8_can_be_recorded(tmp_path):
+    d = tmp_path / "state"
+    name = os.fsdecode(b"/data/caf\xe9.txt")  # what os.listdir returns for a latin-1 name
+    s = open_state(d)
+    s.put_files({name: FileEntry(1, 2, 3, "d")})
+    s.close()
+    again = open_state(d)
+    assert again.files == {name: FileEntry(1, 2, 3, "d")}
+    again.close()
+
+
+# --------------------------------------------------------------------------------------
+# damaged logs
+# --------------------------------------------------------------------------------------
+
+def test_a_torn_last_line_is_ignored_and_does_not_swallow_the_next_record(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    s.put_record("before", {"v": 1})
+    s.close()
+    append_raw(d, '{"r":"torn","n":"t","c":"ab')  # a crash mid-write: no newline
+
+    s = open_state(d)
+    assert s.records == {"before": {"r": "before", "v": 1}}
+    assert len(s.warnings) == 1 and "unreadable" in s.warnings[0]
+    assert s.notices == s.warnings
+    s.put_record("after", {"v": 2})
+    s.close()
+
+    s = open_state(d)
+    assert s.records == {"before": {"r": "before", "v": 1}, "after": {"r": "after", "v": 2}}
+    s.close()
+
+
+def test_a_torn_last_line_then_an_open_without_writes_keeps_the_next_record(tmp_path):
+    d = tmp_path / "state"
+    open_state(d).close()
+    append_raw(d, '["f","/x",1,2')
+    open_state(d).close()  # a run that recorded nothing
+
+    s = open_state(d)
+    s.put_record("k", {"v": 1})
+    s.close()
+    s = open_state(d)
+    assert s.records == {"k": {"r": "k", "v": 1}}
+    s.close()
+
+
+def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    s.put_record("first", {"v": 1})
+    s.put_files({"/a": FileEntry(1, 2, 3, "da")})
+    s.close()
+    append_raw(d, "\n".join([
+        "this is not json",
+        '{"r":"half", "v":',        # cut short, then a newline from an editor
+        '{"no_record_key": 1}',    # JSON, but not a record
+        '["f","/short",1]',         # a file entry with fields missing
+        "",                         # blank lines are harmless
+    ]) + "\n")
+    s = open_state(d)
+    assert len(s.warnings) == 1
+    assert "4 unreadable line(s)" in s.warnings[0]
+    s.put_record("last", {"v": 2})
+    s.close()
+
+    # Closing rewrote the log without the damage: the warning is given once, not forever.
+    s = open_state(d)
+    assert s.records == {"first": {"r": "first", "v": 1}, "last": {"r": "last", "v": 2}}
+    assert s.files == {"/a": FileEntry(1, 2, 3, "da")}
+    assert s.warnings == []
+    s.close()
+
+
+# --------------------------------------------------------------------------------------
+# compaction
+# --------------------------------------------------------------------------------------
+
+def test_many_rewrites_of_one_key_are_compacted_on_close(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    s.put_files({"/a": FileEntry(1, 2, 3, "da"), "/b": FileEntry(4, 5, 6, "db")})
+    for i in range(1500):
+        s.put_record("k", {"v": i})
+        if i % 100 == 0:
+            s.flush()
+    s.put_record("other", {"v": "x"})
+    s.flush()
+    assert len(log_lines(d)) > 1500  # nothing is rewritten while the run goes on
+    s.close()
+
+    # header + 2 files + 2 records
+    assert len(log_lines(d)) == 5
+    s = open_state(d)
+    assert s.records == {"k": {"r": "k", "v": 1499}, "other": {"r": "other", "v": "x"}}
+    assert s.files == {"/a": FileEntry(1, 2, 3, "da"), "/b": FileEntry(4, 5, 6, "db")}
+    assert s.warnings == []
+    s.close()
+    assert not [p for p in os.listdir(d) if ".tmp." in p]
+
+
+def test_a_log_that_is_mostly_live_is_not_rewritten(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    for i in range(300):
+        s.put_record("k", {"v": i})
+    s.close()
+    assert len(log_lines(d)) == 301
+
+
+def test_compaction_drops_garbage_lines_and_keeps_content(tmp_path):
+    d = tmp_path / "state"
+    s = open_state(d)
+    s.put_record("keep", {"v": 1})
+    s.close()
+    append_raw(d, "garbage\n" * 1100)
+
+    s = open_state(d)
+    assert s.warnings
+    s.close()
+    s = open_state(d)
+    assert s.warnings == []
+    assert s.records == {"keep": {"r": "keep", "v": 1}}
+    s.close()
+
+
+# --------------------------------------------------------------------------------------
+# locking, with real processes
+# --------------------------------------------------------------------------------------
+
+SAFETY = 60  # seconds; only a safety net, nothing depends on timing
+
+HOLDER = """
+import os, sys, time
+from depio_like.state import State
+state_dir, release = sys.argv[1], sys.argv[2]
+s = State(state_dir).open()
+print("ready", flush=True)
+deadline = time.monotonic() + %d
+while not os.path.exists(release):
+    if time.monotonic() > deadline:
+        sys.exit("holder: never told to release")
+    time.sleep(0.01)
+s.put_record("written-by-holder", {"pid": os.getpid()})
+s.close()
+print("released", flush=True)
+""" % SAFETY
+
+WAITER = """
+import sys
+from depio_like.state import State
+s = State(sys.argv[1], wait=True, notify=lambda m: print("NOTICE " + m, flush=True))
+s.open()
+print("acquired", "written-by-holder" in s.records, flush=True)
+s.put_record("written-by-waiter", {})
+s.close()
+"""
+
+
+class Proc:
+    """A Python subprocess whose stdout lines can be awaited one at a time."""
+
+    def __init__(self, source, *args):
+        self.p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(source), *args],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = self.p.pid
+        self._lines = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.p.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def line(self):
+        try:
+            line = self._lines.get(timeout=SAFETY)
+        except queue.Empty:
+            pytest.fail("subprocess printed nothing within the safety timeout")
+        if line is None:
+            self.p.wait(SAFETY)
+            pytest.fail(f"subprocess ended (rc {self.p.returncode}): {self.p.stderr.read()}")
+        return line
+
+    def finish(self):
+        rc = self.p.wait(SAFETY)
+        err = self.p.stderr.read()
+        assert rc == 0, err
+        return err
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield lambda *a: started.append(Proc(*a)) or started[-1]
+    for p in started:
+        p.kill()
+
+
+def test_a_second_run_is_refused_or_waits_while_another_process_holds_the_state(
+        tmp_path, procs):
+    state_dir, release = tmp_path / "state", tmp_path / "release"
+    holder = procs(HOLDER, str(state_dir), str(release))
+    assert holder.line() == "ready"
+
+    # (a) not allowed to wait: refused, and told who holds the directory
+    with pytest.raises(StateLockedError) as refused:
+        State(str(state_dir), wait=False, notify=lambda m: None).open()
+    assert f"pid {holder.pid} " in str(refused.value)
+    assert str(state_dir) in str(refused.value)
+
+    # (b) allowed to wait: says whom it waits for, and goes on once the holder is done
+    waiter = procs(WAITER, str(state_dir))
+    notice = waiter.line()
+    assert notice.startswith("NOTICE waiting for another run")
+    assert f"pid {holder.pid} " in notice
+    release.touch()
+    assert holder.line() == "released"
+    holder.finish()
+    assert waiter.line() == "acquired True"  # it read the log only after the holder closed
+    waiter.finish()
+
+    # both runs' records are there, and the lock is free again
+    s = open_state(state_dir, wait=False)
+    assert set(s.records) == {"written-by-holder", "written-by-waiter"}
+    assert s.warnings == []
+    s.close()
+
+
+def test_the_lock_is_released_on_close_and_can_be_taken_again(tmp_path, procs):
+    state_dir = tmp_path / "state"
+    s = open_state(state_dir, wait=False)
+    s.close()
+    # Another process can now take it without waiting.
+    check = procs("""
+        import sys
+        from depio_like.state import State
+        State(sys.argv[1], wait=False).open().close()
+        print("ok", flush=True)
+        """, str(state_dir))
+    assert check.line() == "ok"
+    check.finish()
+    open_state(state_dir, wait=False).close()
