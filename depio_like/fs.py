@@ -33,6 +33,9 @@ class Disk(Protocol):
     def now_ns(self) -> int:
         """Wall clock in ns, on the same scale as ``mtime_ns``."""
 
+    def remove(self, path: str) -> None:
+        """Delete a file."""
+
 
 _CHUNK = 1 << 20
 
@@ -66,3 +69,9 @@ class RealDisk:
 
     def now_ns(self) -> int:
         return time.time_ns()
+
+    def remove(self, path: str) -> None:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass

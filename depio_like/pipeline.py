@@ -26,12 +26,15 @@ class Pipeline:
     ``depioExecutor`` is accepted as an alias, so depio scripts port unchanged.
     ``state_dir`` holds the records of past runs (default ``.depio_like`` in the
     current directory). ``wait_for_lock=False`` fails at once instead of waiting when
-    another run uses the same state directory.
+    another run uses the same state directory. ``delete_on_error=True`` removes the
+    products of a task that failed (like Make's .DELETE_ON_ERROR); by default they stay,
+    marked incomplete, so the task reruns.
     """
 
     def __init__(self, executor: Executor | None = None, name: str = "default", *,
                  depioExecutor: Executor | None = None, state_dir: str | os.PathLike | None = None,
                  quiet: bool = False, refreshrate: float = 0.25, wait_for_lock: bool = True,
+                 delete_on_error: bool = False,
                  stream: TextIO | None = None, clear_screen: Any = None,
                  disk: Disk | None = None) -> None:
         if executor is not None and depioExecutor is not None:
@@ -47,6 +50,7 @@ class Pipeline:
         self.quiet = quiet
         self.refreshrate = refreshrate
         self.wait_for_lock = wait_for_lock
+        self.delete_on_error = delete_on_error
         self.stream = stream
         self.disk: Disk = disk if disk is not None else RealDisk()
         self._tasks: list[Task] = []
@@ -114,7 +118,8 @@ class Pipeline:
         state = State(self.state_dir, wait=self.wait_for_lock,
                       notify=lambda msg: print(msg, file=sys.stderr, flush=True))
         with state:
-            return Run(graph, self.executor, state, display, self.disk, force=force).execute()
+            return Run(graph, self.executor, state, display, self.disk, force=force,
+                       delete_on_error=self.delete_on_error).execute()
 
 
 def _describe_call(task: Task) -> str:

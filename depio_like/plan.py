@@ -23,6 +23,7 @@ from .paths import show_path
 
 class Why(str, Enum):
     NEVER_RAN = "never ran"
+    INCOMPLETE = "its last run did not finish (products may be partial)"
     FORCED = "forced"
     ALWAYS = "always runs"
     UNFINGERPRINTABLE = "arguments have no stable fingerprint"
@@ -94,6 +95,8 @@ class Planner:
         if rec is None:
             reasons.append(Reason(Why.NEVER_RAN))
         else:
+            if rec.get("incomplete"):
+                reasons.append(Reason(Why.INCOMPLETE))
             if rec.get("c") != code_digest(t.func):
                 reasons.append(Reason(Why.CODE_CHANGED))
             if rec.get("a") != t.args_digest:

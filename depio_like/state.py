@@ -1,7 +1,8 @@
 """The record of past runs: an append-only JSON-lines log under the state directory.
 
 Each line is one self-contained record: ``{"r": key, ...}`` for a task that succeeded,
-``["f", path, size, mtime_ns, inode, digest]`` for a file's content digest. On load, the
+``{"x": key}`` for a task that started (its products are incomplete until its next
+``"r"`` line), ``["f", path, size, mtime_ns, inode, digest]`` for a file's content digest. On load, the
 last line for a key wins; a line cut short by a crash (no newline, or not JSON) is ignored,
 so a crash leaves the old record or the new one, never a torn one. When the log has grown
 to several times what it holds, it is rewritten to a temporary file and renamed over the
@@ -47,7 +48,7 @@ class State:
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> "State":
         try:
-            os.makedirs(self.dir, exist_ok=True)
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)  # records are the user's alone
         except OSError as e:
             raise StateError(f"cannot create the state directory {self.dir}: {e}") from e
         self._acquire()
@@ -92,6 +93,13 @@ class State:
         record = {"r": key, **record}
         self.records[key] = record
         self._pending.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+
+    def mark_started(self, key: str) -> None:
+        """Task ``key`` is about to run: until a new record comes, its old one is incomplete."""
+        old = self.records.get(key)
+        if old is not None:
+            self.records[key] = {**old, "incomplete": True}
+        self._pending.append(json.dumps({"x": key}, ensure_ascii=False))
 
     def put_files(self, entries: dict[str, FileEntry]) -> None:
         for path, e in entries.items():
@@ -139,6 +147,10 @@ class State:
                     self.files[p] = FileEntry(int(size), int(mtime), int(ino), str(digest))
                 elif isinstance(item, dict) and "r" in item:
                     self.records[item["r"]] = item
+                elif isinstance(item, dict) and "x" in item:
+                    old = self.records.get(item["x"])
+                    if old is not None:
+                        self.records[item["x"]] = {**old, "incomplete": True}
                 elif isinstance(item, dict) and "depio_like_state" in item:
                     pass
                 else:

@@ -12,6 +12,7 @@ import xxhash
 
 from .errors import TaskDeclarationError
 from .fingerprint import Unfingerprintable, canonical
+from .resources import Resources, parse_resources
 from .status import Status
 
 
@@ -108,6 +109,8 @@ class Task:
         depends_on: Iterable["Task"] = (),
         *,
         always: bool = False,
+        resources: dict[str, Any] | Resources | None = None,
+        retries: int | None = None,
     ) -> None:
         spec = _spec(func)
         args = tuple(args)
@@ -123,6 +126,12 @@ class Task:
         self.kwargs = kwargs
         self.arguments: dict[str, Any] = dict(bound.arguments)
         self.always = bool(always)
+        self.resources: Resources = parse_resources(resources, f"task {self.name!r}")
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
+                                    or retries < 0):
+            raise TaskDeclarationError(f"task {self.name!r}: retries must be an int >= 0, "
+                                       f"got {retries!r}")
+        self.retries: int | None = retries
         self.depends_on: list[Task] = []
         for t in depends_on or ():
             if not isinstance(t, Task):
@@ -191,13 +200,14 @@ class Task:
         return self.func(*self.args, **self.kwargs)
 
 
-_DECORATOR_OPTIONS = ("name", "always", "pipeline")
+_DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries")
 
 
 def task(name: Any = None, pipeline: Any = None, **options: Any) -> Any:
     """Make a function declare tasks: calling it returns a ``Task`` and does not run it.
 
-    Works as ``@task``, ``@task("name")`` and ``@task(name=..., always=True)``. With
+    Works as ``@task``, ``@task("name")`` and ``@task(name=..., always=True,
+    resources={"cpus": 4, "memory": "8G", "time": 60}, retries=1)``. With
     ``pipeline=p`` each call also adds the task to ``p`` and returns the surviving task.
     A call may pass ``depends_on=[...]`` unless the function has a parameter of that name.
     """
@@ -216,11 +226,15 @@ def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
     spec = _spec(func)
     reserved = "depends_on" not in spec.signature.parameters
     always = bool(options.get("always", False))
+    owner = f"@task on {_func_name(func)}"
+    resources = parse_resources(options.get("resources"), owner)  # fail at decoration time
+    retries = options.get("retries")
 
     @functools.wraps(func)
     def declare(*args: Any, **kwargs: Any) -> Task:
         depends_on = kwargs.pop("depends_on", ()) if reserved else ()
-        t = Task(name, func, args, kwargs, depends_on, always=always)
+        t = Task(name, func, args, kwargs, depends_on, always=always, resources=resources,
+                 retries=retries)
         return pipeline.add_task(t) if pipeline is not None else t
 
     declare.task_function = func  # type: ignore[attr-defined]

@@ -67,3 +67,73 @@ def test_after_fixing_only_failed_and_downstream_run(project):
     Path("broken").unlink()
     assert build().run() == 0
     assert sorted(calls()) == ["c.txt", "maybe"]
+
+
+def flaky_once(out: Annotated[Path, Product]):
+    log_call("try")
+    if not Path("tried").exists():
+        Path("tried").touch()
+        raise RuntimeError("first attempt fails")
+    Path(out).write_text("ok")
+
+
+def test_retries_resubmit_a_failed_task(project, executor_factory):
+    p = new_pipeline(executor_factory())
+    t = p.add_task(Task("flaky", flaky_once, ["f.txt"], retries=1))
+    assert p.run() == 0
+    assert t.status is Status.FINISHED
+    assert calls() == ["try", "try"]
+    assert "RETRY     [1] 'flaky' (attempt 2 of 2) after: RuntimeError: first attempt fails" \
+        in p.stream.getvalue()
+
+
+def test_retries_come_from_the_executor_unless_the_task_says(project):
+    from depio_like import SequentialExecutor
+
+    ex = SequentialExecutor()
+    ex.retries = 1
+    p = new_pipeline(ex)
+    p.add_task(Task("flaky", flaky_once, ["f.txt"]))
+    assert p.run() == 0
+    Path("tried").unlink()
+    Path("f.txt").unlink()
+    p = new_pipeline(ex)
+    p.add_task(Task("flaky", flaky_once, ["f.txt"], retries=0))
+    assert p.run() == 1
+
+
+def write_then_fail(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+    log_call("ran")
+    Path(out).write_text(Path(src).read_text())
+    if Path("src.txt").read_text() == "bad":
+        raise RuntimeError("failed after writing")
+
+
+def test_a_failed_run_marks_old_products_incomplete(project):
+    Path("src.txt").write_text("good")
+
+    def build(**kw):
+        p = new_pipeline(**kw)
+        p.add_task(Task("copy", write_then_fail, ["out.txt", "src.txt"]))
+        return p
+
+    assert build().run() == 0
+    Path("src.txt").write_text("bad")
+    assert build().run() == 1
+    assert Path("out.txt").read_text() == "bad"  # left in place by default
+    # Back to the recorded input: without the "started" mark the old record would match
+    # again; the task must rerun because its last run did not finish.
+    Path("src.txt").write_text("good")
+    Path("out.txt").write_text("good")
+    calls()
+    assert build().run() == 0
+    assert calls() == ["ran"]
+
+
+def test_delete_on_error_removes_the_failed_tasks_products(project):
+    Path("src.txt").write_text("bad")
+    p = new_pipeline(delete_on_error=True)
+    t = p.add_task(Task("copy", write_then_fail, ["out.txt", "src.txt"]))
+    assert p.run() == 1 and t.status is Status.FAILED
+    assert not Path("out.txt").exists()
+    assert Path("src.txt").exists()  # only products are removed

@@ -111,3 +111,21 @@ def test_unpicklable_argument_gives_a_task_that_never_merges():
     a, b = Task("a", f, [lock]), Task("b", f, [lock])
     assert a != b
     assert a.unfingerprintable
+
+
+def test_resources_are_checked_when_declared():
+    from depio_like.resources import Resources
+
+    t = Task("r", copy, ["o"], resources={"cpus": 4, "memory": "2G", "gpus": 1,
+                                          "time": "01:30:00", "slurm": {"partition": "gpu"}})
+    assert t.resources == Resources(cpus=4, memory_mb=2048, gpus=1, time_min=90,
+                                    slurm={"partition": "gpu"})
+    assert Task("r", copy, ["o"], resources={"memory": 512, "time": 5}).resources.memory_mb == 512
+    with pytest.raises(TaskDeclarationError, match=r"task 'r'.*unknown resource key.*'cpu'"):
+        Task("r", copy, ["o"], resources={"cpu": 4})
+    with pytest.raises(TaskDeclarationError, match=r"memory"):
+        Task("r", copy, ["o"], resources={"memory": "lots"})
+    with pytest.raises(TaskDeclarationError, match=r"@task on copy.*unknown resource key"):
+        task(resources={"ram": 1})(copy)
+    with pytest.raises(TaskDeclarationError, match="retries"):
+        Task("r", copy, ["o"], retries=-1)

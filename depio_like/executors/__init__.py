@@ -1,6 +1,6 @@
 """Where tasks run. See ``base.Executor`` for the interface an executor implements."""
 
-from .base import Executor, Job, Outcome
+from .base import Executor, Job, Outcome, RunContext, Started
 from .local import ParallelExecutor, SequentialExecutor
 
-__all__ = ["Executor", "Job", "Outcome", "ParallelExecutor", "SequentialExecutor"]
+__all__ = ["Executor", "Job", "Outcome", "RunContext", "Started", "ParallelExecutor", "SequentialExecutor"]

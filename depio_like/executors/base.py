@@ -2,7 +2,9 @@
 
 A run calls ``start`` once, then repeatedly ``submit`` (while ``free_slots() > 0``) and
 ``wait``; ``cancel`` on Ctrl-C; ``shutdown`` at the end, always. An executor never looks
-at the cache, the graph or the state: it runs the jobs it is given and reports outcomes.
+at the cache, the graph or the task records: it runs the jobs it is given and reports
+outcomes. An executor that queues jobs (Slurm) sets ``queues = True`` and reports
+``Started`` when a job actually starts; the table shows PENDING until then.
 """
 
 from __future__ import annotations
@@ -26,6 +28,21 @@ class Job:
     task: "Task"
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What an executor may need to know about the run it serves."""
+
+    state_dir: str   # the pipeline's state directory (an executor may keep files under it)
+    cwd: str         # the working directory of the driver
+
+
+@dataclass
+class Started:
+    """A queued job began to run (only from executors with ``queues = True``)."""
+
+    index: int
+
+
 @dataclass
 class Outcome:
     """How a job ended. ``error`` is the traceback (or the reason) when ``ok`` is False."""
@@ -42,8 +59,12 @@ class Executor(ABC):
 
     #: Extra columns this executor adds to the status table (e.g. Slurm ID).
     columns: Sequence[str] = ()
+    #: True if submitted jobs wait in a queue before they run (they show as PENDING).
+    queues: bool = False
+    #: How many times a failed task is resubmitted, unless the task says otherwise.
+    retries: int = 0
 
-    def start(self, tasks: Sequence["Task"]) -> None:
+    def start(self, tasks: Sequence["Task"], context: RunContext) -> None:
         """Called once per run, before any ``submit``, with every task of the run."""
 
     @abstractmethod
@@ -55,8 +76,9 @@ class Executor(ABC):
         """Start ``job`` (or queue it); must not block on the job itself."""
 
     @abstractmethod
-    def wait(self, timeout: float | None) -> list[Outcome]:
-        """Outcomes of jobs that ended; block up to ``timeout`` s (None: until one ends)."""
+    def wait(self, timeout: float | None) -> list["Outcome | Started"]:
+        """Outcomes of jobs that ended (and ``Started`` events); block up to ``timeout`` s
+        (None: until something happens)."""
 
     def cancel(self) -> list[int]:
         """Stop every job still running; return their indices."""

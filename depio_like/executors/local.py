@@ -12,13 +12,13 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
-from .base import Executor, Job, Outcome, run_in_this_process
+from .base import Executor, Job, Outcome, RunContext, run_in_this_process
 
 
 class SequentialExecutor(Executor):
     """Runs tasks one at a time in the calling process, so a debugger and ``print`` just work."""
 
-    def start(self, tasks: Sequence[Any]) -> None:
+    def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._queue: deque[Job] = deque()
 
     def free_slots(self) -> int:
@@ -71,7 +71,7 @@ class ParallelExecutor(Executor):
         self._workers: list[_Worker] = []
         self._tasks: Sequence[Any] = ()
 
-    def start(self, tasks: Sequence[Any]) -> None:
+    def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         if "fork" not in multiprocessing.get_all_start_methods():
             raise RuntimeError("ParallelExecutor needs the 'fork' start method, which this "
                                "platform lacks; use SequentialExecutor")
