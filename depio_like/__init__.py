@@ -16,9 +16,18 @@ from .task import Dependency, Product, Task, task
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # Imported on first use: submitit costs ~0.1 s to import, and most runs are local.
+    if name == "SubmitItExecutor":
+        from .executors.slurm import SubmitItExecutor
+
+        return SubmitItExecutor
+    raise AttributeError(f"module 'depio_like' has no attribute {name!r}")
+
 __all__ = [
     "Pipeline", "Task", "task", "Product", "Dependency", "Status",
-    "Executor", "SequentialExecutor", "ParallelExecutor",
+    "Executor", "SequentialExecutor", "ParallelExecutor", "SubmitItExecutor",
     "PipelineError", "TaskDeclarationError", "GraphError", "DuplicateProductError",
     "CycleError", "MissingDependencyError", "UnknownTaskError", "StateError",
     "StateLockedError", "ProductAlreadyRegisteredException", "DependencyNotAvailableException",

@@ -133,6 +133,16 @@ class Planner:
                     reasons.append(Reason(Why.PRODUCT_CHANGED, show_path(p)))
         return Decision(bool(reasons), tuple(reasons), inputs, upstream)
 
+    def fingerprint(self, i: int, decision: Decision) -> str:
+        """Names this exact piece of work: the task, its arguments, code and inputs."""
+        t = self.graph.tasks[i]
+        h = xxhash.xxh3_128()
+        for part in (t.record_key, t.args_digest or "", code_digest(t.func),
+                     repr(sorted(decision.inputs.items())), repr(sorted(decision.upstream.items()))):
+            h.update(part.encode("utf-8", "surrogateescape"))
+            h.update(b"\0")
+        return h.hexdigest()
+
     def before_run(self, i: int) -> None:
         """Task ``i`` is about to (re)write its products: forget their old digests."""
         for p in self.graph.tasks[i].products:

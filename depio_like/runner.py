@@ -94,7 +94,8 @@ class Run:
         self.sched.started(i)
         queued = self.executor.queues
         self._changed(i, Status.PENDING if queued else Status.RUNNING)
-        self.executor.submit(Job(i, self.graph.tasks[i]))
+        fingerprint = self.planner.fingerprint(i, self.decisions[i])
+        self.executor.submit(Job(i, self.graph.tasks[i], fingerprint))
 
     def _ended(self, o: Outcome) -> None:
         i = o.index

@@ -22,10 +22,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class Job:
-    """One task to run: ``index`` is the task's position in the run's task list."""
+    """One task to run: ``index`` is the task's position in the run's task list.
+
+    ``fingerprint`` names this exact piece of work (task, arguments, code, input contents):
+    an executor that outlives its driver (Slurm) uses it to re-attach instead of rerunning.
+    """
 
     index: int
     task: "Task"
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,584 @@
+"""Run tasks as Slurm jobs through submitit, or through submitit's local backend.
+
+Design (why, in short):
+- Tasks are submitted when their dependencies are done, not chained with ``afterok``:
+  the driver must check the cache (a rerun upstream may leave its product unchanged, and
+  then the downstream task is skipped), which only it can do; and a failed ``afterok``
+  parent leaves children PENDING forever (DependencyNeverSatisfied) instead of DEPFAILED.
+- Ready tasks with the same function and resources go out as one job array (one sbatch),
+  at most ``max_array_size`` elements, ``array_parallelism`` running at once; with
+  ``tasks_per_job > 1`` each element runs several tasks, so hundreds of tiny tasks do not
+  pay a Python start-up each.
+- State comes from one ``squeue`` call for all tracked jobs per ``poll_interval`` (squeue
+  has no accounting lag), ``sacct`` only for jobs squeue no longer knows. A job is done
+  when its result file appears; a job Slurm killed (TIMEOUT, OUT_OF_MEMORY, NODE_FAIL,
+  CANCELLED) never writes one, and is failed from its Slurm state.
+- Every submission is journalled in ``<state dir>/slurm/jobs.jsonl`` (intent before sbatch,
+  ids right after, "collected" once its result is recorded). A rerun after the driver died
+  re-attaches to those jobs instead of submitting the same work again. Each submission
+  has its own folder, so a job id reused after Slurm's state was reset can never be
+  mistaken for ours: the result file is looked up in that folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from ..resources import Resources
+from .base import Executor, Job, Outcome, RunContext, Started
+
+# Slurm states after which a job will not write anything any more.
+_TERMINAL = {"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL",
+             "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT"}
+_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
+# A result file can appear a little after Slurm reports the end (shared filesystems).
+_RESULT_GRACE_S = 10.0
+# A job neither squeue nor sacct knows yet (accounting lags) is given this long.
+_VANISHED_S = 300.0
+
+
+@dataclass
+class _Element:
+    """One array element (or one local job): a Slurm job running one or more tasks."""
+
+    job_id: str
+    folder: Path
+    indices: list[int]
+    fps: list[str]
+    token: str
+    state: str = "PENDING"
+    started: bool = False
+    since: float = field(default_factory=time.monotonic)
+    terminal_since: float | None = None
+    handle: Any = None  # submitit Job (local backend: the process lives in it)
+
+    def paths(self) -> Any:
+        from submitit.core.utils import JobPaths
+
+        return JobPaths(self.folder, job_id=self.job_id, task_id=0)
+
+
+class SubmitItExecutor(Executor):
+    """Runs tasks as Slurm jobs (``cluster="slurm"``) or as local subprocesses through
+    submitit's local backend (``cluster="local"``); ``None`` picks Slurm when ``sbatch``
+    is on the PATH.
+
+    ``folder``: where submitit keeps job files and logs (default: ``<state dir>/slurm``;
+    must be on a filesystem the compute nodes share). ``parameters``: sbatch settings for
+    every job (``partition``, ``account``, ``qos``, ``time`` in minutes, ``setup`` lines,
+    ... any of submitit's SlurmExecutor parameters). Per-task needs come from the task's
+    ``resources``. ``retries``: resubmissions of a failed task (a task's own ``retries``
+    wins). ``default_time_min``: the time limit when neither says one (Slurm enforces it).
+    """
+
+    columns = ("Slurm ID", "Slurm Status")
+    queues = True
+
+    def __init__(self, folder: str | os.PathLike | None = None,
+                 parameters: Mapping[str, Any] | None = None, *, cluster: str | None = None,
+                 retries: int = 0, max_array_size: int = 500, array_parallelism: int = 64,
+                 tasks_per_job: int = 1, poll_interval: float = 2.0,
+                 default_time_min: int = 60, python: str | None = None) -> None:
+        if cluster is None:
+            cluster = "slurm" if shutil.which("sbatch") else "local"
+        if cluster not in ("slurm", "local"):
+            raise ValueError(f"SubmitItExecutor(cluster={cluster!r}): use 'slurm' or 'local'")
+        self.cluster = cluster
+        self.folder = Path(folder).absolute() if folder is not None else None
+        self.parameters = dict(parameters or {})
+        if cluster == "slurm":
+            from submitit.slurm.slurm import _get_default_parameters
+
+            unknown = sorted(set(self.parameters) - set(_get_default_parameters()))
+            if unknown:
+                raise ValueError(f"SubmitItExecutor(parameters=...): unknown sbatch setting(s) "
+                                 f"{unknown}; known: {sorted(_get_default_parameters())}")
+        for name, v in (("max_array_size", max_array_size), ("array_parallelism", array_parallelism),
+                        ("tasks_per_job", tasks_per_job)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"SubmitItExecutor({name}={v!r}): need an int >= 1")
+        self.retries = retries
+        self.max_array_size = max_array_size
+        self.array_parallelism = array_parallelism
+        self.tasks_per_job = tasks_per_job
+        self.poll_interval = poll_interval
+        self.default_time_min = default_time_min
+        self.python = python
+        #: Calls made to the cluster during the last run: sbatch, squeue, sacct, scancel.
+        self.calls: dict[str, int] = {}
+
+    # -- run lifecycle ---------------------------------------------------------------------
+    def start(self, tasks: Sequence[Any], context: RunContext) -> None:
+        self._tasks = tasks
+        self._base = self.folder or Path(context.state_dir) / "slurm"
+        self._base.mkdir(parents=True, exist_ok=True)
+        self._journal = _Journal(Path(context.state_dir) / "slurm" / "jobs.jsonl")
+        self._queue: list[Job] = []
+        self._elements: dict[str, _Element] = {}      # job id -> element
+        self._of_task: dict[int, _Element] = {}       # task index -> element
+        self._ready: list[Outcome | Started] = []     # events found outside wait()
+        self._next_squeue = 0.0
+        self._next_files = 0.0
+        self.calls = {"sbatch": 0, "squeue": 0, "sacct": 0, "scancel": 0}
+        self._attachable = self._journal.load()
+        if self._attachable and self.cluster == "slurm":
+            self._resolve_missing_ids()
+
+    def free_slots(self) -> int:
+        if self.cluster == "slurm":
+            return 1_000_000  # Slurm queues; array_parallelism limits what runs at once
+        # Locally every job is a process now: array_parallelism of them at most.
+        return self.array_parallelism - len(self._queue) - len(self._of_task_in_flight())
+
+    def _of_task_in_flight(self) -> list[int]:
+        return [i for el in self._elements.values() for i in el.indices]
+
+    def submit(self, job: Job) -> None:
+        if not self._reattach(job):
+            self._queue.append(job)
+
+    def cells(self, index: int) -> Sequence[str]:
+        el = self._of_task.get(index)
+        return (el.job_id, el.state) if el is not None else ("", "")
+
+    def wait(self, timeout: float | None) -> list[Outcome | Started]:
+        if self._queue:
+            self._submit_queued()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            events, self._ready = self._ready, []
+            events += self._poll()
+            if events or not self._elements:
+                return events
+            now = time.monotonic()
+            wake = min(self._next_files, self._next_squeue if self.cluster == "slurm" else 1e18)
+            if deadline is not None:
+                if now >= deadline:
+                    return []
+                wake = min(wake, deadline)
+            time.sleep(max(0.0, min(wake - now, 1.0)))
+
+    def cancel(self) -> list[int]:
+        ids = sorted({el.job_id.split("_")[0] for el in self._elements.values()})
+        indices = sorted({i for el in self._elements.values() for i in el.indices})
+        if self.cluster == "slurm" and ids:
+            self._cluster(["scancel", *ids], "scancel", check=False)
+        else:
+            for el in self._elements.values():
+                if el.handle is not None:
+                    el.handle.cancel(check=False)
+        for el in self._elements.values():
+            self._journal.collected(el.fps)
+        if ids or indices:
+            print(f"Cancelled Slurm job(s) {', '.join(ids)} ({len(indices)} task(s)).",
+                  file=sys.stderr, flush=True)
+        self._elements.clear()
+        self._queue.clear()
+        return indices
+
+    def shutdown(self) -> None:
+        self._journal.close()
+
+    # -- submission ------------------------------------------------------------------------
+    def _submit_queued(self) -> None:
+        groups: dict[tuple, list[Job]] = {}
+        for job in self._queue:
+            t = job.task
+            groups.setdefault((id(t.func), t.resources.key()), []).append(job)
+        self._queue = []
+        for jobs in groups.values():
+            chunks = [jobs[k:k + self.tasks_per_job] for k in range(0, len(jobs), self.tasks_per_job)]
+            for a in range(0, len(chunks), self.max_array_size):
+                self._submit_array(chunks[a:a + self.max_array_size])
+
+    def _submit_array(self, chunks: list[list[Job]]) -> None:
+        import cloudpickle
+
+        payloads: list[bytes] = []
+        sendable: list[list[Job]] = []
+        for chunk in chunks:
+            ok_jobs, items = [], []
+            for job in chunk:
+                item = _payload(job)
+                problem = _unpicklable(cloudpickle, item, job)
+                if problem:
+                    self._ready.append(Outcome(job.index, False, error=problem))
+                else:
+                    ok_jobs.append(job)
+                    items.append(item)
+            if ok_jobs:
+                sendable.append(ok_jobs)
+                # Pickled here, unpickled by _run_tasks after it has set sys.path: the
+                # tasks' modules may be importable only from the driver's sys.path.
+                payloads.append(cloudpickle.dumps(items))
+        if not payloads:
+            return
+        token = uuid.uuid4().hex[:12]
+        folder = self._base / token
+        fps = [[j.fingerprint for j in chunk] for chunk in sendable]
+        self._journal.intent(token, str(folder), fps)
+        executor = self._make_executor(folder, sendable[0][0].task.resources, token, len(payloads))
+        try:
+            handles = executor.map_array(_run_tasks, [list(sys.path)] * len(payloads), payloads)
+        except Exception as e:  # sbatch refused (bad partition, limits, ...)
+            msg = f"submission to {self.cluster} failed: {e}"
+            for chunk in sendable:
+                for job in chunk:
+                    self._ready.append(Outcome(job.index, False, error=msg))
+            self._journal.collected([fp for chunk in fps for fp in chunk])
+            return
+        self.calls["sbatch"] += 1 if self.cluster == "slurm" else len(handles)
+        ids = [h.job_id for h in handles]
+        self._journal.submitted(token, ids)
+        for handle, chunk, chunk_fps in zip(handles, sendable, fps):
+            el = _Element(handle.job_id, folder, [j.index for j in chunk], chunk_fps, token,
+                          handle=handle if self.cluster == "local" else None)
+            self._track(el)
+
+    def _make_executor(self, folder: Path, res: Resources, token: str, n: int) -> Any:
+        time_min = res.time_min or self.parameters.get("time") or self.default_time_min
+        if self.cluster == "local":
+            import submitit
+
+            ex = submitit.LocalExecutor(folder=folder)
+            ex.update_parameters(timeout_min=time_min if isinstance(time_min, (int, float))
+                                 else self.default_time_min)
+            return ex
+        from submitit.slurm.slurm import SlurmExecutor
+
+        ex = SlurmExecutor(folder=folder, python=self.python)
+        params: dict[str, Any] = {"job_name": f"depio_like-{token}", "time": time_min,
+                                  "array_parallelism": self.array_parallelism}
+        params.update({k: v for k, v in self.parameters.items() if k != "time"})
+        if res.cpus:
+            params["cpus_per_task"] = res.cpus
+        if res.memory_mb:
+            params["mem"] = res.memory_mb / 1024  # submitit wants GB here
+        if res.gpus:
+            params["gres"] = f"gpu:{res.gpus}"
+        if res.slurm:
+            extra = dict(params.get("additional_parameters") or {})
+            extra.update(res.slurm)
+            params["additional_parameters"] = extra
+        ex.update_parameters(**params)
+        return ex
+
+    def _track(self, el: _Element) -> None:
+        self._elements[el.job_id] = el
+        for i in el.indices:
+            self._of_task[i] = el
+
+    # -- re-attaching after a lost driver --------------------------------------------------
+    def _reattach(self, job: Job) -> bool:
+        rec = self._attachable.pop(job.fingerprint, None) if job.fingerprint else None
+        if rec is None or not rec.get("id"):
+            return False
+        el = self._elements.get(rec["id"])
+        if el is not None:  # another task of the same element already re-attached
+            el.indices.append(job.index)
+            el.fps.append(job.fingerprint)
+            self._of_task[job.index] = el
+            return True
+        el = _Element(rec["id"], Path(rec["folder"]), [job.index], [job.fingerprint], rec["token"])
+        if el.paths().result_pickle.exists():
+            self._track(el)
+            return True
+        if self.cluster == "slurm":
+            state = self._states([el.job_id]).get(el.job_id)
+        else:
+            state = _local_state(el)
+        if state is not None and state not in _TERMINAL:
+            el.state = state
+            self._track(el)
+            return True
+        self._journal.collected([job.fingerprint])  # gone without a result: submit afresh
+        return False
+
+    def _resolve_missing_ids(self) -> None:
+        """Intents journalled before a driver died in sbatch: find their ids by job name."""
+        missing = {r["token"] for r in self._attachable.values() if not r.get("id")}
+        if not missing:
+            return
+        out = self._cluster(["squeue", "-h", "-t", "all", "-o", "%F|%j"], "squeue", check=False)
+        base_of: dict[str, str] = {}
+        for line in out.splitlines():
+            jid, _, name = line.partition("|")
+            if name.startswith("depio_like-") and name[11:] in missing:
+                base_of[name[11:]] = jid.strip()
+        for rec in self._attachable.values():
+            base = base_of.get(rec["token"])
+            if not rec.get("id") and base:
+                rec["id"] = f"{base}_{rec['pos']}" if rec["n"] > 1 else base
+
+    # -- polling ---------------------------------------------------------------------------
+    def _poll(self) -> list[Outcome | Started]:
+        now = time.monotonic()
+        events: list[Outcome | Started] = []
+        if now >= self._next_files:
+            self._next_files = now + min(0.5, self.poll_interval)
+            for el in list(self._elements.values()):
+                if el.paths().result_pickle.exists():
+                    events += self._collect(el)
+        if self.cluster == "slurm" and self._elements and now >= self._next_squeue:
+            self._next_squeue = now + self.poll_interval
+            states = self._states(list(self._elements))
+            for el in list(self._elements.values()):
+                state = states.get(el.job_id)
+                events += self._update(el, state, now)
+        elif self.cluster == "local":
+            for el in list(self._elements.values()):
+                events += self._update(el, _local_state(el), now)
+        return events
+
+    def _update(self, el: _Element, state: str | None, now: float) -> list[Outcome | Started]:
+        if el.job_id not in self._elements:
+            return []
+        if state is None:
+            if now - el.since > _VANISHED_S:
+                return self._fail(el, "the job is unknown to Slurm (squeue and sacct)")
+            return []
+        el.state = state
+        events: list[Outcome | Started] = []
+        if not el.started and (state in _RUNNING or state in _TERMINAL):
+            el.started = True
+            events += [Started(i) for i in el.indices]
+        if state in _TERMINAL:
+            if el.paths().result_pickle.exists():
+                return events + self._collect(el)
+            el.terminal_since = el.terminal_since or now
+            if now - el.terminal_since >= (_RESULT_GRACE_S if state == "COMPLETED" else 2.0):
+                events += self._fail(el, f"Slurm ended the job: {state}")
+        return events
+
+    def _collect(self, el: _Element) -> list[Outcome | Started]:
+        paths = el.paths()
+        events: list[Outcome | Started] = []
+        if not el.started:
+            el.started = True
+            events += [Started(i) for i in el.indices]
+        try:
+            with open(paths.result_pickle, "rb") as f:
+                kind, value = pickle.load(f)
+        except Exception as e:  # noqa: BLE001 - a torn or foreign file
+            return events + self._fail(el, f"unreadable result file {paths.result_pickle}: {e}")
+        self._forget(el)
+        if el.state not in _TERMINAL:
+            el.state = "COMPLETED" if kind == "success" else "FAILED"
+        if kind != "success":
+            return events + [Outcome(i, False, error=f"{value}\n{self._logs(el)}") for i in el.indices]
+        results = {r[0]: r for r in value}
+        for i, fp in zip(el.indices, el.fps):
+            # Results are keyed by the index the job was submitted with; after a re-attach
+            # the same task may have another index, so fall back to the fingerprint.
+            r = results.get(i) or next((x for x in value if x[4] == fp), None)
+            if r is None:
+                events.append(Outcome(i, False, error=f"the job returned no result for this "
+                                      f"task\n{self._logs(el)}"))
+                continue
+            _, ok, error, duration, _fp = r
+            if error:
+                error = f"{error}\n{self._logs(el)}"
+            events.append(Outcome(i, ok, error=error, duration=duration))
+        return events
+
+    def _fail(self, el: _Element, reason: str) -> list[Outcome | Started]:
+        self._forget(el)
+        tail = _tail(el.paths().stderr)
+        detail = f"{reason}\n{self._logs(el)}" + (f"\nlast lines of its log:\n{tail}" if tail else "")
+        return [Outcome(i, False, error=detail) for i in el.indices]
+
+    def _forget(self, el: _Element) -> None:
+        self._elements.pop(el.job_id, None)
+        self._journal.collected(el.fps)
+
+    def _logs(self, el: _Element) -> str:
+        p = el.paths()
+        return f"Slurm job {el.job_id}, log: {p.stderr} (stdout: {p.stdout})"
+
+    def _states(self, job_ids: list[str]) -> dict[str, str]:
+        """Slurm state of each element id: squeue for all of them, sacct for the rest."""
+        bases = sorted({j.split("_")[0] for j in job_ids})
+        states: dict[str, str] = {}
+        out = self._cluster(["squeue", "-r", "-h", "-t", "all", "-o", "%i|%T",
+                             "-j", ",".join(bases)], "squeue", check=False)
+        for line in out.splitlines():
+            jid, _, st = line.partition("|")
+            if st:
+                states[jid.strip()] = st.strip().split()[0]
+        left = sorted({j.split("_")[0] for j in job_ids if j not in states})
+        if left:
+            out = self._cluster(["sacct", "-n", "-P", "-X", "-o", "JobID,State",
+                                 "-j", ",".join(left)], "sacct", check=False)
+            for line in out.splitlines():
+                jid, _, st = line.partition("|")
+                if st and "[" not in jid:
+                    states.setdefault(jid.strip(), st.strip().split()[0])
+        return states
+
+    def _cluster(self, cmd: list[str], kind: str, check: bool = True) -> str:
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            if check:
+                raise
+            print(f"warning: {' '.join(cmd[:2])} failed: {e}", file=sys.stderr)
+            return ""
+        return r.stdout
+
+
+class _Journal:
+    """The executor's own record of submissions, so a new driver can re-attach."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: Any = None
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Fingerprint -> {token, folder, id, pos, n} for jobs submitted and not collected."""
+        active: dict[str, dict[str, Any]] = {}
+        by_token: dict[str, list[list[str]]] = {}
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if "intent" in rec:
+                by_token[rec["intent"]] = rec["fps"]
+                for pos, chunk in enumerate(rec["fps"]):
+                    for fp in chunk:
+                        active[fp] = {"token": rec["intent"], "folder": rec["folder"],
+                                      "id": None, "pos": pos, "n": len(rec["fps"])}
+            elif "submitted" in rec:
+                for chunk, jid in zip(by_token.get(rec["submitted"], []), rec["ids"]):
+                    for fp in chunk:
+                        if fp in active:
+                            active[fp]["id"] = jid
+            elif "collected" in rec:
+                for fp in rec["collected"]:
+                    active.pop(fp, None)
+        if not active and lines:
+            self.path.unlink(missing_ok=True)  # nothing left to re-attach: start the journal afresh
+        return active
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.path, "a", encoding="utf-8")
+        self._f.write(json.dumps(rec) + "\n")
+        self._f.flush()
+
+    def intent(self, token: str, folder: str, fps: list[list[str]]) -> None:
+        self._write({"intent": token, "folder": folder, "fps": fps})
+
+    def submitted(self, token: str, ids: list[str]) -> None:
+        self._write({"submitted": token, "ids": ids})
+
+    def collected(self, fps: list[str]) -> None:
+        fps = [fp for fp in fps if fp]
+        if fps:
+            self._write({"collected": fps})
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def _local_state(el: _Element) -> str:
+    """The state of a job of the local backend, ours or one a dead driver started."""
+    if el.handle is not None:
+        info = el.handle.get_info()["jobState"]
+        return {"RUNNING": "RUNNING", "FINISHED": "COMPLETED",
+                "INTERRUPTED": "CANCELLED"}.get(info, "UNKNOWN")
+    # The job id is the pid of submitit's controller; make sure the pid is still that.
+    try:
+        with open(f"/proc/{int(el.job_id)}/cmdline", "rb") as f:
+            alive = str(el.folder).encode() in f.read()
+    except (OSError, ValueError):
+        alive = False
+    return "RUNNING" if alive else "CANCELLED"
+
+
+def _payload(job: Job) -> tuple:
+    t = job.task
+    code = getattr(t.func, "__code__", None)
+    source = code.co_filename if code is not None else ""
+    return (job.index, t.name, t.func, t.args, t.kwargs, job.fingerprint, source)
+
+
+def _unpicklable(cloudpickle: Any, item: tuple, job: Job) -> str | None:
+    """Why ``item`` cannot be sent to a job (naming the argument), or None if it can."""
+    try:
+        cloudpickle.dumps(item)
+        return None
+    except Exception as e:  # noqa: BLE001 - any pickling failure
+        whole = e
+    t = job.task
+    for name, value in t.arguments.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as e:  # noqa: BLE001
+            return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
+                    f"sent to a job (it cannot be pickled: {e}); pass something picklable, "
+                    "or use ParallelExecutor/SequentialExecutor")
+    return (f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
+            f"be sent to a job (it cannot be pickled: {whole})")
+
+
+def _run_tasks(sys_path: list[str], blob: bytes) -> list[tuple]:
+    """Runs in the job: each task in turn, every failure turned into a result."""
+    sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
+    items = pickle.loads(blob)
+    results = []
+    for index, name, func, args, kwargs, fp, source in items:
+        code = getattr(func, "__code__", None)
+        if source and code is not None and code.co_filename != source:
+            # cloudpickle sends functions of the user's script by value and their code
+            # forgets its file name; give it back, so tracebacks show the script's lines.
+            func.__code__ = code.replace(co_filename=source)
+        t0 = time.perf_counter()
+        try:
+            func(*args, **kwargs)
+            results.append((index, True, None, time.perf_counter() - t0, fp))
+        except BaseException as e:  # noqa: BLE001 - report everything, SystemExit included
+            if isinstance(e, SystemExit):
+                msg = f"the task called sys.exit({e.code!r})"
+            else:
+                tb = e.__traceback__.tb_next if e.__traceback__ else None  # not our frame
+                msg = "".join(traceback.format_exception(type(e), e, tb)).rstrip()
+            results.append((index, False, f"task {name!r} failed in the job:\n{msg}",
+                            time.perf_counter() - t0, fp))
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+    return results
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            lines = f.read().decode("utf-8", "replace").splitlines()[-n:]
+    except OSError:
+        return ""
+    return "\n".join("    " + ln for ln in lines)
