@@ -7,9 +7,10 @@ same graph as a ``networkx.DiGraph`` for inspection and export.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .channel import ValueSlot, find_tasks, substitute
 from .errors import CycleError, MissingDependencyError, UnknownTaskError
 from .fs import Disk
 from .paths import show_path as _show
@@ -27,9 +28,34 @@ class TaskGraph:
     tasks: Sequence["Task"]
     upstream: list[tuple[int, ...]]    # per task index: indices it waits for
     downstream: list[list[int]]        # per task index: indices waiting for it
-    explicit: list[tuple[int, ...]]    # per task index: upstream from depends_on only
+    explicit: list[tuple[int, ...]]    # per task index: upstream through depends_on or values
     producer: dict[str, int]           # product path -> task index
     order: list[int]                   # a topological order
+    values: list[tuple[int, ...]] = field(default_factory=list)  # per task: value producers
+    units: list[tuple[int, ...]] = field(default_factory=list)   # chains run as one job
+    unit_of: list[int] = field(default_factory=list)             # task index -> unit index
+
+    def value_consumers(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for i, producers in enumerate(self.values):
+            for j in producers:
+                out.setdefault(j, []).append(i)
+        return out
+
+    def schedule_edges(self) -> tuple[list[tuple[int, ...]], list[list[int]]]:
+        """Upstream/downstream for the scheduler: a unit's head also waits for whatever
+        its later members wait for outside the unit, so the unit can start as a whole."""
+        upstream = [list(u) for u in self.upstream]
+        for unit in self.units:
+            if len(unit) > 1:
+                members = set(unit)
+                extra = {u for m in unit[1:] for u in self.upstream[m] if u not in members}
+                upstream[unit[0]] = list(dict.fromkeys(upstream[unit[0]] + sorted(extra)))
+        downstream: list[list[int]] = [[] for _ in upstream]
+        for i, ups in enumerate(upstream):
+            for u in ups:
+                downstream[u].append(i)
+        return [tuple(u) for u in upstream], downstream
 
     def to_networkx(self) -> "networkx.DiGraph":
         """Tasks as nodes (their ids), an edge from each task to the tasks that wait for it."""
@@ -50,6 +76,7 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
     n = len(tasks)
     upstream: list[tuple[int, ...]] = []
     explicit: list[tuple[int, ...]] = []
+    values: list[tuple[int, ...]] = []
     missing: list[str] = []
     self_loops: list[str] = []
     for i, t in enumerate(tasks):
@@ -66,20 +93,27 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                 ups[j] = None
         ex: dict[int, None] = {}
         for d in t.depends_on:
-            s = survivors.get(d._merge_key)
-            if s is None:
-                raise UnknownTaskError(
-                    f"task {t.label} depends on task {d.name!r} ({d.func.__qualname__}), "
-                    "which was not added to the pipeline: add it with add_task() first"
-                )
-            j = s.id - 1
+            j = _index_of(d, survivors, t, "depends on")
             if j == i:
                 self_loops.append(f"  task {t.label} lists itself in depends_on")
             else:
                 ex[j] = None
                 ups[j] = None
+        vals: dict[int, None] = {}
+        if t.value_inputs:
+            slots = {id(v): ValueSlot(_index_of(v, survivors, t, "takes the value of"))
+                     for v in t.value_inputs}
+            for slot in slots.values():
+                if slot.index == i:
+                    self_loops.append(f"  task {t.label} takes its own value as an argument")
+                else:
+                    vals[slot.index] = ex[slot.index] = ups[slot.index] = None
+            is_task = lambda v: id(v) in slots  # noqa: E731
+            t.call_args = substitute(t.args, lambda v: slots[id(v)], is_task)
+            t.call_kwargs = substitute(t.kwargs, lambda v: slots[id(v)], is_task)
         upstream.append(tuple(ups))
         explicit.append(tuple(ex))
+        values.append(tuple(vals))
     if self_loops:
         raise CycleError("dependency cycle:\n" + "\n".join(self_loops))
     if missing:
@@ -104,7 +138,44 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                 queue.append(v)
     if len(order) < n:
         raise CycleError(_describe_cycle(tasks, upstream, indegree))
-    return TaskGraph(tasks, upstream, downstream, explicit, producer, order)
+    units, unit_of = _units(order, upstream, downstream, values)
+    return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values, units, unit_of)
+
+
+def _index_of(t: "Task", survivors: dict[Any, "Task"], user: "Task", how: str) -> int:
+    s = survivors.get(t._merge_key)
+    if s is None:
+        raise UnknownTaskError(
+            f"task {user.label} {how} task {t.name!r} ({t.func.__qualname__}), "
+            "which was not added to the pipeline: add it with add_task() first"
+        )
+    return s.id - 1
+
+
+def _units(order: list[int], upstream: list[tuple[int, ...]], downstream: list[list[int]],
+           values: list[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], list[int]]:
+    """Chains joined only by values (a producer whose one dependent takes its value): they
+    run as one job, so the value never leaves the process that made it."""
+    nxt: dict[int, int] = {}
+    has_prev: set[int] = set()
+    for i, producers in enumerate(values):
+        for j in producers:
+            if downstream[j] == [i] and i not in has_prev:
+                nxt[j] = i
+                has_prev.add(i)
+                break
+    units: list[tuple[int, ...]] = []
+    unit_of = [0] * len(upstream)
+    for i in order:
+        if i in has_prev:
+            continue
+        chain = [i]
+        while chain[-1] in nxt:
+            chain.append(nxt[chain[-1]])
+        for m in chain:
+            unit_of[m] = len(units)
+        units.append(tuple(chain))
+    return units, unit_of
 
 
 def _describe_cycle(tasks: Sequence["Task"], upstream: list[tuple[int, ...]],

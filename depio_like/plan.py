@@ -32,6 +32,7 @@ class Why(str, Enum):
     INPUT_CHANGED = "input changed"
     INPUT_MISSING = "input missing"
     UPSTREAM = "upstream task reran"
+    VALUE_NEEDED = "its return value is needed by"
     PRODUCT_MISSING = "product missing"
     PRODUCT_CHANGED = "product changed since recorded"
 

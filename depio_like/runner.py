@@ -1,17 +1,23 @@
-"""One run: the loop that asks the planner, feeds the executor and records what succeeded."""
+"""One run: the loop that asks the planner, feeds the executor and records what succeeded.
+
+Tasks are dispatched by *units*: a chain of tasks joined by return values runs as one job
+(see ``graph._units``); most units are a single task. A unit runs when any of its tasks is
+out of date (the values passed along the chain are not kept between runs).
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from .channel import ValueFile
 from .display import Display
-from .executors.base import Executor, Job, Outcome, RunContext, Started
+from .executors.base import Executor, Job, Outcome, RunContext, Started, Step
 from .fingerprint import FileHasher
 from .fs import Disk
 from .graph import TaskGraph
 from .paths import show_path
-from .plan import Decision, Planner
+from .plan import Decision, Planner, Reason, Why
 from .scheduler import Scheduler
 from .state import State
 from .status import Status
@@ -32,13 +38,22 @@ class Run:
         self.delete_on_error = delete_on_error
         self.hasher = FileHasher(disk, state.files)
         self.planner = Planner(graph, state.records, self.hasher, disk, force=force)
-        self.sched = Scheduler(graph.upstream, graph.downstream)
+        upstream, downstream = graph.schedule_edges()
+        self.sched = Scheduler(upstream, downstream)
+        self.status = self.sched.status  # per task; the table reads it
         self.decisions: dict[int, Decision] = {}
         self.attempts: dict[int, int] = {}
+        # Return values handed between units: producer index -> object or ValueFile,
+        # kept until every consumer outside its unit has ended.
+        self.values: dict[int, Any] = {}
+        consumers = graph.value_consumers()
+        self.outside: dict[int, set[int]] = {
+            p: {c for c in cs if graph.unit_of[c] != graph.unit_of[p]} for p, cs in consumers.items()}
+        self.waiting_values: dict[int, set[int]] = {p: set(cs) for p, cs in self.outside.items() if cs}
 
     def execute(self) -> int:
         tasks = self.graph.tasks
-        self.display.start(tasks, self.sched.status, self.graph.upstream,
+        self.display.start(tasks, self.status, self.graph.upstream,
                            self.executor.columns, self.executor.cells)
         self._sync()
         self.executor.start(tasks, RunContext(state_dir=self.state.dir, cwd=os.getcwd()))
@@ -50,34 +65,34 @@ class Run:
             self._interrupt()
         finally:
             self.executor.shutdown()
+            self._drop_values()
             self._save()
             self._sync()
         self.display.finish(interrupted)
         if interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_OK if all(s.ok for s in self.sched.status) else EXIT_FAILED
+        return EXIT_OK if all(s.ok for s in self.status) else EXIT_FAILED
 
+    # -- the loop ----------------------------------------------------------------------
     def _loop(self) -> None:
         sched, ex = self.sched, self.executor
         while not sched.done:
             while (i := sched.pop_ready()) is not None:
-                decision = self.planner.check(i)
-                if decision.run:
-                    self.decisions[i] = decision
-                    sched.runnable(i)
-                else:
-                    self._succeeded(i, Status.SKIPPED)
-            batch = []
+                self._decide(i)
+            batch: list[int] = []
             while sched.has_runnable() and ex.free_slots() > len(batch):
-                batch.append(sched.pop_runnable())
+                head = sched.pop_runnable()
+                if self._values_ready(head):
+                    batch.append(head)
             if batch:
                 # Recorded before the tasks touch their products: if we die while they
                 # write, the next run knows those products may be partial.
-                for i in batch:
-                    self.state.mark_started(self.graph.tasks[i].record_key)
+                for head in batch:
+                    for m in self._unit(head):
+                        self.state.mark_started(self.graph.tasks[m].record_key)
                 self._save()
-                for i in batch:
-                    self._dispatch(i)
+                for head in batch:
+                    self._dispatch(head)
             if sched.done:
                 break
             self._save()
@@ -88,15 +103,67 @@ class Run:
                 else:
                     self._ended(event)
 
-    def _dispatch(self, i: int) -> None:
-        self.planner.before_run(i)
-        self.attempts[i] = self.attempts.get(i, 0) + 1
-        self.sched.started(i)
-        queued = self.executor.queues
-        self._changed(i, Status.PENDING if queued else Status.RUNNING)
-        fingerprint = self.planner.fingerprint(i, self.decisions[i])
-        self.executor.submit(Job(i, self.graph.tasks[i], fingerprint))
+    def _unit(self, i: int) -> tuple[int, ...]:
+        return self.graph.units[self.graph.unit_of[i]]
 
+    def _decide(self, head: int) -> None:
+        """The head of a unit is ready: skip the unit, or queue it to run."""
+        unit = self._unit(head)
+        decisions = [self.planner.check(m) for m in unit]
+        if not any(d.run for d in decisions):
+            for m in unit:  # all taken first, so none becomes ready on its own
+                self.sched.started(m)
+            for m in unit:
+                self._succeeded(m, Status.SKIPPED)
+            return
+        for m, d in zip(unit, decisions):
+            if not d.run:  # up to date, but the chain's values are only made by running it
+                d.run, d.reasons = True, (Reason(Why.UPSTREAM, self.graph.tasks[unit[0]].label),)
+            self.decisions[m] = d
+        self.sched.runnable(head)
+
+    def _values_ready(self, head: int) -> bool:
+        """Make sure every value the unit takes from outside exists; if a producer was
+        skipped (its value is not kept between runs), run it again first."""
+        unit = self._unit(head)
+        missing = sorted({p for m in unit for p in self.graph.values[m]
+                          if p not in unit and p not in self.values})
+        if not missing:
+            return True
+        reopened = 0
+        for p in missing:
+            if self.status[p].ok:  # skipped: run its unit again
+                reason = Reason(Why.VALUE_NEEDED, self.graph.tasks[head].label)
+                punit = self._unit(p)
+                for m in punit:
+                    d = self.planner.check(m)
+                    d.run, d.reasons = True, d.reasons + (reason,)
+                    self.decisions[m] = d
+                    self.sched.reopen(m, queue=(m == punit[0]))
+                    self._changed(m, Status.PENDING)
+            reopened += 1  # reopened now, or already on its way
+        self.sched.wait_for(head, reopened)
+        self._changed(head, Status.WAITING)
+        return False
+
+    def _dispatch(self, head: int) -> None:
+        unit = self._unit(head)
+        steps = []
+        for m in unit:
+            self.planner.before_run(m)
+            self.attempts[m] = self.attempts.get(m, 0) + 1
+            self.sched.started(m)
+            outside = sorted(self.outside.get(m, ()))
+            steps.append(Step(m, self.graph.tasks[m], self.planner.fingerprint(m, self.decisions[m]),
+                              tuple(self.graph.tasks[c].label for c in outside)))
+        inputs = {p: self.values[p] for m in unit for p in self.graph.values[m] if p not in unit}
+        queued = self.executor.queues
+        self._changed(head, Status.PENDING if queued else Status.RUNNING)
+        for m in unit[1:]:
+            self._changed(m, Status.PENDING)
+        self.executor.submit(Job(steps, inputs))
+
+    # -- outcomes ----------------------------------------------------------------------
     def _ended(self, o: Outcome) -> None:
         i = o.index
         t = self.graph.tasks[i]
@@ -106,13 +173,27 @@ class Run:
                 paths = ", ".join(show_path(p) for p in missing)
                 o = Outcome(i, False, error=f"task {t.label} returned without creating its "
                             f"declared product(s): {paths}", duration=o.duration)
+        unit = self._unit(i)
+        later = unit[unit.index(i) + 1:]
         if o.ok:
-            record = self.planner.new_record(i, self.decisions.pop(i), o.duration)
+            decision = self.decisions.pop(i)
+            if i != unit[0]:
+                # It started when the task before it in the chain ended: take its inputs
+                # and upstream state as they are now, not as they were at dispatch.
+                for p in t.dependencies:
+                    self.hasher.forget(p)
+                fresh = self.planner.check(i)
+                decision.inputs, decision.upstream = fresh.inputs, fresh.upstream
+            record = self.planner.new_record(i, decision, o.duration)
             self.state.put_record(t.record_key, record)
+            if i in self.waiting_values:
+                self.values[i] = o.value
             self._succeeded(i, Status.FINISHED, o.duration)
+            if later and not self.executor.queues:
+                self._changed(later[0], Status.RUNNING)
             return
         retries = t.retries if t.retries is not None else self.executor.retries
-        if self.attempts.get(i, 1) <= retries:
+        if i == unit[0] and len(unit) == 1 and self.attempts.get(i, 1) <= retries:
             self.display.note(f"RETRY     {t.label} (attempt {self.attempts[i] + 1} of "
                               f"{retries + 1}) after: {_last_line(o.error)}")
             self.sched.runnable(i)
@@ -121,8 +202,39 @@ class Run:
         self.decisions.pop(i, None)
         self._discard_products(i)
         self._changed(i, Status.FAILED, error=o.error)
+        self._release_inputs(i)
         for j in self.sched.failed(i):
             self._changed(j, Status.DEPFAILED, cause=i)
+            self._release_inputs(j)
+        for m in later:  # the rest of its chain never ran
+            self.decisions.pop(m, None)
+            self._changed(m, Status.DEPFAILED, cause=i)
+            self._release_inputs(m)
+            for j in self.sched.failed(m, Status.DEPFAILED):
+                self._changed(j, Status.DEPFAILED, cause=i)
+                self._release_inputs(j)
+
+    def _release_inputs(self, c: int) -> None:
+        """Consumer ``c`` has ended: values nobody else waits for are dropped."""
+        for p in self.graph.values[c]:
+            waiting = self.waiting_values.get(p)
+            if waiting is None or c not in waiting:
+                continue
+            waiting.discard(c)
+            if not waiting:
+                self._drop_value(p)
+
+    def _drop_value(self, p: int) -> None:
+        v = self.values.pop(p, None)
+        if isinstance(v, ValueFile):
+            try:
+                os.remove(v.path)
+            except OSError:
+                pass
+
+    def _drop_values(self) -> None:
+        for p in list(self.values):
+            self._drop_value(p)
 
     def _discard_products(self, i: int) -> None:
         """With ``delete_on_error``, remove what a failed task may have half written."""
@@ -136,8 +248,10 @@ class Run:
     def _succeeded(self, i: int, status: Status, duration: float | None = None) -> None:
         self.sched.succeeded(i, status)
         self._changed(i, status, duration=duration)
+        self._release_inputs(i)
 
     def _changed(self, i: int, status: Status, **info: Any) -> None:
+        self.status[i] = status
         self.graph.tasks[i].status = status
         self.display.changed(i, status, **info)
 
@@ -155,7 +269,7 @@ class Run:
         self.state.flush()
 
     def _sync(self) -> None:
-        for t, s in zip(self.graph.tasks, self.sched.status):
+        for t, s in zip(self.graph.tasks, self.status):
             t.status = s
 
 

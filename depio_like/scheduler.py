@@ -59,6 +59,7 @@ class Scheduler:
     def succeeded(self, i: int, status: Status = Status.FINISHED) -> list[int]:
         """``i`` ended well (FINISHED or SKIPPED); returns the tasks that became ready."""
         assert status.ok
+        assert not self.status[i].done, f"task {i} ended twice"
         self.status[i] = status
         self._open -= 1
         newly = []
@@ -69,8 +70,28 @@ class Scheduler:
                 newly.append(j)
         return newly
 
+    def reopen(self, i: int, *, queue: bool = True) -> None:
+        """``i`` ended well but must run again (its return value is needed and was not
+        kept): it is open again, and tasks still waiting on it wait for it again.
+        With ``queue`` it goes straight to the runnable queue (the head of a chain)."""
+        assert self.status[i].ok, self.status[i]
+        self.status[i] = Status.PENDING
+        self._open += 1
+        for j in self._downstream[i]:
+            if self.status[j] is Status.WAITING:
+                self._waiting_on[j] += 1
+        if queue:
+            self.runnable(i)
+
+    def wait_for(self, i: int, n: int) -> None:
+        """Ready task ``i`` must first wait for ``n`` reopened tasks upstream of it (call
+        after reopening them)."""
+        self.status[i] = Status.WAITING
+        self._waiting_on[i] = n
+
     def failed(self, i: int, status: Status = Status.FAILED) -> list[int]:
-        """``i`` failed; returns every task downstream of it, now DEPFAILED."""
+        """``i`` failed (or, with DEPFAILED, cannot run); returns every task downstream
+        of it that was waiting, now DEPFAILED."""
         self.status[i] = status
         self._open -= 1
         hit = []

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 import xxhash
 
 from .errors import TaskDeclarationError
+from .channel import fill, find_tasks
 from .fingerprint import Unfingerprintable, canonical
 from .resources import Resources, parse_resources
 from .status import Status
@@ -92,6 +93,10 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any) -> tuple[str, ...]
     return tuple(out)
 
 
+def _is_task(v: Any) -> bool:
+    return isinstance(v, Task)
+
+
 class Task:
     """One call of a function, bound to its arguments; declaring it does not run it.
 
@@ -153,6 +158,12 @@ class Task:
             dependencies.extend(paths)
         self.products: tuple[str, ...] = tuple(dict.fromkeys(products))
         self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies))
+        # Tasks passed as arguments: their return values replace them when this one runs.
+        found = find_tasks(list(self.arguments.values()), _is_task)
+        self.value_inputs: tuple[Task, ...] = tuple({id(t): t for t in found}.values())
+        # What the function is called with; the graph swaps the tasks in it for ValueSlots.
+        self.call_args: tuple[Any, ...] = args
+        self.call_kwargs: dict[str, Any] = kwargs
 
         try:
             text = ";".join(
@@ -195,9 +206,12 @@ class Task:
     def __depio_canonical__(self) -> str:
         return f"T{self.record_key}:{self.args_digest}"
 
-    def run(self) -> Any:
-        """Call the function with the bound arguments, here and now."""
-        return self.func(*self.args, **self.kwargs)
+    def run(self, values: Any = None) -> Any:
+        """Call the function here and now; ``values`` maps producer index -> return value
+        (or ``ValueFile``) for the tasks given as arguments."""
+        if not self.value_inputs:
+            return self.func(*self.args, **self.kwargs)
+        return self.func(*fill(self.call_args, values or {}), **fill(self.call_kwargs, values or {}))
 
 
 _DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries")

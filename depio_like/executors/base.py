@@ -13,24 +13,46 @@ import os
 import time
 import traceback
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..task import Task
 
 
 @dataclass
-class Job:
-    """One task to run: ``index`` is the task's position in the run's task list.
+class Step:
+    """One task of a job. ``index`` is the task's position in the run's task list.
 
     ``fingerprint`` names this exact piece of work (task, arguments, code, input contents):
     an executor that outlives its driver (Slurm) uses it to re-attach instead of rerunning.
+    ``export_to`` names the tasks outside the job that take this task's return value: the
+    executor hands the value back (``Outcome.value``), as itself if the driver's process
+    ran it, else as a ``ValueFile``.
     """
 
     index: int
     task: "Task"
     fingerprint: str = ""
+    export_to: tuple[str, ...] = ()
+
+
+@dataclass
+class Job:
+    """Tasks to run in order in one process (a chain joined by return values, or a single
+    task). ``values`` holds the return values (or ``ValueFile``s) of tasks outside the job
+    that its tasks take as arguments, by task index."""
+
+    steps: list[Step]
+    values: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def index(self) -> int:
+        return self.steps[0].index
+
+    @property
+    def indices(self) -> list[int]:
+        return [s.index for s in self.steps]
 
 
 @dataclass(frozen=True)
@@ -97,23 +119,52 @@ class Executor(ABC):
         return ("",) * len(self.columns)
 
 
-def run_in_this_process(job: Job) -> Outcome:
-    """Call the task's function here, turning any exception into a failed outcome.
+def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]:
+    """Run the job's tasks here, in order, each getting the values it takes; yield an
+    outcome per task. After a failure the rest of the chain is not run (no outcome).
+    ``export(step, value)`` is what to hand back for a value needed outside the job.
 
     KeyboardInterrupt is not caught: it is the user's Ctrl-C.
     """
-    t0 = time.perf_counter()
-    try:
-        value = job.task.run()
-    except KeyboardInterrupt:
-        raise
-    except SystemExit as e:
-        return Outcome(job.index, False, error=f"the task called sys.exit({e.code!r})",
-                       duration=time.perf_counter() - t0)
-    except BaseException as e:
-        return Outcome(job.index, False, error=format_task_exception(e),
-                       duration=time.perf_counter() - t0)
-    return Outcome(job.index, True, value=value, duration=time.perf_counter() - t0)
+    values = dict(job.values)
+    for step in job.steps:
+        t0 = time.perf_counter()
+        try:
+            value = step.task.run(values)
+        except KeyboardInterrupt:
+            raise
+        except SystemExit as e:
+            yield Outcome(step.index, False, error=f"the task called sys.exit({e.code!r})",
+                          duration=time.perf_counter() - t0)
+            return
+        except BaseException as e:
+            yield Outcome(step.index, False, error=format_task_exception(e),
+                          duration=time.perf_counter() - t0)
+            return
+        duration = time.perf_counter() - t0
+        values[step.index] = value
+        handed = None
+        if step.export_to:
+            try:
+                handed = export(step, value)
+            except Exception as e:  # noqa: BLE001 - pickling can raise anything
+                yield Outcome(step.index, False, duration=duration, error=(
+                    f"its return value ({type(value).__name__}) cannot be handed to "
+                    f"{', '.join(step.export_to)} in another process: it cannot be pickled "
+                    f"({type(e).__name__}: {e})"))
+                return
+        yield Outcome(step.index, True, value=handed, duration=duration)
+
+
+def export_to_file(value_dir: str) -> Callable[[Step, Any], Any]:
+    """An ``export`` for ``run_steps`` that writes each value to a file under ``value_dir``."""
+    from ..channel import dump_value
+
+    def export(step: Step, value: Any) -> Any:
+        name = step.fingerprint or f"{step.index}-{os.getpid()}-{time.time_ns()}"
+        return dump_value(value, os.path.join(value_dir, f"{name}.value"))
+
+    return export
 
 
 def format_task_exception(e: BaseException) -> str:

@@ -12,7 +12,7 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
-from .base import Executor, Job, Outcome, RunContext, run_in_this_process
+from .base import Executor, Job, Outcome, RunContext, Step, export_to_file, run_steps
 
 
 class SequentialExecutor(Executor):
@@ -30,10 +30,14 @@ class SequentialExecutor(Executor):
     def wait(self, timeout: float | None) -> list[Outcome]:
         if not self._queue:
             return []
-        return [run_in_this_process(self._queue.popleft())]
+        job = self._queue[0]
+        # Values stay objects: producer and consumer share this process.
+        outcomes = list(run_steps(job, export=lambda step, value: value))
+        self._queue.popleft()
+        return outcomes
 
     def cancel(self) -> list[int]:
-        cancelled = [j.index for j in self._queue]
+        cancelled = [i for j in self._queue for i in j.indices]
         self._queue.clear()
         return cancelled
 
@@ -49,7 +53,7 @@ class _Worker:
     def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
-        self.job: int | None = None
+        self.job: list[int] | None = None  # task indices of the job it runs, not yet reported
         self.started = 0.0
 
 
@@ -77,6 +81,7 @@ class ParallelExecutor(Executor):
                                "platform lacks; use SequentialExecutor")
         self._ctx = multiprocessing.get_context("fork")
         self._tasks = tasks
+        self._value_dir = os.path.join(context.state_dir, "values")
         self._workers = []
         # One selector for the whole run: building one per wait costs more than the job.
         self._selector = selectors.DefaultSelector()
@@ -88,13 +93,15 @@ class ParallelExecutor(Executor):
         worker = next((w for w in self._workers if w.job is None), None)
         if worker is None:
             worker = self._spawn()
-        worker.job = job.index
+        worker.job = job.indices
         worker.started = time.perf_counter()
-        worker.conn.send(job.index)
+        # Workers hold every task already (forked after declaration): send indices only.
+        worker.conn.send(([(st.index, st.fingerprint, st.export_to) for st in job.steps],
+                          job.values))
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child, self._tasks),
+        proc = self._ctx.Process(target=_worker_main, args=(child, self._tasks, self._value_dir),
                                  name="depio_like-worker", daemon=True)
         proc.start()
         child.close()
@@ -125,23 +132,30 @@ class ParallelExecutor(Executor):
             seen.add(id(w))
             if w.conn.poll():
                 try:
-                    index, ok, error, duration = w.conn.recv()
+                    while w.conn.poll():
+                        msg = w.conn.recv()
+                        if msg is None:  # the job is over
+                            w.job = None
+                            break
+                        index, ok, error, duration, value = msg
+                        outcomes.append(Outcome(index, ok, value=value, error=error,
+                                                duration=duration))
+                        if w.job is not None and index in w.job:
+                            w.job.remove(index)
                 except (EOFError, OSError):
-                    if w.job is not None:
-                        outcomes.append(self._died(w))
+                    if w.job:
+                        outcomes.extend(self._died(w))
                     else:
                         self._forget(w)
-                    continue
-                outcomes.append(Outcome(index, ok, error=error, duration=duration))
-                w.job = None
+                continue
             elif w.job is not None:
-                outcomes.append(self._died(w))
+                outcomes.extend(self._died(w))
             else:  # an idle worker went away: forget it
                 w.process.join(1)
                 self._forget(w)
         return outcomes
 
-    def _died(self, w: _Worker) -> Outcome:
+    def _died(self, w: _Worker) -> list[Outcome]:
         w.process.join(1)
         code = w.process.exitcode
         if code is not None and code < 0:
@@ -151,11 +165,13 @@ class ParallelExecutor(Executor):
                 how = f"was killed by signal {-code}"
         else:
             how = f"exited with code {code}"
-        index = w.job
+        indices = w.job or []
         self._forget(w)
-        return Outcome(index, False, error=f"the worker process running the task {how} "
-                       "(os._exit, a crash, or the out-of-memory killer)",
-                       duration=time.perf_counter() - w.started)
+        # The task that was running dies with it; later tasks of its chain never ran and
+        # are failed by the driver as downstream of it.
+        return [Outcome(indices[0], False, error=f"the worker process running the task {how} "
+                        "(os._exit, a crash, or the out-of-memory killer)",
+                        duration=time.perf_counter() - w.started)] if indices else []
 
     def cancel(self) -> list[int]:
         busy = [w for w in self._workers if w.job is not None]
@@ -167,7 +183,7 @@ class ParallelExecutor(Executor):
                 w.process.kill()
                 w.process.join()
             self._forget(w)
-        return [w.job for w in busy]  # type: ignore[misc]
+        return [i for w in busy for i in (w.job or [])]
 
     def shutdown(self) -> None:
         for w in self._workers:
@@ -187,20 +203,28 @@ class ParallelExecutor(Executor):
             self._selector = None
 
 
-def _worker_main(conn: Connection, tasks: Sequence[Any]) -> None:
+def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str) -> None:
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    export = export_to_file(value_dir)
     while True:
         try:
-            index = conn.recv()
+            msg = conn.recv()
         except (EOFError, OSError):  # the driver is gone
             return
-        if index is None:
+        if msg is None:
             return
-        outcome = run_in_this_process(Job(index, tasks[index]))
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # the task closed or broke it
-                pass
-        conn.send((index, outcome.ok, outcome.error, outcome.duration))
+        steps, values = msg
+        job = Job([Step(i, tasks[i], fp, to) for i, fp, to in steps], values)
+        for outcome in run_steps(job, export):
+            _flush_std()
+            conn.send((outcome.index, outcome.ok, outcome.error, outcome.duration, outcome.value))
+        conn.send(None)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the task closed or broke it
+            pass

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +121,7 @@ class SubmitItExecutor(Executor):
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._tasks = tasks
         self._base = self.folder or Path(context.state_dir) / "slurm"
+        self._state_dir = context.state_dir
         self._base.mkdir(parents=True, exist_ok=True)
         self._journal = _Journal(Path(context.state_dir) / "slurm" / "jobs.jsonl")
         self._queue: list[Job] = []
@@ -194,8 +194,8 @@ class SubmitItExecutor(Executor):
     def _submit_queued(self) -> None:
         groups: dict[tuple, list[Job]] = {}
         for job in self._queue:
-            t = job.task
-            groups.setdefault((id(t.func), t.resources.key()), []).append(job)
+            t = job.steps[0].task
+            groups.setdefault((id(t.func), _resources(job).key()), []).append(job)
         self._queue = []
         for jobs in groups.values():
             chunks = [jobs[k:k + self.tasks_per_job] for k in range(0, len(jobs), self.tasks_per_job)]
@@ -226,11 +226,13 @@ class SubmitItExecutor(Executor):
             return
         token = uuid.uuid4().hex[:12]
         folder = self._base / token
-        fps = [[j.fingerprint for j in chunk] for chunk in sendable]
+        fps = [[st.fingerprint for j in chunk for st in j.steps] for chunk in sendable]
         self._journal.intent(token, str(folder), fps)
-        executor = self._make_executor(folder, sendable[0][0].task.resources, token, len(payloads))
+        executor = self._make_executor(folder, _resources(sendable[0][0]), token, len(payloads))
+        value_dir = os.path.join(self._state_dir, "values")
         try:
-            handles = executor.map_array(_run_tasks, [list(sys.path)] * len(payloads), payloads)
+            handles = executor.map_array(_run_tasks, [list(sys.path)] * len(payloads), payloads,
+                                         [value_dir] * len(payloads))
         except Exception as e:  # sbatch refused (bad partition, limits, ...)
             msg = f"submission to {self.cluster} failed: {e}"
             for chunk in sendable:
@@ -242,7 +244,7 @@ class SubmitItExecutor(Executor):
         ids = [h.job_id for h in handles]
         self._journal.submitted(token, ids)
         for handle, chunk, chunk_fps in zip(handles, sendable, fps):
-            el = _Element(handle.job_id, folder, [j.index for j in chunk], chunk_fps, token,
+            el = _Element(handle.job_id, folder, [i for j in chunk for i in j.indices], chunk_fps, token,
                           handle=handle if self.cluster == "local" else None)
             self._track(el)
 
@@ -281,16 +283,19 @@ class SubmitItExecutor(Executor):
 
     # -- re-attaching after a lost driver --------------------------------------------------
     def _reattach(self, job: Job) -> bool:
-        rec = self._attachable.pop(job.fingerprint, None) if job.fingerprint else None
+        first = job.steps[0].fingerprint
+        rec = self._attachable.pop(first, None) if first else None
         if rec is None or not rec.get("id"):
             return False
         el = self._elements.get(rec["id"])
-        if el is not None:  # another task of the same element already re-attached
-            el.indices.append(job.index)
-            el.fps.append(job.fingerprint)
-            self._of_task[job.index] = el
+        if el is not None:  # another job of the same array element already re-attached
+            el.indices += job.indices
+            el.fps += [st.fingerprint for st in job.steps]
+            for i in job.indices:
+                self._of_task[i] = el
             return True
-        el = _Element(rec["id"], Path(rec["folder"]), [job.index], [job.fingerprint], rec["token"])
+        el = _Element(rec["id"], Path(rec["folder"]), job.indices,
+                      [st.fingerprint for st in job.steps], rec["token"])
         if el.paths().result_pickle.exists():
             self._track(el)
             return True
@@ -302,7 +307,7 @@ class SubmitItExecutor(Executor):
             el.state = state
             self._track(el)
             return True
-        self._journal.collected([job.fingerprint])  # gone without a result: submit afresh
+        self._journal.collected(el.fps)  # gone without a result: submit afresh
         return False
 
     def _resolve_missing_ids(self) -> None:
@@ -377,19 +382,17 @@ class SubmitItExecutor(Executor):
             el.state = "COMPLETED" if kind == "success" else "FAILED"
         if kind != "success":
             return events + [Outcome(i, False, error=f"{value}\n{self._logs(el)}") for i in el.indices]
-        results = {r[0]: r for r in value}
+        # Results are matched by fingerprint: after a re-attach the same task may have
+        # another index than the one it was submitted with.
+        by_fp = {r[4]: r for r in value}
         for i, fp in zip(el.indices, el.fps):
-            # Results are keyed by the index the job was submitted with; after a re-attach
-            # the same task may have another index, so fall back to the fingerprint.
-            r = results.get(i) or next((x for x in value if x[4] == fp), None)
+            r = by_fp.get(fp)
             if r is None:
-                events.append(Outcome(i, False, error=f"the job returned no result for this "
-                                      f"task\n{self._logs(el)}"))
-                continue
-            _, ok, error, duration, _fp = r
+                continue  # not run: a task before it in its chain failed
+            _, ok, error, duration, _fp, handed = r
             if error:
                 error = f"{error}\n{self._logs(el)}"
-            events.append(Outcome(i, ok, error=error, duration=duration))
+            events.append(Outcome(i, ok, value=handed, error=error, duration=duration))
         return events
 
     def _fail(self, el: _Element, reason: str) -> list[Outcome | Started]:
@@ -516,11 +519,32 @@ def _local_state(el: _Element) -> str:
     return "RUNNING" if alive else "CANCELLED"
 
 
+def _resources(job: Job) -> Resources:
+    """What a job needs: the most any of its tasks needs, and their time limits added up."""
+    rs = [st.task.resources for st in job.steps]
+    if len(rs) == 1:
+        return rs[0]
+    times = [r.time_min for r in rs]
+    slurm: dict[str, Any] = {}
+    for r in rs:
+        slurm.update(r.slurm)
+    return Resources(
+        cpus=max((r.cpus for r in rs if r.cpus), default=None),
+        memory_mb=max((r.memory_mb for r in rs if r.memory_mb), default=None),
+        gpus=max((r.gpus for r in rs if r.gpus), default=None),
+        time_min=sum(t for t in times if t) if all(times) else None,
+        slurm=slurm)
+
+
 def _payload(job: Job) -> tuple:
-    t = job.task
-    code = getattr(t.func, "__code__", None)
-    source = code.co_filename if code is not None else ""
-    return (job.index, t.name, t.func, t.args, t.kwargs, job.fingerprint, source)
+    steps = []
+    for st in job.steps:
+        t = st.task
+        code = getattr(t.func, "__code__", None)
+        source = code.co_filename if code is not None else ""
+        steps.append((st.index, t.name, t.func, t.call_args, t.call_kwargs, st.fingerprint,
+                      source, st.export_to))
+    return (steps, job.values)
 
 
 def _unpicklable(cloudpickle: Any, item: tuple, job: Job) -> str | None:
@@ -530,41 +554,56 @@ def _unpicklable(cloudpickle: Any, item: tuple, job: Job) -> str | None:
         return None
     except Exception as e:  # noqa: BLE001 - any pickling failure
         whole = e
-    t = job.task
-    for name, value in t.arguments.items():
-        try:
-            cloudpickle.dumps(value)
-        except Exception as e:  # noqa: BLE001
-            return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
-                    f"sent to a job (it cannot be pickled: {e}); pass something picklable, "
-                    "or use ParallelExecutor/SequentialExecutor")
+    for st in job.steps:
+        t = st.task
+        for name, value in t.arguments.items():
+            if t.value_inputs and any(v is value for v in t.value_inputs):
+                continue  # replaced by the producer's value in the job
+            try:
+                cloudpickle.dumps(value)
+            except Exception as e:  # noqa: BLE001
+                return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
+                        f"sent to a job (it cannot be pickled: {e}); pass something picklable, "
+                        "or use ParallelExecutor/SequentialExecutor")
+    t = job.steps[0].task
     return (f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
             f"be sent to a job (it cannot be pickled: {whole})")
 
 
-def _run_tasks(sys_path: list[str], blob: bytes) -> list[tuple]:
-    """Runs in the job: each task in turn, every failure turned into a result."""
-    sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
-    items = pickle.loads(blob)
-    results = []
-    for index, name, func, args, kwargs, fp, source in items:
+class _Remote:
+    """A task as a job sees it: its function and arguments, nothing of the graph."""
+
+    def __init__(self, name: str, func: Callable[..., Any], args: Any, kwargs: Any,
+                 source: str) -> None:
+        self.name, self.func, self.args, self.kwargs = name, func, args, kwargs
         code = getattr(func, "__code__", None)
         if source and code is not None and code.co_filename != source:
             # cloudpickle sends functions of the user's script by value and their code
             # forgets its file name; give it back, so tracebacks show the script's lines.
             func.__code__ = code.replace(co_filename=source)
-        t0 = time.perf_counter()
-        try:
-            func(*args, **kwargs)
-            results.append((index, True, None, time.perf_counter() - t0, fp))
-        except BaseException as e:  # noqa: BLE001 - report everything, SystemExit included
-            if isinstance(e, SystemExit):
-                msg = f"the task called sys.exit({e.code!r})"
-            else:
-                tb = e.__traceback__.tb_next if e.__traceback__ else None  # not our frame
-                msg = "".join(traceback.format_exception(type(e), e, tb)).rstrip()
-            results.append((index, False, f"task {name!r} failed in the job:\n{msg}",
-                            time.perf_counter() - t0, fp))
+
+    def run(self, values: Any) -> Any:
+        from ..channel import fill
+
+        return self.func(*fill(self.args, values), **fill(self.kwargs, values))
+
+
+def _run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
+    """Runs in the job: each job's tasks in turn, every failure turned into a result."""
+    from .base import Step, export_to_file, run_steps
+
+    sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
+    jobs = pickle.loads(blob)
+    export = export_to_file(value_dir)
+    results = []
+    for steps, values in jobs:
+        fps = {index: fp for index, _n, _f, _a, _k, fp, _s, _e in steps}
+        names = {index: name for index, name, *_ in steps}
+        job = Job([Step(index, _Remote(name, func, args, kwargs, source), fp, export_to)
+                   for index, name, func, args, kwargs, fp, source, export_to in steps], values)
+        for o in run_steps(job, export):
+            error = f"task {names[o.index]!r} failed in the job:\n{o.error}" if o.error else None
+            results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value))
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
