@@ -56,3 +56,64 @@ def run_script(directory, source, *args, timeout=120, **popen):
     return subprocess.run([sys.executable, str(script), *args], cwd=directory, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           **popen)
+
+
+# ---------------------------------------------------------------- Slurm
+# Tests marked `slurm` (and using the `slurm` fixture) talk to a real Slurm cluster. CI
+# starts a single-node one with scripts/local-slurm.sh and sets DEPIO_LIKE_SLURM=1.
+
+SLURM_USABLE_STATES = {"idle", "mixed", "allocated", "completing"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slurm: needs a reachable Slurm cluster with accounting (the `slurm` fixture)")
+
+
+def _env_flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _run_slurm_command(*args):
+    """(returncode, output) of a Slurm client command; (None, reason) if it cannot run."""
+    try:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return None, f"`{args[0]}` is not installed"
+    except subprocess.TimeoutExpired:
+        return None, f"`{' '.join(args)}` did not answer within 30 s"
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def slurm_unreachable_reason():
+    """None if Slurm can run jobs and account for them here, else why not."""
+    rc, out = _run_slurm_command("sinfo", "-h", "-o", "%T")
+    if rc is None:
+        return out
+    if rc != 0:
+        return f"`sinfo` failed (exit {rc}): {out}"
+    states = out.split()
+    if not SLURM_USABLE_STATES.intersection(states):
+        return f"no node is idle, mixed or allocated (sinfo states: {states or 'none'})"
+    # submitit learns that Slurm killed a job only through sacct: accounting is required.
+    rc, out = _run_slurm_command("sacct", "-n", "-X", "-S", "now")
+    if rc is None:
+        return out
+    if rc != 0:
+        return f"`sacct` failed (exit {rc}): {out}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A reachable Slurm cluster with accounting, or skip (fail in CI)."""
+    reason = slurm_unreachable_reason()
+    if reason is None:
+        return
+    if _env_flag("CI") or _env_flag("DEPIO_LIKE_SLURM"):
+        pytest.fail(f"Slurm tests must run in CI (or when DEPIO_LIKE_SLURM=1), but Slurm is "
+                    f"not usable: {reason}. Start it with `bash scripts/local-slurm.sh start` "
+                    f"and check with `bash scripts/local-slurm.sh status`.", pytrace=False)
+    pytest.skip(f"no Slurm reachable: start it with `bash scripts/local-slurm.sh start` "
+                f"(root, Debian) [{reason}]")
