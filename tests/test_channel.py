@@ -80,7 +80,9 @@ def test_chain_runs_as_one_job_with_its_own_statuses(project):
     Path("in.txt").write_text("1")
     p = three_steps(SubmitItExecutor(cluster="local"))
     assert p.run() == 0
-    rows = [ln.split() for ln in p.stream.getvalue().splitlines() if ln[:1] in "123"]
+    out = p.stream.getvalue()
+    table = out[out.rindex("Tasks:"):].splitlines()[3:]
+    rows = [ln.split() for ln in table if ln[:1].isdigit() and "  " in ln]
     slurm_ids = {r[-2] for r in rows if r[2] == "FINISHED"}
     assert len(rows) == 3 and len(slurm_ids) == 1  # three tasks, one job
 

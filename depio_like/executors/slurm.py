@@ -262,6 +262,10 @@ class SubmitItExecutor(Executor):
         ex = SlurmExecutor(folder=folder, python=self.python)
         params: dict[str, Any] = {"job_name": f"depio_like-{token}", "time": time_min,
                                   "array_parallelism": self.array_parallelism}
+        if isinstance(time_min, (int, float)):
+            # submitit warns the job this long before its time limit (default 90 s, more
+            # than a short limit): keep it a tenth of the limit, 10 to 90 s.
+            params["signal_delay_s"] = int(min(90, max(10, time_min * 6)))
         params.update({k: v for k, v in self.parameters.items() if k != "time"})
         if res.cpus:
             params["cpus_per_task"] = res.cpus
@@ -585,7 +589,16 @@ class _Remote:
     def run(self, values: Any) -> Any:
         from ..channel import fill
 
-        return self.func(*fill(self.args, values), **fill(self.kwargs, values))
+        try:
+            return self.func(*fill(self.args, values), **fill(self.kwargs, values))
+        except Exception as e:
+            # submitit turns Slurm's warning signal before the time limit into this error,
+            # raised wherever the task happened to be: say what it means.
+            if type(e).__name__ == "UncompletedJobError" and "timed-out" in str(e):
+                raise TimeoutError(f"TIMEOUT: task {self.name!r} ran into the job's Slurm time "
+                                   "limit; give it more with resources={'time': minutes}"
+                                   ).with_traceback(e.__traceback__) from None
+            raise
 
 
 def _run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
