@@ -28,13 +28,15 @@ class Pipeline:
     current directory). ``wait_for_lock=False`` fails at once instead of waiting when
     another run uses the same state directory. ``delete_on_error=True`` removes the
     products of a task that failed (like Make's .DELETE_ON_ERROR); by default they stay,
-    marked incomplete, so the task reruns.
+    marked incomplete, so the task reruns. Each task's stdout and stderr go to log files
+    under ``<state_dir>/logs``; ``show_output=True`` also prints them, one block per task
+    when it ends, never interleaved with other tasks' output.
     """
 
     def __init__(self, executor: Executor | None = None, name: str = "default", *,
                  depioExecutor: Executor | None = None, state_dir: str | os.PathLike | None = None,
                  quiet: bool = False, refreshrate: float = 0.25, wait_for_lock: bool = True,
-                 delete_on_error: bool = False,
+                 delete_on_error: bool = False, show_output: bool = True,
                  stream: TextIO | None = None, clear_screen: Any = None,
                  disk: Disk | None = None) -> None:
         if executor is not None and depioExecutor is not None:
@@ -51,6 +53,7 @@ class Pipeline:
         self.refreshrate = refreshrate
         self.wait_for_lock = wait_for_lock
         self.delete_on_error = delete_on_error
+        self.show_output = show_output
         self.stream = stream
         self.disk: Disk = disk if disk is not None else RealDisk()
         self._tasks: list[Task] = []
@@ -119,7 +122,8 @@ class Pipeline:
                       notify=lambda msg: print(msg, file=sys.stderr, flush=True))
         with state:
             return Run(graph, self.executor, state, display, self.disk, force=force,
-                       delete_on_error=self.delete_on_error).execute()
+                       delete_on_error=self.delete_on_error,
+                       show_output=self.show_output).execute()
 
 
 def _describe_call(task: Task) -> str:

@@ -29,13 +29,16 @@ class Run:
     """Drives one run of a validated graph to the end; ``execute()`` returns the exit code."""
 
     def __init__(self, graph: TaskGraph, executor: Executor, state: State, display: Display,
-                 disk: Disk, *, force: bool = False, delete_on_error: bool = False) -> None:
+                 disk: Disk, *, force: bool = False, delete_on_error: bool = False,
+                 show_output: bool = True) -> None:
         self.graph = graph
         self.executor = executor
         self.state = state
         self.display = display
         self.disk = disk
         self.delete_on_error = delete_on_error
+        self.show_output = show_output
+        self.log_dir = os.path.join(state.dir, "logs")
         self.hasher = FileHasher(disk, state.files)
         self.planner = Planner(graph, state.records, self.hasher, disk, force=force)
         upstream, downstream = graph.schedule_edges()
@@ -155,7 +158,7 @@ class Run:
             self.sched.started(m)
             outside = sorted(self.outside.get(m, ()))
             steps.append(Step(m, self.graph.tasks[m], self.planner.fingerprint(m, self.decisions[m]),
-                              tuple(self.graph.tasks[c].label for c in outside)))
+                              tuple(self.graph.tasks[c].label for c in outside), self.log_of(m)))
         inputs = {p: self.values[p] for m in unit for p in self.graph.values[m] if p not in unit}
         queued = self.executor.queues
         self._changed(head, Status.PENDING if queued else Status.RUNNING)
@@ -163,8 +166,16 @@ class Run:
             self._changed(m, Status.PENDING)
         self.executor.submit(Job(steps, inputs))
 
+    def log_of(self, i: int) -> str:
+        """Where task ``i``'s output goes (+ ".out" / ".err"): stable across runs."""
+        return task_log(self.log_dir, self.graph.tasks[i])
+
     # -- outcomes ----------------------------------------------------------------------
     def _ended(self, o: Outcome) -> None:
+        self._record_outcome(o)
+        self._show_output(o.index)
+
+    def _record_outcome(self, o: Outcome) -> None:
         i = o.index
         t = self.graph.tasks[i]
         if o.ok:
@@ -201,7 +212,10 @@ class Run:
             return
         self.decisions.pop(i, None)
         self._discard_products(i)
-        self._changed(i, Status.FAILED, error=o.error)
+        log = self.log_of(i)
+        where = f"\n(output: {show_path(log)}.out, {show_path(log)}.err)" \
+            if os.path.exists(log + ".err") else ""
+        self._changed(i, Status.FAILED, error=(o.error or "failed") + where)
         self._release_inputs(i)
         for j in self.sched.failed(i):
             self._changed(j, Status.DEPFAILED, cause=i)
@@ -213,6 +227,20 @@ class Run:
             for j in self.sched.failed(m, Status.DEPFAILED):
                 self._changed(j, Status.DEPFAILED, cause=i)
                 self._release_inputs(j)
+
+    def _show_output(self, i: int) -> None:
+        """Print what the task printed, as one block (never interleaved with others)."""
+        if not self.show_output:
+            return
+        log = self.log_of(i)
+        parts = []
+        for ext in (".out", ".err"):
+            text = _read_tail(log + ext, _SHOWN_LINES)
+            if text:
+                parts.append(text)
+        if parts:
+            t = self.graph.tasks[i]
+            self.display.note(f"--- output of {t.label} ---\n" + "\n".join(parts).rstrip("\n"))
 
     def _release_inputs(self, c: int) -> None:
         """Consumer ``c`` has ended: values nobody else waits for are dropped."""
@@ -271,6 +299,33 @@ class Run:
     def _sync(self) -> None:
         for t, s in zip(self.graph.tasks, self.status):
             t.status = s
+
+
+_SHOWN_LINES = 200
+
+
+def task_log(log_dir: str, task: Any) -> str:
+    """The base path of a task's log files: its name and a hash of its identity."""
+    import re
+
+    import xxhash
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name)[:40] or "task"
+    return os.path.join(log_dir, f"{safe}-{xxhash.xxh3_64_hexdigest(task.record_key.encode('utf-8', 'surrogateescape'))[:10]}")
+
+
+def _read_tail(path: str, max_lines: int) -> str:
+    try:
+        if os.path.getsize(path) == 0:
+            return ""
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", "replace").splitlines()
+    if len(lines) > max_lines:
+        lines = [f"... ({len(lines) - max_lines} earlier lines in {path})"] + lines[-max_lines:]
+    return "\n".join(lines)
 
 
 def _last_line(text: str | None) -> str:

@@ -9,6 +9,7 @@ outcomes. An executor that queues jobs (Slurm) sets ``queues = True`` and report
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -35,6 +36,7 @@ class Step:
     task: "Task"
     fingerprint: str = ""
     export_to: tuple[str, ...] = ()
+    log: str = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
 
 
 @dataclass
@@ -130,7 +132,8 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]
     for step in job.steps:
         t0 = time.perf_counter()
         try:
-            value = step.task.run(values)
+            with captured(step.log):
+                value = step.task.run(values)
         except KeyboardInterrupt:
             raise
         except SystemExit as e:
@@ -154,6 +157,54 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]
                     f"({type(e).__name__}: {e})"))
                 return
         yield Outcome(step.index, True, value=handed, duration=duration)
+
+
+@contextlib.contextmanager
+def captured(log: str) -> Iterator[None]:
+    """Send this process's stdout and stderr to ``log``.out / ``log``.err meanwhile.
+
+    At the file-descriptor level, so output of C code and subprocesses is caught too;
+    ``breakpoint()`` gets the terminal back, so a debugger still works.
+    """
+    if not log:
+        yield
+        return
+    import sys
+
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    _flush(sys.stdout, sys.stderr)
+    saved = os.dup(1), os.dup(2)
+    out = os.open(log + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    err = os.open(log + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    hook = sys.breakpointhook
+
+    def restore() -> None:
+        _flush(sys.stdout, sys.stderr)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+
+    def debug(*args: Any, **kwargs: Any) -> Any:
+        restore()  # the debugger talks to the terminal, not to the log
+        return hook(*args, **kwargs)
+
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    sys.breakpointhook = debug
+    try:
+        yield
+    finally:
+        sys.breakpointhook = hook
+        restore()
+        for fd in (*saved, out, err):
+            os.close(fd)
+
+
+def _flush(*streams: Any) -> None:
+    for stream in streams:
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed or replaced by the task
+            pass
 
 
 def export_to_file(value_dir: str) -> Callable[[Step, Any], Any]:

@@ -96,7 +96,7 @@ class ParallelExecutor(Executor):
         worker.job = job.indices
         worker.started = time.perf_counter()
         # Workers hold every task already (forked after declaration): send indices only.
-        worker.conn.send(([(st.index, st.fingerprint, st.export_to) for st in job.steps],
+        worker.conn.send(([(st.index, st.fingerprint, st.export_to, st.log) for st in job.steps],
                           job.values))
 
     def _spawn(self) -> _Worker:
@@ -215,7 +215,7 @@ def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str) -> None
         if msg is None:
             return
         steps, values = msg
-        job = Job([Step(i, tasks[i], fp, to) for i, fp, to in steps], values)
+        job = Job([Step(i, tasks[i], fp, to, log) for i, fp, to, log in steps], values)
         for outcome in run_steps(job, export):
             _flush_std()
             conn.send((outcome.index, outcome.ok, outcome.error, outcome.duration, outcome.value))

@@ -547,7 +547,7 @@ def _payload(job: Job) -> tuple:
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
         steps.append((st.index, t.name, t.func, t.call_args, t.call_kwargs, st.fingerprint,
-                      source, st.export_to))
+                      source, st.export_to, st.log))
     return (steps, job.values)
 
 
@@ -610,10 +610,11 @@ def _run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
     export = export_to_file(value_dir)
     results = []
     for steps, values in jobs:
-        fps = {index: fp for index, _n, _f, _a, _k, fp, _s, _e in steps}
+        fps = {index: fp for index, _n, _f, _a, _k, fp, *_ in steps}
         names = {index: name for index, name, *_ in steps}
-        job = Job([Step(index, _Remote(name, func, args, kwargs, source), fp, export_to)
-                   for index, name, func, args, kwargs, fp, source, export_to in steps], values)
+        job = Job([Step(index, _Remote(name, func, args, kwargs, source), fp, export_to, log)
+                   for index, name, func, args, kwargs, fp, source, export_to, log in steps],
+                  values)
         for o in run_steps(job, export):
             error = f"task {names[o.index]!r} failed in the job:\n{o.error}" if o.error else None
             results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value))
