@@ -19,9 +19,9 @@ _MAGIC = b"DLV1"
 
 @dataclass(frozen=True)
 class ValueSlot:
-    """Stands, in a task's arguments, for the return value of the task at ``index``."""
+    """Stands, in a task's arguments, for the return value of the task with id ``task_id``."""
 
-    index: int
+    task_id: int
 
 
 def is_slot(v: Any) -> bool:
@@ -108,13 +108,14 @@ def load_value(ref: ValueFile) -> Any:
 
 
 def fill(args: Any, values: Mapping[int, Any]) -> Any:
-    """``args`` with each ``ValueSlot`` replaced by its value (read from its file if need be)."""
+    """``args`` with each ``ValueSlot`` replaced by its value (read from its file if need be);
+    ``values`` is keyed by task id."""
     loaded: dict[int, Any] = {}
 
     def lookup(slot: ValueSlot) -> Any:
-        if slot.index not in loaded:
-            v = values[slot.index]
-            loaded[slot.index] = load_value(v) if isinstance(v, ValueFile) else v
-        return loaded[slot.index]
+        if slot.task_id not in loaded:
+            v = values[slot.task_id]
+            loaded[slot.task_id] = load_value(v) if isinstance(v, ValueFile) else v
+        return loaded[slot.task_id]
 
     return substitute(args, lookup, is_slot)

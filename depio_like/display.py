@@ -41,6 +41,7 @@ class Display:
         self._drawn_lines = 0
         self._last_draw = -1e9
         self._dirty = False
+        self.preview = False  # a dry run: the summary says nothing ran
 
     # -- the run tells us ----------------------------------------------------------------
     def start(self, tasks: Sequence, status: Sequence[Status], deps: Sequence[Sequence[int]],
@@ -71,6 +72,15 @@ class Display:
         elif status is Status.DEPFAILED:
             because = f" (because {self._tasks[cause].label} failed)" if cause is not None else ""
             self._write(f"DEPFAILED {t.label}{because}\n")
+
+    def explain(self, i: int, verdict: str, reasons: str) -> None:
+        """One line saying why task ``i`` runs (or would run)."""
+        if not self.quiet:
+            self.note(f"{verdict:<9} {self._tasks[i].label}: {reasons}")
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """Headers and every row, as shown in the full table."""
+        return list(_HEADERS + self._columns), [self._row(i) for i in range(len(self._tasks))]
 
     def note(self, text: str) -> None:
         """A message for the user, outside the table."""
@@ -134,6 +144,9 @@ class Display:
 
     def _summary(self, interrupted: bool) -> str:
         counts = Counter(self._status)
+        if counts[Status.WOULD_RUN] or (counts[Status.SKIPPED] == len(self._tasks) and self.preview):
+            return (f"Dry run: {counts[Status.WOULD_RUN]} task(s) would run, "
+                    f"{counts[Status.SKIPPED]} up to date; nothing was run or written.")
         bad = counts[Status.FAILED] + counts[Status.DEPFAILED] + counts[Status.CANCELLED]
         if interrupted:
             return (f"Interrupted: {counts[Status.FINISHED]} finished, "

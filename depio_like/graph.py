@@ -57,6 +57,42 @@ class TaskGraph:
                 downstream[u].append(i)
         return [tuple(u) for u in upstream], downstream
 
+    def needed_for(self, paths: Sequence[str]) -> list[int]:
+        """Indices of the tasks that must run to make ``paths``: their producers and
+        everything upstream of those. A path no task produces is an error, unless it exists."""
+        from .errors import GraphError
+
+        wanted: set[int] = set()
+        stack = []
+        for p in paths:
+            j = self.producer.get(p)
+            if j is None:
+                raise GraphError(f"--target {_show(p)}: no task of this pipeline produces it")
+            stack.append(j)
+        while stack:
+            j = stack.pop()
+            if j not in wanted:
+                wanted.add(j)
+                stack.extend(self.upstream[j])
+        return sorted(wanted)
+
+    def subgraph(self, keep: Sequence[int]) -> "TaskGraph":
+        """The graph of the tasks ``keep`` (closed under upstream), indices renumbered."""
+        new = {old: k for k, old in enumerate(keep)}
+        tasks = [self.tasks[o] for o in keep]
+        upstream = [tuple(new[u] for u in self.upstream[o]) for o in keep]
+        explicit = [tuple(new[u] for u in self.explicit[o]) for o in keep]
+        values = [tuple(new[u] for u in self.values[o]) for o in keep]
+        downstream: list[list[int]] = [[] for _ in keep]
+        for i, ups in enumerate(upstream):
+            for u in ups:
+                downstream[u].append(i)
+        producer = {p: new[i] for p, i in self.producer.items() if i in new}
+        order = [new[o] for o in self.order if o in new]
+        units, unit_of = _units(order, upstream, downstream, values)
+        return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values,
+                         units, unit_of)
+
     def to_networkx(self) -> "networkx.DiGraph":
         """Tasks as nodes (their ids), an edge from each task to the tasks that wait for it."""
         import networkx as nx
@@ -101,13 +137,14 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                 ups[j] = None
         vals: dict[int, None] = {}
         if t.value_inputs:
-            slots = {id(v): ValueSlot(_index_of(v, survivors, t, "takes the value of"))
+            slots = {id(v): ValueSlot(_index_of(v, survivors, t, "takes the value of") + 1)
                      for v in t.value_inputs}
             for slot in slots.values():
-                if slot.index == i:
+                j = slot.task_id - 1
+                if j == i:
                     self_loops.append(f"  task {t.label} takes its own value as an argument")
                 else:
-                    vals[slot.index] = ex[slot.index] = ups[slot.index] = None
+                    vals[j] = ex[j] = ups[j] = None
             is_task = lambda v: id(v) in slots  # noqa: E731
             t.call_args = substitute(t.args, lambda v: slots[id(v)], is_task)
             t.call_kwargs = substitute(t.kwargs, lambda v: slots[id(v)], is_task)

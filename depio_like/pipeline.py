@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 from .display import Display
 from .errors import DuplicateProductError, GraphError
@@ -113,17 +113,66 @@ class Pipeline:
         """The task graph as a ``networkx.DiGraph`` (nodes are task ids)."""
         return self.validate().to_networkx()
 
-    def run(self, *, force: bool = False) -> int:
+    def run(self, *, force: bool = False, dry_run: bool = False, explain: bool = False,
+            targets: Sequence[str | os.PathLike] | None = None, jobs: int | None = None,
+            executor: Executor | None = None) -> int:
         """Run every task that is not up to date; return 0 if all ended well, 1 if a task
-        failed, 130 if interrupted. Graph errors raise before anything runs."""
+        failed, 130 if interrupted. Graph errors raise before anything runs.
+
+        ``force``: rerun everything. ``dry_run``: only say what would run (nothing runs,
+        nothing is written). ``explain``: say why each task runs. ``targets``: only what
+        these products need. ``jobs``: how many tasks at once (local workers, or Slurm
+        array elements). ``executor``: use this one for this run.
+        """
+        from . import cli
+
+        opts = cli.overrides(force=force, dry_run=dry_run, explain=explain, targets=targets,
+                             jobs=jobs, executor=executor)
+        executor = opts["executor"] or self.executor
         graph = self.validate()
+        if opts["targets"]:
+            wanted = [os.path.abspath(os.fspath(t)) for t in opts["targets"]]
+            graph = graph.subgraph(graph.needed_for(wanted))
         display = Display(self.stream, quiet=self.quiet, interval=self.refreshrate)
-        state = State(self.state_dir, wait=self.wait_for_lock,
-                      notify=lambda msg: print(msg, file=sys.stderr, flush=True))
-        with state:
-            return Run(graph, self.executor, state, display, self.disk, force=force,
-                       delete_on_error=self.delete_on_error,
-                       show_output=self.show_output).execute()
+        notify = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+        with cli.jobs_applied(executor, opts["jobs"]):
+            if opts["dry_run"]:
+                state = State(self.state_dir, notify=notify).read_only()
+                return Run(graph, executor, state, display, self.disk,
+                           force=opts["force"], explain=opts["explain"]).preview()
+            with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
+                return Run(graph, executor, state, display, self.disk, force=opts["force"],
+                           delete_on_error=self.delete_on_error, show_output=self.show_output,
+                           explain=opts["explain"]).execute()
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Run with options from the script's command line (``python pipeline.py --help``):
+        ``exit(pipeline.main())`` in place of ``exit(pipeline.run())``."""
+        from . import cli
+
+        return cli.main(self, argv)
+
+    def export_graph(self, fmt: str = "mermaid", files: bool = False) -> str:
+        """The task graph as Mermaid or DOT text, each task labelled with its name and
+        what a run would do now (WOULD-RUN / SKIPPED)."""
+        from .export import to_dot, to_mermaid
+
+        graph = self.validate()
+        state = State(self.state_dir, notify=lambda m: None).read_only()
+        display = Display(self.stream, quiet=True)
+        run = Run(graph, self.executor, state, display, self.disk)
+        run.preview()
+        render = {"mermaid": to_mermaid, "dot": to_dot}.get(fmt)
+        if render is None:
+            raise ValueError(f"export_graph(fmt={fmt!r}): use 'mermaid' or 'dot'")
+        return render(graph, run.status, files=files)
+
+    def clean(self, *, yes: bool = False, ask: Any = None) -> int:
+        """Remove this pipeline's products and its tasks' records and logs, after asking
+        (``ask(question) -> bool``; default: the terminal) unless ``yes``."""
+        from .clean import clean
+
+        return clean(self, yes=yes, ask=ask)
 
 
 def _describe_call(task: Task) -> str:

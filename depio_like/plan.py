@@ -31,7 +31,7 @@ class Why(str, Enum):
     ARGS_CHANGED = "arguments changed"
     INPUT_CHANGED = "input changed"
     INPUT_MISSING = "input missing"
-    UPSTREAM = "upstream task reran"
+    UPSTREAM = "upstream task reruns"
     VALUE_NEEDED = "its return value is needed by"
     PRODUCT_MISSING = "product missing"
     PRODUCT_CHANGED = "product changed since recorded"
@@ -193,3 +193,44 @@ def _args_diff(old: dict[str, str] | None, arguments: dict[str, Any]) -> str:
             else:
                 changes.append(f"{k} {a} -> {b}")
     return ", ".join(changes)
+
+
+def predict(graph: TaskGraph, planner: Planner) -> list[Decision]:
+    """What a run would do, decided without running anything (for ``--dry-run``).
+
+    A task downstream of one that would run is counted as running too (its inputs may
+    change; at run time it is skipped if they turn out the same). A chain runs as a whole;
+    a skipped producer runs if a consumer of its value runs.
+    """
+    n = len(graph.tasks)
+    own = [planner.check(i) for i in graph.order]
+    decisions: list[Decision] = [Decision(False)] * n
+    for i, d in zip(graph.order, own):
+        decisions[i] = d
+    for_value: set[int] = set()  # rerun only to make a value: its dependents need not rerun
+    consumers = graph.value_consumers()
+    changed = True
+    while changed:
+        changed = False
+        for i in graph.order:
+            d = decisions[i]
+            if d.run:
+                continue
+            why = None
+            for u in graph.upstream[i]:
+                if decisions[u].run and u not in for_value:
+                    why = Reason(Why.UPSTREAM, graph.tasks[u].label)
+                    break
+            unit = graph.units[graph.unit_of[i]] if graph.units else (i,)
+            if why is None and any(decisions[m].run for m in unit if m != i):
+                why = Reason(Why.UPSTREAM, graph.tasks[unit[0]].label)
+            if why is None:
+                for c in consumers.get(i, ()):
+                    if decisions[c].run:
+                        why = Reason(Why.VALUE_NEEDED, graph.tasks[c].label)
+                        for_value.add(i)
+                        break
+            if why is not None:
+                decisions[i] = Decision(True, d.reasons + (why,), d.inputs, d.upstream)
+                changed = True
+    return decisions

@@ -7,7 +7,9 @@ out of date (the values passed along the chain are not kept between runs).
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from typing import Any
 
 from .channel import ValueFile
@@ -17,12 +19,13 @@ from .fingerprint import FileHasher
 from .fs import Disk
 from .graph import TaskGraph
 from .paths import show_path
-from .plan import Decision, Planner, Reason, Why
+from .plan import Decision, Planner, Reason, Why, predict
 from .scheduler import Scheduler
 from .state import State
 from .status import Status
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+LAST_RUN = "last_run.json"
 
 
 class Run:
@@ -30,7 +33,7 @@ class Run:
 
     def __init__(self, graph: TaskGraph, executor: Executor, state: State, display: Display,
                  disk: Disk, *, force: bool = False, delete_on_error: bool = False,
-                 show_output: bool = True) -> None:
+                 show_output: bool = True, explain: bool = False) -> None:
         self.graph = graph
         self.executor = executor
         self.state = state
@@ -38,6 +41,7 @@ class Run:
         self.disk = disk
         self.delete_on_error = delete_on_error
         self.show_output = show_output
+        self.explain = explain
         self.log_dir = os.path.join(state.dir, "logs")
         self.hasher = FileHasher(disk, state.files)
         self.planner = Planner(graph, state.records, self.hasher, disk, force=force)
@@ -53,6 +57,20 @@ class Run:
         self.outside: dict[int, set[int]] = {
             p: {c for c in cs if graph.unit_of[c] != graph.unit_of[p]} for p, cs in consumers.items()}
         self.waiting_values: dict[int, set[int]] = {p: set(cs) for p, cs in self.outside.items() if cs}
+
+    def preview(self) -> int:
+        """A dry run: the table says what would run (and, with ``explain``, why); nothing
+        runs and nothing is written."""
+        self.display.preview = True
+        self.display.start(self.graph.tasks, self.status, self.graph.upstream,
+                           self.executor.columns, lambda i: ("",) * len(self.executor.columns))
+        for i, d in enumerate(predict(self.graph, self.planner)):
+            self.status[i] = Status.WOULD_RUN if d.run else Status.SKIPPED
+            if d.run and self.explain:
+                self.display.explain(i, "WOULD-RUN", str(d))
+        self._sync()
+        self.display.finish()
+        return EXIT_OK
 
     def execute(self) -> int:
         tasks = self.graph.tasks
@@ -73,8 +91,23 @@ class Run:
             self._sync()
         self.display.finish(interrupted)
         if interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_OK if all(s.ok for s in self.status) else EXIT_FAILED
+            code = EXIT_INTERRUPTED
+        else:
+            code = EXIT_OK if all(s.ok for s in self.status) else EXIT_FAILED
+        self._write_last_run(code)
+        return code
+
+    def _write_last_run(self, code: int) -> None:
+        """The final table, for ``depio-like status`` to show without running anything."""
+        headers, rows = self.display.table()
+        data = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "exit_code": code,
+                "cwd": os.getcwd(), "headers": headers, "rows": rows,
+                "logs": [self.log_of(i) for i in range(len(self.graph.tasks))]}
+        path = os.path.join(self.state.dir, LAST_RUN)
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+        os.replace(tmp, path)
 
     # -- the loop ----------------------------------------------------------------------
     def _loop(self) -> None:
@@ -123,6 +156,8 @@ class Run:
             if not d.run:  # up to date, but the chain's values are only made by running it
                 d.run, d.reasons = True, (Reason(Why.UPSTREAM, self.graph.tasks[unit[0]].label),)
             self.decisions[m] = d
+            if self.explain:
+                self.display.explain(m, "RUN", str(d))
         self.sched.runnable(head)
 
     def _values_ready(self, head: int) -> bool:
@@ -159,7 +194,9 @@ class Run:
             outside = sorted(self.outside.get(m, ()))
             steps.append(Step(m, self.graph.tasks[m], self.planner.fingerprint(m, self.decisions[m]),
                               tuple(self.graph.tasks[c].label for c in outside), self.log_of(m)))
-        inputs = {p: self.values[p] for m in unit for p in self.graph.values[m] if p not in unit}
+        tasks = self.graph.tasks
+        inputs = {tasks[p].id: self.values[p] for m in unit for p in self.graph.values[m]
+                  if p not in unit}
         queued = self.executor.queues
         self._changed(head, Status.PENDING if queued else Status.RUNNING)
         for m in unit[1:]:

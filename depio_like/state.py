@@ -68,6 +68,11 @@ class State:
             raise
         return self
 
+    def read_only(self) -> "State":
+        """Load the records without locking or writing anything (for a dry run)."""
+        self._load()
+        return self
+
     def close(self) -> None:
         """Write what is pending, compact the log when worthwhile, release the lock."""
         try:
@@ -93,6 +98,14 @@ class State:
         record = {"r": key, **record}
         self.records[key] = record
         self._pending.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+
+    def forget(self, keys: list[str], paths: list[str] = ()) -> None:
+        """Drop the records ``keys`` and the file digests of ``paths`` (rewritten at close)."""
+        for k in keys:
+            self.records.pop(k, None)
+        for p in paths:
+            self.files.pop(p, None)
+        self._bad_lines = max(self._bad_lines, 1)  # forces the rewrite without them
 
     def mark_started(self, key: str) -> None:
         """Task ``key`` is about to run: until a new record comes, its old one is incomplete."""

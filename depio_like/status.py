@@ -14,6 +14,7 @@ class Status(str, Enum):
     FAILED = "FAILED"
     DEPFAILED = "DEPFAILED"  # a task it depends on failed; never started
     CANCELLED = "CANCELLED"  # interrupted (Ctrl-C) before or while running
+    WOULD_RUN = "WOULD-RUN"  # dry run: this task would run
 
     def __str__(self) -> str:
         return self.value

@@ -207,7 +207,7 @@ class Task:
         return f"T{self.record_key}:{self.args_digest}"
 
     def run(self, values: Any = None) -> Any:
-        """Call the function here and now; ``values`` maps producer index -> return value
+        """Call the function here and now; ``values`` maps producer task id -> return value
         (or ``ValueFile``) for the tasks given as arguments."""
         if not self.value_inputs:
             return self.func(*self.args, **self.kwargs)

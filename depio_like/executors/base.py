@@ -145,7 +145,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]
                           duration=time.perf_counter() - t0)
             return
         duration = time.perf_counter() - t0
-        values[step.index] = value
+        values[step.task.id] = value
         handed = None
         if step.export_to:
             try:

@@ -546,8 +546,8 @@ def _payload(job: Job) -> tuple:
         t = st.task
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
-        steps.append((st.index, t.name, t.func, t.call_args, t.call_kwargs, st.fingerprint,
-                      source, st.export_to, st.log))
+        steps.append((st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs,
+                      st.fingerprint, source, st.export_to, st.log))
     return (steps, job.values)
 
 
@@ -577,9 +577,9 @@ def _unpicklable(cloudpickle: Any, item: tuple, job: Job) -> str | None:
 class _Remote:
     """A task as a job sees it: its function and arguments, nothing of the graph."""
 
-    def __init__(self, name: str, func: Callable[..., Any], args: Any, kwargs: Any,
-                 source: str) -> None:
-        self.name, self.func, self.args, self.kwargs = name, func, args, kwargs
+    def __init__(self, task_id: int, name: str, func: Callable[..., Any], args: Any,
+                 kwargs: Any, source: str) -> None:
+        self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
         code = getattr(func, "__code__", None)
         if source and code is not None and code.co_filename != source:
             # cloudpickle sends functions of the user's script by value and their code
@@ -610,11 +610,12 @@ def _run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
     export = export_to_file(value_dir)
     results = []
     for steps, values in jobs:
-        fps = {index: fp for index, _n, _f, _a, _k, fp, *_ in steps}
-        names = {index: name for index, name, *_ in steps}
-        job = Job([Step(index, _Remote(name, func, args, kwargs, source), fp, export_to, log)
-                   for index, name, func, args, kwargs, fp, source, export_to, log in steps],
-                  values)
+        fps = {index: fp for index, _i, _n, _f, _a, _k, fp, *_ in steps}
+        names = {index: name for index, _i, name, *_ in steps}
+        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, source), fp,
+                        export_to, log)
+                   for index, task_id, name, func, args, kwargs, fp, source, export_to, log
+                   in steps], values)
         for o in run_steps(job, export):
             error = f"task {names[o.index]!r} failed in the job:\n{o.error}" if o.error else None
             results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value))

@@ -1,0 +1,200 @@
+"""Command lines: ``pipeline.main()`` for any pipeline script, and the ``depio-like`` tool.
+
+``python pipeline.py --help`` lists the options when the script ends in
+``exit(pipeline.main())``. ``depio-like run pipeline.py [options]`` does the same for a script
+that ends in ``exit(pipeline.run())``; ``depio-like status`` shows the last recorded run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import runpy
+import sys
+from typing import Any, Iterator, Sequence
+
+# Options given to `depio-like run`, applied to every pipeline.run() of the script it runs.
+_forced: dict[str, Any] = {}
+
+EXECUTORS = ("parallel", "local", "sequential", "slurm", "slurm-local")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Run the pipeline: only the tasks that "
+                                "are not up to date.")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="show what would run (WOULD-RUN / SKIPPED); run and write nothing")
+    p.add_argument("--explain", action="store_true",
+                   help="say why each task runs (with --dry-run: why it would)")
+    p.add_argument("--force", action="store_true", help="rerun every task")
+    p.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="tasks at once (local workers, or Slurm array elements)")
+    p.add_argument("--target", nargs="+", metavar="PATH", default=None,
+                   help="build only what these products need")
+    p.add_argument("--graph", choices=("mermaid", "dot"),
+                   help="print the task graph (Mermaid or Graphviz DOT) and exit")
+    p.add_argument("--graph-files", action="store_true",
+                   help="with --graph: show files as nodes too")
+    p.add_argument("--clean", action="store_true",
+                   help="remove this pipeline's products, records and logs (asks first)")
+    p.add_argument("-y", "--yes", action="store_true", help="with --clean: do not ask")
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help="run on another executor than the script's (slurm parameters: "
+                        "--slurm KEY=VALUE or DEPIO_LIKE_SLURM_<KEY> variables)")
+    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="an sbatch setting for --executor slurm (partition=gpu, time=120, ...)")
+    return p
+
+
+def main(pipeline: Any, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the script's arguments) and do what it asks."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    executor = make_executor(args.executor, args.slurm) if args.executor else None
+    if args.graph:
+        if executor is not None:
+            pipeline.executor = executor
+        sys.stdout.write(pipeline.export_graph(args.graph, files=args.graph_files))
+        return 0
+    if args.clean:
+        return pipeline.clean(yes=args.yes)
+    return pipeline.run(force=args.force, dry_run=args.dry_run, explain=args.explain,
+                        targets=args.target, jobs=args.jobs, executor=executor)
+
+
+def overrides(**given: Any) -> dict[str, Any]:
+    """The options of one run: the script's, with those of `depio-like run` on top."""
+    out = dict(given)
+    for flag in ("force", "dry_run", "explain"):
+        out[flag] = bool(given.get(flag)) or bool(_forced.get(flag))
+    for key in ("targets", "jobs", "executor"):
+        if _forced.get(key) is not None:
+            out[key] = _forced[key]
+    return out
+
+
+@contextlib.contextmanager
+def jobs_applied(executor: Any, jobs: int | None) -> Iterator[None]:
+    """Let ``--jobs`` set how many tasks run at once, for this run only."""
+    attr = next((a for a in ("max_workers", "array_parallelism") if hasattr(executor, a)), None)
+    if jobs is None or attr is None:
+        if jobs is not None:
+            print(f"note: --jobs {jobs} does not apply to {type(executor).__name__}",
+                  file=sys.stderr)
+        yield
+        return
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: need at least 1")
+    old = getattr(executor, attr)
+    setattr(executor, attr, jobs)
+    try:
+        yield
+    finally:
+        setattr(executor, attr, old)
+
+
+def make_executor(name: str, slurm: Sequence[str] = ()) -> Any:
+    """An executor by name; Slurm settings from ``KEY=VALUE`` items and, below them,
+    ``DEPIO_LIKE_SLURM_<KEY>`` environment variables."""
+    from .executors.local import ParallelExecutor, SequentialExecutor
+
+    if name in ("parallel", "local"):
+        return ParallelExecutor()
+    if name == "sequential":
+        return SequentialExecutor()
+    from .executors.slurm import SubmitItExecutor
+
+    params: dict[str, Any] = {}
+    for key, value in os.environ.items():
+        if key.startswith("DEPIO_LIKE_SLURM_") and key != "DEPIO_LIKE_SLURM_":
+            params[key[len("DEPIO_LIKE_SLURM_"):].lower()] = _value(value)
+    for item in slurm:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--slurm {item!r}: expected KEY=VALUE, e.g. partition=gpu")
+        params[key.strip().replace("-", "_")] = _value(value.strip())
+    return SubmitItExecutor(parameters=params, cluster="local" if name == "slurm-local" else "slurm")
+
+
+def _value(text: str) -> Any:
+    return int(text) if text.isdigit() else text
+
+
+# -- the depio-like tool --------------------------------------------------------------------
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """``depio-like run SCRIPT [options]`` and ``depio-like status [--state-dir DIR]``."""
+    top = argparse.ArgumentParser(prog="depio-like", description="Run depio_like pipelines.")
+    sub = top.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", parents=[build_parser_parent()],
+                           help="run a pipeline script with options")
+    run_p.add_argument("script", help="the pipeline script (its own arguments go after --)")
+    st = sub.add_parser("status", help="show the last recorded run; runs nothing")
+    st.add_argument("--state-dir", default=".depio_like", help="default: .depio_like")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, script_args = argv[:cut], argv[cut + 1:]
+    args = top.parse_args(argv)
+    args.script_args = script_args
+    if args.command == "status":
+        return status(args.state_dir)
+    return run_script(args)
+
+
+def build_parser_parent() -> argparse.ArgumentParser:
+    """The run options, without -h, to be a parent parser of `depio-like run`."""
+    full = build_parser()
+    parent = argparse.ArgumentParser(add_help=False)
+    for action in full._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        parent._add_action(action)
+    return parent
+
+
+def run_script(args: argparse.Namespace) -> int:
+    executor = make_executor(args.executor, args.slurm) if args.executor else None
+    _forced.clear()
+    _forced.update(force=args.force, dry_run=args.dry_run, explain=args.explain,
+                   targets=args.target, jobs=args.jobs, executor=executor)
+    script = os.path.abspath(args.script)
+    extra = args.script_args
+    if args.graph or args.clean:
+        raise SystemExit("depio-like run: --graph and --clean need the script to call "
+                         "pipeline.main(); run `python SCRIPT --graph ...` instead")
+    old_argv, old_path = sys.argv, list(sys.path)
+    sys.argv = [script, *extra]
+    sys.path.insert(0, os.path.dirname(script))
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv, sys.path[:] = old_argv, old_path
+        _forced.clear()
+    return 0
+
+
+def status(state_dir: str) -> int:
+    """Print the table of the last run recorded in ``state_dir``."""
+    from tabulate import tabulate
+
+    path = os.path.join(state_dir, "last_run.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        print(f"no run recorded in {state_dir} yet", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"cannot read {path}: {e}", file=sys.stderr)
+        return 1
+    print(f"Last run: finished {data['finished']} in {data['cwd']}, exit code {data['exit_code']}")
+    print(tabulate(data["rows"], headers=data["headers"], disable_numparse=True))
+    status_col = data["headers"].index("Status")
+    for row, log in zip(data["rows"], data.get("logs", [])):
+        if row[status_col] == "FAILED":
+            print(f"FAILED [{row[0]}] {row[1]}: output in {log}.out, {log}.err")
+    return 0
