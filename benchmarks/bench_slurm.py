@@ -48,7 +48,11 @@ def main() -> None:
         t0 = time.monotonic()
         rc = p.run()
         wall = time.monotonic() - t0
-        assert rc == 0 and Path("total.txt").read_text() == str(sum(n * n for n in range(args.tasks)))
+        if rc != 0:
+            failed = [t for t in p.tasks if t.status.value == "FAILED"]
+            raise SystemExit(f"run failed: {len(failed)} task(s) failed, e.g. {failed[:3]}; "
+                             f"see {work}/.depio_like/logs and .depio_like/slurm")
+        assert Path("total.txt").read_text() == str(sum(n * n for n in range(args.tasks)))
         elements = -(-args.tasks // args.tasks_per_job)
         print(f"{args.tasks} tasks + 1 merge, {args.tasks_per_job} tasks per array element "
               f"({elements} elements), poll every {args.poll_interval} s")
@@ -61,7 +65,10 @@ def main() -> None:
         assert p2.run() == 0
         print(f"no-op rerun {time.monotonic() - t0:.2f} s; calls: "
               + ", ".join(f"{k} {v}" for k, v in p2.executor.calls.items()))
-    finally:
+    except SystemExit:
+        os.chdir(old)
+        raise
+    else:
         os.chdir(old)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -36,6 +36,9 @@ class Disk(Protocol):
     def remove(self, path: str) -> None:
         """Delete a file."""
 
+    def makedirs(self, path: str) -> None:
+        """Create a directory and its parents, if missing."""
+
 
 _CHUNK = 1 << 20
 
@@ -75,3 +78,6 @@ class RealDisk:
             os.remove(path)
         except FileNotFoundError:
             pass
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)

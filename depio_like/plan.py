@@ -8,6 +8,7 @@ recorded then. The table, the logs and ``--explain`` all read the reasons from h
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -81,6 +82,7 @@ class Planner:
         self.hasher = hasher
         self.disk = disk
         self.force = force
+        self._made_dirs: set[str] = set()
 
     def check(self, i: int) -> Decision:
         """Decide whether task ``i`` must run; call once its dependencies are done."""
@@ -145,9 +147,17 @@ class Planner:
         return h.hexdigest()
 
     def before_run(self, i: int) -> None:
-        """Task ``i`` is about to (re)write its products: forget their old digests."""
+        """Task ``i`` is about to (re)write its products: forget their old digests, and make
+        the directories they go in (as pytask does: a task should not have to)."""
         for p in self.graph.tasks[i].products:
             self.hasher.forget(p)
+            parent = os.path.dirname(p)
+            if parent not in self._made_dirs:
+                try:
+                    self.disk.makedirs(parent)
+                except OSError:
+                    pass  # the task will say what is wrong when it writes
+                self._made_dirs.add(parent)
 
     def missing_products(self, i: int) -> list[str]:
         return [p for p in self.graph.tasks[i].products if self.disk.stat(p) is None]

@@ -30,4 +30,4 @@ def slowfunction(output: Annotated[Path, Product],
 pipeline.add_task(slowfunction(BLD / "output1.txt", input=BLD / "input.txt", sec=2))
 pipeline.add_task(slowfunction(BLD / "final1.txt", BLD / "output1.txt", sec=1))
 
-exit(pipeline.run())
+exit(pipeline.main())

@@ -27,4 +27,4 @@ pipeline.add_task(Task("functionaldemo1", slowfunction, [BLD / "output1.txt"],
 pipeline.add_task(Task("functionaldemo2", slowfunction, [BLD / "final1.txt"],
                        {"input": BLD / "output1.txt", "sec": 1}))
 
-exit(pipeline.run())
+exit(pipeline.main())

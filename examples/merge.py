@@ -24,4 +24,4 @@ t5 = pipeline.add_task(Task("functionaldemo3", slowfunction, [3], depends_on=[t4
 
 assert t1 is t2 is t3, "identical calls are one task"
 
-exit(pipeline.run())
+exit(pipeline.main())

@@ -1,6 +1,7 @@
-"""Every script in examples/ runs as a user would run it, and says what it promises."""
+"""Every script in examples/ runs as a user would run it, and does what it says."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,17 +10,19 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ALL = {"decorator.py", "functional.py", "merge.py", "slurm.py", "montecarlo_pi.py",
+       "parallel_sleeps.py", "objects.py"}
 
 
-def run_example(name, cwd):
+def run_example(name, cwd, *args):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, str(cwd / name)], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run([sys.executable, str(cwd / name), *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
 
 
 def table_rows(out):
-    table = out[out.index("Tasks:"):].splitlines()
-    return [ln.split() for ln in table[3:] if ln[:1].isdigit()]
+    table = out[out.rindex("Tasks:"):].splitlines()
+    return [ln.split() for ln in table[3:] if ln[:1].isdigit() and "  " in ln]
 
 
 @pytest.fixture
@@ -30,19 +33,27 @@ def workdir(tmp_path):
 
 
 def test_every_example_is_covered():
-    assert {p.name for p in EXAMPLES.glob("*.py")} == {"decorator.py", "functional.py", "merge.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} == ALL
 
 
-@pytest.mark.parametrize("name", ["decorator.py", "functional.py"])
-def test_path_examples_run_then_skip(workdir, name):
+@pytest.mark.parametrize("name", ["decorator.py", "functional.py", "slurm.py"])
+def test_path_examples_run_then_skip_then_explain(workdir, name):
     first = run_example(name, workdir)
     assert first.returncode == 0, first.stdout + first.stderr
     assert [r[2] for r in table_rows(first.stdout)] == ["FINISHED", "FINISHED"]
-    assert (workdir / "build" / "final1.txt").exists()
+    assert "A function that is reading" in first.stdout  # its output, shown as a block
     second = run_example(name, workdir)
     assert second.returncode == 0
     assert [r[2] for r in table_rows(second.stdout)] == ["SKIPPED", "SKIPPED"]
     assert "A function that is reading" not in second.stdout
+    (workdir / "build" / "input.txt").write_text("edited\n")
+    explained = run_example(name, workdir, "--explain")
+    lines = [ln for ln in explained.stdout.splitlines() if ln.startswith("RUN ")]
+    names = ("functionaldemo1", "functionaldemo2") if name == "functional.py" \
+        else ("datapipeline", "datapipeline")
+    out1 = "build/slurm_output1.txt" if name == "slurm.py" else "build/output1.txt"
+    assert lines == [f"RUN       [1] '{names[0]}': input changed: build/input.txt",
+                     f"RUN       [2] '{names[1]}': input changed: {out1}"]
 
 
 def test_merge_example_has_three_tasks(workdir):
@@ -56,3 +67,37 @@ def test_merge_example_has_three_tasks(workdir):
     ]
     assert rows[1][3] == "1" and rows[2][3] == "2"
     assert r.stdout.count("doing something for 1 seconds") == 1
+
+
+def test_montecarlo_estimates_pi_and_skips_on_rerun(workdir):
+    r = run_example("montecarlo_pi.py", workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert abs(float((workdir / "build" / "pi" / "pi.txt").read_text()) - 3.14159) < 0.01
+    assert len(table_rows(r.stdout)) == 17
+    again = run_example("montecarlo_pi.py", workdir)
+    assert {row[2] for row in table_rows(again.stdout)} == {"SKIPPED"}
+
+
+def test_parallel_sleeps_overlap_and_outputs_do_not_interleave(workdir):
+    r = run_example("parallel_sleeps.py", workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Each task's three lines come together, after the block header: never mixed.
+    blocks = re.findall(r"--- output of \[\d\] '(\w+)' ---\n((?:\w+: line \d\n)+)", r.stdout)
+    assert sorted(b[0] for b in blocks) == ["left", "right"]
+    for name, text in blocks:
+        assert text == "".join(f"{name}: line {i}\n" for i in range(3))
+    # Both ran at once: 2 x 2 s of sleep in less than the 4 s it takes one after the other.
+    assert float(re.search(r"took ([\d.]+) s", r.stdout).group(1)) < 3.9
+
+
+def test_objects_example_passes_values_and_reruns_on_change(workdir):
+    r = run_example("objects.py", workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = workdir / "build" / "data" / "summary.txt"
+    assert summary.read_text() == "a: n=3 mean=1.033\nb: n=2 mean=7.300\n"
+    again = run_example("objects.py", workdir)
+    assert {row[2] for row in table_rows(again.stdout)} == {"SKIPPED"}
+    (workdir / "build" / "data" / "measurements.csv").write_text("sensor,value\nc,2.0\n")
+    third = run_example("objects.py", workdir)
+    assert [row[2] for row in table_rows(third.stdout)] == ["FINISHED"] * 3
+    assert summary.read_text() == "c: n=1 mean=2.000\n"

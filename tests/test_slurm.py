@@ -290,3 +290,30 @@ def test_value_chain_runs_in_one_job_and_writes_no_value_file(tmp_path):
     rows = table_rows(r.stdout)
     assert len(rows) == 3 and len({row[-2] for row in rows}) == 1  # one Slurm ID for all
     assert not (tmp_path / ".depio_like" / "values").exists()
+
+
+RESOURCES = """
+    import os
+    from pathlib import Path
+    from typing import Annotated
+    from depio_like import Pipeline, SubmitItExecutor, Task, Product
+
+    def where(out: Annotated[Path, Product]):
+        Path(out).write_text(os.environ.get("SLURM_CPUS_PER_TASK", "?") + " "
+                             + os.environ.get("SLURM_MEM_PER_NODE", "?"))
+
+    p = Pipeline(SubmitItExecutor(cluster="slurm"))
+    p.add_task(Task("sized", where, ["w.txt"],
+                    resources={"cpus": 2, "memory": "512M", "time": "00:05:00",
+                               "slurm": {"comment": "depio-like-test"}}))
+    exit(p.run())
+"""
+
+
+def test_task_resources_reach_sbatch(tmp_path):
+    r = run(script(tmp_path, RESOURCES))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "w.txt").read_text() == "2 512"
+    sbatch = next((tmp_path / ".depio_like" / "slurm").glob("*/*_submission.sh")).read_text()
+    for flag in ("--cpus-per-task=2", "--mem=512M", "--time=5", "--comment=depio-like-test"):
+        assert flag in sbatch

@@ -270,7 +270,7 @@ class SubmitItExecutor(Executor):
         if res.cpus:
             params["cpus_per_task"] = res.cpus
         if res.memory_mb:
-            params["mem"] = res.memory_mb / 1024  # submitit wants GB here
+            params["mem"] = f"{res.memory_mb}M"  # SlurmExecutor passes it to sbatch as is
         if res.gpus:
             params["gres"] = f"gpu:{res.gpus}"
         if res.slurm:
