@@ -88,6 +88,7 @@ class SubmitItExecutor(Executor):
                  parameters: Mapping[str, Any] | None = None, *, cluster: str | None = None,
                  retries: int = 0, max_array_size: int = 500, array_parallelism: int = 64,
                  tasks_per_job: int = 1, poll_interval: float = 2.0,
+                 max_poll_interval: float = 10.0,
                  default_time_min: int = 60, python: str | None = None) -> None:
         if cluster is None:
             cluster = "slurm" if shutil.which("sbatch") else "local"
@@ -112,6 +113,7 @@ class SubmitItExecutor(Executor):
         self.array_parallelism = array_parallelism
         self.tasks_per_job = tasks_per_job
         self.poll_interval = poll_interval
+        self.max_poll_interval = max(poll_interval, max_poll_interval)
         self.default_time_min = default_time_min
         self.python = python
         #: Calls made to the cluster during the last run: sbatch, squeue, sacct, scancel.
@@ -130,6 +132,8 @@ class SubmitItExecutor(Executor):
         self._ready: list[Outcome | Started] = []     # events found outside wait()
         self._next_squeue = 0.0
         self._next_files = 0.0
+        self._interval = self.poll_interval
+        self._next_pending = 0.0
         self.calls = {"sbatch": 0, "squeue": 0, "sacct": 0, "scancel": 0}
         self._attachable = self._journal.load()
         if self._attachable and self.cluster == "slurm":
@@ -336,15 +340,26 @@ class SubmitItExecutor(Executor):
         events: list[Outcome | Started] = []
         if now >= self._next_files:
             self._next_files = now + min(0.5, self.poll_interval)
+            # Jobs Slurm last said were pending are looked at less often (every 2 s): a
+            # shared filesystem does not like a storm of stats.
+            all_of_them = now >= self._next_pending
+            if all_of_them:
+                self._next_pending = now + 2.0
             for el in list(self._elements.values()):
-                if el.paths().result_pickle.exists():
+                if (all_of_them or el.state != "PENDING") and el.paths().result_pickle.exists():
                     events += self._collect(el)
         if self.cluster == "slurm" and self._elements and now >= self._next_squeue:
-            self._next_squeue = now + self.poll_interval
+            before = {jid: el.state for jid, el in self._elements.items()}
             states = self._states(list(self._elements))
             for el in list(self._elements.values()):
                 state = states.get(el.job_id)
                 events += self._update(el, state, now)
+            # Back off while nothing changes; a result file still ends a job at once.
+            changed = events or any(el.state != before.get(jid)
+                                    for jid, el in self._elements.items())
+            self._interval = self.poll_interval if changed else \
+                min(self.max_poll_interval, self._interval * 2)
+            self._next_squeue = now + self._interval
         elif self.cluster == "local":
             for el in list(self._elements.values()):
                 events += self._update(el, _local_state(el), now)
