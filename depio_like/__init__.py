@@ -10,9 +10,12 @@ from .errors import (CycleError, DependencyNotAvailableException, DuplicateProdu
                      ProductAlreadyRegisteredException, StateError, StateLockedError,
                      TaskDeclarationError, TaskNotInQueueException, UnknownTaskError)
 from .executors import Executor, ParallelExecutor, SequentialExecutor
+from .hooks import PipelineResult, TaskResult, make_save_hook
+from .modes import BuildMode
 from .pipeline import Pipeline
+from .progress import Progress, current_progress
 from .status import Status
-from .task import Dependency, Product, Task, task
+from .task import Dependency, IgnoredForEq, Product, Task, Untracked, task
 
 __version__ = "0.1.0"
 
@@ -26,7 +29,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'depio_like' has no attribute {name!r}")
 
 __all__ = [
-    "Pipeline", "Task", "task", "Product", "Dependency", "Status",
+    "Pipeline", "Task", "task", "Product", "Dependency", "Status", "IgnoredForEq", "Untracked",
+    "BuildMode", "current_progress", "Progress", "TaskResult", "PipelineResult",
+    "make_save_hook",
     "Executor", "SequentialExecutor", "ParallelExecutor", "SubmitItExecutor",
     "PipelineError", "TaskDeclarationError", "GraphError", "DuplicateProductError",
     "CycleError", "MissingDependencyError", "UnknownTaskError", "StateError",

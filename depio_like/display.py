@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -34,6 +35,15 @@ class Display:
             isatty = getattr(self.stream, "isatty", None)
             tty = bool(isatty and isatty())
         self.tty = tty
+        self._own: TextIO | None = None
+        if tty and stream is None:
+            try:
+                # A terminal of our own: while a task runs in this process its output is
+                # sent to its log (fd 1 redirected), yet its progress must reach the table.
+                self._own = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8",
+                                      errors="replace")
+            except (AttributeError, OSError, ValueError):
+                self._own = None
         self.quiet = quiet
         self.max_rows = max_rows
         self.interval = interval
@@ -52,8 +62,17 @@ class Display:
         self._deps = deps
         self._columns = tuple(columns)
         self._cells = cells or (lambda i: ("",) * len(self._columns))
+        self._progress: dict[int, str] = {}
         self._errors: dict[int, str] = {}
         self._dirty = True
+
+    def progress(self, i: int, snapshot: dict) -> None:
+        """Task ``i`` reported progress; shown on a terminal only."""
+        from .progress import describe
+
+        if self.tty:
+            self._progress[i] = describe(snapshot)
+            self._dirty = True
 
     def changed(self, i: int, status: Status, *, duration: float | None = None,
                 error: str | None = None, cause: int | None = None) -> None:
@@ -79,8 +98,12 @@ class Display:
             self.note(f"{verdict:<9} {self._tasks[i].label}: {reasons}")
 
     def table(self) -> tuple[list[str], list[list[str]]]:
-        """Headers and every row, as shown in the full table."""
-        return list(_HEADERS + self._columns), [self._row(i) for i in range(len(self._tasks))]
+        """Headers and every row, as shown in the full table (without progress)."""
+        shown, self._progress = self._progress, {}
+        try:
+            return list(self._headers()), [self._row(i) for i in range(len(self._tasks))]
+        finally:
+            self._progress = shown
 
     def note(self, text: str) -> None:
         """A message for the user, outside the table."""
@@ -117,21 +140,44 @@ class Display:
     # -- rendering -----------------------------------------------------------------------
     def _row(self, i: int) -> list[str]:
         t = self._tasks[i]
-        return [str(t.id), t.name, self._status[i].value,
-                ", ".join(str(self._tasks[j].id) for j in self._deps[i]),
+        row = [str(t.id), t.name, self._status[i].value]
+        if self._progress:  # next to the status: it is what one watches
+            row.append(self._progress.get(i, "") if self._status[i] is Status.RUNNING else "")
+        row += [", ".join(str(self._tasks[j].id) for j in self._deps[i]),
                 _paths(t.dependencies), _paths(t.products), *self._cells(i)]
+        return row
 
-    def _frame(self) -> str:
+    def _headers(self) -> tuple[str, ...]:
+        progress = ("Progress",) if self._progress else ()
+        return _HEADERS[:3] + progress + _HEADERS[3:] + self._columns
+
+    def _tabulate(self, rows: list[list[str]]) -> str:
+        """The table; on a terminal, long cells are cut until it fits its width."""
         from tabulate import tabulate
 
+        headers = self._headers()
+        text = tabulate(rows, headers=headers, disable_numparse=True)
+        if not self.tty:
+            return text
+        width = shutil.get_terminal_size((80, 24)).columns - 1
+        shrinkable = [k for k, h in enumerate(headers) if h in ("Path Deps", "Products", "Name",
+                                                                "Task Deps")]
+        for limit in (40, 28, 20, 14, 10, 6):
+            if max(map(len, text.splitlines()), default=0) <= width:
+                break
+            rows = [[_cut(c, limit) if k in shrinkable else c for k, c in enumerate(r)]
+                    for r in rows]
+            text = tabulate(rows, headers=headers, disable_numparse=True)
+        return text
+
+    def _frame(self) -> str:
         n = len(self._tasks)
-        headers = _HEADERS + self._columns
         limit = self.max_rows
         if self.tty:  # a frame taller than the terminal cannot be redrawn in place
             limit = max(1, min(limit, shutil.get_terminal_size((80, 24)).lines - 5))
         if n <= limit:
             rows = [self._row(i) for i in range(n)]
-            return "Tasks:\n" + tabulate(rows, headers=headers, disable_numparse=True)
+            return "Tasks:\n" + self._tabulate(rows)
         # Too many to read: counts per status, then the rows that need attention.
         counts = Counter(self._status)
         head = f"{n} tasks: " + ", ".join(f"{counts[s]} {s.value}" for s in _ORDER if counts[s])
@@ -140,7 +186,7 @@ class Display:
         rows = [self._row(i) for i in wanted[:max(0, limit - 2)]]
         left = len(wanted) - len(rows)
         tail = f"\n... and {left} more running or failed" if left > 0 else ""
-        return head + ("\n" + tabulate(rows, headers=headers, disable_numparse=True) if rows else "") + tail
+        return head + ("\n" + self._tabulate(rows) if rows else "") + tail
 
     def _summary(self, interrupted: bool) -> str:
         counts = Counter(self._status)
@@ -173,8 +219,25 @@ class Display:
         self._drawn_lines = 0
 
     def _write(self, text: str) -> None:
+        if self._own is not None:
+            try:  # what the script printed before comes first
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
+            self._own.write(text)
+            self._own.flush()
+            return
         self.stream.write(text)
         self.stream.flush()
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _indent(text: str) -> str:

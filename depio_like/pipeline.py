@@ -11,6 +11,8 @@ from .errors import DuplicateProductError, GraphError
 from .executors.base import Executor
 from .fs import Disk, RealDisk
 from .graph import TaskGraph, build_graph
+from .hooks import as_list
+from .modes import BuildMode
 from .paths import show_path
 from .runner import Run
 from .state import State
@@ -28,7 +30,10 @@ class Pipeline:
     current directory). ``wait_for_lock=False`` fails at once instead of waiting when
     another run uses the same state directory. ``delete_on_error=True`` removes the
     products of a task that failed (like Make's .DELETE_ON_ERROR); by default they stay,
-    marked incomplete, so the task reruns. Each task's stdout and stderr go to log files
+    marked incomplete, so the task reruns. ``buildmode`` is the default for tasks that do
+    not set one (``BuildMode.IF_NEW``: the content-hash rule). ``on_task_finished`` /
+    ``on_pipeline_finished``: callables (or lists of them) called in this process with a
+    ``TaskResult`` / ``PipelineResult``. Each task's stdout and stderr go to log files
     under ``<state_dir>/logs``; ``show_output=True`` also prints them, one block per task
     when it ends, never interleaved with other tasks' output.
     """
@@ -37,6 +42,8 @@ class Pipeline:
                  depioExecutor: Executor | None = None, state_dir: str | os.PathLike | None = None,
                  quiet: bool = False, refreshrate: float = 0.25, wait_for_lock: bool = True,
                  delete_on_error: bool = False, show_output: bool = True,
+                 buildmode: BuildMode = BuildMode.IF_NEW,
+                 on_task_finished: Any = None, on_pipeline_finished: Any = None,
                  stream: TextIO | None = None, clear_screen: Any = None,
                  disk: Disk | None = None) -> None:
         if executor is not None and depioExecutor is not None:
@@ -54,6 +61,11 @@ class Pipeline:
         self.wait_for_lock = wait_for_lock
         self.delete_on_error = delete_on_error
         self.show_output = show_output
+        if not isinstance(buildmode, BuildMode):
+            raise TypeError(f"Pipeline(buildmode={buildmode!r}): use a BuildMode")
+        self.buildmode = buildmode
+        self.on_task_finished = as_list(on_task_finished)
+        self.on_pipeline_finished = as_list(on_pipeline_finished)
         self.stream = stream
         self.disk: Disk = disk if disk is not None else RealDisk()
         self._tasks: list[Task] = []
@@ -139,11 +151,14 @@ class Pipeline:
             if opts["dry_run"]:
                 state = State(self.state_dir, notify=notify).read_only()
                 return Run(graph, executor, state, display, self.disk,
-                           force=opts["force"], explain=opts["explain"]).preview()
+                           force=opts["force"], explain=opts["explain"],
+                           default_mode=self.buildmode).preview()
             with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
                 return Run(graph, executor, state, display, self.disk, force=opts["force"],
                            delete_on_error=self.delete_on_error, show_output=self.show_output,
-                           explain=opts["explain"]).execute()
+                           explain=opts["explain"], default_mode=self.buildmode,
+                           name=self.name, on_task_finished=self.on_task_finished,
+                           on_pipeline_finished=self.on_pipeline_finished).execute()
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run with options from the script's command line (``python pipeline.py --help``):
@@ -160,7 +175,7 @@ class Pipeline:
         graph = self.validate()
         state = State(self.state_dir, notify=lambda m: None).read_only()
         display = Display(self.stream, quiet=True)
-        run = Run(graph, self.executor, state, display, self.disk)
+        run = Run(graph, self.executor, state, display, self.disk, default_mode=self.buildmode)
         run.preview()
         render = {"mermaid": to_mermaid, "dot": to_dot}.get(fmt)
         if render is None:

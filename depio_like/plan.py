@@ -19,6 +19,7 @@ import xxhash
 from .fingerprint import FileHasher, code_digest
 from .fs import Disk
 from .graph import TaskGraph
+from .modes import BuildMode
 from .paths import show_path
 
 
@@ -55,6 +56,7 @@ class Decision:
     reasons: tuple[Reason, ...] = ()
     inputs: dict[str, str | None] = field(default_factory=dict)    # dependency -> digest
     upstream: dict[str, str] = field(default_factory=dict)         # depends_on key -> stamp
+    fail: str | None = None  # the task cannot be made (BuildMode.NEVER, product missing)
 
     def __str__(self) -> str:
         return "; ".join(map(str, self.reasons)) if self.run else "up to date"
@@ -76,23 +78,28 @@ class Planner:
     """Compares tasks with their records; builds the new record after a task succeeded."""
 
     def __init__(self, graph: TaskGraph, records: dict[str, dict[str, Any]],
-                 hasher: FileHasher, disk: Disk, *, force: bool = False) -> None:
+                 hasher: FileHasher, disk: Disk, *, force: bool = False,
+                 default_mode: BuildMode = BuildMode.IF_NEW) -> None:
         self.graph = graph
         self.records = records
         self.hasher = hasher
         self.disk = disk
         self.force = force
+        self.default_mode = default_mode
         self._made_dirs: set[str] = set()
 
     def check(self, i: int) -> Decision:
         """Decide whether task ``i`` must run; call once its dependencies are done."""
         t = self.graph.tasks[i]
         rec = self.records.get(t.record_key)
+        mode = t.buildmode or self.default_mode
+        if mode is BuildMode.NEVER or mode is BuildMode.IF_MISSING:
+            return self._by_presence(i, rec, mode)
         reasons: list[Reason] = []
+        if mode is BuildMode.ALWAYS:
+            reasons.append(Reason(Why.ALWAYS))
         if self.force:
             reasons.append(Reason(Why.FORCED))
-        if t.always:
-            reasons.append(Reason(Why.ALWAYS))
         if t.unfingerprintable:
             reasons.append(Reason(Why.UNFINGERPRINTABLE, t.unfingerprintable))
         if rec is None:
@@ -103,7 +110,8 @@ class Planner:
             if rec.get("c") != code_digest(t.func):
                 reasons.append(Reason(Why.CODE_CHANGED))
             if rec.get("a") != t.args_digest:
-                reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.get("av"), t.arguments)))
+                reasons.append(Reason(Why.ARGS_CHANGED,
+                                      _args_diff(rec.get("av"), t.tracked_arguments)))
 
         inputs: dict[str, str | None] = {}
         old_inputs = (rec.get("d") or {}) if rec else {}
@@ -134,6 +142,28 @@ class Planner:
                     reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
                 elif d != old_products.get(p):
                     reasons.append(Reason(Why.PRODUCT_CHANGED, show_path(p)))
+        return Decision(bool(reasons), tuple(reasons), inputs, upstream)
+
+    def _by_presence(self, i: int, rec: dict[str, Any] | None, mode: BuildMode) -> Decision:
+        """NEVER and IF_MISSING look only at whether the products are there."""
+        t = self.graph.tasks[i]
+        missing = [p for p in t.products if self.disk.stat(p) is None]
+        inputs = {p: self.hasher.digest(p) for p in t.dependencies}
+        upstream = {self.graph.tasks[j].record_key:
+                    (self.records.get(self.graph.tasks[j].record_key) or {}).get("s", "")
+                    for j in self.graph.explicit[i]}
+        if mode is BuildMode.NEVER:
+            if missing:
+                return Decision(False, (), inputs, upstream, fail=(
+                    f"task {t.label} has BuildMode.NEVER (it is never run) but its product(s) "
+                    f"{', '.join(show_path(p) for p in missing)} do not exist: make them, or "
+                    "give the task another build mode"))
+            return Decision(False, (), inputs, upstream)
+        reasons = [Reason(Why.PRODUCT_MISSING, show_path(p)) for p in missing]
+        if self.force:
+            reasons.insert(0, Reason(Why.FORCED))
+        if not t.products and rec is None:
+            reasons.append(Reason(Why.NEVER_RAN))
         return Decision(bool(reasons), tuple(reasons), inputs, upstream)
 
     def fingerprint(self, i: int, decision: Decision) -> str:
@@ -173,7 +203,7 @@ class Planner:
             "n": t.name,
             "c": code_digest(t.func),
             "a": t.args_digest,
-            "av": arg_reprs(t.arguments),
+            "av": arg_reprs(t.tracked_arguments),
             "d": decision.inputs,
             "p": products,
             "u": decision.upstream,
@@ -182,7 +212,8 @@ class Planner:
         h = xxhash.xxh3_64()
         for k in ("c", "a", "d", "p", "u"):
             h.update(repr(sorted(rec[k].items()) if isinstance(rec[k], dict) else rec[k]).encode())
-        if t.always:  # its effects are unknown: each run counts as a change downstream
+        if (t.buildmode or self.default_mode) is BuildMode.ALWAYS:
+            # Its effects are unknown: each run counts as a change downstream.
             h.update(str(time.time_ns()).encode())
         rec["s"] = h.hexdigest()
         return rec

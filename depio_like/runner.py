@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Sequence
 
+from . import progress
 from .channel import ValueFile
 from .display import Display
 from .executors.base import Executor, Job, Outcome, RunContext, Started, Step
 from .fingerprint import FileHasher
 from .fs import Disk
 from .graph import TaskGraph
+from .hooks import PipelineResult, TaskResult, call_all
+from .modes import BuildMode
 from .paths import show_path
 from .plan import Decision, Planner, Reason, Why, predict
 from .scheduler import Scheduler
@@ -33,7 +36,10 @@ class Run:
 
     def __init__(self, graph: TaskGraph, executor: Executor, state: State, display: Display,
                  disk: Disk, *, force: bool = False, delete_on_error: bool = False,
-                 show_output: bool = True, explain: bool = False) -> None:
+                 show_output: bool = True, explain: bool = False,
+                 default_mode: BuildMode = BuildMode.IF_NEW, name: str = "default",
+                 on_task_finished: Sequence[Any] = (),
+                 on_pipeline_finished: Sequence[Any] = ()) -> None:
         self.graph = graph
         self.executor = executor
         self.state = state
@@ -44,7 +50,15 @@ class Run:
         self.explain = explain
         self.log_dir = os.path.join(state.dir, "logs")
         self.hasher = FileHasher(disk, state.files)
-        self.planner = Planner(graph, state.records, self.hasher, disk, force=force)
+        self.planner = Planner(graph, state.records, self.hasher, disk, force=force,
+                               default_mode=default_mode)
+        self.name = name
+        self.task_hooks = list(on_task_finished)
+        self.pipeline_hooks = list(on_pipeline_finished)
+        self.results: dict[int, TaskResult] = {}
+        self.durations: dict[int, float] = {}
+        self.errors: dict[int, str] = {}
+        self._next_progress = 0.0
         upstream, downstream = graph.schedule_edges()
         self.sched = Scheduler(upstream, downstream)
         self.status = self.sched.status  # per task; the table reads it
@@ -65,8 +79,10 @@ class Run:
         self.display.start(self.graph.tasks, self.status, self.graph.upstream,
                            self.executor.columns, lambda i: ("",) * len(self.executor.columns))
         for i, d in enumerate(predict(self.graph, self.planner)):
-            self.status[i] = Status.WOULD_RUN if d.run else Status.SKIPPED
-            if d.run and self.explain:
+            self.status[i] = Status.FAILED if d.fail else Status.WOULD_RUN if d.run else Status.SKIPPED
+            if d.fail:
+                self.display.explain(i, "WOULD-FAIL", d.fail)
+            elif d.run and self.explain:
                 self.display.explain(i, "WOULD-RUN", str(d))
         self._sync()
         self.display.finish()
@@ -79,12 +95,15 @@ class Run:
         self._sync()
         self.executor.start(tasks, RunContext(state_dir=self.state.dir, cwd=os.getcwd()))
         interrupted = False
+        # Tasks run in this process report progress straight to the table.
+        progress.set_local_sink(self._local_progress)
         try:
             self._loop()
         except KeyboardInterrupt:
             interrupted = True
             self._interrupt()
         finally:
+            progress.set_local_sink(None)
             self.executor.shutdown()
             self._drop_values()
             self._save()
@@ -95,7 +114,45 @@ class Run:
         else:
             code = EXIT_OK if all(s.ok for s in self.status) else EXIT_FAILED
         self._write_last_run(code)
+        if self.pipeline_hooks:
+            results = tuple(self.results.get(i) or self._result(i) for i in range(len(tasks)))
+            call_all(self.pipeline_hooks, PipelineResult(self.name, code == EXIT_OK, code, results),
+                     self.display.note)
+        self.display.close()
         return code
+
+    # -- progress and hooks ---------------------------------------------------------------
+    def _local_progress(self, i: int, snapshot: dict) -> None:
+        self.display.progress(i, snapshot)
+        self.display.tick()
+
+    def _poll_progress(self) -> None:
+        """On a terminal, read what running tasks in other processes last reported."""
+        if not self.display.tty or self.display.quiet:
+            return
+        now = time.monotonic()
+        if now < self._next_progress:
+            return
+        self._next_progress = now + 0.2
+        for i, s in enumerate(self.status):
+            if s is Status.RUNNING:
+                snap = progress.read(self.log_of(i) + ".progress")
+                if snap is not None:
+                    self.display.progress(i, snap)
+
+    def _result(self, i: int) -> TaskResult:
+        t = self.graph.tasks[i]
+        ran = self.status[i] in (Status.FINISHED, Status.FAILED)
+        log = self.log_of(i)
+        return TaskResult(t.id, t.name, self.status[i],
+                          _read_all(log + ".out") if ran else "",
+                          _read_all(log + ".err") if ran else "",
+                          self.durations.get(i), t.products, self.errors.get(i))
+
+    def _final(self, i: int) -> None:
+        if self.task_hooks or self.pipeline_hooks:
+            self.results[i] = r = self._result(i)
+            call_all(self.task_hooks, r, self.display.note)
 
     def _write_last_run(self, code: int) -> None:
         """The final table, for ``depio-like status`` to show without running anything."""
@@ -132,6 +189,7 @@ class Run:
             if sched.done:
                 break
             self._save()
+            self._poll_progress()
             self.display.tick()
             for event in ex.wait(self.display.deadline()):
                 if isinstance(event, Started):
@@ -146,6 +204,20 @@ class Run:
         """The head of a unit is ready: skip the unit, or queue it to run."""
         unit = self._unit(head)
         decisions = [self.planner.check(m) for m in unit]
+        failing = next((k for k, d in enumerate(decisions) if d.fail), None)
+        if failing is not None:  # e.g. BuildMode.NEVER with a product missing
+            bad = unit[failing]
+            for m in unit:
+                self.sched.started(m)
+            self._changed(bad, Status.FAILED, error=decisions[failing].fail)
+            for j in self.sched.failed(bad):
+                self._changed(j, Status.DEPFAILED, cause=bad)
+            for m in unit:
+                if m != bad:
+                    self._changed(m, Status.DEPFAILED, cause=bad)
+                    for j in self.sched.failed(m, Status.DEPFAILED):
+                        self._changed(j, Status.DEPFAILED, cause=bad)
+            return
         if not any(d.run for d in decisions):
             for m in unit:  # all taken first, so none becomes ready on its own
                 self.sched.started(m)
@@ -318,7 +390,13 @@ class Run:
     def _changed(self, i: int, status: Status, **info: Any) -> None:
         self.status[i] = status
         self.graph.tasks[i].status = status
+        if info.get("duration") is not None:
+            self.durations[i] = info["duration"]
+        if info.get("error"):
+            self.errors[i] = info["error"]
         self.display.changed(i, status, **info)
+        if status.done:
+            self._final(i)
 
     def _interrupt(self) -> None:
         cancelled = self.executor.cancel()
@@ -326,6 +404,7 @@ class Run:
             self._discard_products(i)
         for i in self.sched.cancel_rest():
             self.graph.tasks[i].status = Status.CANCELLED
+            self._final(i)
         self.display.note(f"Interrupted: stopped {len(cancelled)} running task(s); "
                           "nothing more was started.")
 
@@ -349,6 +428,14 @@ def task_log(log_dir: str, task: Any) -> str:
 
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name)[:40] or "task"
     return os.path.join(log_dir, f"{safe}-{xxhash.xxh3_64_hexdigest(task.record_key.encode('utf-8', 'surrogateescape'))[:10]}")
+
+
+def _read_all(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _read_tail(path: str, max_lines: int) -> str:

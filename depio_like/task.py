@@ -13,6 +13,7 @@ import xxhash
 from .errors import TaskDeclarationError
 from .channel import fill, find_tasks
 from .fingerprint import Unfingerprintable, canonical
+from .modes import BuildMode
 from .resources import Resources, parse_resources
 from .status import Status
 
@@ -25,6 +26,15 @@ class Dependency:
     """Marker: ``Annotated[Path, Dependency]`` says the parameter names a file the task reads."""
 
 
+class IgnoredForEq:
+    """Marker: ``Annotated[bool, IgnoredForEq]`` keeps a parameter out of the task's identity
+    and out of its up-to-date check (a verbosity flag, a logger). depio's name; ``Untracked``
+    is the same marker."""
+
+
+Untracked = IgnoredForEq
+
+
 def _has_marker(meta: Iterable[Any], marker: type) -> bool:
     return any(m is marker or isinstance(m, marker) for m in meta)
 
@@ -35,6 +45,7 @@ class _Spec(typing.NamedTuple):
     signature: inspect.Signature
     products: tuple[str, ...]
     dependencies: tuple[str, ...]
+    ignored: frozenset[str]
 
 
 _specs: dict[Any, _Spec] = {}
@@ -53,14 +64,16 @@ def _spec(func: Callable[..., Any]) -> _Spec:
     except Exception:
         # String annotations that cannot be evaluated: fall back to what is there.
         hints = {n: p.annotation for n, p in sig.parameters.items()}
-    products, deps = [], []
+    products, deps, ignored = [], [], []
     for name in sig.parameters:
         meta = getattr(hints.get(name), "__metadata__", ())
         if _has_marker(meta, Product):
             products.append(name)
         elif _has_marker(meta, Dependency):
             deps.append(name)
-    spec = _Spec(sig, tuple(products), tuple(deps))
+        elif _has_marker(meta, IgnoredForEq):
+            ignored.append(name)
+    spec = _Spec(sig, tuple(products), tuple(deps), frozenset(ignored))
     try:
         _specs[func] = spec
     except TypeError:
@@ -116,6 +129,7 @@ class Task:
         always: bool = False,
         resources: dict[str, Any] | Resources | None = None,
         retries: int | None = None,
+        buildmode: BuildMode | None = None,
     ) -> None:
         spec = _spec(func)
         args = tuple(args)
@@ -130,7 +144,14 @@ class Task:
         self.args = args
         self.kwargs = kwargs
         self.arguments: dict[str, Any] = dict(bound.arguments)
+        self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
         self.always = bool(always)
+        if buildmode is not None and not isinstance(buildmode, BuildMode):
+            raise TaskDeclarationError(f"task {self.name!r}: buildmode must be a BuildMode "
+                                       f"(ALWAYS, IF_MISSING, IF_NEW, NEVER), got {buildmode!r}")
+        if always:
+            buildmode = BuildMode.ALWAYS
+        self.buildmode: BuildMode | None = buildmode  # None: the pipeline's default
         self.resources: Resources = parse_resources(resources, f"task {self.name!r}")
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
                                     or retries < 0):
@@ -168,7 +189,7 @@ class Task:
         try:
             text = ";".join(
                 f"{k}={canonical(normalised[k]) if k in normalised else canonical(v)}"
-                for k, v in self.arguments.items()
+                for k, v in self.arguments.items() if k not in spec.ignored
             )
             self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
             self.unfingerprintable: str | None = None
@@ -199,6 +220,13 @@ class Task:
         return f"<Task {ident}{self.name!r} {_func_name(self.func)} {self.status}>"
 
     @property
+    def tracked_arguments(self) -> dict[str, Any]:
+        """The arguments that make the task what it is (all but IgnoredForEq ones)."""
+        if not self.ignored:
+            return self.arguments
+        return {k: v for k, v in self.arguments.items() if k not in self.ignored}
+
+    @property
     def label(self) -> str:
         """How messages name this task: its id (when in a pipeline) and name."""
         return f"[{self.id}] {self.name!r}" if self.id is not None else repr(self.name)
@@ -214,7 +242,8 @@ class Task:
         return self.func(*fill(self.call_args, values or {}), **fill(self.call_kwargs, values or {}))
 
 
-_DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries")
+_DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries", "buildmode",
+                      "skipmode")
 
 
 def task(name: Any = None, pipeline: Any = None, **options: Any) -> Any:
@@ -240,6 +269,7 @@ def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
     spec = _spec(func)
     reserved = "depends_on" not in spec.signature.parameters
     always = bool(options.get("always", False))
+    buildmode = options.get("buildmode", options.get("skipmode"))  # depio named it both ways
     owner = f"@task on {_func_name(func)}"
     resources = parse_resources(options.get("resources"), owner)  # fail at decoration time
     retries = options.get("retries")
@@ -248,7 +278,7 @@ def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
     def declare(*args: Any, **kwargs: Any) -> Task:
         depends_on = kwargs.pop("depends_on", ()) if reserved else ()
         t = Task(name, func, args, kwargs, depends_on, always=always, resources=resources,
-                 retries=retries)
+                 retries=retries, buildmode=buildmode)
         return pipeline.add_task(t) if pipeline is not None else t
 
     declare.task_function = func  # type: ignore[attr-defined]

@@ -114,3 +114,63 @@ def test_live_table_redraws_in_place_and_fits_80_columns(tmp_path):
     for n in range(6):  # each task's output was printed once, above the table
         assert text.count(f"task {n} says hello") == 1
         assert text.index(f"task {n} says hello") < text.index("Tasks:")
+
+
+PROGRESS = """
+    import time
+    from depio_like import Pipeline, {executor}, Task, current_progress
+
+    def count(n: int):
+        progress = current_progress()
+        progress.update(total=n, phase="counting")
+        for _ in range(n):
+            time.sleep(0.01)
+            progress.advance()
+
+    p = Pipeline({executor}({args}), refreshrate=0.05)
+    p.add_task(Task("count", count, [200]))
+    exit(p.run())
+"""
+
+
+def percentages(out):
+    """The progress cells of every frame, in order."""
+    return [int(m) for m in re.findall(r"(\d+)% counting", out)]
+
+
+def run_progress(tmp_path, executor, args=""):
+    script = tmp_path / "progress.py"
+    script.write_text(textwrap.dedent(PROGRESS.format(executor=executor, args=args)))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        return run_in_pty(str(script))
+    finally:
+        os.chdir(cwd)
+
+
+def test_progress_moves_in_the_live_table_with_worker_processes(tmp_path):
+    code, out = run_progress(tmp_path, "ParallelExecutor", "max_workers=2")
+    assert code == 0, out
+    seen = percentages(out)
+    assert len(set(seen)) >= 3, seen          # it moved while the task ran
+    assert seen == sorted(seen)               # and only forward
+    assert 0 < seen[-1] <= 100
+
+
+def test_progress_moves_in_the_live_table_in_process(tmp_path):
+    code, out = run_progress(tmp_path, "SequentialExecutor")
+    assert code == 0, out
+    seen = percentages(out)
+    assert len(set(seen)) >= 3 and seen == sorted(seen), seen
+
+
+def test_no_progress_lines_without_a_terminal(tmp_path):
+    import subprocess
+
+    script = tmp_path / "progress.py"
+    script.write_text(textwrap.dedent(PROGRESS.format(executor="ParallelExecutor", args="2")))
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0
+    assert "%" not in r.stdout and "\x1b[" not in r.stdout

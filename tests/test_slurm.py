@@ -317,3 +317,12 @@ def test_task_resources_reach_sbatch(tmp_path):
     sbatch = next((tmp_path / ".depio_like" / "slurm").glob("*/*_submission.sh")).read_text()
     for flag in ("--cpus-per-task=2", "--mem=512M", "--time=5", "--comment=depio-like-test"):
         assert flag in sbatch
+
+
+def test_progress_from_a_slurm_job_reaches_the_live_table(tmp_path):
+    from test_live import percentages, run_progress
+
+    code, out = run_progress(tmp_path, "SubmitItExecutor", 'cluster="slurm", poll_interval=0.5')
+    assert code == 0, out
+    seen = percentages(out)
+    assert len(set(seen)) >= 2 and seen == sorted(seen), seen

@@ -132,7 +132,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]
     for step in job.steps:
         t0 = time.perf_counter()
         try:
-            with captured(step.log):
+            with captured(step.log), reporting(step):
                 value = step.task.run(values)
         except KeyboardInterrupt:
             raise
@@ -157,6 +157,18 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]
                     f"({type(e).__name__}: {e})"))
                 return
         yield Outcome(step.index, True, value=handed, duration=duration)
+
+
+@contextlib.contextmanager
+def reporting(step: Step) -> Iterator[None]:
+    """Let the task report progress (``current_progress()``) while it runs."""
+    from .. import progress
+
+    progress.begin(step.index, step.log + ".progress" if step.log else None)
+    try:
+        yield
+    finally:
+        progress.end()
 
 
 @contextlib.contextmanager
@@ -185,15 +197,25 @@ def captured(log: str) -> Iterator[None]:
 
     def debug(*args: Any, **kwargs: Any) -> Any:
         restore()  # the debugger talks to the terminal, not to the log
+        sys.stdout, sys.stderr = streams
         return hook(*args, **kwargs)
 
     os.dup2(out, 1)
     os.dup2(err, 2)
+    # Python-level too: sys.stdout need not write to fd 1 (pytest, Jupyter replace it).
+    streams = sys.stdout, sys.stderr
+    py_out = open(os.dup(out), "w", encoding="utf-8", errors="replace", buffering=1)
+    py_err = open(os.dup(err), "w", encoding="utf-8", errors="replace", buffering=1)
+    sys.stdout, sys.stderr = py_out, py_err
     sys.breakpointhook = debug
     try:
         yield
     finally:
         sys.breakpointhook = hook
+        _flush(py_out, py_err)
+        sys.stdout, sys.stderr = streams
+        py_out.close()
+        py_err.close()
         restore()
         for fd in (*saved, out, err):
             os.close(fd)

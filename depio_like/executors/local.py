@@ -206,6 +206,9 @@ class ParallelExecutor(Executor):
 def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str) -> None:
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .. import progress
+
+    progress.set_local_sink(None)  # inherited from the driver: progress goes to files here
     export = export_to_file(value_dir)
     while True:
         try:

@@ -1,0 +1,137 @@
+"""Progress reported from inside a running task: ``current_progress().advance()``.
+
+In the driver's own process (SequentialExecutor) an update reaches the live table directly;
+in worker processes and Slurm jobs it is written to a small file next to the task's logs
+(compute nodes often cannot open a connection back to the submitting host, but they share
+its filesystem). Either way at most a few times a second: a tight loop calling ``advance()``
+costs a counter increment and a clock read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+_INTERVAL = 0.2  # seconds between two publications of the same task's progress
+
+_current: "Progress | None" = None
+# Set by the driver for tasks it runs in its own process; workers reset it.
+_local_sink: Callable[[int, dict[str, Any]], None] | None = None
+
+
+class Progress:
+    """How far the running task is. Outside a task, ``current_progress()`` is None."""
+
+    __slots__ = ("current", "total", "message", "phase", "_key", "_path", "_sink", "_last",
+                 "_dirty")
+
+    def __init__(self, key: int, path: str | None,
+                 sink: Callable[[int, dict[str, Any]], None] | None) -> None:
+        self._key = key
+        self.current: float = 0
+        self.total: float | None = None
+        self.message: str = ""
+        self.phase: str = ""
+        self._path = path
+        self._sink = sink
+        self._last = 0.0
+        self._dirty = False
+
+    def update(self, current: float | None = None, total: float | None = None,
+               message: str | None = None, phase: str | None = None) -> None:
+        """Set any of: how far (``current`` of ``total``), a short ``message``, a ``phase``."""
+        if current is not None:
+            self.current = current
+        if total is not None:
+            self.total = total
+        if message is not None:
+            self.message = str(message)
+        if phase is not None:
+            self.phase = str(phase)
+        self._tick()
+
+    def advance(self, n: float = 1) -> None:
+        """``current += n``."""
+        self.current += n
+        now = time.monotonic()
+        if now - self._last >= _INTERVAL:
+            self._publish(now)
+        else:
+            self._dirty = True
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= _INTERVAL:
+            self._publish(now)
+        else:
+            self._dirty = True
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"current": self.current, "total": self.total, "message": self.message,
+                "phase": self.phase}
+
+    def _publish(self, now: float) -> None:
+        self._last = now
+        self._dirty = False
+        snap = self.snapshot()
+        if self._sink is not None:
+            self._sink(self._key, snap)
+        elif self._path:
+            tmp = f"{self._path}.{os.getpid()}.tmp"
+            try:
+                with open(tmp, "w") as f:
+                    json.dump(snap, f)
+                os.replace(tmp, self._path)
+            except OSError:  # progress is a courtesy: never fail a task for it
+                pass
+
+    def close(self) -> None:
+        if self._dirty:
+            self._publish(time.monotonic())
+
+
+def current_progress() -> Progress | None:
+    """The progress of the task running in this process, or None outside a task."""
+    return _current
+
+
+def begin(key: int, path: str | None) -> Progress:
+    """Start reporting for task ``key`` (called by the executor around each task)."""
+    global _current
+    _current = Progress(key, path, _local_sink)
+    return _current
+
+
+def end() -> None:
+    global _current
+    if _current is not None:
+        _current.close()
+    _current = None
+
+
+def set_local_sink(sink: Callable[[int, dict[str, Any]], None] | None) -> None:
+    global _local_sink
+    _local_sink = sink
+
+
+def read(path: str) -> dict[str, Any] | None:
+    """The last progress a task published to ``path``, if any."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def describe(snap: dict[str, Any], width: int = 24) -> str:
+    """A compact cell: ``45% phase: message`` or ``12 phase: message``."""
+    cur, total = snap.get("current") or 0, snap.get("total")
+    if total:
+        head = f"{100.0 * cur / total:3.0f}%"
+    else:
+        head = f"{cur:g}" if isinstance(cur, (int, float)) else str(cur)
+    tail = ": ".join(x for x in (snap.get("phase"), snap.get("message")) if x)
+    text = f"{head} {tail}".strip()
+    return text if len(text) <= width else text[:width - 1] + "…"
