@@ -63,6 +63,8 @@ class Display:
         self._columns = tuple(columns)
         self._cells = cells or (lambda i: ("",) * len(self._columns))
         self._progress: dict[int, str] = {}
+        # How many configurations there are (0: no sweep); a task in all of them says so.
+        self._variants = len({v for t in tasks for v in getattr(t, "variants", ())})
         self._errors: dict[int, str] = {}
         self._dirty = True
 
@@ -145,11 +147,14 @@ class Display:
             row.append(self._progress.get(i, "") if self._status[i] is Status.RUNNING else "")
         row += [", ".join(str(self._tasks[j].id) for j in self._deps[i]),
                 _paths(t.dependencies), _paths(t.products), *self._cells(i)]
+        if self._variants:
+            row.append(", ".join(t.variants) if len(t.variants) < self._variants else "all")
         return row
 
     def _headers(self) -> tuple[str, ...]:
         progress = ("Progress",) if self._progress else ()
-        return _HEADERS[:3] + progress + _HEADERS[3:] + self._columns
+        variant = ("Variant",) if self._variants else ()
+        return _HEADERS[:3] + progress + _HEADERS[3:] + self._columns + variant
 
     def _tabulate(self, rows: list[list[str]]) -> str:
         """The table; on a terminal, long cells are cut until it fits its width."""
@@ -161,7 +166,7 @@ class Display:
             return text
         width = shutil.get_terminal_size((80, 24)).columns - 1
         shrinkable = [k for k, h in enumerate(headers) if h in ("Path Deps", "Products", "Name",
-                                                                "Task Deps")]
+                                                                "Task Deps", "Variant")]
         for limit in (40, 28, 20, 14, 10, 6):
             if max(map(len, text.splitlines()), default=0) <= width:
                 break

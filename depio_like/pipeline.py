@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any, Sequence, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 
 from .display import Display
 from .errors import DuplicateProductError, GraphError
@@ -71,6 +72,7 @@ class Pipeline:
         self._tasks: list[Task] = []
         self._survivors: dict[Any, Task] = {}
         self._producer: dict[str, int] = {}
+        self._variant: str | None = None
 
     @property
     def tasks(self) -> list[Task]:
@@ -92,6 +94,7 @@ class Pipeline:
                 for d in task.depends_on:
                     if d not in survivor.depends_on:
                         survivor.depends_on.append(d)
+            self._label(survivor)
             return survivor
         index = len(self._tasks)
         for p in task.products:
@@ -107,7 +110,24 @@ class Pipeline:
         task.id = index + 1
         self._tasks.append(task)
         self._survivors[task._merge_key] = task
+        self._label(task)
         return task
+
+    def _label(self, task: Task) -> None:
+        if self._variant is not None and self._variant not in task.variants:
+            task.variants.append(self._variant)
+
+    @contextlib.contextmanager
+    def variant(self, label: str) -> Iterator[None]:
+        """Tasks added inside ``with pipeline.variant("lr=0.1"):`` belong to that
+        configuration; the table gets a Variant column. A task shared by several
+        configurations (merged: same function, same arguments) runs once and lists them all.
+        """
+        old, self._variant = self._variant, str(label)
+        try:
+            yield
+        finally:
+            self._variant = old
 
     def validate(self) -> TaskGraph:
         """Build the graph and check it can run (cycles, missing files, unknown tasks)."""

@@ -205,6 +205,7 @@ class Task:
             self.record_key = f"k:{getattr(func, '__module__', '?')}.{_func_name(func)}:{self.args_digest or id(self)}"
 
         self.id: int | None = None  # set by the pipeline that holds it
+        self.variants: list[str] = []  # the configurations (sweep) it belongs to
         self.status: Status = Status.WAITING
 
     def __eq__(self, other: object) -> bool:

@@ -193,3 +193,29 @@ def test_progress_is_none_outside_a_task_and_counts_inside(project):
     assert p.run() == 0
     assert seen == [(1000, 1000, "warmup")]
     assert current_progress() is None
+
+
+def test_a_sweep_shares_identical_tasks_and_labels_each_configuration(project):
+    Path("raw.txt").write_text("1 2 3 4")
+
+    def preprocess(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+        log_call("preprocess")
+        Path(out).write_text(Path(src).read_text())
+
+    def train(out: Annotated[Path, Product], data: Annotated[Path, Dependency], lr: float):
+        log_call(f"train:{lr}")
+        Path(out).write_text(str(sum(map(int, Path(data).read_text().split())) * lr))
+
+    p = new_pipeline(ParallelExecutor(max_workers=2))
+    for lr in (0.1, 0.01, 0.001):
+        with p.variant(f"lr={lr}"):
+            p.add_task(Task("preprocess", preprocess, ["clean.txt", "raw.txt"]))
+            p.add_task(Task("train", train, [f"model-{lr}.txt", "clean.txt", lr]))
+    assert len(p.tasks) == 4
+    assert p.run() == 0
+    assert sorted(calls()) == ["preprocess", "train:0.001", "train:0.01", "train:0.1"]
+    table = p.stream.getvalue().split("Tasks:")[1]
+    header, rows = table.splitlines()[1], table.splitlines()[3:7]
+    assert header.split()[-1] == "Variant"
+    assert rows[0].split()[-1] == "all"  # preprocess: shared by the three
+    assert [r.split()[-1] for r in rows[1:]] == ["lr=0.1", "lr=0.01", "lr=0.001"]
