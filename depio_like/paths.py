@@ -6,8 +6,13 @@ import os
 
 
 def show_path(path: str) -> str:
-    """``path`` as a user would write it: relative to the working directory when inside it."""
+    """``path`` as a user would write it: relative to the working directory when inside it,
+    and printable (bytes that are not UTF-8 in a file name show as U+FFFD)."""
     cwd = os.getcwd()
     if path.startswith(cwd + os.sep):
-        return path[len(cwd) + 1:]
+        path = path[len(cwd) + 1:]
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return path

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any, Sequence
+
+import xxhash
 
 from . import progress
 from .channel import ValueFile
@@ -49,6 +52,7 @@ class Run:
         self.show_output = show_output
         self.explain = explain
         self.log_dir = os.path.join(state.dir, "logs")
+        self._logs: list[str | None] = [None] * len(graph.tasks)
         self.hasher = FileHasher(disk, state.files)
         self.planner = Planner(graph, state.records, self.hasher, disk, force=force,
                                default_mode=default_mode)
@@ -93,6 +97,7 @@ class Run:
         self.display.start(tasks, self.status, self.graph.upstream,
                            self.executor.columns, self.executor.cells)
         self._sync()
+        os.makedirs(self.log_dir, exist_ok=True)
         self.executor.start(tasks, RunContext(state_dir=self.state.dir, cwd=os.getcwd()))
         interrupted = False
         # Tasks run in this process report progress straight to the table.
@@ -277,7 +282,10 @@ class Run:
 
     def log_of(self, i: int) -> str:
         """Where task ``i``'s output goes (+ ".out" / ".err"): stable across runs."""
-        return task_log(self.log_dir, self.graph.tasks[i])
+        log = self._logs[i]
+        if log is None:
+            log = self._logs[i] = task_log(self.log_dir, self.graph.tasks[i])
+        return log
 
     # -- outcomes ----------------------------------------------------------------------
     def _ended(self, o: Outcome) -> None:
@@ -418,15 +426,12 @@ class Run:
 
 
 _SHOWN_LINES = 200
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def task_log(log_dir: str, task: Any) -> str:
     """The base path of a task's log files: its name and a hash of its identity."""
-    import re
-
-    import xxhash
-
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name)[:40] or "task"
+    safe = _UNSAFE.sub("_", task.name)[:40] or "task"
     return os.path.join(log_dir, f"{safe}-{xxhash.xxh3_64_hexdigest(task.record_key.encode('utf-8', 'surrogateescape'))[:10]}")
 
 

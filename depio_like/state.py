@@ -159,6 +159,8 @@ class State:
                     _, p, size, mtime, ino, digest = item
                     self.files[p] = FileEntry(int(size), int(mtime), int(ino), str(digest))
                 elif isinstance(item, dict) and "r" in item:
+                    if not _well_formed(item):
+                        raise ValueError("record with fields of the wrong type")
                     self.records[item["r"]] = item
                 elif isinstance(item, dict) and "x" in item:
                     old = self.records.get(item["x"])
@@ -223,3 +225,20 @@ class State:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+_DICTS = ("d", "p", "u", "av")
+_STRS = ("c", "a", "s", "n")
+
+
+def _well_formed(rec: dict[str, Any]) -> bool:
+    """A record the planner can read: trusting a malformed one would crash every run."""
+    if not isinstance(rec["r"], str):
+        return False
+    for k in _DICTS:
+        if k in rec and not isinstance(rec[k], dict):
+            return False
+    for k in _STRS:
+        if k in rec and rec[k] is not None and not isinstance(rec[k], str):
+            return False
+    return True

@@ -176,14 +176,14 @@ def captured(log: str) -> Iterator[None]:
     """Send this process's stdout and stderr to ``log``.out / ``log``.err meanwhile.
 
     At the file-descriptor level, so output of C code and subprocesses is caught too;
-    ``breakpoint()`` gets the terminal back, so a debugger still works.
+    ``breakpoint()`` gets the terminal back, so a debugger still works. The directory of
+    ``log`` must exist.
     """
     if not log:
         yield
         return
     import sys
 
-    os.makedirs(os.path.dirname(log), exist_ok=True)
     _flush(sys.stdout, sys.stderr)
     saved = os.dup(1), os.dup(2)
     out = os.open(log + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -202,23 +202,35 @@ def captured(log: str) -> Iterator[None]:
 
     os.dup2(out, 1)
     os.dup2(err, 2)
-    # Python-level too: sys.stdout need not write to fd 1 (pytest, Jupyter replace it).
+    # Python-level too, where sys.stdout does not write to fd 1 (pytest, Jupyter replace
+    # it); in a plain script it does, and the file-descriptor switch is enough.
     streams = sys.stdout, sys.stderr
-    py_out = open(os.dup(out), "w", encoding="utf-8", errors="replace", buffering=1)
-    py_err = open(os.dup(err), "w", encoding="utf-8", errors="replace", buffering=1)
-    sys.stdout, sys.stderr = py_out, py_err
+    swapped = [(name, fd) for name, fd in (("stdout", out), ("stderr", err))
+               if _fileno(getattr(sys, name)) != (1 if name == "stdout" else 2)]
+    opened = []
+    for name, fd in swapped:
+        stream = open(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
+        opened.append(stream)
+        setattr(sys, name, stream)
     sys.breakpointhook = debug
     try:
         yield
     finally:
         sys.breakpointhook = hook
-        _flush(py_out, py_err)
+        _flush(*opened)
         sys.stdout, sys.stderr = streams
-        py_out.close()
-        py_err.close()
+        for stream in opened:
+            stream.close()
         restore()
         for fd in (*saved, out, err):
             os.close(fd)
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _flush(*streams: Any) -> None:
