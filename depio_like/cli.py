@@ -192,7 +192,12 @@ def status(state_dir: str) -> int:
         print(f"cannot read {path}: {e}", file=sys.stderr)
         return 1
     print(f"Last run: finished {data['finished']} in {data['cwd']}, exit code {data['exit_code']}")
-    print(tabulate(data["rows"], headers=data["headers"], disable_numparse=True))
+    counts = data.get("counts") or {}
+    if len(data["rows"]) < data.get("tasks", len(data["rows"])):
+        print(f"{data['tasks']} tasks: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+              + ("; those that did not end well:" if data["rows"] else ""))
+    if data["rows"]:
+        print(tabulate(data["rows"], headers=data["headers"], disable_numparse=True))
     status_col = data["headers"].index("Status")
     for row, log in zip(data["rows"], data.get("logs", [])):
         if row[status_col] == "FAILED":

@@ -99,11 +99,11 @@ class Display:
         if not self.quiet:
             self.note(f"{verdict:<9} {self._tasks[i].label}: {reasons}")
 
-    def table(self) -> tuple[list[str], list[list[str]]]:
-        """Headers and every row, as shown in the full table (without progress)."""
+    def table(self, which: Sequence[int]) -> tuple[list[str], list[list[str]]]:
+        """Headers and the rows of tasks ``which``, as in the full table (no progress)."""
         shown, self._progress = self._progress, {}
         try:
-            return list(self._headers()), [self._row(i) for i in range(len(self._tasks))]
+            return list(self._headers()), [self._row(i) for i in which]
         finally:
             self._progress = shown
 

@@ -54,10 +54,23 @@ class RealDisk:
         return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, _stat.S_ISDIR(st.st_mode))
 
     def chunks(self, path: str, size_hint: int) -> Iterator[bytes | memoryview]:
+        if size_hint <= _CHUNK:
+            # Small files (most products): plain syscalls, no file object to build.
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                parts = []
+                while True:
+                    data = os.read(fd, max(size_hint + 1, 4096))
+                    if not data:
+                        break
+                    parts.append(data)
+                    if len(data) <= size_hint:
+                        size_hint -= len(data)
+                yield b"".join(parts) if len(parts) != 1 else parts[0]
+            finally:
+                os.close(fd)
+            return
         with open(path, "rb", buffering=0) as f:
-            if size_hint <= _CHUNK:
-                yield f.read()
-                return
             # One reused buffer: no allocation per chunk on big files.
             buf = bytearray(_CHUNK)
             view = memoryview(buf)

@@ -98,7 +98,9 @@ class Run:
                            self.executor.columns, self.executor.cells)
         self._sync()
         os.makedirs(self.log_dir, exist_ok=True)
-        self.executor.start(tasks, RunContext(state_dir=self.state.dir, cwd=os.getcwd()))
+        logs = frozenset(os.listdir(self.log_dir))
+        self.executor.start(tasks, RunContext(state_dir=self.state.dir, cwd=os.getcwd(),
+                                              logs=logs))
         interrupted = False
         # Tasks run in this process report progress straight to the table.
         progress.set_local_sink(self._local_progress)
@@ -160,15 +162,24 @@ class Run:
             call_all(self.task_hooks, r, self.display.note)
 
     def _write_last_run(self, code: int) -> None:
-        """The final table, for ``depio-like status`` to show without running anything."""
-        headers, rows = self.display.table()
+        """The final table, for ``depio-like status`` to show without running anything:
+        every row for a small pipeline, for a large one the counts and the rows that
+        did not end well (writing 10,000 rows would cost more than a no-op run)."""
+        n = len(self.graph.tasks)
+        limit = self.display.max_rows
+        keep = range(n) if n <= limit else \
+            [i for i, st in enumerate(self.status) if not st.ok][:limit]
+        headers, rows = self.display.table(keep)
+        counts: dict[str, int] = {}
+        for st in self.status:
+            counts[st.value] = counts.get(st.value, 0) + 1
         data = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "exit_code": code,
-                "cwd": os.getcwd(), "headers": headers, "rows": rows,
-                "logs": [self.log_of(i) for i in range(len(self.graph.tasks))]}
+                "cwd": os.getcwd(), "tasks": n, "counts": counts, "headers": headers,
+                "rows": rows, "logs": [self.log_of(i) for i in keep]}
         path = os.path.join(self.state.dir, LAST_RUN)
         tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False)
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(json.dumps(data, ensure_ascii=False))
         os.replace(tmp, path)
 
     # -- the loop ----------------------------------------------------------------------
@@ -187,7 +198,9 @@ class Run:
                 # write, the next run knows those products may be partial.
                 for head in batch:
                     for m in self._unit(head):
-                        self.state.mark_started(self.graph.tasks[m].record_key)
+                        key = self.graph.tasks[m].record_key
+                        if key in self.state.records:  # a record that may go stale
+                            self.state.mark_started(key)
                 self._save()
                 for head in batch:
                     self._dispatch(head)
@@ -269,7 +282,10 @@ class Run:
             self.attempts[m] = self.attempts.get(m, 0) + 1
             self.sched.started(m)
             outside = sorted(self.outside.get(m, ()))
-            steps.append(Step(m, self.graph.tasks[m], self.planner.fingerprint(m, self.decisions[m]),
+            # Fingerprints name work for re-attaching and value files; skip them otherwise.
+            fp = self.planner.fingerprint(m, self.decisions[m]) \
+                if self.executor.reattaches or outside else ""
+            steps.append(Step(m, self.graph.tasks[m], fp,
                               tuple(self.graph.tasks[c].label for c in outside), self.log_of(m)))
         tasks = self.graph.tasks
         inputs = {tasks[p].id: self.values[p] for m in unit for p in self.graph.values[m]
@@ -290,7 +306,8 @@ class Run:
     # -- outcomes ----------------------------------------------------------------------
     def _ended(self, o: Outcome) -> None:
         self._record_outcome(o)
-        self._show_output(o.index)
+        if o.printed:
+            self._show_output(o.index)
 
     def _record_outcome(self, o: Outcome) -> None:
         i = o.index
@@ -331,7 +348,7 @@ class Run:
         self._discard_products(i)
         log = self.log_of(i)
         where = f"\n(output: {show_path(log)}.out, {show_path(log)}.err)" \
-            if os.path.exists(log + ".err") else ""
+            if o.printed and os.path.exists(log + ".err") else ""
         self._changed(i, Status.FAILED, error=(o.error or "failed") + where)
         self._release_inputs(i)
         for j in self.sched.failed(i):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import pathlib
 import typing
 from typing import Any, Callable, Iterable, Sequence
 
@@ -46,6 +47,41 @@ class _Spec(typing.NamedTuple):
     products: tuple[str, ...]
     dependencies: tuple[str, ...]
     ignored: frozenset[str]
+    # For the fast binding of plain signatures (no *args, **kwargs, positional-only):
+    # the parameter names in order, how many may be positional, and the defaults.
+    plain: bool
+    names: tuple[str, ...]
+    n_positional: int
+    defaults: dict[str, Any]
+
+
+_MISSING = object()
+
+
+def _bind(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments by parameter name, defaults applied; TypeError as inspect words it."""
+    if not spec.plain:
+        bound = spec.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+    if len(args) > spec.n_positional:
+        raise TypeError("too many positional arguments")
+    given = dict(zip(spec.names, args))
+    for k, v in kwargs.items():
+        if k in given:
+            raise TypeError(f"multiple values for argument {k!r}")
+        given[k] = v
+    out = {}
+    for name in spec.names:
+        v = given.pop(name, _MISSING)
+        if v is _MISSING:
+            v = spec.defaults.get(name, _MISSING)
+            if v is _MISSING:
+                raise TypeError(f"missing a required argument: {name!r}")
+        out[name] = v
+    if given:
+        raise TypeError(f"got an unexpected keyword argument {next(iter(given))!r}")
+    return out
 
 
 _specs: dict[Any, _Spec] = {}
@@ -73,7 +109,13 @@ def _spec(func: Callable[..., Any]) -> _Spec:
             deps.append(name)
         elif _has_marker(meta, IgnoredForEq):
             ignored.append(name)
-    spec = _Spec(sig, tuple(products), tuple(deps), frozenset(ignored))
+    params = list(sig.parameters.values())
+    P = inspect.Parameter
+    plain = all(p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) for p in params)
+    spec = _Spec(sig, tuple(products), tuple(deps), frozenset(ignored), plain,
+                 tuple(p.name for p in params),
+                 sum(1 for p in params if p.kind is P.POSITIONAL_OR_KEYWORD),
+                 {p.name: p.default for p in params if p.default is not P.empty})
     try:
         _specs[func] = spec
     except TypeError:
@@ -85,7 +127,7 @@ def _func_name(func: Any) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
 
 
-def _norm_paths(value: Any, param: str, kind: str, func: Any) -> tuple[str, ...]:
+def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple[str, ...]:
     """Absolute, ``..``-resolved path strings from a path, a str, a list/tuple of them, or None."""
     if value is None:
         return ()
@@ -102,12 +144,18 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any) -> tuple[str, ...]
         p = os.fspath(item)
         if isinstance(p, bytes):
             p = os.fsdecode(p)
-        out.append(os.path.abspath(p))
+        out.append(os.path.normpath(p if p[:1] == "/" else os.path.join(cwd, p)))
     return tuple(out)
 
 
 def _is_task(v: Any) -> bool:
     return isinstance(v, Task)
+
+
+_NO_RESOURCES = Resources()
+# Argument types that can hold no task: no need to look inside them for values.
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes, pathlib.PosixPath,
+                      pathlib.WindowsPath})
 
 
 class Task:
@@ -133,17 +181,16 @@ class Task:
     ) -> None:
         spec = _spec(func)
         args = tuple(args)
-        kwargs = dict(kwargs or {})
+        kwargs = dict(kwargs) if kwargs else {}
         try:
-            bound = spec.signature.bind(*args, **kwargs)
+            arguments = _bind(spec, args, kwargs)
         except TypeError as e:
             raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
-        bound.apply_defaults()
         self.name: str = name if name is not None else getattr(func, "__name__", "task")
         self.func = func
         self.args = args
         self.kwargs = kwargs
-        self.arguments: dict[str, Any] = dict(bound.arguments)
+        self.arguments: dict[str, Any] = arguments
         self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
         self.always = bool(always)
         if buildmode is not None and not isinstance(buildmode, BuildMode):
@@ -152,14 +199,15 @@ class Task:
         if always:
             buildmode = BuildMode.ALWAYS
         self.buildmode: BuildMode | None = buildmode  # None: the pipeline's default
-        self.resources: Resources = parse_resources(resources, f"task {self.name!r}")
+        self.resources: Resources = _NO_RESOURCES if resources is None else \
+            parse_resources(resources, f"task {self.name!r}")
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
                                     or retries < 0):
             raise TaskDeclarationError(f"task {self.name!r}: retries must be an int >= 0, "
                                        f"got {retries!r}")
         self.retries: int | None = retries
         self.depends_on: list[Task] = []
-        for t in depends_on or ():
+        for t in depends_on:
             if not isinstance(t, Task):
                 raise TaskDeclarationError(
                     f"task {self.name!r}: depends_on takes tasks, got {type(t).__name__} {t!r}"
@@ -169,19 +217,26 @@ class Task:
         normalised: dict[str, Any] = {}
         products: list[str] = []
         dependencies: list[str] = []
-        for p in spec.products:
-            paths = _norm_paths(self.arguments[p], p, "Product", func)
-            normalised[p] = paths
-            products.extend(paths)
-        for p in spec.dependencies:
-            paths = _norm_paths(self.arguments[p], p, "Dependency", func)
-            normalised[p] = paths
-            dependencies.extend(paths)
-        self.products: tuple[str, ...] = tuple(dict.fromkeys(products))
-        self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies))
+        if spec.products or spec.dependencies:
+            cwd = os.getcwd()
+            for p in spec.products:
+                paths = _norm_paths(arguments[p], p, "Product", func, cwd)
+                normalised[p] = paths
+                products.extend(paths)
+            for p in spec.dependencies:
+                paths = _norm_paths(arguments[p], p, "Dependency", func, cwd)
+                normalised[p] = paths
+                dependencies.extend(paths)
+        self.products: tuple[str, ...] = tuple(dict.fromkeys(products)) if len(products) > 1 \
+            else tuple(products)
+        self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies)) \
+            if len(dependencies) > 1 else tuple(dependencies)
         # Tasks passed as arguments: their return values replace them when this one runs.
-        found = find_tasks(list(self.arguments.values()), _is_task)
-        self.value_inputs: tuple[Task, ...] = tuple({id(t): t for t in found}.values())
+        if all(type(v) in _SCALARS for v in arguments.values()):
+            self.value_inputs: tuple[Task, ...] = ()
+        else:
+            found = find_tasks(list(arguments.values()), _is_task)
+            self.value_inputs = tuple({id(t): t for t in found}.values())
         # What the function is called with; the graph swaps the tasks in it for ValueSlots.
         self.call_args: tuple[Any, ...] = args
         self.call_kwargs: dict[str, Any] = kwargs

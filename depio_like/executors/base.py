@@ -9,7 +9,6 @@ outcomes. An executor that queues jobs (Slurm) sets ``queues = True`` and report
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import traceback
@@ -63,6 +62,8 @@ class RunContext:
 
     state_dir: str   # the pipeline's state directory (an executor may keep files under it)
     cwd: str         # the working directory of the driver
+    # Names of the log files there are when the run starts (see ``Capture``).
+    logs: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Outcome:
     value: Any = None
     error: str | None = None
     duration: float = 0.0
+    printed: bool = True  # False: the task printed nothing (its log files do not exist)
 
 
 class Executor(ABC):
@@ -92,6 +94,9 @@ class Executor(ABC):
     queues: bool = False
     #: How many times a failed task is resubmitted, unless the task says otherwise.
     retries: int = 0
+    #: True if the executor re-attaches to work by ``Step.fingerprint`` (jobs outliving
+    #: their driver); the driver computes fingerprints only then, or for exported values.
+    reattaches: bool = False
 
     def start(self, tasks: Sequence["Task"], context: RunContext) -> None:
         """Called once per run, before any ``submit``, with every task of the run."""
@@ -121,28 +126,41 @@ class Executor(ABC):
         return ("",) * len(self.columns)
 
 
-def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]:
+def run_steps(job: Job, export: Callable[[Step, Any], Any],
+              capture: Capture | None = None) -> Iterator[Outcome]:
     """Run the job's tasks here, in order, each getting the values it takes; yield an
     outcome per task. After a failure the rest of the chain is not run (no outcome).
-    ``export(step, value)`` is what to hand back for a value needed outside the job.
+    ``export(step, value)`` is what to hand back for a value needed outside the job;
+    ``capture`` sends what each task prints to its log files.
 
     KeyboardInterrupt is not caught: it is the user's Ctrl-C.
     """
+    from .. import progress
+
     values = dict(job.values)
     for step in job.steps:
         t0 = time.perf_counter()
+        printed = [True]
+        logged = capture is not None and bool(step.log)
         try:
-            with captured(step.log), reporting(step):
+            if logged:
+                capture.begin(step.log)
+            progress.begin(step.index, step.log + ".progress" if step.log else None)
+            try:
                 value = step.task.run(values)
+            finally:
+                progress.end()
+                if logged:
+                    printed[0] = capture.end(step.log)
         except KeyboardInterrupt:
             raise
         except SystemExit as e:
             yield Outcome(step.index, False, error=f"the task called sys.exit({e.code!r})",
-                          duration=time.perf_counter() - t0)
+                          duration=time.perf_counter() - t0, printed=printed[0])
             return
         except BaseException as e:
             yield Outcome(step.index, False, error=format_task_exception(e),
-                          duration=time.perf_counter() - t0)
+                          duration=time.perf_counter() - t0, printed=printed[0])
             return
         duration = time.perf_counter() - t0
         values[step.task.id] = value
@@ -151,79 +169,127 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any]) -> Iterator[Outcome]
             try:
                 handed = export(step, value)
             except Exception as e:  # noqa: BLE001 - pickling can raise anything
-                yield Outcome(step.index, False, duration=duration, error=(
+                yield Outcome(step.index, False, duration=duration, printed=printed[0], error=(
                     f"its return value ({type(value).__name__}) cannot be handed to "
                     f"{', '.join(step.export_to)} in another process: it cannot be pickled "
                     f"({type(e).__name__}: {e})"))
                 return
-        yield Outcome(step.index, True, value=handed, duration=duration)
+        yield Outcome(step.index, True, value=handed, duration=duration, printed=printed[0])
 
 
-@contextlib.contextmanager
-def reporting(step: Step) -> Iterator[None]:
-    """Let the task report progress (``current_progress()``) while it runs."""
-    from .. import progress
+class Capture:
+    """Collects what the tasks run in this process print, and hands each task its part.
 
-    progress.begin(step.index, step.log + ".progress" if step.log else None)
-    try:
-        yield
-    finally:
-        progress.end()
-
-
-@contextlib.contextmanager
-def captured(log: str) -> Iterator[None]:
-    """Send this process's stdout and stderr to ``log``.out / ``log``.err meanwhile.
-
-    At the file-descriptor level, so output of C code and subprocesses is caught too;
-    ``breakpoint()`` gets the terminal back, so a debugger still works. The directory of
-    ``log`` must exist.
+    Output goes to two anonymous files (stdout, stderr) kept for the process's life, at the
+    file-descriptor level, so C code and subprocesses are caught too. After each task,
+    what it printed is copied to its own ``<log>.out`` / ``.err``; a task that printed
+    nothing costs no file at all (old logs of it are removed). ``for_good``: send fd 1/2
+    there now and until ``close()`` (a worker); else only while a task runs (the driver,
+    which prints between tasks). ``breakpoint()`` gets the terminal back.
     """
-    if not log:
-        yield
-        return
-    import sys
 
-    _flush(sys.stdout, sys.stderr)
-    saved = os.dup(1), os.dup(2)
-    out = os.open(log + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    err = os.open(log + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    hook = sys.breakpointhook
+    def __init__(self, for_good: bool, logs: frozenset[str] | None = None) -> None:
+        import sys
+        import tempfile
 
-    def restore() -> None:
+        self.for_good = for_good
+        # Log files that may exist (None: any may); the others need no removing.
+        self._logs = logs
+        self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+        self._fds = [f.fileno() for f in self._files]
+        self._saved: tuple[int, int] | None = None
+        # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
+        # wrappers over the same files stand in for them during a task.
+        self._py = [open(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
+                    for fd in self._fds]
+        self._streams = sys.stdout, sys.stderr
+        if for_good:
+            self._redirect()
+
+    def _redirect(self) -> None:
+        import sys
+
         _flush(sys.stdout, sys.stderr)
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
+        self._saved = os.dup(1), os.dup(2)
+        os.dup2(self._fds[0], 1)
+        os.dup2(self._fds[1], 2)
+        self._streams = sys.stdout, sys.stderr
+        if _fileno(sys.stdout) != 1:
+            sys.stdout = self._py[0]
+        if _fileno(sys.stderr) != 2:
+            sys.stderr = self._py[1]
 
-    def debug(*args: Any, **kwargs: Any) -> Any:
-        restore()  # the debugger talks to the terminal, not to the log
-        sys.stdout, sys.stderr = streams
-        return hook(*args, **kwargs)
+    def _restore(self) -> None:
+        import sys
 
-    os.dup2(out, 1)
-    os.dup2(err, 2)
-    # Python-level too, where sys.stdout does not write to fd 1 (pytest, Jupyter replace
-    # it); in a plain script it does, and the file-descriptor switch is enough.
-    streams = sys.stdout, sys.stderr
-    swapped = [(name, fd) for name, fd in (("stdout", out), ("stderr", err))
-               if _fileno(getattr(sys, name)) != (1 if name == "stdout" else 2)]
-    opened = []
-    for name, fd in swapped:
-        stream = open(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
-        opened.append(stream)
-        setattr(sys, name, stream)
-    sys.breakpointhook = debug
-    try:
-        yield
-    finally:
-        sys.breakpointhook = hook
-        _flush(*opened)
-        sys.stdout, sys.stderr = streams
-        for stream in opened:
-            stream.close()
-        restore()
-        for fd in (*saved, out, err):
+        if self._saved is None:
+            return
+        _flush(sys.stdout, sys.stderr, *self._py)
+        sys.stdout, sys.stderr = self._streams
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        for fd in self._saved:
             os.close(fd)
+        self._saved = None
+
+    def begin(self, log: str) -> None:
+        """A task is about to run: send what it prints to our files."""
+        import sys
+
+        if not self.for_good:
+            self._redirect()
+        hook = self._hook = sys.breakpointhook
+
+        def debug(*args: Any, **kwargs: Any) -> Any:
+            self._restore()  # the debugger talks to the terminal, not to the log
+            return hook(*args, **kwargs)
+
+        sys.breakpointhook = debug
+
+    def end(self, log: str) -> bool:
+        """The task is over: hand it its output; True if it printed anything."""
+        import sys
+
+        sys.breakpointhook = self._hook
+        _flush(sys.stdout, sys.stderr, *self._py)
+        if not self.for_good:
+            self._restore()
+        return self._hand_over(log)
+
+    def _hand_over(self, log: str) -> bool:
+        printed = False
+        for fd, ext in zip(self._fds, (".out", ".err")):
+            size = os.fstat(fd).st_size
+            if size:
+                printed = True
+                _copy(fd, size, log + ext)
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+            elif self._logs is None or os.path.basename(log) + ext in self._logs:
+                try:
+                    os.unlink(log + ext)  # what an earlier run of it printed is stale now
+                except FileNotFoundError:
+                    pass
+        return printed
+
+    def close(self) -> None:
+        self._restore()
+        for f in (*self._py, *self._files):
+            f.close()
+
+
+def _copy(src: int, size: int, path: str) -> None:
+    dst = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        offset = 0
+        while offset < size:
+            chunk = os.pread(src, min(1 << 20, size - offset), offset)
+            if not chunk:
+                break
+            os.write(dst, chunk)
+            offset += len(chunk)
+    finally:
+        os.close(dst)
 
 
 def _fileno(stream: Any) -> int | None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import selectors
 import signal
 import sys
 import time
 from collections import deque
-from multiprocessing.connection import Connection
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .base import Executor, Job, Outcome, RunContext, Step, export_to_file, run_steps
+from .base import (Capture, Executor, Job, Outcome, RunContext, Step, export_to_file,
+                   run_steps)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiprocessing.connection import Connection
 
 
 class SequentialExecutor(Executor):
@@ -20,6 +22,8 @@ class SequentialExecutor(Executor):
 
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._queue: deque[Job] = deque()
+        self._capture: Capture | None = None
+        self._logs = context.logs
 
     def free_slots(self) -> int:
         return 0 if self._queue else 1
@@ -31,8 +35,10 @@ class SequentialExecutor(Executor):
         if not self._queue:
             return []
         job = self._queue[0]
+        if self._capture is None:
+            self._capture = Capture(for_good=False, logs=self._logs)
         # Values stay objects: producer and consumer share this process.
-        outcomes = list(run_steps(job, export=lambda step, value: value))
+        outcomes = list(run_steps(job, lambda step, value: value, self._capture))
         self._queue.popleft()
         return outcomes
 
@@ -40,6 +46,11 @@ class SequentialExecutor(Executor):
         cancelled = [i for j in self._queue for i in j.indices]
         self._queue.clear()
         return cancelled
+
+    def shutdown(self) -> None:
+        if self._capture is not None:
+            self._capture.close()
+            self._capture = None
 
 
 def default_workers() -> int:
@@ -50,7 +61,7 @@ def default_workers() -> int:
 
 
 class _Worker:
-    def __init__(self, process: Any, conn: Connection) -> None:
+    def __init__(self, process: Any, conn: "Connection") -> None:
         self.process = process
         self.conn = conn
         self.job: list[int] | None = None  # task indices of the job it runs, not yet reported
@@ -76,12 +87,10 @@ class ParallelExecutor(Executor):
         self._tasks: Sequence[Any] = ()
 
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
-        if "fork" not in multiprocessing.get_all_start_methods():
-            raise RuntimeError("ParallelExecutor needs the 'fork' start method, which this "
-                               "platform lacks; use SequentialExecutor")
-        self._ctx = multiprocessing.get_context("fork")
+        self._ctx: Any = None  # made on the first submit: a run where nothing runs needs none
         self._tasks = tasks
         self._value_dir = os.path.join(context.state_dir, "values")
+        self._logs = context.logs
         self._workers = []
         # One selector for the whole run: building one per wait costs more than the job.
         self._selector = selectors.DefaultSelector()
@@ -100,8 +109,16 @@ class ParallelExecutor(Executor):
                           job.values))
 
     def _spawn(self) -> _Worker:
+        if self._ctx is None:
+            import multiprocessing
+
+            if "fork" not in multiprocessing.get_all_start_methods():
+                raise RuntimeError("ParallelExecutor needs the 'fork' start method, which this "
+                                   "platform lacks; use SequentialExecutor")
+            self._ctx = multiprocessing.get_context("fork")
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child, self._tasks, self._value_dir),
+        proc = self._ctx.Process(target=_worker_main,
+                                 args=(child, self._tasks, self._value_dir, self._logs),
                                  name="depio_like-worker", daemon=True)
         proc.start()
         child.close()
@@ -137,9 +154,9 @@ class ParallelExecutor(Executor):
                         if msg is None:  # the job is over
                             w.job = None
                             break
-                        index, ok, error, duration, value = msg
+                        index, ok, error, duration, value, printed = msg
                         outcomes.append(Outcome(index, ok, value=value, error=error,
-                                                duration=duration))
+                                                duration=duration, printed=printed))
                         if w.job is not None and index in w.job:
                             w.job.remove(index)
                 except (EOFError, OSError):
@@ -203,13 +220,15 @@ class ParallelExecutor(Executor):
             self._selector = None
 
 
-def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str) -> None:
+def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str,
+                 logs: frozenset[str]) -> None:
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .. import progress
 
     progress.set_local_sink(None)  # inherited from the driver: progress goes to files here
     export = export_to_file(value_dir)
+    capture = Capture(for_good=True, logs=logs)  # a worker prints nothing of its own
     while True:
         try:
             msg = conn.recv()
@@ -219,15 +238,7 @@ def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str) -> None
             return
         steps, values = msg
         job = Job([Step(i, tasks[i], fp, to, log) for i, fp, to, log in steps], values)
-        for outcome in run_steps(job, export):
-            _flush_std()
-            conn.send((outcome.index, outcome.ok, outcome.error, outcome.duration, outcome.value))
+        for outcome in run_steps(job, export, capture):
+            conn.send((outcome.index, outcome.ok, outcome.error, outcome.duration, outcome.value,
+                       outcome.printed))
         conn.send(None)
-
-
-def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # the task closed or broke it
-            pass

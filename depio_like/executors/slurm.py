@@ -83,6 +83,7 @@ class SubmitItExecutor(Executor):
 
     columns = ("Slurm ID", "Slurm Status")
     queues = True
+    reattaches = True
 
     def __init__(self, folder: str | os.PathLike | None = None,
                  parameters: Mapping[str, Any] | None = None, *, cluster: str | None = None,
@@ -408,10 +409,11 @@ class SubmitItExecutor(Executor):
             r = by_fp.get(fp)
             if r is None:
                 continue  # not run: a task before it in its chain failed
-            _, ok, error, duration, _fp, handed = r
+            _, ok, error, duration, _fp, handed, printed = r
             if error:
                 error = f"{error}\n{self._logs(el)}"
-            events.append(Outcome(i, ok, value=handed, error=error, duration=duration))
+            events.append(Outcome(i, ok, value=handed, error=error, duration=duration,
+                                  printed=printed))
         return events
 
     def _fail(self, el: _Element, reason: str) -> list[Outcome | Started]:
@@ -618,11 +620,12 @@ class _Remote:
 
 def _run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
     """Runs in the job: each job's tasks in turn, every failure turned into a result."""
-    from .base import Step, export_to_file, run_steps
+    from .base import Capture, Step, export_to_file, run_steps
 
     sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
     jobs = pickle.loads(blob)
     export = export_to_file(value_dir)
+    capture = Capture(for_good=False)  # between tasks, submitit's own lines reach the Slurm log
     results = []
     for steps, values in jobs:
         fps = {index: fp for index, _i, _n, _f, _a, _k, fp, *_ in steps}
@@ -631,14 +634,10 @@ def _run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
                         export_to, log)
                    for index, task_id, name, func, args, kwargs, fp, source, export_to, log
                    in steps], values)
-        for o in run_steps(job, export):
+        for o in run_steps(job, export, capture):
             error = f"task {names[o.index]!r} failed in the job:\n{o.error}" if o.error else None
-            results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value))
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001
-                pass
+            results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value, o.printed))
+    capture.close()
     return results
 
 
