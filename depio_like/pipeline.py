@@ -32,7 +32,10 @@ class Pipeline:
     another run uses the same state directory. ``delete_on_error=True`` removes the
     products of a task that failed (like Make's .DELETE_ON_ERROR); by default they stay,
     marked incomplete, so the task reruns. ``buildmode`` is the default for tasks that do
-    not set one (``BuildMode.IF_NEW``: the content-hash rule). ``on_task_finished`` /
+    not set one (``BuildMode.IF_NEW``: the content-hash rule). When more tasks are ready
+    than workers are free, the one with the longest path ahead of it (by durations recorded
+    in earlier runs) goes first; ``critical_path=False`` dispatches in the order tasks were
+    added instead. ``on_task_finished`` /
     ``on_pipeline_finished``: callables (or lists of them) called in this process with a
     ``TaskResult`` / ``PipelineResult``. Each task's stdout and stderr go to log files
     under ``<state_dir>/logs``; ``show_output=True`` also prints them, one block per task
@@ -43,7 +46,7 @@ class Pipeline:
                  depioExecutor: Executor | None = None, state_dir: str | os.PathLike | None = None,
                  quiet: bool = False, refreshrate: float = 0.25, wait_for_lock: bool = True,
                  delete_on_error: bool = False, show_output: bool = True,
-                 buildmode: BuildMode = BuildMode.IF_NEW,
+                 buildmode: BuildMode = BuildMode.IF_NEW, critical_path: bool = True,
                  on_task_finished: Any = None, on_pipeline_finished: Any = None,
                  stream: TextIO | None = None, clear_screen: Any = None,
                  disk: Disk | None = None) -> None:
@@ -65,6 +68,7 @@ class Pipeline:
         if not isinstance(buildmode, BuildMode):
             raise TypeError(f"Pipeline(buildmode={buildmode!r}): use a BuildMode")
         self.buildmode = buildmode
+        self.critical_path = critical_path
         self.on_task_finished = as_list(on_task_finished)
         self.on_pipeline_finished = as_list(on_pipeline_finished)
         self.stream = stream
@@ -178,7 +182,8 @@ class Pipeline:
                            delete_on_error=self.delete_on_error, show_output=self.show_output,
                            explain=opts["explain"], default_mode=self.buildmode,
                            name=self.name, on_task_finished=self.on_task_finished,
-                           on_pipeline_finished=self.on_pipeline_finished).execute()
+                           on_pipeline_finished=self.on_pipeline_finished,
+                           critical_path=self.critical_path).execute()
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run with options from the script's command line (``python pipeline.py --help``):

@@ -117,3 +117,57 @@ def test_sys_exit_in_a_task_is_a_failure_not_an_exit(project, executor_factory):
 def test_max_workers_must_be_positive():
     with pytest.raises(ValueError):
         ParallelExecutor(max_workers=0)
+
+
+def _starts(_):
+    return [ln.split()[1] for ln in Path("order.log").read_text().splitlines()]
+
+
+def note(name: str, sec: float = 0.0):
+    with open("order.log", "a") as f:
+        f.write(f"start {name}\n")
+    time.sleep(sec)
+
+
+def skewed(p, chain_sec=0.0, short_sec=0.0):
+    for k in range(3):  # added first: short, independent tasks
+        p.add_task(Task(f"short{k}", note, [f"short{k}", short_sec]))
+    prev = None
+    for k in range(3):  # then a chain
+        prev = p.add_task(Task(f"chain{k}", note, [f"chain{k}", chain_sec],
+                               depends_on=[prev] if prev else []))
+
+
+def test_longest_path_goes_first(project):
+    p = new_pipeline(SequentialExecutor())
+    skewed(p)
+    assert p.run() == 0
+    # Never timed, all count alike: the chain's head has the longest path ahead of it.
+    assert _starts(project)[0] == "chain0"
+
+
+def test_fifo_when_asked(project):
+    p = new_pipeline(SequentialExecutor(), critical_path=False)
+    skewed(p)
+    assert p.run() == 0
+    assert _starts(project)[:3] == ["short0", "short1", "short2"]
+
+
+def test_recorded_durations_decide(project):
+    def long_one(sec: float):
+        with open("order.log", "a") as f:
+            f.write("start long\n")
+        time.sleep(sec)
+
+    def build():
+        p = new_pipeline(SequentialExecutor())
+        skewed(p, chain_sec=0.005)
+        p.add_task(Task("long", long_one, [0.3], always=True))
+        return p
+
+    assert build().run() == 0
+    assert _starts(None)[0] == "chain0"  # never timed: the longer chain first
+    Path("order.log").unlink()
+    assert build().run(force=True) == 0
+    # Recorded: "long" took 0.3 s, the chain 3 x 0.005 s: "long" now goes first.
+    assert _starts(project)[0] == "long"
