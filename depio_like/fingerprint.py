@@ -10,6 +10,7 @@ import sys
 import types
 from collections import OrderedDict
 from pathlib import PurePath
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple
 
 import xxhash
@@ -148,6 +149,10 @@ def _canon(v: Any) -> str:
         return name + _canon(dict(v))
     if isinstance(v, (set, frozenset)):
         return name + _canon(set(v))
+    if isinstance(v, Mapping):  # e.g. an OmegaConf DictConfig: by its items, not its parent
+        return name + _canon(dict(v.items()))
+    if isinstance(v, Sequence) and not isinstance(v, (str, bytes)):
+        return name + _canon(list(v))
     state = _plain_state(v)
     if state is not None:
         # By attributes, not by pickle: a pickle keeps a set's hash order, which changes

@@ -11,7 +11,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = {"decorator.py", "functional.py", "merge.py", "slurm.py", "montecarlo_pi.py",
-       "parallel_sleeps.py", "objects.py"}
+       "parallel_sleeps.py", "objects.py", "hydra_sweep.py", "optuna_quadratic.py"}
 
 
 def run_example(name, cwd, *args):
@@ -101,3 +101,40 @@ def test_objects_example_passes_values_and_reruns_on_change(workdir):
     third = run_example("objects.py", workdir)
     assert [row[2] for row in table_rows(third.stdout)] == ["FINISHED"] * 3
     assert summary.read_text() == "c: n=1 mean=2.000\n"
+
+
+def test_hydra_sweep_example_shares_prepare_and_labels_variants(workdir):
+    from test_integrations import require_extras
+
+    require_extras()  # hydra-core: installed if missing; skipped outside CI if it cannot be
+    shutil.copytree(EXAMPLES / "conf", workdir / "conf")
+    r = run_example("hydra_sweep.py", workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = table_rows(r.stdout)
+    assert [(row[1], row[2], row[-1]) for row in rows[:5]] == [
+        ("prepare", "FINISHED", "all"),
+        ("train", "FINISHED", "model=small,lr=0.1"),
+        ("train", "FINISHED", "model=small,lr=0.01"),
+        ("train", "FINISHED", "model=large,lr=0.1"),
+        ("train", "FINISHED", "model=large,lr=0.01"),
+    ]
+    assert rows[5][1:3] == ["compare", "FINISHED"]
+    assert r.stdout.count("preparing the data") == 1
+    assert "best: model=large lr=0.1" in r.stdout
+    again = run_example("hydra_sweep.py", workdir)
+    assert {row[2] for row in table_rows(again.stdout)} == {"SKIPPED"}
+
+
+def test_optuna_example_runs_four_generations_and_finds_the_minimum(workdir):
+    from test_integrations import require_extras
+
+    require_extras()  # optuna: installed if missing; skipped outside CI if it cannot be
+    r = run_example("optuna_quadratic.py", workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("Tasks:") == 4
+    for g in range(1, 5):
+        assert f"optuna: generation {g}/4 told ({5 * g}/20 trials)" in r.stdout
+    best = re.search(r"best: x = ([-\d.]+), \(x - 2\)\^2 = ([\d.]+) \(trial \d+ of 20\)",
+                     r.stdout)
+    assert best and float(best.group(2)) < 0.5 and abs(float(best.group(1)) - 2) < 0.71
+    assert not (workdir / ".depio_like" / "optuna").exists()
