@@ -49,7 +49,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(pipeline: Any, argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: the script's arguments) and do what it asks."""
+    """Parse ``argv`` (default: the script's arguments) and do what it asks. A pipeline
+    that cannot run (a cycle, a missing file, ...) is reported in one message: exit 2."""
+    from .errors import PipelineError
+
+    try:
+        return _main(pipeline, argv)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(pipeline: Any, argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     executor = make_executor(args.executor, args.slurm) if args.executor else None
     if args.graph:
@@ -167,10 +178,15 @@ def run_script(args: argparse.Namespace) -> int:
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [script, *extra]
     sys.path.insert(0, os.path.dirname(script))
+    from .errors import PipelineError
+
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
         _forced.clear()

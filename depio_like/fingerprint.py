@@ -68,6 +68,10 @@ class FileHasher:
         self._memo[path] = (st, digest)
         return digest
 
+    def remember(self, path: str, size: int, mtime_ns: int, ino: int, digest: str) -> None:
+        """Take a digest computed elsewhere (a worker that just wrote the file) for this run."""
+        self._memo[path] = (FileStat(size, mtime_ns, ino, False), digest)
+
     def forget(self, path: str) -> None:
         """Drop what this run remembers of ``path`` (a task is about to rewrite it)."""
         self._memo.pop(path, None)
@@ -97,6 +101,22 @@ class FileHasher:
                 else:
                     h.update(f"F{rel}\0{self.digest(p)}\0".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
+
+
+def digest_now(path: str) -> tuple[str, int, int, int] | None:
+    """(digest, size, mtime_ns, inode) of a regular file as it is now; None if missing.
+    Used where a file was just written (in a worker, in a Slurm job) to spare the driver
+    reading it again."""
+    from .fs import RealDisk
+
+    disk = RealDisk()
+    st = disk.stat(path)
+    if st is None or st.is_dir:
+        return None
+    h = xxhash.xxh3_64()
+    for chunk in disk.chunks(path, st.size):
+        h.update(chunk)
+    return h.hexdigest(), st.size, st.mtime_ns, st.ino
 
 
 class Unfingerprintable(Exception):

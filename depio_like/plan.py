@@ -110,8 +110,7 @@ class Planner:
             if rec.get("c") != code_digest(t.func):
                 reasons.append(Reason(Why.CODE_CHANGED))
             if rec.get("a") != t.args_digest:
-                reasons.append(Reason(Why.ARGS_CHANGED,
-                                      _args_diff(rec.get("av"), t.tracked_arguments)))
+                reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.get("av"), _described(t))))
 
         inputs: dict[str, str | None] = {}
         old_inputs = (rec.get("d") or {}) if rec else {}
@@ -189,39 +188,59 @@ class Planner:
                     pass  # the task will say what is wrong when it writes
                 self._made_dirs.add(parent)
 
-    def missing_products(self, i: int) -> list[str]:
-        return [p for p in self.graph.tasks[i].products if self.disk.stat(p) is None]
+    def missing_products(self, i: int, reported: dict[str, Any] | None = None) -> list[str]:
+        reported = reported or {}
+        return [p for p in self.graph.tasks[i].products
+                if p not in reported and self.disk.stat(p) is None]
 
-    def new_record(self, i: int, decision: Decision, duration: float) -> dict[str, Any]:
-        """The record of task ``i`` having just succeeded (its products exist)."""
+    def new_record(self, i: int, decision: Decision, duration: float,
+                   reported: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The record of task ``i`` having just succeeded (its products exist).
+        ``reported``: the products' digests as the process that wrote them found them."""
         t = self.graph.tasks[i]
         products = {}
         for p in t.products:
-            self.hasher.forget(p)
-            products[p] = self.hasher.digest(p)
-        rec: dict[str, Any] = {
-            "n": t.name,
-            "c": code_digest(t.func),
-            "a": t.args_digest,
-            "av": arg_reprs(t.tracked_arguments),
-            "d": decision.inputs,
-            "p": products,
-            "u": decision.upstream,
-            "t": round(duration, 4),
-        }
+            got = reported.get(p) if reported is not None else None
+            if got is not None:
+                digest, size, mtime_ns, ino = got
+                self.hasher.remember(p, size, mtime_ns, ino, digest)
+                products[p] = digest
+            else:
+                self.hasher.forget(p)
+                products[p] = self.hasher.digest(p)
+        code = code_digest(t.func)
         h = xxhash.xxh3_64()
-        for k in ("c", "a", "d", "p", "u"):
-            h.update(repr(sorted(rec[k].items()) if isinstance(rec[k], dict) else rec[k]).encode())
+        for part in (code, t.args_digest, decision.inputs, products, decision.upstream):
+            h.update(repr(sorted(part.items()) if isinstance(part, dict) else part).encode(
+                "utf-8", "surrogateescape"))
         if (t.buildmode or self.default_mode) is BuildMode.ALWAYS:
             # Its effects are unknown: each run counts as a change downstream.
             h.update(str(time.time_ns()).encode())
-        rec["s"] = h.hexdigest()
+        # Kept small: 10,000 of these are read at the start of every run. Empty parts are
+        # left out; paths given as arguments are in "p"/"d" already, so not in "av".
+        rec: dict[str, Any] = {"n": t.name, "c": code, "a": t.args_digest, "p": products,
+                               "t": round(duration, 4), "s": h.hexdigest()}
+        av = arg_reprs(_described(t))
+        if av:
+            rec["av"] = av
+        if decision.inputs:
+            rec["d"] = decision.inputs
+        if decision.upstream:
+            rec["u"] = decision.upstream
         return rec
+
+
+def _described(t: Any) -> dict[str, Any]:
+    """The arguments a record describes: tracked ones, paths excepted."""
+    args = t.tracked_arguments
+    if t.path_params:
+        args = {k: v for k, v in args.items() if k not in t.path_params}
+    return args
 
 
 def _args_diff(old: dict[str, str] | None, arguments: dict[str, Any]) -> str:
     if not isinstance(old, dict):
-        return ""
+        old = {}
     new = arg_reprs(arguments)
     changes = []
     for k in sorted(set(old) | set(new)):

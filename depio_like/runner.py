@@ -314,7 +314,7 @@ class Run:
         i = o.index
         t = self.graph.tasks[i]
         if o.ok:
-            missing = self.planner.missing_products(i)
+            missing = self.planner.missing_products(i, o.products)
             if missing:
                 paths = ", ".join(show_path(p) for p in missing)
                 o = Outcome(i, False, error=f"task {t.label} returned without creating its "
@@ -330,7 +330,7 @@ class Run:
                     self.hasher.forget(p)
                 fresh = self.planner.check(i)
                 decision.inputs, decision.upstream = fresh.inputs, fresh.upstream
-            record = self.planner.new_record(i, decision, o.duration)
+            record = self.planner.new_record(i, decision, o.duration, o.products)
             self.state.put_record(t.record_key, record)
             if i in self.waiting_values:
                 self.values[i] = o.value

@@ -192,6 +192,7 @@ class Task:
         self.kwargs = kwargs
         self.arguments: dict[str, Any] = arguments
         self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
+        self.path_params: tuple[str, ...] = spec.products + spec.dependencies
         self.always = bool(always)
         if buildmode is not None and not isinstance(buildmode, BuildMode):
             raise TaskDeclarationError(f"task {self.name!r}: buildmode must be a BuildMode "

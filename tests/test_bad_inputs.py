@@ -1,9 +1,8 @@
 """Bad inputs, one test per case: the exact error (or outcome) and a message that names
 the task and/or the path, so the user knows what to fix.
 
-Not covered here: an unpicklable argument for an executor that must pickle tasks (the
-Slurm executor); add that case when that executor exists. The local executors never
-pickle (see the lambda / local function case below).
+The local executors never pickle (see the lambda / local function case below); the Slurm
+executor must, and an unpicklable argument is refused for it before anything is submitted.
 """
 
 from __future__ import annotations
@@ -361,3 +360,23 @@ def test_a_task_calling_os_exit_in_a_worker_fails_and_others_go_on(project):
     out = p.stream.getvalue()
     assert "FAILED    [1] 'hard-quitter'" in out
     assert "the worker process running the task exited with code 9" in out
+
+
+def test_unpicklable_argument_for_an_executor_that_must_pickle(project):
+    import threading
+
+    from depio_like import SubmitItExecutor
+
+    def use(out: Annotated[Path, Product], lock, n: int):
+        Path(out).write_text("never")
+
+    p = new_pipeline(SubmitItExecutor(cluster="local"))
+    bad = p.add_task(Task("locked", use, ["l.txt", threading.Lock(), 1]))
+    fine = p.add_task(Task("fine", step, ["fine.txt"]))
+    assert p.run() == 1
+    assert bad.status is Status.FAILED and fine.status is Status.FINISHED
+    out = p.stream.getvalue()
+    assert "task [1] 'locked': argument 'lock' (lock) cannot be sent to a job (it cannot be " \
+           "pickled" in out
+    # Only "fine" went out as a job: the refused task was never submitted.
+    assert len(list((project / ".depio_like" / "slurm").glob("*/*_submitted.pkl"))) == 1

@@ -181,3 +181,14 @@ def test_depio_like_run_and_status(project):
     r = tool(project, "status")
     assert r.returncode == 0
     assert "exit code 0" in r.stdout and "FINISHED" in r.stdout
+
+
+def test_a_graph_error_is_one_clean_message(project):
+    (project / "main.py").write_text((project / "main.py").read_text().replace(
+        '"a.txt", "in.txt"', '"a.txt", "b.txt"'))  # a reads b, b reads a: a cycle
+    r = py(project)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: dependency cycle between tasks")
+    assert "Traceback" not in r.stderr
+    r = tool(project, "run", "main.py")
+    assert r.returncode == 2 and "Traceback" not in r.stderr

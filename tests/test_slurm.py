@@ -326,3 +326,17 @@ def test_progress_from_a_slurm_job_reaches_the_live_table(tmp_path):
     assert code == 0, out
     seen = percentages(out)
     assert len(set(seen)) >= 2 and seen == sorted(seen), seen
+
+
+def test_executor_swapped_from_the_command_line_with_slurm_settings(tmp_path):
+    path = script(tmp_path, EXAMPLE.replace("code = pipeline.run()", "code = pipeline.main()")
+                  .replace('sys.argv[1:] == ["slurm"]', "False"))
+    env = dict(os.environ, DEPIO_LIKE_SLURM_COMMENT="from-the-environment")
+    r = subprocess.run([sys.executable, str(path), "--executor", "slurm", "--slurm", "time=7"],
+                       cwd=tmp_path, text=True, capture_output=True, timeout=300,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Slurm ID" in r.stdout
+    sbatch = "".join(p.read_text() for p in
+                     (tmp_path / ".depio_like" / "slurm").glob("*/*_submission.sh"))
+    assert "--time=7" in sbatch and "--comment=from-the-environment" in sbatch

@@ -83,6 +83,9 @@ class Outcome:
     error: str | None = None
     duration: float = 0.0
     printed: bool = True  # False: the task printed nothing (its log files do not exist)
+    # Products as the process that ran the task found them: path -> (digest, size,
+    # mtime_ns, inode) for the regular files it could read; the driver looks at the rest.
+    products: dict[str, Any] | None = None
 
 
 class Executor(ABC):
@@ -127,11 +130,12 @@ class Executor(ABC):
 
 
 def run_steps(job: Job, export: Callable[[Step, Any], Any],
-              capture: Capture | None = None) -> Iterator[Outcome]:
+              capture: Capture | None = None, hash_products: bool = False) -> Iterator[Outcome]:
     """Run the job's tasks here, in order, each getting the values it takes; yield an
     outcome per task. After a failure the rest of the chain is not run (no outcome).
     ``export(step, value)`` is what to hand back for a value needed outside the job;
-    ``capture`` sends what each task prints to its log files.
+    ``capture`` sends what each task prints to its log files; ``hash_products``: digest
+    the products here, where they were just written (the driver need not read them).
 
     KeyboardInterrupt is not caught: it is the user's Ctrl-C.
     """
@@ -174,7 +178,13 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
                     f"{', '.join(step.export_to)} in another process: it cannot be pickled "
                     f"({type(e).__name__}: {e})"))
                 return
-        yield Outcome(step.index, True, value=handed, duration=duration, printed=printed[0])
+        products = None
+        if hash_products:
+            from ..fingerprint import digest_now
+
+            products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
+        yield Outcome(step.index, True, value=handed, duration=duration, printed=printed[0],
+                      products=products)
 
 
 class Capture:

@@ -147,24 +147,24 @@ class ParallelExecutor(Executor):
             if id(w) in seen or w not in self._workers:
                 continue
             seen.add(id(w))
-            if w.conn.poll():
+            # One message per wake-up: if more are waiting, the next select returns at
+            # once (Connection.poll builds a selector per call: too dear per task).
+            if key.fileobj is w.conn or w.conn.poll(0):
                 try:
-                    while w.conn.poll():
-                        msg = w.conn.recv()
-                        if msg is None:  # the job is over
-                            w.job = None
-                            break
-                        index, ok, error, duration, value, printed = msg
-                        outcomes.append(Outcome(index, ok, value=value, error=error,
-                                                duration=duration, printed=printed))
-                        if w.job is not None and index in w.job:
-                            w.job.remove(index)
+                    msg = w.conn.recv()
                 except (EOFError, OSError):
                     if w.job:
                         outcomes.extend(self._died(w))
                     else:
                         self._forget(w)
-                continue
+                    continue
+                index, ok, error, duration, value, printed, products, last = msg
+                outcomes.append(Outcome(index, ok, value=value, error=error, duration=duration,
+                                        printed=printed, products=products))
+                if last:  # the job is over: the worker is free
+                    w.job = None
+                elif w.job is not None and index in w.job:
+                    w.job.remove(index)
             elif w.job is not None:
                 outcomes.extend(self._died(w))
             else:  # an idle worker went away: forget it
@@ -238,7 +238,10 @@ def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str,
             return
         steps, values = msg
         job = Job([Step(i, tasks[i], fp, to, log) for i, fp, to, log in steps], values)
-        for outcome in run_steps(job, export, capture):
+        # Products are hashed here, by the worker that wrote them: the driver, which
+        # records every task, would otherwise read them all itself.
+        n = len(job.steps)
+        for k, outcome in enumerate(run_steps(job, export, capture, hash_products=True)):
+            last = not outcome.ok or k == n - 1  # a failure ends the job too
             conn.send((outcome.index, outcome.ok, outcome.error, outcome.duration, outcome.value,
-                       outcome.printed))
-        conn.send(None)
+                       outcome.printed, outcome.products, last))

@@ -409,11 +409,11 @@ class SubmitItExecutor(Executor):
             r = by_fp.get(fp)
             if r is None:
                 continue  # not run: a task before it in its chain failed
-            _, ok, error, duration, _fp, handed, printed = r
+            _, ok, error, duration, _fp, handed, printed, products = r
             if error:
                 error = f"{error}\n{self._logs(el)}"
             events.append(Outcome(i, ok, value=handed, error=error, duration=duration,
-                                  printed=printed))
+                                  printed=printed, products=products))
         return events
 
     def _fail(self, el: _Element, reason: str) -> list[Outcome | Started]:
@@ -564,7 +564,7 @@ def _payload(job: Job) -> tuple:
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
         steps.append((st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs,
-                      st.fingerprint, source, st.export_to, st.log))
+                      st.fingerprint, source, st.export_to, st.log, t.products))
     return (steps, job.values)
 
 
@@ -595,8 +595,9 @@ class _Remote:
     """A task as a job sees it: its function and arguments, nothing of the graph."""
 
     def __init__(self, task_id: int, name: str, func: Callable[..., Any], args: Any,
-                 kwargs: Any, source: str) -> None:
+                 kwargs: Any, source: str, products: tuple[str, ...] = ()) -> None:
         self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
+        self.products = products
         code = getattr(func, "__code__", None)
         if source and code is not None and code.co_filename != source:
             # cloudpickle sends functions of the user's script by value and their code
@@ -630,13 +631,16 @@ def _run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
     for steps, values in jobs:
         fps = {index: fp for index, _i, _n, _f, _a, _k, fp, *_ in steps}
         names = {index: name for index, _i, name, *_ in steps}
-        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, source), fp,
+        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, source, products), fp,
                         export_to, log)
-                   for index, task_id, name, func, args, kwargs, fp, source, export_to, log
-                   in steps], values)
-        for o in run_steps(job, export, capture):
+                   for index, task_id, name, func, args, kwargs, fp, source, export_to, log,
+                   products in steps], values)
+        # Products are hashed here, on the node that wrote them: the driver need not read
+        # them back over the shared filesystem.
+        for o in run_steps(job, export, capture, hash_products=True):
             error = f"task {names[o.index]!r} failed in the job:\n{o.error}" if o.error else None
-            results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value, o.printed))
+            results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value, o.printed,
+                            o.products))
     capture.close()
     return results
 
