@@ -8,7 +8,7 @@ import sys
 from typing import Any, Callable
 
 from .paths import show_path
-from .runner import task_log
+from .logs import task_log
 from .state import State
 
 

@@ -197,7 +197,9 @@ def status(state_dir: str) -> int:
     """Print the table of the last run recorded in ``state_dir``."""
     from tabulate import tabulate
 
-    path = os.path.join(state_dir, "last_run.json")
+    from .state import LAST_RUN_NAME
+
+    path = os.path.join(state_dir, LAST_RUN_NAME)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .channel import ValueSlot, find_tasks, substitute
+from .channel import ValueSlot, substitute
 from .errors import CycleError, MissingDependencyError, UnknownTaskError
 from .fs import Disk
 from .paths import show_path as _show

@@ -7,13 +7,9 @@ out of date (the values passed along the chain are not kept between runs).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 from typing import Any, Sequence
-
-import xxhash
 
 from . import progress
 from .channel import ValueFile
@@ -25,13 +21,13 @@ from .graph import TaskGraph
 from .hooks import PipelineResult, TaskResult, call_all
 from .modes import BuildMode
 from .paths import show_path
+from .logs import SHOWN_LINES, read_all, read_tail, task_log
 from .plan import Decision, Planner, Reason, Why, predict
-from .scheduler import Scheduler
+from .scheduler import Scheduler, longest_paths
 from .state import State
 from .status import Status
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-LAST_RUN = "last_run.json"
 
 
 class Run:
@@ -64,7 +60,9 @@ class Run:
         self.errors: dict[int, str] = {}
         self._next_progress = 0.0
         upstream, downstream = graph.schedule_edges()
-        priority = critical_paths(graph, state.records) if critical_path else None
+        priority = longest_paths(graph.order, graph.downstream,
+                                 recorded_durations(graph, state.records)) \
+            if critical_path else None
         self.sched = Scheduler(upstream, downstream, priority)
         self.status = self.sched.status  # per task; the table reads it
         self.decisions: dict[int, Decision] = {}
@@ -153,8 +151,8 @@ class Run:
         ran = self.status[i] in (Status.FINISHED, Status.FAILED)
         log = self.log_of(i)
         return TaskResult(t.id, t.name, self.status[i],
-                          _read_all(log + ".out") if ran else "",
-                          _read_all(log + ".err") if ran else "",
+                          read_all(log + ".out") if ran else "",
+                          read_all(log + ".err") if ran else "",
                           self.durations.get(i), t.products, self.errors.get(i))
 
     def _final(self, i: int) -> None:
@@ -177,11 +175,7 @@ class Run:
         data = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "exit_code": code,
                 "cwd": os.getcwd(), "tasks": n, "counts": counts, "headers": headers,
                 "rows": rows, "logs": [self.log_of(i) for i in keep]}
-        path = os.path.join(self.state.dir, LAST_RUN)
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(json.dumps(data, ensure_ascii=False))
-        os.replace(tmp, path)
+        self.state.write_last_run(data)
 
     # -- the loop ----------------------------------------------------------------------
     def _loop(self) -> None:
@@ -370,7 +364,7 @@ class Run:
         log = self.log_of(i)
         parts = []
         for ext in (".out", ".err"):
-            text = _read_tail(log + ext, _SHOWN_LINES)
+            text = read_tail(log + ext, SHOWN_LINES)
             if text:
                 parts.append(text)
         if parts:
@@ -443,56 +437,16 @@ class Run:
             t.status = s
 
 
-_SHOWN_LINES = 200
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def task_log(log_dir: str, task: Any) -> str:
-    """The base path of a task's log files: its name and a hash of its identity."""
-    safe = _UNSAFE.sub("_", task.name)[:40] or "task"
-    return os.path.join(log_dir, f"{safe}-{xxhash.xxh3_64_hexdigest(task.record_key.encode('utf-8', 'surrogateescape'))[:10]}")
-
-
-def critical_paths(graph: TaskGraph, records: dict[str, dict[str, Any]]) -> list[float]:
-    """For each task, the longest time from its start to the end of the pipeline along the
-    tasks downstream of it, by the durations recorded in earlier runs (a task never timed
-    counts as the mean of those that were). Dispatching the longest first shortens the run
-    when more tasks are ready than workers are free."""
-    known = [float(r["t"]) for r in (records.get(t.record_key) for t in graph.tasks)
-             if r is not None and isinstance(r.get("t"), (int, float))]
-    mean = sum(known) / len(known) if known else 1.0
-    own = []
+def recorded_durations(graph: TaskGraph, records: dict[str, dict[str, Any]]) -> list[float]:
+    """How long each task took when it last ran; one never timed counts as the mean."""
+    got = []
     for t in graph.tasks:
         r = records.get(t.record_key)
         d = r.get("t") if r is not None else None
-        own.append(float(d) if isinstance(d, (int, float)) else mean)
-    longest = [0.0] * len(graph.tasks)
-    for i in reversed(graph.order):  # iterative: a 10,000-long chain is fine
-        tail = max((longest[j] for j in graph.downstream[i]), default=0.0)
-        longest[i] = own[i] + tail
-    return longest
-
-
-def _read_all(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _read_tail(path: str, max_lines: int) -> str:
-    try:
-        if os.path.getsize(path) == 0:
-            return ""
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return ""
-    lines = data.decode("utf-8", "replace").splitlines()
-    if len(lines) > max_lines:
-        lines = [f"... ({len(lines) - max_lines} earlier lines in {path})"] + lines[-max_lines:]
-    return "\n".join(lines)
+        got.append(float(d) if isinstance(d, (int, float)) and not isinstance(d, bool) else None)
+    known = [d for d in got if d is not None]
+    mean = sum(known) / len(known) if known else 1.0
+    return [mean if d is None else d for d in got]
 
 
 def _last_line(text: str | None) -> str:

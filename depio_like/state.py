@@ -22,6 +22,7 @@ from .errors import StateError, StateLockedError
 from .fingerprint import FileEntry
 
 LOG_NAME = "state.jsonl"
+LAST_RUN_NAME = "last_run.json"  # the table of the last run, for `depio-like status`
 LOCK_NAME = "lock"
 OWNER_NAME = "lock.owner"
 _HEADER = {"depio_like_state": 1}
@@ -129,6 +130,14 @@ class State:
         self._log.flush()
         self._lines_on_disk += len(self._pending)
         self._pending.clear()
+
+    def write_last_run(self, data: dict[str, Any]) -> None:
+        """Replace the summary of the last run (atomically)."""
+        path = os.path.join(self.dir, LAST_RUN_NAME)
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(json.dumps(data, ensure_ascii=False))
+        os.replace(tmp, path)
 
     # -- reading ---------------------------------------------------------------------
     def _load(self) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import Dependency, Product, Status, Task
+from depio_like import Dependency, Product, Task
 
 from conftest import calls, log_call, new_pipeline, run_script
 

@@ -1,7 +1,5 @@
 """The object channel: return values handed to the tasks that take them as arguments."""
 
-import os
-import pickle
 from pathlib import Path
 from typing import Annotated
 

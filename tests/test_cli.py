@@ -1,6 +1,5 @@
 """The command line: pipeline.main() options and the depio-like tool."""
 
-import os
 import subprocess
 import sys
 import textwrap

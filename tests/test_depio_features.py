@@ -8,7 +8,7 @@ import pytest
 
 from depio_like import (BuildMode, Dependency, IgnoredForEq, ParallelExecutor, PipelineResult,
                         Product, SequentialExecutor, Status, Task, TaskResult, Untracked,
-                        current_progress, make_save_hook, task)
+                        current_progress, make_save_hook)
 
 from conftest import calls, log_call, new_pipeline, run_script
 

@@ -1,7 +1,5 @@
 """Bad graphs are refused by run() before any task starts, with readable messages."""
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 

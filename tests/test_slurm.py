@@ -1,7 +1,6 @@
 """SubmitItExecutor against the real local Slurm (scripts/local-slurm.sh); see conftest's
 `slurm` fixture: skipped with a reason outside CI when no Slurm is reachable."""
 
-import json
 import os
 import signal
 import subprocess

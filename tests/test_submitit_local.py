@@ -1,6 +1,5 @@
 """SubmitItExecutor through submitit's local backend: real subprocesses, no Slurm needed."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ def explode(out: Annotated[Path, Product]):
 
 def build(executor, with_failure=False):
     p = new_pipeline(executor)
-    a = p.add_task(Task("a", double, ["a.txt"]))
+    p.add_task(Task("a", double, ["a.txt"]))
     p.add_task(Task("b", double, ["b.txt", "a.txt"]))
     p.add_task(Task("c", double, ["c.txt", "a.txt"]))
     if with_failure:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import sys
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Sequence
