@@ -222,14 +222,7 @@ class Run:
             bad = unit[failing]
             for m in unit:
                 self.sched.started(m)
-            self._changed(bad, Status.FAILED, error=decisions[failing].fail)
-            for j in self.sched.failed(bad):
-                self._changed(j, Status.DEPFAILED, cause=bad)
-            for m in unit:
-                if m != bad:
-                    self._changed(m, Status.DEPFAILED, cause=bad)
-                    for j in self.sched.failed(m, Status.DEPFAILED):
-                        self._changed(j, Status.DEPFAILED, cause=bad)
+            self._fail(bad, decisions[failing].fail or "", [m for m in unit if m != bad])
             return
         if not any(d.run for d in decisions):
             for m in unit:  # all taken first, so none becomes ready on its own
@@ -344,12 +337,17 @@ class Run:
         log = self.log_of(i)
         where = f"\n(output: {show_path(log)}.out, {show_path(log)}.err)" \
             if o.printed and os.path.exists(log + ".err") else ""
-        self._changed(i, Status.FAILED, error=(o.error or "failed") + where)
+        self._fail(i, (o.error or "failed") + where, later)
+
+    def _fail(self, i: int, error: str, others: Sequence[int] = ()) -> None:
+        """``i`` failed: everything downstream of it, and ``others`` (the rest of its chain,
+        which cannot run without it), is DEPFAILED."""
+        self._changed(i, Status.FAILED, error=error)
         self._release_inputs(i)
         for j in self.sched.failed(i):
             self._changed(j, Status.DEPFAILED, cause=i)
             self._release_inputs(j)
-        for m in later:  # the rest of its chain never ran
+        for m in others:
             self.decisions.pop(m, None)
             self._changed(m, Status.DEPFAILED, cause=i)
             self._release_inputs(m)
