@@ -35,15 +35,11 @@ class Display:
             isatty = getattr(self.stream, "isatty", None)
             tty = bool(isatty and isatty())
         self.tty = tty
+        # On a terminal, write to a copy of it made on the first write: while a task runs in
+        # this process its output goes to its log (fd 1 redirected), yet its progress must
+        # reach the table.
         self._own: TextIO | None = None
-        if tty and stream is None:
-            try:
-                # A terminal of our own: while a task runs in this process its output is
-                # sent to its log (fd 1 redirected), yet its progress must reach the table.
-                self._own = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8",
-                                      errors="replace")
-            except (AttributeError, OSError, ValueError):
-                self._own = None
+        self._wants_own = tty and stream is None
         self.quiet = quiet
         self.max_rows = max_rows
         self.interval = interval
@@ -224,6 +220,13 @@ class Display:
         self._drawn_lines = 0
 
     def _write(self, text: str) -> None:
+        if self._wants_own:
+            self._wants_own = False
+            try:
+                self._own = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8",
+                                      errors="replace")
+            except (AttributeError, OSError, ValueError):
+                self._own = None
         if self._own is not None:
             try:  # what the script printed before comes first
                 sys.stdout.flush()

@@ -120,14 +120,13 @@ class Planner:
                 why = Why.INPUT_MISSING if d is None else Why.INPUT_CHANGED
                 reasons.append(Reason(why, show_path(p)))
 
-        upstream: dict[str, str] = {}
-        old_up = (rec.get("u") or {}) if rec else {}
-        for j in self.graph.explicit[i]:
-            u = self.graph.tasks[j]
-            stamp = (self.records.get(u.record_key) or {}).get("s", "")
-            upstream[u.record_key] = stamp
-            if rec is not None and old_up.get(u.record_key) != stamp:
-                reasons.append(Reason(Why.UPSTREAM, u.label))
+        upstream = self._stamps(i)
+        if rec is not None:
+            old_up = rec.get("u") or {}
+            for j in self.graph.explicit[i]:
+                u = self.graph.tasks[j]
+                if old_up.get(u.record_key) != upstream[u.record_key]:
+                    reasons.append(Reason(Why.UPSTREAM, u.label))
 
         if rec is not None:
             old_products = rec.get("p") or {}
@@ -148,9 +147,7 @@ class Planner:
         t = self.graph.tasks[i]
         missing = [p for p in t.products if self.disk.stat(p) is None]
         inputs = {p: self.hasher.digest(p) for p in t.dependencies}
-        upstream = {self.graph.tasks[j].record_key:
-                    (self.records.get(self.graph.tasks[j].record_key) or {}).get("s", "")
-                    for j in self.graph.explicit[i]}
+        upstream = self._stamps(i)
         if mode is BuildMode.NEVER:
             if missing:
                 return Decision(False, (), inputs, upstream, fail=(
@@ -164,6 +161,14 @@ class Planner:
         if not t.products and rec is None:
             reasons.append(Reason(Why.NEVER_RAN))
         return Decision(bool(reasons), tuple(reasons), inputs, upstream)
+
+    def _stamps(self, i: int) -> dict[str, str]:
+        """The state of the tasks ``i`` names in depends_on or takes values from."""
+        out = {}
+        for j in self.graph.explicit[i]:
+            key = self.graph.tasks[j].record_key
+            out[key] = (self.records.get(key) or {}).get("s", "")
+        return out
 
     def fingerprint(self, i: int, decision: Decision) -> str:
         """Names this exact piece of work: the task, its arguments, code and inputs."""

@@ -89,6 +89,7 @@ class Run:
                 self.display.explain(i, "WOULD-RUN", str(d))
         self._sync()
         self.display.finish()
+        self.display.close()
         return EXIT_OK
 
     def execute(self) -> int:

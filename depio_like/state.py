@@ -42,6 +42,7 @@ class State:
         self._lines_on_disk = 0
         self._torn_bytes = 0   # length of a half-written last line left by a crash
         self._bad_lines = 0
+        self._rewrite = False  # rewrite the log at close (records forgotten)
         self._pending: list[str] = []
         self._log: TextIO | None = None
         self._lock: Any = None
@@ -83,7 +84,7 @@ class State:
                 self._log.close()
                 self._log = None
                 live = len(self.records) + len(self.files)
-                if self._bad_lines or self._lines_on_disk > 2 * live + 1000:
+                if self._rewrite or self._bad_lines or self._lines_on_disk > 2 * live + 1000:
                     self._compact()
         finally:
             self._release()
@@ -106,7 +107,7 @@ class State:
             self.records.pop(k, None)
         for p in paths:
             self.files.pop(p, None)
-        self._bad_lines = max(self._bad_lines, 1)  # forces the rewrite without them
+        self._rewrite = True
 
     def mark_started(self, key: str) -> None:
         """Task ``key`` is about to run: until a new record comes, its old one is incomplete."""
