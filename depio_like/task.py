@@ -193,7 +193,6 @@ class Task:
         self.arguments: dict[str, Any] = arguments
         self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
         self.path_params: tuple[str, ...] = spec.products + spec.dependencies
-        self.always = bool(always)
         if buildmode is not None and not isinstance(buildmode, BuildMode):
             raise TaskDeclarationError(f"task {self.name!r}: buildmode must be a BuildMode "
                                        f"(ALWAYS, IF_MISSING, IF_NEW, NEVER), got {buildmode!r}")
@@ -275,6 +274,11 @@ class Task:
     def __repr__(self) -> str:
         ident = f"{self.id} " if self.id is not None else ""
         return f"<Task {ident}{self.name!r} {_func_name(self.func)} {self.status}>"
+
+    @property
+    def always(self) -> bool:
+        """Whether the task runs every time (``always=True`` or ``BuildMode.ALWAYS``)."""
+        return self.buildmode is BuildMode.ALWAYS
 
     @property
     def tracked_arguments(self) -> dict[str, Any]:
