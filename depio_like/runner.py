@@ -49,6 +49,9 @@ class Run:
         self.explain = explain
         self.log_dir = os.path.join(state.dir, "logs")
         self._logs: list[str | None] = [None] * len(graph.tasks)
+        self._old_logs: set[str] = set()  # basenames of log files that may exist
+        self.running: set[int] = set()    # tasks RUNNING now (progress is read for them)
+        self.in_flight: set[int] = set()  # tasks handed to the executor, not ended yet
         self.hasher = FileHasher(disk, state.files)
         self.planner = Planner(graph, state.records, self.hasher, disk, force=force,
                                default_mode=default_mode)
@@ -98,9 +101,9 @@ class Run:
                            self.executor.columns, self.executor.cells)
         self._sync()
         os.makedirs(self.log_dir, exist_ok=True)
-        logs = frozenset(os.listdir(self.log_dir))
-        self.executor.start(tasks, RunContext(state_dir=self.state.dir, cwd=os.getcwd(),
-                                              logs=logs))
+        # Log files there may be from earlier runs: a silent task must remove its own.
+        self._old_logs = {name.rsplit(".", 1)[0] for name in os.listdir(self.log_dir)}
+        self.executor.start(tasks, RunContext(state_dir=self.state.dir))
         interrupted = False
         # Tasks run in this process report progress straight to the table.
         progress.set_local_sink(self._local_progress)
@@ -141,11 +144,10 @@ class Run:
         if now < self._next_progress:
             return
         self._next_progress = now + 0.2
-        for i, s in enumerate(self.status):
-            if s is Status.RUNNING:
-                snap = progress.read(self.log_of(i) + ".progress")
-                if snap is not None:
-                    self.display.progress(i, snap)
+        for i in self.running:
+            snap = progress.read(self.log_of(i) + ".progress")
+            if snap is not None:
+                self.display.progress(i, snap)
 
     def _result(self, i: int) -> TaskResult:
         t = self.graph.tasks[i]
@@ -205,10 +207,19 @@ class Run:
             self._save()
             self._poll_progress()
             self.display.tick()
-            for event in ex.wait(self.display.deadline()):
+            deadline = self.display.deadline()
+            events = ex.wait(deadline)
+            if not events and deadline is None and self.in_flight:
+                # wait() without a timeout returns only with news or with nothing left to
+                # run: tasks it never reported would keep this loop spinning.
+                for i in sorted(self.in_flight):
+                    events.append(Outcome(i, False, error=f"the executor "
+                                          f"{type(ex).__name__} lost track of this task"))
+            for event in events:
                 if isinstance(event, Started):
-                    self._changed(event.index, Status.RUNNING)
-                else:
+                    if event.index in self.in_flight:
+                        self._changed(event.index, Status.RUNNING)
+                elif event.index in self.in_flight:  # an ended task's second report: ignored
                     self._ended(event)
 
     def _unit(self, i: int) -> tuple[int, ...]:
@@ -274,8 +285,11 @@ class Run:
             # Fingerprints name work for re-attaching and value files; skip them otherwise.
             fp = self.planner.fingerprint(m, self.decisions[m]) \
                 if self.executor.reattaches or outside else ""
+            log = self.log_of(m)
             steps.append(Step(m, self.graph.tasks[m], fp,
-                              tuple(self.graph.tasks[c].label for c in outside), self.log_of(m)))
+                              tuple(self.graph.tasks[c].label for c in outside), log,
+                              os.path.basename(log) in self._old_logs))
+            self.in_flight.add(m)
         tasks = self.graph.tasks
         inputs = {tasks[p].id: self.values[p] for m in unit for p in self.graph.values[m]
                   if p not in unit}
@@ -294,6 +308,9 @@ class Run:
 
     # -- outcomes ----------------------------------------------------------------------
     def _ended(self, o: Outcome) -> None:
+        self.in_flight.discard(o.index)
+        if o.printed:  # its log files exist now, whatever comes next
+            self._old_logs.add(os.path.basename(self.log_of(o.index)))
         self._record_outcome(o)
         if o.printed:
             self._show_output(o.index)
@@ -305,17 +322,19 @@ class Run:
             missing = self.planner.missing_products(i, o.products)
             if missing:
                 paths = ", ".join(show_path(p) for p in missing)
+                if isinstance(o.value, ValueFile):  # a value nobody will take
+                    self._remove_value_file(o.value)
                 o = Outcome(i, False, error=f"task {t.label} returned without creating its "
-                            f"declared product(s): {paths}", duration=o.duration)
+                            f"declared product(s): {paths}", duration=o.duration,
+                            printed=o.printed)
         unit = self._unit(i)
         later = unit[unit.index(i) + 1:]
         if o.ok:
             decision = self.decisions.pop(i)
             if i != unit[0]:
                 # It started when the task before it in the chain ended: take its inputs
-                # and upstream state as they are now, not as they were at dispatch.
-                for p in t.dependencies:
-                    self.hasher.forget(p)
+                # and upstream state as they are now, not as they were at dispatch (the
+                # hasher re-reads a file only if its stat changed).
                 fresh = self.planner.check(i)
                 decision.inputs, decision.upstream = fresh.inputs, fresh.upstream
             record = self.planner.new_record(i, decision, o.duration, o.products)
@@ -383,10 +402,14 @@ class Run:
     def _drop_value(self, p: int) -> None:
         v = self.values.pop(p, None)
         if isinstance(v, ValueFile):
-            try:
-                os.remove(v.path)
-            except OSError:
-                pass
+            self._remove_value_file(v)
+
+    @staticmethod
+    def _remove_value_file(v: ValueFile) -> None:
+        try:
+            os.remove(v.path)
+        except OSError:
+            pass
 
     def _drop_values(self) -> None:
         for p in list(self.values):
@@ -407,6 +430,12 @@ class Run:
         self._release_inputs(i)
 
     def _changed(self, i: int, status: Status, **info: Any) -> None:
+        if status is Status.RUNNING:
+            self.running.add(i)
+        else:
+            self.running.discard(i)
+            if status.done:
+                self.in_flight.discard(i)
         self.status[i] = status
         self.graph.tasks[i].status = status
         if info.get("duration") is not None:
@@ -421,7 +450,9 @@ class Run:
         cancelled = self.executor.cancel()
         for i in cancelled:
             self._discard_products(i)
+        self.in_flight.clear()
         for i in self.sched.cancel_rest():
+            self.running.discard(i)
             self.graph.tasks[i].status = Status.CANCELLED
             self._final(i)
         self.display.note(f"Interrupted: stopped {len(cancelled)} running task(s); "

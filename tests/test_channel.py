@@ -225,3 +225,22 @@ def test_value_from_a_task_not_in_the_pipeline_is_an_error(project):
     p.add_task(Task("g", g, [Task("stranger", f)]))
     with pytest.raises(UnknownTaskError, match="'g' takes the value of task 'stranger'"):
         p.run()
+
+
+def test_ctrl_c_in_a_chain_keeps_the_steps_that_ended(project):
+    """SequentialExecutor: a Ctrl-C during the second step of a chain does not count the
+    first as cancelled, so delete_on_error leaves its fresh product alone."""
+
+    def first(out: Annotated[Path, Product]):
+        Path(out).write_text("first")
+        return 1
+
+    def second(v):
+        raise KeyboardInterrupt  # what Ctrl-C does in this process
+
+    p = new_pipeline(SequentialExecutor(), delete_on_error=True)
+    a = p.add_task(Task("first", first, ["first.txt"]))
+    b = p.add_task(Task("second", second, [a]))
+    assert p.run() == 130
+    assert Path("first.txt").read_text() == "first"
+    assert b.status is Status.CANCELLED

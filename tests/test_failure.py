@@ -137,3 +137,22 @@ def test_delete_on_error_removes_the_failed_tasks_products(project):
     assert p.run() == 1 and t.status is Status.FAILED
     assert not Path("out.txt").exists()
     assert Path("src.txt").exists()  # only products are removed
+
+
+def test_a_retry_that_prints_nothing_leaves_no_log_of_the_failed_attempt(project, executor_factory):
+    import sys
+
+    seen = []
+
+    def noisy_then_quiet(out: Annotated[Path, Product]):
+        if not Path("tried").exists():
+            Path("tried").touch()
+            print("attempt 1 went wrong", file=sys.stderr)
+            raise RuntimeError("first attempt")
+        Path(out).write_text("ok")
+
+    p = new_pipeline(executor_factory(), on_task_finished=seen.append)
+    p.add_task(Task("flaky", noisy_then_quiet, ["f.txt"], retries=1))
+    assert p.run() == 0
+    assert seen[0].status is Status.FINISHED and seen[0].stderr == ""
+    assert not list(Path(".depio_like/logs").glob("flaky-*"))

@@ -36,6 +36,7 @@ class Step:
     fingerprint: str = ""
     export_to: tuple[str, ...] = ()
     log: str = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
+    old_log: bool = True  # log files of an earlier run may exist: remove them if it is silent
 
 
 @dataclass
@@ -61,9 +62,15 @@ class RunContext:
     """What an executor may need to know about the run it serves."""
 
     state_dir: str   # the pipeline's state directory (an executor may keep files under it)
-    cwd: str         # the working directory of the driver
-    # Names of the log files there are when the run starts (see ``Capture``).
-    logs: frozenset[str] = frozenset()
+
+
+class JobEnding(BaseException):
+    """The process running tasks must stop now (a Slurm time limit or preemption caught by
+    submitit): not a failure of the task it interrupted, and not to be caught by it."""
+
+    def __init__(self, message: str, requeued: bool = False) -> None:
+        super().__init__(message)
+        self.requeued = requeued
 
 
 @dataclass
@@ -137,14 +144,14 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
     ``capture`` sends what each task prints to its log files; ``hash_products``: digest
     the products here, where they were just written (the driver need not read them).
 
-    KeyboardInterrupt is not caught: it is the user's Ctrl-C.
+    KeyboardInterrupt (the user's Ctrl-C) and ``JobEnding`` are not caught.
     """
     from .. import progress
 
     values = dict(job.values)
     for step in job.steps:
         t0 = time.perf_counter()
-        printed = [True]
+        printed = True
         logged = capture is not None and bool(step.log)
         try:
             if logged:
@@ -155,16 +162,16 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
             finally:
                 progress.end()
                 if logged:
-                    printed[0] = capture.end(step.log)
-        except KeyboardInterrupt:
+                    printed = capture.end(step.log, step.old_log)
+        except (KeyboardInterrupt, JobEnding):
             raise
         except SystemExit as e:
             yield Outcome(step.index, False, error=f"the task called sys.exit({e.code!r})",
-                          duration=time.perf_counter() - t0, printed=printed[0])
+                          duration=time.perf_counter() - t0, printed=printed)
             return
         except BaseException as e:
             yield Outcome(step.index, False, error=format_task_exception(e),
-                          duration=time.perf_counter() - t0, printed=printed[0])
+                          duration=time.perf_counter() - t0, printed=printed)
             return
         duration = time.perf_counter() - t0
         values[step.task.id] = value
@@ -173,7 +180,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
             try:
                 handed = export(step, value)
             except Exception as e:  # noqa: BLE001 - pickling can raise anything
-                yield Outcome(step.index, False, duration=duration, printed=printed[0], error=(
+                yield Outcome(step.index, False, duration=duration, printed=printed, error=(
                     f"its return value ({type(value).__name__}) cannot be handed to "
                     f"{', '.join(step.export_to)} in another process: it cannot be pickled "
                     f"({type(e).__name__}: {e})"))
@@ -183,7 +190,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
             from ..fingerprint import digest_now
 
             products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
-        yield Outcome(step.index, True, value=handed, duration=duration, printed=printed[0],
+        yield Outcome(step.index, True, value=handed, duration=duration, printed=printed,
                       products=products)
 
 
@@ -198,13 +205,11 @@ class Capture:
     which prints between tasks). ``breakpoint()`` gets the terminal back.
     """
 
-    def __init__(self, for_good: bool, logs: frozenset[str] | None = None) -> None:
+    def __init__(self, for_good: bool) -> None:
         import sys
         import tempfile
 
         self.for_good = for_good
-        # Log files that may exist (None: any may); the others need no removing.
-        self._logs = logs
         self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
         self._fds = [f.fileno() for f in self._files]
         self._saved: tuple[int, int] | None = None
@@ -212,7 +217,6 @@ class Capture:
         # wrappers over the same files stand in for them during a task.
         self._py = [open(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
                     for fd in self._fds]
-        self._streams = sys.stdout, sys.stderr
         if for_good:
             self._redirect()
 
@@ -256,26 +260,29 @@ class Capture:
 
         sys.breakpointhook = debug
 
-    def end(self, log: str) -> bool:
-        """The task is over: hand it its output; True if it printed anything."""
+    def end(self, log: str, old_log: bool = True) -> bool:
+        """The task is over: hand it its output; True if it printed anything.
+        ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing)."""
         import sys
 
         sys.breakpointhook = self._hook
         _flush(sys.stdout, sys.stderr, *self._py)
         if not self.for_good:
             self._restore()
-        return self._hand_over(log)
+        return self._hand_over(log, old_log)
 
-    def _hand_over(self, log: str) -> bool:
+    def _hand_over(self, log: str, old_log: bool) -> bool:
         printed = False
         for fd, ext in zip(self._fds, (".out", ".err")):
             size = os.fstat(fd).st_size
             if size:
                 printed = True
-                _copy(fd, size, log + ext)
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)
-            elif self._logs is None or os.path.basename(log) + ext in self._logs:
+                try:
+                    _copy(fd, size, log + ext)
+                finally:  # whatever happens, the next task starts from empty files
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+            elif old_log:
                 try:
                     os.unlink(log + ext)  # what an earlier run of it printed is stale now
                 except FileNotFoundError:
@@ -322,8 +329,8 @@ def export_to_file(value_dir: str) -> Callable[[Step, Any], Any]:
     from ..channel import dump_value
 
     def export(step: Step, value: Any) -> Any:
-        name = step.fingerprint or f"{step.index}-{os.getpid()}-{time.time_ns()}"
-        return dump_value(value, os.path.join(value_dir, f"{name}.value"))
+        assert step.fingerprint, "the driver names every exported value"
+        return dump_value(value, os.path.join(value_dir, f"{step.fingerprint}.value"))
 
     return export
 

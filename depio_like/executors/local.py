@@ -22,7 +22,7 @@ class SequentialExecutor(Executor):
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._queue: deque[Job] = deque()
         self._capture: Capture | None = None
-        self._logs = context.logs
+        self._ended: set[int] = set()  # tasks of the current job that already ended
 
     def free_slots(self) -> int:
         return 0 if self._queue else 1
@@ -35,15 +35,20 @@ class SequentialExecutor(Executor):
             return []
         job = self._queue[0]
         if self._capture is None:
-            self._capture = Capture(for_good=False, logs=self._logs)
+            self._capture = Capture(for_good=False)
+        outcomes = []
         # Values stay objects: producer and consumer share this process.
-        outcomes = list(run_steps(job, lambda step, value: value, self._capture))
+        for o in run_steps(job, lambda step, value: value, self._capture):
+            outcomes.append(o)
+            self._ended.add(o.index)  # a Ctrl-C in a later step must not count it cancelled
         self._queue.popleft()
+        self._ended.clear()
         return outcomes
 
     def cancel(self) -> list[int]:
-        cancelled = [i for j in self._queue for i in j.indices]
+        cancelled = [i for j in self._queue for i in j.indices if i not in self._ended]
         self._queue.clear()
+        self._ended.clear()
         return cancelled
 
     def shutdown(self) -> None:
@@ -89,7 +94,6 @@ class ParallelExecutor(Executor):
         self._ctx: Any = None  # made on the first submit: a run where nothing runs needs none
         self._tasks = tasks
         self._value_dir = os.path.join(context.state_dir, "values")
-        self._logs = context.logs
         self._workers = []
         # One selector for the whole run: building one per wait costs more than the job.
         self._selector = selectors.DefaultSelector()
@@ -104,8 +108,8 @@ class ParallelExecutor(Executor):
         worker.job = job.indices
         worker.started = time.perf_counter()
         # Workers hold every task already (forked after declaration): send indices only.
-        worker.conn.send(([(st.index, st.fingerprint, st.export_to, st.log) for st in job.steps],
-                          job.values))
+        worker.conn.send(([(st.index, st.fingerprint, st.export_to, st.log, st.old_log)
+                           for st in job.steps], job.values))
 
     def _spawn(self) -> _Worker:
         if self._ctx is None:
@@ -117,7 +121,7 @@ class ParallelExecutor(Executor):
             self._ctx = multiprocessing.get_context("fork")
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(target=_worker_main,
-                                 args=(child, self._tasks, self._value_dir, self._logs),
+                                 args=(child, self._tasks, self._value_dir),
                                  name="depio_like-worker", daemon=True)
         proc.start()
         child.close()
@@ -128,6 +132,7 @@ class ParallelExecutor(Executor):
         return w
 
     def _forget(self, w: _Worker) -> None:
+        """A worker that is gone (or stopped): unregister it and release its resources."""
         self._workers.remove(w)
         for obj in (w.conn, w.process.sentinel):
             try:
@@ -135,6 +140,9 @@ class ParallelExecutor(Executor):
             except (KeyError, ValueError):
                 pass
         w.conn.close()
+        w.process.join(1)
+        if not w.process.is_alive():
+            w.process.close()
 
     def wait(self, timeout: float | None) -> list[Outcome]:
         if not any(w.job is not None for w in self._workers):
@@ -167,12 +175,14 @@ class ParallelExecutor(Executor):
             elif w.job is not None:
                 outcomes.extend(self._died(w))
             else:  # an idle worker went away: forget it
-                w.process.join(1)
                 self._forget(w)
         return outcomes
 
     def _died(self, w: _Worker) -> list[Outcome]:
         w.process.join(1)
+        if w.process.is_alive():  # its pipe broke but it lingers: make sure it is gone
+            w.process.kill()
+            w.process.join()
         code = w.process.exitcode
         if code is not None and code < 0:
             try:
@@ -213,21 +223,21 @@ class ParallelExecutor(Executor):
                 w.process.kill()
                 w.process.join()
             w.conn.close()
+            w.process.close()
         self._workers = []
         if getattr(self, "_selector", None) is not None:
             self._selector.close()
             self._selector = None
 
 
-def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str,
-                 logs: frozenset[str]) -> None:
+def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str) -> None:
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .. import progress
 
     progress.set_local_sink(None)  # inherited from the driver: progress goes to files here
     export = export_to_file(value_dir)
-    capture = Capture(for_good=True, logs=logs)  # a worker prints nothing of its own
+    capture = Capture(for_good=True)  # a worker prints nothing of its own
     while True:
         try:
             msg = conn.recv()
@@ -236,7 +246,7 @@ def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str,
         if msg is None:
             return
         steps, values = msg
-        job = Job([Step(i, tasks[i], fp, to, log) for i, fp, to, log in steps], values)
+        job = Job([Step(i, tasks[i], fp, to, log, old) for i, fp, to, log, old in steps], values)
         # Products are hashed here, by the worker that wrote them: the driver, which
         # records every task, would otherwise read them all itself.
         n = len(job.steps)
