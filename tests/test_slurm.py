@@ -339,3 +339,26 @@ def test_executor_swapped_from_the_command_line_with_slurm_settings(tmp_path):
     sbatch = "".join(p.read_text() for p in
                      (tmp_path / ".depio_like" / "slurm").glob("*/*_submission.sh"))
     assert "--time=7" in sbatch and "--comment=from-the-environment" in sbatch
+
+
+CHUNKED = """
+    from pathlib import Path
+    from typing import Annotated
+    from depio_like import Pipeline, SubmitItExecutor, Task, Product
+
+    def part(out: Annotated[Path, Product], n: int):
+        Path(out).write_text(str(n))
+
+    p = Pipeline(SubmitItExecutor(cluster="slurm", tasks_per_job=3))
+    for n in range(6):
+        p.add_task(Task(f"part{n}", part, [f"p{n}.txt", n], resources={"time": 2}))
+    exit(p.run())
+"""
+
+
+def test_an_element_running_several_tasks_gets_their_time_added_up(tmp_path):
+    r = run(script(tmp_path, CHUNKED))
+    assert r.returncode == 0, r.stdout + r.stderr
+    sbatch = next((tmp_path / ".depio_like" / "slurm").glob("*/*_submission.sh")).read_text()
+    assert "--time=6" in sbatch  # 3 tasks of 2 minutes, one after the other
+    assert "--array=0-1" in sbatch

@@ -1,5 +1,6 @@
 """SubmitItExecutor through submitit's local backend: real subprocesses, no Slurm needed."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -163,3 +164,26 @@ def test_ctrl_c_cancels_the_jobs(tmp_path):
     (tmp_path / "release").touch()
     time.sleep(0.5)  # give a job that was not cancelled time to (wrongly) write its product
     assert not any((tmp_path / f"out{n}.txt").exists() for n in range(4))
+
+
+def test_a_job_dying_in_a_chain_fails_it_once_and_the_run_goes_on(project):
+    def make():
+        return 1
+
+    def die(v):
+        os._exit(3)  # the whole job process goes: no result for any task of it
+
+    def slow(out: Annotated[Path, Product]):
+        time.sleep(3)  # still running when the chain's job dies
+        Path(out).write_text("slow")
+
+    p = new_pipeline(SubmitItExecutor(cluster="local"))
+    a = p.add_task(Task("make", make))
+    b = p.add_task(Task("die", die, [a]))
+    c = p.add_task(Task("slow", slow, ["slow.txt"]))
+    assert p.run() == 1
+    assert (a.status, b.status, c.status) == (Status.FAILED, Status.DEPFAILED, Status.FINISHED)
+    out = p.stream.getvalue()
+    assert out.count("[1] 'make'\n") == 1 and out.count("[2] 'die'") == 1, out
+    assert "the job ended without a result: its process died" in out
+    assert Path("slow.txt").read_text() == "slow"

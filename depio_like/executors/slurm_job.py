@@ -8,7 +8,7 @@ import pickle
 import sys
 from typing import Any, Callable
 
-from .base import Job
+from .base import Job, JobEnding, format_task_exception
 
 def payload(job: Job) -> tuple:
     steps = []
@@ -17,7 +17,7 @@ def payload(job: Job) -> tuple:
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
         steps.append((st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs,
-                      st.fingerprint, source, st.export_to, st.log, t.products))
+                      st.fingerprint, source, st.export_to, st.log, st.old_log, t.products))
     return (steps, job.values)
 
 
@@ -64,35 +64,63 @@ class _Remote:
             return self.func(*fill(self.args, values), **fill(self.kwargs, values))
         except Exception as e:
             # submitit turns Slurm's warning signal before the time limit into this error,
-            # raised wherever the task happened to be: say what it means.
+            # raised wherever the task happened to be: the job must end, saying why.
             if type(e).__name__ == "UncompletedJobError" and "timed-out" in str(e):
-                raise TimeoutError(f"TIMEOUT: task {self.name!r} ran into the job's Slurm time "
-                                   "limit; give it more with resources={'time': minutes}"
-                                   ).with_traceback(e.__traceback__) from None
+                # Where it was when time ran out, as a traceback like any failure's.
+                timeout = TimeoutError(f"TIMEOUT: task {self.name!r} ran into the job's Slurm "
+                                       "time limit; give it more with resources={'time': minutes}")
+                raise JobEnding(format_task_exception(timeout.with_traceback(e.__traceback__)))
+            raise
+        except SystemExit as e:
+            # On preemption submitit requeues the job and exits: let it (the requeued job
+            # runs these tasks again), rather than calling it the task's own sys.exit.
+            if _raised_by_submitit(e):
+                raise JobEnding("preempted: requeued", requeued=True) from e
             raise
 
 
 def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
-    """Runs in the job: each job's tasks in turn, every failure turned into a result."""
+    """Runs in the job: each job's tasks in turn, every failure turned into a result. A
+    time limit ends the element: the task it hit fails with it, later ones never start."""
     from .base import Capture, Step, export_to_file, run_steps
 
     sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
-    jobs = pickle.loads(blob)
+    jobs = [Job([Step(index, _Remote(task_id, name, func, args, kwargs, source, products), fp,
+                      export_to, log, old_log)
+                 for index, task_id, name, func, args, kwargs, fp, source, export_to, log,
+                 old_log, products in steps], values)
+            for steps, values in pickle.loads(blob)]
     export = export_to_file(value_dir)
     capture = Capture(for_good=False)  # between tasks, submitit's own lines reach the Slurm log
-    results = []
-    for steps, values in jobs:
-        fps = {index: fp for index, _i, _n, _f, _a, _k, fp, *_ in steps}
-        names = {index: name for index, _i, name, *_ in steps}
-        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, source, products), fp,
-                        export_to, log)
-                   for index, task_id, name, func, args, kwargs, fp, source, export_to, log,
-                   products in steps], values)
-        # Products are hashed here, on the node that wrote them: the driver need not read
-        # them back over the shared filesystem.
-        for o in run_steps(job, export, capture, hash_products=True):
-            error = f"task {names[o.index]!r} failed in the job:\n{o.error}" if o.error else None
-            results.append((o.index, o.ok, error, o.duration, fps[o.index], o.value, o.printed,
-                            o.products))
+    results: list[tuple] = []
+    current = jobs[0] if jobs else None
+    try:
+        for current in jobs:
+            steps = {st.index: st for st in current.steps}
+            # Products are hashed here, on the node that wrote them: the driver need not
+            # read them back over the shared filesystem.
+            for o in run_steps(current, export, capture, hash_products=True):
+                st = steps[o.index]
+                error = f"task {st.task.name!r} failed in the job:\n{o.error}" if o.error else None
+                results.append((o.index, o.ok, error, o.duration, st.fingerprint, o.value,
+                                o.printed, o.products))
+    except JobEnding as e:
+        capture.close()
+        if e.requeued:
+            raise SystemExit(-1) from None
+        # The task it stopped fails with the reason; the driver fails the jobs that never
+        # started for want of a result.
+        done = {r[0] for r in results}
+        hit = next(st for st in current.steps if st.index not in done)
+        results.append((hit.index, False, f"task {hit.task.name!r} failed in the job:\n{e}",
+                        0.0, hit.fingerprint, None, True, None))
+        return results
     capture.close()
     return results
+
+
+def _raised_by_submitit(e: BaseException) -> bool:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "submitit" in tb.tb_frame.f_code.co_filename
