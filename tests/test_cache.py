@@ -75,10 +75,14 @@ def test_changed_input_reruns_task_and_downstream_only(sources, executor_factory
 
 
 def test_same_size_change_right_after_a_run_is_seen(sources):
-    # No sleep: the racy-timestamp rule must catch an edit in the same clock tick.
+    # An edit in the same filesystem clock tick: same size, same inode, same mtime (pinned
+    # here, as a coarse clock would leave it). Only the racy-timestamp rule can see it.
+    future = time.time_ns() + 10**10
+    os.utime("raw.txt", ns=(future, future))
     chain().run()
     calls()
     Path("raw.txt").write_text("world")  # same size as "hello"
+    os.utime("raw.txt", ns=(future, future))
     chain().run()
     assert sorted(calls()) == ["upper:a.txt", "upper:b.txt"]
     assert Path("b.txt").read_text() == "WORLD"

@@ -100,6 +100,8 @@ def test_explain_names_exactly_the_tasks_that_rerun(project):
                          "RUN       [2] 'b': input changed: a.txt"]
     assert sorted(calls(project)) == ["a.txt", "b.txt"]
     predicted = py(project, "-n", "--explain")
+    assert predicted.returncode == 0, predicted.stderr
+    assert "0 task(s) would run, 4 up to date" in predicted.stdout
     assert [ln for ln in predicted.stdout.splitlines() if ln.startswith("WOULD-RUN ")] == []
 
 
@@ -124,9 +126,12 @@ def test_force_and_target(project):
 
 
 def test_jobs_one_runs_one_task_at_a_time(project):
-    assert py(project, "--jobs", "1").returncode == 0
+    r = py(project, "--jobs", "1")
+    assert r.returncode == 0
     log = [ln.split()[0] for ln in (project / "calls.log").read_text().splitlines()]
     assert log == ["start", "end"] * 4  # never two started before one ended
+    workers = {ln.split()[-1] for ln in r.stdout.splitlines() if ln.startswith("made")}
+    assert len(workers) == 1  # one worker process (tasks this short could not overlap anyway)
 
 
 def test_executor_from_the_command_line(project):

@@ -216,7 +216,8 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     for path, text in new.items():
         assert (clean / path).read_text() == text, path
 
-    # One kill point per slice of the clean run's duration, at a random place in it.
+    # One kill point per slice of the clean run's duration, at a random place in it (counted
+    # from the first task: most land while tasks are being recorded).
     delays = [duration * (k + rng.random()) / KILL_POINTS for k in range(KILL_POINTS)]
     mid_run = 0
     for k, delay in enumerate(delays):
@@ -224,6 +225,13 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
         where = f"kill point {k} ({delay:.3f} s of {duration:.3f} s)"
 
         proc = start(d, "killed.log")
+        # Count the delay from the first task, not from the interpreter's start: on a busy
+        # machine start-up may take longer than the measured run and every kill would
+        # land before any task.
+        deadline = time.monotonic() + 60
+        while not (d / "killed.log").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, f"{where}: no task started"
+            time.sleep(0.005)
         time.sleep(delay)
         kill_group(proc)
 

@@ -576,7 +576,16 @@ def test_a_cyclic_list_is_unfingerprintable():
         canonical(cyclic_dict)
 
 
+class Box:
+    """A plain class: canonical() encodes its instances by their attributes."""
+
+    def __init__(self, a):
+        self.a = a
+
+
 def test_a_plain_picklable_object_is_encoded_by_its_state():
+    assert canonical(Box(1)) == canonical(Box(1))
+    assert canonical(Box(1)) != canonical(Box(2))
     assert canonical(collections.OrderedDict(a=1)) == canonical(collections.OrderedDict(a=1))
     assert canonical(collections.OrderedDict(a=1)) != canonical(collections.OrderedDict(a=2))
 

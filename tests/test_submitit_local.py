@@ -161,9 +161,29 @@ def test_ctrl_c_cancels_the_jobs(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "Cancelled Slurm job(s)" in out and "CANCELLED" in out
+    # Wait until no process of those jobs is left, then release them: a job that was not
+    # really cancelled would go on and write its product.
+    folder = str(tmp_path / ".depio_like" / "slurm").encode()
+    deadline = time.monotonic() + 60
+    while _processes_mentioning(folder):
+        assert time.monotonic() < deadline, "the cancelled jobs' processes are still there"
+        time.sleep(0.1)
     (tmp_path / "release").touch()
-    time.sleep(0.5)  # give a job that was not cancelled time to (wrongly) write its product
+    time.sleep(0.5)
     assert not any((tmp_path / f"out{n}.txt").exists() for n in range(4))
+
+
+def _processes_mentioning(text: bytes) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if text in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
 
 
 def test_a_job_dying_in_a_chain_fails_it_once_and_the_run_goes_on(project):
