@@ -75,14 +75,21 @@ def dump_value(value: Any, path: str) -> ValueFile:
     data = _pickler.dumps(value, protocol=5, buffer_callback=buffers.append)
     tmp = f"{path}.tmp.{os.getpid()}"
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(tmp, "wb") as f:
-        raws = [b.raw() for b in buffers]
-        f.write(_MAGIC + struct.pack("<QI", len(data), len(raws)))
-        f.write(struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)))
-        f.write(data)
-        for r in raws:
-            f.write(r)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            raws = [b.raw() for b in buffers]
+            f.write(_MAGIC + struct.pack("<QI", len(data), len(raws)))
+            f.write(struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)))
+            f.write(data)
+            for r in raws:
+                f.write(r)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)  # a full disk must not leave half a value behind
+        except OSError:
+            pass
+        raise
     return ValueFile(path, os.path.getsize(path))
 
 

@@ -25,7 +25,7 @@ class Progress:
     """How far the running task is. Outside a task, ``current_progress()`` is None."""
 
     __slots__ = ("current", "total", "message", "phase", "_key", "_path", "_sink", "_last",
-                 "_dirty")
+                 "_wrote")
 
     def __init__(self, key: int, path: str | None,
                  sink: Callable[[int, dict[str, Any]], None] | None) -> None:
@@ -37,7 +37,7 @@ class Progress:
         self._path = path
         self._sink = sink
         self._last = 0.0
-        self._dirty = False
+        self._wrote = False
 
     def update(self, current: float | None = None, total: float | None = None,
                message: str | None = None, phase: str | None = None) -> None:
@@ -50,23 +50,14 @@ class Progress:
             self.message = str(message)
         if phase is not None:
             self.phase = str(phase)
-        self._tick()
+        self.advance(0)
 
     def advance(self, n: float = 1) -> None:
-        """``current += n``."""
+        """``current += n``; published at most every 0.2 s."""
         self.current += n
         now = time.monotonic()
         if now - self._last >= _INTERVAL:
             self._publish(now)
-        else:
-            self._dirty = True
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if now - self._last >= _INTERVAL:
-            self._publish(now)
-        else:
-            self._dirty = True
 
     def snapshot(self) -> dict[str, Any]:
         return {"current": self.current, "total": self.total, "message": self.message,
@@ -74,7 +65,6 @@ class Progress:
 
     def _publish(self, now: float) -> None:
         self._last = now
-        self._dirty = False
         snap = self.snapshot()
         if self._sink is not None:
             self._sink(self._key, snap)
@@ -84,12 +74,17 @@ class Progress:
                 with open(tmp, "w") as f:
                     json.dump(snap, f)
                 os.replace(tmp, self._path)
+                self._wrote = True
             except OSError:  # progress is a courtesy: never fail a task for it
                 pass
 
     def close(self) -> None:
-        if self._dirty:
-            self._publish(time.monotonic())
+        """The task is over: its progress file goes (a later run must not show it)."""
+        if self._wrote and self._path:
+            try:
+                os.remove(self._path)
+            except OSError:
+                pass
 
 
 def current_progress() -> Progress | None:
