@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .fs import atomic_write
+
 _MAGIC = b"DLV1"
 
 
@@ -73,23 +75,14 @@ def dump_value(value: Any, path: str) -> ValueFile:
         _pickler = pickle
     buffers: list[pickle.PickleBuffer] = []
     data = _pickler.dumps(value, protocol=5, buffer_callback=buffers.append)
-    tmp = f"{path}.tmp.{os.getpid()}"
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    try:
-        with open(tmp, "wb") as f:
-            raws = [b.raw() for b in buffers]
-            f.write(_MAGIC + struct.pack("<QI", len(data), len(raws)))
-            f.write(struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)))
-            f.write(data)
-            for r in raws:
-                f.write(r)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)  # a full disk must not leave half a value behind
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, text=False) as f:  # a full disk leaves no half value behind
+        raws = [b.raw() for b in buffers]
+        f.write(_MAGIC + struct.pack("<QI", len(data), len(raws)))
+        f.write(struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)))
+        f.write(data)
+        for r in raws:
+            f.write(r)
     return ValueFile(path, os.path.getsize(path))
 
 

@@ -7,10 +7,12 @@ to check decisions without real files or sleeping for mtimes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as _stat
+import tempfile
 import time
-from typing import Iterator, NamedTuple, Protocol
+from typing import IO, Any, Iterator, NamedTuple, Protocol
 
 
 class FileStat(NamedTuple):
@@ -94,3 +96,34 @@ class RealDisk:
 
     def makedirs(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], *, text: bool = True,
+                 fsync: bool = False) -> Iterator[IO[Any]]:
+    """Write ``path`` all or nothing: the block writes to a temporary file in the same
+    directory, renamed over ``path`` when the block ends without error and removed when it
+    raises (a full disk leaves neither half a file nor a temporary one). ``fsync``: make the
+    content durable before the rename (state a crash must not lose)."""
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=os.path.dirname(path) or ".")
+    try:
+        # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
+        with (os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") if text
+              else os.fdopen(fd, "wb")) as f:
+            yield f
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, fsync: bool = False) -> None:
+    """``atomic_write`` of one string or bytes object."""
+    with atomic_write(path, text=isinstance(data, str), fsync=fsync) as f:
+        f.write(data)

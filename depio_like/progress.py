@@ -14,6 +14,8 @@ import os
 import time
 from typing import Any, Callable
 
+from .fs import write_atomic
+
 _INTERVAL = 0.2  # seconds between two publications of the same task's progress
 
 _current: "Progress | None" = None
@@ -69,11 +71,8 @@ class Progress:
         if self._sink is not None:
             self._sink(self._key, snap)
         elif self._path:
-            tmp = f"{self._path}.{os.getpid()}.tmp"
             try:
-                with open(tmp, "w") as f:
-                    json.dump(snap, f)
-                os.replace(tmp, self._path)
+                write_atomic(self._path, json.dumps(snap))
                 self._wrote = True
             except OSError:  # progress is a courtesy: never fail a task for it
                 pass

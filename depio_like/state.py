@@ -20,6 +20,7 @@ from typing import Any, Callable, TextIO
 
 from .errors import StateError, StateLockedError
 from .fingerprint import FileEntry
+from .fs import atomic_write, write_atomic
 
 LOG_NAME = "state.jsonl"
 LAST_RUN_NAME = "last_run.json"  # the table of the last run, for `depio-like status`
@@ -134,11 +135,7 @@ class State:
 
     def write_last_run(self, data: dict[str, Any]) -> None:
         """Replace the summary of the last run (atomically)."""
-        path = os.path.join(self.dir, LAST_RUN_NAME)
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(json.dumps(data, ensure_ascii=False))
-        os.replace(tmp, path)
+        write_atomic(os.path.join(self.dir, LAST_RUN_NAME), json.dumps(data, ensure_ascii=False))
 
     # -- reading ---------------------------------------------------------------------
     def _load(self) -> None:
@@ -191,17 +188,12 @@ class State:
             self._notify(msg)
 
     def _compact(self) -> None:
-        path = os.path.join(self.dir, LOG_NAME)
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+        with atomic_write(os.path.join(self.dir, LOG_NAME), fsync=True) as f:
             f.write(json.dumps(_HEADER) + "\n")
             for p, e in self.files.items():
                 f.write(json.dumps(["f", p, *e], separators=(",", ":"), ensure_ascii=False) + "\n")
             for rec in self.records.values():
                 f.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         self._lines_on_disk = 1 + len(self.files) + len(self.records)
 
     # -- locking ---------------------------------------------------------------------

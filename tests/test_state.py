@@ -207,7 +207,7 @@ def test_many_rewrites_of_one_key_are_compacted_on_close(tmp_path):
     assert s.files == {"/a": FileEntry(1, 2, 3, "da"), "/b": FileEntry(4, 5, 6, "db")}
     assert s.warnings == []
     s.close()
-    assert not [p for p in os.listdir(d) if ".tmp." in p]
+    assert not [p for p in os.listdir(d) if p.endswith(".tmp")]
 
 
 def test_a_log_that_is_mostly_live_is_not_rewritten(tmp_path):
@@ -357,3 +357,18 @@ def test_the_lock_is_released_on_close_and_can_be_taken_again(tmp_path, procs):
     assert check.line() == "ok"
     check.finish()
     open_state(state_dir, wait=False).close()
+
+
+def test_atomic_write_leaves_the_old_file_and_no_temporary_when_the_write_fails(tmp_path):
+    from depio_like.fs import atomic_write, write_atomic
+
+    target = tmp_path / "f.json"
+    write_atomic(target, "old")
+    with pytest.raises(OSError):
+        with atomic_write(target) as f:
+            f.write("half")
+            raise OSError(28, "No space left on device")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["f.json"]
+    write_atomic(target, b"new", fsync=True)
+    assert target.read_bytes() == b"new"

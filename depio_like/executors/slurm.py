@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..fs import atomic_write
 from ..resources import Resources
 from .base import Executor, Job, Outcome, RunContext, Started
 from .slurm_job import payload, run_tasks, unpicklable
@@ -604,15 +605,13 @@ class _Journal:
         for fp, rec in active.items():
             if rec.get("id"):
                 ids.setdefault(rec["token"], [""] * rec["n"])[rec["pos"]] = rec["id"]
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(self.path, fsync=True) as f:
             for token in keep:
                 rec = next(r for r in active.values() if r["token"] == token)
                 chunks = [[fp for fp in chunk if fp in active] for chunk in by_token[token]]
                 f.write(json.dumps({"intent": token, "folder": rec["folder"], "fps": chunks}) + "\n")
                 if token in ids:
                     f.write(json.dumps({"submitted": token, "ids": ids[token]}) + "\n")
-        os.replace(tmp, self.path)
 
     def _write(self, rec: dict[str, Any]) -> None:
         if self._f is None:
