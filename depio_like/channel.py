@@ -12,7 +12,7 @@ import os
 import pickle
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .fs import atomic_write
 
@@ -119,3 +119,78 @@ def fill(args: Any, values: Mapping[int, Any]) -> Any:
         return loaded[slot.task_id]
 
     return substitute(args, lookup, is_slot)
+
+
+class ValueStore:
+    """The return values handed between jobs in one run, each kept while a task may still
+    take it.
+
+    A value is kept until every task taking it (outside the producer's job) is settled: it
+    ran, or can never run, or was skipped and can no longer be reopened. A skipped task may
+    be run again when its own value is needed, and then needs its inputs again: it is
+    settled once every task taking its value is. So no producer runs twice in one run.
+    ``drop(value)`` releases a value nobody will take (e.g. removes its file).
+    """
+
+    def __init__(self, consumers: Mapping[int, Sequence[int]],
+                 producers: Sequence[Sequence[int]], drop: Callable[[Any], None]) -> None:
+        self._producers = producers               # task -> producers whose values it takes
+        self._pending = {p: set(cs) for p, cs in consumers.items() if cs}
+        self._values: dict[int, Any] = {}
+        self._skipped: set[int] = set()           # skipped, not settled yet
+        self._drop = drop
+
+    def wanted(self, p: int) -> bool:
+        """Whether a task still waits for the value of ``p``."""
+        return bool(self._pending.get(p))
+
+    def has(self, p: int) -> bool:
+        return p in self._values
+
+    def put(self, p: int, value: Any) -> None:
+        if self.wanted(p):
+            self._values[p] = value
+        else:
+            self._drop(value)
+
+    def inputs(self, members: Sequence[int]) -> dict[int, Any]:
+        """The values a job of these tasks takes from outside it, by producer."""
+        inside = set(members)
+        return {p: self._values[p] for m in members for p in self._producers[m]
+                if p not in inside}
+
+    def ended(self, i: int, ran_or_never_will: bool) -> None:
+        """Task ``i`` reached a final status: it ran (or can never run), or was skipped."""
+        if ran_or_never_will or not self.wanted(i):
+            self._settle(i)
+        else:
+            self._skipped.add(i)
+
+    def reopened(self, i: int) -> None:
+        """Skipped task ``i`` runs after all: it settles when it ends."""
+        self._skipped.discard(i)
+
+    def _settle(self, i: int) -> None:
+        self._skipped.discard(i)
+        stack = [i]
+        while stack:
+            x = stack.pop()
+            for p in self._producers[x]:
+                pending = self._pending.get(p)
+                if not pending or x not in pending:
+                    continue
+                pending.discard(x)
+                if not pending:
+                    self._release(p)
+                    if p in self._skipped:  # nothing can reopen it now
+                        self._skipped.discard(p)
+                        stack.append(p)
+
+    def _release(self, p: int) -> None:
+        if p in self._values:
+            self._drop(self._values.pop(p))
+
+    def close(self) -> None:
+        """The run is over: release every value still kept."""
+        for p in list(self._values):
+            self._release(p)

@@ -8,15 +8,13 @@ that ends in ``exit(pipeline.run())``; ``depio-like status`` shows the last reco
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import runpy
 import sys
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-# Options given to `depio-like run`, applied to every pipeline.run() of the script it runs.
-_forced: dict[str, Any] = {}
+from .options import RunOptions, tool_options
 
 EXECUTORS = ("parallel", "local", "sequential", "slurm", "slurm-local")
 
@@ -70,39 +68,13 @@ def _main(pipeline: Any, argv: Sequence[str] | None) -> int:
         return 0
     if args.clean:
         return pipeline.clean(yes=args.yes)
-    return pipeline.run(force=args.force, dry_run=args.dry_run, explain=args.explain,
-                        targets=args.target, jobs=args.jobs, executor=executor)
+    return pipeline.run_with(options_of(args, executor))
 
 
-def overrides(**given: Any) -> dict[str, Any]:
-    """The options of one run: the script's, with those of `depio-like run` on top."""
-    out = dict(given)
-    for flag in ("force", "dry_run", "explain"):
-        out[flag] = bool(given.get(flag)) or bool(_forced.get(flag))
-    for key in ("targets", "jobs", "executor"):
-        if _forced.get(key) is not None:
-            out[key] = _forced[key]
-    return out
-
-
-@contextlib.contextmanager
-def jobs_applied(executor: Any, jobs: int | None) -> Iterator[None]:
-    """Let ``--jobs`` set how many tasks run at once, for this run only."""
-    attr = next((a for a in ("max_workers", "array_parallelism") if hasattr(executor, a)), None)
-    if jobs is None or attr is None:
-        if jobs is not None:
-            print(f"note: --jobs {jobs} does not apply to {type(executor).__name__}",
-                  file=sys.stderr)
-        yield
-        return
-    if jobs < 1:
-        raise ValueError(f"--jobs {jobs}: need at least 1")
-    old = getattr(executor, attr)
-    setattr(executor, attr, jobs)
-    try:
-        yield
-    finally:
-        setattr(executor, attr, old)
+def options_of(args: argparse.Namespace, executor: Any) -> RunOptions:
+    """The run options a parsed command line asks for."""
+    return RunOptions.of(force=args.force, dry_run=args.dry_run, explain=args.explain,
+                         targets=args.target, jobs=args.jobs, executor=executor)
 
 
 def make_executor(name: str, slurm: Sequence[str] = ()) -> Any:
@@ -167,9 +139,7 @@ def build_parser_parent() -> argparse.ArgumentParser:
 
 def run_script(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, args.slurm) if args.executor else None
-    _forced.clear()
-    _forced.update(force=args.force, dry_run=args.dry_run, explain=args.explain,
-                   targets=args.target, jobs=args.jobs, executor=executor)
+    token = tool_options.set(options_of(args, executor))
     script = os.path.abspath(args.script)
     extra = args.script_args
     if args.graph or args.clean:
@@ -189,7 +159,7 @@ def run_script(args: argparse.Namespace) -> int:
         return 2
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
-        _forced.clear()
+        tool_options.reset(token)
     return 0
 
 

@@ -14,6 +14,7 @@ from .fs import Disk, RealDisk
 from .graph import TaskGraph, build_graph
 from .hooks import as_list
 from .modes import BuildMode
+from .options import RunOptions, tool_options
 from .paths import show_path
 from .runner import Run
 from .state import State
@@ -160,30 +161,39 @@ class Pipeline:
         these products need. ``jobs``: how many tasks at once (local workers, or Slurm
         array elements). ``executor``: use this one for this run.
         """
-        from . import cli
-
-        opts = cli.overrides(force=force, dry_run=dry_run, explain=explain, targets=targets,
+        opts = RunOptions.of(force=force, dry_run=dry_run, explain=explain, targets=targets,
                              jobs=jobs, executor=executor)
-        executor = opts["executor"] or self.executor
+        return self.run_with(opts)
+
+    def run_with(self, options: RunOptions) -> int:
+        """``run()`` with its options as one object (those of ``depio-like run`` on top)."""
+        tool = tool_options.get()
+        if tool is not None:
+            options = tool.over(options)
+        executor = options.executor or self.executor
         graph = self.validate()
-        if opts["targets"]:
-            wanted = [os.path.abspath(os.fspath(t)) for t in opts["targets"]]
-            graph = graph.subgraph(graph.needed_for(wanted))
+        if options.targets:
+            graph = graph.subgraph(graph.needed_for(options.targets))
+        if options.jobs is not None and not executor.takes_jobs:
+            print(f"note: --jobs {options.jobs} does not apply to {type(executor).__name__}",
+                  file=sys.stderr)
         display = Display(self.stream, quiet=self.quiet, interval=self.refreshrate)
         notify = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-        with cli.jobs_applied(executor, opts["jobs"]):
-            if opts["dry_run"]:
-                state = State(self.state_dir, notify=notify).read_only()
-                return Run(graph, executor, state, display, self.disk,
-                           force=opts["force"], explain=opts["explain"],
-                           default_mode=self.buildmode).preview()
-            with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
-                return Run(graph, executor, state, display, self.disk, force=opts["force"],
-                           delete_on_error=self.delete_on_error, show_output=self.show_output,
-                           explain=opts["explain"], default_mode=self.buildmode,
-                           name=self.name, on_task_finished=self.on_task_finished,
-                           on_pipeline_finished=self.on_pipeline_finished,
-                           critical_path=self.critical_path).execute()
+        if options.dry_run:
+            state = State(self.state_dir, notify=notify).read_only()
+            return self._run(graph, executor, state, display, options)
+        with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
+            return self._run(graph, executor, state, display, options)
+
+    def _run(self, graph: TaskGraph, executor: Executor, state: State, display: Display,
+             options: RunOptions) -> int:
+        run = Run(graph, executor, state, display, self.disk, options,
+                  delete_on_error=self.delete_on_error, show_output=self.show_output,
+                  default_mode=self.buildmode, name=self.name,
+                  on_task_finished=self.on_task_finished,
+                  on_pipeline_finished=self.on_pipeline_finished,
+                  critical_path=self.critical_path)
+        return run.execute()
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run with options from the script's command line (``python pipeline.py --help``):
@@ -197,14 +207,14 @@ class Pipeline:
         what a run would do now (WOULD-RUN / SKIPPED)."""
         from .export import to_dot, to_mermaid
 
-        graph = self.validate()
-        state = State(self.state_dir, notify=lambda m: None).read_only()
-        display = Display(self.stream, quiet=True)
-        run = Run(graph, self.executor, state, display, self.disk, default_mode=self.buildmode)
-        run.preview()
         render = {"mermaid": to_mermaid, "dot": to_dot}.get(fmt)
         if render is None:
             raise ValueError(f"export_graph(fmt={fmt!r}): use 'mermaid' or 'dot'")
+        graph = self.validate()
+        state = State(self.state_dir, notify=lambda m: None).read_only()
+        run = Run(graph, self.executor, state, Display(self.stream, quiet=True), self.disk,
+                  RunOptions(dry_run=True), default_mode=self.buildmode)
+        run.execute()
         return render(graph, run.status, files=files)
 
     def clean(self, *, yes: bool = False, ask: Any = None) -> int:

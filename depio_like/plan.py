@@ -1,301 +1,379 @@
-"""Is a task up to date? Each answer is a ``Decision`` carrying its reasons.
+"""The build plan: what runs next, what waits, and every task's status. Pure.
 
-A task is up to date when it succeeded before and, compared with that record: its code
-and bound arguments are the same, every dependency has the same content, every task it
-names in ``depends_on`` is in the same state, and every product exists with the content
-recorded then. The table, the logs and ``--explain`` all read the reasons from here.
+Events go in — the declared graph, a unit decided (``decided``), a job started or ended,
+cancel — and actions come out: ``Check`` (decide these tasks: read their inputs),
+``Dispatch`` (run these tasks as one job), ``Changed`` (a task's status changed),
+``Retry``. No files, no processes, no clock: the run (``runner.py``) does the I/O each
+action asks for, and tests drive the plan with scripted events.
+
+Tasks are planned by *unit*: a chain of tasks joined only by return values runs as one
+job (see ``graph._units``); most units are one task. A unit runs when any of its tasks
+must; the others then run too, each with its own reason, decided here and nowhere else.
+
+A value producer that was skipped has no value in this run: when a consumer is about to
+run it is *reopened* (run again, "its return value is needed by ..."). Until it ends,
+tasks reading its products wait for it, and it waits for readers already running, so no
+one reads a product while it is rewritten.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass, field
+import heapq
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Callable, Sequence, Union
 
-import xxhash
-
-from .fingerprint import FileHasher, code_digest
-from .fs import Disk
+from .decision import Decision, Reason, Why
 from .graph import TaskGraph
-from .modes import BuildMode
-from .paths import show_path
-
-
-class Why(str, Enum):
-    NEVER_RAN = "never ran"
-    INCOMPLETE = "its last run did not finish (products may be partial)"
-    FORCED = "forced"
-    ALWAYS = "always runs"
-    UNFINGERPRINTABLE = "arguments have no stable fingerprint"
-    CODE_CHANGED = "function code changed"
-    ARGS_CHANGED = "arguments changed"
-    INPUT_CHANGED = "input changed"
-    INPUT_MISSING = "input missing"
-    UPSTREAM = "upstream task reruns"
-    VALUE_NEEDED = "its return value is needed by"
-    PRODUCT_MISSING = "product missing"
-    PRODUCT_CHANGED = "product changed since recorded"
+from .status import Status
 
 
 @dataclass(frozen=True)
-class Reason:
-    why: Why
-    detail: str = ""
+class Check:
+    """Decide the tasks of ``unit`` (read their inputs), then call ``decided``."""
 
-    def __str__(self) -> str:
-        return f"{self.why.value}: {self.detail}" if self.detail else self.why.value
+    unit: tuple[int, ...]
 
 
-@dataclass
-class Decision:
-    """Whether a task runs, why, and what its inputs looked like when we decided."""
+@dataclass(frozen=True)
+class Dispatch:
+    """Run ``unit`` as one job, with these decisions; it takes the values of
+    ``values_from`` (producers outside the unit)."""
 
-    run: bool
-    reasons: tuple[Reason, ...] = ()
-    inputs: dict[str, str | None] = field(default_factory=dict)    # dependency -> digest
-    upstream: dict[str, str] = field(default_factory=dict)         # depends_on key -> stamp
-    fail: str | None = None  # the task cannot be made (BuildMode.NEVER, product missing)
-
-    def __str__(self) -> str:
-        return "; ".join(map(str, self.reasons)) if self.run else "up to date"
+    unit: tuple[int, ...]
+    decisions: tuple[Decision, ...]
+    values_from: tuple[int, ...]
+    attempt: int = 1
 
 
-def arg_reprs(arguments: dict[str, Any]) -> dict[str, str]:
-    """Short readable forms of arguments, kept in the record to say what changed."""
-    out = {}
-    for k, v in arguments.items():
-        try:
-            r = repr(v)
-        except Exception:
-            r = f"<{type(v).__name__}>"
-        out[k] = r if len(r) <= 80 else r[:77] + "..."
-    return out
+@dataclass(frozen=True)
+class Changed:
+    """Task ``index`` now has ``status``."""
+
+    index: int
+    status: Status
+    cause: int | None = None      # DEPFAILED: the task whose failure took it down
+    error: str | None = None      # FAILED: why
+    duration: float | None = None
 
 
-class Planner:
-    """Compares tasks with their records; builds the new record after a task succeeded."""
+@dataclass(frozen=True)
+class Retry:
+    """Task ``index`` failed and runs again: attempt ``attempt`` of ``attempts``."""
 
-    def __init__(self, graph: TaskGraph, records: dict[str, dict[str, Any]],
-                 hasher: FileHasher, disk: Disk, *, force: bool = False,
-                 default_mode: BuildMode = BuildMode.IF_NEW) -> None:
-        self.graph = graph
-        self.records = records
-        self.hasher = hasher
-        self.disk = disk
-        self.force = force
-        self.default_mode = default_mode
-        self._made_dirs: set[str] = set()
+    index: int
+    attempt: int
+    attempts: int
+    error: str
 
-    def check(self, i: int) -> Decision:
-        """Decide whether task ``i`` must run; call once its dependencies are done."""
-        t = self.graph.tasks[i]
-        rec = self.records.get(t.record_key)
-        mode = t.buildmode or self.default_mode
-        if mode is BuildMode.NEVER or mode is BuildMode.IF_MISSING:
-            return self._by_presence(i, rec, mode)
-        reasons: list[Reason] = []
-        if mode is BuildMode.ALWAYS:
-            reasons.append(Reason(Why.ALWAYS))
-        if self.force:
-            reasons.append(Reason(Why.FORCED))
-        if t.unfingerprintable:
-            reasons.append(Reason(Why.UNFINGERPRINTABLE, t.unfingerprintable))
-        if rec is None:
-            reasons.append(Reason(Why.NEVER_RAN))
-        else:
-            if rec.get("incomplete"):
-                reasons.append(Reason(Why.INCOMPLETE))
-            if rec.get("c") != code_digest(t.func):
-                reasons.append(Reason(Why.CODE_CHANGED))
-            if rec.get("a") != t.args_digest:
-                reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.get("av"), _described(t))))
 
-        inputs: dict[str, str | None] = {}
-        old_inputs = (rec.get("d") or {}) if rec else {}
-        for p in t.dependencies:
-            d = inputs[p] = self.hasher.digest(p)
-            if rec is not None and d != old_inputs.get(p):
-                why = Why.INPUT_MISSING if d is None else Why.INPUT_CHANGED
-                reasons.append(Reason(why, show_path(p)))
+Action = Union[Check, Dispatch, Changed, Retry]
 
-        upstream = self._stamps(i)
-        if rec is not None:
-            old_up = rec.get("u") or {}
-            for j in self.graph.explicit[i]:
-                u = self.graph.tasks[j]
-                if old_up.get(u.record_key) != upstream[u.record_key]:
-                    reasons.append(Reason(Why.UPSTREAM, u.label))
 
-        if rec is not None:
-            old_products = rec.get("p") or {}
-            for p in t.products:
-                if reasons:  # running anyway: only say what is missing, hash nothing
-                    if self.disk.stat(p) is None:
-                        reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
-                    continue
-                d = self.hasher.digest(p)
-                if d is None:
-                    reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
-                elif d != old_products.get(p):
-                    reasons.append(Reason(Why.PRODUCT_CHANGED, show_path(p)))
-        return Decision(bool(reasons), tuple(reasons), inputs, upstream)
+class _Phase(Enum):
+    WAITING = 0   # some unit upstream has not ended well yet
+    READY = 1     # to be decided (a Check is out)
+    QUEUED = 2    # decided to run; waits for a free slot (and for values it takes)
+    BLOCKED = 3   # reopened; waits for readers of its products to end
+    RUNNING = 4   # handed to the executor
+    DONE = 5
 
-    def _by_presence(self, i: int, rec: dict[str, Any] | None, mode: BuildMode) -> Decision:
-        """NEVER and IF_MISSING look only at whether the products are there."""
-        t = self.graph.tasks[i]
-        missing = [p for p in t.products if self.disk.stat(p) is None]
-        inputs = {p: self.hasher.digest(p) for p in t.dependencies}
-        upstream = self._stamps(i)
-        if mode is BuildMode.NEVER:
-            if missing:
-                return Decision(False, (), inputs, upstream, fail=(
-                    f"task {t.label} has BuildMode.NEVER (it is never run) but its product(s) "
-                    f"{', '.join(show_path(p) for p in missing)} do not exist: make them, or "
-                    "give the task another build mode"))
-            return Decision(False, (), inputs, upstream)
-        reasons = [Reason(Why.PRODUCT_MISSING, show_path(p)) for p in missing]
-        if self.force:
-            reasons.insert(0, Reason(Why.FORCED))
-        if not t.products and rec is None:
-            reasons.append(Reason(Why.NEVER_RAN))
-        return Decision(bool(reasons), tuple(reasons), inputs, upstream)
 
-    def _stamps(self, i: int) -> dict[str, str]:
-        """The state of the tasks ``i`` names in depends_on or takes values from."""
-        out = {}
-        for j in self.graph.explicit[i]:
-            key = self.graph.tasks[j].record_key
-            out[key] = (self.records.get(key) or {}).get("s", "")
+_ENDED_BADLY = (Status.FAILED, Status.DEPFAILED, Status.CANCELLED)
+
+
+class BuildPlan:
+    """The state of one run. ``status`` (per task) is read by the table; only the plan
+    writes it. ``has_value(p)``: whether the return value of task ``p`` is at hand."""
+
+    def __init__(self, graph: TaskGraph, *, priority: Sequence[float] | None = None,
+                 retries: Sequence[int] | None = None, queues: bool = False,
+                 dry: bool = False, has_value: Callable[[int], bool] = lambda p: False) -> None:
+        n = len(graph.tasks)
+        self._graph = graph
+        self._units = graph.units
+        self._unit_of = graph.unit_of
+        self._labels = [t.label for t in graph.tasks]
+        self._retries = list(retries) if retries is not None else [0] * n
+        self._queues = queues
+        self._ok_status = Status.WOULD_RUN if dry else Status.FINISHED
+        self._has_value = has_value
+        nu = len(self._units)
+        ups: list[set[int]] = [set() for _ in range(nu)]
+        for i in range(n):
+            u = self._unit_of[i]
+            for j in graph.upstream[i]:
+                v = self._unit_of[j]
+                if v != u:
+                    ups[u].add(v)
+        self._down: list[list[int]] = [[] for _ in range(nu)]
+        for u, vs in enumerate(ups):
+            for v in sorted(vs):
+                self._down[v].append(u)
+        self._up = [sorted(vs) for vs in ups]
+        self._waiting_on = [len(vs) for vs in ups]
+        self._phase = [_Phase.WAITING] * nu
+        self._key = [(-(priority[unit[0]] if priority else 0.0), u)
+                     for u, unit in enumerate(self._units)]
+        self._queued: list[tuple[float, int]] = []
+        self.status: list[Status] = [Status.WAITING] * n
+        self._decided: dict[int, Decision] = {}    # the decision of each task decided so far
+        self._attempts: dict[int, int] = {}
+        self._in_flight: set[int] = set()          # tasks handed over and not ended
+        self._blocked: dict[int, int] = {}         # reopened unit -> readers it waits for
+        self._blocking: dict[int, list[int]] = {}  # running unit -> reopened units waiting
+        self._open = nu
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """True when no unit is left to start or to finish."""
+        return self._open == 0
+
+    @property
+    def in_flight(self) -> frozenset[int]:
+        """Tasks handed to the executor that have not ended."""
+        return frozenset(self._in_flight)
+
+    def decision(self, i: int) -> Decision | None:
+        return self._decided.get(i)
+
+    def unit(self, i: int) -> tuple[int, ...]:
+        return self._units[self._unit_of[i]]
+
+    # -- events --------------------------------------------------------------------------
+    def start(self) -> list[Action]:
+        """The first actions: decide every unit that waits for nothing."""
+        out: list[Action] = []
+        for u in range(len(self._units)):
+            if self._waiting_on[u] == 0:
+                self._ready(u, out)
         return out
 
-    def fingerprint(self, i: int, decision: Decision) -> str:
-        """Names this exact piece of work: the task, its arguments, code and inputs."""
-        t = self.graph.tasks[i]
-        h = xxhash.xxh3_128()
-        for part in (t.record_key, t.args_digest or "", code_digest(t.func),
-                     repr(sorted(decision.inputs.items())), repr(sorted(decision.upstream.items()))):
-            h.update(part.encode("utf-8", "surrogateescape"))
-            h.update(b"\0")
-        return h.hexdigest()
+    def decided(self, unit: Sequence[int], decisions: Sequence[Decision]) -> list[Action]:
+        """The decisions of a unit's tasks, as the up-to-date check made them."""
+        u = self._unit_of[unit[0]]
+        out: list[Action] = []
+        if self._phase[u] is not _Phase.READY:  # taken back meanwhile: a Check will come again
+            return out
+        members = self._units[u]
+        for m, d in zip(members, decisions):
+            self._decided[m] = d
+        failing = next((k for k, d in enumerate(decisions) if d.fail), None)
+        if failing is not None:  # e.g. BuildMode.NEVER with a product missing
+            bad = members[failing]
+            self._fail(u, bad, decisions[failing].fail or "", out)
+            return out
+        if not any(d.run for d in decisions):
+            for m in members:
+                self._set(m, Status.SKIPPED, out)
+            self._unit_ended_well(u, out)
+            return out
+        for m, d in zip(members, self._chain(members, decisions)):
+            self._decided[m] = d
+        self._queue(u)
+        return out
 
-    def before_run(self, i: int) -> None:
-        """Task ``i`` is about to (re)write its products: forget their old digests, and make
-        the directories they go in (as pytask does: a task should not have to)."""
-        for p in self.graph.tasks[i].products:
-            self.hasher.forget(p)
-            parent = os.path.dirname(p)
-            if parent not in self._made_dirs:
-                try:
-                    self.disk.makedirs(parent)
-                except OSError:
-                    pass  # the task will say what is wrong when it writes
-                self._made_dirs.add(parent)
-
-    def missing_products(self, i: int, reported: dict[str, Any] | None = None) -> list[str]:
-        reported = reported or {}
-        return [p for p in self.graph.tasks[i].products
-                if p not in reported and self.disk.stat(p) is None]
-
-    def new_record(self, i: int, decision: Decision, duration: float,
-                   reported: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The record of task ``i`` having just succeeded (its products exist).
-        ``reported``: the products' digests as the process that wrote them found them."""
-        t = self.graph.tasks[i]
-        products = {}
-        for p in t.products:
-            got = reported.get(p) if reported is not None else None
-            if got is not None:
-                digest, size, mtime_ns, ino = got
-                self.hasher.remember(p, size, mtime_ns, ino, digest)
-                products[p] = digest
-            else:
-                self.hasher.forget(p)
-                products[p] = self.hasher.digest(p)
-        code = code_digest(t.func)
-        h = xxhash.xxh3_64()
-        for part in (code, t.args_digest, decision.inputs, products, decision.upstream):
-            h.update(repr(sorted(part.items()) if isinstance(part, dict) else part).encode(
-                "utf-8", "surrogateescape"))
-        if (t.buildmode or self.default_mode) is BuildMode.ALWAYS:
-            # Its effects are unknown: each run counts as a change downstream.
-            h.update(str(time.time_ns()).encode())
-        # Kept small: 10,000 of these are read at the start of every run. Empty parts are
-        # left out; paths given as arguments are in "p"/"d" already, so not in "av".
-        rec: dict[str, Any] = {"n": t.name, "c": code, "a": t.args_digest, "p": products,
-                               "t": round(duration, 4), "s": h.hexdigest()}
-        av = arg_reprs(_described(t))
-        if av:
-            rec["av"] = av
-        if decision.inputs:
-            rec["d"] = decision.inputs
-        if decision.upstream:
-            rec["u"] = decision.upstream
-        return rec
-
-
-def _described(t: Any) -> dict[str, Any]:
-    """The arguments a record describes: tracked ones, paths excepted."""
-    args = t.tracked_arguments
-    if t.path_params:
-        args = {k: v for k, v in args.items() if k not in t.path_params}
-    return args
-
-
-def _args_diff(old: dict[str, str] | None, arguments: dict[str, Any]) -> str:
-    if not isinstance(old, dict):
-        old = {}
-    new = arg_reprs(arguments)
-    changes = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if a != b:
-            if a is None:
-                changes.append(f"{k} added ({b})")
-            elif b is None:
-                changes.append(f"{k} removed (was {a})")
-            else:
-                changes.append(f"{k} {a} -> {b}")
-    return ", ".join(changes)
-
-
-def predict(graph: TaskGraph, planner: Planner) -> list[Decision]:
-    """What a run would do, decided without running anything (for ``--dry-run``).
-
-    A task downstream of one that would run is counted as running too (its inputs may
-    change; at run time it is skipped if they turn out the same). A chain runs as a whole;
-    a skipped producer runs if a consumer of its value runs.
-    """
-    n = len(graph.tasks)
-    own = [planner.check(i) for i in graph.order]
-    decisions: list[Decision] = [Decision(False)] * n
-    for i, d in zip(graph.order, own):
-        decisions[i] = d
-    for_value: set[int] = set()  # rerun only to make a value: its dependents need not rerun
-    consumers = graph.value_consumers()
-    changed = True
-    while changed:
-        changed = False
-        for i in graph.order:
-            d = decisions[i]
-            if d.run:
+    def dispatch(self, free: int) -> list[Action]:
+        """Hand out up to ``free`` units, highest priority first. A unit whose values are
+        not at hand waits for their producers instead (reopened if they were skipped)."""
+        out: list[Action] = []
+        sent = 0
+        while sent < free and self._queued:
+            u = heapq.heappop(self._queued)[1]
+            if self._phase[u] is not _Phase.QUEUED:
+                continue  # a stale entry: the unit was taken back or requeued
+            members = self._units[u]
+            outside = sorted({p for m in members for p in self._graph.values[m]
+                              if self._unit_of[p] != u})
+            missing = [p for p in outside if not self._has_value(p)]
+            if missing:
+                self._await_values(u, missing, out)
                 continue
-            why = None
-            for u in graph.upstream[i]:
-                if decisions[u].run and u not in for_value:
-                    why = Reason(Why.UPSTREAM, graph.tasks[u].label)
-                    break
-            unit = graph.units[graph.unit_of[i]] if graph.units else (i,)
-            if why is None and any(decisions[m].run for m in unit if m != i):
-                why = Reason(Why.UPSTREAM, graph.tasks[unit[0]].label)
-            if why is None:
-                for c in consumers.get(i, ()):
-                    if decisions[c].run:
-                        why = Reason(Why.VALUE_NEEDED, graph.tasks[c].label)
-                        for_value.add(i)
-                        break
-            if why is not None:
-                decisions[i] = Decision(True, d.reasons + (why,), d.inputs, d.upstream)
-                changed = True
-    return decisions
+            self._phase[u] = _Phase.RUNNING
+            attempt = 0
+            for k, m in enumerate(members):
+                attempt = self._attempts[m] = self._attempts.get(m, 0) + 1
+                self._in_flight.add(m)
+                first = k == 0 and not self._queues
+                self._set(m, Status.RUNNING if first else Status.PENDING, out)
+            out.append(Dispatch(members, tuple(self._decided[m] for m in members),
+                                tuple(outside), attempt))
+            sent += 1
+        return out
+
+    def started(self, i: int) -> list[Action]:
+        """A queued job began to run its task ``i`` (executors that queue)."""
+        out: list[Action] = []
+        if i in self._in_flight and self.status[i] is Status.PENDING:
+            self._set(i, Status.RUNNING, out)
+        return out
+
+    def ended(self, i: int, ok: bool, *, error: str | None = None,
+              duration: float | None = None) -> list[Action]:
+        """Task ``i`` ended. A second report of the same end is ignored."""
+        out: list[Action] = []
+        if i not in self._in_flight:
+            return out
+        self._in_flight.discard(i)
+        u = self._unit_of[i]
+        members = self._units[u]
+        k = members.index(i)
+        if ok:
+            self._set(i, self._ok_status, out, duration=duration)
+            if k + 1 < len(members):
+                if not self._queues:
+                    self._set(members[k + 1], Status.RUNNING, out)
+            else:
+                self._unit_ended_well(u, out)
+            return out
+        retries = self._retries[i]
+        attempt = self._attempts.get(i, 1)
+        if len(members) == 1 and attempt <= retries:
+            out.append(Retry(i, attempt + 1, retries + 1, error or "failed"))
+            self._set(i, Status.PENDING, out)
+            self._unblock(u)
+            # A producer reopened meanwhile is rewriting what this task reads: after it.
+            rewriting = [v for v in self._up[u] if self._phase[v] is not _Phase.DONE]
+            if rewriting:
+                self._phase[u] = _Phase.WAITING
+                self._waiting_on[u] = len(rewriting)
+            else:
+                self._queue(u)
+            return out
+        self._fail(u, i, error or "failed", out, duration=duration)
+        return out
+
+    def cancel(self) -> list[Action]:
+        """Ctrl-C: every task that has not ended is CANCELLED; nothing more starts."""
+        out: list[Action] = []
+        for i, st in enumerate(self.status):
+            if not st.done:
+                self._set(i, Status.CANCELLED, out)
+        self._in_flight.clear()
+        self._queued.clear()
+        self._phase = [_Phase.DONE] * len(self._units)
+        self._open = 0
+        return out
+
+    # -- inside --------------------------------------------------------------------------
+    def _set(self, i: int, status: Status, out: list[Action], **info: object) -> None:
+        self.status[i] = status
+        out.append(Changed(i, status, **info))  # type: ignore[arg-type]
+
+    def _ready(self, u: int, out: list[Action]) -> None:
+        self._phase[u] = _Phase.READY
+        for m in self._units[u]:
+            if self.status[m] is not Status.PENDING:
+                self._set(m, Status.PENDING, out)
+        out.append(Check(self._units[u]))
+
+    def _queue(self, u: int) -> None:
+        self._phase[u] = _Phase.QUEUED
+        heapq.heappush(self._queued, self._key[u])
+
+    def _chain(self, members: Sequence[int], own: Sequence[Decision]) -> list[Decision]:
+        """A unit runs as a whole: a task that would be skipped runs because the next one
+        needs its value, or because the one before it reruns."""
+        final = list(own)
+        for k in range(len(members) - 2, -1, -1):  # back to front: needs travel upstream
+            if not final[k].run and final[k + 1].run:
+                final[k] = final[k].rerun(Reason(Why.VALUE_NEEDED, self._labels[members[k + 1]]))
+        for k in range(1, len(members)):
+            if not final[k].run:
+                final[k] = final[k].rerun(Reason(Why.UPSTREAM, self._labels[members[k - 1]]))
+        return final
+
+    def _unit_ended_well(self, u: int, out: list[Action]) -> None:
+        self._phase[u] = _Phase.DONE
+        self._open -= 1
+        for d in self._down[u]:
+            if self._phase[d] is _Phase.WAITING:
+                self._waiting_on[d] -= 1
+                if self._waiting_on[d] == 0:
+                    self._ready(d, out)
+        self._unblock(u)
+
+    def _fail(self, u: int, i: int, error: str, out: list[Action],
+              duration: float | None = None) -> None:
+        """Task ``i`` of unit ``u`` failed: the rest of its unit, and every unit
+        downstream, cannot run (DEPFAILED)."""
+        self._set(i, Status.FAILED, out, error=error, duration=duration)
+        for m in self._units[u]:
+            if not self.status[m].done:
+                self._in_flight.discard(m)
+                self._set(m, Status.DEPFAILED, out, cause=i)
+        self._phase[u] = _Phase.DONE
+        self._open -= 1
+        self._unblock(u)
+        stack = list(self._down[u])
+        while stack:
+            d = stack.pop()
+            if self._phase[d] is _Phase.DONE or self._phase[d] is _Phase.RUNNING:
+                continue  # ended already, or running on an earlier version of the input
+            self._phase[d] = _Phase.DONE
+            self._open -= 1
+            for m in self._units[d]:
+                self._set(m, Status.DEPFAILED, out, cause=i)
+            self._unblock(d)
+            stack.extend(self._down[d])
+
+    def _await_values(self, u: int, missing: Sequence[int], out: list[Action]) -> None:
+        """Unit ``u`` takes values that are not at hand: it waits for their producers,
+        reopening those that were skipped in this run."""
+        self._phase[u] = _Phase.WAITING
+        self._waiting_on[u] = 0
+        for p in missing:
+            pu = self._unit_of[p]
+            if self._phase[pu] is _Phase.DONE and self.status[p] is Status.SKIPPED:
+                needs = next(m for m in self._units[u] if p in self._graph.values[m])
+                self._reopen(pu, Reason(Why.VALUE_NEEDED, self._labels[needs]), out)
+            elif self._phase[pu] is _Phase.DONE:
+                # It ran in this run, yet its value is gone: a bug, not the user's doing.
+                raise AssertionError(f"the value of task {self._labels[p]} was dropped while "
+                                     f"{self._labels[self._units[u][0]]} still needed it")
+            else:
+                self._waiting_on[u] += 1  # reopened already, on its way
+        for m in self._units[u]:
+            self._set(m, Status.WAITING, out)
+
+    def _reopen(self, pu: int, reason: Reason, out: list[Action]) -> None:
+        """Run skipped unit ``pu`` again for its value. Units downstream of it that have not
+        started wait for it again; it waits for those running (they read its products)."""
+        self._open += 1
+        members = self._units[pu]
+        for m in members:
+            self._decided[m] = self._decided[m].rerun(reason)
+            self._set(m, Status.PENDING, out)
+        readers = 0
+        for d in self._down[pu]:
+            ph = self._phase[d]
+            if ph is _Phase.WAITING:
+                self._waiting_on[d] += 1
+            elif ph is _Phase.READY:
+                self._phase[d] = _Phase.WAITING  # decided again once it has run
+                self._waiting_on[d] = 1
+                for m in self._units[d]:
+                    self._set(m, Status.WAITING, out)
+            elif ph is _Phase.QUEUED or ph is _Phase.BLOCKED:
+                # Decided to run, not started: it keeps its decision and starts after.
+                self._phase[d] = _Phase.BLOCKED
+                self._blocked[d] = self._blocked.get(d, 0) + 1
+                self._blocking.setdefault(pu, []).append(d)
+            elif ph is _Phase.RUNNING:
+                readers += 1
+                self._blocking.setdefault(d, []).append(pu)
+        if readers:
+            self._phase[pu] = _Phase.BLOCKED
+            self._blocked[pu] = readers
+        else:
+            self._queue(pu)
+
+    def _unblock(self, d: int) -> None:
+        """Unit ``d`` ended (or stopped running): units that waited for it may go."""
+        for pu in self._blocking.pop(d, ()):
+            self._blocked[pu] -= 1
+            if self._blocked[pu] == 0:
+                del self._blocked[pu]
+                if self._phase[pu] is _Phase.BLOCKED:
+                    self._queue(pu)

@@ -16,7 +16,8 @@ import os
 import socket
 import sys
 import time
-from typing import Any, Callable, TextIO
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from .errors import StateError, StateLockedError
 from .fingerprint import FileEntry
@@ -29,6 +30,91 @@ OWNER_NAME = "lock.owner"
 _HEADER = {"depio_like_state": 1}
 
 
+
+@dataclass(frozen=True)
+class Record:
+    """What a task's last successful run left, compared with the task now to decide whether
+    it is up to date. Only this class knows the record's form on disk (the short keys)."""
+
+    key: str                     # the task's record key (its first product, or its call)
+    name: str = ""
+    code: str | None = None      # digest of the function's code
+    args: str | None = None      # digest of its tracked arguments
+    products: Mapping[str, str | None] = field(default_factory=dict)  # path -> digest after the run
+    inputs: Mapping[str, str | None] = field(default_factory=dict)    # dependency -> digest before
+    upstream: Mapping[str, str] = field(default_factory=dict)         # depends_on key -> its stamp
+    arg_reprs: Mapping[str, str] = field(default_factory=dict)        # to say which argument changed
+    duration: float | None = None
+    stamp: str = ""              # changes when anything above changes: read downstream
+    incomplete: bool = False     # it started again and has not finished: products may be partial
+
+    def to_json(self) -> str:
+        # Kept small: 10,000 of these are read at the start of every run; empty parts are
+        # left out.
+        d: dict[str, Any] = {"r": self.key, "n": self.name, "c": self.code, "a": self.args,
+                             "p": dict(self.products), "t": self.duration, "s": self.stamp}
+        for k, v in (("av", self.arg_reprs), ("d", self.inputs), ("u", self.upstream)):
+            if v:
+                d[k] = dict(v)
+        return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Record":
+        """The record a parsed line holds; ValueError if it is not one (a damaged line
+        must not crash every later run)."""
+        key = d.get("r")
+        if not isinstance(key, str):
+            raise ValueError("record without a key")
+        maps = []
+        for k in ("p", "d", "u", "av"):
+            v = d.get(k)
+            if v is None:
+                v = {}
+            elif not isinstance(v, dict):
+                raise ValueError(f"record field {k!r} is not a mapping")
+            maps.append(v)
+        strs = []
+        for k in ("n", "c", "a", "s"):
+            v = d.get(k)
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"record field {k!r} is not a string")
+            strs.append(v)
+        t = d.get("t")
+        duration = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
+        return cls(key, strs[0] or "", strs[1], strs[2], maps[0], maps[1], maps[2], maps[3],
+                   duration, strs[3] or "", bool(d.get("incomplete")))
+
+
+def recorded_durations(keys: Sequence[str], records: Mapping[str, Record]) -> list[float]:
+    """How long each task (by record key) took when it last ran; one never timed counts as
+    the mean of the others (1 s when none was)."""
+    got = []
+    for key in keys:
+        r = records.get(key)
+        got.append(r.duration if r is not None else None)
+    known = [d for d in got if d is not None]
+    mean = sum(known) / len(known) if known else 1.0
+    return [mean if d is None else d for d in got]
+
+
+def last_run_summary(code: int, statuses: Sequence[Any], max_rows: int,
+                     table: Callable[[Sequence[int]], tuple[list[str], list[list[str]]]],
+                     log_of: Callable[[int], str]) -> dict[str, Any]:
+    """The final table, for ``depio-like status`` to show without running anything:
+    every row for a small pipeline, for a large one the counts and the rows that did not
+    end well (writing 10,000 rows would cost more than a no-op run)."""
+    n = len(statuses)
+    keep = range(n) if n <= max_rows else \
+        [i for i, st in enumerate(statuses) if not st.ok][:max_rows]
+    headers, rows = table(keep)
+    counts: dict[str, int] = {}
+    for st in statuses:
+        counts[st.value] = counts.get(st.value, 0) + 1
+    return {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "exit_code": code,
+            "cwd": os.getcwd(), "tasks": n, "counts": counts, "headers": headers,
+            "rows": rows, "logs": [log_of(i) for i in keep]}
+
+
 class State:
     """Task records and file digests loaded from, and appended to, ``state_dir``."""
 
@@ -37,7 +123,7 @@ class State:
         self.dir = os.path.abspath(state_dir)
         self.wait = wait
         self._notify = notify or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, Record] = {}
         self.files: dict[str, FileEntry] = {}
         self.warnings: list[str] = []
         self._lines_on_disk = 0
@@ -97,10 +183,9 @@ class State:
         self.close()
 
     # -- writing ---------------------------------------------------------------------
-    def put_record(self, key: str, record: dict[str, Any]) -> None:
-        record = {"r": key, **record}
-        self.records[key] = record
-        self._pending.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+    def put_record(self, record: Record) -> None:
+        self.records[record.key] = record
+        self._pending.append(record.to_json())
 
     def forget(self, keys: list[str], paths: list[str] = ()) -> None:
         """Drop the records ``keys`` and the file digests of ``paths`` (rewritten at close)."""
@@ -114,7 +199,7 @@ class State:
         """Task ``key`` is about to run: until a new record comes, its old one is incomplete."""
         old = self.records.get(key)
         if old is not None:
-            self.records[key] = {**old, "incomplete": True}
+            self.records[key] = replace(old, incomplete=True)
         self._pending.append(json.dumps({"x": key}, ensure_ascii=False))
 
     def put_files(self, entries: dict[str, FileEntry]) -> None:
@@ -166,13 +251,12 @@ class State:
                     _, p, size, mtime, ino, digest = item
                     self.files[p] = FileEntry(int(size), int(mtime), int(ino), str(digest))
                 elif isinstance(item, dict) and "r" in item:
-                    if not _well_formed(item):
-                        raise ValueError("record with fields of the wrong type")
-                    self.records[item["r"]] = item
+                    rec = Record.from_json(item)
+                    self.records[rec.key] = rec
                 elif isinstance(item, dict) and "x" in item:
                     old = self.records.get(item["x"])
                     if old is not None:
-                        self.records[item["x"]] = {**old, "incomplete": True}
+                        self.records[item["x"]] = replace(old, incomplete=True)
                 elif isinstance(item, dict) and "depio_like_state" in item:
                     pass
                 else:
@@ -193,7 +277,9 @@ class State:
             for p, e in self.files.items():
                 f.write(json.dumps(["f", p, *e], separators=(",", ":"), ensure_ascii=False) + "\n")
             for rec in self.records.values():
-                f.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
+                f.write(rec.to_json() + "\n")
+                if rec.incomplete:  # still true after the rewrite
+                    f.write(json.dumps({"x": rec.key}, ensure_ascii=False) + "\n")
         self._lines_on_disk = 1 + len(self.files) + len(self.records)
 
     # -- locking ---------------------------------------------------------------------
@@ -229,18 +315,3 @@ class State:
             self._lock = None
 
 
-_DICTS = ("d", "p", "u", "av")
-_STRS = ("c", "a", "s", "n")
-
-
-def _well_formed(rec: dict[str, Any]) -> bool:
-    """A record the planner can read: trusting a malformed one would crash every run."""
-    if not isinstance(rec["r"], str):
-        return False
-    for k in _DICTS:
-        if k in rec and not isinstance(rec[k], dict):
-            return False
-    for k in _STRS:
-        if k in rec and rec[k] is not None and not isinstance(rec[k], str):
-            return False
-    return True

@@ -25,7 +25,8 @@ class Status(str, Enum):
 
     @property
     def ok(self) -> bool:
-        return self in (Status.FINISHED, Status.SKIPPED)
+        return self in (Status.FINISHED, Status.SKIPPED, Status.WOULD_RUN)
 
 
-_DONE = frozenset({Status.FINISHED, Status.SKIPPED, Status.FAILED, Status.DEPFAILED, Status.CANCELLED})
+_DONE = frozenset({Status.FINISHED, Status.SKIPPED, Status.FAILED, Status.DEPFAILED, Status.CANCELLED,
+                   Status.WOULD_RUN})

@@ -261,7 +261,8 @@ class Task:
 
         self.id: int | None = None  # set by the pipeline that holds it
         self.variants: list[str] = []  # the configurations (sweep) it belongs to
-        self.status: Status = Status.WAITING
+        self._statuses: Sequence[Status] = (Status.WAITING,)
+        self._index = 0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):
@@ -274,6 +275,15 @@ class Task:
     def __repr__(self) -> str:
         ident = f"{self.id} " if self.id is not None else ""
         return f"<Task {ident}{self.name!r} {_func_name(self.func)} {self.status}>"
+
+    @property
+    def status(self) -> Status:
+        """Where the task is in the current (or last) run; the run's plan decides it."""
+        return self._statuses[self._index]
+
+    def _attach(self, statuses: Sequence[Status], index: int) -> None:
+        """A run starts: the task's status is the run's entry ``index`` from now on."""
+        self._statuses, self._index = statuses, index
 
     @property
     def always(self) -> bool:

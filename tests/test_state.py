@@ -12,7 +12,12 @@ import pytest
 
 from depio_like.errors import StateLockedError
 from depio_like.fingerprint import FileEntry
-from depio_like.state import LOG_NAME, State
+from depio_like.state import LOG_NAME, Record, State
+
+
+def rec(key, v):
+    """A record told apart from others by ``v``."""
+    return Record(key, name=str(v))
 
 
 def open_state(directory, **kwargs):
@@ -39,16 +44,16 @@ def append_raw(directory, text):
 def test_records_and_files_survive_close_and_reopen(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    s.put_record("task-a", {"n": "a", "c": "c1", "p": {"/out/x": "d1"}, "t": 0.5})
-    s.put_record("task-b", {"n": "b", "d": {"/in/ü.txt": None}})
+    a = Record("task-a", "a", "c1", None, {"/out/x": "d1"}, duration=0.5, stamp="s1",
+               arg_reprs={"n": "3"}, upstream={"k:up": "s0"})
+    b = Record("task-b", "b", inputs={"/in/ü.txt": None})
+    s.put_record(a)
+    s.put_record(b)
     s.put_files({"/out/x": FileEntry(3, 1_000, 42, "d1"), "/in/y": FileEntry(0, 7, 9, "e")})
     s.close()
 
     again = open_state(d)
-    assert again.records == {
-        "task-a": {"r": "task-a", "n": "a", "c": "c1", "p": {"/out/x": "d1"}, "t": 0.5},
-        "task-b": {"r": "task-b", "n": "b", "d": {"/in/ü.txt": None}},
-    }
+    assert again.records == {"task-a": a, "task-b": b}
     assert again.files == {"/out/x": FileEntry(3, 1_000, 42, "d1"),
                            "/in/y": FileEntry(0, 7, 9, "e")}
     assert isinstance(again.files["/out/x"], FileEntry)
@@ -80,20 +85,20 @@ def test_put_files_takes_the_entries_it_was_given(tmp_path):
 def test_the_last_record_for_a_key_wins(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    s.put_record("k", {"v": 1})
+    s.put_record(rec("k", 1))
     s.put_files({"/f": FileEntry(1, 1, 1, "old")})
     s.flush()
-    s.put_record("k", {"v": 2})
+    s.put_record(rec("k", 2))
     s.close()
 
     s = open_state(d)
-    assert s.records["k"] == {"r": "k", "v": 2}
-    s.put_record("k", {"v": 3})
+    assert s.records["k"] == rec("k", 2)
+    s.put_record(rec("k", 3))
     s.put_files({"/f": FileEntry(2, 2, 2, "new")})
     s.close()
 
     s = open_state(d)
-    assert s.records == {"k": {"r": "k", "v": 3}}
+    assert s.records == {"k": rec("k", 3)}
     assert s.files == {"/f": FileEntry(2, 2, 2, "new")}
     s.close()
 
@@ -101,7 +106,7 @@ def test_the_last_record_for_a_key_wins(tmp_path):
 def test_flush_makes_records_visible_to_a_reader_before_close(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    s.put_record("k", {"v": 1})
+    s.put_record(rec("k", 1))
     s.flush()
     assert any(json.loads(ln).get("r") == "k" for ln in log_lines(d)
                if ln.startswith("{"))
@@ -126,19 +131,19 @@ def test_a_file_name_that_is_not_utf8_can_be_recorded(tmp_path):
 def test_a_torn_last_line_is_ignored_and_does_not_swallow_the_next_record(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    s.put_record("before", {"v": 1})
+    s.put_record(rec("before", 1))
     s.close()
     append_raw(d, '{"r":"torn","n":"t","c":"ab')  # a crash mid-write: no newline
 
     s = open_state(d)
-    assert s.records == {"before": {"r": "before", "v": 1}}
+    assert s.records == {"before": rec("before", 1)}
     assert len(s.warnings) == 1 and "unreadable" in s.warnings[0]
     assert s.notices == s.warnings
-    s.put_record("after", {"v": 2})
+    s.put_record(rec("after", 2))
     s.close()
 
     s = open_state(d)
-    assert s.records == {"before": {"r": "before", "v": 1}, "after": {"r": "after", "v": 2}}
+    assert s.records == {"before": rec("before", 1), "after": rec("after", 2)}
     s.close()
 
 
@@ -149,17 +154,17 @@ def test_a_torn_last_line_then_an_open_without_writes_keeps_the_next_record(tmp_
     open_state(d).close()  # a run that recorded nothing
 
     s = open_state(d)
-    s.put_record("k", {"v": 1})
+    s.put_record(rec("k", 1))
     s.close()
     s = open_state(d)
-    assert s.records == {"k": {"r": "k", "v": 1}}
+    assert s.records == {"k": rec("k", 1)}
     s.close()
 
 
 def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    s.put_record("first", {"v": 1})
+    s.put_record(rec("first", 1))
     s.put_files({"/a": FileEntry(1, 2, 3, "da")})
     s.close()
     append_raw(d, "\n".join([
@@ -172,12 +177,12 @@ def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
     s = open_state(d)
     assert len(s.warnings) == 1
     assert "4 unreadable line(s)" in s.warnings[0]
-    s.put_record("last", {"v": 2})
+    s.put_record(rec("last", 2))
     s.close()
 
     # Closing rewrote the log without the damage: the warning is given once, not forever.
     s = open_state(d)
-    assert s.records == {"first": {"r": "first", "v": 1}, "last": {"r": "last", "v": 2}}
+    assert s.records == {"first": rec("first", 1), "last": rec("last", 2)}
     assert s.files == {"/a": FileEntry(1, 2, 3, "da")}
     assert s.warnings == []
     s.close()
@@ -192,10 +197,10 @@ def test_many_rewrites_of_one_key_are_compacted_on_close(tmp_path):
     s = open_state(d)
     s.put_files({"/a": FileEntry(1, 2, 3, "da"), "/b": FileEntry(4, 5, 6, "db")})
     for i in range(1500):
-        s.put_record("k", {"v": i})
+        s.put_record(rec("k", i))
         if i % 100 == 0:
             s.flush()
-    s.put_record("other", {"v": "x"})
+    s.put_record(rec("other", "x"))
     s.flush()
     assert len(log_lines(d)) > 1500  # nothing is rewritten while the run goes on
     s.close()
@@ -203,7 +208,7 @@ def test_many_rewrites_of_one_key_are_compacted_on_close(tmp_path):
     # header + 2 files + 2 records
     assert len(log_lines(d)) == 5
     s = open_state(d)
-    assert s.records == {"k": {"r": "k", "v": 1499}, "other": {"r": "other", "v": "x"}}
+    assert s.records == {"k": rec("k", 1499), "other": rec("other", "x")}
     assert s.files == {"/a": FileEntry(1, 2, 3, "da"), "/b": FileEntry(4, 5, 6, "db")}
     assert s.warnings == []
     s.close()
@@ -214,7 +219,7 @@ def test_a_log_that_is_mostly_live_is_not_rewritten(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
     for i in range(1500):  # over the 1,000-line floor, and every line live
-        s.put_record(f"k{i}", {"v": i})
+        s.put_record(rec(f"k{i}", i))
     s.close()
     assert len(log_lines(d)) == 1501
 
@@ -222,7 +227,7 @@ def test_a_log_that_is_mostly_live_is_not_rewritten(tmp_path):
 def test_compaction_drops_garbage_lines_and_keeps_content(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    s.put_record("keep", {"v": 1})
+    s.put_record(rec("keep", 1))
     s.close()
     append_raw(d, "garbage\n" * 1100)
 
@@ -231,7 +236,7 @@ def test_compaction_drops_garbage_lines_and_keeps_content(tmp_path):
     s.close()
     s = open_state(d)
     assert s.warnings == []
-    assert s.records == {"keep": {"r": "keep", "v": 1}}
+    assert s.records == {"keep": rec("keep", 1)}
     s.close()
 
 
@@ -252,18 +257,19 @@ while not os.path.exists(release):
     if time.monotonic() > deadline:
         sys.exit("holder: never told to release")
     time.sleep(0.01)
-s.put_record("written-by-holder", {"pid": os.getpid()})
+from depio_like.state import Record
+s.put_record(Record("written-by-holder"))
 s.close()
 print("released", flush=True)
 """ % SAFETY
 
 WAITER = """
 import sys
-from depio_like.state import State
+from depio_like.state import Record, State
 s = State(sys.argv[1], wait=True, notify=lambda m: print("NOTICE " + m, flush=True))
 s.open()
 print("acquired", "written-by-holder" in s.records, flush=True)
-s.put_record("written-by-waiter", {})
+s.put_record(Record("written-by-waiter"))
 s.close()
 """
 

@@ -62,6 +62,7 @@ class RunContext:
     """What an executor may need to know about the run it serves."""
 
     state_dir: str   # the pipeline's state directory (an executor may keep files under it)
+    jobs: int | None = None  # --jobs: how many tasks at once, for executors with ``takes_jobs``
 
 
 class JobEnding(BaseException):
@@ -93,6 +94,9 @@ class Outcome:
     # Products as the process that ran the task found them: path -> (digest, size,
     # mtime_ns, inode) for the regular files it could read; the driver looks at the rest.
     products: dict[str, Any] | None = None
+    # Dependencies' digests read just before the task ran, for the tasks of a chain after
+    # the first (earlier ones may have just written them); None: as the driver read them.
+    inputs: dict[str, str | None] | None = None
 
 
 class Executor(ABC):
@@ -107,6 +111,8 @@ class Executor(ABC):
     #: True if the executor re-attaches to work by ``Step.fingerprint`` (jobs outliving
     #: their driver); the driver computes fingerprints only then, or for exported values.
     reattaches: bool = False
+    #: True if ``RunContext.jobs`` (``--jobs``) sets how many tasks run at once.
+    takes_jobs: bool = False
 
     def start(self, tasks: Sequence["Task"], context: RunContext) -> None:
         """Called once per run, before any ``submit``, with every task of the run."""
@@ -149,7 +155,8 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
     from .. import progress
 
     values = dict(job.values)
-    for step in job.steps:
+    for k, step in enumerate(job.steps):
+        inputs = _digests(step.task.dependencies) if k else None
         t0 = time.perf_counter()
         printed = True
         logged = capture is not None and bool(step.log)
@@ -191,7 +198,15 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
 
             products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
         yield Outcome(step.index, True, value=handed, duration=duration, printed=printed,
-                      products=products)
+                      products=products, inputs=inputs)
+
+
+def _digests(paths: Sequence[str]) -> dict[str, str | None]:
+    from ..fingerprint import FileHasher
+    from ..fs import RealDisk
+
+    hasher = FileHasher(RealDisk(), {})
+    return {p: hasher.digest(p) for p in paths}
 
 
 class Capture:

@@ -89,8 +89,12 @@ class ParallelExecutor(Executor):
         self.max_workers = max_workers or default_workers()
         self._workers: list[_Worker] = []
         self._tasks: Sequence[Any] = ()
+        self._limit = self.max_workers
+
+    takes_jobs = True
 
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
+        self._limit = context.jobs or self.max_workers
         self._ctx: Any = None  # made on the first submit: a run where nothing runs needs none
         self._tasks = tasks
         self._value_dir = os.path.join(context.state_dir, "values")
@@ -99,7 +103,7 @@ class ParallelExecutor(Executor):
         self._selector = selectors.DefaultSelector()
 
     def free_slots(self) -> int:
-        return self.max_workers - sum(1 for w in self._workers if w.job is not None)
+        return self._limit - sum(1 for w in self._workers if w.job is not None)
 
     def submit(self, job: Job) -> None:
         worker = next((w for w in self._workers if w.job is None), None)

@@ -94,6 +94,7 @@ class SubmitItExecutor(Executor):
     columns = ("Slurm ID", "Slurm Status")
     queues = True
     reattaches = True
+    takes_jobs = True
 
     def __init__(self, folder: str | os.PathLike | None = None,
                  parameters: Mapping[str, Any] | None = None, *, cluster: str | None = None,
@@ -132,6 +133,7 @@ class SubmitItExecutor(Executor):
 
     # -- run lifecycle ---------------------------------------------------------------------
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
+        self._parallelism = context.jobs or self.array_parallelism
         self._tasks = tasks
         self._base = self.folder or Path(context.state_dir) / "slurm"
         self._state_dir = context.state_dir
@@ -159,7 +161,7 @@ class SubmitItExecutor(Executor):
             return 1_000_000  # Slurm queues; array_parallelism limits what runs at once
         # Locally every element is a process now: array_parallelism of them at most.
         queued = -(-len(self._queue) // self.tasks_per_job)
-        return (self.array_parallelism - len(self._elements) - queued) * self.tasks_per_job
+        return (self._parallelism - len(self._elements) - queued) * self.tasks_per_job
 
     def submit(self, job: Job) -> None:
         if not self._reattach(job):
@@ -308,7 +310,7 @@ class SubmitItExecutor(Executor):
 
         ex = SlurmExecutor(folder=folder, python=self.python)
         params: dict[str, Any] = {"job_name": f"depio_like-{token}", "time": time_min,
-                                  "array_parallelism": self.array_parallelism}
+                                  "array_parallelism": self._parallelism}
         # submitit warns the job this long before its time limit (default 90 s, more than a
         # short limit): keep it a tenth of the limit, 10 to 90 s.
         params["signal_delay_s"] = int(min(90, max(10, time_min * 6)))
@@ -479,11 +481,11 @@ class SubmitItExecutor(Executor):
                 r = by_fp.get(el.fps[i])
                 if r is None:
                     break  # what follows in this job did not run: failed just below
-                _, ok, error, duration, _fp, handed, printed, products = r
+                _, ok, error, duration, _fp, handed, printed, products, inputs = r
                 if error:
                     error = f"{error}\n{self._logs(el)}"
                 events.append(Outcome(i, ok, value=handed, error=error, duration=duration,
-                                      printed=printed, products=products))
+                                      printed=printed, products=products, inputs=inputs))
                 reported[i] = ok
                 if not ok:
                     break  # the driver fails the rest of its chain

@@ -17,7 +17,8 @@ def payload(job: Job) -> tuple:
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
         steps.append((st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs,
-                      st.fingerprint, source, st.export_to, st.log, st.old_log, t.products))
+                      st.fingerprint, source, st.export_to, st.log, st.old_log, t.products,
+                      t.dependencies))
     return (steps, job.values)
 
 
@@ -48,9 +49,11 @@ class _Remote:
     """A task as a job sees it: its function and arguments, nothing of the graph."""
 
     def __init__(self, task_id: int, name: str, func: Callable[..., Any], args: Any,
-                 kwargs: Any, source: str, products: tuple[str, ...] = ()) -> None:
+                 kwargs: Any, source: str, products: tuple[str, ...] = (),
+                 dependencies: tuple[str, ...] = ()) -> None:
         self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
         self.products = products
+        self.dependencies = dependencies
         code = getattr(func, "__code__", None)
         if source and code is not None and code.co_filename != source:
             # cloudpickle sends functions of the user's script by value and their code
@@ -85,10 +88,10 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
     from .base import Capture, Step, export_to_file, run_steps
 
     sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
-    jobs = [Job([Step(index, _Remote(task_id, name, func, args, kwargs, source, products), fp,
-                      export_to, log, old_log)
+    jobs = [Job([Step(index, _Remote(task_id, name, func, args, kwargs, source, products,
+                                     dependencies), fp, export_to, log, old_log)
                  for index, task_id, name, func, args, kwargs, fp, source, export_to, log,
-                 old_log, products in steps], values)
+                 old_log, products, dependencies in steps], values)
             for steps, values in pickle.loads(blob)]
     export = export_to_file(value_dir)
     capture = Capture(for_good=False)  # between tasks, submitit's own lines reach the Slurm log
@@ -103,7 +106,7 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
                 st = steps[o.index]
                 error = f"task {st.task.name!r} failed in the job:\n{o.error}" if o.error else None
                 results.append((o.index, o.ok, error, o.duration, st.fingerprint, o.value,
-                                o.printed, o.products))
+                                o.printed, o.products, o.inputs))
     except JobEnding as e:
         capture.close()
         if e.requeued:
@@ -113,7 +116,7 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
         done = {r[0] for r in results}
         hit = next(st for st in current.steps if st.index not in done)
         results.append((hit.index, False, f"task {hit.task.name!r} failed in the job:\n{e}",
-                        0.0, hit.fingerprint, None, True, None))
+                        0.0, hit.fingerprint, None, True, None, None))
         return results
     capture.close()
     return results

@@ -368,7 +368,7 @@ def run_optuna_study(study: "optuna.Study", objective: Callable[["optuna.Trial"]
     optuna = _optuna()
     from optuna.trial import TrialState
 
-    from .. import cli
+    from ..options import tool_options
     from ..executors.local import ParallelExecutor, SequentialExecutor
 
     if not callable(objective):
@@ -389,8 +389,8 @@ def run_optuna_study(study: "optuna.Study", objective: Callable[["optuna.Trial"]
     kwargs.setdefault("name", f"optuna:{study.study_name}")
     Pipeline(executor=executor, **kwargs)  # bad pipeline_kwargs fail here, before any trial
     state_dir = os.path.abspath(kwargs.get("state_dir") or DEFAULT_STATE_DIR)
-    opts = cli.overrides(executor=None)  # what `depio-like run ... --executor X` imposes
-    effective = opts["executor"] or executor
+    tool = tool_options.get()  # what `depio-like run ... --executor X` imposes
+    effective = (tool.executor if tool is not None else None) or executor
     quiet = bool(kwargs.get("quiet"))
     out = kwargs.get("stream") or sys.stdout
 
@@ -399,7 +399,7 @@ def run_optuna_study(study: "optuna.Study", objective: Callable[["optuna.Trial"]
             print(text, file=out, flush=True)
 
     generations = -(-n_trials // batch_size)
-    if opts["dry_run"]:
+    if tool is not None and tool.dry_run:
         say(f"optuna: dry run: would run {n_trials} trial(s) of study {study.study_name!r} "
             f"in {generations} generation(s) of up to {batch_size}; no trial is asked")
         return study

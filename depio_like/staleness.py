@@ -1,0 +1,241 @@
+"""Is a task up to date? ``Checker.check`` compares a task with its record and answers a
+``Decision`` with its reasons; ``Checker.new_record`` writes the record of a run.
+
+A task is up to date when it succeeded before and, compared with that record: its code
+and bound arguments are the same, every dependency has the same content, every task it
+names in ``depends_on`` (or takes a value from) is in the same state, and every product
+exists with the content recorded then. All file access goes through the ``FileHasher``
+and the ``Disk``; records come from the ``State``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Mapping
+
+import xxhash
+
+from .decision import Decision, Reason, Why
+from .fingerprint import FileHasher, code_digest
+from .fs import Disk
+from .graph import TaskGraph
+from .modes import BuildMode
+from .paths import show_path
+from .state import Record
+
+
+def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
+    """Short readable forms of arguments, kept in the record to say what changed. A task
+    given as an argument (its value is passed) is named by its identity, never its status."""
+    from .channel import substitute
+    from .task import Task
+
+    out = {}
+    for k, v in arguments.items():
+        try:
+            shown = substitute(v, _ValueOf, lambda x: isinstance(x, Task))
+            r = repr(shown)
+        except Exception:  # noqa: BLE001 - a user's __repr__ may raise anything
+            r = f"<{type(v).__name__}>"
+        out[k] = r if len(r) <= 80 else r[:77] + "..."
+    return out
+
+
+class _ValueOf:
+    """Stands for a task's return value in a recorded argument."""
+
+    def __init__(self, task: Any) -> None:
+        self.text = f"<value of {task.name!r}>"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class Checker:
+    """Compares tasks with their records (through the hasher and the disk) and builds the
+    record of a task that succeeded. ``assume_changed``: tasks taken to have changed their
+    products although the files say otherwise (a dry run, where nothing really runs)."""
+
+    def __init__(self, graph: TaskGraph, records: Mapping[str, Record], hasher: FileHasher,
+                 disk: Disk, *, force: bool = False,
+                 default_mode: BuildMode = BuildMode.IF_NEW) -> None:
+        self.graph = graph
+        self.records = records
+        self.hasher = hasher
+        self.disk = disk
+        self.force = force
+        self.default_mode = default_mode
+        self.assume_changed: set[int] = set()
+        self._made_dirs: set[str] = set()
+
+    def mode(self, i: int) -> BuildMode:
+        return self.graph.tasks[i].buildmode or self.default_mode
+
+    def check(self, i: int) -> Decision:
+        """Decide whether task ``i`` must run; call once its dependencies are done."""
+        d = self._check(i)
+        if d.run or d.fail or not self.assume_changed:
+            return d
+        for j in self.graph.upstream[i]:  # a dry run: upstream work would change inputs
+            if j in self.assume_changed:
+                return d.rerun(Reason(Why.UPSTREAM, self.graph.tasks[j].label))
+        return d
+
+    def _check(self, i: int) -> Decision:
+        t = self.graph.tasks[i]
+        rec = self.records.get(t.record_key)
+        mode = self.mode(i)
+        if mode is BuildMode.NEVER or mode is BuildMode.IF_MISSING:
+            return self._by_presence(i, rec, mode)
+        reasons: list[Reason] = []
+        if mode is BuildMode.ALWAYS:
+            reasons.append(Reason(Why.ALWAYS))
+        if self.force:
+            reasons.append(Reason(Why.FORCED))
+        if t.unfingerprintable:
+            reasons.append(Reason(Why.UNFINGERPRINTABLE, t.unfingerprintable))
+        if rec is None:
+            reasons.append(Reason(Why.NEVER_RAN))
+        else:
+            if rec.incomplete:
+                reasons.append(Reason(Why.INCOMPLETE))
+            if rec.code != code_digest(t.func):
+                reasons.append(Reason(Why.CODE_CHANGED))
+            if rec.args != t.args_digest:
+                reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.arg_reprs, _described(t))))
+
+        inputs: dict[str, str | None] = {}
+        for p in t.dependencies:
+            d = inputs[p] = self.hasher.digest(p)
+            if rec is not None and d != rec.inputs.get(p):
+                why = Why.INPUT_MISSING if d is None else Why.INPUT_CHANGED
+                reasons.append(Reason(why, show_path(p)))
+
+        upstream = self.stamps(i)
+        if rec is not None:
+            for j in self.graph.explicit[i]:
+                u = self.graph.tasks[j]
+                if rec.upstream.get(u.record_key) != upstream[u.record_key]:
+                    reasons.append(Reason(Why.UPSTREAM, u.label))
+
+        if rec is not None:
+            for p in t.products:
+                if reasons:  # running anyway: only say what is missing, hash nothing
+                    if self.disk.stat(p) is None:
+                        reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
+                    continue
+                d = self.hasher.digest(p)
+                if d is None:
+                    reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
+                elif d != rec.products.get(p):
+                    reasons.append(Reason(Why.PRODUCT_CHANGED, show_path(p)))
+        return Decision(bool(reasons), tuple(reasons), inputs, upstream)
+
+    def _by_presence(self, i: int, rec: Record | None, mode: BuildMode) -> Decision:
+        """NEVER and IF_MISSING look only at whether the products are there."""
+        t = self.graph.tasks[i]
+        missing = [p for p in t.products if self.disk.stat(p) is None]
+        inputs = {p: self.hasher.digest(p) for p in t.dependencies}
+        upstream = self.stamps(i)
+        if mode is BuildMode.NEVER:
+            if missing:
+                return Decision(False, (), inputs, upstream, fail=(
+                    f"task {t.label} has BuildMode.NEVER (it is never run) but its product(s) "
+                    f"{', '.join(show_path(p) for p in missing)} do not exist: make them, or "
+                    "give the task another build mode"))
+            return Decision(False, (), inputs, upstream)
+        reasons = [Reason(Why.PRODUCT_MISSING, show_path(p)) for p in missing]
+        if self.force:
+            reasons.insert(0, Reason(Why.FORCED))
+        if not t.products and rec is None:
+            reasons.append(Reason(Why.NEVER_RAN))
+        return Decision(bool(reasons), tuple(reasons), inputs, upstream)
+
+    def stamps(self, i: int) -> dict[str, str]:
+        """The state of the tasks ``i`` names in depends_on or takes values from."""
+        out = {}
+        for j in self.graph.explicit[i]:
+            key = self.graph.tasks[j].record_key
+            rec = self.records.get(key)
+            out[key] = rec.stamp if rec is not None else ""
+        return out
+
+    def fingerprint(self, i: int, decision: Decision) -> str:
+        """Names this exact piece of work: the task, its arguments, code and inputs."""
+        t = self.graph.tasks[i]
+        h = xxhash.xxh3_128()
+        for part in (t.record_key, t.args_digest or "", code_digest(t.func),
+                     repr(sorted(decision.inputs.items())), repr(sorted(decision.upstream.items()))):
+            h.update(part.encode("utf-8", "surrogateescape"))
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def before_run(self, i: int) -> None:
+        """Task ``i`` is about to (re)write its products: forget their old digests, and make
+        the directories they go in (as pytask does: a task should not have to)."""
+        for p in self.graph.tasks[i].products:
+            self.hasher.forget(p)
+            parent = os.path.dirname(p)
+            if parent not in self._made_dirs:
+                try:
+                    self.disk.makedirs(parent)
+                except OSError:
+                    pass  # the task will say what is wrong when it writes
+                self._made_dirs.add(parent)
+
+    def missing_products(self, i: int, reported: Mapping[str, Any] | None = None) -> list[str]:
+        reported = reported or {}
+        return [p for p in self.graph.tasks[i].products
+                if p not in reported and self.disk.stat(p) is None]
+
+    def new_record(self, i: int, inputs: Mapping[str, str | None], upstream: Mapping[str, str],
+                   duration: float, reported: Mapping[str, Any] | None = None) -> Record:
+        """The record of task ``i`` having just succeeded (its products exist): ``inputs``
+        and ``upstream`` as they were before it ran; ``reported``: the products' digests as
+        the process that wrote them found them."""
+        t = self.graph.tasks[i]
+        products: dict[str, str | None] = {}
+        for p in t.products:
+            got = reported.get(p) if reported is not None else None
+            if got is not None:
+                digest, size, mtime_ns, ino = got
+                self.hasher.remember(p, size, mtime_ns, ino, digest)
+                products[p] = digest
+            else:
+                self.hasher.forget(p)
+                products[p] = self.hasher.digest(p)
+        code = code_digest(t.func)
+        h = xxhash.xxh3_64()
+        for part in (code, t.args_digest, inputs, products, upstream):
+            h.update(repr(sorted(part.items()) if isinstance(part, Mapping) else part).encode(
+                "utf-8", "surrogateescape"))
+        if self.mode(i) is BuildMode.ALWAYS:
+            # Its effects are unknown: each run counts as a change downstream.
+            h.update(str(time.time_ns()).encode())
+        return Record(t.record_key, t.name, code, t.args_digest, products, dict(inputs),
+                      dict(upstream), arg_reprs(_described(t)), round(duration, 4),
+                      h.hexdigest())
+
+
+def _described(t: Any) -> dict[str, Any]:
+    """The arguments a record describes: tracked ones, paths excepted."""
+    args = t.tracked_arguments
+    if t.path_params:
+        args = {k: v for k, v in args.items() if k not in t.path_params}
+    return args
+
+
+def _args_diff(old: Mapping[str, str], arguments: Mapping[str, Any]) -> str:
+    new = arg_reprs(arguments)
+    changes = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a != b:
+            if a is None:
+                changes.append(f"{k} added ({b})")
+            elif b is None:
+                changes.append(f"{k} removed (was {a})")
+            else:
+                changes.append(f"{k} {a} -> {b}")
+    return ", ".join(changes)
