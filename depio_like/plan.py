@@ -113,9 +113,10 @@ class BuildPlan:
         self._up = [sorted(vs) for vs in ups]
         self._waiting_on = [len(vs) for vs in ups]
         self._phase = [_Phase.WAITING] * nu
-        self._key = [(-(priority[unit[0]] if priority else 0.0), u)
+        # Highest priority first; ties in the order the tasks were added.
+        self._key = [(-(priority[unit[0]] if priority else 0.0), unit[0], u)
                      for u, unit in enumerate(self._units)]
-        self._queued: list[tuple[float, int]] = []
+        self._queued: list[tuple[float, int, int]] = []
         self.status: list[Status] = [Status.WAITING] * n
         self._decided: dict[int, Decision] = {}    # the decision of each task decided so far
         self._attempts: dict[int, int] = {}
@@ -180,7 +181,7 @@ class BuildPlan:
         out: list[Action] = []
         sent = 0
         while sent < free and self._queued:
-            u = heapq.heappop(self._queued)[1]
+            u = heapq.heappop(self._queued)[2]
             if self._phase[u] is not _Phase.QUEUED:
                 continue  # a stale entry: the unit was taken back or requeued
             members = self._units[u]
@@ -342,8 +343,10 @@ class BuildPlan:
         started wait for it again; it waits for those running (they read its products)."""
         self._open += 1
         members = self._units[pu]
-        for m in members:
-            self._decided[m] = self._decided[m].rerun(reason)
+        for k, m in enumerate(members):  # the tail's value is needed; each one before it
+            why = reason if k == len(members) - 1 else \
+                Reason(Why.VALUE_NEEDED, self._labels[members[k + 1]])  # feeds the next
+            self._decided[m] = self._decided[m].rerun(why)
             self._set(m, Status.PENDING, out)
         readers = 0
         for d in self._down[pu]:

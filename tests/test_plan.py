@@ -1,0 +1,405 @@
+"""The build plan alone: scripted events in, actions out. No files, no processes, no clock.
+
+The plan decides which units are checked, dispatched, reopened for a value, retried or
+failed, and what every task's status is; the run only does the I/O. Each test here reads
+as the scenario it drives.
+"""
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from depio_like.decision import Decision, Reason, Why
+from depio_like.graph import TaskGraph, _units
+from depio_like.plan import BuildPlan, Changed, Check, Dispatch, Retry
+from depio_like.scheduler import longest_paths
+from depio_like.status import Status
+
+RUN = Decision(True, (Reason(Why.NEVER_RAN),))
+SKIP = Decision(False)
+W, P, R, F, S, FL, DF, C = (Status.WAITING, Status.PENDING, Status.RUNNING, Status.FINISHED,
+                            Status.SKIPPED, Status.FAILED, Status.DEPFAILED, Status.CANCELLED)
+
+
+def graph(n, edges=(), values=()):
+    """Tasks 0..n-1; an edge (a, b): b depends on a's file; a value (a, b): b takes a's
+    return value (an edge too)."""
+    upstream = [[] for _ in range(n)]
+    vals = [[] for _ in range(n)]
+    for a, b in list(edges) + list(values):
+        if a not in upstream[b]:
+            upstream[b].append(a)
+    for a, b in values:
+        vals[b].append(a)
+    downstream = [[] for _ in range(n)]
+    for b, ups in enumerate(upstream):
+        for a in ups:
+            downstream[a].append(b)
+    order, seen = [], set()
+    indeg = [len(u) for u in upstream]
+    stack = [i for i in range(n) if indeg[i] == 0]
+    while stack:
+        i = stack.pop(0)
+        order.append(i)
+        for j in downstream[i]:
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                stack.append(j)
+    upstream = [tuple(u) for u in upstream]
+    vals = [tuple(v) for v in vals]
+    units, unit_of = _units(order, upstream, downstream, vals)
+    tasks = [SimpleNamespace(label=f"[{i}] 't{i}'") for i in range(n)]
+    return TaskGraph(tasks, upstream, downstream, [tuple(v) for v in vals], {}, order, vals,
+                     units, unit_of)
+
+
+class Driver:
+    """Drives a plan as the run does, with decisions and outcomes given by the test."""
+
+    def __init__(self, g, decide=None, **kw):
+        self.values = set()            # producers whose value is at hand
+        self.decide = decide or {}     # task -> Decision (default RUN)
+        self.plan = BuildPlan(g, has_value=self.values.__contains__, **kw)
+        self.checks, self.dispatched, self.changes, self.retries = [], [], [], []
+        self.feed(self.plan.start())
+
+    def feed(self, actions):
+        todo = list(actions)
+        while todo:
+            a = todo.pop(0)
+            if isinstance(a, Check):
+                self.checks.append(a.unit)
+                todo += self.plan.decided(a.unit, [self.decide.get(m, RUN) for m in a.unit])
+            elif isinstance(a, Dispatch):
+                self.dispatched.append(a)
+            elif isinstance(a, Changed):
+                self.changes.append(a)
+            elif isinstance(a, Retry):
+                self.retries.append(a)
+
+    def dispatch(self, free=100):
+        before = len(self.dispatched)
+        self.feed(self.plan.dispatch(free))
+        return [d.unit for d in self.dispatched[before:]]
+
+    def ok(self, i, value=False):
+        if value:
+            self.values.add(i)
+        self.feed(self.plan.ended(i, True, duration=1.0))
+
+    def fail(self, i, error="boom"):
+        self.feed(self.plan.ended(i, False, error=error))
+
+    def run_all(self, free=100):
+        """Dispatch and succeed whatever comes, until the plan is done."""
+        order = []
+        while not self.plan.done:
+            units = self.dispatch(free)
+            assert units, "stuck: nothing to dispatch and not done"
+            for unit in units:
+                for m in unit:
+                    order.append(m)
+                    self.ok(m, value=True)
+        return order
+
+    @property
+    def status(self):
+        return self.plan.status
+
+
+# -- readiness --------------------------------------------------------------------------
+
+def test_units_waiting_for_nothing_are_checked_first_in_the_order_they_were_added():
+    d = Driver(graph(4, [(0, 3)]))
+    assert d.checks == [(0,), (1,), (2,)]
+    assert d.status == [P, P, P, W]
+
+
+def test_a_task_is_checked_only_when_every_dependency_ended_well():
+    d = Driver(graph(3, [(0, 2), (1, 2)]))
+    assert d.dispatch() == [(0,), (1,)]
+    assert d.status == [R, R, W]
+    d.ok(0)
+    assert d.status[2] is W and (2,) not in d.checks
+    d.ok(1)
+    assert d.checks[-1] == (2,) and d.status[2] is P
+    assert d.dispatch() == [(2,)]
+
+
+def test_skipped_tasks_release_their_downstream_at_once():
+    d = Driver(graph(3, [(0, 1), (1, 2)]), decide={0: SKIP, 1: SKIP})
+    assert d.checks == [(0,), (1,), (2,)]
+    assert d.status == [S, S, P]
+    assert d.dispatch() == [(2,)]
+    d.ok(2)
+    assert d.plan.done and d.status == [S, S, F]
+
+
+def test_a_dispatch_gives_each_task_its_decision_and_the_status_follows_the_job():
+    d = Driver(graph(2, [(0, 1)]))
+    (job,) = d.dispatch()
+    assert job == (0,)
+    assert d.dispatched[0].decisions == (RUN,)
+    assert d.status == [R, W]
+    d.ok(0)
+    assert d.status == [F, P]
+
+
+def test_an_executor_that_queues_shows_pending_until_the_job_starts():
+    d = Driver(graph(1), queues=True)
+    d.dispatch()
+    assert d.status == [P]
+    d.feed(d.plan.started(0))
+    assert d.status == [R]
+
+
+def test_free_slots_limit_how_many_units_go_out_at_once():
+    d = Driver(graph(5))
+    assert d.dispatch(2) == [(0,), (1,)]
+    assert d.dispatch(0) == []
+    d.ok(0)
+    assert d.dispatch(1) == [(2,)]
+
+
+# -- failures --------------------------------------------------------------------------
+
+def test_a_failure_marks_exactly_the_transitive_downstream_depfailed():
+    #     0       5
+    #    / \      |
+    #   1   2     6
+    #    \ / \
+    #     3   4
+    #     |
+    #     7
+    d = Driver(graph(8, [(0, 1), (0, 2), (1, 3), (2, 3), (2, 4), (3, 7), (5, 6)]))
+    d.dispatch(1)
+    d.ok(0)
+    assert d.dispatch() == [(1,), (2,), (5,)]
+    d.ok(1)
+    d.fail(2)
+    assert d.status == [F, F, FL, DF, DF, R, W, DF]
+    hit = [c for c in d.changes if c.status is DF]
+    assert sorted(c.index for c in hit) == [3, 4, 7]  # 3 is reachable twice, reported once
+    assert {c.cause for c in hit} == {2}
+    assert not d.plan.done
+    d.ok(5)
+    assert d.dispatch() == [(6,)]
+    d.ok(6)
+    assert d.plan.done
+
+
+def test_success_of_one_parent_after_the_other_failed_does_not_revive_the_child():
+    d = Driver(graph(3, [(0, 2), (1, 2)]))
+    d.dispatch()
+    d.fail(0)
+    d.ok(1)
+    assert d.status == [FL, F, DF]
+    assert (2,) not in d.checks and d.plan.done
+
+
+def test_a_decision_that_cannot_be_made_fails_the_task_before_it_runs():
+    never = Decision(False, fail="BuildMode.NEVER but out.txt is missing")
+    d = Driver(graph(2, [(0, 1)]), decide={0: never})
+    assert d.status == [FL, DF]
+    assert d.plan.done and d.dispatched == []
+    assert d.changes[-2].error == "BuildMode.NEVER but out.txt is missing"
+
+
+def test_a_failure_at_the_head_of_a_long_chain_takes_it_all_down():
+    n = 10_000
+    assert n > sys.getrecursionlimit()
+    d = Driver(graph(n, [(i, i + 1) for i in range(n - 1)]))
+    d.dispatch()
+    d.fail(0)
+    assert d.status[1:] == [DF] * (n - 1)
+    assert d.plan.done
+
+
+def test_a_long_chain_runs_to_the_end():
+    n = 10_000
+    d = Driver(graph(n, [(i, i + 1) for i in range(n - 1)]))
+    assert d.run_all() == list(range(n))
+
+
+def test_a_long_chain_of_skips_is_decided_without_recursion():
+    n = 10_000
+    d = Driver(graph(n, [(i, i + 1) for i in range(n - 1)]), decide={i: SKIP for i in range(n)})
+    assert d.plan.done and d.status == [S] * n
+
+
+# -- retries ---------------------------------------------------------------------------
+
+def test_a_failed_task_with_retries_runs_again_then_fails_for_good():
+    d = Driver(graph(2, [(0, 1)]), retries=[1, 0])
+    d.dispatch()
+    d.fail(0, "first")
+    assert d.retries == [Retry(0, 2, 2, "first")]
+    assert d.status == [P, W]
+    (again,) = d.dispatch()
+    assert again == (0,) and d.dispatched[-1].attempt == 2
+    d.fail(0, "second")
+    assert d.status == [FL, DF] and d.plan.done
+
+
+# -- guards the run relies on ----------------------------------------------------------
+
+def test_a_second_report_of_an_ended_task_is_ignored():
+    d = Driver(graph(2, [(0, 1)]))
+    d.dispatch()
+    d.ok(0)
+    n = len(d.changes)
+    d.ok(0)
+    d.fail(0)
+    assert len(d.changes) == n and d.status == [F, P]
+
+
+def test_a_report_of_a_task_never_dispatched_is_ignored():
+    d = Driver(graph(2, [(0, 1)]))
+    d.fail(1)
+    assert d.status == [P, W]
+
+
+def test_in_flight_names_what_an_executor_still_owes():
+    d = Driver(graph(3))
+    d.dispatch(2)
+    assert d.plan.in_flight == {0, 1}
+    d.ok(0)
+    assert d.plan.in_flight == {1}
+
+
+def test_cancel_cancels_what_has_not_ended_and_nothing_starts_after():
+    d = Driver(graph(5, [(0, 1), (1, 2)]))
+    d.dispatch(2)          # 0 and 3 run
+    d.ok(0)                # 1 is decided and queued
+    d.fail(3)
+    d.feed(d.plan.cancel())
+    assert d.status == [F, C, C, FL, C]
+    assert d.plan.done and d.plan.in_flight == frozenset()
+    assert d.dispatch() == []
+
+
+def test_an_empty_graph_is_done_at_once():
+    d = Driver(graph(0))
+    assert d.plan.done and d.dispatch() == []
+
+
+# -- priorities ------------------------------------------------------------------------
+
+def test_higher_priority_is_dispatched_first():
+    d = Driver(graph(5), priority=[1, 5, 3, 5, -2])
+    assert d.dispatch() == [(1,), (3,), (2,), (0,), (4,)]  # ties: the order added
+
+
+def test_the_longest_path_ahead_goes_first():
+    #  0 -> 1 -> 2     3 (alone, long)     4 (alone, short)
+    g = graph(5, [(0, 1), (1, 2)])
+    prio = longest_paths(g.order, g.downstream, [1, 1, 1, 2.5, 0.5])
+    d = Driver(g, priority=prio)
+    assert d.dispatch(1) == [(0,)]   # 3 s ahead of it
+    assert d.dispatch(1) == [(3,)]
+    assert d.dispatch(1) == [(4,)]
+
+
+# -- chains run as one job ---------------------------------------------------------------
+
+def test_a_value_chain_is_one_unit_and_each_task_says_why_it_runs():
+    # 0 -> 1 -> 2 joined by values: one job. Only 1 is out of date on its own.
+    d = Driver(graph(3, values=[(0, 1), (1, 2)]), decide={0: SKIP, 2: SKIP})
+    assert d.checks == [(0, 1, 2)]
+    (job,) = d.dispatch()
+    assert job == (0, 1, 2)
+    reasons = [[str(r) for r in dec.reasons] for dec in d.dispatched[0].decisions]
+    assert reasons == [["its return value is needed by: [1] 't1'"],
+                       ["never ran"],
+                       ["upstream task reruns: [1] 't1'"]]
+    assert d.status == [R, P, P]
+    d.ok(0)
+    assert d.status == [F, R, P]
+
+
+def test_a_failure_inside_a_chain_fails_the_rest_of_it():
+    d = Driver(graph(4, [(2, 3)], values=[(0, 1), (1, 2)]))
+    d.dispatch()
+    d.ok(0)
+    d.fail(1)
+    assert d.status == [F, FL, DF, DF] and d.plan.done
+
+
+# -- values of skipped producers ---------------------------------------------------------
+
+def two_consumers(**kw):
+    # 0 produces a value taken by 1 and 2 (so no chain) and a file read by 3.
+    return graph(4, [(0, 3)], values=[(0, 1), (0, 2)])
+
+
+def test_a_skipped_producer_is_reopened_once_for_the_consumer_that_runs():
+    d = Driver(two_consumers(), decide={0: SKIP, 2: SKIP, 3: SKIP})
+    assert d.status == [S, P, S, S]
+    assert d.dispatch() == [(0,)]   # 1 needs the value first: 0 runs again
+    assert d.status == [R, W, S, S]
+    why = d.dispatched[0].decisions[0].reasons
+    assert [str(r) for r in why] == ["its return value is needed by: [1] 't1'"]
+    d.ok(0, value=True)
+    assert d.dispatch() == [(1,)]
+    d.ok(1)
+    assert d.plan.done and d.status == [F, F, S, S]
+
+
+def test_a_producer_reopened_while_a_reader_of_its_file_runs_waits_for_it():
+    # 3 reads 0's file and runs (out of date); 1 needs 0's value: 0 must not rewrite the
+    # file while 3 reads it.
+    d2 = Driver(two_consumers(), decide={0: SKIP, 2: SKIP}, priority=[0, 0, 0, 9])
+    assert d2.dispatch(1) == [(3,)]          # the reader starts
+    assert d2.dispatch(1) == []              # 1 wants 0's value: 0 reopened, but blocked
+    assert d2.status[0] is P and d2.status[1] is W
+    d2.ok(3)
+    assert d2.dispatch() == [(0,)]           # the reader is done: now 0 may rewrite
+    d2.ok(0, value=True)
+    assert d2.dispatch() == [(1,)]
+
+
+def test_a_reader_not_yet_started_waits_for_the_reopened_producer():
+    d = Driver(two_consumers(), decide={0: SKIP, 2: SKIP}, priority=[0, 9, 0, 0])
+    # 1 (wants the value) comes first, 3 (reads the file) is queued behind it
+    assert d.dispatch(1) == [(0,)]
+    assert d.status == [R, W, S, P]
+    assert d.dispatch() == []                # 3 waits for 0 to finish rewriting
+    d.ok(0, value=True)
+    assert sorted(d.dispatch()) == [(1,), (3,)]
+
+
+def test_a_value_is_asked_once_even_when_two_consumers_need_it():
+    d = Driver(two_consumers(), decide={0: SKIP, 3: SKIP})
+    assert d.dispatch() == [(0,)]
+    assert d.status == [R, W, P, S]   # 2 keeps its decision and goes once 0 is done
+    d.ok(0, value=True)
+    assert sorted(d.dispatch()) == [(1,), (2,)]
+    assert sum(1 for j in d.dispatched for m in j.unit if m == 0) == 1
+
+
+def test_reopening_reaches_up_a_chain_of_skipped_producers():
+    # 0 -> 1 (value) -> {2, 3} (values): 1 is not a chain link (two consumers).
+    g = graph(4, values=[(0, 1), (1, 2), (1, 3)])
+    d = Driver(g, decide={0: SKIP, 1: SKIP, 3: SKIP})
+    assert g.units == [(0, 1), (2,), (3,)]
+    assert d.dispatch() == [(0, 1)]
+    reasons = [str(dec) for dec in d.dispatched[0].decisions]
+    assert reasons == ["its return value is needed by: [1] 't1'",
+                       "its return value is needed by: [2] 't2'"]
+    d.ok(0)
+    d.ok(1, value=True)
+    assert d.dispatch() == [(2,)]
+
+
+def test_a_reopened_producer_that_fails_takes_its_consumer_down():
+    d = Driver(two_consumers(), decide={0: SKIP, 2: SKIP, 3: SKIP})
+    d.dispatch()
+    d.fail(0)
+    assert d.status == [FL, DF, S, S] and d.plan.done
+
+
+def test_a_dry_run_marks_what_would_run():
+    d = Driver(graph(2, [(0, 1)]), decide={1: SKIP}, dry=True)
+    d.run_all()
+    assert d.status == [Status.WOULD_RUN, S]
