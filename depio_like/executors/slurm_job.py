@@ -62,9 +62,10 @@ class _Remote:
 
     def run(self, values: Any) -> Any:
         from ..channel import fill
+        from ..task import finish  # async def: awaited; generator: exhausted
 
         try:
-            return self.func(*fill(self.args, values), **fill(self.kwargs, values))
+            return finish(self.func(*fill(self.args, values), **fill(self.kwargs, values)))
         except Exception as e:
             # submitit turns Slurm's warning signal before the time limit into this error,
             # raised wherever the task happened to be: the job must end, saying why.
