@@ -83,10 +83,11 @@ class Spec(typing.NamedTuple):
     names: tuple[str, ...]
     n_positional: int
     defaults: dict[str, Any]
-    # Parameters annotated with a pathlib class: a str given there is converted to it.
+    # Parameters annotated with a pathlib class: a str given there reaches the function as
+    # that class; those that are no Product/Dependency count in the identity as paths.
     to_path: tuple[tuple[str, type], ...]
-    positions: dict[str, int]        # index of each parameter that may be given positionally
-    positional_only: frozenset[str]
+    plain_paths: dict[str, type]
+    path_call: PathCall | None
 
 
 _MISSING = object()
@@ -142,34 +143,58 @@ def _unknown_keyword(spec: Spec, kwargs: dict[str, Any]) -> None:
             raise TypeError(f"got an unexpected keyword argument {k!r}{hint}")
 
 
-def convert_paths(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any],
-                  arguments: dict[str, Any]) -> tuple[Any, ...]:
-    """Turn the strs given to parameters annotated with a pathlib class into that class, in
-    ``arguments`` and ``kwargs`` (in place) and in ``args`` (returned)."""
+def as_path(value: Any, cls: type) -> Any:
+    """``value`` with a str turned into ``cls`` (a pathlib class), also inside a list or
+    tuple (which keeps its type); anything else as it is."""
+    t = type(value)
+    if t is str:
+        return cls(value) if value else value
+    if (t is list or t is tuple) and any(type(x) is str for x in value):
+        return t([cls(x) if type(x) is str and x else x for x in value])
+    return value
+
+
+class PathCall(typing.NamedTuple):
+    """What turning strs into paths in a call needs (small and picklable: a task keeps it)."""
+
+    to_path: tuple[tuple[str, type], ...]
+    positions: dict[str, int]   # where each of them sits when given positionally
+    defaults: dict[str, Any]    # their defaults that may be given by keyword
+
+
+def paths_for_call(spec: PathCall, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's arguments with the strs given to path-annotated parameters (defaults
+    included) turned into paths. Done when the task runs, not when it is declared: a
+    declaration stays cheap, and only tasks that run pay for it."""
     new_args: list[Any] | None = None
+    new_kwargs: dict[str, Any] | None = None
     for name, cls in spec.to_path:
-        v = arguments.get(name, _MISSING)
-        t = type(v)
-        if t is str:
-            if not v:
-                continue
-            nv: Any = cls(v)
-        elif (t is list or t is tuple) and any(type(x) is str for x in v):
-            nv = t([cls(x) if type(x) is str and x else x for x in v])
-        else:
-            continue
-        arguments[name] = nv
         if name in kwargs:
-            kwargs[name] = nv
+            v = kwargs[name]
+            nv = as_path(v, cls)
+            if nv is not v:
+                if new_kwargs is None:
+                    new_kwargs = dict(kwargs)
+                new_kwargs[name] = nv
             continue
         pos = spec.positions.get(name)
         if pos is not None and pos < len(args):
-            if new_args is None:
-                new_args = list(args)
-            new_args[pos] = nv
-        elif name not in spec.positional_only:
-            kwargs[name] = nv  # a default: now given explicitly, converted
-    return tuple(new_args) if new_args is not None else args
+            v = args[pos]
+            nv = as_path(v, cls)
+            if nv is not v:
+                if new_args is None:
+                    new_args = list(args)
+                new_args[pos] = nv
+        elif name in spec.defaults:
+            v = spec.defaults[name]
+            nv = as_path(v, cls)
+            if nv is not v:  # a str default: given explicitly, as a path
+                if new_kwargs is None:
+                    new_kwargs = dict(kwargs)
+                new_kwargs[name] = nv
+    return (tuple(new_args) if new_args is not None else args,
+            new_kwargs if new_kwargs is not None else kwargs)
 
 
 _signatures: dict[Any, inspect.Signature] = {}
@@ -283,12 +308,20 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
         if p.kind not in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD):
             break
         positions[p.name] = i
+    defaults = {p.name: p.default for p in params if p.default is not P.empty}
+    path_call = None
+    if to_path:
+        names = {n for n, _ in to_path}
+        path_call = PathCall(tuple(to_path),
+                             {n: i for n, i in positions.items() if n in names},
+                             {n: defaults[n] for n in names if n in defaults
+                              and sig.parameters[n].kind is not P.POSITIONAL_ONLY})
     return Spec(sig, tuple(products), tuple(deps), frozenset(ignored), plain,
                 tuple(p.name for p in params),
                 sum(1 for p in params if p.kind is P.POSITIONAL_OR_KEYWORD),
-                {p.name: p.default for p in params if p.default is not P.empty},
-                tuple(to_path), positions,
-                frozenset(p.name for p in params if p.kind is P.POSITIONAL_ONLY))
+                defaults, tuple(to_path),
+                {n: c for n, c in to_path if n not in products and n not in deps},
+                path_call)
 
 
 def _globals_of(func: Any) -> dict[str, Any]:

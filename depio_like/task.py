@@ -18,8 +18,8 @@ from .resources import Resources, parse_resources
 # The markers and the reading of signatures live in signature.py; imported here for
 # ``from depio_like.task import Product`` (and depio's ``depio.Task``).
 from .signature import (Dependency, IgnoredForEq, Product, Untracked,  # noqa: F401
-                        bind as _bind, convert_paths, func_module, func_name as _func_name,
-                        signature_of, spec_of as _spec)
+                        as_path, bind as _bind, func_module, func_name as _func_name,
+                        paths_for_call, signature_of, spec_of as _spec)
 from .status import Status
 
 
@@ -121,8 +121,6 @@ class Task:
             arguments = _bind(spec, args, kwargs)
         except TypeError as e:
             raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
-        if spec.to_path:
-            args = convert_paths(spec, args, kwargs, arguments)
         self.name: str = name if name is not None else getattr(func, "__name__", "task")
         self.func = func
         self.args = args
@@ -164,6 +162,8 @@ class Task:
                 paths = _norm_paths(arguments[p], p, "Dependency", func, cwd)
                 normalised[p] = paths
                 dependencies.extend(paths)
+        for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
+            normalised[p] = as_path(arguments[p], cls)
         self.products: tuple[str, ...] = tuple(dict.fromkeys(products)) if len(products) > 1 \
             else tuple(products)
         self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies)) \
@@ -177,6 +177,7 @@ class Task:
         # What the function is called with; the graph swaps the tasks in it for ValueSlots.
         self.call_args: tuple[Any, ...] = args
         self.call_kwargs: dict[str, Any] = kwargs
+        self._path_call = spec.path_call  # strs to turn into paths when called
 
         if type(func) is _FunctionType and func.__closure__ is None \
                 and "__wrapped__" not in func.__dict__:
@@ -264,12 +265,18 @@ class Task:
     def run(self, values: Any = None) -> Any:
         """Call the function here and now; ``values`` maps producer task id -> return value
         (or ``ValueFile``) for the tasks given as arguments."""
-        if not self.value_inputs:
-            result = self.func(*self.args, **self.kwargs)
-        else:
-            result = self.func(*fill(self.call_args, values or {}),
-                               **fill(self.call_kwargs, values or {}))
+        args, kwargs = self.prepared_call()
+        if self.value_inputs:
+            args, kwargs = fill(args, values or {}), fill(kwargs, values or {})
+        result = self.func(*args, **kwargs)
         return finish(result) if type(result) in _UNFINISHED else result
+
+    def prepared_call(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments the function is called with, before the values of other tasks are
+        filled in: a str given to a parameter annotated ``Path`` is a ``Path`` here."""
+        if self._path_call is None:
+            return self.call_args, self.call_kwargs
+        return paths_for_call(self._path_call, self.call_args, self.call_kwargs)
 
 
 _DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries", "buildmode",

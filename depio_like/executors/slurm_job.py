@@ -16,7 +16,7 @@ def payload(job: Job) -> tuple:
         t = st.task
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
-        steps.append((st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs,
+        steps.append((st.index, t.id, t.name, t.func, *t.prepared_call(),
                       st.fingerprint, source, st.export_to, st.log, st.old_log, t.products,
                       t.dependencies))
     return (steps, job.values)
