@@ -221,7 +221,7 @@ _FunctionType = types.FunctionType
 _MethodType = types.MethodType
 
 
-def code_digest(func: Callable[..., Any]) -> str:
+def code_digest(func: Callable[..., Any], memo: dict[Any, str] | None = None) -> str:
     """A digest of what calling ``func`` does.
 
     Its bytecode and constants (not line numbers, comments or the docstring), followed
@@ -229,32 +229,46 @@ def code_digest(func: Callable[..., Any]) -> str:
     instance, a callable object's ``__call__`` and state, a ``functools.partial``'s function
     and arguments, whatever a decorator exposes as ``__wrapped__`` (``functools.wraps``,
     ``lru_cache``, ``cache``), and the values closures captured (functions among them by their
-    own code digest). Computed afresh for all but plain functions, so a captured value or an
-    attribute changed since the last call is seen. Module globals are not part of it.
+    own code digest). Module globals are not part of it.
+
+    A plain function's digest is cached; anything carrying state is digested afresh, so a
+    captured value or an attribute changed since is seen. ``memo`` (one run's) shares that
+    work among the tasks of one run that call the same objects.
     """
     if type(func) is _FunctionType and func.__closure__ is None:
-        memo = _fn_code.get(func)
-        if memo is not None and memo[0] is func.__code__:
-            return memo[1]
+        cached = _fn_code.get(func)
+        if cached is not None and cached[0] is func.__code__:
+            return cached[1]
         if "__wrapped__" not in func.__dict__:
             return _function_code(func)
     if id(func) in _in_progress:  # a closure that refers to itself (a recursive helper)
         return f"<recursive {_qualname(func)}>"
+    key = None
+    if memo is not None:
+        layers = list(_layers(func))
+        # The objects themselves are alive while the run holds its tasks: ids are safe here.
+        key = tuple((kind, id(obj)) for kind, obj in layers)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
     _in_progress.add(id(func))
     try:
         h = xxhash.xxh3_64()
         _feed_callable(func, h)
     finally:
         _in_progress.discard(id(func))
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if key is not None:
+        memo[key] = digest
+    return digest
 
 
 def _function_code(func: types.FunctionType) -> str:
     """The digest of a function's own code (not what it captured), cached per function."""
     code = func.__code__
-    memo = _fn_code.get(func)
-    if memo is not None and memo[0] is code:
-        return memo[1]
+    cached = _fn_code.get(func)
+    if cached is not None and cached[0] is code:
+        return cached[1]
     h = xxhash.xxh3_64()
     _feed_code(code, h, skip_first=_first_const_is_doc(code))
     digest = h.hexdigest()
@@ -289,61 +303,69 @@ def _layers(func: Any) -> Any:
         func = getattr(func, "__wrapped__", None)
 
 
+def _carried(kind: str, obj: Any) -> list[str]:
+    """The state one layer carries, as texts: a closure's captured values, an instance's
+    attributes (those a decorator copies, ``__wrapped__``, ``__name__``, ..., left out), a
+    partial's arguments. A part without a stable encoding (a lock, an open file) counts by
+    its type alone."""
+    if kind == "function":
+        out = []
+        for cell in obj.__closure__ or ():
+            try:
+                v = cell.cell_contents
+            except ValueError:  # an empty cell
+                out.append("<empty>")
+                continue
+            out.append(_safe_canon(v))
+        return out
+    if kind == "partial":
+        return ["partial=" + _safe_canon(obj.args) + _safe_canon(obj.keywords)]
+    if kind in ("self", "object"):
+        return [f"{kind}=" + _state_text(obj)]
+    return []
+
+
+def _state_text(obj: Any) -> str:
+    if isinstance(obj, type) or obj is None:
+        return _safe_canon(obj)
+    state = _plain_state(obj)
+    if state is not None:
+        t = type(obj)
+        return f"O{t.__module__}.{t.__qualname__}{{" + ",".join(sorted(
+            f"{k}:{_safe_canon(v)}" for k, v in state.items()
+            if not (k[:2] == "__" and k[-2:] == "__"))) + "}"
+    if getattr(obj, "__wrapped__", None) is not None:
+        # A wrapper made in C (lru_cache, cache): what it calls is followed through
+        # __wrapped__; its own state (the cache) is not what it does.
+        return _qualname(type(obj))
+    return _safe_canon(obj)
+
+
 def _feed_callable(func: Any, h: "xxhash.xxh3_64") -> None:
     for kind, obj in _layers(func):
         if kind == "function":
             h.update(_function_code(obj).encode())
-            for cell in obj.__closure__ or ():
-                try:
-                    h.update(_safe_canon(cell.cell_contents).encode())
-                except ValueError:  # empty cell
-                    h.update(b"<empty>")
-                h.update(b"\0")
-        elif kind == "self":
-            h.update(b"self=" + _safe(_state_text, obj).encode())
-        elif kind == "partial":
-            h.update(b"partial=" + _safe_canon((obj.args, obj.keywords)).encode())
         elif kind == "object":
             call = getattr(type(obj), "__call__", None)
             if type(call) is _FunctionType:
                 h.update(_function_code(call).encode())
             else:
                 h.update(_qualname(type(obj)).encode())
-            h.update(b"state=" + _safe(_state_text, obj).encode())
-        else:
+        elif kind == "other":
             h.update(_qualname(obj).encode())
-        h.update(b"\0")
-
-
-def _state_text(obj: Any) -> str:
-    """The state of the instance a method is bound to, or of a callable object: its
-    attributes (those a decorator copies, ``__wrapped__``, ``__name__``, ..., left out), or
-    else its canonical form. Raises ``Unfingerprintable``."""
-    if isinstance(obj, type) or obj is None:
-        return canonical(obj)
-    state = _plain_state(obj)
-    if state is not None:
-        t = type(obj)
-        return f"O{t.__module__}.{t.__qualname__}" + canonical(
-            {k: v for k, v in state.items() if not (k[:2] == "__" and k[-2:] == "__")})
-    if getattr(obj, "__wrapped__", None) is not None:
-        # A wrapper made in C (lru_cache, cache): what it calls is followed through
-        # __wrapped__; its own state (the cache) is not what it does.
-        return _qualname(type(obj))
-    return canonical(obj)
-
-
-def _safe(f: Callable[[Any], str], v: Any) -> str:
-    try:
-        return f(v)
-    except Unfingerprintable:
-        return f"<{type(v).__qualname__}>"
+        for part in _carried(kind, obj):
+            h.update(part.encode("utf-8", "surrogateescape"))
+            h.update(b"\0")
+        h.update(b"\1")
 
 
 # While ``call_identity`` runs: functions met inside values are named (with what they
-# captured), not digested, so that editing a function's body does not change the identity
+# carry), not digested, so that editing a function's body does not change the identity
 # (the code digest covers that).
 _naming = False
+# The last answer of call_identity per outermost function, with the objects it read:
+# declaring 10,000 tasks of one closure or one instance's method reads its state once.
+_identity_memo: dict[Any, tuple[list[Any], tuple[Any, str]]] = {}
 
 
 def call_identity(func: Callable[..., Any]) -> tuple[Any, str]:
@@ -352,48 +374,50 @@ def call_identity(func: Callable[..., Any]) -> tuple[Any, str]:
     attributes, a partial's arguments, the values closures captured).
 
     Functions inside that state are named, not digested: the text does not change when a
-    body is edited. Raises ``Unfingerprintable`` when the state has no stable encoding.
+    body is edited. Raises ``Unfingerprintable`` only for state nested too deeply.
     """
     global _naming
     if id(func) in _in_progress:
         return ("<recursive>",), f"<recursive {_qualname(func)}>"
+    layers = list(_layers(func))
+    objs = [obj for _, obj in layers]
+    for kind, obj in layers:
+        if kind == "function" and obj.__closure__:
+            for cell in obj.__closure__:
+                try:
+                    objs.append(cell.cell_contents)
+                except ValueError:
+                    objs.append(None)
+    top = layers[0][1] if layers[0][0] == "function" else \
+        next((o for k, o in layers if k == "function"), None)
+    memo = _identity_memo.get(top) if top is not None else None
+    if memo is not None and len(memo[0]) == len(objs) and \
+            all(a is b for a, b in zip(memo[0], objs)) and not _naming:
+        return memo[1]
     previous, _naming = _naming, True
     _in_progress.add(id(func))
     try:
         key: list[Any] = []
         parts: list[str] = []
-        for kind, obj in _layers(func):
+        for kind, obj in layers:
             if kind == "function":
                 key.append(obj.__code__)
-                for cell in obj.__closure__ or ():
-                    try:
-                        parts.append(_canon(cell.cell_contents))
-                    except ValueError:
-                        parts.append("<empty>")
-            elif kind == "self":
-                key.append("self")
-                try:
-                    parts.append("self=" + _state_text(obj))
-                except Unfingerprintable as e:
-                    raise Unfingerprintable(
-                        f"the instance the method is bound to: {e}") from None
-            elif kind == "partial":
-                key.append("partial")
-                parts.append("partial=" + _canon((obj.args, obj.keywords)))
             elif kind == "object":
                 key.append(type(obj))
-                try:
-                    parts.append("state=" + _state_text(obj))
-                except Unfingerprintable as e:
-                    raise Unfingerprintable(f"the callable object: {e}") from None
-            else:
+            elif kind == "other":
                 key.append(obj)
-        return tuple(key), ";".join(parts)
+            else:
+                key.append(kind)
+            parts.extend(_carried(kind, obj))
+        answer = tuple(key), ";".join(parts)
     except RecursionError as e:
-        raise Unfingerprintable("its state is nested too deeply or cyclic") from e
+        raise Unfingerprintable("the state it carries is nested too deeply or cyclic") from e
     finally:
         _in_progress.discard(id(func))
         _naming = previous
+    if top is not None and not previous:
+        _identity_memo[top] = (objs, answer)
+    return answer
 
 
 def _function_text(v: Any) -> str:

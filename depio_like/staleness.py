@@ -70,14 +70,15 @@ class Checker:
         self._made_dirs: set[str] = set()
         # Each task's code digest, taken once per run, when it is first checked: its record
         # keeps the state the run decided on (a bound method may change its instance as it
-        # runs).
+        # runs). The memo shares the digest of one closure or instance among its tasks.
         self._codes: dict[int, str] = {}
+        self._code_memo: dict[Any, str] = {}
 
     def code(self, i: int) -> str:
         """Task ``i``'s code digest in this run (see ``fingerprint.code_digest``)."""
         c = self._codes.get(i)
         if c is None:
-            c = self._codes[i] = code_digest(self.graph.tasks[i].func)
+            c = self._codes[i] = code_digest(self.graph.tasks[i].func, self._code_memo)
         return c
 
     def mode(self, i: int) -> BuildMode:

@@ -92,20 +92,22 @@ def test_an_instance_changed_by_its_own_task_is_up_to_date_on_the_next_run(proje
     run(Task("train", Model(0.5).train, [Path("m.txt")]), expect_ran=[])
 
 
-def test_an_instance_without_a_stable_state_makes_a_task_that_always_runs(project):
+def test_an_attribute_without_a_stable_encoding_counts_by_its_type_alone(project):
     import threading
 
     class Locked:
-        def __init__(self):
-            self.lock = threading.Lock()
+        def __init__(self, n):
+            self.lock = threading.Lock()  # cannot be pickled: not what the task computes
+            self.n = n
 
         def work(self, out: Annotated[Path, Product]):
-            out.write_text("x")
+            out.write_text(str(self.n))
 
-    t = Task("w", Locked().work, [Path("w.txt")])
-    assert "instance the method is bound to" in t.unfingerprintable
+    t = Task("w", Locked(1).work, [Path("w.txt")])
+    assert t.unfingerprintable is None
     run(t, expect_ran=["w"])
-    run(Task("w", Locked().work, [Path("w.txt")]), expect_ran=["w"])
+    run(Task("w", Locked(1).work, [Path("w.txt")]), expect_ran=[])
+    run(Task("w", Locked(2).work, [Path("w.txt")]), expect_ran=["w"])
 
 
 # -- decorators ------------------------------------------------------------------------------
@@ -296,3 +298,30 @@ def test_a_callable_that_is_not_a_function_still_names_its_records_stably():
 def test_refused_callables_say_why():
     with pytest.raises(TaskDeclarationError, match="needs a callable"):
         Task("x", 42)
+
+
+class CountedState:
+    """A captured value that counts how often its identity is read."""
+
+    reads = 0
+
+    def __depio_canonical__(self):
+        CountedState.reads += 1
+        return "counted"
+
+
+def test_state_shared_by_many_tasks_is_read_once_per_declaration_burst_and_per_run(project):
+    state = CountedState()
+
+    def step(out: Annotated[Path, Product], i: int):
+        out.write_text(f"{i} {state}")
+
+    CountedState.reads = 0
+    p = new_pipeline()
+    for i in range(200):
+        p.add_task(Task("step", step, [Path(f"o{i}.txt"), i]))
+    assert CountedState.reads == 1
+    assert p.run() == 0
+    assert CountedState.reads == 2  # once more for the run's up-to-date checks
+    assert p.run() == 0 and all(t.status.name == "SKIPPED" for t in p.tasks)
+    assert CountedState.reads == 3
