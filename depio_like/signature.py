@@ -123,6 +123,7 @@ def bind(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str,
         out[name] = v
     if given:
         _unknown_keyword(spec, kwargs)
+        raise TypeError(f"got an unexpected keyword argument {next(iter(given))!r}")
     return out
 
 
