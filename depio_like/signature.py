@@ -303,6 +303,9 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
                 "path when declaring the task; to hand a value to another task, return it "
                 "without a marker")
     params = list(sig.parameters.values())
+    if not (products or deps or ignored) and any(
+            p.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD) for p in params):
+        _check_hidden_markers(func)
     plain = all(p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) for p in params)
     positions = {}
     for i, p in enumerate(params):
@@ -323,6 +326,38 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
                 defaults, tuple(to_path),
                 {n: c for n, c in to_path if n not in products and n not in deps},
                 path_call)
+
+
+def _check_hidden_markers(func: Any) -> None:
+    """Fail if ``func`` is a wrapper taking ``*args, **kwargs`` around a function whose
+    parameters carry markers: a decorator without ``functools.wraps`` hides them."""
+    inner: list[Any] = []
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            inner.append(cell.cell_contents)
+        except ValueError:
+            pass
+    if not isinstance(func, (types.FunctionType, types.MethodType, type, functools.partial)):
+        inner.extend(getattr(func, "__dict__", {}).values())
+    for f in inner:
+        if not isinstance(f, types.FunctionType) or f is func:
+            continue
+        reader = _AnnotationReader(f, f.__globals__)
+        for name, ann in getattr(f, "__annotations__", {}).items():
+            if name == "return":
+                continue
+            try:
+                kinds, _ = reader.read(ann, name)
+            except TaskDeclarationError:
+                continue
+            kinds.discard(IgnoredForEq)
+            if kinds:
+                raise TaskDeclarationError(
+                    f"{func_name(func)}: it takes (*args, **kwargs) and wraps "
+                    f"{func_name(f)}(), whose parameter {name!r} is a "
+                    f"{next(iter(kinds)).__name__}, but the wrapper hides it. Make the "
+                    "decorator expose what it wraps: `@functools.wraps(f)` on the wrapper "
+                    "function, or `functools.update_wrapper(self, f)` in a class decorator")
 
 
 def _globals_of(func: Any) -> dict[str, Any]:
@@ -366,12 +401,11 @@ class _AnnotationReader:
     def read(self, ann: Any, param: str) -> tuple[set[type], type | None]:
         """(the markers found, the pathlib class a str given there becomes, or None)."""
         self.param = param
-        self.text = ann if isinstance(ann, str) else None
         kinds: set[type] = set()
         if isinstance(ann, str):
             try:
                 ann = eval(ann, self.globalns)  # noqa: S307 - what typing.get_type_hints does
-            except Exception as e:  # noqa: BLE001 - any failure: read the text instead
+            except Exception:  # noqa: BLE001 - any failure: read the text instead
                 return self._read_text(ann, kinds), self._text_path_class(ann)
         self._scan(ann, kinds, 0)
         return kinds, _path_class(ann, 0)

@@ -2,7 +2,6 @@
 ``from __future__ import annotations``, names that do not resolve, bare markers,
 ``Optional``, ``async def``, generators, and plain ``str`` paths."""
 
-import sys
 import textwrap
 from pathlib import Path
 from typing import Annotated, Optional
@@ -335,8 +334,6 @@ def test_an_async_task_runs_inside_a_running_event_loop(project):
 
 def test_an_async_task_in_a_slurm_style_job(project):
     pytest.importorskip("submitit")
-    from depio_like import SubmitItExecutor
-
     ns_source = FUTURE + HEADER + textwrap.dedent(ASYNC_AND_GENERATORS)
     result = run_script(project, ns_source + textwrap.dedent("""
         from depio_like import Pipeline, SubmitItExecutor
@@ -349,3 +346,31 @@ def test_an_async_task_in_a_slurm_style_job(project):
     assert result.returncode == 0, result.stdout + result.stderr
     assert (project / "t.txt").read_text() == "(40, [0, 1, 2], None)"
     assert "never awaited" not in result.stderr
+
+
+def test_a_decorator_that_hides_the_markers_is_refused_saying_how_to_fix_it():
+    ns = script("""
+        def plain_wrapper(f):
+            def wrapper(*args, **kwargs):
+                return f(*args, **kwargs)
+            return wrapper
+
+        class Wrapper:
+            def __init__(self, f):
+                self.f = f
+
+            def __call__(self, *args, **kwargs):
+                return self.f(*args, **kwargs)
+
+        def save(out: Annotated[Path, Product], n: int):
+            out.write_text(str(n))
+
+        hidden = plain_wrapper(save)
+        hidden_by_object = Wrapper(save)
+        varargs = plain_wrapper(print)
+    """)
+    with pytest.raises(TaskDeclarationError, match=r"wrapper.*save\(\).*'out'.*functools.wraps"):
+        Task("save", ns["hidden"], ["o.txt", 1])
+    with pytest.raises(TaskDeclarationError, match=r"Wrapper.*save\(\).*update_wrapper"):
+        Task("save", ns["hidden_by_object"], ["o.txt", 1])
+    assert Task("print", ns["varargs"], ["x"]).products == ()  # nothing hidden: fine
