@@ -64,10 +64,10 @@ def func_module(func: Any) -> str:
     """The module of what a task function runs (a partial's function's, an object's class')."""
     while isinstance(func, functools.partial):
         func = func.func
-    mod = getattr(func, "__module__", None)
-    if not isinstance(mod, str):
-        mod = getattr(type(func), "__module__", None) or "?"
-    return mod
+    mod = getattr(func, "__module__", _MISSING)
+    if mod is _MISSING:
+        mod = getattr(type(func), "__module__", "?")
+    return str(mod)
 
 
 class Spec(typing.NamedTuple):

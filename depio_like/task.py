@@ -179,27 +179,27 @@ class Task:
         self.call_kwargs: dict[str, Any] = kwargs
         self._path_call = spec.path_call  # strs to turn into paths when called
 
-        if type(func) is _FunctionType and func.__closure__ is None \
-                and "__wrapped__" not in func.__dict__:
-            code_key: Any = func  # a plain function: nothing but its code and the arguments
-            carried = ""
-        else:
+        code_key: Any = func  # a plain function: nothing but its code and the arguments
+        carried = ""
+        no_identity = None
+        if type(func) is not _FunctionType or func.__closure__ is not None \
+                or "__wrapped__" in func.__dict__:
             # A closure, bound method, callable object, partial or decorated function: what it
             # carries (captured values, the instance's state, ...) is part of the call.
             try:
                 code_key, carried = call_identity(func)
             except Unfingerprintable as e:
-                code_key, carried = None, str(e)
+                no_identity = str(e)
         try:
-            if code_key is None:
-                raise Unfingerprintable(carried)
+            if no_identity is not None:
+                raise Unfingerprintable(no_identity)
             text = ";".join(
                 f"{k}={canonical(normalised[k]) if k in normalised else canonical(v)}"
                 for k, v in self.arguments.items() if k not in spec.ignored
             )
             self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
             self.unfingerprintable: str | None = None
-            self._merge_key: Any = (func, text) if not carried and code_key is func \
+            self._merge_key: Any = (func, text) if code_key is func \
                 else (code_key, carried, text)
         except Unfingerprintable as e:
             # No stable identity: this call merges with nothing and always runs.
