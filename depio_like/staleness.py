@@ -86,6 +86,7 @@ class Checker:
 
     def check(self, i: int) -> Decision:
         """Decide whether task ``i`` must run; call once its dependencies are done."""
+        self.code(i)  # taken now, before the task runs: its record keeps this one
         d = self._check(i)
         if d.run or d.fail or not self.assume_changed:
             return d
