@@ -154,7 +154,7 @@ def _canon(v: Any) -> str:
     if isinstance(v, enum.Enum):
         return f"E{t.__module__}.{t.__qualname__}.{v.name}"
     if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, functools.partial, type)):
-        return f"F{_qualname(v)}:{code_digest(v)}"
+        return _function_text(v)
     if dataclasses.is_dataclass(v):
         fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
         return f"D{t.__module__}.{t.__qualname__}" + _canon(fields)
@@ -212,21 +212,45 @@ def _qualname(obj: Any) -> str:
     return f"{mod}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
-_code_cache: dict[Any, str] = {}
+# Per function: (its code object, the digest of that code). A plain function's code digest
+# is all there is to it; a closure's captured values are read again each time (they may have
+# changed since: no stale digest).
+_fn_code: dict[types.FunctionType, tuple[types.CodeType, str]] = {}
 _in_progress: set[int] = set()
+_FunctionType = types.FunctionType
+_MethodType = types.MethodType
 
 
-def code_digest(func: Callable[..., Any]) -> str:
-    """A digest of what ``func`` does: its bytecode and constants, not its line numbers.
+def code_digest(func: Callable[..., Any], memo: dict[Any, str] | None = None) -> str:
+    """A digest of what calling ``func`` does.
 
-    Editing the body changes it; moving the function or editing comments does not.
+    Its bytecode and constants (not line numbers, comments or the docstring), followed
+    through the layers a call goes through: a bound method's function and the state of its
+    instance, a callable object's ``__call__`` and state, a ``functools.partial``'s function
+    and arguments, whatever a decorator exposes as ``__wrapped__`` (``functools.wraps``,
+    ``lru_cache``, ``cache``), and the values closures captured (functions among them by their
+    own code digest). Module globals are not part of it.
+
+    A plain function's digest is cached; anything carrying state is digested afresh, so a
+    captured value or an attribute changed since is seen. ``memo`` (one run's) shares that
+    work among the tasks of one run that call the same objects.
     """
-    try:
-        return _code_cache[func]
-    except (KeyError, TypeError):
-        pass
+    if type(func) is _FunctionType and func.__closure__ is None:
+        cached = _fn_code.get(func)
+        if cached is not None and cached[0] is func.__code__:
+            return cached[1]
+        if "__wrapped__" not in func.__dict__:
+            return _function_code(func)
     if id(func) in _in_progress:  # a closure that refers to itself (a recursive helper)
         return f"<recursive {_qualname(func)}>"
+    key = None
+    if memo is not None:
+        layers = list(_layers(func))
+        # The objects themselves are alive while the run holds its tasks: ids are safe here.
+        key = tuple((kind, id(obj)) for kind, obj in layers)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
     _in_progress.add(id(func))
     try:
         h = xxhash.xxh3_64()
@@ -234,30 +258,173 @@ def code_digest(func: Callable[..., Any]) -> str:
     finally:
         _in_progress.discard(id(func))
     digest = h.hexdigest()
-    try:
-        _code_cache[func] = digest
-    except TypeError:  # unhashable callable object
-        pass
+    if key is not None:
+        memo[key] = digest
     return digest
 
 
-def _feed_callable(func: Any, h: "xxhash.xxh3_64") -> None:
-    if isinstance(func, functools.partial):
-        _feed_callable(func.func, h)
-        h.update(_safe_canon((func.args, func.keywords)).encode())
-        return
-    code = getattr(func, "__code__", None)
-    if code is None and not isinstance(func, type) and hasattr(type(func), "__call__"):
-        code = getattr(getattr(type(func), "__call__", None), "__code__", None)
-    if code is None:
-        h.update(_qualname(func).encode())
-        return
+def _function_code(func: types.FunctionType) -> str:
+    """The digest of a function's own code (not what it captured), cached per function."""
+    code = func.__code__
+    cached = _fn_code.get(func)
+    if cached is not None and cached[0] is code:
+        return cached[1]
+    h = xxhash.xxh3_64()
     _feed_code(code, h, skip_first=_first_const_is_doc(code))
-    for cell in getattr(func, "__closure__", None) or ():
-        try:
-            h.update(_safe_canon(cell.cell_contents).encode())
-        except ValueError:  # empty cell
-            h.update(b"<empty>")
+    digest = h.hexdigest()
+    _fn_code[func] = (code, digest)
+    return digest
+
+
+def _layers(func: Any) -> Any:
+    """The objects a call of ``func`` goes through, outermost first, as (kind, object):
+    "self" (a bound method's instance), "partial", "function", "object" (an instance with
+    ``__call__``) or "other" (a class, a builtin)."""
+    seen: set[int] = set()
+    while func is not None and id(func) not in seen:
+        seen.add(id(func))
+        t = type(func)
+        if t is _MethodType:
+            yield "self", func.__self__
+            func = func.__func__
+            continue
+        if isinstance(func, functools.partial):
+            yield "partial", func
+            func = func.func
+            continue
+        if t is _FunctionType:
+            yield "function", func
+        elif isinstance(func, (type, types.BuiltinFunctionType, types.MethodWrapperType,
+                               types.WrapperDescriptorType, types.MethodDescriptorType)) \
+                or not callable(func):
+            yield "other", func
+        else:
+            yield "object", func
+        func = getattr(func, "__wrapped__", None)
+
+
+def _carried(kind: str, obj: Any) -> list[str]:
+    """The state one layer carries, as texts: a closure's captured values, an instance's
+    attributes (those a decorator copies, ``__wrapped__``, ``__name__``, ..., left out), a
+    partial's arguments. A part without a stable encoding (a lock, an open file) counts by
+    its type alone."""
+    if kind == "function":
+        out = []
+        for cell in obj.__closure__ or ():
+            try:
+                v = cell.cell_contents
+            except ValueError:  # an empty cell
+                out.append("<empty>")
+                continue
+            out.append(_safe_canon(v))
+        return out
+    if kind == "partial":
+        return ["partial=" + _safe_canon(obj.args) + _safe_canon(obj.keywords)]
+    if kind in ("self", "object"):
+        return [f"{kind}=" + _state_text(obj)]
+    return []
+
+
+def _state_text(obj: Any) -> str:
+    if isinstance(obj, type) or obj is None:
+        return _safe_canon(obj)
+    state = _plain_state(obj)
+    if state is not None:
+        t = type(obj)
+        return f"O{t.__module__}.{t.__qualname__}{{" + ",".join(sorted(
+            f"{k}:{_safe_canon(v)}" for k, v in state.items()
+            if not (k[:2] == "__" and k[-2:] == "__"))) + "}"
+    if getattr(obj, "__wrapped__", None) is not None:
+        # A wrapper made in C (lru_cache, cache): what it calls is followed through
+        # __wrapped__; its own state (the cache) is not what it does.
+        return _qualname(type(obj))
+    return _safe_canon(obj)
+
+
+def _feed_callable(func: Any, h: "xxhash.xxh3_64") -> None:
+    for kind, obj in _layers(func):
+        if kind == "function":
+            h.update(_function_code(obj).encode())
+        elif kind == "object":
+            call = getattr(type(obj), "__call__", None)
+            if type(call) is _FunctionType:
+                h.update(_function_code(call).encode())
+            else:
+                h.update(_qualname(type(obj)).encode())
+        elif kind == "other":
+            h.update(_qualname(obj).encode())
+        for part in _carried(kind, obj):
+            h.update(part.encode("utf-8", "surrogateescape"))
+            h.update(b"\0")
+        h.update(b"\1")
+
+
+# While ``call_identity`` runs: functions met inside values are named (with what they
+# carry), not digested, so that editing a function's body does not change the identity
+# (the code digest covers that).
+_naming = False
+# The last answer of call_identity per outermost function, with the objects it read:
+# declaring 10,000 tasks of one closure or one instance's method reads its state once.
+_identity_memo: dict[Any, tuple[list[Any], tuple[Any, str]]] = {}
+
+
+def call_identity(func: Callable[..., Any]) -> tuple[Any, str]:
+    """What makes two callables the same task function: (a hashable key of the code they
+    run, a text of the state they carry: a bound instance's attributes, a callable object's
+    attributes, a partial's arguments, the values closures captured).
+
+    Functions inside that state are named, not digested: the text does not change when a
+    body is edited. Raises ``Unfingerprintable`` only for state nested too deeply.
+    """
+    global _naming
+    if id(func) in _in_progress:
+        return ("<recursive>",), f"<recursive {_qualname(func)}>"
+    layers = list(_layers(func))
+    objs = [obj for _, obj in layers]
+    for kind, obj in layers:
+        if kind == "function" and obj.__closure__:
+            for cell in obj.__closure__:
+                try:
+                    objs.append(cell.cell_contents)
+                except ValueError:
+                    objs.append(None)
+    top = layers[0][1] if layers[0][0] == "function" else \
+        next((o for k, o in layers if k == "function"), None)
+    memo = _identity_memo.get(top) if top is not None else None
+    if memo is not None and len(memo[0]) == len(objs) and \
+            all(a is b for a, b in zip(memo[0], objs)) and not _naming:
+        return memo[1]
+    previous, _naming = _naming, True
+    _in_progress.add(id(func))
+    try:
+        key: list[Any] = []
+        parts: list[str] = []
+        for kind, obj in layers:
+            if kind == "function":
+                key.append(obj.__code__)
+            elif kind == "object":
+                key.append(type(obj))
+            elif kind == "other":
+                key.append(obj)
+            else:
+                key.append(kind)
+            parts.extend(_carried(kind, obj))
+        answer = tuple(key), ";".join(parts)
+    except RecursionError as e:
+        raise Unfingerprintable("the state it carries is nested too deeply or cyclic") from e
+    finally:
+        _in_progress.discard(id(func))
+        _naming = previous
+    if top is not None and not previous:
+        _identity_memo[top] = (objs, answer)
+    return answer
+
+
+def _function_text(v: Any) -> str:
+    if _naming:
+        _, state = call_identity(v)
+        return f"F{_qualname(v)}{{{state}}}"
+    return f"F{_qualname(v)}:{code_digest(v)}"
 
 
 _CO_HAS_DOCSTRING = 0x4000000  # Python 3.14+

@@ -68,12 +68,25 @@ class Checker:
         self.default_mode = default_mode
         self.assume_changed: set[int] = set()
         self._made_dirs: set[str] = set()
+        # Each task's code digest, taken once per run, when it is first checked: its record
+        # keeps the state the run decided on (a bound method may change its instance as it
+        # runs). The memo shares the digest of one closure or instance among its tasks.
+        self._codes: dict[int, str] = {}
+        self._code_memo: dict[Any, str] = {}
+
+    def code(self, i: int) -> str:
+        """Task ``i``'s code digest in this run (see ``fingerprint.code_digest``)."""
+        c = self._codes.get(i)
+        if c is None:
+            c = self._codes[i] = code_digest(self.graph.tasks[i].func, self._code_memo)
+        return c
 
     def mode(self, i: int) -> BuildMode:
         return self.graph.tasks[i].buildmode or self.default_mode
 
     def check(self, i: int) -> Decision:
         """Decide whether task ``i`` must run; call once its dependencies are done."""
+        self.code(i)  # taken now, before the task runs: its record keeps this one
         d = self._check(i)
         if d.run or d.fail or not self.assume_changed:
             return d
@@ -100,7 +113,7 @@ class Checker:
         else:
             if rec.incomplete:
                 reasons.append(Reason(Why.INCOMPLETE))
-            if rec.code != code_digest(t.func):
+            if rec.code != self.code(i):
                 reasons.append(Reason(Why.CODE_CHANGED))
             if rec.args != t.args_digest:
                 reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.arg_reprs, _described(t))))
@@ -165,7 +178,7 @@ class Checker:
         """Names this exact piece of work: the task, its arguments, code and inputs."""
         t = self.graph.tasks[i]
         h = xxhash.xxh3_128()
-        for part in (t.record_key, t.args_digest or "", code_digest(t.func),
+        for part in (t.record_key, t.args_digest or "", self.code(i),
                      repr(sorted(decision.inputs.items())), repr(sorted(decision.upstream.items()))):
             h.update(part.encode("utf-8", "surrogateescape"))
             h.update(b"\0")
@@ -205,7 +218,7 @@ class Checker:
             else:
                 self.hasher.forget(p)
                 products[p] = self.hasher.digest(p)
-        code = code_digest(t.func)
+        code = self.code(i)
         h = xxhash.xxh3_64()
         for part in (code, t.args_digest, inputs, products, upstream):
             h.update(repr(sorted(part.items()) if isinstance(part, Mapping) else part).encode(

@@ -3,128 +3,24 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import pathlib
-import typing
+import types
 from typing import Any, Callable, Iterable, Sequence
 
 import xxhash
 
 from .errors import TaskDeclarationError
 from .channel import fill, find_tasks
-from .fingerprint import Unfingerprintable, canonical
+from .fingerprint import Unfingerprintable, call_identity, canonical
 from .modes import BuildMode
 from .resources import Resources, parse_resources
+# The markers and the reading of signatures live in signature.py; imported here for
+# ``from depio_like.task import Product`` (and depio's ``depio.Task``).
+from .signature import (Dependency, IgnoredForEq, Product, Untracked,  # noqa: F401
+                        as_path, bind as _bind, func_module, func_name as _func_name,
+                        paths_for_call, signature_of, spec_of as _spec)
 from .status import Status
-
-
-class Product:
-    """Marker: ``Annotated[Path, Product]`` says the parameter names a file the task writes."""
-
-
-class Dependency:
-    """Marker: ``Annotated[Path, Dependency]`` says the parameter names a file the task reads."""
-
-
-class IgnoredForEq:
-    """Marker: ``Annotated[bool, IgnoredForEq]`` keeps a parameter out of the task's identity
-    and out of its up-to-date check (a verbosity flag, a logger). depio's name; ``Untracked``
-    is the same marker."""
-
-
-Untracked = IgnoredForEq
-
-
-def _has_marker(meta: Iterable[Any], marker: type) -> bool:
-    return any(m is marker or isinstance(m, marker) for m in meta)
-
-
-class _Spec(typing.NamedTuple):
-    """What a function's signature says about its parameters, computed once per function."""
-
-    signature: inspect.Signature
-    products: tuple[str, ...]
-    dependencies: tuple[str, ...]
-    ignored: frozenset[str]
-    # For the fast binding of plain signatures (no *args, **kwargs, positional-only):
-    # the parameter names in order, how many may be positional, and the defaults.
-    plain: bool
-    names: tuple[str, ...]
-    n_positional: int
-    defaults: dict[str, Any]
-
-
-_MISSING = object()
-
-
-def _bind(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments by parameter name, defaults applied; TypeError as inspect words it."""
-    if not spec.plain:
-        bound = spec.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
-    if len(args) > spec.n_positional:
-        raise TypeError("too many positional arguments")
-    given = dict(zip(spec.names, args))
-    for k, v in kwargs.items():
-        if k in given:
-            raise TypeError(f"multiple values for argument {k!r}")
-        given[k] = v
-    out = {}
-    for name in spec.names:
-        v = given.pop(name, _MISSING)
-        if v is _MISSING:
-            v = spec.defaults.get(name, _MISSING)
-            if v is _MISSING:
-                raise TypeError(f"missing a required argument: {name!r}")
-        out[name] = v
-    if given:
-        raise TypeError(f"got an unexpected keyword argument {next(iter(given))!r}")
-    return out
-
-
-_specs: dict[Any, _Spec] = {}
-
-
-def _spec(func: Callable[..., Any]) -> _Spec:
-    try:
-        return _specs[func]
-    except (KeyError, TypeError):
-        pass
-    if not callable(func):
-        raise TaskDeclarationError(f"a task needs a callable, got {type(func).__name__}: {func!r}")
-    sig = inspect.signature(func)
-    try:
-        hints = typing.get_type_hints(func, include_extras=True)
-    except Exception:
-        # String annotations that cannot be evaluated: fall back to what is there.
-        hints = {n: p.annotation for n, p in sig.parameters.items()}
-    products, deps, ignored = [], [], []
-    for name in sig.parameters:
-        meta = getattr(hints.get(name), "__metadata__", ())
-        if _has_marker(meta, Product):
-            products.append(name)
-        elif _has_marker(meta, Dependency):
-            deps.append(name)
-        elif _has_marker(meta, IgnoredForEq):
-            ignored.append(name)
-    params = list(sig.parameters.values())
-    P = inspect.Parameter
-    plain = all(p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) for p in params)
-    spec = _Spec(sig, tuple(products), tuple(deps), frozenset(ignored), plain,
-                 tuple(p.name for p in params),
-                 sum(1 for p in params if p.kind is P.POSITIONAL_OR_KEYWORD),
-                 {p.name: p.default for p in params if p.default is not P.empty})
-    try:
-        _specs[func] = spec
-    except TypeError:
-        pass
-    return spec
-
-
-def _func_name(func: Any) -> str:
-    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
 
 
 def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple[str, ...]:
@@ -146,6 +42,45 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple
             p = os.fsdecode(p)
         out.append(os.path.normpath(p if p[:1] == "/" else os.path.join(cwd, p)))
     return tuple(out)
+
+
+_FunctionType = types.FunctionType
+_UNFINISHED = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
+
+
+def finish(result: Any) -> Any:
+    """What a task's call hands on once its work is done.
+
+    An ``async def`` function's call only makes a coroutine: it is run to completion with
+    ``asyncio.run`` (in a thread of its own if this thread already runs an event loop) and
+    its return value is handed on. A generator function's call only makes a generator: it
+    is exhausted and the list of what it yielded is handed on (an async generator likewise).
+    Anything else is handed on as it is.
+    """
+    t = type(result)
+    if t is types.GeneratorType:
+        return list(result)
+    if t is types.CoroutineType:
+        return _run_coroutine(result)
+    if t is types.AsyncGeneratorType:
+        async def collect() -> list[Any]:
+            return [x async for x in result]
+        return _run_coroutine(collect())
+    return result
+
+
+def _run_coroutine(coro: Any) -> Any:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside a running event loop (a notebook): asyncio.run would refuse.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _is_task(v: Any) -> bool:
@@ -227,6 +162,8 @@ class Task:
                 paths = _norm_paths(arguments[p], p, "Dependency", func, cwd)
                 normalised[p] = paths
                 dependencies.extend(paths)
+        for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
+            normalised[p] = as_path(arguments[p], cls)
         self.products: tuple[str, ...] = tuple(dict.fromkeys(products)) if len(products) > 1 \
             else tuple(products)
         self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies)) \
@@ -240,24 +177,44 @@ class Task:
         # What the function is called with; the graph swaps the tasks in it for ValueSlots.
         self.call_args: tuple[Any, ...] = args
         self.call_kwargs: dict[str, Any] = kwargs
+        self._path_call = spec.path_call  # strs to turn into paths when called
 
+        code_key: Any = func  # a plain function: nothing but its code and the arguments
+        carried = ""
+        no_identity = None
+        if type(func) is not _FunctionType or func.__closure__ is not None \
+                or "__wrapped__" in func.__dict__:
+            # A closure, bound method, callable object, partial or decorated function: what it
+            # carries (captured values, the instance's state, ...) is part of the call.
+            try:
+                code_key, carried = call_identity(func)
+            except Unfingerprintable as e:
+                no_identity = str(e)
         try:
+            if no_identity is not None:
+                raise Unfingerprintable(no_identity)
             text = ";".join(
                 f"{k}={canonical(normalised[k]) if k in normalised else canonical(v)}"
                 for k, v in self.arguments.items() if k not in spec.ignored
             )
             self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
             self.unfingerprintable: str | None = None
-            self._merge_key: Any = (func, text)
+            self._merge_key: Any = (func, text) if code_key is func \
+                else (code_key, carried, text)
         except Unfingerprintable as e:
             # No stable identity: this call merges with nothing and always runs.
             self.args_digest = None
             self.unfingerprintable = str(e)
-            self._merge_key = (func, id(self))
+            self._merge_key = ("unfingerprintable", id(self))
         if self.products:
             self.record_key = "p:" + min(self.products)
         else:
-            self.record_key = f"k:{getattr(func, '__module__', '?')}.{_func_name(func)}:{self.args_digest or id(self)}"
+            ident = self.args_digest or id(self)
+            if carried and self.args_digest:
+                # Two tasks of one factory (same name, other captured values) are two tasks.
+                ident = xxhash.xxh3_128_hexdigest(
+                    f"{carried}\0{self.args_digest}".encode("utf-8", "surrogateescape"))
+            self.record_key = f"k:{func_module(func)}.{_func_name(func)}:{ident}"
 
         self.id: int | None = None  # set by the pipeline that holds it
         self.variants: list[str] = []  # the configurations (sweep) it belongs to
@@ -308,9 +265,18 @@ class Task:
     def run(self, values: Any = None) -> Any:
         """Call the function here and now; ``values`` maps producer task id -> return value
         (or ``ValueFile``) for the tasks given as arguments."""
-        if not self.value_inputs:
-            return self.func(*self.args, **self.kwargs)
-        return self.func(*fill(self.call_args, values or {}), **fill(self.call_kwargs, values or {}))
+        args, kwargs = self.prepared_call()
+        if self.value_inputs:
+            args, kwargs = fill(args, values or {}), fill(kwargs, values or {})
+        result = self.func(*args, **kwargs)
+        return finish(result) if type(result) in _UNFINISHED else result
+
+    def prepared_call(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments the function is called with, before the values of other tasks are
+        filled in: a str given to a parameter annotated ``Path`` is a ``Path`` here."""
+        if self._path_call is None:
+            return self.call_args, self.call_kwargs
+        return paths_for_call(self._path_call, self.call_args, self.call_kwargs)
 
 
 _DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries", "buildmode",
@@ -337,8 +303,9 @@ def task(name: Any = None, pipeline: Any = None, **options: Any) -> Any:
 
 def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
               options: dict[str, Any]) -> Callable[..., Task]:
-    spec = _spec(func)
-    reserved = "depends_on" not in spec.signature.parameters
+    # Only the parameter names now: the annotations are read when the first task is declared
+    # (a class they name may be defined further down the script).
+    reserved = "depends_on" not in signature_of(func).parameters
     always = bool(options.get("always", False))
     buildmode = options.get("buildmode", options.get("skipmode"))  # depio named it both ways
     owner = f"@task on {_func_name(func)}"

@@ -16,7 +16,7 @@ def payload(job: Job) -> tuple:
         t = st.task
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
-        steps.append((st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs,
+        steps.append((st.index, t.id, t.name, t.func, *t.prepared_call(),
                       st.fingerprint, source, st.export_to, st.log, st.old_log, t.products,
                       t.dependencies))
     return (steps, job.values)
@@ -62,9 +62,10 @@ class _Remote:
 
     def run(self, values: Any) -> Any:
         from ..channel import fill
+        from ..task import finish  # async def: awaited; generator: exhausted
 
         try:
-            return self.func(*fill(self.args, values), **fill(self.kwargs, values))
+            return finish(self.func(*fill(self.args, values), **fill(self.kwargs, values)))
         except Exception as e:
             # submitit turns Slurm's warning signal before the time limit into this error,
             # raised wherever the task happened to be: the job must end, saying why.
