@@ -20,6 +20,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..task import Task
 
 
+def compact_pickle(cls: Any) -> Any:
+    """Class decorator: pickle a dataclass as its class and its fields by position (what
+    travels between processes for every task: about five times cheaper than the default)."""
+    import dataclasses
+
+    names = tuple(f.name for f in dataclasses.fields(cls))
+
+    def __reduce__(self: Any) -> tuple[Any, tuple[Any, ...]]:
+        return cls, tuple([getattr(self, n) for n in names])
+
+    cls.__reduce__ = __reduce__
+    return cls
+
+
 @dataclass
 class Step:
     """One task of a job. ``index`` is the task's position in the run's task list.
@@ -81,6 +95,7 @@ class Started:
     index: int
 
 
+@compact_pickle
 @dataclass
 class Outcome:
     """How a job ended. ``error`` is the traceback (or the reason) when ``ok`` is False."""

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..locking import inherited_by_forks
-from .base import (Capture, Executor, Job, Outcome, RunContext, Step, export_to_file,
-                   run_steps)
+from .base import (Capture, Executor, Job, Outcome, RunContext, Step, compact_pickle,
+                   export_to_file, run_steps)
 from .processes import RunGroup, die_with_parent, join_group
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,6 +67,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+@compact_pickle
 @dataclass(frozen=True)
 class StepOrder:
     """One step of a job as sent to a worker. The task goes by its index: the worker,
@@ -79,6 +80,7 @@ class StepOrder:
     old_log: bool
 
 
+@compact_pickle
 @dataclass(frozen=True)
 class JobOrder:
     """Driver to worker: run these steps in order, with these values from outside the job
@@ -88,6 +90,7 @@ class JobOrder:
     values: dict[int, Any]
 
 
+@compact_pickle
 @dataclass(frozen=True)
 class Report:
     """Worker to driver: a step ended; ``last``: the job is over and the worker is free."""
