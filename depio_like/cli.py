@@ -27,7 +27,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="say why each task runs (with --dry-run: why it would)")
     p.add_argument("--force", action="store_true", help="rerun every task")
-    p.add_argument("-j", "--jobs", type=int, metavar="N",
+    p.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
                    help="tasks at once (local workers, or Slurm array elements)")
     p.add_argument("--target", nargs="+", metavar="PATH", default=None,
                    help="build only what these products need")
@@ -46,16 +46,34 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: at least 1 task must run at a time")
+    return n
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out (exit 2, one message, no traceback)."""
+
+
 def main(pipeline: Any, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: the script's arguments) and do what it asks. A pipeline
-    that cannot run (a cycle, a missing file, ...) is reported in one message: exit 2."""
+    that cannot run (a cycle, a missing file, an unusable state directory, ...) is
+    reported in one message: exit 2. Ctrl-C: exit 130."""
     from .errors import PipelineError
 
     try:
         return _main(pipeline, argv)
-    except PipelineError as e:
+    except (PipelineError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
 
 
 def _main(pipeline: Any, argv: Sequence[str] | None) -> int:
@@ -95,7 +113,7 @@ def make_executor(name: str, slurm: Sequence[str] = ()) -> Any:
     for item in slurm:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--slurm {item!r}: expected KEY=VALUE, e.g. partition=gpu")
+            raise UsageError(f"--slurm {item!r}: expected KEY=VALUE, e.g. partition=gpu")
         params[key.strip().replace("-", "_")] = _value(value.strip())
     return SubmitItExecutor(parameters=params, cluster="local" if name == "slurm-local" else "slurm")
 
@@ -123,7 +141,11 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     args.script_args = script_args
     if args.command == "status":
         return status(args.state_dir)
-    return run_script(args)
+    try:
+        return run_script(args)
+    except UsageError as e:
+        print(f"depio-like run: {e}", file=sys.stderr)
+        return 2
 
 
 def build_parser_parent() -> argparse.ArgumentParser:
@@ -138,13 +160,16 @@ def build_parser_parent() -> argparse.ArgumentParser:
 
 
 def run_script(args: argparse.Namespace) -> int:
+    script = os.path.abspath(args.script)
+    if not os.path.isfile(script):
+        why = "is not a file" if os.path.exists(script) else "does not exist"
+        raise UsageError(f"the script {args.script} {why}")
+    if args.graph or args.clean:
+        raise UsageError("--graph and --clean need the script to call pipeline.main(); "
+                         "run `python SCRIPT --graph ...` instead")
     executor = make_executor(args.executor, args.slurm) if args.executor else None
     token = tool_options.set(options_of(args, executor))
-    script = os.path.abspath(args.script)
     extra = args.script_args
-    if args.graph or args.clean:
-        raise SystemExit("depio-like run: --graph and --clean need the script to call "
-                         "pipeline.main(); run `python SCRIPT --graph ...` instead")
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [script, *extra]
     sys.path.insert(0, os.path.dirname(script))
@@ -157,6 +182,9 @@ def run_script(args: argparse.Namespace) -> int:
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # while the script declared its tasks, say
+        print("Interrupted.", file=sys.stderr)
+        return 130
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
         tool_options.reset(token)
@@ -167,6 +195,7 @@ def status(state_dir: str) -> int:
     """Print the table of the last run recorded in ``state_dir``."""
     from tabulate import tabulate
 
+    from .display import printable
     from .state import LAST_RUN_NAME
 
     path = os.path.join(state_dir, LAST_RUN_NAME)
@@ -179,15 +208,41 @@ def status(state_dir: str) -> int:
     except (OSError, ValueError) as e:
         print(f"cannot read {path}: {e}", file=sys.stderr)
         return 1
-    print(f"Last run: finished {data['finished']} in {data['cwd']}, exit code {data['exit_code']}")
+    if not _well_formed_last_run(data):
+        print(f"cannot read {path}: it is damaged (not the summary of a run); the next run "
+              "rewrites it", file=sys.stderr)
+        return 1
+    text = lambda v: printable(str(v))  # noqa: E731 - the file may hold anything
+    print(f"Last run: finished {text(data['finished'])} in {text(data['cwd'])}, exit code "
+          f"{text(data['exit_code'])}")
+    rows = [[text(c) for c in row] for row in data["rows"]]
+    headers = [text(h) for h in data["headers"]]
     counts = data.get("counts") or {}
-    if len(data["rows"]) < data.get("tasks", len(data["rows"])):
-        print(f"{data['tasks']} tasks: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-              + ("; those that did not end well:" if data["rows"] else ""))
-    if data["rows"]:
-        print(tabulate(data["rows"], headers=data["headers"], disable_numparse=True))
-    status_col = data["headers"].index("Status")
-    for row, log in zip(data["rows"], data.get("logs", [])):
-        if row[status_col] == "FAILED":
-            print(f"FAILED [{row[0]}] {row[1]}: output in {log}.out, {log}.err")
+    if len(rows) < data.get("tasks", len(rows)):
+        print(f"{text(data['tasks'])} tasks: "
+              + ", ".join(f"{text(v)} {text(k)}" for k, v in counts.items())
+              + ("; those that did not end well:" if rows else ""))
+    if rows:
+        print(tabulate(rows, headers=headers, disable_numparse=True))
+    status_col = headers.index("Status") if "Status" in headers else None
+    for row, log in zip(rows, data.get("logs", [])):
+        if status_col is not None and status_col < len(row) and row[status_col] == "FAILED":
+            print(f"FAILED [{row[0]}] {row[1] if len(row) > 1 else ''}: output in "
+                  f"{text(log)}.out, {text(log)}.err")
     return 0
+
+
+def _well_formed_last_run(data: Any) -> bool:
+    if not isinstance(data, dict):
+        return False
+    if not all(k in data for k in ("finished", "cwd", "exit_code", "headers", "rows")):
+        return False
+    if not isinstance(data["headers"], list) or not isinstance(data["rows"], list):
+        return False
+    if not all(isinstance(r, list) for r in data["rows"]):
+        return False
+    if not isinstance(data.get("tasks", 0), int):
+        return False
+    if not isinstance(data.get("counts", {}), dict) or not isinstance(data.get("logs", []), list):
+        return False
+    return True

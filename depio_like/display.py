@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -16,8 +17,30 @@ _HEADERS = ("ID", "Name", "Status", "Task Deps", "Path Deps", "Products")
 _ORDER = list(Status)
 
 
+# Characters that move the cursor, recolour or clear the screen, or reorder text (C0 and
+# C1 controls, DEL, line/paragraph separators, bidirectional overrides).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with control characters shown escaped (``\\x1b``, ``\\n``...), so that a
+    task name or a path cannot redraw, recolour or clear the terminal; those in ``keep``
+    stay as they are."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), text)
+
+
+def _escape(c: str) -> str:
+    named = _NAMED.get(c)
+    if named:
+        return named
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
 def _paths(paths: Sequence[str], limit: int = 3) -> str:
-    shown = [show_path(p) for p in paths[:limit]]
+    shown = [printable(show_path(p)) for p in paths[:limit]]
     more = f" (+{len(paths) - limit})" if len(paths) > limit else ""
     return ", ".join(shown) + more
 
@@ -76,6 +99,7 @@ class Display:
                 error: str | None = None, cause: int | None = None) -> None:
         """Task ``i`` now has ``status``."""
         if error:
+            error = printable(error, keep="\n\t")
             self._errors[i] = error
         self._dirty = True
         if self.quiet or self.tty:
@@ -93,7 +117,7 @@ class Display:
     def explain(self, i: int, verdict: str, reasons: str) -> None:
         """One line saying why task ``i`` runs (or would run)."""
         if not self.quiet:
-            self.note(f"{verdict:<9} {self._tasks[i].label}: {reasons}")
+            self.note(f"{verdict:<9} {self._tasks[i].label}: {printable(reasons)}")
 
     def table(self, which: Sequence[int]) -> tuple[list[str], list[list[str]]]:
         """Headers and the rows of tasks ``which``, as in the full table (no progress)."""
@@ -138,13 +162,14 @@ class Display:
     # -- rendering -----------------------------------------------------------------------
     def _row(self, i: int) -> list[str]:
         t = self._tasks[i]
-        row = [str(t.id), t.name, self._status[i].value]
+        row = [str(t.id), printable(t.name), self._status[i].value]
         if self._progress:  # next to the status: it is what one watches
             row.append(self._progress.get(i, "") if self._status[i] is Status.RUNNING else "")
         row += [", ".join(str(self._tasks[j].id) for j in self._deps[i]),
                 _paths(t.dependencies), _paths(t.products), *self._cells(i)]
         if self._variants:
-            row.append(", ".join(t.variants) if len(t.variants) < self._variants else "all")
+            row.append(printable(", ".join(t.variants)) if len(t.variants) < self._variants
+                       else "all")
         return row
 
     def _headers(self) -> tuple[str, ...]:

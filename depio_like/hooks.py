@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -13,7 +14,8 @@ from .status import Status
 @dataclass(frozen=True)
 class TaskResult:
     """A task at its final status. ``stdout``/``stderr`` are what it printed in this run
-    (empty if it did not run)."""
+    (empty if it did not run): all of it up to 1 MiB each, else its last MiB after a line
+    saying so; ``log`` is where all of it is (``log + ".out"`` / ``".err"``), if it ran."""
 
     id: int
     name: str
@@ -23,6 +25,7 @@ class TaskResult:
     duration: float | None
     products: tuple[str, ...]
     error: str | None = None
+    log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,12 @@ def make_save_hook(folder: str | os.PathLike) -> Callable[[TaskResult], None]:
         os.makedirs(folder, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.name)[:60] or "task"
         base = os.path.join(folder, f"{result.id}-{safe}")
-        with open(base + ".out", "w", encoding="utf-8") as f:
-            f.write(result.stdout)
-        with open(base + ".err", "w", encoding="utf-8") as f:
-            f.write(result.stderr)
+        for ext, text in ((".out", result.stdout), (".err", result.stderr)):
+            if result.log is not None and os.path.exists(result.log + ext):
+                shutil.copyfile(result.log + ext, base + ext)  # all of it, in bounded memory
+            else:
+                with open(base + ext, "w", encoding="utf-8") as f:
+                    f.write(text)
 
     save.__qualname__ = f"make_save_hook({folder!r})"
     return save

@@ -11,6 +11,8 @@ import xxhash
 from .paths import show_path
 
 SHOWN_LINES = 200  # of a task's output shown when it ends; all of it is in its log
+SHOWN_BYTES = 256 * 1024  # read from the end of a log to find those lines
+RESULT_BYTES = 1 << 20  # of each of a task's logs handed to hooks (TaskResult.stdout/.stderr)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -21,27 +23,33 @@ def task_log(log_dir: str, task: Any) -> str:
     return os.path.join(log_dir, f"{safe}-{key[:10]}")
 
 
-def read_all(path: str) -> str:
-    """A log file's text ("" if there is none)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+def read_all(path: str, limit: int = RESULT_BYTES) -> str:
+    """A log file's text ("" if there is none); of a log larger than ``limit`` bytes, its
+    last ``limit`` bytes after a line saying how much was left out and where it all is.
+    Memory stays bounded however much a task printed (hooks get this text)."""
+    data, size = _tail_bytes(path, limit)
+    text = data.decode("utf-8", "replace")
+    if size > len(data):
+        text = (f"[... {size - len(data)} earlier bytes not shown; all {size} bytes are in "
+                f"{path}]\n") + text
+    return text
 
 
-def read_tail(path: str, max_lines: int) -> str:
-    """The last ``max_lines`` lines of a log file, saying how many were left out."""
-    try:
-        if os.path.getsize(path) == 0:
-            return ""
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
+def read_tail(path: str, max_lines: int, max_bytes: int = SHOWN_BYTES) -> str:
+    """The last ``max_lines`` lines of a log file (at most its last ``max_bytes`` bytes
+    are read), saying that earlier output was left out and where it is."""
+    data, size = _tail_bytes(path, max_bytes)
+    if not data:
         return ""
     lines = data.decode("utf-8", "replace").splitlines()
+    cut = size > len(data)
+    if cut and len(lines) > 1:
+        lines = lines[1:]  # the first line read is only the end of a longer one
     if len(lines) > max_lines:
-        lines = [f"... ({len(lines) - max_lines} earlier lines in {path})"] + lines[-max_lines:]
+        lines = lines[-max_lines:]
+        cut = True
+    if cut:
+        lines = [f"... (earlier lines in {path}, {size} bytes in all)"] + lines
     return "\n".join(lines)
 
 
@@ -91,3 +99,15 @@ class TaskLogs:
         if not os.path.exists(base + ".err"):
             return ""
         return f"\n(output: {show_path(base)}.out, {show_path(base)}.err)"
+
+
+def _tail_bytes(path: str, limit: int) -> tuple[bytes, int]:
+    """The last ``limit`` bytes of a file, and its size ((b"", 0) if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                f.seek(size - limit)
+            return f.read(limit), size
+    except OSError:
+        return b"", 0

@@ -182,8 +182,16 @@ class Pipeline:
         if options.dry_run:
             state = State(self.state_dir, notify=notify).read_only()
             return self._run(graph, executor, state, display, options)
-        with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
-            return self._run(graph, executor, state, display, options)
+        from . import interrupts
+
+        # A second Ctrl-C must not break the stopping the first one started.
+        with interrupts.guarded():
+            try:
+                with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
+                    return self._run(graph, executor, state, display, options)
+            except KeyboardInterrupt:  # before the run started, or after it ended
+                notify("Interrupted.")
+                return 130
 
     def _run(self, graph: TaskGraph, executor: Executor, state: State, display: Display,
              options: RunOptions) -> int:

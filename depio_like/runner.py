@@ -108,9 +108,12 @@ class Run:
         self.display.finish(interrupted)
         code = EXIT_INTERRUPTED if interrupted else \
             EXIT_OK if self.dry or all(s.ok for s in self.status) else EXIT_FAILED
-        if not self.dry:
+        if not self.dry and self.state.write_error is None:
             self.state.write_last_run(last_run_summary(
                 code, self.status, self.display.max_rows, self.display.table, self.logs.base))
+        if not self.dry and self.state.write_error is not None:  # a full disk: say so, fail
+            self.display.note(f"error: {self.state.write_error}")
+            code = EXIT_FAILED if code == EXIT_OK else code
         if self.pipeline_hooks:
             results = tuple(self.results.get(i) or self._result(i) for i in range(len(tasks)))
             call_all(self.pipeline_hooks, PipelineResult(self.name, code == EXIT_OK, code, results),
@@ -274,7 +277,8 @@ class Run:
         t = self.graph.tasks[i]
         out, err = self.logs.output(i) if i in self._ran else ("", "")
         return TaskResult(t.id, t.name, self.status[i], out, err, self.durations.get(i),
-                          t.products, self.errors.get(i))
+                          t.products, self.errors.get(i),
+                          self.logs.base(i) if i in self._ran else None)
 
     def _discard_products(self, i: int) -> None:
         """With ``delete_on_error``, remove what a failed task may have half written."""

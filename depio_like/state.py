@@ -11,9 +11,10 @@ old one (atomic). A file lock keeps two runs from using the same directory at on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import socket
+import stat as _stat
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -131,7 +132,10 @@ class State:
         self._bad_lines = 0
         self._rewrite = False  # rewrite the log at close (records forgotten)
         self._pending: list[str] = []
-        self._log: TextIO | None = None
+        self._log: int | None = None  # the log's file descriptor, appended to
+        self._size = 0  # bytes of whole lines in the log
+        #: Why writing to the state directory failed (a full disk), if it did.
+        self.write_error: str | None = None
         self._lock: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -140,18 +144,23 @@ class State:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)  # records are the user's alone
         except OSError as e:
             raise StateError(f"cannot create the state directory {self.dir}: {e}") from e
+        check_private(self.dir)  # before anything in it is read
         self._acquire()
         try:
             self._load()
-            # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
-            self._log = open(os.path.join(self.dir, LOG_NAME), "a", encoding="utf-8",
-                             errors="surrogateescape")
+            try:
+                self._log = os.open(os.path.join(self.dir, LOG_NAME),
+                                    os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as e:
+                raise StateError(f"cannot write the state directory {self.dir}: {e.strerror} "
+                                 f"({e.filename}); it must be writable by you") from None
+            self._size = os.fstat(self._log).st_size
             if self._torn_bytes:  # cut a crash's half line off, so the next record stands alone
-                self._log.truncate(self._log.tell() - self._torn_bytes)
+                self._size -= self._torn_bytes
+                os.ftruncate(self._log, self._size)
             if self._lines_on_disk == 0:
-                self._log.write(json.dumps(_HEADER) + "\n")
-                self._log.flush()
-                self._lines_on_disk = 1
+                self._pending.append(json.dumps(_HEADER))
+                self.flush()
         except BaseException:
             self._release()
             raise
@@ -159,6 +168,7 @@ class State:
 
     def read_only(self) -> "State":
         """Load the records without locking or writing anything (for a dry run)."""
+        check_private(self.dir)
         self._load()
         return self
 
@@ -167,12 +177,20 @@ class State:
         try:
             if self._log is not None:
                 self.flush()
-                os.fsync(self._log.fileno())
-                self._log.close()
+                try:
+                    if self.write_error is None:
+                        os.fsync(self._log)
+                except OSError as e:
+                    self._failed(e)
+                os.close(self._log)
                 self._log = None
                 live = len(self.records) + len(self.files)
-                if self._rewrite or self._bad_lines or self._lines_on_disk > 2 * live + 1000:
-                    self._compact()
+                if self.write_error is None and (self._rewrite or self._bad_lines
+                                                 or self._lines_on_disk > 2 * live + 1000):
+                    try:
+                        self._compact()
+                    except OSError as e:  # the old log stays: it is still whole
+                        self._failed(e)
         finally:
             self._release()
 
@@ -213,14 +231,40 @@ class State:
         """Append pending lines to the log in one write."""
         if not self._pending or self._log is None:
             return
-        self._log.write("\n".join(self._pending) + "\n")
-        self._log.flush()
+        if self.write_error is not None:  # the disk refused a write: keep the log whole
+            self._pending.clear()
+            return
+        # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
+        data = ("\n".join(self._pending) + "\n").encode("utf-8", "surrogateescape")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._log, view):]
+        except OSError as e:
+            self._failed(e)
+            with contextlib.suppress(OSError):  # no half line: the log ends where it did
+                os.ftruncate(self._log, self._size)
+            self._pending.clear()
+            return
+        self._size += len(data)
         self._lines_on_disk += len(self._pending)
         self._pending.clear()
 
+    def _failed(self, e: OSError) -> None:
+        """A write to the state directory failed (a full disk): the run goes on, records
+        of what finishes from now on are not kept (those tasks run again next time), and
+        the run ends as failed, saying why."""
+        if self.write_error is None:
+            self.write_error = (f"cannot write to the state directory {self.dir}: "
+                                f"{e.strerror or e}; what finished after this is not "
+                                "recorded and will run again")
+
     def write_last_run(self, data: dict[str, Any]) -> None:
         """Replace the summary of the last run (atomically)."""
-        write_atomic(os.path.join(self.dir, LAST_RUN_NAME), json.dumps(data, ensure_ascii=False))
+        try:
+            write_atomic(os.path.join(self.dir, LAST_RUN_NAME), json.dumps(data, ensure_ascii=False))
+        except OSError as e:  # nothing half written is left: atomic_write removed it
+            self._failed(e)
 
     # -- reading ---------------------------------------------------------------------
     def _load(self) -> None:
@@ -230,6 +274,8 @@ class State:
                 data = f.read()
         except FileNotFoundError:
             return
+        except OSError as e:
+            raise StateError(f"cannot read {path}: {e.strerror}") from None
         text = data.decode("utf-8", errors="surrogateescape")
         lines = text.split("\n")
         torn = lines.pop()  # text after the last newline: empty, or a line cut short
@@ -284,30 +330,10 @@ class State:
 
     # -- locking ---------------------------------------------------------------------
     def _acquire(self) -> None:
-        from filelock import FileLock, Timeout
+        from .locking import StateLock
 
-        self._lock = FileLock(os.path.join(self.dir, LOCK_NAME))
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            owner = self._owner()
-            if not self.wait:
-                raise StateLockedError(
-                    f"the state directory {self.dir} is in use by another run ({owner}); "
-                    "wait for it to finish, or run with waiting allowed"
-                ) from None
-            self._notify(f"waiting for another run to release {self.dir} ({owner}) ...")
-            self._lock.acquire()
-        with open(os.path.join(self.dir, OWNER_NAME), "w", encoding="utf-8") as f:
-            f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-
-    def _owner(self) -> str:
-        try:
-            with open(os.path.join(self.dir, OWNER_NAME), encoding="utf-8") as f:
-                return f.read().strip() or "unknown holder"
-        except OSError:
-            return "unknown holder"
+        self._lock = StateLock(self.dir, LOCK_NAME)
+        self._lock.acquire(self.wait, self._notify)
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -315,3 +341,58 @@ class State:
             self._lock = None
 
 
+def check_private(directory: str) -> None:
+    """Refuse a state directory another user could have written to: what is in it (pickled
+    values, Slurm results) is loaded as code this process runs. Owned by someone else or
+    writable by group or others: a ``StateError`` saying how to fix it. Directories inside
+    are checked too when others can reach them (the directory is group/other searchable)."""
+    if not hasattr(os, "geteuid"):  # pragma: no cover - no POSIX owners
+        return
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StateError(f"cannot use the state directory {directory}: {e.strerror}") from None
+    if not _stat.S_ISDIR(st.st_mode):
+        raise StateError(f"the state directory {directory} exists but is not a directory; "
+                         "remove it or choose another state_dir")
+    _check_entry(directory, st, directory)
+    if st.st_mode & 0o011:  # others can reach what is inside: check where pickles live
+        for sub in ("values", "slurm"):
+            top = os.path.join(directory, sub)
+            for root, dirs, files in os.walk(top):
+                for name in dirs + files:
+                    path = os.path.join(root, name)
+                    try:
+                        _check_entry(path, os.lstat(path), directory)
+                    except FileNotFoundError:
+                        pass
+            if os.path.isdir(top):
+                _check_entry(top, os.lstat(top), directory)
+
+
+def _check_entry(path: str, st: os.stat_result, directory: str) -> None:
+    me = os.geteuid()
+    if st.st_uid != me:
+        raise StateError(
+            f"the state directory {directory} is not yours: {path} belongs to "
+            f"{_user(st.st_uid)}, and you are {_user(me)}. What is in it (saved values, "
+            "Slurm results) is loaded as Python code, so it must be written by you alone. "
+            f"Use your own state_dir=..., or, if you trust its content, take it over with "
+            f"`chown -R {_user(me)} {directory}`")
+    if st.st_mode & 0o022 and not _stat.S_ISLNK(st.st_mode):
+        raise StateError(
+            f"the state directory {directory} can be written by other users: {path} has mode "
+            f"{_stat.filemode(st.st_mode)}. What is in it (saved values, Slurm results) is "
+            "loaded as Python code, so it must be written by you alone. Fix it with "
+            f"`chmod -R go-w {directory}`")
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"

@@ -7,10 +7,13 @@ import selectors
 import signal
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .base import (Capture, Executor, Job, Outcome, RunContext, Step, export_to_file,
-                   run_steps)
+from ..locking import inherited_by_forks
+from .base import (Capture, Executor, Job, Outcome, RunContext, Step, compact_pickle,
+                   export_to_file, run_steps)
+from .processes import RunGroup, die_with_parent, join_group
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiprocessing.connection import Connection
@@ -64,6 +67,48 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+@compact_pickle
+@dataclass(frozen=True)
+class StepOrder:
+    """One step of a job as sent to a worker. The task goes by its index: the worker,
+    forked once the pipeline was declared, holds every task already."""
+
+    index: int
+    fingerprint: str
+    export_to: tuple[str, ...]
+    log: str
+    old_log: bool
+
+
+@compact_pickle
+@dataclass(frozen=True)
+class JobOrder:
+    """Driver to worker: run these steps in order, with these values from outside the job
+    (``None`` instead of an order: exit)."""
+
+    steps: tuple[StepOrder, ...]
+    values: dict[int, Any]
+
+
+@compact_pickle
+@dataclass(frozen=True)
+class Report:
+    """Worker to driver: a step ended; ``last``: the job is over and the worker is free."""
+
+    outcome: Outcome
+    last: bool
+
+
+@dataclass(frozen=True)
+class _ChildSetup:
+    """What a freshly forked worker does before anything else."""
+
+    driver: int                     # the driver's pid (to die with it)
+    pgid: int | None                # the run's process group
+    close: tuple[Any, ...]          # the driver's ends of the workers' pipes
+    close_fds: tuple[int, ...]      # other descriptors of the driver's (the reaper's pipe)
+
+
 class _Worker:
     def __init__(self, process: Any, conn: "Connection") -> None:
         self.process = process
@@ -80,7 +125,9 @@ class ParallelExecutor(Executor):
     every task: a job is sent as its index, and functions and arguments are never pickled
     (lambdas, local functions and unpicklable arguments work). Needs the ``fork`` start
     method (Linux, macOS). A worker that dies (``os._exit``, a crash, the OOM killer) fails
-    only its own task and is replaced.
+    only its own task and is replaced. Workers are not daemonic, so a task may start
+    processes of its own (``multiprocessing.Pool``, ``ProcessPoolExecutor``); no process
+    of the run outlives the driver, however it ends (see ``processes``).
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
@@ -89,6 +136,7 @@ class ParallelExecutor(Executor):
         self.max_workers = max_workers or default_workers()
         self._workers: list[_Worker] = []
         self._tasks: Sequence[Any] = ()
+        self._group: RunGroup | None = None
         self._limit = self.max_workers
 
     takes_jobs = True
@@ -99,6 +147,7 @@ class ParallelExecutor(Executor):
         self._tasks = tasks
         self._value_dir = os.path.join(context.state_dir, "values")
         self._workers = []
+        self._group = None
         # One selector for the whole run: building one per wait costs more than the job.
         self._selector = selectors.DefaultSelector()
 
@@ -111,9 +160,9 @@ class ParallelExecutor(Executor):
             worker = self._spawn()
         worker.job = job.indices
         worker.started = time.perf_counter()
-        # Workers hold every task already (forked after declaration): send indices only.
-        worker.conn.send(([(st.index, st.fingerprint, st.export_to, st.log, st.old_log)
-                           for st in job.steps], job.values))
+        worker.conn.send(JobOrder(tuple(StepOrder(st.index, st.fingerprint, st.export_to,
+                                                  st.log, st.old_log) for st in job.steps),
+                                  job.values))
 
     def _spawn(self) -> _Worker:
         if self._ctx is None:
@@ -123,11 +172,20 @@ class ParallelExecutor(Executor):
                 raise RuntimeError("ParallelExecutor needs the 'fork' start method, which this "
                                    "platform lacks; use SequentialExecutor")
             self._ctx = multiprocessing.get_context("fork")
+        if self._group is None:
+            self._group = RunGroup()
+            self._group.start()
         parent, child = self._ctx.Pipe()
+        setup = _ChildSetup(os.getpid(), self._group.pgid,
+                            tuple(w.conn for w in self._workers) + (parent,),
+                            self._group.driver_fds())
+        # Not daemonic: a daemonic process may not start processes, and tasks do.
         proc = self._ctx.Process(target=_worker_main,
-                                 args=(child, self._tasks, self._value_dir),
-                                 name="depio_like-worker", daemon=True)
-        proc.start()
+                                 args=(child, self._tasks, self._value_dir, setup),
+                                 name="depio_like-worker", daemon=False)
+        with inherited_by_forks():  # a worker keeps the state lock while it lives
+            proc.start()
+        self._group.adopt(proc.pid)
         child.close()
         w = _Worker(proc, parent)
         self._workers.append(w)
@@ -162,17 +220,16 @@ class ParallelExecutor(Executor):
             # once (Connection.poll builds a selector per call: too dear per task).
             if key.fileobj is w.conn or w.conn.poll(0):
                 try:
-                    msg = w.conn.recv()
+                    report: Report = w.conn.recv()
                 except (EOFError, OSError):
                     if w.job:
                         outcomes.extend(self._died(w))
                     else:
                         self._forget(w)
                     continue
-                index, ok, error, duration, value, printed, products, last = msg
-                outcomes.append(Outcome(index, ok, value=value, error=error, duration=duration,
-                                        printed=printed, products=products))
-                if last:  # the job is over: the worker is free
+                outcomes.append(report.outcome)
+                index = report.outcome.index
+                if report.last:  # the job is over: the worker is free
                     w.job = None
                 elif w.job is not None and index in w.job:
                     w.job.remove(index)
@@ -205,13 +262,15 @@ class ParallelExecutor(Executor):
 
     def cancel(self) -> list[int]:
         busy = [w for w in self._workers if w.job is not None]
+        if self._group is not None and self._group.pgid is not None:
+            # The whole group: the tasks' own processes are stopped too, not orphaned.
+            self._group.signal(signal.SIGTERM)
+        else:
+            for w in busy:
+                w.process.terminate()
+        deadline = time.monotonic() + 5
         for w in busy:
-            w.process.terminate()
-        for w in busy:
-            w.process.join(5)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join()
+            _join(w.process, deadline)
             self._forget(w)
         return [i for w in busy for i in (w.job or [])]
 
@@ -221,21 +280,45 @@ class ParallelExecutor(Executor):
                 w.conn.send(None)
             except OSError:
                 pass
+        deadline = time.monotonic() + 5
         for w in self._workers:
-            w.process.join(5)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join()
+            _join(w.process, deadline)
             w.conn.close()
             w.process.close()
         self._workers = []
+        if self._group is not None:  # whatever the tasks left running goes now
+            self._group.close()
+            self._group = None
         if getattr(self, "_selector", None) is not None:
             self._selector.close()
             self._selector = None
 
 
-def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str) -> None:
-    # Ctrl-C reaches the whole process group; the driver decides what to stop.
+def _join(process: Any, deadline: float) -> None:
+    """Wait for ``process`` to exit until ``deadline`` (or a second Ctrl-C), then kill it."""
+    from .. import interrupts
+
+    while process.is_alive() and time.monotonic() < deadline and not interrupts.again():
+        process.join(0.1)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str,
+                 setup: _ChildSetup) -> None:
+    die_with_parent(setup.driver)
+    join_group(setup.pgid)
+    # The driver's ends of every pipe stay with the driver alone: when it dies, each
+    # worker (and the reaper) reads end-of-file.
+    for c in setup.close:
+        c.close()
+    for fd in setup.close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    # The driver decides what to stop; a KeyboardInterrupt here is a task's own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .. import progress
 
@@ -244,17 +327,20 @@ def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str) -> No
     capture = Capture(for_good=True)  # a worker prints nothing of its own
     while True:
         try:
-            msg = conn.recv()
+            order: JobOrder | None = conn.recv()
         except (EOFError, OSError):  # the driver is gone
-            return
-        if msg is None:
-            return
-        steps, values = msg
-        job = Job([Step(i, tasks[i], fp, to, log, old) for i, fp, to, log, old in steps], values)
+            break
+        if order is None:
+            break
+        job = Job([Step(s.index, tasks[s.index], s.fingerprint, s.export_to, s.log, s.old_log)
+                   for s in order.steps], order.values)
         # Products are hashed here, by the worker that wrote them: the driver, which
         # records every task, would otherwise read them all itself.
         n = len(job.steps)
-        for k, outcome in enumerate(run_steps(job, export, capture, hash_products=True)):
-            last = not outcome.ok or k == n - 1  # a failure ends the job too
-            conn.send((outcome.index, outcome.ok, outcome.error, outcome.duration, outcome.value,
-                       outcome.printed, outcome.products, last))
+        for k, outcome in enumerate(run_steps(job, export, capture, hash_products=True,
+                                              own_interrupts=True)):
+            conn.send(Report(outcome, last=not outcome.ok or k == n - 1))  # a failure ends the job
+    # Exit now: multiprocessing's exit would join processes and threads a task left
+    # running, keeping this worker, and the driver's shutdown, waiting; the run group's
+    # reaper stops them instead.
+    os._exit(0)
