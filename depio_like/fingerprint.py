@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import errno as _errno
 import functools
+import os
 import pickle
 import sys
 import types
@@ -149,9 +150,15 @@ class FileHasher:
         # symlink back to one of them would make the walk endless.
         stack: list[tuple[str, frozenset[tuple[int, int]]]] = [
             (root, frozenset({(root_st.dev, root_st.ino)}))]
+        scandir = getattr(self._disk, "scandir", None)
+        real_root = None
         while stack:
             d, above = stack.pop()
-            for name in sorted(self._disk.listdir(d)):
+            if scandir is not None:
+                entries = sorted(scandir(d))
+            else:
+                entries = [(name, False) for name in sorted(self._disk.listdir(d))]
+            for name, link in entries:
                 p = f"{d}/{name}"
                 if p in self._skip:
                     continue
@@ -174,7 +181,16 @@ class FileHasher:
                     continue
                 if st.is_dir:
                     key = (st.dev, st.ino)
-                    if key in above:
+                    loop = key in above
+                    if link and not loop:
+                        # A link to the root or a directory above it would take the walk
+                        # out and back in (and over what is beside the root).
+                        if real_root is None:
+                            real_root = os.path.realpath(root)
+                        target = os.path.realpath(p)
+                        loop = target == "/" or real_root == target \
+                            or real_root.startswith(target + "/")
+                    if loop:
                         target = self._readlink(p) or ""
                         h.update(f"L{rel}\0{target}\0".encode("utf-8", "surrogateescape"))
                         continue

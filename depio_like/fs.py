@@ -77,7 +77,8 @@ class Disk(Protocol):
         """Yield the bytes of a regular file, in order."""
 
     def listdir(self, path: str) -> list[str]:
-        """Names in a directory."""
+        """Names in a directory. (A disk may also offer ``scandir(path)``: (name,
+        is_symlink) pairs; symlinks to directories above are then never followed.)"""
 
     def now_ns(self) -> int:
         """Wall clock in ns, on the same scale as ``mtime_ns``."""
@@ -154,6 +155,14 @@ class RealDisk:
     def listdir(self, path: str) -> list[str]:
         try:
             return os.listdir(path)
+        except OSError as e:
+            raise problem(path, e) from None
+
+    def scandir(self, path: str) -> list[tuple[str, bool]]:
+        """(name, is_symlink) for each entry of a directory (no stat: from the listing)."""
+        try:
+            with os.scandir(path) as it:
+                return [(e.name, e.is_symlink()) for e in it]
         except OSError as e:
             raise problem(path, e) from None
 
