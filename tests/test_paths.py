@@ -346,6 +346,7 @@ class CountingDisk(RealDisk):
 
 def test_a_no_op_run_stats_each_file_once(project):
     Path("src").mkdir()
+    Path("mid").mkdir()
     for i in range(5):
         (Path("src") / f"s{i}.txt").write_text(str(i))
 
