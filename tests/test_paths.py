@@ -582,3 +582,41 @@ def test_an_unreadable_directory_inside_a_dependency_fails_that_task_only(projec
     assert "FAILED    [2] 'reader'" in r.stdout, out
     assert "data/locked" in r.stdout and "permission denied" in r.stdout, out
     assert "FINISHED  [1] 'fine'" in r.stdout, out
+
+
+PRODUCT_SCRIPT = """
+    import os
+    from pathlib import Path
+    from typing import Annotated
+    from depio_like import Pipeline, ParallelExecutor, SequentialExecutor, Task, Product, Dependency
+
+    def locked(out: Annotated[Path, Product]):
+        Path(out).write_text("secret")
+        os.chmod(out, 0)
+
+    def copy(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+        print("ran copy")
+        Path(out).write_text(Path(src).read_text())
+
+    p = Pipeline(EXECUTOR)
+    p.add_task(Task("locked", locked, ["secret.txt"]))
+    p.add_task(Task("reader", copy, ["copy.txt", "secret.txt"]))
+    exit(p.main())
+"""
+
+
+@pytest.mark.parametrize("executor", ["SequentialExecutor()", "ParallelExecutor(max_workers=2)"])
+def test_a_product_made_unreadable_fails_its_reader_naming_it(project, executor):
+    python = _unprivileged_python(project)
+    Path("pipeline.py").write_text(textwrap.dedent(PRODUCT_SCRIPT).replace("EXECUTOR", executor))
+    try:
+        r = python("pipeline.py")
+    finally:
+        if Path("secret.txt").exists():
+            os.chmod("secret.txt", 0o644)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "Traceback" not in out
+    assert "FINISHED  [1] 'locked'" in r.stdout, out
+    assert "FAILED    [2] 'reader'" in r.stdout and "secret.txt" in r.stdout, out
+    assert "permission denied" in r.stdout and "ran copy" not in r.stdout, out
