@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from stat import S_ISREG as _S_ISREG
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -136,7 +137,10 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
     readable = getattr(disk, "readable", None)
     for i, t in enumerate(tasks):
         for p in t.products:
-            j = _owner(p.rpartition("/")[0], producer, owners)
+            d = p.rpartition("/")[0]
+            j = owners.get(d)
+            if j is None:
+                j = _owner(d, producer, owners)
             if j >= 0 and j != i:
                 outer = _nearest_product(p, producer, j)
                 nested.append(f"  {_show(p)}, a product of task {t.label}, is inside "
@@ -150,7 +154,10 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                 else:
                     ups[j] = None
                 continue
-            j = _owner(path.rpartition("/")[0], producer, owners)
+            d = path.rpartition("/")[0]
+            j = owners.get(d)
+            if j is None:
+                j = _owner(d, producer, owners)
             if j >= 0:  # inside a directory a task produces
                 if j == i:
                     self_loops.append(
@@ -167,14 +174,15 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                 continue
             if st is not None:
                 stats[path] = st
-                if st.special:
+                mode = st.mode
+                if mode and not st.is_dir and not _S_ISREG(mode):
                     unusable.append(
                         f"  task {t.label} depends on {_show(path)}, which is {st.special}: "
                         "only regular files and directories can be tracked (a FIFO is "
                         "never opened: reading it would wait for a writer)")
                     continue
-                if readable is not None and not _plainly_readable(st.mode, st.is_dir) \
-                        and not readable(path, st.is_dir):
+                if mode & 0o444 != 0o444 and readable is not None \
+                        and not _plainly_readable(mode, st.is_dir) and not readable(path, st.is_dir):
                     what = "list" if st.is_dir else "read"
                     unusable.append(f"  task {t.label} depends on {_show(path)}, which this "
                                     f"user ({_user()}) may not {what}: permission denied")
