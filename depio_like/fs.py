@@ -113,6 +113,10 @@ class RealDisk:
         except OSError:
             return None
 
+    def realpath(self, path: str) -> str:
+        """``path`` with every symlink resolved, its last component included."""
+        return os.path.realpath(path)
+
     def readable(self, path: str, is_dir: bool) -> bool:
         """Whether this process may read the file (list and enter the directory)."""
         mode = os.R_OK | os.X_OK if is_dir else os.R_OK

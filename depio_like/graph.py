@@ -135,6 +135,7 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
     owners: dict[str, int] = {}  # directory -> task producing it or a directory above it
     inside = _Inside(producer)
     readable = getattr(disk, "readable", None)
+    realpath = getattr(disk, "realpath", None)
     for i, t in enumerate(tasks):
         for p in t.products:
             d = p.rpartition("/")[0]
@@ -189,8 +190,13 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                     continue
             if st is None or st.is_dir:
                 makers = inside(path)
+                if st is not None and realpath is not None:
+                    real = realpath(path)  # the dependency itself may be a symlink
+                    if real != path:
+                        makers = list(dict.fromkeys(makers + inside(real)))
                 if i in makers:
-                    own = next(p for p in t.products if p.startswith(path + "/"))
+                    own = next(p for p in t.products if p.startswith(path + "/")
+                               or p.startswith(realpath(path) + "/"))
                     self_loops.append(
                         f"  task {t.label} depends on the directory {_show(path)}, which "
                         f"holds its own product {_show(own)}: each run would change its input")

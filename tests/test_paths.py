@@ -620,3 +620,19 @@ def test_a_product_made_unreadable_fails_its_reader_naming_it(project, executor)
     assert "FINISHED  [1] 'locked'" in r.stdout, out
     assert "FAILED    [2] 'reader'" in r.stdout and "secret.txt" in r.stdout, out
     assert "permission denied" in r.stdout and "ran copy" not in r.stdout, out
+
+
+def test_a_dependency_that_is_a_symlink_to_a_directory_waits_for_its_writers(project):
+    Path("real").mkdir()
+    os.symlink("real", "view")
+
+    def build():
+        p = new_pipeline()
+        p.add_task(Task("list", listing, ["listing.txt", "view"]))
+        p.add_task(Task("a", write, ["real/a.txt", "A"]))
+        return p
+
+    assert build().run() == 0
+    assert Path("listing.txt").read_text() == "a.txt=A"
+    assert calls() == ["write:a.txt", "listing:listing.txt"]
+    assert build().run() == 0 and calls() == []
