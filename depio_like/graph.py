@@ -182,21 +182,24 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                         "only regular files and directories can be tracked (a FIFO is "
                         "never opened: reading it would wait for a writer)")
                     continue
-                if mode & 0o444 != 0o444 and readable is not None \
-                        and not _plainly_readable(mode, st.is_dir) and not readable(path, st.is_dir):
+                # Readable by everyone by its mode bits: no need to ask the kernel.
+                need = 0o555 if st.is_dir else 0o444
+                if mode & need != need and readable is not None \
+                        and not readable(path, st.is_dir):
                     what = "list" if st.is_dir else "read"
                     unusable.append(f"  task {t.label} depends on {_show(path)}, which this "
                                     f"user ({_user()}) may not {what}: permission denied")
                     continue
             if st is None or st.is_dir:
                 makers = inside(path)
+                real = path
                 if st is not None and realpath is not None:
                     real = realpath(path)  # the dependency itself may be a symlink
                     if real != path:
                         makers = list(dict.fromkeys(makers + inside(real)))
                 if i in makers:
-                    own = next(p for p in t.products if p.startswith(path + "/")
-                               or p.startswith(realpath(path) + "/"))
+                    own = next(p for p in t.products
+                               if p.startswith(path + "/") or p.startswith(real + "/"))
                     self_loops.append(
                         f"  task {t.label} depends on the directory {_show(path)}, which "
                         f"holds its own product {_show(own)}: each run would change its input")
@@ -309,12 +312,6 @@ class _Inside:
         lo = bisect.bisect_left(self._sorted, d + "/")
         hi = bisect.bisect_left(self._sorted, d + "0", lo)
         return list(dict.fromkeys(self._producer[p] for p in self._sorted[lo:hi]))
-
-
-def _plainly_readable(mode: int, is_dir: bool) -> bool:
-    # Readable by everyone by its mode bits: no need to ask the kernel (fakes give 0).
-    need = 0o555 if is_dir else 0o444
-    return not mode or mode & need == need
 
 
 def _user() -> str:
