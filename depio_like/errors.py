@@ -27,6 +27,11 @@ class MissingDependencyError(GraphError):
     """A dependency is produced by no task and does not exist on disk."""
 
 
+class PathError(GraphError):
+    """A declared path exists but cannot be used: permission denied, a symlink loop, a
+    FIFO or socket where a file was expected, a name too long."""
+
+
 class UnknownTaskError(GraphError):
     """``depends_on`` names a task that was never added to the pipeline."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno as _errno
 import functools
+import os
 import pickle
 import sys
 import types
@@ -15,7 +17,8 @@ from typing import Any, Callable, NamedTuple
 
 import xxhash
 
-from .fs import Disk, FileStat
+from .fs import Disk, FileStat, PathProblem, problem
+from .paths import normalise
 
 # A file whose mtime is this close to the moment we hashed it may still be written to
 # within the same filesystem clock tick without its mtime changing ("racy" in git's words);
@@ -30,93 +33,200 @@ class FileEntry(NamedTuple):
     mtime_ns: int
     ino: int
     digest: str
+    # Part of the signature: unlike mtime it cannot be set back, so a file rewritten with
+    # the same size, its mtime restored and its inode number reused is still read again.
+    ctime_ns: int
+
+
+def _signature(st: FileStat) -> tuple[int, int, int, int]:
+    return (st.size, st.mtime_ns, st.ino, st.ctime_ns)
 
 
 class FileHasher:
     """Content digests of files, reading a file only when its stat signature changed.
 
     ``known`` holds the entries loaded from the state; entries worth saving for the next
-    run collect in ``fresh``.
+    run collect in ``fresh``. Within one run a path is looked at once: its digest is kept
+    until ``forget`` (a task is about to write it) or ``remember`` (a worker reports what
+    it wrote). ``stats``: stat results already taken this run (the graph checked the
+    dependencies no task produces), used instead of a second ``stat``. ``skip``:
+    directories that are never part of a directory's content (the state directory).
+
+    A directory's digest covers the names and kinds of everything under it and the
+    content of its regular files, symlinks followed. A FIFO, socket or device counts by
+    its name and kind (never opened: a FIFO would block); a dangling symlink, a symlink
+    loop, and a symlink back to a directory above it count by their link text (never
+    followed). ``PathProblem`` is raised for what cannot be read (permissions, ...).
     """
 
-    def __init__(self, disk: Disk, known: dict[str, FileEntry]) -> None:
+    def __init__(self, disk: Disk, known: dict[str, FileEntry], *,
+                 stats: dict[str, FileStat] | None = None, skip: Sequence[str] = ()) -> None:
         self._disk = disk
         self._known = known
-        self._memo: dict[str, tuple[FileStat, str]] = {}
+        self._stats = dict(stats) if stats else {}
+        self._skip = frozenset(normalise(d, "/") for d in skip)
+        self._memo: dict[str, str] = {}
+        self._dirs: dict[str, tuple[str, tuple[str, ...]]] = {}  # digest, paths under it
         self.fresh: dict[str, FileEntry] = {}
         self.bytes_hashed = 0
 
     def digest(self, path: str) -> str | None:
         """The content digest of ``path``, or None if it does not exist."""
-        st = self._disk.stat(path)
+        d = self._memo.get(path)
+        if d is not None:
+            return d
+        got = self._dirs.get(path)
+        if got is not None:
+            return got[0]
+        st = self._stats.pop(path, None) if self._stats else None
         if st is None:
-            return None
+            st = self._disk.stat(path)
+            if st is None:
+                return None
         if st.is_dir:
-            return self._dir_digest(path)
-        memo = self._memo.get(path)
-        if memo is not None and memo[0] == st:
-            return memo[1]
-        known = self._known.get(path)
-        if known is not None and known[:3] == (st.size, st.mtime_ns, st.ino):
-            digest = known.digest
-        else:
-            digest = self._hash_file(path, st.size)
-            if self._disk.now_ns() - st.mtime_ns > RACY_NS:
-                entry = FileEntry(st.size, st.mtime_ns, st.ino, digest)
-                self._known[path] = entry
-                self.fresh[path] = entry
-        self._memo[path] = (st, digest)
-        return digest
+            d, under = self._dir_digest(path, st)
+            self._dirs[path] = (d, under)
+            return d
+        return self._file_digest(path, st)
 
-    def remember(self, path: str, size: int, mtime_ns: int, ino: int, digest: str) -> None:
+    def _file_digest(self, path: str, st: FileStat) -> str:
+        kind = st.special
+        if kind:
+            d = f"special:{kind}"
+        else:
+            known = self._known.get(path)
+            if known is not None and (known.size, known.mtime_ns, known.ino,
+                                      known.ctime_ns) == _signature(st):
+                d = known.digest
+            else:
+                d = self._hash_file(path, st.size)
+                if self._disk.now_ns() - max(st.mtime_ns, st.ctime_ns) > RACY_NS:
+                    entry = FileEntry(st.size, st.mtime_ns, st.ino, d, st.ctime_ns)
+                    self._known[path] = entry
+                    self.fresh[path] = entry
+        self._memo[path] = d
+        return d
+
+    def remember(self, path: str, size: int, mtime_ns: int, ino: int, digest: str,
+                 ctime_ns: int = 0) -> None:
         """Take a digest computed elsewhere (a worker that just wrote the file) for this run."""
-        self._memo[path] = (FileStat(size, mtime_ns, ino, False), digest)
+        self.forget(path)
+        self._memo[path] = digest
 
     def forget(self, path: str) -> None:
-        """Drop what this run remembers of ``path`` (a task is about to rewrite it)."""
+        """Drop what this run knows of ``path``, of what is under it, and of the digests of
+        the directories above it (a task is about to rewrite it)."""
         self._memo.pop(path, None)
+        self._stats.pop(path, None)
+        if not self._dirs:
+            return
+        got = self._dirs.pop(path, None)
+        if got is not None:
+            for p in got[1]:
+                self._memo.pop(p, None)
+                self._dirs.pop(p, None)
+        d = path
+        while True:
+            d = d.rpartition("/")[0]
+            if not d:
+                break
+            self._dirs.pop(d, None)
 
     def _hash_file(self, path: str, size: int) -> str:
         h = xxhash.xxh3_64()
-        for chunk in self._disk.chunks(path, size):
-            h.update(chunk)
+        try:
+            for chunk in self._disk.chunks(path, size):
+                h.update(chunk)
+        except OSError as e:
+            raise problem(path, e) from None
         self.bytes_hashed += size
         return h.hexdigest()
 
-    def _dir_digest(self, root: str) -> str:
+    def _dir_digest(self, root: str, root_st: FileStat) -> tuple[str, tuple[str, ...]]:
         # A directory's content is the names and contents of everything under it.
         h = xxhash.xxh3_64(b"dir")
-        stack = [root]
+        under: list[str] = []
+        # Each directory to visit with the (device, inode) of the directories above it: a
+        # symlink back to one of them would make the walk endless.
+        stack: list[tuple[str, frozenset[tuple[int, int]]]] = [
+            (root, frozenset({(root_st.dev, root_st.ino)}))]
+        scandir = getattr(self._disk, "scandir", None)
+        real_root = None
         while stack:
-            d = stack.pop()
-            for name in sorted(self._disk.listdir(d)):
+            d, above = stack.pop()
+            if scandir is not None:
+                entries = sorted(scandir(d))
+            else:
+                entries = [(name, False) for name in sorted(self._disk.listdir(d))]
+            for name, link in entries:
                 p = f"{d}/{name}"
-                st = self._disk.stat(p)
-                if st is None:
+                if p in self._skip:
                     continue
                 rel = p[len(root) + 1:]
+                memo = self._memo.get(p)
+                if memo is not None:
+                    h.update(f"F{rel}\0{memo}\0".encode("utf-8", "surrogateescape"))
+                    under.append(p)
+                    continue
+                try:
+                    st = self._disk.stat(p)
+                except PathProblem as e:
+                    if e.errno != _errno.ELOOP:
+                        raise
+                    st = None
+                if st is None:  # a dangling symlink or a loop (or gone since listed)
+                    target = self._readlink(p)
+                    if target is not None:
+                        h.update(f"L{rel}\0{target}\0".encode("utf-8", "surrogateescape"))
+                    continue
                 if st.is_dir:
+                    key = (st.dev, st.ino)
+                    loop = key in above
+                    if link and not loop:
+                        # A link to the root or a directory above it would take the walk
+                        # out and back in (and over what is beside the root).
+                        if real_root is None:
+                            real_root = os.path.realpath(root)
+                        target = os.path.realpath(p)
+                        loop = target == "/" or real_root == target \
+                            or real_root.startswith(target + "/")
+                    if loop:
+                        target = self._readlink(p) or ""
+                        h.update(f"L{rel}\0{target}\0".encode("utf-8", "surrogateescape"))
+                        continue
                     h.update(f"D{rel}\0".encode("utf-8", "surrogateescape"))
-                    stack.append(p)
+                    under.append(p)
+                    stack.append((p, above | {key}))
+                elif st.special:
+                    h.update(f"S{rel}\0{st.special}\0".encode("utf-8", "surrogateescape"))
                 else:
-                    h.update(f"F{rel}\0{self.digest(p)}\0".encode("utf-8", "surrogateescape"))
-        return h.hexdigest()
+                    h.update(f"F{rel}\0{self._file_digest(p, st)}\0".encode(
+                        "utf-8", "surrogateescape"))
+                    under.append(p)
+        return h.hexdigest(), tuple(under)
+
+    def _readlink(self, path: str) -> str | None:
+        readlink = getattr(self._disk, "readlink", None)
+        return readlink(path) if readlink is not None else None
 
 
-def digest_now(path: str) -> tuple[str, int, int, int] | None:
-    """(digest, size, mtime_ns, inode) of a regular file as it is now; None if missing.
-    Used where a file was just written (in a worker, in a Slurm job) to spare the driver
-    reading it again."""
+def digest_now(path: str) -> tuple[str, int, int, int, int] | None:
+    """(digest, size, mtime_ns, inode, ctime_ns) of a regular file as it is now; None if
+    missing or not a regular file. Used where a file was just written (in a worker, in a
+    Slurm job) to spare the driver reading it again."""
     from .fs import RealDisk
 
     disk = RealDisk()
-    st = disk.stat(path)
-    if st is None or st.is_dir:
+    try:
+        st = disk.stat(path)
+        if st is None or st.is_dir or st.special:
+            return None
+        h = xxhash.xxh3_64()
+        for chunk in disk.chunks(path, st.size):
+            h.update(chunk)
+    except (OSError, PathProblem):  # the driver will look, and say what is wrong
         return None
-    h = xxhash.xxh3_64()
-    for chunk in disk.chunks(path, st.size):
-        h.update(chunk)
-    return h.hexdigest(), st.size, st.mtime_ns, st.ino
+    return h.hexdigest(), st.size, st.mtime_ns, st.ino, st.ctime_ns
 
 
 class Unfingerprintable(Exception):

@@ -8,6 +8,7 @@ to check decisions without real files or sleeping for mtimes.
 from __future__ import annotations
 
 import contextlib
+import errno as _errno
 import os
 import stat as _stat
 import tempfile
@@ -20,17 +21,64 @@ class FileStat(NamedTuple):
     mtime_ns: int
     ino: int
     is_dir: bool
+    ctime_ns: int = 0  # changes with any write, chmod or rename, and cannot be set back
+    dev: int = 0
+    mode: int = 0      # st_mode; 0 from fakes that only say file or directory
+
+    @property
+    def special(self) -> str:
+        """What the path is when it is neither a regular file nor a directory ("a FIFO",
+        "a socket", ...); "" otherwise. Such a path is never opened: a FIFO would block."""
+        fmt = _stat.S_IFMT(self.mode)
+        if not fmt or fmt == _stat.S_IFREG or fmt == _stat.S_IFDIR:
+            return ""
+        return _KINDS.get(fmt, "not a regular file")
+
+
+_KINDS = {_stat.S_IFIFO: "a FIFO (named pipe)", _stat.S_IFSOCK: "a socket",
+          _stat.S_IFCHR: "a character device", _stat.S_IFBLK: "a block device"}
+
+
+class PathProblem(Exception):
+    """A path that is there but cannot be used (permission denied, a symlink loop, a name
+    too long, ...). ``reason`` is worded for the user; callers add the task."""
+
+    def __init__(self, path: str, reason: str, errno: int | None = None) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+        self.errno = errno
+
+    def __str__(self) -> str:
+        from .paths import show_path
+
+        return f"{show_path(self.path)}: {self.reason}"
+
+
+def problem(path: str, e: OSError) -> PathProblem:
+    """The user's words for an ``OSError`` met while looking at ``path``."""
+    reasons = {
+        _errno.EACCES: "permission denied (a directory on the way lacks x permission, or "
+                       "the file lacks r permission, for this user)",
+        _errno.EPERM: "operation not permitted",
+        _errno.ELOOP: "a symlink loop (too many levels of symbolic links)",
+        _errno.ENAMETOOLONG: "name too long (a path component over 255 bytes, or the "
+                             "whole path over 4096)",
+    }
+    return PathProblem(path, reasons.get(e.errno, e.strerror or str(e)), e.errno)
 
 
 class Disk(Protocol):
     def stat(self, path: str) -> FileStat | None:
-        """Stat ``path`` following symlinks; None when it does not exist."""
+        """Stat ``path`` following symlinks; None when it does not exist (a dangling
+        symlink included); ``PathProblem`` when it cannot be looked at."""
 
     def chunks(self, path: str, size_hint: int) -> Iterator[bytes | memoryview]:
         """Yield the bytes of a regular file, in order."""
 
     def listdir(self, path: str) -> list[str]:
-        """Names in a directory."""
+        """Names in a directory. (A disk may also offer ``scandir(path)``: (name,
+        is_symlink) pairs; symlinks to directories above are then never followed.)"""
 
     def now_ns(self) -> int:
         """Wall clock in ns, on the same scale as ``mtime_ns``."""
@@ -53,12 +101,38 @@ class RealDisk:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, _stat.S_ISDIR(st.st_mode))
+        except OSError as e:
+            raise problem(path, e) from None
+        return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, _stat.S_ISDIR(st.st_mode),
+                        st.st_ctime_ns, st.st_dev, st.st_mode)
+
+    def readlink(self, path: str) -> str | None:
+        """The target of a symlink, None if ``path`` is not one."""
+        try:
+            return os.readlink(path)
+        except OSError:
+            return None
+
+    def realpath(self, path: str) -> str:
+        """``path`` with every symlink resolved, its last component included."""
+        return os.path.realpath(path)
+
+    def readable(self, path: str, is_dir: bool) -> bool:
+        """Whether this process may read the file (list and enter the directory)."""
+        mode = os.R_OK | os.X_OK if is_dir else os.R_OK
+        if os.access in os.supports_effective_ids:
+            return os.access(path, mode, effective_ids=True)
+        return os.access(path, mode)
 
     def chunks(self, path: str, size_hint: int) -> Iterator[bytes | memoryview]:
+        try:
+            # O_NONBLOCK: if a FIFO took the file's place since it was stat'ed, the open
+            # returns at once instead of waiting for a writer (it is a no-op on files).
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as e:
+            raise problem(path, e) from None
         if size_hint <= _CHUNK:
             # Small files (most products): plain syscalls, no file object to build.
-            fd = os.open(path, os.O_RDONLY)
             try:
                 parts = []
                 while True:
@@ -72,7 +146,7 @@ class RealDisk:
             finally:
                 os.close(fd)
             return
-        with open(path, "rb", buffering=0) as f:
+        with open(fd, "rb", buffering=0) as f:
             # One reused buffer: no allocation per chunk on big files.
             buf = bytearray(_CHUNK)
             view = memoryview(buf)
@@ -83,7 +157,18 @@ class RealDisk:
                 yield view[:n]
 
     def listdir(self, path: str) -> list[str]:
-        return os.listdir(path)
+        try:
+            return os.listdir(path)
+        except OSError as e:
+            raise problem(path, e) from None
+
+    def scandir(self, path: str) -> list[tuple[str, bool]]:
+        """(name, is_symlink) for each entry of a directory (no stat: from the listing)."""
+        try:
+            with os.scandir(path) as it:
+                return [(e.name, e.is_symlink()) for e in it]
+        except OSError as e:
+            raise problem(path, e) from None
 
     def now_ns(self) -> int:
         return time.time_ns()

@@ -6,13 +6,16 @@ same graph as a ``networkx.DiGraph`` for inspection and export.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
+from stat import S_ISREG as _S_ISREG
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .channel import ValueSlot, substitute
-from .errors import CycleError, MissingDependencyError, UnknownTaskError
-from .fs import Disk
+from .errors import (CycleError, DuplicateProductError, MissingDependencyError, PathError,
+                     UnknownTaskError)
+from .fs import Disk, FileStat, PathProblem
 from .paths import show_path as _show
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +37,9 @@ class TaskGraph:
     values: list[tuple[int, ...]] = field(default_factory=list)  # per task: value producers
     units: list[tuple[int, ...]] = field(default_factory=list)   # chains run as one job
     unit_of: list[int] = field(default_factory=list)             # task index -> unit index
+    # Stat results of the dependencies no task produces, taken while checking the graph:
+    # the run's hasher starts from them instead of looking again.
+    stats: dict[str, FileStat] = field(default_factory=dict)
 
     def value_consumers(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
@@ -66,6 +72,9 @@ class TaskGraph:
         stack = []
         for p in paths:
             j = self.producer.get(p)
+            if j is None:  # inside a directory a task produces
+                j = _owner(p.rpartition("/")[0], self.producer, {})
+                j = None if j < 0 else j
             if j is None:
                 raise GraphError(f"--target {_show(p)}: no task of this pipeline produces it")
             stack.append(j)
@@ -91,7 +100,7 @@ class TaskGraph:
         order = [new[o] for o in self.order if o in new]
         units, unit_of = _units(order, upstream, downstream, values)
         return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values,
-                         units, unit_of)
+                         units, unit_of, self.stats)
 
     def to_networkx(self) -> "networkx.DiGraph":
         """Tasks as nodes (their ids), an edge from each task to the tasks that wait for it."""
@@ -108,25 +117,98 @@ class TaskGraph:
 
 def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: dict[Any, "Task"],
                 disk: Disk) -> TaskGraph:
-    """Connect ``tasks`` (index = id - 1) and check the graph can run; raise a GraphError if not."""
+    """Connect ``tasks`` (index = id - 1) and check the graph can run; raise a GraphError if not.
+
+    Paths are nodes and containment is an edge: a task waits for the producer of each of
+    its dependencies, for the task producing a directory one of them is inside, and, for
+    a dependency that is a directory, for every task producing something inside it.
+    """
     n = len(tasks)
     upstream: list[tuple[int, ...]] = []
     explicit: list[tuple[int, ...]] = []
     values: list[tuple[int, ...]] = []
     missing: list[str] = []
     self_loops: list[str] = []
+    nested: list[str] = []
+    unusable: list[str] = []
+    stats: dict[str, FileStat] = {}
+    owners: dict[str, int] = {}  # directory -> task producing it or a directory above it
+    inside = _Inside(producer)
+    readable = getattr(disk, "readable", None)
+    realpath = getattr(disk, "realpath", None)
     for i, t in enumerate(tasks):
+        for p in t.products:
+            d = p.rpartition("/")[0]
+            j = owners.get(d)
+            if j is None:
+                j = _owner(d, producer, owners)
+            if j >= 0 and j != i:
+                outer = _nearest_product(p, producer, j)
+                nested.append(f"  {_show(p)}, a product of task {t.label}, is inside "
+                              f"{_show(outer)}, a product of task {tasks[j].label}")
         ups: dict[int, None] = {}
         for path in t.dependencies:
             j = producer.get(path)
+            if j is not None:
+                if j == i:
+                    self_loops.append(f"  task {t.label} both depends on and produces {_show(path)}")
+                else:
+                    ups[j] = None
+                continue
+            d = path.rpartition("/")[0]
+            j = owners.get(d)
             if j is None:
-                if disk.stat(path) is None:
-                    missing.append(f"  task {t.label} depends on {_show(path)}, "
-                                   "which no task produces and which does not exist")
-            elif j == i:
-                self_loops.append(f"  task {t.label} both depends on and produces {_show(path)}")
-            else:
-                ups[j] = None
+                j = _owner(d, producer, owners)
+            if j >= 0:  # inside a directory a task produces
+                if j == i:
+                    self_loops.append(
+                        f"  task {t.label} depends on {_show(path)}, inside "
+                        f"{_show(_nearest_product(path, producer, i))}, which it produces")
+                else:
+                    ups[j] = None
+                continue
+            # Made by no task: it must be there, or be a directory tasks write into.
+            try:
+                st = disk.stat(path)
+            except PathProblem as e:
+                unusable.append(f"  task {t.label} depends on {_show(path)}: {e.reason}")
+                continue
+            if st is not None:
+                stats[path] = st
+                mode = st.mode
+                if mode and not st.is_dir and not _S_ISREG(mode):
+                    unusable.append(
+                        f"  task {t.label} depends on {_show(path)}, which is {st.special}: "
+                        "only regular files and directories can be tracked (a FIFO is "
+                        "never opened: reading it would wait for a writer)")
+                    continue
+                # Readable by everyone by its mode bits: no need to ask the kernel.
+                need = 0o555 if st.is_dir else 0o444
+                if mode & need != need and readable is not None \
+                        and not readable(path, st.is_dir):
+                    what = "list" if st.is_dir else "read"
+                    unusable.append(f"  task {t.label} depends on {_show(path)}, which this "
+                                    f"user ({_user()}) may not {what}: permission denied")
+                    continue
+            if st is None or st.is_dir:
+                makers = inside(path)
+                real = path
+                if st is not None and realpath is not None:
+                    real = realpath(path)  # the dependency itself may be a symlink
+                    if real != path:
+                        makers = list(dict.fromkeys(makers + inside(real)))
+                if i in makers:
+                    own = next(p for p in t.products
+                               if p.startswith(path + "/") or p.startswith(real + "/"))
+                    self_loops.append(
+                        f"  task {t.label} depends on the directory {_show(path)}, which "
+                        f"holds its own product {_show(own)}: each run would change its input")
+                    continue
+                for j in makers:
+                    ups[j] = None
+                if st is None and not makers:
+                    missing.append(f"  task {t.label} depends on {_show(path)}, which no task "
+                                   f"produces and which does not exist{_dangling(disk, path)}")
         ex: dict[int, None] = {}
         for d in t.depends_on:
             j = _index_of(d, survivors, t, "depends on")
@@ -151,12 +233,16 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
         upstream.append(tuple(ups))
         explicit.append(tuple(ex))
         values.append(tuple(vals))
+    if nested:
+        raise DuplicateProductError(
+            "a product inside another task's product (a directory product is everything "
+            "under it, so a path would have two producers):\n" + _listed(nested))
     if self_loops:
         raise CycleError("dependency cycle:\n" + "\n".join(self_loops))
     if missing:
-        more = f"\n  ... and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
-        raise MissingDependencyError("missing dependencies (nothing ran):\n"
-                                     + "\n".join(missing[:_MAX_LISTED]) + more)
+        raise MissingDependencyError("missing dependencies (nothing ran):\n" + _listed(missing))
+    if unusable:
+        raise PathError("dependencies that cannot be used (nothing ran):\n" + _listed(unusable))
 
     downstream: list[list[int]] = [[] for _ in range(n)]
     indegree = [0] * n
@@ -176,7 +262,73 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
     if len(order) < n:
         raise CycleError(_describe_cycle(tasks, upstream, indegree))
     units, unit_of = _units(order, upstream, downstream, values)
-    return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values, units, unit_of)
+    return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values, units,
+                     unit_of, stats)
+
+
+def _listed(lines: list[str]) -> str:
+    more = f"\n  ... and {len(lines) - _MAX_LISTED} more" if len(lines) > _MAX_LISTED else ""
+    return "\n".join(lines[:_MAX_LISTED]) + more
+
+
+def _owner(d: str, producer: dict[str, int], memo: dict[str, int]) -> int:
+    """The task producing directory ``d`` or a directory above it; -1 if none."""
+    chain = []
+    found = -1
+    while d:
+        got = memo.get(d)
+        if got is not None:
+            found = got
+            break
+        chain.append(d)
+        j = producer.get(d)
+        if j is not None:
+            found = j
+            break
+        d = d.rpartition("/")[0]
+    for c in chain:
+        memo[c] = found
+    return found
+
+
+def _nearest_product(path: str, producer: dict[str, int], j: int) -> str:
+    d = path.rpartition("/")[0]
+    while d and producer.get(d) != j:
+        d = d.rpartition("/")[0]
+    return d or "/"
+
+
+class _Inside:
+    """The tasks producing something below a directory (products sorted once, lazily:
+    everything below ``d`` sorts between ``d + "/"`` and ``d + "0"``)."""
+
+    def __init__(self, producer: dict[str, int]) -> None:
+        self._producer = producer
+        self._sorted: list[str] | None = None
+
+    def __call__(self, d: str) -> list[int]:
+        if self._sorted is None:
+            self._sorted = sorted(self._producer)
+        lo = bisect.bisect_left(self._sorted, d + "/")
+        hi = bisect.bisect_left(self._sorted, d + "0", lo)
+        return list(dict.fromkeys(self._producer[p] for p in self._sorted[lo:hi]))
+
+
+def _user() -> str:
+    import os
+
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid {os.geteuid()}"
+
+
+def _dangling(disk: Disk, path: str) -> str:
+    readlink = getattr(disk, "readlink", None)
+    target = readlink(path) if readlink is not None else None
+    return f" (it is a symlink to {target}, which does not exist)" if target else ""
 
 
 def _index_of(t: "Task", survivors: dict[Any, "Task"], user: "Task", how: str) -> int:
@@ -232,9 +384,23 @@ def _describe_cycle(tasks: Sequence["Task"], upstream: list[tuple[int, ...]],
     lines = []
     for k, a in enumerate(cycle):
         b = cycle[(k + 1) % len(cycle)]
-        shared = [p for p in tasks[b].dependencies if p in tasks[a].products]
-        why = f" (needs {_show(shared[0])})" if shared else " (depends_on)"
+        why = _link(tasks[a], tasks[b])
         lines.append(f"  {tasks[a].label} -> {tasks[b].label}{why}")
     names = " -> ".join(tasks[i].label for i in cycle + cycle[:1])
     return f"dependency cycle between tasks: {names}\n" + "\n".join(lines)
 
+
+
+def _link(producer: "Task", consumer: "Task") -> str:
+    """Why ``consumer`` waits for ``producer``: the path that links them."""
+    products = set(producer.products)
+    for d in consumer.dependencies:
+        if d in products:
+            return f" (needs {_show(d)})"
+    for d in consumer.dependencies:
+        for p in producer.products:
+            if p.startswith(d + "/"):
+                return f" (needs the directory {_show(d)}, which holds {_show(p)})"
+            if d.startswith(p + "/"):
+                return f" (needs {_show(d)}, inside {_show(p)})"
+    return " (depends_on)"

@@ -15,7 +15,7 @@ from .graph import TaskGraph, build_graph
 from .hooks import as_list
 from .modes import BuildMode
 from .options import RunOptions, tool_options
-from .paths import show_path
+from .paths import BadPath, forget_dirs, normalise, show_path
 from .runner import Run
 from .state import State
 from .task import Task
@@ -105,10 +105,13 @@ class Pipeline:
         for p in task.products:
             other = self._producer.get(p)
             if other is not None:
+                first = self._tasks[other]
                 raise DuplicateProductError(
                     f"{show_path(p)} is declared as a product by two different tasks: "
-                    f"{self._tasks[other].label} and {task.name!r} "
-                    f"({_describe_call(task)}); a path can have only one producer"
+                    f"{first.label} (as {_spelling(first, p)!r}) and {task.name!r} "
+                    f"(as {_spelling(task, p)!r}; {_describe_call(task)}); a path can have "
+                    "only one producer (paths are compared with symlinked directories "
+                    "resolved)"
                 )
         for p in task.products:
             self._producer[p] = index
@@ -135,16 +138,28 @@ class Pipeline:
             self._variant = old
 
     def validate(self) -> TaskGraph:
-        """Build the graph and check it can run (cycles, missing files, unknown tasks)."""
-        graph = build_graph(self._tasks, self._producer, self._survivors, self.disk)
-        inside = self.state_dir + os.sep
+        """Build the graph and check it can run (cycles, missing files, unknown tasks, the
+        state directory apart from every product)."""
+        forget_dirs()  # declarations after this one see symlinks as they are then
+        state_dir = normalise(self.state_dir, "/")
+        inside = state_dir + "/"
         for t in self._tasks:
             for p in t.products:
-                if p == self.state_dir or p.startswith(inside):
+                if p == state_dir or p.startswith(inside):
                     raise GraphError(f"task {t.label} declares the product {show_path(p)}, "
                                      f"inside the state directory {show_path(self.state_dir)}; "
                                      "choose another path")
-        return graph
+        d = state_dir
+        while d:  # a task producing a directory the state directory is in would own it
+            j = self._producer.get(d)
+            if j is not None:
+                raise GraphError(
+                    f"the state directory {show_path(self.state_dir)} is inside "
+                    f"{show_path(d)}, a product of task {self._tasks[j].label}: the task "
+                    "would own (and may delete) the records; give the pipeline another "
+                    "state_dir, or the task another product")
+            d = d.rpartition("/")[0]
+        return build_graph(self._tasks, self._producer, self._survivors, self.disk)
 
     def graph(self) -> "Any":
         """The task graph as a ``networkx.DiGraph`` (nodes are task ids)."""
@@ -173,7 +188,8 @@ class Pipeline:
         executor = options.executor or self.executor
         graph = self.validate()
         if options.targets:
-            graph = graph.subgraph(graph.needed_for(options.targets))
+            # Made absolute by RunOptions; spelled here as the graph spells paths.
+            graph = graph.subgraph(graph.needed_for([normalise(t, "/") for t in options.targets]))
         if options.jobs is not None and not executor.takes_jobs:
             print(f"note: --jobs {options.jobs} does not apply to {type(executor).__name__}",
                   file=sys.stderr)
@@ -237,3 +253,19 @@ def _describe_call(task: Task) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in task.arguments.items())
     text = f"{getattr(task.func, '__qualname__', task.func)}({args})"
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _spelling(task: Task, path: str) -> str:
+    """``path`` as the task's arguments wrote it (normalising may have changed it)."""
+    cwd = os.getcwd()
+    for name in task.path_params:
+        v = task.arguments.get(name)
+        for item in v if isinstance(v, (list, tuple)) else (v,):
+            if isinstance(item, (str, os.PathLike)):
+                raw = os.fsdecode(os.fspath(item))
+                try:
+                    if raw and normalise(raw, cwd) == path:
+                        return raw
+                except BadPath:
+                    pass
+    return show_path(path)

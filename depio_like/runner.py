@@ -54,7 +54,8 @@ class Run:
         self.task_hooks = [] if self.dry else list(on_task_finished)
         self.pipeline_hooks = [] if self.dry else list(on_pipeline_finished)
         tasks = graph.tasks
-        self.checker = Checker(graph, state.records, FileHasher(disk, state.files), disk,
+        hasher = FileHasher(disk, state.files, stats=graph.stats, skip=(state.dir,))
+        self.checker = Checker(graph, state.records, hasher, disk,
                                force=options.force, default_mode=default_mode)
         self.logs = TaskLogs(os.path.join(state.dir, "logs"), tasks)
         outside = [tuple(p for p in graph.values[i] if graph.unit_of[p] != graph.unit_of[i])

@@ -18,7 +18,7 @@ import xxhash
 
 from .decision import Decision, Reason, Why
 from .fingerprint import FileHasher, code_digest
-from .fs import Disk
+from .fs import Disk, PathProblem
 from .graph import TaskGraph
 from .modes import BuildMode
 from .paths import show_path
@@ -85,9 +85,14 @@ class Checker:
         return self.graph.tasks[i].buildmode or self.default_mode
 
     def check(self, i: int) -> Decision:
-        """Decide whether task ``i`` must run; call once its dependencies are done."""
+        """Decide whether task ``i`` must run; call once its dependencies are done.
+        A path it names that cannot be read fails it, naming the path."""
         self.code(i)  # taken now, before the task runs: its record keeps this one
-        d = self._check(i)
+        try:
+            d = self._check(i)
+        except PathProblem as e:
+            return Decision(False, (), fail=f"task {self.graph.tasks[i].label} cannot use "
+                            f"{show_path(e.path)}: {e.reason}")
         if d.run or d.fail or not self.assume_changed:
             return d
         for j in self.graph.upstream[i]:  # a dry run: upstream work would change inputs
@@ -200,7 +205,7 @@ class Checker:
     def missing_products(self, i: int, reported: Mapping[str, Any] | None = None) -> list[str]:
         reported = reported or {}
         return [p for p in self.graph.tasks[i].products
-                if p not in reported and self.disk.stat(p) is None]
+                if p not in reported and _stat_or_problem(self.disk, p) is None]
 
     def new_record(self, i: int, inputs: Mapping[str, str | None], upstream: Mapping[str, str],
                    duration: float, reported: Mapping[str, Any] | None = None) -> Record:
@@ -212,12 +217,15 @@ class Checker:
         for p in t.products:
             got = reported.get(p) if reported is not None else None
             if got is not None:
-                digest, size, mtime_ns, ino = got
-                self.hasher.remember(p, size, mtime_ns, ino, digest)
+                digest, size, mtime_ns, ino, *ctime = got
+                self.hasher.remember(p, size, mtime_ns, ino, digest, *ctime)
                 products[p] = digest
             else:
                 self.hasher.forget(p)
-                products[p] = self.hasher.digest(p)
+                try:
+                    products[p] = self.hasher.digest(p)
+                except PathProblem:  # unreadable: whoever needs it next fails, naming it
+                    products[p] = "unreadable"
         code = self.code(i)
         h = xxhash.xxh3_64()
         for part in (code, t.args_digest, inputs, products, upstream):
@@ -229,6 +237,13 @@ class Checker:
         return Record(t.record_key, t.name, code, t.args_digest, products, dict(inputs),
                       dict(upstream), arg_reprs(_described(t)), round(duration, 4),
                       h.hexdigest())
+
+
+def _stat_or_problem(disk: Disk, path: str) -> Any:
+    try:
+        return disk.stat(path)
+    except PathProblem as e:  # there, but not usable: hashing it says why
+        return e
 
 
 def _described(t: Any) -> dict[str, Any]:

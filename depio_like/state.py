@@ -2,7 +2,8 @@
 
 Each line is one self-contained record: ``{"r": key, ...}`` for a task that succeeded,
 ``{"x": key}`` for a task that started (its products are incomplete until its next
-``"r"`` line), ``["f", path, size, mtime_ns, inode, digest]`` for a file's content digest. On load, the
+``"r"`` line), ``["f", path, size, mtime_ns, inode, digest, ctime_ns]`` for a file's content
+digest (an older line without ctime is not trusted: the file is read again). On load, the
 last line for a key wins; a line cut short by a crash (no newline, or not JSON) is ignored,
 so a crash leaves the old record or the new one, never a torn one. When the log has grown
 to several times what it holds, it is rewritten to a temporary file and renamed over the
@@ -294,8 +295,11 @@ class State:
         for item in items:
             try:
                 if isinstance(item, list) and item and item[0] == "f":
-                    _, p, size, mtime, ino, digest = item
-                    self.files[p] = FileEntry(int(size), int(mtime), int(ino), str(digest))
+                    if len(item) == 6:  # written before ctime was kept: not trusted
+                        continue
+                    _, p, size, mtime, ino, digest, ctime = item
+                    self.files[p] = FileEntry(int(size), int(mtime), int(ino), str(digest),
+                                              int(ctime))
                 elif isinstance(item, dict) and "r" in item:
                     rec = Record.from_json(item)
                     self.records[rec.key] = rec

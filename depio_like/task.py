@@ -14,6 +14,7 @@ from .errors import TaskDeclarationError
 from .channel import fill, find_tasks
 from .fingerprint import Unfingerprintable, call_identity, canonical
 from .modes import BuildMode
+from .paths import BadPath, normalise
 from .resources import Resources, parse_resources
 # The markers and the reading of signatures live in signature.py; imported here for
 # ``from depio_like.task import Product`` (and depio's ``depio.Task``).
@@ -24,7 +25,8 @@ from .status import Status
 
 
 def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple[str, ...]:
-    """Absolute, ``..``-resolved path strings from a path, a str, a list/tuple of them, or None."""
+    """Path identities (``paths.normalise``: absolute, the directory's symlinks and ``..``
+    resolved) from a path, a str, a list/tuple of them, or None."""
     if value is None:
         return ()
     items = value if isinstance(value, (list, tuple)) else (value,)
@@ -40,7 +42,12 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple
         p = os.fspath(item)
         if isinstance(p, bytes):
             p = os.fsdecode(p)
-        out.append(os.path.normpath(p if p[:1] == "/" else os.path.join(cwd, p)))
+        try:
+            out.append(normalise(p, cwd))
+        except BadPath as e:
+            raise TaskDeclarationError(
+                f"{_func_name(func)}(): parameter {param!r} ({kind}) names a path no "
+                f"filesystem takes: {e}") from None
     return tuple(out)
 
 

@@ -33,27 +33,30 @@ class FakeDisk:
 
     def __init__(self, now_ns=NOW):
         self.now = now_ns
-        self.files = {}  # path -> [data, mtime_ns, ino]
-        self.dirs = {"/"}
+        self.files = {}  # path -> [data, mtime_ns, ino, ctime_ns]
+        self.dirs = {"/": 1}  # path -> ino
         self.reads = collections.Counter()
         self._next_ino = 100
 
-    def write(self, path, data, mtime_ns=OLD, *, new_inode=False):
-        """Create or overwrite ``path``; keeps its inode unless told otherwise."""
+    def write(self, path, data, mtime_ns=OLD, *, new_inode=False, ctime_ns=None):
+        """Create or overwrite ``path``; keeps its inode unless told otherwise. Its ctime
+        is its mtime unless given (a write at that time)."""
         old = self.files.get(path)
         if old is None or new_inode:
             self._next_ino += 1
             ino = self._next_ino
         else:
             ino = old[2]
-        self.files[path] = [data, mtime_ns, ino]
+        self.files[path] = [data, mtime_ns, ino, mtime_ns if ctime_ns is None else ctime_ns]
         parent = path.rsplit("/", 1)[0]
         while parent:
-            self.dirs.add(parent)
+            if parent not in self.dirs:
+                self._next_ino += 1
+                self.dirs[parent] = self._next_ino
             parent = parent.rsplit("/", 1)[0]
 
     def touch(self, path, mtime_ns):
-        self.files[path][1] = mtime_ns
+        self.files[path][1] = self.files[path][3] = mtime_ns
 
     def remove(self, path):
         del self.files[path]
@@ -61,10 +64,10 @@ class FakeDisk:
     # -- the Disk protocol ------------------------------------------------------------
     def stat(self, path):
         if path in self.files:
-            data, mtime, ino = self.files[path]
-            return FileStat(len(data), mtime, ino, False)
+            data, mtime, ino, ctime = self.files[path]
+            return FileStat(len(data), mtime, ino, False, ctime)
         if path in self.dirs:
-            return FileStat(0, OLD, hash(path) & 0xFFFF, True)
+            return FileStat(0, OLD, self.dirs[path], True, OLD)
         return None
 
     def chunks(self, path, size_hint):
@@ -105,7 +108,7 @@ def test_a_file_with_an_unchanged_stat_is_not_read_again_in_the_next_run():
     first = FileHasher(disk, {})
     d1 = first.digest("/p/a.txt")
     assert disk.reads["/p/a.txt"] == 1
-    assert first.fresh == {"/p/a.txt": FileEntry(7, OLD, disk.files["/p/a.txt"][2], d1)}
+    assert first.fresh == {"/p/a.txt": FileEntry(7, OLD, disk.files["/p/a.txt"][2], d1, OLD)}
 
     second_run = FileHasher(disk, dict(first.fresh))  # what the state hands the next run
     assert second_run.digest("/p/a.txt") == d1
@@ -118,7 +121,8 @@ def test_a_matching_stat_signature_is_trusted_without_looking_at_the_bytes():
     disk = FakeDisk()
     disk.write("/p/a.txt", b"content")
     st = disk.stat("/p/a.txt")
-    known = {"/p/a.txt": FileEntry(st.size, st.mtime_ns, st.ino, "recorded-digest")}
+    known = {"/p/a.txt": FileEntry(st.size, st.mtime_ns, st.ino, "recorded-digest",
+                                   st.ctime_ns)}
     assert FileHasher(disk, known).digest("/p/a.txt") == "recorded-digest"
     assert disk.reads["/p/a.txt"] == 0
 
@@ -174,7 +178,11 @@ def test_a_missing_file_has_no_digest():
     disk.write("/p/a.txt", b"x")
     hasher.digest("/p/a.txt")
     disk.remove("/p/a.txt")
+    # Within a run a path is looked at once: what changes it (a task writing its
+    # products) makes the run forget it first.
+    hasher.forget("/p/a.txt")
     assert hasher.digest("/p/a.txt") is None
+    assert FileHasher(disk, {}).digest("/p/a.txt") is None
 
 
 def test_a_racy_file_is_hashed_but_not_trusted_next_time():
@@ -204,7 +212,8 @@ def test_a_file_older_than_the_racy_window_is_trusted():
     hasher = FileHasher(disk, {})
     d = hasher.digest("/p/settled.txt")
     assert hasher.fresh == {"/p/settled.txt": FileEntry(1, NOW - 2 * RACY_NS,
-                                                       disk.files["/p/settled.txt"][2], d)}
+                                                       disk.files["/p/settled.txt"][2], d,
+                                                       NOW - 2 * RACY_NS)}
 
 
 def test_forget_makes_the_next_digest_look_at_the_file_again():
@@ -309,7 +318,8 @@ def test_real_disk_known_entry_skips_reading(tmp_path):
     f = tmp_path / "a.txt"
     f.write_bytes(b"real bytes")
     st = os.stat(f)
-    known = {str(f): FileEntry(st.st_size, st.st_mtime_ns, st.st_ino, "from-the-state")}
+    known = {str(f): FileEntry(st.st_size, st.st_mtime_ns, st.st_ino, "from-the-state",
+                               st.st_ctime_ns)}
     hasher = FileHasher(RealDisk(), known)
     assert hasher.digest(str(f)) == "from-the-state"
     assert hasher.bytes_hashed == 0

@@ -49,13 +49,13 @@ def test_records_and_files_survive_close_and_reopen(tmp_path):
     b = Record("task-b", "b", inputs={"/in/ü.txt": None})
     s.put_record(a)
     s.put_record(b)
-    s.put_files({"/out/x": FileEntry(3, 1_000, 42, "d1"), "/in/y": FileEntry(0, 7, 9, "e")})
+    s.put_files({"/out/x": FileEntry(3, 1_000, 42, "d1", 0), "/in/y": FileEntry(0, 7, 9, "e", 0)})
     s.close()
 
     again = open_state(d)
     assert again.records == {"task-a": a, "task-b": b}
-    assert again.files == {"/out/x": FileEntry(3, 1_000, 42, "d1"),
-                           "/in/y": FileEntry(0, 7, 9, "e")}
+    assert again.files == {"/out/x": FileEntry(3, 1_000, 42, "d1", 0),
+                           "/in/y": FileEntry(0, 7, 9, "e", 0)}
     assert isinstance(again.files["/out/x"], FileEntry)
     assert again.warnings == [] and again.notices == []
     again.close()
@@ -74,7 +74,7 @@ def test_put_files_takes_the_entries_it_was_given(tmp_path):
     # The runner hands over the hasher's ``fresh`` dict at every save: what was written
     # once must not be written again.
     s = open_state(tmp_path / "state")
-    fresh = {"/a": FileEntry(1, 2, 3, "d")}
+    fresh = {"/a": FileEntry(1, 2, 3, "d", 0)}
     s.put_files(fresh)
     assert fresh == {}
     s.put_files(fresh)
@@ -86,7 +86,7 @@ def test_the_last_record_for_a_key_wins(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
     s.put_record(rec("k", 1))
-    s.put_files({"/f": FileEntry(1, 1, 1, "old")})
+    s.put_files({"/f": FileEntry(1, 1, 1, "old", 0)})
     s.flush()
     s.put_record(rec("k", 2))
     s.close()
@@ -94,12 +94,12 @@ def test_the_last_record_for_a_key_wins(tmp_path):
     s = open_state(d)
     assert s.records["k"] == rec("k", 2)
     s.put_record(rec("k", 3))
-    s.put_files({"/f": FileEntry(2, 2, 2, "new")})
+    s.put_files({"/f": FileEntry(2, 2, 2, "new", 0)})
     s.close()
 
     s = open_state(d)
     assert s.records == {"k": rec("k", 3)}
-    assert s.files == {"/f": FileEntry(2, 2, 2, "new")}
+    assert s.files == {"/f": FileEntry(2, 2, 2, "new", 0)}
     s.close()
 
 
@@ -117,10 +117,10 @@ def test_a_file_name_that_is_not_utf8_can_be_recorded(tmp_path):
     d = tmp_path / "state"
     name = os.fsdecode(b"/data/caf\xe9.txt")  # what os.listdir returns for a latin-1 name
     s = open_state(d)
-    s.put_files({name: FileEntry(1, 2, 3, "d")})
+    s.put_files({name: FileEntry(1, 2, 3, "d", 0)})
     s.close()
     again = open_state(d)
-    assert again.files == {name: FileEntry(1, 2, 3, "d")}
+    assert again.files == {name: FileEntry(1, 2, 3, "d", 0)}
     again.close()
 
 
@@ -165,7 +165,7 @@ def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
     s.put_record(rec("first", 1))
-    s.put_files({"/a": FileEntry(1, 2, 3, "da")})
+    s.put_files({"/a": FileEntry(1, 2, 3, "da", 0)})
     s.close()
     append_raw(d, "\n".join([
         "this is not json",
@@ -183,7 +183,7 @@ def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
     # Closing rewrote the log without the damage: the warning is given once, not forever.
     s = open_state(d)
     assert s.records == {"first": rec("first", 1), "last": rec("last", 2)}
-    assert s.files == {"/a": FileEntry(1, 2, 3, "da")}
+    assert s.files == {"/a": FileEntry(1, 2, 3, "da", 0)}
     assert s.warnings == []
     s.close()
 
@@ -195,7 +195,7 @@ def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
 def test_many_rewrites_of_one_key_are_compacted_on_close(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    s.put_files({"/a": FileEntry(1, 2, 3, "da"), "/b": FileEntry(4, 5, 6, "db")})
+    s.put_files({"/a": FileEntry(1, 2, 3, "da", 0), "/b": FileEntry(4, 5, 6, "db", 0)})
     for i in range(1500):
         s.put_record(rec("k", i))
         if i % 100 == 0:
@@ -209,7 +209,7 @@ def test_many_rewrites_of_one_key_are_compacted_on_close(tmp_path):
     assert len(log_lines(d)) == 5
     s = open_state(d)
     assert s.records == {"k": rec("k", 1499), "other": rec("other", "x")}
-    assert s.files == {"/a": FileEntry(1, 2, 3, "da"), "/b": FileEntry(4, 5, 6, "db")}
+    assert s.files == {"/a": FileEntry(1, 2, 3, "da", 0), "/b": FileEntry(4, 5, 6, "db", 0)}
     assert s.warnings == []
     s.close()
     assert not [p for p in os.listdir(d) if p.endswith(".tmp")]
