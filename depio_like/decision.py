@@ -22,7 +22,7 @@ class Why(str, Enum):
     FORCED = "forced"
     ALWAYS = "always runs"
     UNFINGERPRINTABLE = "arguments have no stable fingerprint"
-    CODE_CHANGED = "function code changed"
+    CODE_CHANGED = "function changed (its code or the state it carries)"
     ARGS_CHANGED = "arguments changed"
     INPUT_CHANGED = "input changed"
     INPUT_MISSING = "input missing"

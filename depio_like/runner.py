@@ -19,7 +19,7 @@ from .decision import Decision
 from .display import Display
 from .executors.base import Executor, Job, Outcome, RunContext, Started, Step
 from .fingerprint import FileHasher
-from .fs import Disk
+from .fs import Disk, PathProblem
 from .graph import TaskGraph
 from .hooks import PipelineResult, TaskResult, call_all
 from .logs import TaskLogs
@@ -286,9 +286,12 @@ class Run:
         if not self.delete_on_error:
             return
         for p in self.graph.tasks[i].products:
-            st = self.disk.stat(p)
-            if st is not None and not st.is_dir:
-                self.disk.remove(p)
+            try:
+                st = self.disk.stat(p)
+                if st is not None and not st.is_dir:
+                    self.disk.remove(p)
+            except (OSError, PathProblem):  # cannot look at it: leave it, marked incomplete
+                pass
 
     def _save(self) -> None:
         if not self.dry:
