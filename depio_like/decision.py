@@ -41,7 +41,7 @@ class Reason:
         return f"{self.why.value}: {self.detail}" if self.detail else self.why.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """Whether a task runs, why, and what its inputs looked like when it was decided."""
 
