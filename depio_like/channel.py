@@ -133,12 +133,22 @@ class ValueStore:
     """
 
     def __init__(self, consumers: Mapping[int, Sequence[int]],
-                 producers: Sequence[Sequence[int]], drop: Callable[[Any], None]) -> None:
+                 producers: Sequence[Sequence[int]], drop: Callable[[Any], None],
+                 units: Sequence[Sequence[int]] = ()) -> None:
         self._producers = producers               # task -> producers whose values it takes
         self._pending = {p: set(cs) for p, cs in consumers.items() if cs}
         self._values: dict[int, Any] = {}
         self._skipped: set[int] = set()           # skipped, not settled yet
         self._drop = drop
+        # A chain (one job) is reopened as a whole, for the value of its last task: its
+        # other tasks are settled only when that one is.
+        self._tail: dict[int, int] = {}
+        self._before_tail: dict[int, list[int]] = {}
+        for unit in units:
+            if len(unit) > 1:
+                for m in unit[:-1]:
+                    self._tail[m] = unit[-1]
+                self._before_tail[unit[-1]] = list(unit[:-1])
 
     def wanted(self, p: int) -> bool:
         """Whether a task still waits for the value of ``p``."""
@@ -161,7 +171,7 @@ class ValueStore:
 
     def ended(self, i: int, ran_or_never_will: bool) -> None:
         """Task ``i`` reached a final status: it ran (or can never run), or was skipped."""
-        if ran_or_never_will or not self.wanted(i):
+        if ran_or_never_will or not self.wanted(self._tail.get(i, i)):
             self._settle(i)
         else:
             self._skipped.add(i)
@@ -171,10 +181,12 @@ class ValueStore:
         self._skipped.discard(i)
 
     def _settle(self, i: int) -> None:
-        self._skipped.discard(i)
         stack = [i]
         while stack:
             x = stack.pop()
+            self._skipped.discard(x)
+            # Settled with it: the skipped tasks of its chain, which only it could reopen.
+            stack.extend(q for q in self._before_tail.get(x, ()) if q in self._skipped)
             for p in self._producers[x]:
                 pending = self._pending.get(p)
                 if not pending or x not in pending:
@@ -183,7 +195,6 @@ class ValueStore:
                 if not pending:
                     self._release(p)
                     if p in self._skipped:  # nothing can reopen it now
-                        self._skipped.discard(p)
                         stack.append(p)
 
     def _release(self, p: int) -> None:

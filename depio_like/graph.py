@@ -48,21 +48,6 @@ class TaskGraph:
                 out.setdefault(j, []).append(i)
         return out
 
-    def schedule_edges(self) -> tuple[list[tuple[int, ...]], list[list[int]]]:
-        """Upstream/downstream for the scheduler: a unit's head also waits for whatever
-        its later members wait for outside the unit, so the unit can start as a whole."""
-        upstream = [list(u) for u in self.upstream]
-        for unit in self.units:
-            if len(unit) > 1:
-                members = set(unit)
-                extra = {u for m in unit[1:] for u in self.upstream[m] if u not in members}
-                upstream[unit[0]] = list(dict.fromkeys(upstream[unit[0]] + sorted(extra)))
-        downstream: list[list[int]] = [[] for _ in upstream]
-        for i, ups in enumerate(upstream):
-            for u in ups:
-                downstream[u].append(i)
-        return [tuple(u) for u in upstream], downstream
-
     def needed_for(self, paths: Sequence[str]) -> list[int]:
         """Indices of the tasks that must run to make ``paths``: their producers and
         everything upstream of those. A path no task produces is an error, unless it exists."""
@@ -343,11 +328,15 @@ def _index_of(t: "Task", survivors: dict[Any, "Task"], user: "Task", how: str) -
 
 def _units(order: list[int], upstream: list[tuple[int, ...]], downstream: list[list[int]],
            values: list[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], list[int]]:
-    """Chains joined only by values (a producer whose one dependent takes its value): they
-    run as one job, so the value never leaves the process that made it."""
+    """Chains joined only by values: a producer whose one dependent takes its value and
+    waits for nothing else. They run as one job, so the value never leaves the process that
+    made it; a chain waits for nothing its head does not (a failure elsewhere cannot stop
+    a task of it that does not depend on that failure)."""
     nxt: dict[int, int] = {}
     has_prev: set[int] = set()
     for i, producers in enumerate(values):
+        if len(upstream[i]) != 1:
+            continue
         for j in producers:
             if downstream[j] == [i] and i not in has_prev:
                 nxt[j] = i

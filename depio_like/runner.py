@@ -65,7 +65,7 @@ class Run:
             for p in ps:
                 consumers.setdefault(p, []).append(c)
         self.exports = consumers  # producer -> tasks outside its job taking its value
-        self.values = ValueStore(consumers, outside, _drop_value)
+        self.values = ValueStore(consumers, outside, _drop_value, graph.units)
         priority = longest_paths(graph.order, graph.downstream, recorded_durations(
             [t.record_key for t in tasks], state.records)) if critical_path else None
         self.plan = BuildPlan(graph, priority=priority, queues=self.executor.queues, dry=self.dry,

@@ -253,3 +253,52 @@ def test_ctrl_c_in_a_chain_keeps_the_steps_that_ended(project):
     assert p.run() == 130
     assert Path("first.txt").read_text() == "first"
     assert b.status is Status.CANCELLED
+
+
+# -- the value store: how long a value is kept ---------------------------------------------
+
+def store(consumers, producers, units=()):
+    dropped = []
+    from depio_like.channel import ValueStore
+    return ValueStore(consumers, producers, dropped.append, units), dropped
+
+
+def test_a_value_is_kept_while_a_skipped_consumer_may_still_be_reopened():
+    # 0 -> 1 (value), 1 -> 2 (value). 1 is skipped, but 2 may still need 1's value, and
+    # then 1 runs again and needs 0's value.
+    s, dropped = store({0: [1], 1: [2]}, [(), (0,), (1,)])
+    s.put(0, "v0")
+    s.ended(0, True)
+    s.ended(1, False)           # skipped
+    assert s.has(0) and dropped == []
+    s.ended(2, True)            # 2 is over: nothing can reopen 1 any more
+    assert dropped == ["v0"] and not s.has(0)
+
+
+def test_a_value_goes_once_every_taker_settled():
+    s, dropped = store({0: [1, 2]}, [(), (0,), (0,)])
+    s.put(0, "v")
+    s.ended(1, True)
+    assert dropped == []
+    s.ended(2, True)
+    assert dropped == ["v"]
+
+
+def test_the_first_task_of_a_chain_keeps_its_inputs_while_the_chain_may_be_reopened():
+    # 0 gives its value to 1; 1 -> 2 is a chain (one job) whose last task's value 3 takes.
+    # 1 and 2 are skipped; if 3 then needs 2's value the chain runs again from 1, which
+    # needs 0's value: 1 must not count as settled when it is skipped.
+    s, dropped = store({0: [1], 2: [3]}, [(), (0,), (), (2,)], units=[(0,), (1, 2), (3,)])
+    s.put(0, "v0")
+    s.ended(1, False)
+    s.ended(2, False)
+    assert dropped == [] and s.has(0)
+    s.ended(3, True)           # 3 took 2's value or never needed it: the chain settles
+    assert not s.has(0) and dropped == ["v0"]
+
+
+def test_a_value_nobody_waits_for_is_dropped_at_once():
+    s, dropped = store({0: [1]}, [(), (0,)])
+    s.ended(1, True)
+    s.put(0, "late")
+    assert dropped == ["late"] and not s.has(0)

@@ -251,3 +251,27 @@ def test_a_task_the_executor_never_reports_fails_instead_of_hanging(project):
     out = p.stream.getvalue()
     assert "the executor Scripted lost track of this task" in out
     assert [t.status for t in p.tasks] == [Status.FAILED, Status.DEPFAILED]
+
+
+def broken():
+    raise RuntimeError("a is broken")
+
+
+def make_two(out: Annotated[Path, Product]):
+    Path(out).write_text("b")
+    return 2
+
+
+def take_both(out: Annotated[Path, Product], x, y):
+    Path(out).write_text(f"{x} {y}")
+
+
+def test_a_failure_does_not_stop_a_value_producer_that_does_not_depend_on_it(
+        project, executor_factory):
+    p = new_pipeline(executor_factory())
+    ta = p.add_task(Task("a", broken))
+    tb = p.add_task(Task("b", make_two, ["b.txt"]))
+    p.add_task(Task("c", take_both, ["c.txt", tb, ta]))
+    assert p.run() == 1
+    assert [str(t.status) for t in p.tasks] == ["FAILED", "FINISHED", "DEPFAILED"]
+    assert Path("b.txt").read_text() == "b"
