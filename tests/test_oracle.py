@@ -716,22 +716,27 @@ class OracleMachine(RuleBasedStateMachine):
         self.write_script()
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")  # the module is rewritten often
         env.pop("CI", None)
-        proc = subprocess.Popen([sys.executable, "-B", "driver.py", self.executor],
-                                cwd=self.project, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        # Output to a file, not a pipe: a worker left behind would hold a pipe open.
+        with open(self.project / "driver.err", "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-B", "driver.py", self.executor],
+                                    cwd=self.project, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=err, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         self.procs.append(proc)
         return proc
 
     def finish_script(self, proc: subprocess.Popen) -> tuple[int, str]:
         try:
-            _, err = proc.communicate(timeout=SAFETY)
+            proc.wait(timeout=SAFETY)
         except subprocess.TimeoutExpired:
             kill_group(proc.pid)
             raise Hung(f"a pipeline script did not end within {SAFETY} s")
         kill_group(proc.pid)
-        log = self.project / "driver.log"
-        return proc.returncode, (log.read_text() if log.exists() else "") + err.decode()
+        out = ""
+        for name in ("driver.log", "driver.err"):
+            with contextlib.suppress(FileNotFoundError):
+                out += (self.project / name).read_text(errors="replace")
+        return proc.returncode, out
 
     def must_run(self, exp: Expected, before) -> set[int]:
         must = set()
