@@ -767,12 +767,14 @@ class OracleMachine(RuleBasedStateMachine):
         # 2. minimality: the least set closed under the documented allowances
         justified = {k for k in range(n) if self.flags[k] != OK or own_reasons(
             self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=False)}
+        # Dispatched: ran, or in one unit (a value chain) with a task that ran.
+        dispatched = ran_set | {m for k in ran_set for m in self.unit_of[k]}
         grew = True
         while grew:
             grew = False
-            for k in list(justified & ran_set):
+            for k in list(justified & dispatched):
                 more = {j for j in self.spec[k]["vals"] if j in ran_set}  # value needed
-                if k in self.nxt and self.nxt[k] in ran_set:
+                if k in self.nxt and self.nxt[k] in dispatched:
                     more.add(self.nxt[k])  # a chain runs as a whole
                 if more - justified:
                     justified |= more
