@@ -300,10 +300,15 @@ class BuildPlan:
         """Task ``i`` of unit ``u`` failed: the rest of its unit, and every unit
         downstream, cannot run (DEPFAILED)."""
         self._set(i, Status.FAILED, out, error=error, duration=duration)
+        self._take_down(u, i, out)
+
+    def _take_down(self, u: int, cause: int, out: list[Action]) -> None:
+        """Unit ``u`` cannot (or can no longer) end well because ``cause`` failed: what of
+        it has not ended, and every unit downstream, is DEPFAILED."""
         for m in self._units[u]:
             if not self.status[m].done:
                 self._in_flight.discard(m)
-                self._set(m, Status.DEPFAILED, out, cause=i)
+                self._set(m, Status.DEPFAILED, out, cause=cause)
         self._phase[u] = _Phase.DONE
         self._open -= 1
         self._unblock(u)
@@ -315,13 +320,17 @@ class BuildPlan:
             self._phase[d] = _Phase.DONE
             self._open -= 1
             for m in self._units[d]:
-                self._set(m, Status.DEPFAILED, out, cause=i)
+                self._set(m, Status.DEPFAILED, out, cause=cause)
             self._unblock(d)
             stack.extend(self._down[d])
 
     def _await_values(self, u: int, missing: Sequence[int], out: list[Action]) -> None:
         """Unit ``u`` takes values that are not at hand: it waits for their producers,
         reopening those that were skipped in this run."""
+        gone = next((p for p in missing if self.status[p] in _ENDED_BADLY), None)
+        if gone is not None:  # skipped before its producer failed; now it cannot run
+            self._take_down(u, gone, out)
+            return
         self._phase[u] = _Phase.WAITING
         self._waiting_on[u] = 0
         for p in missing:
@@ -366,6 +375,10 @@ class BuildPlan:
             elif ph is _Phase.RUNNING:
                 readers += 1
                 self._blocking.setdefault(d, []).append(pu)
+        for v in self._up[pu]:  # reopened upstream of it too: it rewrites what pu reads
+            if self._phase[v] is not _Phase.DONE:
+                readers += 1
+                self._blocking.setdefault(v, []).append(pu)
         if readers:
             self._phase[pu] = _Phase.BLOCKED
             self._blocked[pu] = readers

@@ -403,3 +403,30 @@ def test_a_dry_run_marks_what_would_run():
     d = Driver(graph(2, [(0, 1)]), decide={1: SKIP}, dry=True)
     d.run_all()
     assert d.status == [Status.WOULD_RUN, S]
+
+
+def test_two_producers_reopened_together_run_one_after_the_other_when_one_reads_the_other():
+    # 2 takes the values of 0 and 1; 1 reads 0's file. Both were skipped: both run again,
+    # and 1 must not read 0's file while 0 rewrites it.
+    g = graph(3, [(0, 1)], values=[(0, 2), (1, 2)])
+    d = Driver(g, decide={0: SKIP, 1: SKIP})
+    assert d.dispatch() == [(0,)]
+    assert d.status == [R, P, W]
+    d.ok(0, value=True)
+    assert d.dispatch() == [(1,)]
+    d.ok(1, value=True)
+    assert d.dispatch() == [(2,)]
+
+
+def test_a_skipped_task_whose_producer_failed_cannot_be_reopened_for_its_value():
+    # 0 -> 1 (value) -> {2, 3} (values); 0 also feeds 4 (value). 1 was skipped; then 0 is
+    # reopened for 4 and fails; then 3 needs 1's value, which needs 0's: 1 and 3 are
+    # DEPFAILED, not an internal error.
+    g = graph(5, values=[(0, 1), (1, 2), (1, 3), (0, 4)])
+    d = Driver(g, decide={0: SKIP, 1: SKIP, 2: SKIP}, priority=[0, 0, 0, 0, 9])
+    assert d.status == [S, S, S, P, P]
+    assert d.dispatch(1) == [(0,)]           # for 4
+    d.fail(0)
+    assert d.status[4] is DF
+    assert d.dispatch() == []
+    assert d.status == [FL, DF, S, DF, DF] and d.plan.done
