@@ -111,6 +111,10 @@ class BuildPlan:
             for v in sorted(vs):
                 self._down[v].append(u)
         self._up = [sorted(vs) for vs in ups]
+        # Per unit: the producers outside it whose values it takes (most take none).
+        self._takes: list[tuple[int, ...]] = [
+            tuple(sorted({p for m in unit for p in graph.values[m] if self._unit_of[p] != u}))
+            if any(graph.values[m] for m in unit) else () for u, unit in enumerate(self._units)]
         self._waiting_on = [len(vs) for vs in ups]
         self._phase = [_Phase.WAITING] * nu
         # Highest priority first; ties in the order the tasks were added.
@@ -185,8 +189,7 @@ class BuildPlan:
             if self._phase[u] is not _Phase.QUEUED:
                 continue  # a stale entry: the unit was taken back or requeued
             members = self._units[u]
-            outside = sorted({p for m in members for p in self._graph.values[m]
-                              if self._unit_of[p] != u})
+            outside = self._takes[u]
             missing = [p for p in outside if not self._has_value(p)]
             if missing:
                 self._await_values(u, missing, out)

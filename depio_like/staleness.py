@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import xxhash
 
+from .channel import substitute
 from .decision import Decision, Reason, Why
 from .fingerprint import FileHasher, code_digest
 from .fs import Disk, PathProblem
@@ -28,18 +29,21 @@ from .state import Record
 def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
     """Short readable forms of arguments, kept in the record to say what changed. A task
     given as an argument (its value is passed) is named by its identity, never its status."""
-    from .channel import substitute
     from .task import Task
 
     out = {}
     for k, v in arguments.items():
         try:
-            shown = substitute(v, _ValueOf, lambda x: isinstance(x, Task))
-            r = repr(shown)
+            r = repr(v if type(v) in _PLAIN else
+                     substitute(v, _ValueOf, lambda x: isinstance(x, Task)))
         except Exception:  # noqa: BLE001 - a user's __repr__ may raise anything
             r = f"<{type(v).__name__}>"
         out[k] = r if len(r) <= 80 else r[:77] + "..."
     return out
+
+
+# Argument types that hold no task: shown as they are.
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes})
 
 
 class _ValueOf:
@@ -229,7 +233,7 @@ class Checker:
         code = self.code(i)
         h = xxhash.xxh3_64()
         for part in (code, t.args_digest, inputs, products, upstream):
-            h.update(repr(sorted(part.items()) if isinstance(part, Mapping) else part).encode(
+            h.update(repr(sorted(part.items()) if type(part) is dict else part).encode(
                 "utf-8", "surrogateescape"))
         if self.mode(i) is BuildMode.ALWAYS:
             # Its effects are unknown: each run counts as a change downstream.
