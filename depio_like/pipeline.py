@@ -11,6 +11,7 @@ from .display import Display
 from .errors import DuplicateProductError, GraphError
 from .executors.base import Executor
 from .fs import Disk, RealDisk
+from .fingerprint import forget_carried_state
 from .graph import TaskGraph, build_graph
 from .hooks import as_list
 from .modes import BuildMode
@@ -74,6 +75,7 @@ class Pipeline:
         self.on_pipeline_finished = as_list(on_pipeline_finished)
         self.stream = stream
         self.disk: Disk = disk if disk is not None else RealDisk()
+        forget_carried_state()  # a new declaration: what closures captured may differ
         self._tasks: list[Task] = []
         self._survivors: dict[Any, Task] = {}
         self._producer: dict[str, int] = {}
@@ -182,6 +184,7 @@ class Pipeline:
 
     def run_with(self, options: RunOptions) -> int:
         """``run()`` with its options as one object (those of ``depio-like run`` on top)."""
+        forget_carried_state()
         tool = tool_options.get()
         if tool is not None:
             options = tool.over(options)

@@ -325,3 +325,51 @@ def test_state_shared_by_many_tasks_is_read_once_per_declaration_burst_and_per_r
     assert CountedState.reads == 2  # once more for the run's up-to-date checks
     assert p.run() == 0 and all(t.status.name == "SKIPPED" for t in p.tasks)
     assert CountedState.reads == 3
+
+
+FACTORY_MODULE = '''
+import io
+from depio_like import Pipeline, SequentialExecutor, Task
+
+CFG = {"v": 0}
+
+def make(name, cfg):
+    def report():
+        with open("calls.log", "a") as f:
+            f.write(f"{name} {cfg['v']}\\n")
+    return report
+
+task_fn = make("t", CFG)
+
+def build():
+    p = Pipeline(SequentialExecutor(), stream=io.StringIO())
+    p.add_task(Task("t", task_fn))
+    return p
+'''
+
+
+def test_a_captured_dict_changed_in_place_is_seen_by_the_next_pipeline_of_the_process(
+        project):
+    # The oracle's finding: the state a closure carries was remembered by object identity,
+    # so a dict changed in place between two pipelines of one process kept its old identity
+    # there, and a fresh process then disagreed with the record (a rerun every time).
+    import importlib
+    import subprocess
+    import sys
+
+    Path("factory_mod.py").write_text(FACTORY_MODULE)
+    sys.path.insert(0, str(project))
+    try:
+        mod = importlib.import_module("factory_mod")
+        assert mod.build().run() == 0
+        mod.CFG["v"] = 1
+        assert mod.build().run() == 0
+        assert mod.build().run() == 0
+    finally:
+        sys.path.remove(str(project))
+        sys.modules.pop("factory_mod", None)
+    fresh = subprocess.run([sys.executable, "-c", "import factory_mod as m; "
+                            "m.CFG['v'] = 1; exit(m.build().run())"],
+                           cwd=project, capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert Path("calls.log").read_text().split("\n")[:-1] == ["t 0", "t 1"]
