@@ -484,6 +484,9 @@ def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
         t = Task(name, func, args, kwargs, depends_on=depends_on, always=always,
                  resources=resources, retries=retries, buildmode=buildmode,
                  slurm_parameters=slurm_parameters)
+        if t.missing:  # a call of the function: it must be complete, as any call must
+            raise TaskDeclarationError(
+                f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}")
         return pipeline.add_task(t) if pipeline is not None else t
 
     declare.task_function = func  # type: ignore[attr-defined]
