@@ -430,7 +430,7 @@ _SUBMITIT_GENERIC = frozenset({"timeout_min", "mem_gb", "nodes", "cpus_per_task"
 
 
 def _is_slurm_option(key: str) -> bool:
-    return key.startswith("slurm_") or key in _SUBMITIT_GENERIC
+    return (key.startswith("slurm_") and key != "slurm_parameters") or key in _SUBMITIT_GENERIC
 
 
 def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = None,
@@ -452,8 +452,6 @@ def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = N
                         f"known: {', '.join(_DECORATOR_OPTIONS)}, and submitit's parameter "
                         f"names for Slurm (slurm_*, {', '.join(sorted(_SUBMITIT_GENERIC))})")
     if buildmode is not None:
-        if "buildmode" in options:
-            raise TypeError("task(): buildmode given both positionally and by keyword")
         options["buildmode"] = buildmode
     if slurm:
         given = options.get("slurm_parameters")
