@@ -42,6 +42,11 @@ class Pipeline:
     ``TaskResult`` / ``PipelineResult``. Each task's stdout and stderr go to log files
     under ``<state_dir>/logs``; ``show_output=True`` also prints them, one block per task
     when it ends, never interleaved with other tasks' output.
+
+    depio's arguments, in depio's positional order after ``name``: ``clear_screen``
+    (ignored), ``hide_successful_terminated_tasks`` (leave FINISHED / SKIPPED rows out of
+    the table), ``submit_only_if_runnable`` (accepted: tasks always go out once their
+    dependencies are done), ``quiet``, ``refreshrate``.
     """
 
     # The positional order up to refreshrate is depio's.
