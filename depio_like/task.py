@@ -175,8 +175,8 @@ def _caller() -> str:
     import sys
 
     frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) \
-            .startswith(_PACKAGE_DIR):
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename) + os.sep) \
+            .startswith(_PACKAGE_DIR + os.sep):
         frame = frame.f_back
     if frame is None:
         return ""
