@@ -204,7 +204,9 @@ class Display:
         if self.tty:  # a frame taller than the terminal cannot be redrawn in place
             limit = max(1, min(limit, shutil.get_terminal_size((80, 24)).lines - 5))
         if n <= limit:
-            shown = [i for i in range(n) if not (self.hide_ok and self._status[i].ok)]
+            ended_well = (Status.FINISHED, Status.SKIPPED)  # WOULD-RUN (a dry run) stays
+            shown = [i for i in range(n)
+                     if not (self.hide_ok and self._status[i] in ended_well)]
             hidden = n - len(shown)
             note = f"\n({hidden} finished or up to date, not shown)" if hidden else ""
             return "Tasks:\n" + (self._tabulate([self._row(i) for i in shown])
