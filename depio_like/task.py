@@ -222,9 +222,11 @@ class Task:
         func_kwargs: dict[str, Any] | None = None,
     ) -> None:
         name_ = name if name is not None else getattr(func, "__name__", "task")
-        depends_on = _positional_depends_on(name_, more, depends_on)
-        args = _alias(name_, "args", args, "func_args", func_args)
-        kwargs = _alias(name_, "kwargs", kwargs, "func_kwargs", func_kwargs)
+        if more:
+            depends_on = _positional_depends_on(name_, more, depends_on)
+        if func_args is not None or func_kwargs is not None:
+            args = _alias(name_, "args", args, "func_args", func_args)
+            kwargs = _alias(name_, "kwargs", kwargs, "func_kwargs", func_kwargs)
         spec = _spec(func)
         args = tuple(args) if args is not None else ()
         kwargs = dict(kwargs) if kwargs else {}
@@ -244,7 +246,8 @@ class Task:
             self.declared_at = _caller()
         self.name: str = name_
         self.description: str = "" if description is None else str(description)
-        self.slurm_parameters: dict[str, Any] = _slurm_parameters(name_, slurm_parameters)
+        self.slurm_parameters: dict[str, Any] = {} if slurm_parameters is None else \
+            _slurm_parameters(name_, slurm_parameters)
         self.func = func
         self.args = args
         self.kwargs = kwargs
