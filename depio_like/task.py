@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import pathlib
 import types
@@ -151,7 +152,7 @@ def _resolve(name: str, resolver: Callable[..., Any], func: Callable[..., Any],
     return new_args, new_kwargs
 
 
-def _bind_partial(spec: _Spec, args: tuple[Any, ...],
+def _bind_partial(spec: Any, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The arguments given (defaults applied) and the required parameters left out; no
     names missing if the call is wrong in another way (then the full error stands)."""

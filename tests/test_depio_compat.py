@@ -2,7 +2,6 @@
 Pipeline keywords, the decorator's positional order, exception names, executor limits; and
 what a script sees: one message for a declaration error, a broken pipe, the exit code."""
 
-import io
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from typing import Annotated
 import pytest
 
 from depio_like import (BuildMode, Dependency, DuplicateProductError, MissingDependencyError,
-                        ParallelExecutor, Pipeline, Product, SequentialExecutor, Status, Task,
+                        ParallelExecutor, Pipeline, Product, SequentialExecutor, Task,
                         TaskDeclarationError, UnknownTaskError, task)
 
 from conftest import calls, log_call, new_pipeline, run_script
