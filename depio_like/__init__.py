@@ -5,10 +5,12 @@ Dependency]`` parameters say what they write and read; a ``Pipeline`` runs those
 not up to date.
 """
 
-from .errors import (CycleError, DependencyNotAvailableException, DuplicateProductError,
-                     GraphError, MissingDependencyError, PipelineError,
-                     ProductAlreadyRegisteredException, StateError, StateLockedError,
-                     TaskDeclarationError, TaskNotInQueueException, UnknownTaskError)
+from .errors import (CycleError, DependencyNotAvailableException, DependencyNotMetException,
+                     DuplicateProductError, GraphError, MissingDependencyError, PipelineError,
+                     ProductAlreadyRegisteredException, ProductNotProducedException,
+                     ProductNotUpdatedException, StateError, StateLockedError,
+                     TaskDeclarationError, TaskNotInQueueException, TaskRaisedExceptionException,
+                     UnknownStatusException, UnknownTaskError)
 from .executors import Executor, ParallelExecutor, SequentialExecutor
 from .hooks import PipelineResult, TaskResult, make_save_hook
 from .modes import BuildMode
@@ -18,6 +20,13 @@ from .status import Status
 from .task import Dependency, IgnoredForEq, Product, Task, Untracked, task
 
 __version__ = "0.1.0"
+
+# depio's module paths (depio_like.Pipeline, .Executors, .Task, ...): see depio_modules.
+import sys as _sys  # noqa: E402
+
+from . import depio_modules as _depio_modules  # noqa: E402
+
+_depio_modules.register(_sys.modules[__name__])
 
 
 def __getattr__(name: str):
@@ -36,5 +45,6 @@ __all__ = [
     "PipelineError", "TaskDeclarationError", "GraphError", "DuplicateProductError",
     "CycleError", "MissingDependencyError", "UnknownTaskError", "StateError",
     "StateLockedError", "ProductAlreadyRegisteredException", "DependencyNotAvailableException",
-    "TaskNotInQueueException",
+    "TaskNotInQueueException", "DependencyNotMetException", "ProductNotProducedException",
+    "ProductNotUpdatedException", "TaskRaisedExceptionException", "UnknownStatusException",
 ]

@@ -52,7 +52,7 @@ class Display:
 
     def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None,
                  quiet: bool = False, max_rows: int = 40, interval: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, hide_ok: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stdout
         if tty is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -71,6 +71,8 @@ class Display:
         self._last_draw = -1e9
         self._dirty = False
         self.preview = False  # a dry run: the summary says nothing ran
+        self.hide_ok = hide_ok  # leave FINISHED / SKIPPED rows out of the table (depio's option)
+        self._broken = False  # the reader went away (`| head`): write nothing more
 
     # -- the run tells us ----------------------------------------------------------------
     def start(self, tasks: Sequence, status: Sequence[Status], deps: Sequence[Sequence[int]],
@@ -202,8 +204,13 @@ class Display:
         if self.tty:  # a frame taller than the terminal cannot be redrawn in place
             limit = max(1, min(limit, shutil.get_terminal_size((80, 24)).lines - 5))
         if n <= limit:
-            rows = [self._row(i) for i in range(n)]
-            return "Tasks:\n" + self._tabulate(rows)
+            ended_well = (Status.FINISHED, Status.SKIPPED)  # WOULD-RUN (a dry run) stays
+            shown = [i for i in range(n)
+                     if not (self.hide_ok and self._status[i] in ended_well)]
+            hidden = n - len(shown)
+            note = f"\n({hidden} finished or up to date, not shown)" if hidden else ""
+            return "Tasks:\n" + (self._tabulate([self._row(i) for i in shown])
+                                  if shown else "") + note
         # Too many to read: counts per status, then the rows that need attention.
         counts = Counter(self._status)
         head = f"{n} tasks: " + ", ".join(f"{counts[s]} {s.value}" for s in _ORDER if counts[s])
@@ -222,14 +229,19 @@ class Display:
         bad = counts[Status.FAILED] + counts[Status.DEPFAILED] + counts[Status.CANCELLED]
         if interrupted:
             return (f"Interrupted: {counts[Status.FINISHED]} finished, "
-                    f"{counts[Status.CANCELLED]} cancelled; finished work is recorded.")
+                    f"{counts[Status.CANCELLED]} cancelled; finished work is recorded.\n"
+                    f"Exit code 130: end the script with exit(pipeline.run()) to pass it on.")
         if not bad:
-            return (f"All {len(self._tasks)} tasks done ({counts[Status.FINISHED]} ran, "
+            n = len(self._tasks)
+            done = "The 1 task is done" if n == 1 else f"All {n} tasks done"
+            return (f"{done} ({counts[Status.FINISHED]} ran, "
                     f"{counts[Status.SKIPPED]} up to date).")
         failed = [self._tasks[i].label for i, s in enumerate(self._status) if s is Status.FAILED]
         names = ", ".join(failed[:10]) + (" ..." if len(failed) > 10 else "")
+        # A script ending in a bare pipeline.run() (as depio's did) would exit 0: say so.
         return (f"{counts[Status.FAILED]} failed ({names}), {counts[Status.DEPFAILED]} not run "
-                f"because of them, {counts[Status.FINISHED]} ran, {counts[Status.SKIPPED]} up to date.")
+                f"because of them, {counts[Status.FINISHED]} ran, {counts[Status.SKIPPED]} up to date.\n"
+                f"Exit code 1: end the script with exit(pipeline.run()) to pass it on.")
 
     def _draw(self, frame: str) -> None:
         width = shutil.get_terminal_size((80, 24)).columns
@@ -245,6 +257,24 @@ class Display:
         self._drawn_lines = 0
 
     def _write(self, text: str) -> None:
+        if self._broken:
+            return
+        try:
+            self._write_now(text)
+        except BrokenPipeError:
+            # `python script.py | head`: the reader is gone; the run goes on (and is
+            # recorded) without a table. Point stdout at /dev/null so the interpreter's
+            # final flush does not complain either.
+            self._broken = True
+            if self.stream is sys.stdout or self._own is not None:
+                try:
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, sys.stdout.fileno())
+                    os.close(devnull)
+                except (OSError, ValueError, AttributeError):
+                    pass
+
+    def _write_now(self, text: str) -> None:
         if self._wants_own:
             self._wants_own = False
             try:
@@ -265,7 +295,10 @@ class Display:
 
     def close(self) -> None:
         if self._own is not None:
-            self._own.close()
+            try:
+                self._own.close()
+            except OSError:  # a broken pipe: nothing left to say
+                pass
             self._own = None
 
 

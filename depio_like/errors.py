@@ -45,6 +45,28 @@ class StateLockedError(StateError):
 
 
 # The names depio users know, so a ported script's ``except`` clauses keep working.
+# Raised where depio raises them: add_task (a second producer; a depends_on task not yet
+# added) and run() (a dependency neither produced nor on disk).
 ProductAlreadyRegisteredException = DuplicateProductError
 DependencyNotAvailableException = MissingDependencyError
 TaskNotInQueueException = UnknownTaskError
+DependencyNotMetException = MissingDependencyError
+
+
+# depio raises these inside the process running a task, where they only mark the task
+# failed; here such a task is FAILED with a message naming the path (or its traceback),
+# and the script never sees an exception. Defined so that code naming them still imports.
+class ProductNotProducedException(PipelineError):
+    """depio's name for a task that ended without writing a declared product (here: FAILED)."""
+
+
+class ProductNotUpdatedException(PipelineError):
+    """depio's name for a task that left a product untouched (here: accepted)."""
+
+
+class TaskRaisedExceptionException(PipelineError):
+    """depio's wrapper for an exception raised by a task (here: the task is FAILED)."""
+
+
+class UnknownStatusException(PipelineError):
+    """depio's error for a status it cannot colour (never raised here)."""

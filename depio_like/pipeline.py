@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 from .display import Display
-from .errors import DuplicateProductError, GraphError
+from .errors import (DuplicateProductError, GraphError, PipelineError, TaskDeclarationError,
+                     UnknownTaskError)
 from .executors.base import Executor
 from .fs import Disk, RealDisk
 from .fingerprint import forget_carried_state
@@ -42,15 +43,24 @@ class Pipeline:
     ``TaskResult`` / ``PipelineResult``. Each task's stdout and stderr go to log files
     under ``<state_dir>/logs``; ``show_output=True`` also prints them, one block per task
     when it ends, never interleaved with other tasks' output.
+
+    depio's arguments, in depio's positional order after ``name``: ``clear_screen``
+    (ignored), ``hide_successful_terminated_tasks`` (leave FINISHED / SKIPPED rows out of
+    the table), ``submit_only_if_runnable`` (accepted: tasks always go out once their
+    dependencies are done), ``quiet``, ``refreshrate``.
     """
 
-    def __init__(self, executor: Executor | None = None, name: str = "default", *,
+    # The positional order up to refreshrate is depio's.
+    def __init__(self, executor: Executor | None = None, name: str = "default",
+                 clear_screen: Any = None, hide_successful_terminated_tasks: bool = False,
+                 submit_only_if_runnable: bool = True, quiet: bool = False,
+                 refreshrate: float = 0.25, *,
                  depioExecutor: Executor | None = None, state_dir: str | os.PathLike | None = None,
-                 quiet: bool = False, refreshrate: float = 0.25, wait_for_lock: bool = True,
+                 wait_for_lock: bool = True,
                  delete_on_error: bool = False, show_output: bool = True,
                  buildmode: BuildMode = BuildMode.IF_NEW, critical_path: bool = True,
                  on_task_finished: Any = None, on_pipeline_finished: Any = None,
-                 stream: TextIO | None = None, clear_screen: Any = None,
+                 stream: TextIO | None = None,
                  disk: Disk | None = None) -> None:
         if executor is not None and depioExecutor is not None:
             raise TypeError("Pipeline(): pass executor= or depioExecutor=, not both")
@@ -76,6 +86,12 @@ class Pipeline:
         self.stream = stream
         self.disk: Disk = disk if disk is not None else RealDisk()
         forget_carried_state()  # a new declaration: what closures captured may differ
+        self.hide_successful_terminated_tasks = bool(hide_successful_terminated_tasks)
+        # depio's False submitted every task at once, chained with afterok; tasks here
+        # always go out once their dependencies are done (only the driver can check the
+        # cache, and a failed afterok parent would leave its children pending forever).
+        self.submit_only_if_runnable = bool(submit_only_if_runnable)
+        _install_excepthook()
         self._tasks: list[Task] = []
         self._survivors: dict[Any, Task] = {}
         self._producer: dict[str, int] = {}
@@ -85,6 +101,10 @@ class Pipeline:
     def tasks(self) -> list[Task]:
         """The tasks of this pipeline, in the order they were added (merged calls once)."""
         return list(self._tasks)
+
+    def add_tasks(self, tasks: Iterable[Task]) -> list[Task]:
+        """``add_task`` for each task in order; the surviving tasks."""
+        return [self.add_task(t) for t in tasks]
 
     def add_task(self, task: Task) -> Task:
         """Add ``task`` and return the task that stands for its call.
@@ -115,6 +135,12 @@ class Pipeline:
                     "only one producer (paths are compared with symlinked directories "
                     "resolved)"
                 )
+        for d in task.depends_on:
+            if d._merge_key not in self._survivors:
+                raise UnknownTaskError(
+                    f"task {task.name!r} ({_describe_call(task)}) depends on task {d.name!r} "
+                    f"({_describe_call(d)}), which is not in the pipeline: add it with "
+                    "add_task() first (depio's TaskNotInQueueException)")
         for p in task.products:
             self._producer[p] = index
         task.id = index + 1
@@ -142,6 +168,13 @@ class Pipeline:
     def validate(self) -> TaskGraph:
         """Build the graph and check it can run (cycles, missing files, unknown tasks, the
         state directory apart from every product)."""
+        for t in self._tasks:
+            if t.missing:
+                where = f" (declared at {show_path(t.declared_at)})" if t.declared_at else ""
+                names = ", ".join(repr(m) for m in t.missing)
+                raise TaskDeclarationError(
+                    f"task {t.label}{where}: {_describe_call(t)} is missing required "
+                    f"argument(s) {names}; pass them in args/kwargs")
         forget_dirs()  # declarations after this one see symlinks as they are then
         state_dir = normalise(self.state_dir, "/")
         inside = state_dir + "/"
@@ -196,7 +229,8 @@ class Pipeline:
         if options.jobs is not None and not executor.takes_jobs:
             print(f"note: --jobs {options.jobs} does not apply to {type(executor).__name__}",
                   file=sys.stderr)
-        display = Display(self.stream, quiet=self.quiet, interval=self.refreshrate)
+        display = Display(self.stream, quiet=self.quiet, interval=self.refreshrate,
+                          hide_ok=self.hide_successful_terminated_tasks)
         notify = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
         if options.dry_run:
             state = State(self.state_dir, notify=notify).read_only()
@@ -272,3 +306,60 @@ def _spelling(task: Task, path: str) -> str:
                 except BadPath:
                     pass
     return show_path(path)
+
+
+_hook_installed = False
+
+
+def _install_excepthook() -> None:
+    """A ``PipelineError`` that nothing caught (a second producer at ``add_task``, a cycle
+    at ``run()``) ends ``python script.py`` with one message and exit 2, as ``main()``
+    and the ``depio-like`` command do; any other exception goes to the previous hook."""
+    global _hook_installed
+    if _hook_installed:
+        return
+    _hook_installed = True
+    previous = sys.excepthook
+
+    def hook(exc_type: type, exc: BaseException, tb: Any) -> None:
+        if not isinstance(exc, PipelineError):
+            return previous(exc_type, exc, tb)
+        where = _user_frame(tb)
+        print(f"error: {exc}" + (f"\n  (raised at {where})" if where else ""),
+              file=sys.stderr, flush=True)
+        if sys.flags.interactive or hasattr(sys, "ps1"):
+            return  # a Python prompt: report, and keep the session
+        _exit(2)
+
+    sys.excepthook = hook
+
+
+def _user_frame(tb: Any) -> str:
+    """``file, line N`` of the last traceback frame outside this package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    where = ""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not os.path.abspath(code.co_filename).startswith(package + os.sep):
+            where = f"{show_path(code.co_filename)}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code`` from inside sys.excepthook, where raising SystemExit cannot:
+    what a normal exit does first (non-daemon threads, atexit, flushing), then _exit."""
+    import atexit
+    import threading
+
+    try:
+        getattr(threading, "_shutdown", lambda: None)()
+    except Exception:  # noqa: BLE001 - best effort, as at a normal exit
+        pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)

@@ -15,6 +15,7 @@ class Status(str, Enum):
     DEPFAILED = "DEPFAILED"  # a task it depends on failed; never started
     CANCELLED = "CANCELLED"  # interrupted (Ctrl-C) before or while running
     WOULD_RUN = "WOULD-RUN"  # dry run: this task would run
+    CANCELED = "CANCELLED"   # depio's spelling (an alias: the same member)
 
     def __str__(self) -> str:
         return self.value

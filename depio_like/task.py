@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import pathlib
 import types
@@ -100,6 +101,100 @@ _SCALARS = frozenset({str, int, float, bool, type(None), bytes, pathlib.PosixPat
                       pathlib.WindowsPath})
 
 
+def _positional_depends_on(name: str, more: tuple[Any, ...], depends_on: Any) -> Any:
+    """The 5th positional argument is depends_on (tasks); depio's 5th is ``produces``, so
+    paths there are refused rather than guessed at."""
+    if not more:
+        return depends_on
+    if len(more) > 1:
+        raise TaskDeclarationError(
+            f"task {name!r}: Task() takes at most 5 positional arguments (name, func, args, "
+            f"kwargs, depends_on), got {4 + len(more)}; pass the others by keyword "
+            "(depio's order: produces=, depends_on=, buildmode=, slurm_parameters=, "
+            "arg_resolver=, description=)")
+    if depends_on:
+        raise TaskDeclarationError(f"task {name!r}: depends_on given both positionally and "
+                                   "by keyword")
+    items = list(more[0]) if more[0] is not None else []
+    if any(not isinstance(t, Task) for t in items):
+        raise TaskDeclarationError(
+            f"task {name!r}: the 5th positional argument of Task() is depends_on (tasks); "
+            f"got {items!r}. In depio the 5th argument was produces: write produces=[...] "
+            "for files the task writes beyond its Product parameters, or depends_on=[...] "
+            "by keyword for files whose producer it must wait for")
+    return items
+
+
+def _alias(name: str, ours: str, value: Any, depios: str, alias: Any) -> Any:
+    if alias is None:
+        return value
+    if value is not None:
+        raise TaskDeclarationError(f"task {name!r}: pass {ours}= or {depios}= (depio's name), "
+                                   "not both")
+    return alias
+
+
+def _resolve(name: str, resolver: Callable[..., Any], func: Callable[..., Any],
+             args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """depio's ``arg_resolver(func, args, kwargs) -> (args, kwargs)``, applied before binding."""
+    if not callable(resolver):
+        raise TaskDeclarationError(f"task {name!r}: arg_resolver must be callable, got "
+                                   f"{type(resolver).__name__} {resolver!r}")
+    out = resolver(func, list(args), dict(kwargs))
+    try:
+        new_args, new_kwargs = out
+        new_args = tuple(new_args) if new_args is not None else ()
+        new_kwargs = dict(new_kwargs) if new_kwargs else {}
+    except (TypeError, ValueError):
+        raise TaskDeclarationError(
+            f"task {name!r}: arg_resolver {_func_name(resolver)} must return (args, kwargs), "
+            f"got {out!r}") from None
+    return new_args, new_kwargs
+
+
+def _bind_partial(spec: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The arguments given (defaults applied) and the required parameters left out; no
+    names missing if the call is wrong in another way (then the full error stands)."""
+    try:
+        bound = spec.signature.bind_partial(*args, **kwargs)
+    except TypeError:
+        return {}, ()
+    bound.apply_defaults()
+    P = inspect.Parameter
+    missing = tuple(n for n, p in spec.signature.parameters.items()
+                    if n not in bound.arguments and p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD))
+    return dict(bound.arguments), missing
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller() -> str:
+    """``file:line`` of the user's code that declared the task (the first frame outside
+    this package), for messages raised later."""
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename) + os.sep) \
+            .startswith(_PACKAGE_DIR + os.sep):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _slurm_parameters(name: str, params: Any) -> dict[str, Any]:
+    """Task-level Slurm settings as given (submitit's names, e.g. ``slurm_gpus_per_task``);
+    the Slurm executor reads ``task.slurm_parameters``, the local executors ignore it."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise TaskDeclarationError(f"task {name!r}: slurm_parameters must be a dict of "
+                                   f"setting names to values, got {params!r}")
+    return dict(params)
+
+
 class Task:
     """One call of a function, bound to its arguments; declaring it does not run it.
 
@@ -112,23 +207,48 @@ class Task:
         self,
         name: str | None,
         func: Callable[..., Any],
-        args: Sequence[Any] = (),
+        args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
-        depends_on: Iterable["Task"] = (),
-        *,
+        *more: Any,
+        depends_on: Iterable["Task | str | os.PathLike[str]"] = (),
         always: bool = False,
         resources: dict[str, Any] | Resources | None = None,
         retries: int | None = None,
         buildmode: BuildMode | None = None,
+        produces: Iterable[str | os.PathLike[str]] | None = None,
+        description: str | None = None,
+        slurm_parameters: dict[str, Any] | None = None,
+        arg_resolver: Callable[..., Any] | None = None,
+        func_args: Sequence[Any] | None = None,
+        func_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        name_ = name if name is not None else getattr(func, "__name__", "task")
+        if more:
+            depends_on = _positional_depends_on(name_, more, depends_on)
+        if func_args is not None or func_kwargs is not None:
+            args = _alias(name_, "args", args, "func_args", func_args)
+            kwargs = _alias(name_, "kwargs", kwargs, "func_kwargs", func_kwargs)
         spec = _spec(func)
-        args = tuple(args)
+        args = tuple(args) if args is not None else ()
         kwargs = dict(kwargs) if kwargs else {}
+        if arg_resolver is not None:
+            args, kwargs = _resolve(name_, arg_resolver, func, args, kwargs)
+        # depio accepts a call missing required arguments (its own tests declare
+        # Task("t", f) for an f that takes some); such a task may be compared and added,
+        # and run() refuses it before anything runs (Pipeline.validate).
+        self.missing: tuple[str, ...] = ()
+        self.declared_at: str = ""
         try:
             arguments = _bind(spec, args, kwargs)
         except TypeError as e:
-            raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
-        self.name: str = name if name is not None else getattr(func, "__name__", "task")
+            arguments, self.missing = _bind_partial(spec, args, kwargs)
+            if not self.missing:
+                raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
+            self.declared_at = _caller()
+        self.name: str = name_
+        self.description: str = "" if description is None else str(description)
+        self.slurm_parameters: dict[str, Any] = {} if slurm_parameters is None else \
+            _slurm_parameters(name_, slurm_parameters)
         self.func = func
         self.args = args
         self.kwargs = kwargs
@@ -149,28 +269,45 @@ class Task:
                                        f"got {retries!r}")
         self.retries: int | None = retries
         self.depends_on: list[Task] = []
+        # A path in depends_on (depio) is a dependency: the task waits for its producer.
+        extra_deps: list[Any] = []
         for t in depends_on:
-            if not isinstance(t, Task):
+            if isinstance(t, Task):
+                self.depends_on.append(t)
+            elif isinstance(t, (str, os.PathLike)):
+                extra_deps.append(t)
+            else:
                 raise TaskDeclarationError(
-                    f"task {self.name!r}: depends_on takes tasks, got {type(t).__name__} {t!r}"
+                    f"task {self.name!r}: depends_on takes tasks or paths, got "
+                    f"{type(t).__name__} {t!r}"
                 )
-            self.depends_on.append(t)
+        if produces is not None and isinstance(produces, (str, os.PathLike)):
+            produces = [produces]
 
         normalised: dict[str, Any] = {}
         products: list[str] = []
         dependencies: list[str] = []
-        if spec.products or spec.dependencies:
+        if spec.products or spec.dependencies or produces or extra_deps:
             cwd = os.getcwd()
             for p in spec.products:
-                paths = _norm_paths(arguments[p], p, "Product", func, cwd)
+                paths = _norm_paths(arguments.get(p), p, "Product", func, cwd)
                 normalised[p] = paths
                 products.extend(paths)
             for p in spec.dependencies:
-                paths = _norm_paths(arguments[p], p, "Dependency", func, cwd)
+                paths = _norm_paths(arguments.get(p), p, "Dependency", func, cwd)
                 normalised[p] = paths
                 dependencies.extend(paths)
+            # Task(..., produces=[...]) and depends_on=[path]: paths beyond the parameters,
+            # part of the task's identity (two calls differing there are two tasks).
+            extra = (_norm_paths(list(produces or ()), "produces", "Product", func, cwd),
+                     _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd))
+            products.extend(extra[0])
+            dependencies.extend(extra[1])
+        else:
+            extra = ((), ())
         for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
-            normalised[p] = as_path(arguments[p], cls)
+            if p in arguments:  # (a call missing arguments lacks some)
+                normalised[p] = as_path(arguments[p], cls)
         self.products: tuple[str, ...] = tuple(dict.fromkeys(products)) if len(products) > 1 \
             else tuple(products)
         self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies)) \
@@ -204,6 +341,8 @@ class Task:
                 f"{k}={canonical(normalised[k]) if k in normalised else canonical(v)}"
                 for k, v in self.arguments.items() if k not in spec.ignored
             )
+            if extra[0] or extra[1]:
+                text += f";\x00produces={canonical(extra[0])};\x00depends_on={canonical(extra[1])}"
             self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
             self.unfingerprintable: str | None = None
             self._merge_key: Any = (func, text) if code_key is func \
@@ -287,21 +426,42 @@ class Task:
 
 
 _DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries", "buildmode",
-                      "skipmode")
+                      "skipmode", "slurm_parameters")
+# submitit's own parameter names (AutoExecutor's generic ones, and any slurm_* one): depio
+# passes them as decorator keywords, e.g. @task("train", slurm_gpus_per_task=1).
+_SUBMITIT_GENERIC = frozenset({"timeout_min", "mem_gb", "nodes", "cpus_per_task",
+                               "gpus_per_node", "tasks_per_node", "stderr_to_stdout"})
 
 
-def task(name: Any = None, pipeline: Any = None, **options: Any) -> Any:
+def _is_slurm_option(key: str) -> bool:
+    return (key.startswith("slurm_") and key != "slurm_parameters") or key in _SUBMITIT_GENERIC
+
+
+def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = None,
+         **options: Any) -> Any:
     """Make a function declare tasks: calling it returns a ``Task`` and does not run it.
 
     Works as ``@task``, ``@task("name")`` and ``@task(name=..., always=True,
     resources={"cpus": 4, "memory": "8G", "time": 60}, retries=1)``. With
     ``pipeline=p`` each call also adds the task to ``p`` and returns the surviving task.
     A call may pass ``depends_on=[...]`` unless the function has a parameter of that name.
+    depio's positional order is accepted: ``@task("name", pipeline, BuildMode.ALWAYS)``;
+    submitit's parameter names (``slurm_gpus_per_task=1``, ``timeout_min=60``, ...) and
+    ``slurm_parameters={...}`` go to each task's ``slurm_parameters``.
     """
+    slurm = {k: options.pop(k) for k in [k for k in options if _is_slurm_option(k)]}
     unknown = set(options) - set(_DECORATOR_OPTIONS)
     if unknown:
         raise TypeError(f"task(): unknown option(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(_DECORATOR_OPTIONS)}")
+                        f"known: {', '.join(_DECORATOR_OPTIONS)}, and submitit's parameter "
+                        f"names for Slurm (slurm_*, {', '.join(sorted(_SUBMITIT_GENERIC))})")
+    if buildmode is not None:
+        options["buildmode"] = buildmode
+    if slurm:
+        given = options.get("slurm_parameters")
+        if given is not None and not isinstance(given, dict):
+            raise TypeError(f"task(): slurm_parameters must be a dict, got {given!r}")
+        options["slurm_parameters"] = {**(given or {}), **slurm}
     if callable(name) and not isinstance(name, str):
         return _decorate(name, None, pipeline, options)
     name = options.pop("name", name)
@@ -318,12 +478,17 @@ def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
     owner = f"@task on {_func_name(func)}"
     resources = parse_resources(options.get("resources"), owner)  # fail at decoration time
     retries = options.get("retries")
+    slurm_parameters = _slurm_parameters(owner, options.get("slurm_parameters"))
 
     @functools.wraps(func)
     def declare(*args: Any, **kwargs: Any) -> Task:
         depends_on = kwargs.pop("depends_on", ()) if reserved else ()
-        t = Task(name, func, args, kwargs, depends_on, always=always, resources=resources,
-                 retries=retries, buildmode=buildmode)
+        t = Task(name, func, args, kwargs, depends_on=depends_on, always=always,
+                 resources=resources, retries=retries, buildmode=buildmode,
+                 slurm_parameters=slurm_parameters)
+        if t.missing:  # a call of the function: it must be complete, as any call must
+            raise TaskDeclarationError(
+                f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}")
         return pipeline.add_task(t) if pipeline is not None else t
 
     declare.task_function = func  # type: ignore[attr-defined]

@@ -145,7 +145,9 @@ def test_a_second_run_told_not_to_wait_fails_at_once(tmp_path, scripts):
     err = second.err_path.read_text()
     assert rc != 0, second.output
     state_dir = os.path.realpath(tmp_path / ".depio_like")
-    m = re.search(r"^depio_like\.errors\.StateLockedError: (.*)$", err, re.M)
+    # An uncaught StateLockedError (a PipelineError) is one message and exit 2.
+    assert rc == 2 and "Traceback" not in err, err
+    m = re.search(r"^error: (.*)$", err, re.M)
     assert m, err
     assert f"the state directory {state_dir} is in use by another run (pid {first.pid} on " \
         in m.group(1)

@@ -1,11 +1,13 @@
 """Declaring tasks: binding, markers, path normalisation, identity."""
 
+import io
 from pathlib import Path
 from typing import Annotated
 
 import pytest
 
-from depio_like import Dependency, Product, Task, TaskDeclarationError, task
+from depio_like import (Dependency, Pipeline, Product, SequentialExecutor, Task,
+                        TaskDeclarationError, task)
 
 
 def copy(out: Annotated[Path, Product], src: Annotated[Path, Dependency] = None, n: int = 1):
@@ -41,9 +43,17 @@ def test_unknown_decorator_option_is_an_error():
         task("x", colour="red")
 
 
-def test_binding_errors_name_the_function():
+def test_binding_errors_name_the_function(project):
+    # Task() may leave arguments out, as in depio (whose own tests do): run() refuses it,
+    # naming the function, the missing arguments and where the task was declared.
+    p = Pipeline(SequentialExecutor(), stream=io.StringIO())
+    p.add_task(Task("t", copy))
+    with pytest.raises(TaskDeclarationError,
+                       match=r"'t'.*test_task.py:\d+.*copy\(.*missing.*'out';"):
+        p.run()
+    assert not Path(".depio_like").exists()  # refused before anything ran
     with pytest.raises(TypeError, match=r"copy\(\).*missing a required argument: 'out'"):
-        Task("t", copy)
+        task(copy)()  # a call of a decorated function must be complete
     with pytest.raises(TypeError, match=r"copy\(\).*unexpected keyword argument 'nope'"):
         Task("t", copy, ["a"], {"nope": 1})
     dec = task(copy)
@@ -90,9 +100,12 @@ def test_product_that_is_not_a_path_names_function_and_parameter():
         Task("t", copy, [3])
 
 
-def test_depends_on_must_be_tasks():
-    with pytest.raises(TaskDeclarationError, match="depends_on takes tasks"):
-        Task("t", copy, ["o"], depends_on=["other"])
+def test_depends_on_takes_tasks_or_paths(project):
+    # A path in depends_on (depio) is a dependency: the task waits for its producer.
+    t = Task("t", copy, ["o"], depends_on=["other", Path("more")])
+    assert t.dependencies == (str(project / "other"), str(project / "more"))
+    with pytest.raises(TaskDeclarationError, match="depends_on takes tasks or paths"):
+        Task("t", copy, ["o"], depends_on=[3])
 
 
 def test_decorated_call_takes_depends_on():

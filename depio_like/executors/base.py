@@ -128,6 +128,25 @@ class Executor(ABC):
     reattaches: bool = False
     #: True if ``RunContext.jobs`` (``--jobs``) sets how many tasks run at once.
     takes_jobs: bool = False
+    #: depio's limits: at most this many jobs submitted and not yet started (pending),
+    #: and submitted and not yet ended (queued); None: no limit. Set by ``__init__``.
+    max_jobs_pending: int | None = None
+    max_jobs_queued: int | None = None
+
+    def __init__(self, max_jobs_pending: int | None = None,
+                 max_jobs_queued: int | None = None) -> None:
+        self.max_jobs_pending = _job_limit(type(self).__name__, "max_jobs_pending",
+                                           max_jobs_pending)
+        self.max_jobs_queued = _job_limit(type(self).__name__, "max_jobs_queued", max_jobs_queued)
+
+    def limit_slots(self, free: int, queued: int, pending: int = 0) -> int:
+        """``free`` slots, fewer if depio's limits say so: ``queued`` jobs are submitted and
+        not ended, ``pending`` of them not started yet. For ``free_slots`` implementations."""
+        if self.max_jobs_queued is not None:
+            free = min(free, self.max_jobs_queued - queued)
+        if self.max_jobs_pending is not None:
+            free = min(free, self.max_jobs_pending - pending)
+        return max(0, free)
 
     def start(self, tasks: Sequence["Task"], context: RunContext) -> None:
         """Called once per run, before any ``submit``, with every task of the run."""
@@ -155,6 +174,15 @@ class Executor(ABC):
     def cells(self, index: int) -> Sequence[str]:
         """This executor's cells for ``columns`` in the row of task ``index``."""
         return ("",) * len(self.columns)
+
+
+def _job_limit(owner: str, name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}({name}={value!r}): use a whole number >= 1, or None "
+                         "for no limit")
+    return value
 
 
 def run_steps(job: Job, export: Callable[[Step, Any], Any],

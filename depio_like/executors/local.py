@@ -20,7 +20,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class SequentialExecutor(Executor):
-    """Runs tasks one at a time in the calling process, so a debugger and ``print`` just work."""
+    """Runs tasks one at a time in the calling process, so a debugger and ``print`` just work.
+
+    ``max_jobs_pending`` / ``max_jobs_queued`` (depio's) are accepted; one task at a time
+    is below any limit they can set."""
+
+    def __init__(self, max_jobs_pending: int | None = None,
+                 max_jobs_queued: int | None = None) -> None:
+        super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
 
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._queue: deque[Job] = deque()
@@ -128,9 +135,30 @@ class ParallelExecutor(Executor):
     only its own task and is replaced. Workers are not daemonic, so a task may start
     processes of its own (``multiprocessing.Pool``, ``ProcessPoolExecutor``); no process
     of the run outlives the driver, however it ends (see ``processes``).
+
+    depio's arguments: ``max_jobs_queued=N`` runs at most N tasks at once (like
+    ``max_workers``); ``max_jobs_pending`` is accepted and has nothing to limit (a task is
+    handed to a worker only when one is free); ``internal_executor=`` (a
+    ``concurrent.futures`` pool, also as the first positional argument) gives its
+    ``max_workers``: tasks still run in this executor's worker processes.
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, max_jobs_pending: int | None = None,
+                 max_jobs_queued: int | None = None, *, internal_executor: Any = None) -> None:
+        super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
+        if max_workers is not None and not isinstance(max_workers, int):
+            if internal_executor is not None or not hasattr(max_workers, "submit"):
+                raise TypeError(f"ParallelExecutor(max_workers={max_workers!r}): use a number")
+            internal_executor, max_workers = max_workers, None  # depio's first argument
+        if internal_executor is not None:
+            size = getattr(internal_executor, "_max_workers", None)
+            if not isinstance(size, int):
+                raise TypeError(
+                    f"ParallelExecutor(internal_executor={internal_executor!r}): tasks run in "
+                    "this executor's own worker processes, and the number of workers cannot "
+                    "be read from it; write ParallelExecutor(max_workers=N)")
+            if max_workers is None:
+                max_workers = size
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"ParallelExecutor(max_workers={max_workers}): need at least 1")
         self.max_workers = max_workers or default_workers()
@@ -152,7 +180,8 @@ class ParallelExecutor(Executor):
         self._selector = selectors.DefaultSelector()
 
     def free_slots(self) -> int:
-        return self._limit - sum(1 for w in self._workers if w.job is not None)
+        busy = sum(1 for w in self._workers if w.job is not None)
+        return self.limit_slots(self._limit - busy, busy)
 
     def submit(self, job: Job) -> None:
         worker = next((w for w in self._workers if w.job is None), None)
