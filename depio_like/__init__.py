@@ -14,6 +14,7 @@ from .hooks import PipelineResult, TaskResult, make_save_hook
 from .modes import BuildMode
 from .pipeline import Pipeline
 from .progress import Progress, current_progress
+from .registry import register
 from .status import Status
 from .task import Dependency, IgnoredForEq, Product, Task, Untracked, task
 
@@ -31,7 +32,7 @@ def __getattr__(name: str):
 __all__ = [
     "Pipeline", "Task", "task", "Product", "Dependency", "Status", "IgnoredForEq", "Untracked",
     "BuildMode", "current_progress", "Progress", "TaskResult", "PipelineResult",
-    "make_save_hook",
+    "make_save_hook", "register",
     "Executor", "SequentialExecutor", "ParallelExecutor", "SubmitItExecutor",
     "PipelineError", "TaskDeclarationError", "GraphError", "DuplicateProductError",
     "CycleError", "MissingDependencyError", "UnknownTaskError", "StateError",
