@@ -201,7 +201,6 @@ def load_spec(path: str | os.PathLike[str], modules: Iterable[str] = (), *,
     ids = set(first_line)
     for step in steps.values():
         _check_refs(doc, step, steps, ids, problems)
-    problems.raise_if_any()
     _check_cycles(doc, steps, problems)
     problems.raise_if_any()
     return Spec(doc, name or os.path.splitext(os.path.basename(doc.path))[0], description,
