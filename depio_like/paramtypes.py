@@ -293,8 +293,7 @@ def json_schema(t: Any) -> dict[str, Any]:
     if origin in _SEQ_ORIGINS or t in (list, collections.abc.Sequence):
         return {"type": "array", **({"items": json_schema(args[0])} if args else {})}
     if origin in _SET_ORIGINS or t in (set, frozenset):
-        return {"type": "array", "uniqueItems": True,
-                **({"items": json_schema(args[0])} if args else {})}
+        return {"type": "array", **({"items": json_schema(args[0])} if args else {})}
     if origin is tuple or t is tuple:
         if not args or (len(args) == 2 and args[1] is Ellipsis):
             return {"type": "array", **({"items": json_schema(args[0])} if args else {})}
@@ -361,6 +360,16 @@ def describe(value: Any) -> str:
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
+def _same(a: Any, value: Any) -> bool:
+    """Equal as JSON Schema's ``enum`` compares: 1 and 1.0 alike, True and 1 not."""
+    if type(a) is type(value) or (type(a) in (int, float) and type(value) in (int, float)):
+        try:
+            return bool(a == value)
+        except Exception:  # noqa: BLE001
+            return False
+    return False
+
+
 def convert(value: Any, t: Any, where: str = "") -> Any:
     """``value`` (as read from YAML) as a parameter of type ``t`` takes it; Invalid if it
     does not fit."""
@@ -378,6 +387,8 @@ def convert(value: Any, t: Any, where: str = "") -> Any:
     if t is int:
         if type(value) is int:
             return value
+        if type(value) is float and value.is_integer():  # as JSON Schema's "integer"
+            return int(value)
         raise Invalid(where, "int", value)
     if t is float:
         if type(value) in (int, float):
@@ -395,7 +406,7 @@ def convert(value: Any, t: Any, where: str = "") -> Any:
         raise Invalid(where, f"a path ({t.__name__})", value)
     if isinstance(t, type) and issubclass(t, enum.Enum):
         for m in t:
-            if type(m.value) is type(value) and m.value == value:
+            if _same(m.value, value):
                 return m
         if isinstance(value, str) and value in t.__members__:
             return t.__members__[value]
@@ -413,7 +424,7 @@ def convert(value: Any, t: Any, where: str = "") -> Any:
     args = typing.get_args(t)
     if origin is typing.Literal:
         for a in args:
-            if type(a) is type(value) and a == value:
+            if _same(a, value):
                 return a
         raise Invalid(where, type_text(t), value)
     if origin in _SEQ_ORIGINS or t in (list, collections.abc.Sequence):
