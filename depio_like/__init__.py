@@ -14,7 +14,6 @@ from .hooks import PipelineResult, TaskResult, make_save_hook
 from .modes import BuildMode
 from .pipeline import Pipeline
 from .progress import Progress, current_progress
-from .registry import register
 from .status import Status
 from .task import Dependency, IgnoredForEq, Product, Task, Untracked, task
 
@@ -27,6 +26,10 @@ def __getattr__(name: str):
         from .executors.slurm import SubmitItExecutor
 
         return SubmitItExecutor
+    if name == "register":  # for spec files; loaded when a module of tasks asks for it
+        from .registry import register
+
+        return register
     raise AttributeError(f"module 'depio_like' has no attribute {name!r}")
 
 __all__ = [

@@ -534,3 +534,57 @@ def test_import_depio_like_does_not_import_yaml():
                         "'depio_like.paramtypes') if m in sys.modules))"],
                        capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stderr
+
+
+def test_references_inside_lists_fan_in_and_the_spec_dir_is_importable(tmp_path):
+    sub = tmp_path / "conf"
+    sub.mkdir()
+    (sub / "fan.py").write_text(textwrap.dedent("""\
+        from pathlib import Path
+        from typing import Annotated
+        from depio_like import Dependency, Product, register
+
+        @register
+        def part(out: Product, k: int) -> int:
+            Path(out).write_text(str(k))
+            return k * 10
+
+        @register
+        def gather(parts: Annotated[list[Path], Dependency], values: list[int],
+                   out: Product) -> None:
+            texts = [p.read_text() for p in parts]
+            Path(out).write_text(",".join(texts) + ";" + ",".join(map(str, values)))
+        """))
+    (sub / "fan.yaml").write_text(textwrap.dedent("""\
+        tasks: [fan]
+        steps:
+          - {id: p1, task: part, args: {out: out/p1.txt, k: 1}}
+          - {id: p2, task: part, args: {out: out/p2.txt}}
+          - id: all
+            task: gather
+            args:
+              parts: [{product_of: p1}, {product_of: p2.out}]
+              values: [{value_of: p1}, {value_of: p2}]
+              out: out/all.txt
+        """))
+    (tmp_path / "c.yaml").write_text("p2: {k: 2}\n")
+    # Run from the parent directory: fan.py is found next to the spec; paths are relative
+    # to the working directory.
+    r = tool(tmp_path, "run", "conf/fan.yaml", "--config", "c.yaml", "--executor", "parallel")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "out" / "all.txt").read_text() == "1,2;10,20"
+    assert statuses(r.stdout)["all"] == "FINISHED"
+    r = tool(tmp_path, "run", "conf/fan.yaml", "--config", "c.yaml")
+    assert set(statuses(r.stdout).values()) == {"SKIPPED"}
+
+
+@pytest.mark.slurm
+def test_a_spec_runs_on_slurm_with_its_task_modules(project, wordtasks, slurm):
+    # The job imports the installed package and the user's module next to the spec: the
+    # spec's directory reaches the job through PYTHONPATH.
+    (project / "c.yaml").write_text("top: {n: 2}\nbanner: {title: On Slurm}\n")
+    r = tool(project, "run", "wordcount.yaml", "--config", "c.yaml", "--executor", "slurm",
+             site=wordtasks)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert set(statuses(r.stdout).values()) == {"FINISHED"}
+    assert "On Slurm" in (project / "build" / "banner.txt").read_text()
