@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -191,9 +190,9 @@ def import_user_module(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError as e:
         if getattr(e, "name", None) == name:
-            raise ImportError(f"tasks module {name!r} cannot be found (looked in the spec "
-                              f"file's directory, the working directory and {sys.prefix})") \
-                from None
+            raise ImportError(f"tasks module {name!r} cannot be found (a module name, "
+                              "looked for next to the spec file, in the working directory and "
+                              "in the installed packages)") from None
         raise ImportError(f"tasks module {name!r} cannot be imported: {e}") from None
     except Exception as e:  # noqa: BLE001 - the module's own error, said where it happened
         import traceback

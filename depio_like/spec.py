@@ -136,14 +136,11 @@ def _refs(value: Any) -> Iterable[ValueOf | ProductOf]:
 
 
 def add_import_dirs(dirs: Iterable[str]) -> None:
-    """Make the user's task modules importable here and in the processes tasks run in
-    (spawned workers, Slurm jobs): ``sys.path`` and ``PYTHONPATH``."""
-    dirs = [os.path.abspath(d) for d in dirs]
-    for d in reversed(dirs):
+    """Make the user's task modules importable (``sys.path``; Slurm jobs and spawned workers
+    start from the driver's ``sys.path``)."""
+    for d in reversed([os.path.abspath(d) for d in dirs]):
         if d not in sys.path:
             sys.path.insert(0, d)
-    old = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(dirs + old))
 
 
 def load_spec(path: str | os.PathLike[str], modules: Iterable[str] = (), *,

@@ -4,9 +4,6 @@ from YAML. The schema is judged by an independent validator (jsonschema): for ra
 and values, it and our check must agree."""
 
 import enum
-import math
-import pathlib
-import sys
 import textwrap
 import typing
 from pathlib import Path

@@ -531,7 +531,7 @@ def test_a_script_still_runs_and_spec_options_are_refused_for_it(tmp_path):
 def test_import_depio_like_does_not_import_yaml():
     r = subprocess.run([sys.executable, "-c", "import sys, depio_like; "
                         "print(sorted(m for m in ('yaml', 'depio_like.spec', "
-                        "'depio_like.paramtypes') if m in sys.modules))"],
+                        "'depio_like.paramtypes', 'depio_like.registry') if m in sys.modules))"],
                        capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stderr
 
@@ -580,11 +580,14 @@ def test_references_inside_lists_fan_in_and_the_spec_dir_is_importable(tmp_path)
 
 @pytest.mark.slurm
 def test_a_spec_runs_on_slurm_with_its_task_modules(project, wordtasks, slurm):
-    # The job imports the installed package and the user's module next to the spec: the
-    # spec's directory reaches the job through PYTHONPATH.
+    # The job imports the installed package and the user's module next to the spec (not in
+    # the working directory).
+    (project / "spec").mkdir()
+    for name in ("wordcount.yaml", "mysteps.py"):
+        (project / name).rename(project / "spec" / name)
     (project / "c.yaml").write_text("top: {n: 2}\nbanner: {title: On Slurm}\n")
-    r = tool(project, "run", "wordcount.yaml", "--config", "c.yaml", "--executor", "slurm",
-             site=wordtasks)
+    r = tool(project, "run", "spec/wordcount.yaml", "--config", "c.yaml", "--executor",
+             "slurm", site=wordtasks)
     assert r.returncode == 0, r.stdout + r.stderr
     assert set(statuses(r.stdout).values()) == {"FINISHED"}
     assert "On Slurm" in (project / "build" / "banner.txt").read_text()
