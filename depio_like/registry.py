@@ -198,6 +198,7 @@ def import_user_module(name: str) -> Any:
         import traceback
 
         frames = traceback.extract_tb(e.__traceback__)
-        at = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+        at = f" ({frames[-1].filename}, line {frames[-1].lineno})" \
+            if frames and not isinstance(e, SyntaxError) else ""  # its message says where
         raise ImportError(f"tasks module {name!r} failed while being imported: "
                           f"{type(e).__name__}: {e}{at}") from None

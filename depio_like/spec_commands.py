@@ -187,7 +187,10 @@ def schema_of(spec: Any) -> dict[str, Any]:
 
 
 def _yaml_scalar(v: Any) -> str:
-    import yaml
+    try:
+        import yaml
+    except ImportError:  # `depio-like tasks` works without the spec extra
+        return json.dumps(v)
 
     text = yaml.safe_dump(v, default_flow_style=True, width=10**9, allow_unicode=True).strip()
     return text[:-4].rstrip() if text.endswith("\n...") else text
