@@ -29,6 +29,7 @@ problem is reported at once, each with the line it came from.
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import re
 import sys
@@ -170,8 +171,8 @@ def load_spec(path: str | os.PathLike[str], modules: Iterable[str] = (), *,
                      f"{describe(wanted)}")
         wanted = []
     user_modules = list(dict.fromkeys([*modules, *wanted]))
-    if user_modules:
-        add_import_dirs([os.path.dirname(os.path.abspath(doc.path)), os.getcwd()])
+    # As `python script.py` does for the script's directory (and `module:function` tasks too).
+    add_import_dirs([os.path.dirname(os.path.abspath(doc.path)), os.getcwd()])
     registry = load_registry((), installed=installed)
     for m in user_modules:
         try:
@@ -242,8 +243,6 @@ def _read_step(doc: Doc, i: int, raw: Any, registry: Registry, problems: _Proble
         problems.add(doc.line(*here, "task"), f"{doc.at(*here, 'task')}: step {sid!r}: task "
                      f"{tname!r} cannot be used: {e}")
         return None
-    import inspect
-
     sig = inspect.signature(entry.function)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     args_raw = raw.get("args")

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Sequence
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from depio_like import Dependency, IgnoredForEq, Product
+from depio_like.paramtypes import _EXPONENT
 from depio_like.paramtypes import (MISSING, Invalid, convert, docstring_params, json_schema,
                                    parameters, summary, type_text)
 
@@ -228,6 +229,8 @@ json_values = st.recursive(
 @example(tuple[int, str], [1, "a", 2])
 @example(dict[str, int], {"a": 1.0})
 def test_schema_and_check_agree(tp, value):
+    # The one deliberate difference: "1e3" (text to PyYAML) is taken for a float.
+    assume(not any(isinstance(v, str) and _EXPONENT.fullmatch(v.strip()) for v in _leaves(value)))
     schema = json_schema(tp)
     jsonschema.Draft202012Validator.check_schema(schema)
     by_schema = jsonschema.Draft202012Validator(schema).is_valid(value)
@@ -237,3 +240,15 @@ def test_schema_and_check_agree(tp, value):
     except Invalid:
         by_us = False
     assert by_schema == by_us, (type_text(tp), schema, value)
+
+
+def _leaves(value):
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        else:
+            yield v

@@ -441,6 +441,14 @@ def test_a_plain_module_registers_its_public_functions_and_module_function_works
     r = tool(tmp_path, "run", "spec.yaml")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "one.txt").read_text() == "x" and (tmp_path / "two.txt").read_text() == "y"
+    # module:function needs no `tasks:`; the module is found next to the spec.
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "plain.py").rename(tmp_path / "sub" / "plain.py")
+    (tmp_path / "sub" / "only.yaml").write_text(
+        "steps:\n  - {id: three, task: 'plain:write', args: {out: three.txt, text: z}}\n")
+    r = tool(tmp_path, "run", "sub/only.yaml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "three.txt").read_text() == "z"
 
 
 def test_a_name_claimed_twice_is_refused_when_used(tmp_path):
