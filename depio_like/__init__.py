@@ -35,12 +35,16 @@ def __getattr__(name: str):
         from .executors.slurm import SubmitItExecutor
 
         return SubmitItExecutor
+    if name == "register":  # for spec files; loaded when a module of tasks asks for it
+        from .registry import register
+
+        return register
     raise AttributeError(f"module 'depio_like' has no attribute {name!r}")
 
 __all__ = [
     "Pipeline", "Task", "task", "Product", "Dependency", "Status", "IgnoredForEq", "Untracked",
     "BuildMode", "current_progress", "Progress", "TaskResult", "PipelineResult",
-    "make_save_hook",
+    "make_save_hook", "register",
     "Executor", "SequentialExecutor", "ParallelExecutor", "SubmitItExecutor",
     "PipelineError", "TaskDeclarationError", "GraphError", "DuplicateProductError",
     "CycleError", "MissingDependencyError", "UnknownTaskError", "StateError",

@@ -124,14 +124,21 @@ def _value(text: str) -> Any:
 
 # -- the depio-like tool --------------------------------------------------------------------
 def console_main(argv: Sequence[str] | None = None) -> int:
-    """``depio-like run SCRIPT [options]`` and ``depio-like status [--state-dir DIR]``."""
+    """``depio-like run SCRIPT [options]``, ``depio-like run SPEC.yaml --config FILLED.yaml
+    [options]``, ``depio-like tasks``, ``depio-like params SPEC`` and ``depio-like status
+    [--state-dir DIR]``."""
     top = argparse.ArgumentParser(prog="depio-like", description="Run depio_like pipelines.")
     sub = top.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", parents=[build_parser_parent()],
                            help="run a pipeline script with options")
-    run_p.add_argument("script", help="the pipeline script (its own arguments go after --)")
+    run_p.add_argument("script", help="the pipeline script (its own arguments go after --), "
+                       "or a spec file (.yaml/.yml)")
+    from . import spec_commands
+
+    spec_commands.add_run_options(run_p)
     st = sub.add_parser("status", help="show the last recorded run; runs nothing")
     st.add_argument("--state-dir", default=".depio_like", help="default: .depio_like")
+    spec_commands.add_commands(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args: list[str] = []
     if "--" in argv:
@@ -141,7 +148,16 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     args.script_args = script_args
     if args.command == "status":
         return status(args.state_dir)
+    if args.command == "tasks":
+        return spec_commands.guarded(spec_commands.tasks_command, args)
+    if args.command == "params":
+        return spec_commands.guarded(spec_commands.params_command, args)
     try:
+        if spec_commands.is_spec(args.script):
+            return spec_commands.guarded(spec_commands.run_spec, args)
+        if args.config or args.tasks:
+            raise UsageError("--config and --tasks are for a spec file (.yaml/.yml); "
+                             f"{args.script} is run as a Python script")
         return run_script(args)
     except UsageError as e:
         print(f"depio-like run: {e}", file=sys.stderr)

@@ -44,6 +44,11 @@ class StateLockedError(StateError):
     """Another run holds the state directory and we were told not to wait."""
 
 
+class SpecError(PipelineError):
+    """A spec file or its config file cannot be used: the message holds every problem
+    found, one per line, each as ``file:line: what``."""
+
+
 # The names depio users know, so a ported script's ``except`` clauses keep working.
 # Raised where depio raises them: add_task (a second producer; a depends_on task not yet
 # added) and run() (a dependency neither produced nor on disk).
