@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any, Callable
 
@@ -21,6 +22,9 @@ _INTERVAL = 0.2  # seconds between two publications of the same task's progress
 _current: "Progress | None" = None
 # Set by the driver for tasks it runs in its own process; workers reset it.
 _local_sink: Callable[[int, dict[str, Any]], None] | None = None
+# A process that runs several tasks at once in threads (a Dask worker) keeps each task's
+# progress, and where it goes, per thread; the globals above serve threads a task starts.
+_thread = threading.local()
 
 
 class Progress:
@@ -88,26 +92,40 @@ class Progress:
 
 def current_progress() -> Progress | None:
     """The progress of the task running in this process, or None outside a task."""
-    return _current
+    return getattr(_thread, "current", None) or _current
 
 
 def begin(key: int, path: str | None) -> Progress:
     """Start reporting for task ``key`` (called by the executor around each task)."""
     global _current
-    _current = Progress(key, path, _local_sink)
+    _current = _thread.current = Progress(key, path, getattr(_thread, "sink", None) or _local_sink)
     return _current
 
 
 def end() -> None:
     global _current
-    if _current is not None:
-        _current.close()
-    _current = None
+    p = getattr(_thread, "current", None) or _current
+    if p is not None:
+        p.close()
+    _thread.current = None
+    if _current is p:
+        _current = None
 
 
 def set_local_sink(sink: Callable[[int, dict[str, Any]], None] | None) -> None:
     global _local_sink
     _local_sink = sink
+
+
+def set_thread_sink(sink: Callable[[int, dict[str, Any]], None] | None) -> None:
+    """Where progress of tasks begun in this thread goes (before the process's sink)."""
+    _thread.sink = sink
+
+
+def deliver(key: int, snapshot: dict[str, Any]) -> None:
+    """Hand a snapshot that came from elsewhere (a Dask worker) to this process's sink."""
+    if _local_sink is not None:
+        _local_sink(key, snapshot)
 
 
 def read(path: str) -> dict[str, Any] | None:

@@ -1,0 +1,811 @@
+"""Run tasks on a Dask cluster: an embedded ``LocalCluster``, a running scheduler, or any
+Dask cluster object (``dask_jobqueue.SLURMCluster``, a cloud deployment, ...).
+
+Design (why, in short):
+- The driver still decides what runs (cache, failures, retries); Dask decides where. A job
+  (one task, or a chain joined by values) is one Dask task, submitted as a future once its
+  dependencies are done, so a skipped task never reaches the cluster.
+- A return value another job takes stays on the worker that made it, as a Dask future of
+  its own; the consumer's future takes it as an argument, so Dask moves it worker to worker
+  (or not at all) and frees it once the driver, after the last consumer, drops the future.
+  The driver never fetches it, and nothing is written under the state directory.
+- What the driver needs back (success, error, duration, the products' digests, made where
+  they were written) is small: it comes as Dask events (``Worker.log_event``, one topic
+  the driver subscribes to), with progress from inside tasks and the news that a task
+  started and on which worker. The job's own result is fetched only if its events got lost.
+- A task runs in the driver's working directory (the worker changes to it for the task
+  and back after), with the driver's ``sys.path`` appended to the worker's, as a Slurm job
+  does: relative paths and the script's own modules mean the same on every worker.
+- Output is captured per task at the file-descriptor level where a worker runs one task at
+  a time (the embedded cluster: one thread per worker process); a worker with several
+  threads shares fds 1 and 2 between its tasks, so there ``sys.stdout`` / ``sys.stderr``
+  are routed per thread instead (output of C code and subprocesses then goes to the
+  worker's own log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import os
+import pickle
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+try:
+    import distributed
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("DaskExecutor needs Dask's distributed package: "
+                      "pip install 'depio_like[dask]'") from e
+
+from ..errors import PipelineError
+from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps
+
+# One topic for every run (a run's events carry its token): a long-lived scheduler keeps
+# a bounded log per topic, and a topic per run would leave one behind each time.
+TOPIC = "depio_like"
+_MEMORY_TOPIC = "worker-restart-memory"  # a nanny's news that it killed its worker
+# Dask worker resources that task ``resources`` map to (``dask worker --resources GPU=1``).
+RESOURCE_NAMES = {"cpus": "CPU", "memory": "MEMORY", "gpus": "GPU"}
+
+
+class DaskConnectionError(PipelineError):
+    """The Dask scheduler cannot be reached (raised before any task runs)."""
+
+
+@dataclass
+class _Flight:
+    """A job handed to Dask and not over yet."""
+
+    key: str
+    future: Any                      # the job's Dask future
+    indices: list[int]
+    values: dict[int, Any]           # task index -> future of the value it hands on
+    reported: set[int] = field(default_factory=set)
+    running: bool = False
+
+
+class DaskExecutor(Executor):
+    """Runs tasks on a Dask cluster.
+
+    - ``DaskExecutor()``: an embedded ``distributed.LocalCluster`` for the run (worker
+      processes, one per core, one thread each; ``n_workers``, ``threads_per_worker``,
+      ``memory_limit``, ``dashboard_address`` and ``cluster_kwargs`` shape it), started when
+      the first task goes out and closed after the run.
+    - ``DaskExecutor("tcp://host:8786")``: a running scheduler, left running.
+    - ``DaskExecutor(cluster=c)``: any Dask cluster object (``LocalCluster``,
+      ``dask_jobqueue.SLURMCluster`` scaled or adaptive, ...), left running.
+
+    Workers must see the driver's files at the same paths (a shared filesystem) and import
+    what the tasks use (the same environment). ``retries``: resubmissions of a failed
+    task (a task's own ``retries`` wins). ``resources``: map task resources (cpus, memory,
+    gpus) to the Dask worker resources ``CPU``, ``MEMORY`` (bytes) and ``GPU``; ``None``
+    (default) where the connected workers declare them, ``True`` always (an adaptive cluster
+    whose future workers declare them), ``False`` never. ``submit_options(task)`` may
+    return more ``Client.submit`` keywords for a task (``workers=``, ``resources=``,
+    ``allow_other_workers=``, ``priority=``); for a chain, those of its first task.
+    ``timeout``: seconds to reach the scheduler.
+    """
+
+    columns = ("Worker",)
+    queues = True  # a submitted task waits for a free worker thread: PENDING until it starts
+
+    def __init__(self, address: str | None = None, *, cluster: Any = None,
+                 n_workers: int | None = None, threads_per_worker: int = 1,
+                 memory_limit: str | float | None = "auto",
+                 dashboard_address: str | None = ":8787",
+                 cluster_kwargs: Mapping[str, Any] | None = None, retries: int = 0,
+                 resources: bool | None = None,
+                 submit_options: Callable[[Any], Mapping[str, Any]] | None = None,
+                 timeout: float = 10.0) -> None:
+        if address is not None and cluster is not None:
+            raise ValueError("DaskExecutor(): pass address= or cluster=, not both")
+        embedded = {"n_workers": n_workers, "cluster_kwargs": cluster_kwargs}
+        if (address is not None or cluster is not None) and any(
+                v is not None for v in embedded.values()):
+            given = ", ".join(k for k, v in embedded.items() if v is not None)
+            raise ValueError(f"DaskExecutor(): {given} shape the embedded cluster; they do "
+                             "not apply with address= or cluster=")
+        if address is not None and not isinstance(address, str):
+            raise TypeError(f"DaskExecutor(address={address!r}): give the scheduler's address "
+                            "as a string, e.g. 'tcp://host:8786'")
+        if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
+            raise ValueError(f"DaskExecutor(n_workers={n_workers!r}): need an int >= 1")
+        if not isinstance(threads_per_worker, int) or threads_per_worker < 1:
+            raise ValueError(f"DaskExecutor(threads_per_worker={threads_per_worker!r}): "
+                             "need an int >= 1")
+        self.address = address
+        self.cluster = cluster
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
+        self.memory_limit = memory_limit
+        self.dashboard_address = dashboard_address
+        self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.retries = retries
+        self.resources = resources
+        self.submit_options = submit_options
+        self.timeout = timeout
+        self.client: Any = None
+        #: What the last run did: jobs submitted to Dask, job results fetched because
+        #: their events did not arrive first (normally 0).
+        self.stats: dict[str, int] = {}
+        self._own_cluster: Any = None
+
+    # -- run lifecycle ---------------------------------------------------------------------
+    def start(self, tasks: Sequence[Any], context: RunContext) -> None:
+        self._tasks = tasks
+        self._token = uuid.uuid4().hex[:16]
+        self._flights: dict[str, _Flight] = {}
+        self._of_task: dict[int, _Flight] = {}
+        self._worker: dict[int, str] = {}       # task index -> where it ran (the table)
+        self._ready: list[Outcome | Started] = []
+        self._inbox: queue.Queue = queue.Queue()
+        self._announced = False
+        self._declared: dict[str, float] | None = None
+        self._undo: list[Callable[[], None]] = []
+        self.stats = {"submitted": 0, "results_fetched": 0}
+        self._ctx = (self._token, TOPIC, os.getcwd(), tuple(sys.path),
+                     (socket.gethostname(), os.getpid()))
+        # An existing scheduler must answer before anything runs; the embedded cluster
+        # starts with the first task (a run with nothing to do starts none).
+        if self.address is not None or self.cluster is not None:
+            self._connect()
+
+    def free_slots(self) -> int:
+        return 1_000_000  # Dask queues and places; the scheduler runs what fits
+
+    def submit(self, job: Job) -> None:
+        if self.client is None:
+            self._connect()
+        if not self._announced:
+            self._announce()
+        problem = self._resource_problem(job)
+        if problem:
+            self._ready.append(Outcome(job.index, False, error=problem))
+            return
+        try:
+            blob = _dumps([_payload(st) for st in job.steps])
+        except Exception:  # noqa: BLE001 - find what cannot go, and say it
+            self._ready.append(Outcome(job.index, False, error=_unpicklable(job)))
+            return
+        first = job.steps[0].task
+        name = _key_name(first.name)
+        key = f"{name}-{uuid.uuid4().hex}"
+        options = self._options(job)
+        future = self.client.submit(_run_job, self._ctx, key, blob, job.values, key=key,
+                                    pure=False, **options)
+        values = {st.index: self.client.submit(_value_of, future, st.index,
+                                               key=f"{_key_name(st.task.name)}-value-{uuid.uuid4().hex}",
+                                               pure=False)
+                  for st in job.steps if st.export_to}
+        flight = _Flight(key, future, job.indices, values)
+        self._flights[key] = flight
+        for i in job.indices:
+            self._of_task[i] = flight
+            self._worker.pop(i, None)
+        self.stats["submitted"] += 1
+        future.add_done_callback(lambda f, k=key: self._inbox.put(("done", k)))
+
+    def wait(self, timeout: float | None) -> list[Outcome | Started]:
+        events, self._ready = self._ready, []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not events and self._flights:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            try:
+                first = self._inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            events += self._handle([first, *self._drain()])
+        if events:  # more may have come meanwhile: take them in the same round
+            events += self._handle(self._drain())
+        return events
+
+    def cells(self, index: int) -> Sequence[str]:
+        return (self._worker.get(index, ""),)
+
+    def cancel(self) -> list[int]:
+        flights = list(self._flights.values())
+        indices = [i for f in flights for i in f.indices if i not in f.reported]
+        futures = [f.future for f in flights] + [v for f in flights for v in f.values.values()]
+        running = sum(1 for f in flights if f.running)
+        if futures and self.client is not None:
+            try:
+                self.client.cancel(futures)
+            except Exception as e:  # noqa: BLE001 - the scheduler may be gone too
+                print(f"warning: cancelling the Dask tasks failed: {e}", file=sys.stderr,
+                      flush=True)
+        if running and self._own_cluster is None:
+            # Dask cannot stop a task that runs in a worker thread; the embedded cluster's
+            # workers are stopped with it, a shared cluster's run the task to its end.
+            print(f"Cancelled this run's Dask tasks; {running} already running on workers "
+                  "of the existing cluster run to their end (Dask cannot stop a running "
+                  "task), and their results are dropped.", file=sys.stderr, flush=True)
+        self._flights.clear()
+        self._of_task.clear()
+        return indices
+
+    def shutdown(self) -> None:
+        self._flights = {}
+        self._of_task = {}
+        client, self.client = self.client, None
+        cluster, self._own_cluster = self._own_cluster, None
+        with _quiet_dask():
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.unsubscribe_topic(TOPIC)
+                with contextlib.suppress(Exception):
+                    client.close()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
+        for undo in reversed(getattr(self, "_undo", [])):
+            undo()
+        self._undo = []
+
+    # -- connecting ------------------------------------------------------------------------
+    def _connect(self) -> None:
+        from distributed import Client
+
+        if self.address is None and self.cluster is None:
+            self._own_cluster = self._start_local_cluster()
+            target: Any = self._own_cluster
+        else:
+            target = self.cluster if self.cluster is not None else self.address
+        where = self.address or getattr(self.cluster, "scheduler_address", None) or "the cluster"
+        try:
+            with _quiet_dask():
+                self.client = Client(target, timeout=self.timeout, set_as_default=False)
+        except Exception as e:  # noqa: BLE001 - OSError, TimeoutError, ValueError (address)
+            self.shutdown()
+            raise DaskConnectionError(
+                f"cannot reach the Dask scheduler at {where}: {type(e).__name__}: {e}. "
+                "Is it running, and is the address right (e.g. tcp://host:8786)? "
+                "Nothing was run.") from None
+        self.client.subscribe_topic(TOPIC, lambda ev: self._inbox.put(("event", ev[1])))
+
+    def _start_local_cluster(self) -> Any:
+        import dask
+        from distributed import LocalCluster
+
+        from .local import default_workers
+
+        kwargs: dict[str, Any] = dict(
+            n_workers=self.n_workers or default_workers(), processes=True,
+            threads_per_worker=self.threads_per_worker, memory_limit=self.memory_limit,
+            dashboard_address=self.dashboard_address, silence_logs=logging.ERROR,
+            # Ctrl-C is the driver's to handle: workers ignore SIGINT (also when restarted).
+            preload=[__name__])
+        kwargs.update(self.cluster_kwargs)
+        self._hide_main()
+        old_sigint = None
+        if threading.current_thread() is threading.main_thread():
+            # Ignored signals stay ignored in the worker processes spawned now.
+            old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            # A worker that dies fails its task at once (retries= resubmits), as with the
+            # other executors; tasks may use multiprocessing (not daemonic workers).
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                  "distributed.worker.daemon": False}), _quiet_dask():
+                return LocalCluster(**kwargs)
+        finally:
+            if old_sigint is not None:
+                signal.signal(signal.SIGINT, old_sigint)
+
+    def _hide_main(self) -> None:
+        """Worker processes are spawned, and spawn re-runs the main script in each child
+        unless ``__main__`` looks like a module run with ``-m``; a pipeline script has no
+        ``if __name__ == "__main__"`` guard. Until the run ends (the nanny may restart a
+        worker), ``__main__.__spec__`` names ``__main__``, which multiprocessing skips."""
+        import importlib.machinery
+
+        main = sys.modules.get("__main__")
+        if main is None or getattr(main, "__spec__", None) is not None:
+            return
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+
+        def undo() -> None:
+            if getattr(main, "__spec__", None) is not None and main.__spec__.name == "__main__" \
+                    and main.__spec__.loader is None:
+                main.__spec__ = None
+
+        self._undo.append(undo)
+
+    def _workers(self) -> dict[str, Any]:
+        try:
+            info = self.client.scheduler_info(n_workers=-1)
+        except TypeError:  # older distributed: always all workers
+            info = self.client.scheduler_info()
+        return info.get("workers", {})
+
+    def _announce(self) -> None:
+        """Once per run, before the first task goes out: where it runs, the dashboard,
+        and a note if tasks ask for resources the workers do not declare."""
+        self._announced = True
+        workers = self._workers()
+        threads = sum(w.get("nthreads", 0) for w in workers.values())
+        kind = "embedded LocalCluster" if self._own_cluster is not None else \
+            type(self.cluster).__name__ if self.cluster is not None else "scheduler"
+        try:
+            link = self.client.dashboard_link
+        except Exception:  # noqa: BLE001 - no dashboard configured
+            link = None
+        if link and self._own_cluster is not None and importlib.util.find_spec("bokeh") is None:
+            link += " (needs `pip install bokeh`)"
+        print(f"Dask: {kind} at {self.client.scheduler.address}, {len(workers)} worker(s), "
+              f"{threads} thread(s)" + (f"; dashboard: {link}" if link else ""),
+              file=sys.stderr, flush=True)
+        declared: dict[str, float] = {}
+        for w in workers.values():
+            for name, amount in (w.get("resources") or {}).items():
+                declared[name] = max(declared.get(name, 0), amount)
+        if self.resources is False or (self.resources is None and not workers):
+            self._declared = {}
+        elif self.resources is True:
+            self._declared = None  # pass them all
+        else:
+            self._declared = declared
+        asked: dict[str, list[str]] = {}
+        for t in self._tasks:
+            for kind_, amount in _asked(t).items():
+                if amount and (self._declared is not None and kind_ not in self._declared):
+                    asked.setdefault(kind_, []).append(t.label)
+        if asked:
+            what = ", ".join(f"{k} ({len(v)} task(s), e.g. {v[0]})" for k, v in asked.items())
+            why = "no worker is connected yet to say what it has" if not workers and \
+                self.resources is None else "no Dask worker declares them"
+            print(f"note: tasks ask for Dask resources {what}; {why}, so they are ignored "
+                  "(start workers with --resources, e.g. `dask worker ... --resources GPU=1`)",
+                  file=sys.stderr, flush=True)
+
+    # -- submitting ------------------------------------------------------------------------
+    def _job_resources(self, job: Job) -> dict[str, float]:
+        need: dict[str, float] = {}
+        for st in job.steps:
+            for k, v in _asked(st.task).items():
+                if v:
+                    need[k] = max(need.get(k, 0), v)
+        if self._declared is None:
+            return need
+        return {k: v for k, v in need.items() if k in self._declared}
+
+    def _resource_problem(self, job: Job) -> str | None:
+        if not self._declared:
+            return None
+        for k, v in self._job_resources(job).items():
+            if v > self._declared[k]:
+                return (f"task {job.steps[0].task.label} asks for Dask resource {k}={v:g}, "
+                        f"more than any worker declares (at most {self._declared[k]:g}); "
+                        "it could never start")
+        return None
+
+    def _options(self, job: Job) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        res = self._job_resources(job)
+        if res:
+            options["resources"] = res
+        if self.submit_options is not None:
+            extra = dict(self.submit_options(job.steps[0].task) or {})
+            if "resources" in extra and res:
+                extra["resources"] = {**res, **extra["resources"]}
+            options.update(extra)
+        return options
+
+    # -- what comes back -------------------------------------------------------------------
+    def _drain(self) -> list[tuple[str, Any]]:
+        got = []
+        while True:
+            try:
+                got.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return got
+
+    def _handle(self, messages: list[tuple[str, Any]]) -> list[Outcome | Started]:
+        events: list[Outcome | Started] = []
+        for kind, msg in messages:
+            if kind == "event":
+                events += self._event(msg)
+            elif kind == "done":
+                events += self._done(msg)
+        return events
+
+    def _event(self, msg: Any) -> list[Outcome | Started]:
+        if not isinstance(msg, dict) or msg.get("r") != self._token:
+            return []  # another run's, on a shared scheduler
+        flight = self._flights.get(msg.get("k"))
+        i = msg.get("i")
+        if flight is None or i not in flight.indices or i in flight.reported:
+            return []  # a job Dask reruns to rebuild a lost value: its task has ended
+        what = msg.get("e")
+        if what == "progress":
+            from .. import progress
+
+            progress.deliver(i, msg.get("p") or {})
+            return []
+        if what == "start":
+            flight.running = True
+            self._worker[i] = _short(msg.get("w", ""))
+            return [Started(i)]
+        if what == "end":
+            return self._outcome(flight, msg.get("m"))
+        return []
+
+    def _outcome(self, flight: _Flight, meta: Any) -> list[Outcome]:
+        index, ok, error, duration, printed, products = meta
+        if index in flight.reported:
+            return []
+        flight.reported.add(index)
+        if products is not None:
+            products = {p: tuple(d) for p, d in products.items()}
+        return [Outcome(index, ok, value=flight.values.get(index) if ok else None, error=error,
+                        duration=duration, printed=printed, products=products)]
+
+    def _done(self, key: str) -> list[Outcome | Started]:
+        flight = self._flights.pop(key, None)
+        if flight is None:
+            return []  # cancelled
+        for i in flight.indices:
+            if self._of_task.get(i) is flight:
+                del self._of_task[i]
+        future = flight.future
+        left = [i for i in flight.indices if i not in flight.reported]
+        if not left:
+            return []
+        if future.status == "finished":
+            # The job's events did not all arrive first: take its outcomes from the result
+            # (on the worker; only the small part is fetched, never the values).
+            self.stats["results_fetched"] += 1
+            try:
+                metas = self.client.submit(_metas_of, future, pure=False).result(timeout=60)
+            except Exception as e:  # noqa: BLE001
+                return [Outcome(left[0], False, error=f"the job's result could not be read "
+                                f"from its Dask worker: {type(e).__name__}: {e}")]
+            events: list[Outcome | Started] = []
+            for meta in metas:
+                events += self._outcome(flight, meta)
+            if not any(not m[1] for m in metas):
+                rest = [i for i in flight.indices if i not in flight.reported]
+                if rest:
+                    events.append(Outcome(rest[0], False, error="the job returned no result "
+                                                                "for this task"))
+            return events
+        if future.status == "cancelled":
+            return [Outcome(left[0], False, error="Dask cancelled the task (another client "
+                            "cancelled it, or the scheduler restarted or was lost)")]
+        return [Outcome(left[0], False, error=self._why(future))]
+
+    def _why(self, future: Any) -> str:
+        """Why a job's future erred: a worker's death, or an error outside the task."""
+        try:
+            exc = future.exception(timeout=10)
+        except Exception as e:  # noqa: BLE001
+            return f"Dask lost the task: {type(e).__name__}: {e}"
+        if isinstance(exc, distributed.KilledWorker):
+            last = getattr(getattr(exc, "last_worker", None), "address", "") or ""
+            reason = self._memory_reason(last)
+            return (f"the Dask worker running it{f' ({_short(last)})' if last else ''} died: "
+                    f"{reason}. Dask says: {exc}")
+        if isinstance(exc, _WorkerSetupError):
+            return str(exc)
+        return f"Dask could not run it: {type(exc).__name__}: {exc}"
+
+    def _memory_reason(self, worker: str) -> str:
+        try:
+            for _, msg in reversed(self.client.get_events(_MEMORY_TOPIC)):
+                if isinstance(msg, dict) and msg.get("worker") == worker:
+                    rss = msg.get("rss")
+                    return ("it went over its memory limit and its nanny stopped it (out of "
+                            f"memory{f': {rss / 2**20:.0f} MiB in use' if rss else ''})")
+        except Exception:  # noqa: BLE001 - a reason is a courtesy
+            pass
+        return "a crash, os._exit, or the out-of-memory killer"
+
+
+# -- in the worker ---------------------------------------------------------------------------
+class _WorkerSetupError(Exception):
+    """The task could not be set up on the worker (no shared directory, a missing module)."""
+
+
+class _Remote:
+    """A task as a worker sees it: its function and arguments, nothing of the graph."""
+
+    def __init__(self, task_id: int, name: str, func: Callable[..., Any], args: Any,
+                 kwargs: Any, products: tuple[str, ...], source: str) -> None:
+        self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
+        self.products = products
+        code = getattr(func, "__code__", None)
+        if source and code is not None and code.co_filename != source:
+            # Functions of the script travel by value: give tracebacks the script's lines.
+            func.__code__ = code.replace(co_filename=source)
+
+    def run(self, values: Any) -> Any:
+        from ..channel import fill
+
+        return self.func(*fill(self.args, values), **fill(self.kwargs, values))
+
+
+def _payload(st: Step) -> tuple:
+    t = st.task
+    code = getattr(t.func, "__code__", None)
+    return (st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs, st.export_to, st.log,
+            st.old_log, t.products, code.co_filename if code is not None else "")
+
+
+def _dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(obj)
+
+
+def _unpicklable(job: Job) -> str:
+    """Why a job cannot be sent to a worker, naming the argument or the function."""
+    import cloudpickle
+
+    for st in job.steps:
+        t = st.task
+        for name, value in t.arguments.items():
+            if any(v is value for v in t.value_inputs):
+                continue  # replaced by the producer's value on the worker
+            try:
+                cloudpickle.dumps(value)
+            except Exception as e:  # noqa: BLE001
+                return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
+                        f"sent to a Dask worker (it cannot be pickled: {e}); pass something "
+                        "picklable, or use ParallelExecutor/SequentialExecutor")
+    t = job.steps[0].task
+    try:
+        cloudpickle.dumps([_payload(st) for st in job.steps])
+        whole = "unknown reason"
+    except Exception as e:  # noqa: BLE001
+        whole = str(e)
+    return (f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
+            f"be sent to a Dask worker (it cannot be pickled: {whole})")
+
+
+class _CwdGate:
+    """Tasks run in their driver's working directory. A worker with several threads runs
+    tasks at once, and the working directory is the process's: tasks of one directory
+    share it, a task of another directory waits until they are done."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._cwd: str | None = None
+        self._saved: str | None = None
+        self._n = 0
+
+    @contextlib.contextmanager
+    def inside(self, cwd: str, worker: str) -> Iterator[None]:
+        with self._cond:
+            while self._n and self._cwd != cwd:
+                self._cond.wait()
+            if not self._n:
+                try:
+                    saved = os.getcwd()
+                except OSError:
+                    saved = None
+                try:
+                    os.chdir(cwd)
+                except OSError as e:
+                    raise _WorkerSetupError(
+                        f"the driver's working directory {cwd} cannot be entered on Dask "
+                        f"worker {worker} ({e.strerror}): workers must share the driver's "
+                        "filesystem at the same paths") from None
+                self._saved, self._cwd = saved, cwd
+            self._n += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._n -= 1
+                if not self._n:
+                    if self._saved is not None:
+                        with contextlib.suppress(OSError):
+                            os.chdir(self._saved)
+                    self._cwd = self._saved = None
+                    self._cond.notify_all()
+
+
+_GATE = _CwdGate()
+_captures: dict[str, Any] = {}
+_captures_lock = threading.Lock()
+
+
+class _ThreadCapture:
+    """Per-task output where tasks share the process's fds (several worker threads):
+    ``sys.stdout`` / ``sys.stderr`` become routers that write to the buffers of the task
+    running in the calling thread, and to the real streams from any other thread."""
+
+    _tls = threading.local()
+
+    def __init__(self) -> None:
+        self._real = (sys.stdout, sys.stderr)
+        sys.stdout = _Router(self._real[0], self._tls, 0)
+        sys.stderr = _Router(self._real[1], self._tls, 1)
+
+    def begin(self, log: str) -> None:
+        self._tls.buffers = (io.StringIO(), io.StringIO())
+
+    def end(self, log: str, old_log: bool = True) -> bool:
+        buffers = getattr(self._tls, "buffers", None)
+        self._tls.buffers = None
+        printed = False
+        for buf, ext in zip(buffers or (), (".out", ".err")):
+            text = buf.getvalue()
+            if text:
+                printed = True
+                with open(log + ext, "w", encoding="utf-8", errors="replace") as f:
+                    f.write(text)
+            elif old_log:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(log + ext)
+        return printed
+
+
+class _Router(io.TextIOBase):
+    def __init__(self, real: Any, tls: Any, k: int) -> None:
+        self._real, self._tls, self._k = real, tls, k
+
+    def write(self, s: str) -> int:
+        buffers = getattr(self._tls, "buffers", None)
+        if buffers is not None:
+            return buffers[self._k].write(s)
+        return self._real.write(s)
+
+    def flush(self) -> None:
+        if getattr(self._tls, "buffers", None) is None:
+            self._real.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._real, "encoding", "utf-8")
+
+
+class _Steps:
+    """The capture run_steps uses, telling the driver each time a step of the job starts."""
+
+    def __init__(self, inner: Any, started: Callable[[str], None]) -> None:
+        self.inner, self.started = inner, started
+
+    def begin(self, log: str) -> None:
+        self.started(log)
+        self.inner.begin(log)
+
+    def end(self, log: str, old_log: bool = True) -> bool:
+        return self.inner.end(log, old_log)
+
+
+def _capture_for(worker: Any, driver: tuple[str, int]) -> Any:
+    """The process's capture: at the fd level when it runs one task at a time and is not
+    the driver's own process; else routed per thread."""
+    in_driver = driver == (socket.gethostname(), os.getpid())
+    kind = "fd" if getattr(worker.state, "nthreads", 1) == 1 and not in_driver else "thread"
+    with _captures_lock:
+        cap = _captures.get(kind)
+        if cap is None:
+            cap = _captures[kind] = Capture(for_good=False) if kind == "fd" else _ThreadCapture()
+        return cap
+
+
+def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple[list, dict]:
+    """Runs on a worker: the job's tasks in the driver's directory, each outcome sent to
+    the driver as an event; returns the outcomes and the values handed on."""
+    from distributed import get_worker
+
+    from .. import progress
+
+    token, topic, cwd, sys_path, driver = ctx
+    worker = get_worker()
+    where = worker.address
+
+    def emit(what: str, i: int, **more: Any) -> None:
+        worker.log_event(topic, {"r": token, "k": key, "e": what, "i": i, **more})
+
+    for p in sys_path:  # the script's own modules, found as in the driver
+        if p not in sys.path:
+            sys.path.append(p)
+    with _GATE.inside(cwd, where):
+        try:
+            steps = pickle.loads(blob)
+        except Exception as e:  # noqa: BLE001 - a module the worker cannot import, ...
+            raise _WorkerSetupError(
+                f"the task could not be loaded on Dask worker {where}: {type(e).__name__}: {e} "
+                "(workers need the driver's environment and files)") from None
+        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, products, source),
+                        "", export_to, log, old_log)
+                   for index, task_id, name, func, args, kwargs, export_to, log, old_log,
+                   products, source in steps], values)
+        by_log = {st.log: st.index for st in job.steps if st.log}
+        if not by_log:
+            emit("start", job.index, w=where)
+        capture = _Steps(_capture_for(worker, driver),
+                         lambda log: emit("start", by_log[log], w=where))
+        progress.set_thread_sink(lambda i, snap: emit("progress", i, p=snap))
+        metas: list[tuple] = []
+        handed: dict[int, Any] = {}
+        exported = {st.index for st in job.steps if st.export_to}
+        try:
+            for o in run_steps(job, _check_picklable, capture, hash_products=True):
+                error = f"{o.error}\n(on Dask worker {where})" if o.error else None
+                products = {p: list(d) for p, d in o.products.items()} if o.products else o.products
+                meta = (o.index, o.ok, error, o.duration, o.printed, products)
+                metas.append(meta)
+                if o.ok and o.index in exported:
+                    handed[o.index] = o.value
+                emit("end", o.index, m=list(meta))
+        finally:
+            progress.set_thread_sink(None)
+    return metas, handed
+
+
+def _check_picklable(step: Step, value: Any) -> Any:
+    """A value another task takes stays here; fail its producer now if Dask could not
+    move it to another worker (large buffers are not copied by this check)."""
+    from distributed.protocol import pickle as dask_pickle
+
+    dask_pickle.dumps(value, buffer_callback=lambda b: None)
+    return value
+
+
+def _value_of(result: tuple[list, dict], index: int) -> Any:
+    return result[1][index]
+
+
+def _metas_of(result: tuple[list, dict]) -> list:
+    return result[0]
+
+
+def dask_setup(worker: Any) -> None:
+    """Preload of the embedded cluster's workers: Ctrl-C in the driver's terminal reaches
+    them too, and stopping them is the driver's to decide."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _asked(task: Any) -> dict[str, float]:
+    r = task.resources
+    return {RESOURCE_NAMES["cpus"]: r.cpus or 0,
+            RESOURCE_NAMES["memory"]: (r.memory_mb or 0) * 2 ** 20,
+            RESOURCE_NAMES["gpus"]: r.gpus or 0}
+
+
+def _key_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_." else "_" for c in name)[:60] or "task"
+
+
+def _short(address: str) -> str:
+    return address.split("://", 1)[-1]
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's own chatter while we start and stop it (a busy dashboard port, closing
+    comms) is not the user's business; errors that matter reach us as exceptions."""
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
