@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from .options import RunOptions, tool_options
 
-EXECUTORS = ("parallel", "local", "sequential", "slurm", "slurm-local")
+EXECUTORS = ("parallel", "local", "sequential", "slurm", "slurm-local", "dask")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -43,7 +43,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "--slurm KEY=VALUE or DEPIO_LIKE_SLURM_<KEY> variables)")
     p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                    help="an sbatch setting for --executor slurm (partition=gpu, time=120, ...)")
+    p.add_argument("--dask-address", action=_DaskAddress, metavar="ADDRESS",
+                   help="with --executor dask (implied): a running Dask scheduler, e.g. "
+                        "tcp://host:8786 (default: an embedded LocalCluster)")
     return p
+
+
+class _DaskAddress(argparse.Action):
+    """``--dask-address`` alone means ``--executor dask``."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        namespace.dask_address = values
+        if namespace.executor is None:
+            namespace.executor = "dask"
 
 
 def _positive_int(text: str) -> int:
@@ -78,7 +90,7 @@ def main(pipeline: Any, argv: Sequence[str] | None = None) -> int:
 
 def _main(pipeline: Any, argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    executor = make_executor(args.executor, args.slurm) if args.executor else None
+    executor = make_executor(args.executor, args.slurm, args.dask_address) if args.executor else None
     if args.graph:
         if executor is not None:
             pipeline.executor = executor
@@ -95,11 +107,20 @@ def options_of(args: argparse.Namespace, executor: Any) -> RunOptions:
                          targets=args.target, jobs=args.jobs, executor=executor)
 
 
-def make_executor(name: str, slurm: Sequence[str] = ()) -> Any:
+def make_executor(name: str, slurm: Sequence[str] = (), dask_address: str | None = None) -> Any:
     """An executor by name; Slurm settings from ``KEY=VALUE`` items and, below them,
-    ``DEPIO_LIKE_SLURM_<KEY>`` environment variables."""
+    ``DEPIO_LIKE_SLURM_<KEY>`` environment variables; ``dask_address``: a running Dask
+    scheduler for ``dask`` (else an embedded LocalCluster)."""
     from .executors.local import ParallelExecutor, SequentialExecutor
 
+    if dask_address and name != "dask":
+        raise UsageError(f"--dask-address applies to --executor dask, not --executor {name}")
+    if name == "dask":
+        try:
+            from .executors.dask import DaskExecutor
+        except ImportError as e:
+            raise UsageError(f"--executor dask: {e}") from None
+        return DaskExecutor(dask_address)
     if name in ("parallel", "local"):
         return ParallelExecutor()
     if name == "sequential":
@@ -183,7 +204,7 @@ def run_script(args: argparse.Namespace) -> int:
     if args.graph or args.clean:
         raise UsageError("--graph and --clean need the script to call pipeline.main(); "
                          "run `python SCRIPT --graph ...` instead")
-    executor = make_executor(args.executor, args.slurm) if args.executor else None
+    executor = make_executor(args.executor, args.slurm, args.dask_address) if args.executor else None
     token = tool_options.set(options_of(args, executor))
     extra = args.script_args
     old_argv, old_path = sys.argv, list(sys.path)

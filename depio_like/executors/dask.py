@@ -322,25 +322,25 @@ class DaskExecutor(Executor):
 
         self._undo.append(undo)
 
-    def _workers(self) -> dict[str, Any]:
+    def _info(self) -> dict[str, Any]:
         try:
-            info = self.client.scheduler_info(n_workers=-1)
+            return self.client.scheduler_info(n_workers=-1)
         except TypeError:  # older distributed: always all workers
-            info = self.client.scheduler_info()
-        return info.get("workers", {})
+            return self.client.scheduler_info()
 
     def _announce(self) -> None:
         """Once per run, before the first task goes out: where it runs, the dashboard,
         and a note if tasks ask for resources the workers do not declare."""
         self._announced = True
-        workers = self._workers()
+        info = self._info()
+        workers = info.get("workers", {})
         threads = sum(w.get("nthreads", 0) for w in workers.values())
         kind = "embedded LocalCluster" if self._own_cluster is not None else \
             type(self.cluster).__name__ if self.cluster is not None else "scheduler"
-        try:
-            link = self.client.dashboard_link
-        except Exception:  # noqa: BLE001 - no dashboard configured
-            link = None
+        link = None
+        if "dashboard" in (info.get("services") or {}):  # (a scheduler may run without)
+            with contextlib.suppress(Exception):
+                link = self.client.dashboard_link
         if link and self._own_cluster is not None and importlib.util.find_spec("bokeh") is None:
             link += " (needs `pip install bokeh`)"
         print(f"Dask: {kind} at {self.client.scheduler.address}, {len(workers)} worker(s), "
@@ -727,6 +727,13 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
             raise _WorkerSetupError(
                 f"the task could not be loaded on Dask worker {where}: {type(e).__name__}: {e} "
                 "(workers need the driver's environment and files)") from None
+        try:
+            values = {k: v.open() if isinstance(v, _Boxed) else v for k, v in values.items()}
+        except Exception as e:  # noqa: BLE001
+            raise _WorkerSetupError(
+                f"a value the task takes could not be loaded on Dask worker {where}: "
+                f"{type(e).__name__}: {e} (workers need the driver's environment and files)"
+            ) from None
         job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, products, source),
                         "", export_to, log, old_log)
                    for index, task_id, name, func, args, kwargs, export_to, log, old_log,
@@ -755,12 +762,45 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
 
 
 def _check_picklable(step: Step, value: Any) -> Any:
-    """A value another task takes stays here; fail its producer now if Dask could not
-    move it to another worker (large buffers are not copied by this check)."""
-    from distributed.protocol import pickle as dask_pickle
+    """A value another task takes stays here, boxed; fail its producer now if it could not
+    be moved to another worker (large buffers are not copied by this check)."""
+    import cloudpickle
 
-    dask_pickle.dumps(value, buffer_callback=lambda b: None)
-    return value
+    cloudpickle.dumps(value, protocol=5, buffer_callback=lambda b: None)
+    return _Boxed(value)
+
+
+class _Boxed:
+    """A value handed between tasks, as Dask holds and moves it. Dask unpickles what it
+    receives before our code runs, and a value's class may live in a module only the
+    driver's ``sys.path`` finds (next to the script): a failed unpickling there makes Dask
+    retry the transfer for ever. So the box travels as bytes (large buffers out of band,
+    not copied) and is opened in the task, once ``sys.path`` is set; on the worker that
+    made it, it is the object itself."""
+
+    __slots__ = ("_value", "_data", "_buffers")
+
+    def __init__(self, value: Any = None, data: bytes | None = None, buffers: Any = ()) -> None:
+        self._value, self._data, self._buffers = value, data, buffers
+
+    def __reduce__(self) -> Any:
+        if self._data is not None:
+            return _unbox, (self._data, list(self._buffers))
+        import cloudpickle
+
+        buffers: list[pickle.PickleBuffer] = []
+        data = cloudpickle.dumps(self._value, protocol=5, buffer_callback=buffers.append)
+        return _unbox, (data, buffers)
+
+    def open(self) -> Any:
+        if self._data is not None:
+            self._value = pickle.loads(self._data, buffers=self._buffers)
+            self._data, self._buffers = None, ()
+        return self._value
+
+
+def _unbox(data: bytes, buffers: list) -> _Boxed:
+    return _Boxed(data=data, buffers=buffers)
 
 
 def _value_of(result: tuple[list, dict], index: int) -> Any:

@@ -1,0 +1,358 @@
+"""DaskExecutor against real Dask clusters: an embedded LocalCluster (the default form), a
+LocalCluster shared by the tests of this module (``cluster=``), a scheduler and two workers
+started with the ``dask`` command-line tools (``address=``), and dask_jobqueue's
+SLURMCluster on the local Slurm (marked ``slurm``).
+
+The dask extra is installed if it is missing (once per session): outside CI a registry that
+cannot be reached skips these tests, with the reason; in CI it fails them.
+"""
+
+import functools
+import importlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated
+
+import pytest
+
+from depio_like import Dependency, Pipeline, Product, Status, Task, current_progress
+
+from conftest import new_pipeline
+
+EXTRAS = {"distributed": "distributed>=2024.1", "dask_jobqueue": "dask-jobqueue>=0.8.5"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _missing():
+    return [req for mod, req in EXTRAS.items() if importlib.util.find_spec(mod) is None]
+
+
+@functools.lru_cache(maxsize=None)
+def ensure_extra():
+    """None once distributed and dask-jobqueue import (pip-installing them if missing)."""
+    missing = _missing()
+    if not missing:
+        return None
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing],
+                              capture_output=True, text=True, timeout=600,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`pip install {' '.join(missing)}` could not run: {e}"
+    importlib.invalidate_caches()
+    if proc.returncode == 0 and not _missing():
+        return None
+    return (f"`pip install {' '.join(missing)}` failed (exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+
+
+@pytest.fixture(scope="session")
+def dask_extra():
+    reason = ensure_extra()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on"):
+        pytest.fail(f"the dask extra must be installable in CI: {reason}", pytrace=False)
+    pytest.skip(f"the dask extra is not installed and pip cannot install it: {reason}")
+
+
+pytestmark = pytest.mark.usefixtures("dask_extra")
+
+
+@pytest.fixture(scope="module")
+def local_cluster(dask_extra):
+    """Two single-threaded worker processes, shared by the tests that need no fresh cluster
+    (starting one costs seconds). A worker that dies fails its task at once, as in the
+    embedded cluster."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    yield cluster
+    cluster.close()
+
+
+def _dask_command():
+    exe = Path(sys.executable).parent / "dask"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "dask"]
+
+
+@pytest.fixture(scope="module")
+def cli_cluster(dask_extra, tmp_path_factory):
+    """`dask scheduler` and two `dask worker` processes, each started in a directory of its
+    own: "one" has one thread and declares GPU=1, "two" has two threads."""
+    from distributed import Client
+
+    base = tmp_path_factory.mktemp("cli-cluster")
+    sched_file = base / "scheduler.json"
+    procs = []
+
+    def start(args, name):
+        home = base / name
+        home.mkdir()
+        log = open(base / f"{name}.log", "w")
+        procs.append(subprocess.Popen([*_dask_command(), *args], cwd=home, stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      start_new_session=True))
+        log.close()
+        return home
+
+    client = None
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+               "--scheduler-file", str(sched_file)], "scheduler")
+        deadline = time.monotonic() + 120
+        while not sched_file.exists() or not sched_file.read_text().strip():
+            assert procs[0].poll() is None, (base / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        homes = {}
+        for name, extra in (("one", ["--nthreads", "1", "--resources", "GPU=1"]),
+                            ("two", ["--nthreads", "2"])):
+            homes[name] = start(["worker", address, "--name", name, "--no-dashboard",
+                                 "--local-directory", str(base / f"{name}-scratch"), *extra],
+                                name)
+        client = Client(address, timeout=60)
+        client.wait_for_workers(2, timeout=120)
+        by_name = {w["name"]: a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        pids = client.run(os.getpid)
+        yield SimpleNamespace(address=address, client=client, workers=by_name,
+                              pids={n: pids[a] for n, a in by_name.items()}, homes=homes)
+    finally:
+        if client is not None:
+            client.close()
+        for p in reversed(procs):
+            with _suppress():
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
+
+
+def dask_executor(**kwargs):
+    from depio_like import DaskExecutor
+
+    return DaskExecutor(**kwargs)
+
+
+def rows(out):
+    """The last table printed in ``out``, as dicts by header."""
+    lines = out[out.rindex("Tasks:"):].splitlines()[1:]
+    header = re.split(r"\s{2,}", lines[0].strip())
+    starts = [lines[0].index(h) for h in header]  # cells may be empty: cut by column
+    got = []
+    for ln in lines[2:]:
+        if not ln[:1].isdigit():
+            break
+        got.append({h: ln[a:b].strip() for h, a, b in zip(header, starts, starts[1:] + [None])})
+    return got
+
+
+def session_processes(sid):
+    """Pids of live processes in session ``sid`` (zombies aside)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            found.append(int(entry))
+    return found
+
+
+def wait_until(cond, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def run_py(directory, source, *args, timeout=300):
+    """Run ``source`` as directory/pipeline.py in a session of its own (its id is the
+    driver's pid: what is left in it after the driver exits, the driver left behind)."""
+    script = Path(directory) / "pipeline.py"
+    script.write_text(textwrap.dedent(source))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("CI", None)
+    proc = subprocess.Popen([sys.executable, str(script), *args], cwd=directory, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return SimpleNamespace(pid=proc.pid, returncode=proc.returncode, stdout=out, stderr=err)
+
+
+# ------------------------------------------------------------------ acceptance: quick start
+QUICKSTART = """
+    import sys, time
+    from pathlib import Path
+    from typing import Annotated
+
+    from depio_like import Dependency, DaskExecutor, ParallelExecutor, Pipeline, Product, task
+
+    executor = DaskExecutor() if sys.argv[1:] == ["dask"] else ParallelExecutor()
+    pipeline = Pipeline(executor=executor)
+    BLD = Path("build"); BLD.mkdir(exist_ok=True)
+    (BLD / "input.txt").touch()
+
+    @task("datapipeline")
+    def slowfunction(output: Annotated[Path, Product],
+                     input: Annotated[Path, Dependency] = None, sec: int = 0):
+        time.sleep(sec)
+        output.write_text("hello")
+
+    pipeline.add_task(slowfunction(BLD / "output1.txt", input=BLD / "input.txt", sec=2))
+    pipeline.add_task(slowfunction(BLD / "final1.txt", BLD / "output1.txt", sec=1))
+    code = pipeline.run()
+    print("STATS", getattr(executor, "stats", {}))
+    exit(code)
+"""
+
+
+def stats(out):
+    return eval(out[out.rindex("STATS ") + 6:].splitlines()[0])  # a dict we printed
+
+
+def test_readme_quickstart_on_dask_matches_local_and_second_run_submits_nothing(tmp_path):
+    local, remote = tmp_path / "local", tmp_path / "dask"
+    local.mkdir(), remote.mkdir()
+    assert run_py(local, QUICKSTART).returncode == 0
+    first = run_py(remote, QUICKSTART, "dask")
+    assert first.returncode == 0, first.stdout + first.stderr
+    for name in ("output1.txt", "final1.txt"):
+        assert (remote / "build" / name).read_bytes() == (local / "build" / name).read_bytes()
+    assert stats(first.stdout)["submitted"] == 2
+    table = rows(first.stdout)
+    assert [r["Status"] for r in table] == ["FINISHED", "FINISHED"]
+    assert all(r["Worker"].startswith("127.0.0.1:") for r in table), first.stdout
+    assert re.search(r"Dask: embedded LocalCluster at tcp://\S+, 2 worker\(s\), 2 thread\(s\); "
+                     r"dashboard: http://\S+/status", first.stderr), first.stderr
+    assert "Traceback" not in first.stdout + first.stderr
+    # The driver is gone: so is every process it started (the cluster's workers).
+    wait_until(lambda: not session_processes(first.pid), 30, "the workers to exit")
+
+    second = run_py(remote, QUICKSTART, "dask")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert [r["Status"] for r in rows(second.stdout)] == ["SKIPPED", "SKIPPED"]
+    assert stats(second.stdout)["submitted"] == 0
+    assert "Dask:" not in second.stderr  # nothing to run: no cluster started either
+
+
+# ------------------------------------------------------- acceptance: values stay in the cluster
+class Traced:
+    """A value that notes the pid of every process that unpickles it."""
+
+    def __init__(self, payload, log):
+        self.payload, self.log = payload, log
+
+    def __reduce__(self):
+        return _rebuilt, (self.payload, self.log)
+
+
+def _rebuilt(payload, log):
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return Traced(payload, log)
+
+
+def make_value(log: str, calls: str):
+    with open(calls, "a") as f:
+        f.write(f"produce {os.getpid()}\n")
+    return Traced(b"v" * 200_000, log)
+
+
+def consume(out: Annotated[Path, Product], value):
+    Path(out).write_bytes(value.payload[:3] + f" {os.getpid()}".encode())
+
+
+def afterwards(out: Annotated[Path, Product], a: Annotated[Path, Dependency],
+               b: Annotated[Path, Dependency]):
+    Path(out).write_text("done")
+
+
+def test_value_moves_worker_to_worker_never_through_the_driver_or_a_file(project, cli_cluster):
+    cli = cli_cluster
+    log, calls_file = project / "unpickled.log", project / "calls.txt"
+    log.touch()
+    place = {"produce": "one", "consume_a": "two", "consume_b": "two"}
+    ex = dask_executor(address=cli.address,
+                       submit_options=lambda t: {"workers": [cli.workers[place.get(t.name, "one")]]})
+    left_over = []
+
+    def after_consumers(result):
+        if result.name != "after":
+            return
+        # Both consumers have ended: the driver dropped the value's future, and the
+        # scheduler forgets it (the executor's client is still connected).
+        def value_keys():
+            return cli.client.run_on_scheduler(
+                lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks if "-value-" in str(k)])
+        deadline = time.monotonic() + 60
+        while value_keys() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left_over.extend(value_keys())
+
+    p = new_pipeline(ex, on_task_finished=after_consumers)
+    produced = p.add_task(Task("produce", make_value, [str(log), str(calls_file)]))
+    p.add_task(Task("consume_a", consume, ["a.txt", produced]))
+    p.add_task(Task("consume_b", consume, ["b.txt", produced]))
+    p.add_task(Task("after", afterwards, ["after.txt", "a.txt", "b.txt"]))
+    code = p.run()
+    out = p.stream.getvalue()
+    assert code == 0, out
+    table = {r["Name"]: r["Worker"] for r in rows(out)}
+    assert table["produce"] == cli.workers["one"].split("://")[1]
+    assert table["consume_a"] == table["consume_b"] == cli.workers["two"].split("://")[1]
+    # The consumers got the value, on worker two; the producer ran once.
+    for name in ("a.txt", "b.txt"):
+        assert (project / name).read_bytes() == f"vvv {cli.pids['two']}".encode()
+    assert calls_file.read_text() == f"produce {cli.pids['one']}\n"
+    # Unpickled only where it was needed (worker two), never in the driver (this process).
+    unpickled = {int(x) for x in log.read_text().split()}
+    assert unpickled == {cli.pids["two"]}, (unpickled, cli.pids, os.getpid())
+    # Dask moved it from worker one to worker two directly.
+    transfers = cli.client.run(
+        lambda dask_worker: [(str(k), t["who"]) for t in dask_worker.transfer_incoming_log
+                             for k in t["keys"]], workers=[cli.workers["two"]])[cli.workers["two"]]
+    assert any(k.startswith("produce-value-") and who == cli.workers["one"]
+               for k, who in transfers), transfers
+    # Nothing of it under the state directory, and released once its consumers ended.
+    state = sorted(str(f.relative_to(project / ".depio_like")) for f in (project / ".depio_like").rglob("*"))
+    assert not [f for f in state if "value" in f], state
+    assert left_over == []
