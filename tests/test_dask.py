@@ -82,7 +82,7 @@ def local_cluster(dask_extra):
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
     yield cluster
     cluster.close()
 
@@ -169,7 +169,7 @@ def rows(out):
     starts = [lines[0].index(h) for h in header]  # cells may be empty: cut by column
     got = []
     for ln in lines[2:]:
-        if not ln[:1].isdigit():
+        if not re.match(r"\d+ {2,}", ln):  # (the summary line after it starts with a count)
             break
         got.append({h: ln[a:b].strip() for h, a, b in zip(header, starts, starts[1:] + [None])})
     return got
@@ -356,3 +356,223 @@ def test_value_moves_worker_to_worker_never_through_the_driver_or_a_file(project
     state = sorted(str(f.relative_to(project / ".depio_like")) for f in (project / ".depio_like").rglob("*"))
     assert not [f for f in state if "value" in f], state
     assert left_over == []
+
+
+# ------------------------------------------------------------ where tasks run, and the table
+def where_am_i(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+    Path(out).write_text(f"{os.getcwd()}|{Path(src).read_text()}")
+
+
+def test_tasks_run_in_the_driver_directory_on_workers_started_elsewhere(project, cli_cluster):
+    cli = cli_cluster
+    Path("input.txt").write_text("in")
+    Path("build").mkdir()
+    p = new_pipeline(dask_executor(address=cli.address))
+    for k in range(4):  # (on both workers, two of them at once on "two")
+        p.add_task(Task(f"where{k}", where_am_i, [f"build/out{k}.txt", "input.txt"]))
+    assert p.run() == 0, p.stream.getvalue()
+    for k in range(4):
+        assert Path(f"build/out{k}.txt").read_text() == f"{project}|in"
+    # ... and each worker is back in the directory it was started in.
+    cwds = cli.client.run(os.getcwd)
+    assert {cwds[a] for a in cli.workers.values()} == {str(h) for h in cli.homes.values()}
+
+
+def needs_gpu(out: Annotated[Path, Product]):
+    Path(out).write_text("gpu")
+
+
+def test_resources_go_to_workers_that_declare_them_and_the_table_says_where(project, cli_cluster,
+                                                                             capsys):
+    cli = cli_cluster
+    p = new_pipeline(dask_executor(address=cli.address))
+    for k in range(3):
+        p.add_task(Task(f"gpu{k}", needs_gpu, [f"g{k}.txt"], resources={"gpus": 1}))
+    p.add_task(Task("two_gpus", needs_gpu, ["g2x.txt"], resources={"gpus": 2}))
+    p.add_task(Task("big", needs_gpu, ["big.txt"], resources={"memory": "1G"}))
+    assert p.run() == 1
+    out = p.stream.getvalue()
+    table = {r["Name"]: r for r in rows(out)}
+    one = cli.workers["one"].split("://")[1]
+    assert [table[f"gpu{k}"]["Worker"] for k in range(3)] == [one] * 3  # only "one" has a GPU
+    assert table["two_gpus"]["Status"] == "FAILED"
+    assert "asks for Dask resource GPU=2, more than any worker declares (at most 1)" in out
+    assert table["big"]["Status"] == "FINISHED"
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "MEMORY (1 task(s), e.g. [5] 'big')" in notes[0], err
+
+
+# ------------------------------------------------------------------------- output, progress
+def noisy(out: Annotated[Path, Product]):
+    print("from python", flush=True)
+    os.write(1, b"from fd 1\n")
+    subprocess.run(["echo", "from a subprocess"], check=True)
+    os.write(2, b"from fd 2\n")
+    Path(out).write_text("x")
+
+
+def test_output_is_captured_per_task_at_the_fd_level(project, local_cluster):
+    p = new_pipeline(dask_executor(cluster=local_cluster))
+    p.add_task(Task("noisy", noisy, ["n.txt"]))
+    assert p.run() == 0
+    out = p.stream.getvalue()
+    block = out[out.index("--- output of [1] 'noisy' ---"):out.index("Tasks:")]
+    for line in ("from python", "from fd 1", "from a subprocess", "from fd 2"):
+        assert block.count(line) == 1, out
+    logs = list((project / ".depio_like" / "logs").glob("noisy-*.out"))
+    assert len(logs) == 1 and "from a subprocess" in logs[0].read_text()
+
+
+def chatty(out: Annotated[Path, Product], me: str, other: str):
+    print(f"{me} says 1", flush=True)
+    Path(f"{me}.ready").touch()
+    deadline = time.monotonic() + 60
+    while not Path(f"{other}.ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print(f"{me} says 2")
+    sys.stderr.write(f"{me} complains\n")
+    Path(out).write_text("together" if Path(f"{other}.ready").exists() else "alone")
+
+
+def test_output_of_tasks_sharing_a_worker_in_threads_stays_apart(project, cli_cluster):
+    cli = cli_cluster  # "two" runs two tasks at once, in threads of one process
+    ex = dask_executor(address=cli.address, submit_options=lambda t: {"workers": [cli.workers["two"]]})
+    p = new_pipeline(ex)
+    p.add_task(Task("left", chatty, ["l.txt", "left", "right"]))
+    p.add_task(Task("right", chatty, ["r.txt", "right", "left"]))
+    assert p.run() == 0, p.stream.getvalue()
+    assert Path("l.txt").read_text() == Path("r.txt").read_text() == "together"
+    out = p.stream.getvalue()
+    for i, me in ((1, "left"), (2, "right")):
+        block = re.search(rf"--- output of \[{i}\] '{me}' ---\n(.*?)\n(?=---|FINISHED|Tasks:)",
+                          out, re.S).group(1)
+        assert block.splitlines() == [f"{me} says 1", f"{me} says 2", f"{me} complains"], out
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def reports_progress(out: Annotated[Path, Product], seen: str):
+    current_progress().update(current=45, total=100, message="halfway")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(seen) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Path(out).write_text("seen" if os.path.exists(seen) else "never seen")
+
+
+def test_progress_from_a_task_reaches_the_live_table_while_it_runs(project, local_cluster):
+    stream = FakeTTY()
+    p = Pipeline(executor=dask_executor(cluster=local_cluster), stream=stream, refreshrate=0.05)
+    p.add_task(Task("progress", reports_progress, ["p.txt", str(project / "seen")]))
+
+    def watch():  # the test plays the user looking at the table
+        deadline = time.monotonic() + 60
+        while "45% halfway" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if "45% halfway" in stream.getvalue():
+            (project / "seen").touch()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert p.run() == 0
+    watcher.join()
+    assert Path("p.txt").read_text() == "seen"
+
+
+# --------------------------------------------------------------------------------- failures
+def raises(out: Annotated[Path, Product]):
+    raise ValueError("bad input 42")
+
+
+def downstream(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+    Path(out).write_text("never")
+
+
+def dies(out: Annotated[Path, Product]):
+    os._exit(3)
+
+
+def flaky(out: Annotated[Path, Product], marker: str):
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        raise RuntimeError("first attempt fails")
+    Path(out).write_text("second attempt")
+
+
+def returns_lock():
+    return threading.Lock()
+
+
+def takes(out: Annotated[Path, Product], value):
+    Path(out).write_text(repr(value))
+
+
+def test_failures_name_the_error_and_the_worker(project, local_cluster):
+    p = new_pipeline(dask_executor(cluster=local_cluster, retries=1))
+    p.add_task(Task("raises", raises, ["r.txt"], retries=0))
+    p.add_task(Task("downstream", downstream, ["d.txt", "r.txt"]))
+    p.add_task(Task("dies", dies, ["x.txt"], retries=0))
+    p.add_task(Task("flaky", flaky, ["f.txt", str(project / "marker")]))
+    p.add_task(Task("lock_arg", takes, ["l.txt", threading.Lock()], retries=0))
+    lock = p.add_task(Task("lock_value", returns_lock, retries=0))
+    p.add_task(Task("lock_user1", takes, ["u1.txt", lock]))
+    p.add_task(Task("lock_user2", takes, ["u2.txt", lock]))
+    assert p.run() == 1
+    out = p.stream.getvalue()
+    status = {r["Name"]: r["Status"] for r in rows(out)}
+    assert status == {"raises": "FAILED", "downstream": "DEPFAILED", "dies": "FAILED",
+                      "flaky": "FINISHED", "lock_arg": "FAILED", "lock_value": "FAILED",
+                      "lock_user1": "DEPFAILED", "lock_user2": "DEPFAILED"}
+    assert re.search(r"FAILED    \[1\] 'raises'\n\s+on Dask worker tcp://127\.0\.0\.1:\d+:\n\s+"
+                     r'Traceback \(most recent call last\):\n\s+File ".*test_dask.py", line \d+, '
+                     r'in raises\n\s+raise ValueError\("bad input 42"\)\n\s*ValueError: bad input 42',
+                     out), out
+    assert re.search(r"FAILED    \[3\] 'dies'\n\s+the Dask worker running it \(127\.0\.0\.1:\d+\) "
+                     r"died: a crash, os._exit, or the out-of-memory killer", out), out
+    assert "RETRY     [4] 'flaky' (attempt 2 of 2) after: RuntimeError: first attempt fails" in out, out
+    assert Path("f.txt").read_text() == "second attempt"
+    assert "argument 'value' (lock) cannot be sent to a Dask worker" in out
+    assert ("its return value (lock) cannot be handed to [7] 'lock_user1', [8] 'lock_user2' in "
+            "another process: it cannot be pickled") in out
+
+
+def chain_head():
+    return [1, 2, 3]
+
+
+def chain_tail(out: Annotated[Path, Product], values):
+    Path(out).write_text(f"{sum(values)} {os.getpid()}")
+
+
+def test_a_chain_joined_by_a_value_is_one_dask_task(project, local_cluster):
+    ex = dask_executor(cluster=local_cluster)
+    p = new_pipeline(ex)
+    head = p.add_task(Task("head", chain_head))
+    p.add_task(Task("tail", chain_tail, ["t.txt", head]))
+    assert p.run() == 0
+    table = rows(p.stream.getvalue())
+    assert [r["Status"] for r in table] == ["FINISHED", "FINISHED"]
+    assert table[0]["Worker"] == table[1]["Worker"] != ""
+    assert ex.stats["submitted"] == 1
+    assert Path("t.txt").read_text().startswith("6 ")
+
+
+def hog(out: Annotated[Path, Product]):
+    held = b"x" * (700 * 2 ** 20)  # written, so resident: more than the worker may use
+    time.sleep(60)
+    Path(out).write_bytes(held[:1])
+
+
+def test_embedded_cluster_worker_over_its_memory_limit_fails_the_task(project):
+    ex = dask_executor(n_workers=1, memory_limit="400MB")
+    p = new_pipeline(ex)
+    p.add_task(Task("hog", hog, ["h.txt"]))
+    assert p.run() == 1
+    out = p.stream.getvalue()
+    assert re.search(r"the Dask worker running it \(127\.0\.0\.1:\d+\) died: it went over its "
+                     r"memory limit and its nanny stopped it \(out of memory: \d+ MiB in use\)",
+                     out), out
+    assert ex.client is None and ex._own_cluster is None  # the embedded cluster is closed

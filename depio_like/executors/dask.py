@@ -55,6 +55,7 @@ from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, ru
 # a bounded log per topic, and a topic per run would leave one behind each time.
 TOPIC = "depio_like"
 _MEMORY_TOPIC = "worker-restart-memory"  # a nanny's news that it killed its worker
+_RESEND = 2  # times a job a dying worker took down before it started is sent again
 # Dask worker resources that task ``resources`` map to (``dask worker --resources GPU=1``).
 RESOURCE_NAMES = {"cpus": "CPU", "memory": "MEMORY", "gpus": "GPU"}
 
@@ -67,12 +68,18 @@ class DaskConnectionError(PipelineError):
 class _Flight:
     """A job handed to Dask and not over yet."""
 
-    key: str
-    future: Any                      # the job's Dask future
+    name: str                        # of its first task, for Dask keys
+    blob: bytes                      # the pickled steps
+    inputs: dict[int, Any]           # the values it takes (futures), by producer task id
+    exports: list[tuple[int, str]]   # (task index, name) of steps whose value goes on
+    options: dict[str, Any]          # more Client.submit keywords
     indices: list[int]
-    values: dict[int, Any]           # task index -> future of the value it hands on
+    key: str = ""
+    future: Any = None               # the job's Dask future
+    values: dict[int, Any] = field(default_factory=dict)  # task index -> its value's future
     reported: set[int] = field(default_factory=set)
     running: bool = False
+    resent: int = 0                  # times sent again after a worker died before it started
 
 
 class DaskExecutor(Executor):
@@ -178,26 +185,29 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - find what cannot go, and say it
             self._ready.append(Outcome(job.index, False, error=_unpicklable(job)))
             return
-        first = job.steps[0].task
-        name = _key_name(first.name)
-        key = f"{name}-{uuid.uuid4().hex}"
-        options = self._options(job)
-        future = self.client.submit(_run_job, self._ctx, key, blob, job.values, key=key,
-                                    pure=False, **options)
-        values = {st.index: self.client.submit(_value_of, future, st.index,
-                                               key=f"{_key_name(st.task.name)}-value-{uuid.uuid4().hex}",
-                                               pure=False)
-                  for st in job.steps if st.export_to}
-        flight = _Flight(key, future, job.indices, values)
-        self._flights[key] = flight
+        flight = _Flight(_key_name(job.steps[0].task.name), blob, job.values,
+                         [(st.index, _key_name(st.task.name)) for st in job.steps if st.export_to],
+                         self._options(job), job.indices)
         for i in job.indices:
             self._of_task[i] = flight
             self._worker.pop(i, None)
+        self._send(flight)
+
+    def _send(self, flight: _Flight) -> None:
+        key = flight.key = f"{flight.name}-{uuid.uuid4().hex}"
+        flight.future = self.client.submit(_run_job, self._ctx, key, flight.blob, flight.inputs,
+                                           key=key, pure=False, **flight.options)
+        flight.values = {i: self.client.submit(_value_of, flight.future, i, pure=False,
+                                               key=f"{name}-value-{uuid.uuid4().hex}")
+                         for i, name in flight.exports}
+        self._flights[key] = flight
         self.stats["submitted"] += 1
-        future.add_done_callback(lambda f, k=key: self._inbox.put(("done", k)))
+        flight.future.add_done_callback(lambda f, k=key: self._inbox.put(("done", k)))
 
     def wait(self, timeout: float | None) -> list[Outcome | Started]:
+        # What has arrived is taken even with no time to wait (a redraw may be due).
         events, self._ready = self._ready, []
+        events += self._handle(self._drain())
         deadline = None if timeout is None else time.monotonic() + timeout
         while not events and self._flights:
             left = None if deadline is None else deadline - time.monotonic()
@@ -208,8 +218,6 @@ class DaskExecutor(Executor):
             except queue.Empty:
                 break
             events += self._handle([first, *self._drain()])
-        if events:  # more may have come meanwhile: take them in the same round
-            events += self._handle(self._drain())
         return events
 
     def cells(self, index: int) -> Sequence[str]:
@@ -483,14 +491,21 @@ class DaskExecutor(Executor):
         if future.status == "cancelled":
             return [Outcome(left[0], False, error="Dask cancelled the task (another client "
                             "cancelled it, or the scheduler restarted or was lost)")]
-        return [Outcome(left[0], False, error=self._why(future))]
+        exc = _exception(future)
+        if isinstance(exc, distributed.KilledWorker) and not flight.running \
+                and flight.resent < _RESEND:
+            # Dask fails every task a dying worker held, also those queued behind the one
+            # that killed it: a job never seen to start is sent again (a few times: one
+            # that kills its worker at once may die before its start is heard of).
+            flight.resent += 1
+            for i in flight.indices:
+                self._of_task[i] = flight
+            self._send(flight)
+            return []
+        return [Outcome(left[0], False, error=self._why(exc))]
 
-    def _why(self, future: Any) -> str:
+    def _why(self, exc: BaseException) -> str:
         """Why a job's future erred: a worker's death, or an error outside the task."""
-        try:
-            exc = future.exception(timeout=10)
-        except Exception as e:  # noqa: BLE001
-            return f"Dask lost the task: {type(e).__name__}: {e}"
         if isinstance(exc, distributed.KilledWorker):
             last = getattr(getattr(exc, "last_worker", None), "address", "") or ""
             reason = self._memory_reason(last)
@@ -510,6 +525,13 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - a reason is a courtesy
             pass
         return "a crash, os._exit, or the out-of-memory killer"
+
+
+def _exception(future: Any) -> BaseException:
+    try:
+        return future.exception(timeout=10)
+    except Exception as e:  # noqa: BLE001 - the scheduler is gone, ...
+        return e
 
 
 # -- in the worker ---------------------------------------------------------------------------
@@ -714,8 +736,15 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
     worker = get_worker()
     where = worker.address
 
-    def emit(what: str, i: int, **more: Any) -> None:
-        worker.log_event(topic, {"r": token, "k": key, "e": what, "i": i, **more})
+    def emit(what: str, i: int, **more: Any) -> dict:
+        msg = {"r": token, "k": key, "e": what, "i": i, **more}
+        worker.log_event(topic, msg)
+        return msg
+
+    def started(i: int) -> None:
+        # Out before the task runs: if it kills the worker, the driver must know it was
+        # the one running (Dask fails every task the worker held).
+        _flush(worker, emit("start", i, w=where))
 
     for p in sys_path:  # the script's own modules, found as in the driver
         if p not in sys.path:
@@ -740,16 +769,15 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
                    products, source in steps], values)
         by_log = {st.log: st.index for st in job.steps if st.log}
         if not by_log:
-            emit("start", job.index, w=where)
-        capture = _Steps(_capture_for(worker, driver),
-                         lambda log: emit("start", by_log[log], w=where))
+            started(job.index)
+        capture = _Steps(_capture_for(worker, driver), lambda log: started(by_log[log]))
         progress.set_thread_sink(lambda i, snap: emit("progress", i, p=snap))
         metas: list[tuple] = []
         handed: dict[int, Any] = {}
         exported = {st.index for st in job.steps if st.export_to}
         try:
             for o in run_steps(job, _check_picklable, capture, hash_products=True):
-                error = f"{o.error}\n(on Dask worker {where})" if o.error else None
+                error = f"on Dask worker {where}:\n{o.error}" if o.error else None
                 products = {p: list(d) for p, d in o.products.items()} if o.products else o.products
                 meta = (o.index, o.ok, error, o.duration, o.printed, products)
                 metas.append(meta)
@@ -759,6 +787,23 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
         finally:
             progress.set_thread_sink(None)
     return metas, handed
+
+
+def _flush(worker: Any, msg: dict) -> None:
+    """Wait (briefly) until the worker's event loop has sent ``msg``: it queues it, then
+    its batched stream takes the queue (at most every few ms), then writes it."""
+    done = threading.Event()
+    with contextlib.suppress(Exception):
+        worker.loop.add_callback(lambda: worker.loop.add_callback(done.set))
+        done.wait(0.5)
+        stream = worker.batched_stream
+        deadline = time.monotonic() + 0.2
+        while any(m.get("msg") is msg for m in list(stream.buffer)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.001)
+        done.clear()
+        worker.loop.add_callback(done.set)  # (the round that writes what it took)
+        done.wait(0.5)
 
 
 def _check_picklable(step: Step, value: Any) -> Any:
@@ -816,6 +861,8 @@ def dask_setup(worker: Any) -> None:
     them too, and stopping them is the driver's to decide."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker the nanny restarts does not inherit the cluster's silence_logs.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
 # -- helpers ---------------------------------------------------------------------------------
