@@ -192,6 +192,16 @@ def session_processes(sid):
     return found
 
 
+def alive(pid):
+    """True if ``pid`` runs (a zombie nobody reaped is not running)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
 def wait_until(cond, timeout=60, what="condition"):
     deadline = time.monotonic() + timeout
     while not cond():
@@ -576,3 +586,190 @@ def test_embedded_cluster_worker_over_its_memory_limit_fails_the_task(project):
                      r"memory limit and its nanny stopped it \(out of memory: \d+ MiB in use\)",
                      out), out
     assert ex.client is None and ex._own_cluster is None  # the embedded cluster is closed
+
+
+# --------------------------------------------------------------- scripts, command line, Ctrl-C
+def test_dask_example_runs_then_skips(tmp_path):
+    shutil.copy(ROOT / "examples" / "dask.py", tmp_path)  # (named like the package it uses)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    runs = [subprocess.run([sys.executable, "dask.py"], cwd=tmp_path, env=env, text=True,
+                           capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+            for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stdout + runs[0].stderr
+    assert [r["Status"] for r in rows(runs[0].stdout)] == ["FINISHED", "FINISHED"]
+    assert "A function that is reading from build/input.txt" in runs[0].stdout
+    assert (tmp_path / "build" / "dask_final1.txt").read_text().startswith("Hallo from depio_like")
+    assert runs[1].returncode == 0
+    assert [r["Status"] for r in rows(runs[1].stdout)] == ["SKIPPED", "SKIPPED"]
+
+
+def test_import_depio_like_does_not_import_distributed():
+    code = "import sys, depio_like; print('distributed' in sys.modules, 'dask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+CTRL_C = """
+    import os, time
+    from pathlib import Path
+    from typing import Annotated
+    from depio_like import DaskExecutor, Dependency, Pipeline, Product, Task
+
+    def quick(out: Annotated[Path, Product]):
+        Path(out).write_text("quick")
+
+    def long(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+        if not Path("go-fast").exists():
+            Path("long-started").write_text(str(os.getpid()))
+            time.sleep(120)
+        Path(out).write_text("long")
+
+    def later(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+        Path(out).write_text("later")
+
+    p = Pipeline(DaskExecutor())
+    p.add_task(Task("quick", quick, ["q.txt"]))
+    p.add_task(Task("long", long, ["l.txt", "q.txt"]))
+    p.add_task(Task("later", later, ["z.txt", "l.txt"]))
+    exit(p.run())
+"""
+
+
+def start_script(directory, source):
+    (directory / "pipeline.py").write_text(textwrap.dedent(source))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("CI", None)
+    return subprocess.Popen([sys.executable, "pipeline.py"], cwd=directory, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_interrupted_or_killed_driver_leaves_no_worker_and_keeps_finished_work(tmp_path, how):
+    proc = start_script(tmp_path, CTRL_C)
+    try:
+        wait_until(lambda: (tmp_path / "long-started").exists() or proc.poll() is not None,
+                   120, "the long task to start")
+        assert proc.poll() is None, proc.stdout.read()
+        # A terminal's Ctrl-C reaches the whole foreground process group, workers too.
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:  # the driver alone dies at once
+            os.kill(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    worker = int((tmp_path / "long-started").read_text())
+    wait_until(lambda: not session_processes(proc.pid), 60, "the driver's processes to exit")
+    assert not alive(worker)
+    if how == "ctrl-c":
+        assert proc.returncode == 130, out
+        assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+        assert "FINISHED  [1] 'quick'" in out and "Interrupted" in out
+        assert {r["Name"]: r["Status"] for r in rows(out)} == {
+            "quick": "FINISHED", "long": "CANCELLED", "later": "CANCELLED"}
+    (tmp_path / "go-fast").touch()
+    again = run_py(tmp_path, CTRL_C)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [r["Status"] for r in rows(again.stdout)] == ["SKIPPED", "FINISHED", "FINISHED"]
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_scheduler_is_one_clear_error_before_anything_runs(tmp_path):
+    port = free_port()
+    script = f"""
+        from pathlib import Path
+        from typing import Annotated
+        from depio_like import DaskExecutor, Pipeline, Product, Task
+
+        def work(out: Annotated[Path, Product]):
+            Path(out).write_text("ran")
+
+        p = Pipeline(DaskExecutor("tcp://127.0.0.1:{port}", timeout=3))
+        p.add_task(Task("work", work, ["out.txt"]))
+        exit(p.main())
+    """
+    r = run_py(tmp_path, script)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith(f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "), r.stderr
+    assert "Nothing was run." in r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
+CLI_SCRIPT = """
+    from pathlib import Path
+    from typing import Annotated
+    from depio_like import Pipeline, Product, Task
+
+    def work(out: Annotated[Path, Product]):
+        Path(out).write_text("ran")
+
+    p = Pipeline()
+    for k in range(3):
+        p.add_task(Task(f"work{k}", work, [f"out{k}.txt"]))
+    exit(p.END())
+"""
+
+
+def test_executor_dask_and_dask_address_on_the_command_line(tmp_path, cli_cluster):
+    cli = cli_cluster
+    workers = {a.split("://")[1] for a in cli.workers.values()}
+    r = run_py(tmp_path, CLI_SCRIPT.replace("END", "main"), "--dask-address", cli.address)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {row["Worker"] for row in rows(r.stdout)} <= workers
+    assert f"Dask: scheduler at {cli.address}" in r.stderr
+    # `depio-like run` for a script ending in run(), with --executor dask spelled out
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent(CLI_SCRIPT.replace("END", "run")))
+    tool = subprocess.run([str(Path(sys.executable).parent / "depio-like"), "run", "pipeline.py", "--force",
+                           "--executor", "dask", "--dask-address", cli.address], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert tool.returncode == 0, tool.stdout + tool.stderr
+    assert {row["Worker"] for row in rows(tool.stdout)} <= workers
+    assert len(rows(tool.stdout)) == 3
+    bad = run_py(tmp_path, CLI_SCRIPT.replace("END", "main"), "--executor", "parallel",
+                 "--dask-address", cli.address)
+    assert bad.returncode != 0
+    assert "--dask-address applies to --executor dask, not --executor parallel" in bad.stderr
+
+
+# ------------------------------------------------------------------ Dask on Slurm (jobqueue)
+@pytest.mark.slurm
+def test_dask_jobqueue_slurm_cluster_runs_the_pipeline(project, slurm):
+    from dask_jobqueue import SLURMCluster
+
+    cluster = SLURMCluster(cores=1, processes=1, memory="1GB", walltime="00:15:00",
+                           python=sys.executable, log_directory=str(project / "jobqueue-logs"),
+                           local_directory=str(project / "jobqueue-scratch"),
+                           scheduler_options={"dashboard_address": ":0"})
+    try:
+        cluster.scale(jobs=2)
+        ex = dask_executor(cluster=cluster)
+        p = new_pipeline(ex)
+        Path("input.txt").write_text("in")
+        for k in range(2):
+            p.add_task(Task(f"where{k}", where_am_i, [f"out{k}.txt", "input.txt"]))
+        produced = p.add_task(Task("produce", chain_head))
+        p.add_task(Task("tail_a", chain_tail, ["ta.txt", produced]))
+        p.add_task(Task("tail_b", chain_tail, ["tb.txt", produced]))
+        assert p.run() == 0, p.stream.getvalue()
+        out = p.stream.getvalue()
+        assert all(r["Worker"] for r in rows(out)), out
+        for k in range(2):
+            assert Path(f"out{k}.txt").read_text() == f"{project}|in"
+        assert Path("ta.txt").read_text().startswith("6 ")
+        jobs = subprocess.run(["squeue", "-h", "-o", "%j", "-u", os.environ.get("USER", "root")],
+                              capture_output=True, text=True).stdout.split()
+        assert "dask-worker" in jobs  # the workers really are Slurm jobs
+        assert not list(Path(".depio_like").rglob("*.value"))
+    finally:
+        cluster.close()

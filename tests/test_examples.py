@@ -11,7 +11,8 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = {"decorator.py", "functional.py", "merge.py", "slurm.py", "montecarlo_pi.py",
-       "parallel_sleeps.py", "objects.py", "hydra_sweep.py", "optuna_quadratic.py"}
+       "parallel_sleeps.py", "objects.py", "hydra_sweep.py", "optuna_quadratic.py",
+       "dask.py"}  # (dask.py: tests/test_dask.py)
 
 
 def run_example(name, cwd, *args):

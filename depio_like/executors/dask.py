@@ -42,11 +42,30 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+
+
+def _shadowing_dir() -> str | None:
+    """The main script's directory if the script itself is named like a package Dask
+    imports (``examples/dask.py``): on ``sys.path`` it would stand in for that package."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or os.path.splitext(os.path.basename(path))[0] not in ("dask", "distributed"):
+        return None
+    return os.path.dirname(os.path.abspath(path))
+
+
+def _without(directory: str | None) -> list[str]:
+    return [p for p in sys.path if directory is None or os.path.abspath(p or ".") != directory]
+
+
+_saved_path = list(sys.path)
+sys.path[:] = _without(_shadowing_dir())
 try:
     import distributed
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("DaskExecutor needs Dask's distributed package: "
                       "pip install 'depio_like[dask]'") from e
+finally:
+    sys.path[:] = _saved_path
 
 from ..errors import PipelineError
 from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps
@@ -318,6 +337,11 @@ class DaskExecutor(Executor):
         worker), ``__main__.__spec__`` names ``__main__``, which multiprocessing skips."""
         import importlib.machinery
 
+        shadow = _shadowing_dir()
+        if shadow is not None:  # spawned workers start with our sys.path: keep it out
+            saved = list(sys.path)
+            sys.path[:] = _without(shadow)
+            self._undo.append(lambda: sys.path.__setitem__(slice(None), saved))
         main = sys.modules.get("__main__")
         if main is None or getattr(main, "__spec__", None) is not None:
             return
