@@ -87,6 +87,13 @@ def local_cluster(dask_extra):
     cluster.close()
 
 
+def _die_with_parent():
+    """In the child: SIGTERM when the test process dies, even if it is killed (a timeout)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _dask_command():
     exe = Path(sys.executable).parent / "dask"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "dask"]
@@ -108,7 +115,7 @@ def cli_cluster(dask_extra, tmp_path_factory):
         log = open(base / f"{name}.log", "w")
         procs.append(subprocess.Popen([*_dask_command(), *args], cwd=home, stdout=log,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      start_new_session=True))
+                                      start_new_session=True, preexec_fn=_die_with_parent))
         log.close()
         return home
 

@@ -301,6 +301,12 @@ class DaskExecutor(Executor):
                 "Is it running, and is the address right (e.g. tcp://host:8786)? "
                 "Nothing was run.") from None
         self.client.subscribe_topic(TOPIC, lambda ev: self._inbox.put(("event", ev[1])))
+        # Dask logs what goes wrong with tracebacks (a lost scheduler, a dead worker); the
+        # run reports it itself, per task, in a sentence.
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        self._undo.append(lambda: quiet.setLevel(level))
 
     def _start_local_cluster(self) -> Any:
         import dask
