@@ -125,6 +125,7 @@ class DaskExecutor(Executor):
 
     columns = ("Worker",)
     queues = True  # a submitted task waits for a free worker thread: PENDING until it starts
+    takes_jobs = True  # --jobs N: at most N jobs handed to Dask at once
 
     def __init__(self, address: str | None = None, *, cluster: Any = None,
                  n_workers: int | None = None, threads_per_worker: int = 1,
@@ -170,6 +171,7 @@ class DaskExecutor(Executor):
     # -- run lifecycle ---------------------------------------------------------------------
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._tasks = tasks
+        self._jobs = getattr(context, "jobs", None)
         self._token = uuid.uuid4().hex[:16]
         self._flights: dict[str, _Flight] = {}
         self._of_task: dict[int, _Flight] = {}
@@ -188,6 +190,8 @@ class DaskExecutor(Executor):
             self._connect()
 
     def free_slots(self) -> int:
+        if self._jobs:
+            return self._jobs - len(self._flights)
         return 1_000_000  # Dask queues and places; the scheduler runs what fits
 
     def submit(self, job: Job) -> None:
@@ -480,14 +484,14 @@ class DaskExecutor(Executor):
         return []
 
     def _outcome(self, flight: _Flight, meta: Any) -> list[Outcome]:
-        index, ok, error, duration, printed, products = meta
+        index, ok, error, duration, printed, products, inputs = meta
         if index in flight.reported:
             return []
         flight.reported.add(index)
         if products is not None:
             products = {p: tuple(d) for p, d in products.items()}
         return [Outcome(index, ok, value=flight.values.get(index) if ok else None, error=error,
-                        duration=duration, printed=printed, products=products)]
+                        duration=duration, printed=printed, products=products, inputs=inputs)]
 
     def _done(self, key: str) -> list[Outcome | Started]:
         flight = self._flights.pop(key, None)
@@ -573,9 +577,10 @@ class _Remote:
     """A task as a worker sees it: its function and arguments, nothing of the graph."""
 
     def __init__(self, task_id: int, name: str, func: Callable[..., Any], args: Any,
-                 kwargs: Any, products: tuple[str, ...], source: str) -> None:
+                 kwargs: Any, products: tuple[str, ...], dependencies: tuple[str, ...],
+                 source: str) -> None:
         self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
-        self.products = products
+        self.products, self.dependencies = products, dependencies
         code = getattr(func, "__code__", None)
         if source and code is not None and code.co_filename != source:
             # Functions of the script travel by value: give tracebacks the script's lines.
@@ -591,7 +596,7 @@ def _payload(st: Step) -> tuple:
     t = st.task
     code = getattr(t.func, "__code__", None)
     return (st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs, st.export_to, st.log,
-            st.old_log, t.products, code.co_filename if code is not None else "")
+            st.old_log, t.products, t.dependencies, code.co_filename if code is not None else "")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -793,10 +798,10 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
                 f"a value the task takes could not be loaded on Dask worker {where}: "
                 f"{type(e).__name__}: {e} (workers need the driver's environment and files)"
             ) from None
-        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, products, source),
+        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, products, deps, source),
                         "", export_to, log, old_log)
                    for index, task_id, name, func, args, kwargs, export_to, log, old_log,
-                   products, source in steps], values)
+                   products, deps, source in steps], values)
         by_log = {st.log: st.index for st in job.steps if st.log}
         if not by_log:
             started(job.index)
@@ -806,10 +811,12 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
         handed: dict[int, Any] = {}
         exported = {st.index for st in job.steps if st.export_to}
         try:
-            for o in run_steps(job, _check_picklable, capture, hash_products=True):
+            # (Ctrl-C never reaches a worker: a KeyboardInterrupt here is the task's own.)
+            for o in run_steps(job, _check_picklable, capture, hash_products=True,
+                               own_interrupts=True):
                 error = f"on Dask worker {where}:\n{o.error}" if o.error else None
                 products = {p: list(d) for p, d in o.products.items()} if o.products else o.products
-                meta = (o.index, o.ok, error, o.duration, o.printed, products)
+                meta = (o.index, o.ok, error, o.duration, o.printed, products, o.inputs)
                 metas.append(meta)
                 if o.ok and o.index in exported:
                     handed[o.index] = o.value
