@@ -844,7 +844,8 @@ class OracleMachine(RuleBasedStateMachine):
         before = self.products_now()
         must = sorted(self.must_run(exp, before))
         k, any_k = pick(data, must), pick(data, range(len(self.spec)))
-        if k is None or pick(data, [True, False]):
+        coin = pick(data, [True, False])  # drawn always: the data's shape must not vary
+        if k is None or coin:
             k = any_k
         how = pick(data, ["raise", "exit"])
         if self.executor != "parallel":
