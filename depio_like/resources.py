@@ -174,8 +174,13 @@ def sbatch_settings(params: Mapping[str, Any], owner: str, *, raw_ok: bool = Fal
         target[ours] = converted
         spelled[ours] = k
     if unknown:
+        import difflib
+
+        spellings = sorted(SLURM_NAMES | {f"slurm_{n}" for n in SLURM_NAMES} | set(AUTO_NAMES))
+        close = {k: m[0] for k in unknown if (m := difflib.get_close_matches(k, spellings, 1))}
+        hint = "".join(f" ({k!r}: did you mean {m!r}?)" for k, m in sorted(close.items()))
         raise error(
-            f"{owner}: unknown sbatch setting(s) {sorted(unknown)}; known are submitit's "
+            f"{owner}: unknown sbatch setting(s) {sorted(unknown)}{hint}; known are submitit's "
             f"names: its SlurmExecutor's ({', '.join(sorted(SLURM_NAMES))}), each also with a "
             f"'slurm_' prefix as AutoExecutor takes them (slurm_partition, slurm_mem, ...), "
             f"and AutoExecutor's shared ones ({', '.join(AUTO_NAMES)})")

@@ -101,7 +101,6 @@ class SubmitItExecutor(Executor):
             cluster = cluster or inner_cluster
             folder = folder if folder is not None else inner_folder
             python = python if python is not None else inner_python
-        given.update(parameters or {})
         if cluster is None:
             cluster = "slurm" if shutil.which("sbatch") else "local"
         if cluster not in ("slurm", "local"):
@@ -109,10 +108,12 @@ class SubmitItExecutor(Executor):
         self.cluster = cluster
         self.folder = Path(folder).absolute() if folder is not None else None
         # Under our names (submitit's SlurmExecutor's), whatever spelling was used.
-        self.parameters = sbatch_settings(given, "SubmitItExecutor(parameters=...)")
+        owner = "SubmitItExecutor(parameters=...)"
+        self.parameters = {**sbatch_settings(given, "SubmitItExecutor(internal_executor=...)"),
+                           **sbatch_settings(parameters or {}, owner)}
         self._default = task_resources(
             {k: v for k, v in self.parameters.items() if k == "time"},
-            "SubmitItExecutor(parameters=...)", error=ValueError)
+            owner, error=ValueError)
         super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
         for name, v in (("max_array_size", max_array_size), ("array_parallelism", array_parallelism),
                         ("tasks_per_job", tasks_per_job)):
@@ -252,15 +253,9 @@ class SubmitItExecutor(Executor):
 
     def _chunks(self, jobs: list[Job]) -> list[list[Job]]:
         """The array elements these jobs (alike in function and resources) go out in."""
-        per = self.tasks_per_job or (1 if not self.backend.queues else None)
-        if per is None:
-            known = [_seconds(job) for job in jobs]
-            if all(s is None for s in known):
-                # A first run: no durations. As few elements as keep the cluster busy.
-                per = -(-len(jobs) // (self._parallelism * 4))
-            else:
-                return group_by_seconds(jobs, known, self.target_seconds)
-        return [jobs[k:k + per] for k in range(0, len(jobs), per)]
+        per = self.tasks_per_job or (None if self.backend.queues else 1)
+        return group_jobs(jobs, [_seconds(job) for job in jobs], per, self.target_seconds,
+                          self._parallelism * 4)
 
     def _submit_array(self, chunks: list[list[Job]], res: Resources) -> None:
         import cloudpickle
@@ -562,23 +557,25 @@ class SubmitItExecutor(Executor):
         return f"Slurm job {el.job_id}, log: {p.stderr} (stdout: {p.stdout})"
 
 
-def group_by_seconds(jobs: list[Job], seconds: list[float | None],
-                     target: float) -> list[list[Job]]:
-    """Jobs in order, cut into consecutive groups of about ``target`` seconds each by
-    their expected ``seconds`` (an unknown one counts as the mean of the known): as many
-    groups as the total is targets (rounded; at least one, at most one per job), equal in
-    expected time."""
+def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
+               target: float, most: int) -> list[list[Any]]:
+    """Jobs in order, cut into consecutive groups (array elements, each running its jobs
+    one after the other): ``per`` jobs each if given; else by their expected ``seconds``
+    into groups of about ``target`` seconds (a job never timed counts as the mean of those
+    that were); and if none was ever timed (a first run), into at most ``most`` groups."""
+    if per is None and all(s is None for s in seconds):
+        per = max(1, -(-len(jobs) // most))
+    if per is not None:
+        return [jobs[k:k + per] for k in range(0, len(jobs), per)]
     known = [s for s in seconds if s is not None]
-    mean = sum(known) / len(known) if known else 1.0
+    mean = sum(known) / len(known)
     secs = [mean if s is None else max(0.0, s) for s in seconds]
     total = sum(secs)
     n = max(1, min(len(jobs), round(total / target)))
-    if n == 1:
-        return [list(jobs)] if jobs else []
     if n == len(jobs):
         return [[job] for job in jobs]
     size = total / n
-    groups: list[list[Job]] = [[] for _ in range(n)]
+    groups: list[list[Any]] = [[] for _ in range(n)]
     done = 0.0
     for job, s in zip(jobs, secs):
         # Into the group its middle falls in: groups come out equal to within one job.
