@@ -67,8 +67,8 @@ class SubmitItExecutor(Executor):
     ``default_time_min``: the time limit of a task when nothing says one (Slurm enforces it).
     ``tasks_per_job``: tasks run one after the other by each array element; ``None``
     (default) groups them from their recorded durations into elements of about
-    ``target_seconds``, and on a first run into at most ``array_parallelism * 4``
-    elements. ``max_jobs_queued`` / ``max_jobs_pending``: at most this many Slurm jobs
+    ``target_seconds``, and on a first run into at most four times as many elements as
+    run at once (``array_parallelism``, or the partition's CPUs if fewer). ``max_jobs_queued`` / ``max_jobs_pending``: at most this many Slurm jobs
     (array elements) in the queue at once / waiting to start; the rest wait in the driver.
     """
 
@@ -243,21 +243,28 @@ class SubmitItExecutor(Executor):
             groups.setdefault(key, (res, []))[1].append(job)
         self._queue = []
         for res, jobs in groups.values():
-            chunks = self._chunks(jobs)
+            params = self._parameters(res)
+            chunks = self._chunks(jobs, params)
             if len(chunks) > room:  # the rest waits here for room (in the order it came)
                 self._queue += [job for chunk in chunks[room:] for job in chunk]
                 chunks = chunks[:room]
             room -= len(chunks)
             for a in range(0, len(chunks), self.max_array_size):
-                self._submit_array(chunks[a:a + self.max_array_size], res)
+                self._submit_array(chunks[a:a + self.max_array_size], res, dict(params))
 
-    def _chunks(self, jobs: list[Job]) -> list[list[Job]]:
+    def _chunks(self, jobs: list[Job], params: dict[str, Any]) -> list[list[Job]]:
         """The array elements these jobs (alike in function and resources) go out in."""
         per = self.tasks_per_job or (None if self.backend.queues else 1)
-        return group_jobs(jobs, [_seconds(job) for job in jobs], per, self.target_seconds,
-                          self._parallelism * 4)
+        seconds = [_seconds(job) for job in jobs]
+        most = self._parallelism * 4
+        if per is None and len(jobs) > 4 and all(s is None for s in seconds):
+            # A first run: as few elements as keep the cluster busy (a small cluster runs
+            # fewer than array_parallelism at once).
+            most = 4 * min(self._parallelism, self.backend.slots(params) or most)
+        return group_jobs(jobs, seconds, per, self.target_seconds, most)
 
-    def _submit_array(self, chunks: list[list[Job]], res: Resources) -> None:
+    def _submit_array(self, chunks: list[list[Job]], res: Resources,
+                      params: dict[str, Any]) -> None:
         import cloudpickle
 
         payloads: list[bytes] = []
@@ -284,7 +291,6 @@ class SubmitItExecutor(Executor):
                 sendable.append([job for job, _ in ok])
         if not payloads:
             return
-        params = self._parameters(res)
         problem = self.backend.gpu_problem(params) if gpu_request(params) else None
         if problem is None:
             time_min, problem = self._time_limit(sendable, res, params)

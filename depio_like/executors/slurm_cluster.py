@@ -56,6 +56,15 @@ class Element:
         return self._paths
 
 
+@dataclass
+class Partition:
+    """What sinfo says of a partition: any GPUs, its time limit (None: unlimited), CPUs."""
+
+    gpus: bool
+    max_minutes: int | None
+    cpus: int
+
+
 class Cluster:
     """What differs between backends. ``calls`` counts the commands run against the
     cluster (the executor shows it as ``SubmitItExecutor.calls``)."""
@@ -115,6 +124,10 @@ class Cluster:
         """The longest time limit (minutes) a job with ``params`` may ask, if known."""
         return None
 
+    def slots(self, params: dict[str, Any]) -> int | None:
+        """How many jobs with ``params`` can run at once at most, if known."""
+        return None
+
 
 class SlurmCluster(Cluster):
     """A real Slurm: one ``squeue`` for all tracked jobs per poll, ``sacct`` only for those
@@ -131,7 +144,7 @@ class SlurmCluster(Cluster):
         self._next = 0.0
         # What Slurm says of the jobs a dead driver left, asked once for all of them.
         self._left: dict[str, str] | None = {}
-        self._partitions: dict[str, tuple[bool, int | None]] | None = None
+        self._partitions: dict[str, Partition] | None = None
         self._default_partition = ""
 
     def prepare_reattach(self, attachable: dict[str, Entry]) -> None:
@@ -196,25 +209,28 @@ class SlurmCluster(Cluster):
         return str(params.get("partition") or extra.get("partition")
                    or os.environ.get("SBATCH_PARTITION") or self._default_partition)
 
-    def _partition_info(self, params: dict[str, Any]) -> tuple[bool, int | None] | None:
-        """(has GPUs, time limit in minutes or None if unlimited) of the partition a job
-        goes to; None if sinfo cannot say. sinfo runs once per run, and only if asked."""
+    def _partition_info(self, params: dict[str, Any]) -> Partition | None:
+        """What sinfo says of the partition a job with ``params`` goes to; None if it
+        cannot say. sinfo runs once per run, and only if asked."""
         if self._partitions is None:
             self._partitions = {}
-            got = self.run(["sinfo", "-h", "-o", "%P|%G|%l"], "sinfo")
+            got = self.run(["sinfo", "-h", "-o", "%P|%G|%l|%C"], "sinfo")
             for line in (got[1] if got else "").splitlines():
-                name, _, rest = line.strip().partition("|")
-                gres, _, limit = rest.partition("|")
+                name, gres, limit, cpus = (line.strip().split("|") + ["", "", ""])[:4]
                 if name.endswith("*"):  # the default partition
                     name = name[:-1]
                     self._default_partition = name
-                gpus = self._partitions.get(name, (False, None))[0] or "gpu" in gres.lower()
-                self._partitions[name] = (gpus, _slurm_minutes(limit.strip()))
+                # (one line per group of nodes alike: add them up)
+                part = self._partitions.setdefault(
+                    name, Partition(False, _slurm_minutes(limit.strip()), 0))
+                part.gpus = part.gpus or "gpu" in gres.lower()
+                total = cpus.strip().rpartition("/")[2]  # allocated/idle/other/total
+                part.cpus += int(total) if total.isdigit() else 0
         return self._partitions.get(self._partition(params))
 
     def gpu_problem(self, params: dict[str, Any]) -> str | None:
         info = self._partition_info(params)
-        if info is None or info[0]:
+        if info is None or info.gpus:
             return None  # sinfo cannot tell: let sbatch decide
         return (f"the job asks for GPUs ({gpu_request(params)}) but no node of partition "
                 f"{self._partition(params)!r} has any (sinfo shows no gpu GRES); choose a "
@@ -222,7 +238,15 @@ class SlurmCluster(Cluster):
 
     def max_time(self, params: dict[str, Any]) -> int | None:
         info = self._partition_info(params)
-        return info[1] if info is not None else None
+        return info.max_minutes if info is not None else None
+
+    def slots(self, params: dict[str, Any]) -> int | None:
+        info = self._partition_info(params)
+        if info is None or info.cpus <= 0:
+            return None
+        each = params.get("cpus_per_task")
+        each = int(each) if isinstance(each, int) or str(each).isdigit() else 1
+        return max(1, info.cpus // max(1, each))
 
     def _states(self, job_ids: list[str]) -> dict[str, str] | None:
         """Slurm state of each element id: squeue for all of them, sacct for the rest."""
