@@ -2,9 +2,9 @@
 settings) and automatic grouping of short tasks, against the real local Slurm
 (scripts/local-slurm.sh); see conftest's `slurm` fixture."""
 
-import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -151,3 +151,42 @@ def test_short_tasks_are_grouped_into_elements_without_being_told(tmp_path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert calls(second.stdout)["sbatch"] == 2
     assert len(results()) - elements_first - 1 == 2
+
+
+def test_max_jobs_pending_holds_the_rest_in_the_driver(tmp_path):
+    from test_slurm import BUSY_TIMEOUT, _start
+
+    path, proc = _start(tmp_path, extra="{'max_jobs_pending': 1}")
+    seen: set[str] = set()
+    most_pending = 0
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    try:
+        # 4 tasks that wait for "release", 2 CPUs: two run, one waits in Slurm's queue
+        # and the fourth in the driver (without the limit, two would wait in the queue).
+        while True:
+            lines = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%Z"], text=True,
+                                   capture_output=True).stdout.splitlines()
+            ours = [ln.split("|") for ln in lines if ln.split("|")[-1] == str(tmp_path)]
+            seen |= {jid for jid, _, _ in ours}
+            most_pending = max(most_pending, sum(st == "PENDING" for _, st, _ in ours))
+            running = sum(st == "RUNNING" for _, st, _ in ours)
+            if running == 2 and len(seen) >= 3:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, ours
+            time.sleep(0.3)
+        for _ in range(10):  # a little longer: nothing more goes out
+            lines = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%Z"], text=True,
+                                   capture_output=True).stdout.splitlines()
+            ours = [ln.split("|") for ln in lines if ln.split("|")[-1] == str(tmp_path)]
+            seen |= {jid for jid, _, _ in ours}
+            most_pending = max(most_pending, sum(st == "PENDING" for _, st, _ in ours))
+            time.sleep(0.3)
+        assert most_pending <= 1 and len(seen) == 3, (most_pending, seen)
+        (tmp_path / "release").touch()
+        out, _ = proc.communicate(timeout=BUSY_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            (tmp_path / "release").touch()  # its jobs end by themselves
+    assert proc.returncode == 0, out
+    assert (tmp_path / "total.txt").read_text() == "6"
