@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from depio_like import Product, Status, SubmitItExecutor, Task
 from depio_like.errors import TaskDeclarationError
-from depio_like.executors.slurm import group_jobs
+from depio_like.executors.slurm import element_minutes, group_jobs
 from depio_like.resources import parse_resources, sbatch_settings
 
 from conftest import new_pipeline
@@ -166,6 +166,14 @@ def test_grouping_keeps_every_job_once_in_order_and_bounds_elements(secs, target
         if n > 1:  # and equal: none more than one job above the mean group
             for g in groups:
                 assert sum(each[j] for j in g) <= sum(each) / n + max(each) + 1e-6
+
+
+def test_an_element_time_limit_adds_up_its_tasks_and_trusts_known_durations():
+    assert element_minutes(2, [None, None, None]) == 6  # unknown: the limits added up
+    assert element_minutes(60, [0.05] * 1250) == 60  # 62 s known: one task's limit
+    assert element_minutes(10, [300.0] * 10) == 100  # 4 x 50 min > the sum: the sum
+    assert element_minutes(10, [120.0] * 10) == 80  # 4 x what 20 min took
+    assert element_minutes(10, [300.0, None]) == 20  # one never timed: the sum
 
 
 def test_fixed_tasks_per_job_wins():

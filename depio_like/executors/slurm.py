@@ -378,14 +378,7 @@ class SubmitItExecutor(Executor):
         at most ``_TIME_MARGIN`` times what they took (never less than one job's limit); and
         never more than the partition allows. Also why it cannot go out, if it cannot."""
         one = res.time_min or self.default_time_min
-        limit = one
-        for chunk in chunks:
-            total = one * len(chunk)
-            took = [_seconds(job) for job in chunk]
-            if len(chunk) > 1 and all(s is not None for s in took):
-                expected = sum(s for s in took if s is not None)
-                total = min(total, max(one, math.ceil(_TIME_MARGIN * expected / 60)))
-            limit = max(limit, total)
+        limit = max(element_minutes(one, [_seconds(job) for job in chunk]) for chunk in chunks)
         if limit > one:  # grouped: mind the partition's limit
             most = self.backend.max_time(params)
             if most is not None and limit > most:
@@ -589,6 +582,17 @@ def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
         groups[k].append(job)
         done += s
     return [g for g in groups if g]
+
+
+def element_minutes(one: int, took: list[float | None]) -> int:
+    """The time limit of an element running jobs of ``one`` minute limits each, one after
+    the other: their limits added up; if all of them took a known time (``took``, seconds)
+    when they last ran, at most ``_TIME_MARGIN`` times that, but never less than ``one``."""
+    total = one * len(took)
+    if len(took) > 1 and all(s is not None for s in took):
+        expected = sum(s for s in took if s is not None)
+        total = min(total, max(one, math.ceil(_TIME_MARGIN * expected / 60)))
+    return total
 
 
 def _seconds(job: Job) -> float | None:
