@@ -148,12 +148,20 @@ def test_long_tasks_each_get_their_own_element():
         [["a"], ["b"], ["c"]]
 
 
+def test_a_small_total_is_still_spread_over_the_slots_while_worth_it():
+    # 50 s of work, 2 CPUs: two elements of 25 s rather than one of 50 s.
+    assert [len(g) for g in group_jobs(list(range(5000)), [0.01] * 5000, None, 60, 8, 2)] \
+        == [2500, 2500]
+    # 10 s of work: not worth a second Python start (under a quarter of the target each).
+    assert len(group_jobs(list(range(1000)), [0.01] * 1000, None, 60, 8, 2)) == 1
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.floats(0, 500)), max_size=300),
        st.floats(1, 120), st.integers(1, 64))
 def test_grouping_keeps_every_job_once_in_order_and_bounds_elements(secs, target, par):
     jobs = list(range(len(secs)))
-    groups = group_jobs(jobs, secs, None, target, par * 4)
+    groups = group_jobs(jobs, secs, None, target, par * 4, par)
     assert [j for g in groups for j in g] == jobs and all(groups)
     if all(s is None for s in secs):  # a first run: at most array_parallelism * 4 elements
         assert len(groups) <= par * 4
@@ -161,8 +169,10 @@ def test_grouping_keeps_every_job_once_in_order_and_bounds_elements(secs, target
         known = [s for s in secs if s is not None]
         mean = sum(known) / len(known)
         each = [mean if s is None else s for s in secs]
-        n = max(1, min(len(jobs), round(sum(each) / target)))
-        assert len(groups) <= n  # about target seconds each
+        by_target = round(sum(each) / target)
+        worth = min(par, int(sum(each) // (target / 4)))
+        n = max(1, min(len(jobs), max(by_target, worth)))
+        assert len(groups) <= n  # about target seconds each, or filling the slots
         if n > 1:  # and equal: none more than one job above the mean group
             for g in groups:
                 assert sum(each[j] for j in g) <= sum(each) / n + max(each) + 1e-6

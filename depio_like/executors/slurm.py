@@ -256,12 +256,12 @@ class SubmitItExecutor(Executor):
         """The array elements these jobs (alike in function and resources) go out in."""
         per = self.tasks_per_job or (None if self.backend.queues else 1)
         seconds = [_seconds(job) for job in jobs]
-        most = self._parallelism * 4
-        if per is None and len(jobs) > 4 and all(s is None for s in seconds):
-            # A first run: as few elements as keep the cluster busy (a small cluster runs
-            # fewer than array_parallelism at once).
-            most = 4 * min(self._parallelism, self.backend.slots(params) or most)
-        return group_jobs(jobs, seconds, per, self.target_seconds, most)
+        slots = self._parallelism
+        if per is None and len(jobs) > 1:
+            # (A small cluster runs fewer than array_parallelism at once.)
+            slots = min(slots, self.backend.slots(params) or slots)
+        # A first run: as few elements as keep the cluster busy.
+        return group_jobs(jobs, seconds, per, self.target_seconds, 4 * slots, slots)
 
     def _submit_array(self, chunks: list[list[Job]], res: Resources,
                       params: dict[str, Any]) -> None:
@@ -557,11 +557,13 @@ class SubmitItExecutor(Executor):
 
 
 def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
-               target: float, most: int) -> list[list[Any]]:
+               target: float, most: int, slots: int = 1) -> list[list[Any]]:
     """Jobs in order, cut into consecutive groups (array elements, each running its jobs
     one after the other): ``per`` jobs each if given; else by their expected ``seconds``
     into groups of about ``target`` seconds (a job never timed counts as the mean of those
-    that were); and if none was ever timed (a first run), into at most ``most`` groups."""
+    that were), but into no fewer than ``slots`` (the elements that can run at once) while
+    each keeps a quarter of ``target``; and if none was ever timed (a first run), into at
+    most ``most`` groups."""
     if per is None and all(s is None for s in seconds):
         per = max(1, -(-len(jobs) // most))
     if per is not None:
@@ -570,7 +572,10 @@ def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
     mean = sum(known) / len(known)
     secs = [mean if s is None else max(0.0, s) for s in seconds]
     total = sum(secs)
-    n = max(1, min(len(jobs), round(total / target)))
+    # (Fewer elements than can run at once would leave the cluster idle: split further
+    # while each still runs long enough to be worth its Python start.)
+    n = max(1, min(len(jobs), max(round(total / target),
+                                  min(slots, math.floor(total / (target / 4))))))
     if n == len(jobs):
         return [[job] for job in jobs]
     size = total / n
