@@ -140,7 +140,7 @@ def make_executor(name: str, slurm: Sequence[str] = (), dask_address: str | None
         return SubmitItExecutor(parameters=params,
                                 cluster="local" if name == "slurm-local" else "slurm")
     except ValueError as e:  # an unknown or malformed setting: one message, no traceback
-        raise SystemExit(f"--slurm / DEPIO_LIKE_SLURM_*: "
+        raise UsageError(f"--slurm / DEPIO_LIKE_SLURM_*: "
                          f"{str(e).replace('SubmitItExecutor(parameters=...): ', '')}") from None
 
 

@@ -107,7 +107,7 @@ def test_submitit_names_from_the_command_line_and_per_task(tmp_path):
                           "--slurm", "slurm_partiton=debug"],
                          cwd=tmp_path, text=True, capture_output=True, timeout=300,
                          stdin=subprocess.DEVNULL)
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
     assert "unknown sbatch setting(s) ['slurm_partiton'] ('slurm_partiton': did you mean " \
            "'slurm_partition'?)" in bad.stderr
 
