@@ -82,8 +82,8 @@ SETTINGS = """
                              + os.environ.get("SLURM_JOB_NAME", "?"))
 
     p = Pipeline(SubmitItExecutor(cluster="slurm"))
-    t = p.add_task(Task("sized", where, ["w.txt"]))
-    t.slurm_parameters = {"slurm_mem": "700M", "timeout_min": 4}  # depio's Task(slurm_parameters=)
+    p.add_task(Task("sized", where, ["w.txt"],
+                    slurm_parameters={"slurm_mem": "700M", "timeout_min": 4}))
     p.add_task(Task("plain", where, ["v.txt"]))
     exit(p.main())
 """

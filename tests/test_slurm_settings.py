@@ -10,7 +10,7 @@ import submitit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depio_like import Product, Status, SubmitItExecutor, Task
+from depio_like import Product, Status, SubmitItExecutor, Task, task
 from depio_like.errors import TaskDeclarationError
 from depio_like.executors.slurm import element_minutes, group_jobs
 from depio_like.resources import parse_resources, sbatch_settings
@@ -121,13 +121,24 @@ def test_limits_are_checked():
             SubmitItExecutor(cluster="local", **bad)
 
 
+def test_task_slurm_parameters_with_an_unknown_name_fail_when_declared():
+    with pytest.raises(TaskDeclarationError, match=r"task 'made': slurm_parameters: unknown "
+                       r"sbatch setting\(s\) \['slurm_gpus_per_tsk'\] \('slurm_gpus_per_tsk': "
+                       r"did you mean 'slurm_gpus_per_task'\?\)"):
+        Task("made", print, slurm_parameters={"slurm_gpus_per_tsk": 1})
+    with pytest.raises(TaskDeclarationError, match="slurm_bogus"):
+        @task("t", slurm_bogus=1)
+        def t():
+            pass
+
+
 def test_task_slurm_parameters_with_an_unknown_name_fail_before_anything_runs(project):
     def make(out: Annotated[Path, Product]):
         Path(out).write_text("x")
 
     p = new_pipeline(SubmitItExecutor(cluster="local"))
     t = p.add_task(Task("made", make, ["m.txt"]))
-    t.slurm_parameters = {"slurm_gpus_per_tsk": 1}  # what depio's Task(slurm_parameters=) sets
+    t.slurm_parameters = {"slurm_gpus_per_tsk": 1}  # changed after it was declared
     with pytest.raises(TaskDeclarationError, match=r"task \[1\] 'made': slurm_parameters: "
                                                    r"unknown sbatch setting\(s\) "
                                                    r"\['slurm_gpus_per_tsk'\]"):
