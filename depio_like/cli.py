@@ -136,7 +136,12 @@ def make_executor(name: str, slurm: Sequence[str] = (), dask_address: str | None
         if not sep or not key:
             raise UsageError(f"--slurm {item!r}: expected KEY=VALUE, e.g. partition=gpu")
         params[key.strip().replace("-", "_")] = _value(value.strip())
-    return SubmitItExecutor(parameters=params, cluster="local" if name == "slurm-local" else "slurm")
+    try:
+        return SubmitItExecutor(parameters=params,
+                                cluster="local" if name == "slurm-local" else "slurm")
+    except ValueError as e:  # an unknown or malformed setting: one message, no traceback
+        raise UsageError(f"--slurm / DEPIO_LIKE_SLURM_*: "
+                         f"{str(e).replace('SubmitItExecutor(parameters=...): ', '')}") from None
 
 
 def _value(text: str) -> Any:

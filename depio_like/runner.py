@@ -68,6 +68,10 @@ class Run:
         self.values = ValueStore(consumers, outside, _drop_value, graph.units)
         priority = longest_paths(graph.order, graph.downstream, recorded_durations(
             [t.record_key for t in tasks], state.records)) if critical_path else None
+        # Seconds each task took when it last ran (None: never), for an executor that
+        # groups short tasks by it (Slurm).
+        self.expected = [r.duration if (r := state.records.get(t.record_key)) is not None
+                         else None for t in tasks] if executor.uses_durations else None
         self.plan = BuildPlan(graph, priority=priority, queues=self.executor.queues, dry=self.dry,
                               retries=[t.retries if t.retries is not None else executor.retries
                                        for t in tasks], has_value=self.values.has)
@@ -184,7 +188,8 @@ class Run:
                 fp = self.checker.fingerprint(m, d) if self.executor.reattaches or exports else ""
                 steps.append(Step(m, self.graph.tasks[m], fp,
                                   tuple(self.graph.tasks[c].label for c in exports),
-                                  self.logs.base(m), self.logs.may_exist(m)))
+                                  self.logs.base(m), self.logs.may_exist(m),
+                                  self.expected[m] if self.expected is not None else None))
             tasks = self.graph.tasks  # a job's values go by task id
             values = {tasks[p].id: v for p, v in self.values.inputs(a.unit).items()}
             self.executor.submit(Job(steps, values))

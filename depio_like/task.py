@@ -192,6 +192,9 @@ def _slurm_parameters(name: str, params: Any) -> dict[str, Any]:
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise TaskDeclarationError(f"task {name!r}: slurm_parameters must be a dict of "
                                    f"setting names to values, got {params!r}")
+    from .resources import sbatch_settings  # unknown names are refused here, when declared
+
+    sbatch_settings(params, f"task {name!r}: slurm_parameters", error=TaskDeclarationError)
     return dict(params)
 
 

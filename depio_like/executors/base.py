@@ -51,6 +51,9 @@ class Step:
     export_to: tuple[str, ...] = ()
     log: str = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
     old_log: bool = True  # log files of an earlier run may exist: remove them if it is silent
+    #: How long the task took when it last ran, in seconds (None: never timed); filled in
+    #: for executors with ``uses_durations`` (Slurm groups short tasks into one job by it).
+    expected_seconds: float | None = None
 
 
 @dataclass
@@ -128,6 +131,8 @@ class Executor(ABC):
     reattaches: bool = False
     #: True if ``RunContext.jobs`` (``--jobs``) sets how many tasks run at once.
     takes_jobs: bool = False
+    #: True if the executor reads ``Step.expected_seconds`` (the driver fills it in then).
+    uses_durations: bool = False
     #: depio's limits: at most this many jobs submitted and not yet started (pending),
     #: and submitted and not yet ended (queued); None: no limit. Set by ``__init__``.
     max_jobs_pending: int | None = None

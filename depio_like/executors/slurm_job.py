@@ -6,23 +6,67 @@ from __future__ import annotations
 
 import pickle
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .base import Job, JobEnding, format_task_exception
 
-def payload(job: Job) -> tuple:
+
+@dataclass
+class StepPayload:
+    """One task as it travels to a job: what to call, and where its output and value go."""
+
+    index: int                  # the task's index in the driver's run
+    task_id: int
+    name: str
+    func: Callable[..., Any]
+    args: Any
+    kwargs: Any
+    fingerprint: str
+    source: str                 # the file the function was defined in (for tracebacks)
+    export_to: tuple[str, ...]
+    log: str
+    old_log: bool
+    products: tuple[str, ...]
+    dependencies: tuple[str, ...] = ()
+
+
+@dataclass
+class JobPayload:
+    """One of the driver's jobs (a task, or a chain of tasks) and the values it takes."""
+
+    steps: list[StepPayload]
+    values: dict[int, Any]
+
+
+@dataclass
+class StepResult:
+    """How one task ended in the job, as the job hands it back to the driver."""
+
+    index: int
+    ok: bool
+    error: str | None
+    duration: float
+    fingerprint: str            # the driver matches results by it (indices may differ)
+    value: Any = None           # the return value, or a ValueFile, for tasks outside
+    printed: bool = True
+    products: dict[str, Any] | None = None
+    inputs: dict[str, str | None] | None = None  # inputs as the job read them
+
+
+def payload(job: Job) -> JobPayload:
     steps = []
     for st in job.steps:
         t = st.task
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
-        steps.append((st.index, t.id, t.name, t.func, *t.prepared_call(),
-                      st.fingerprint, source, st.export_to, st.log, st.old_log, t.products,
-                      t.dependencies))
-    return (steps, job.values)
+        steps.append(StepPayload(st.index, t.id, t.name, t.func, *t.prepared_call(),
+                                 st.fingerprint, source, st.export_to, st.log, st.old_log,
+                                 t.products, t.dependencies))
+    return JobPayload(steps, job.values)
 
 
-def unpicklable(cloudpickle: Any, item: tuple, job: Job) -> str | None:
+def unpicklable(cloudpickle: Any, item: JobPayload, job: Job) -> str | None:
     """Why ``item`` cannot be sent to a job (naming the argument), or None if it can."""
     try:
         cloudpickle.dumps(item)
@@ -83,20 +127,21 @@ class _Remote:
             raise
 
 
-def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
+def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[StepResult]:
     """Runs in the job: each job's tasks in turn, every failure turned into a result. A
     time limit ends the element: the task it hit fails with it, later ones never start."""
     from .base import Capture, Step, export_to_file, run_steps
 
     sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
-    jobs = [Job([Step(index, _Remote(task_id, name, func, args, kwargs, source, products,
-                                     dependencies), fp, export_to, log, old_log)
-                 for index, task_id, name, func, args, kwargs, fp, source, export_to, log,
-                 old_log, products, dependencies in steps], values)
-            for steps, values in pickle.loads(blob)]
+    payloads: list[JobPayload] = pickle.loads(blob)
+    jobs = [Job([Step(s.index, _Remote(s.task_id, s.name, s.func, s.args, s.kwargs, s.source,
+                                       s.products, s.dependencies), s.fingerprint, s.export_to,
+                      s.log, s.old_log)
+                 for s in p.steps], p.values)
+            for p in payloads]
     export = export_to_file(value_dir)
     capture = Capture(for_good=False)  # between tasks, submitit's own lines reach the Slurm log
-    results: list[tuple] = []
+    results: list[StepResult] = []
     current = jobs[0] if jobs else None
     try:
         for current in jobs:
@@ -106,18 +151,19 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[tuple]:
             for o in run_steps(current, export, capture, hash_products=True):
                 st = steps[o.index]
                 error = f"task {st.task.name!r} failed in the job:\n{o.error}" if o.error else None
-                results.append((o.index, o.ok, error, o.duration, st.fingerprint, o.value,
-                                o.printed, o.products, o.inputs))
+                results.append(StepResult(o.index, o.ok, error, o.duration, st.fingerprint,
+                                          o.value, o.printed, o.products, o.inputs))
     except JobEnding as e:
         capture.close()
         if e.requeued:
             raise SystemExit(-1) from None
         # The task it stopped fails with the reason; the driver fails the jobs that never
         # started for want of a result.
-        done = {r[0] for r in results}
+        assert current is not None
+        done = {r.index for r in results}
         hit = next(st for st in current.steps if st.index not in done)
-        results.append((hit.index, False, f"task {hit.task.name!r} failed in the job:\n{e}",
-                        0.0, hit.fingerprint, None, True, None, None))
+        results.append(StepResult(hit.index, False, f"task {hit.task.name!r} failed in the "
+                                  f"job:\n{e}", 0.0, hit.fingerprint))
         return results
     capture.close()
     return results

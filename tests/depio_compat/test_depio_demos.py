@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,9 +193,15 @@ def test_demo_slurm_submitit_runs_on_slurm_with_its_parameters(tmp_path):
         assert text.startswith("Hallo from depio on node ") and "in job None" not in text, text
         jobs.add(text.rsplit(" ", 1)[1].split("_")[0])
     # Slurm received the script's settings: its partition and 300 MB of memory per job.
-    acct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,ReqMem,Timelimit",
-                           "-j", ",".join(sorted(jobs))],
-                          capture_output=True, text=True, timeout=30).stdout.split()
+    # (Accounting lags: an array's rows settle a few seconds after the jobs end.)
+    deadline = time.monotonic() + 120
+    while True:
+        acct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,ReqMem,Timelimit",
+                               "-j", ",".join(sorted(jobs))],
+                              capture_output=True, text=True, timeout=30).stdout.split()
+        if (acct and all(line.split("|")[0] for line in acct)) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert acct, f"sacct knows nothing of jobs {jobs}"
     for line in acct:
         part, mem, limit = line.split("|")
