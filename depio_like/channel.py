@@ -107,6 +107,15 @@ def load_value(ref: ValueFile) -> Any:
     return pickle.loads(data, buffers=bufs)
 
 
+def drop_value(v: Any) -> None:
+    """Release a value nobody will take: a value file is removed."""
+    if isinstance(v, ValueFile):
+        try:
+            os.remove(v.path)
+        except OSError:
+            pass
+
+
 def fill(args: Any, values: Mapping[int, Any]) -> Any:
     """``args`` with each ``ValueSlot`` replaced by its value (read from its file if need be);
     ``values`` is keyed by task id."""
@@ -136,6 +145,7 @@ class ValueStore:
                  producers: Sequence[Sequence[int]], drop: Callable[[Any], None],
                  units: Sequence[Sequence[int]] = ()) -> None:
         self._producers = producers               # task -> producers whose values it takes
+        self._consumers = consumers
         self._pending = {p: set(cs) for p, cs in consumers.items() if cs}
         self._values: dict[int, Any] = {}
         self._skipped: set[int] = set()           # skipped, not settled yet
@@ -149,6 +159,24 @@ class ValueStore:
                 for m in unit[:-1]:
                     self._tail[m] = unit[-1]
                 self._before_tail[unit[-1]] = list(unit[:-1])
+
+    @classmethod
+    def between_jobs(cls, values: Sequence[Sequence[int]], unit_of: Sequence[int],
+                     units: Sequence[Sequence[int]]) -> ValueStore:
+        """The store of a run whose task ``i`` takes the values of tasks ``values[i]`` and
+        runs in job ``unit_of[i]``: only values crossing from one job to another are kept
+        (within a job the very object is handed over), and dropped with ``drop_value``."""
+        outside = [tuple(p for p in ps if unit_of[p] != unit_of[i])
+                   for i, ps in enumerate(values)]
+        consumers: dict[int, list[int]] = {}
+        for c, ps in enumerate(outside):
+            for p in ps:
+                consumers.setdefault(p, []).append(c)
+        return cls(consumers, outside, drop_value, units)
+
+    def takers(self, p: int) -> Sequence[int]:
+        """The tasks outside ``p``'s job that take its value."""
+        return self._consumers.get(p, ())
 
     def wanted(self, p: int) -> bool:
         """Whether a task still waits for the value of ``p``."""

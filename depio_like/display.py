@@ -39,6 +39,11 @@ def _escape(c: str) -> str:
     return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 
+def _last_line(text: str | None) -> str:
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "no error message"
+
+
 def _paths(paths: Sequence[str], limit: int = 3) -> str:
     shown = [printable(show_path(p)) for p in paths[:limit]]
     more = f" (+{len(paths) - limit})" if len(paths) > limit else ""
@@ -120,6 +125,16 @@ class Display:
         """One line saying why task ``i`` runs (or would run)."""
         if not self.quiet:
             self.note(f"{verdict:<9} {self._tasks[i].label}: {printable(reasons)}")
+
+    def retry(self, i: int, attempt: int, attempts: int, error: str | None) -> None:
+        """Task ``i`` failed and runs again; the last line of its error says why."""
+        self.note(f"RETRY     {self._tasks[i].label} (attempt {attempt} of {attempts}) "
+                  f"after: {_last_line(error)}")
+
+    def output(self, i: int, text: str) -> None:
+        """What task ``i`` printed, in one block: never interleaved with another's."""
+        if text:
+            self.note(f"--- output of {self._tasks[i].label} ---\n{text}")
 
     def table(self, which: Sequence[int]) -> tuple[list[str], list[list[str]]]:
         """Headers and the rows of tasks ``which``, as in the full table (no progress)."""

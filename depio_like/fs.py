@@ -13,7 +13,7 @@ import os
 import stat as _stat
 import tempfile
 import time
-from typing import IO, Any, Iterator, NamedTuple, Protocol
+from typing import IO, Any, Iterable, Iterator, NamedTuple, Protocol
 
 
 class FileStat(NamedTuple):
@@ -88,6 +88,18 @@ class Disk(Protocol):
 
     def makedirs(self, path: str) -> None:
         """Create a directory and its parents, if missing."""
+
+
+def remove_files(disk: Disk, paths: Iterable[str]) -> None:
+    """Remove those of ``paths`` that are files (a directory is left whole); one that
+    cannot be looked at is left as it is."""
+    for p in paths:
+        try:
+            st = disk.stat(p)
+            if st is not None and not st.is_dir:
+                disk.remove(p)
+        except (OSError, PathProblem):
+            pass
 
 
 _CHUNK = 1 << 20

@@ -6,9 +6,12 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Container, Iterable, Sequence
 
 from .status import Status
+
+if TYPE_CHECKING:
+    from .logs import TaskLogs
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,49 @@ def call_all(hooks: Iterable[Hook], result: Any, report: Callable[[str], None]) 
         except Exception as e:  # noqa: BLE001 - a user's hook must not stop the pipeline
             name = getattr(hook, "__qualname__", repr(hook))
             report(f"hook {name} raised {type(e).__name__}: {e} (the pipeline goes on)")
+
+
+class RunHooks:
+    """The hooks of one run: each task's ``TaskResult`` when it reaches a final status,
+    the ``PipelineResult`` at the end. ``status`` is the run's live list of statuses and
+    ``ran`` the tasks an executor reported on (only they have output); both are read here,
+    never written. A hook that raises is reported with ``report``."""
+
+    def __init__(self, tasks: Sequence[Any], status: Sequence[Status], ran: Container[int],
+                 logs: TaskLogs, on_task: Sequence[Hook], on_pipeline: Sequence[Hook],
+                 report: Callable[[str], None]) -> None:
+        self._tasks, self._status, self._ran, self._logs = tasks, status, ran, logs
+        self._on_task, self._on_pipeline = list(on_task), list(on_pipeline)
+        self._report = report
+        self._results: dict[int, TaskResult] = {}
+        self._durations: dict[int, float] = {}
+        self._errors: dict[int, str] = {}
+
+    def changed(self, i: int, done: bool, duration: float | None, error: str | None) -> None:
+        """Task ``i`` has a new status (``done``: a final one)."""
+        if not (self._on_task or self._on_pipeline):
+            return
+        if duration is not None:
+            self._durations[i] = duration
+        if error:
+            self._errors[i] = error
+        if done:
+            self._results[i] = r = self._result(i)
+            call_all(self._on_task, r, self._report)
+
+    def finished(self, name: str, code: int) -> None:
+        """The run is over with exit code ``code``."""
+        if self._on_pipeline:
+            results = tuple(self._results.get(i) or self._result(i)
+                            for i in range(len(self._tasks)))
+            call_all(self._on_pipeline, PipelineResult(name, code == 0, code, results),
+                     self._report)
+
+    def _result(self, i: int) -> TaskResult:
+        t, ran = self._tasks[i], i in self._ran
+        out, err = self._logs.output(i) if ran else ("", "")
+        return TaskResult(t.id, t.name, self._status[i], out, err, self._durations.get(i),
+                          t.products, self._errors.get(i), self._logs.base(i) if ran else None)
 
 
 def make_save_hook(folder: str | os.PathLike) -> Callable[[TaskResult], None]:

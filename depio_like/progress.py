@@ -13,11 +13,12 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .fs import write_atomic
 
 _INTERVAL = 0.2  # seconds between two publications of the same task's progress
+SUFFIX = ".progress"  # of a task's progress file, beside its logs
 
 _current: "Progress | None" = None
 # Set by the driver for tasks it runs in its own process; workers reset it.
@@ -147,3 +148,41 @@ def describe(snap: dict[str, Any], width: int = 24) -> str:
     tail = ": ".join(x for x in (snap.get("phase"), snap.get("message")) if x)
     text = f"{head} {tail}".strip()
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+class Watch:
+    """The driver's side: progress of running tasks handed to ``show(i, snapshot)``.
+
+    A task run in the driver's own process reports at once (between ``listen()`` and
+    ``stop()``); tasks in other processes write files, which ``poll`` reads when asked,
+    at most every 0.2 s, and only when ``polling`` (a terminal shows it; a log would not).
+    """
+
+    def __init__(self, show: Callable[[int, dict[str, Any]], None], redraw: Callable[[], None],
+                 log_of: Callable[[int], str], *, polling: bool) -> None:
+        self._show, self._redraw, self._log_of = show, redraw, log_of
+        self._polling = polling
+        self._next = 0.0
+
+    def listen(self) -> None:
+        set_local_sink(self._here)
+
+    def stop(self) -> None:
+        set_local_sink(None)
+
+    def _here(self, i: int, snapshot: dict[str, Any]) -> None:
+        self._show(i, snapshot)
+        self._redraw()
+
+    def poll(self, running: Iterable[int]) -> None:
+        """Show what the tasks ``running`` last wrote to their progress files."""
+        if not self._polling:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + _INTERVAL
+        for i in running:
+            snap = read(self._log_of(i) + SUFFIX)
+            if snap is not None:
+                self._show(i, snap)

@@ -4,29 +4,30 @@ The plan (``plan.py``) decides; the run does what its actions ask: read a unit's
 and decide it (``Check``), hand a job to the executor (``Dispatch``), tell the table, the
 hooks and the value store (``Changed``), and write the record of each task that succeeded.
 A dry run is the same loop with an executor that succeeds at once and writes nothing.
+What the run leans on owns the rest: value lifetimes (``channel.ValueStore``), what hooks
+are told (``hooks.RunHooks``), progress from running tasks (``progress.Watch``), task logs
+(``logs.TaskLogs``), records and the last-run summary (``state``).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
 from typing import Any, Iterable, Sequence
 
-from . import progress
-from .channel import ValueFile, ValueStore
-from .decision import Decision
+from .channel import ValueStore, drop_value
 from .display import Display
 from .executors.base import Executor, Job, Outcome, RunContext, Started, Step
 from .fingerprint import FileHasher
-from .fs import Disk, PathProblem
+from .fs import Disk, remove_files
 from .graph import TaskGraph
-from .hooks import PipelineResult, TaskResult, call_all
+from .hooks import RunHooks
 from .logs import TaskLogs
 from .modes import BuildMode
 from .options import RunOptions
 from .paths import show_path
 from .plan import Action, BuildPlan, Changed, Check, Dispatch, Retry
+from .progress import Watch
 from .scheduler import longest_paths
 from .staleness import Checker
 from .state import State, last_run_summary, recorded_durations
@@ -51,21 +52,12 @@ class Run:
         self.executor = DryRunExecutor() if self.dry else executor
         self.options = options
         self.delete_on_error, self.show_output, self.name = delete_on_error, show_output, name
-        self.task_hooks = [] if self.dry else list(on_task_finished)
-        self.pipeline_hooks = [] if self.dry else list(on_pipeline_finished)
         tasks = graph.tasks
         hasher = FileHasher(disk, state.files, stats=graph.stats, skip=(state.dir,))
         self.checker = Checker(graph, state.records, hasher, disk,
                                force=options.force, default_mode=default_mode)
         self.logs = TaskLogs(os.path.join(state.dir, "logs"), tasks)
-        outside = [tuple(p for p in graph.values[i] if graph.unit_of[p] != graph.unit_of[i])
-                   for i in range(len(tasks))]
-        consumers: dict[int, list[int]] = {}
-        for c, ps in enumerate(outside):
-            for p in ps:
-                consumers.setdefault(p, []).append(c)
-        self.exports = consumers  # producer -> tasks outside its job taking its value
-        self.values = ValueStore(consumers, outside, _drop_value, graph.units)
+        self.values = ValueStore.between_jobs(graph.values, graph.unit_of, graph.units)
         priority = longest_paths(graph.order, graph.downstream, recorded_durations(
             [t.record_key for t in tasks], state.records)) if critical_path else None
         # Seconds each task took when it last ran (None: never), for an executor that
@@ -76,11 +68,12 @@ class Run:
                               retries=[t.retries if t.retries is not None else executor.retries
                                        for t in tasks], has_value=self.values.has)
         self.status = self.plan.status  # per task; the table reads it
-        self.results: dict[int, TaskResult] = {}
-        self.durations: dict[int, float] = {}
-        self.errors: dict[int, str] = {}
         self._ran: set[int] = set()  # tasks an executor reported on
-        self._next_progress = 0.0
+        self.hooks = RunHooks(tasks, self.status, self._ran, self.logs,
+                              () if self.dry else on_task_finished,
+                              () if self.dry else on_pipeline_finished, display.note)
+        self.watch = Watch(display.progress, display.tick, self.logs.base,
+                           polling=display.tty and not display.quiet and not self.dry)
 
     def execute(self) -> int:
         tasks = self.graph.tasks
@@ -93,7 +86,7 @@ class Run:
             self.logs.open()
         self.executor.start(tasks, RunContext(self.state.dir, jobs=self.options.jobs))
         interrupted = False
-        progress.set_local_sink(self._local_progress)  # tasks run here report straight here
+        self.watch.listen()
         try:
             self._apply(self.plan.start())
             self._loop()
@@ -101,12 +94,12 @@ class Run:
             interrupted = True
             cancelled = self.executor.cancel()
             for i in cancelled:
-                self._discard_products(i)
+                self._discard(i)
             self._apply(self.plan.cancel())
             self.display.note(f"Interrupted: stopped {len(cancelled)} running task(s); "
                               "nothing more was started.")
         finally:
-            progress.set_local_sink(None)
+            self.watch.stop()
             self.executor.shutdown()
             self.values.close()
             self._save()
@@ -119,10 +112,7 @@ class Run:
         if not self.dry and self.state.write_error is not None:  # a full disk: say so, fail
             self.display.note(f"error: {self.state.write_error}")
             code = EXIT_FAILED if code == EXIT_OK else code
-        if self.pipeline_hooks:
-            results = tuple(self.results.get(i) or self._result(i) for i in range(len(tasks)))
-            call_all(self.pipeline_hooks, PipelineResult(self.name, code == EXIT_OK, code, results),
-                     self.display.note)
+        self.hooks.finished(self.name, code)
         self.display.close()
         return code
 
@@ -133,7 +123,7 @@ class Run:
             if plan.done:
                 break
             self._save()
-            self._poll_progress()
+            self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
             deadline = self.display.deadline()
             events: list[Outcome | Started] = ex.wait(deadline)
@@ -162,8 +152,7 @@ class Run:
             elif isinstance(a, Dispatch):
                 dispatched.append(a)
             elif isinstance(a, Retry):
-                self.display.note(f"RETRY     {self.graph.tasks[a.index].label} (attempt "
-                                  f"{a.attempt} of {a.attempts}) after: {_last_line(a.error)}")
+                self.display.retry(a.index, a.attempt, a.attempts, a.error)
         if dispatched:
             self._dispatch(dispatched)
 
@@ -180,10 +169,11 @@ class Run:
         for a in batch:
             steps = []
             for m, d in zip(a.unit, a.decisions):
-                self._explain(m, d, a.attempt)
+                if self.options.explain and a.attempt == 1:
+                    self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))
                 if not self.dry:
                     self.checker.before_run(m)
-                exports = self.exports.get(m, ())
+                exports = self.values.takers(m)
                 # Fingerprints name work for re-attaching and value files; skip them otherwise.
                 fp = self.checker.fingerprint(m, d) if self.executor.reattaches or exports else ""
                 steps.append(Step(m, self.graph.tasks[m], fp,
@@ -193,10 +183,6 @@ class Run:
             tasks = self.graph.tasks  # a job's values go by task id
             values = {tasks[p].id: v for p, v in self.values.inputs(a.unit).items()}
             self.executor.submit(Job(steps, values))
-
-    def _explain(self, i: int, d: Decision, attempt: int) -> None:
-        if self.options.explain and attempt == 1:
-            self.display.explain(i, "WOULD-RUN" if self.dry else "RUN", str(d))
 
     def _ended(self, o: Outcome) -> None:
         """An executor's report: check and record it, tell the plan, show the output."""
@@ -210,7 +196,7 @@ class Run:
         if o.ok and not self.dry:
             missing = self.checker.missing_products(i, o.products)
             if missing:
-                _drop_value(o.value)
+                drop_value(o.value)
                 o = Outcome(i, False, error=f"task {t.label} returned without creating its "
                             f"declared product(s): {', '.join(show_path(p) for p in missing)}",
                             duration=o.duration, printed=o.printed)
@@ -235,17 +221,11 @@ class Run:
             actions = self.plan.ended(i, False, duration=o.duration, error=(
                 o.error or "failed") + (self.logs.where(i) if o.printed else ""))
         self._apply(actions)
-        if o.printed and self.show_output:  # one block, never interleaved with others
-            out = self.logs.tail(i)
-            if out:
-                self.display.note(f"--- output of {t.label} ---\n{out}")
+        if o.printed and self.show_output:
+            self.display.output(i, self.logs.tail(i))
 
     def _changed(self, a: Changed) -> None:
         i, st = a.index, a.status
-        if a.duration is not None:
-            self.durations[i] = a.duration
-        if a.error:
-            self.errors[i] = a.error
         if self.dry and st is Status.FAILED:
             self.display.explain(i, "WOULD-FAIL", a.error or "")
         elif not self.dry:
@@ -255,63 +235,16 @@ class Run:
         if st.done:
             self.values.ended(i, st is not Status.SKIPPED)
             if st is Status.FAILED and i in self._ran:
-                self._discard_products(i)
-            if self.task_hooks or self.pipeline_hooks:
-                self.results[i] = r = self._result(i)
-                call_all(self.task_hooks, r, self.display.note)
+                self._discard(i)
+        self.hooks.changed(i, st.done, a.duration, a.error)
 
-    # -- around the loop -----------------------------------------------------------------
-    def _local_progress(self, i: int, snapshot: dict[str, Any]) -> None:
-        self.display.progress(i, snapshot)
-        self.display.tick()
-
-    def _poll_progress(self) -> None:
-        """On a terminal, read what running tasks in other processes last reported."""
-        if not self.display.tty or self.display.quiet or self.dry:
-            return
-        now = time.monotonic()
-        if now < self._next_progress:
-            return
-        self._next_progress = now + 0.2
-        for i in self.plan.in_flight:
-            if self.status[i] is Status.RUNNING:
-                snap = progress.read(self.logs.base(i) + ".progress")
-                if snap is not None:
-                    self.display.progress(i, snap)
-
-    def _result(self, i: int) -> TaskResult:
-        t = self.graph.tasks[i]
-        out, err = self.logs.output(i) if i in self._ran else ("", "")
-        return TaskResult(t.id, t.name, self.status[i], out, err, self.durations.get(i),
-                          t.products, self.errors.get(i),
-                          self.logs.base(i) if i in self._ran else None)
-
-    def _discard_products(self, i: int) -> None:
+    def _discard(self, i: int) -> None:
         """With ``delete_on_error``, remove what a failed task may have half written."""
-        if not self.delete_on_error:
-            return
-        for p in self.graph.tasks[i].products:
-            try:
-                st = self.disk.stat(p)
-                if st is not None and not st.is_dir:
-                    self.disk.remove(p)
-            except (OSError, PathProblem):  # cannot look at it: leave it, marked incomplete
-                pass
+        if self.delete_on_error:
+            remove_files(self.disk, self.graph.tasks[i].products)
 
     def _save(self) -> None:
         if not self.dry:
             self.state.put_files(self.checker.hasher.fresh)
             self.state.flush()
 
-
-def _drop_value(v: Any) -> None:
-    if isinstance(v, ValueFile):
-        try:
-            os.remove(v.path)
-        except OSError:
-            pass
-
-
-def _last_line(text: str | None) -> str:
-    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else "no error message"

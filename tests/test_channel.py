@@ -302,3 +302,16 @@ def test_a_value_nobody_waits_for_is_dropped_at_once():
     s.ended(1, True)
     s.put(0, "late")
     assert dropped == ["late"] and not s.has(0)
+
+
+def test_a_run_keeps_only_values_that_cross_from_one_job_to_another(tmp_path):
+    # 0 -> 1 in one job (a chain: the very object is handed over), 1 -> 2 across jobs.
+    from depio_like.channel import ValueStore, dump_value
+    s = ValueStore.between_jobs([(), (0,), (1,)], unit_of=[0, 0, 1], units=[(0, 1), (2,)])
+    assert list(s.takers(0)) == [] and list(s.takers(1)) == [2]
+    assert not s.wanted(0) and s.wanted(1)
+    v = dump_value("v1", str(tmp_path / "values" / "1"))
+    s.put(1, v)
+    assert s.inputs([2]) == {1: v}
+    s.ended(2, True)           # its only taker ran: the value's file goes
+    assert not s.has(1) and not os.path.exists(v.path)

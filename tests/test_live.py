@@ -174,3 +174,15 @@ def test_no_progress_lines_without_a_terminal(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 0
     assert "%" not in r.stdout and "\x1b[" not in r.stdout
+
+
+def test_the_driver_reads_the_progress_files_of_running_tasks_only_when_polling(tmp_path):
+    from depio_like.progress import SUFFIX, Watch
+    (tmp_path / ("t0" + SUFFIX)).write_text(
+        '{"current": 3, "total": 4, "message": "", "phase": ""}')
+    for polling, expected in ((True, [(0, 3)]), (False, [])):
+        shown = []
+        w = Watch(lambda i, snap: shown.append((i, snap["current"])), lambda: None,
+                  lambda i: str(tmp_path / f"t{i}"), polling=polling)
+        w.poll([0, 1])             # task 1 wrote nothing yet
+        assert shown == expected

@@ -638,3 +638,14 @@ def test_a_dependency_that_is_a_symlink_to_a_directory_waits_for_its_writers(pro
     assert Path("listing.txt").read_text() == "a.txt=A"
     assert calls() == ["write:a.txt", "listing:listing.txt"]
     assert build().run() == 0 and calls() == []
+
+
+def test_remove_files_removes_files_and_leaves_directories_and_missing_paths(tmp_path):
+    from depio_like.fs import remove_files
+    (tmp_path / "half.txt").write_text("half written")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "inside.txt").write_text("kept")
+    remove_files(RealDisk(), [str(tmp_path / "half.txt"), str(tmp_path / "dir"),
+                              str(tmp_path / "never.txt")])
+    assert not (tmp_path / "half.txt").exists()
+    assert (tmp_path / "dir" / "inside.txt").read_text() == "kept"

@@ -218,7 +218,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
         try:
             if logged:
                 capture.begin(step.log)
-            progress.begin(step.index, step.log + ".progress" if step.log else None)
+            progress.begin(step.index, step.log + progress.SUFFIX if step.log else None)
             try:
                 value = step.task.run(values)
             finally:
