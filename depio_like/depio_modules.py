@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib.machinery
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Names of depio's modules -> their public names (and what they are here, by a function
 # of the package, so nothing is imported that `import depio_like` does not import).

@@ -13,7 +13,8 @@ import os
 import stat as _stat
 import tempfile
 import time
-from typing import IO, Any, Iterable, Iterator, NamedTuple, Protocol
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, NamedTuple, Protocol
 
 
 class FileStat(NamedTuple):

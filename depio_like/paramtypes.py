@@ -23,8 +23,9 @@ import pathlib
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .signature import Dependency, IgnoredForEq, Product, _globals_of, spec_of
 

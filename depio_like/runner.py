@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .channel import ValueStore, drop_value
 from .display import Display

@@ -13,8 +13,9 @@ import os
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..task import Task
@@ -46,7 +47,7 @@ class Step:
     """
 
     index: int
-    task: "Task"
+    task: Task
     fingerprint: str = ""
     export_to: tuple[str, ...] = ()
     log: str = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
@@ -153,7 +154,7 @@ class Executor(ABC):
             free = min(free, self.max_jobs_pending - pending)
         return max(0, free)
 
-    def start(self, tasks: Sequence["Task"], context: RunContext) -> None:
+    def start(self, tasks: Sequence[Task], context: RunContext) -> None:  # noqa: B027 - optional, empty by default
         """Called once per run, before any ``submit``, with every task of the run."""
 
     @abstractmethod
@@ -165,7 +166,7 @@ class Executor(ABC):
         """Start ``job`` (or queue it); must not block on the job itself."""
 
     @abstractmethod
-    def wait(self, timeout: float | None) -> list["Outcome | Started"]:
+    def wait(self, timeout: float | None) -> list[Outcome | Started]:
         """Outcomes of jobs that ended (and ``Started`` events); block up to ``timeout`` s
         (None: until something happens)."""
 
@@ -173,7 +174,7 @@ class Executor(ABC):
         """Stop every job still running; return their indices."""
         return []
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - optional, empty by default
         """Release workers and resources; called at the end of every run."""
 
     def cells(self, index: int) -> Sequence[str]:
@@ -337,16 +338,16 @@ class Capture:
     """
 
     def __init__(self, for_good: bool) -> None:
-        import sys
         import tempfile
 
         self.for_good = for_good
-        self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+        self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]  # noqa: SIM115 - kept open until close()
         self._fds = [f.fileno() for f in self._files]
         self._saved: tuple[int, int] | None = None
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
-        self._py = [open(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
+        self._py = [open(  # noqa: SIM115 - kept open until close()
+           os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
                     for fd in self._fds]
         if for_good:
             self._redirect()

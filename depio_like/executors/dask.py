@@ -39,9 +39,9 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
-
+from typing import Any
 
 
 def _shadowing_dir() -> str | None:
@@ -67,8 +67,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 finally:
     sys.path[:] = _saved_path
 
-from ..errors import PipelineError
-from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps
+from ..errors import PipelineError  # noqa: E402 - after sys.path is restored
+from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps  # noqa: E402
 
 # One topic for every run (a run's events carry its token): a long-lived scheduler keeps
 # a bounded log per topic, and a topic per run would leave one behind each time.

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .base import Job, JobEnding, format_task_exception
 
@@ -117,7 +118,8 @@ class _Remote:
                 # Where it was when time ran out, as a traceback like any failure's.
                 timeout = TimeoutError(f"TIMEOUT: task {self.name!r} ran into the job's Slurm "
                                        "time limit; give it more with resources={'time': minutes}")
-                raise JobEnding(format_task_exception(timeout.with_traceback(e.__traceback__)))
+                raise JobEnding(format_task_exception(
+                    timeout.with_traceback(e.__traceback__))) from e
             raise
         except SystemExit as e:
             # On preemption submitit requeues the job and exits: let it (the requeued job

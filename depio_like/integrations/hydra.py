@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from omegaconf import DictConfig
@@ -88,7 +89,7 @@ def _is_list_of_lists(overrides: Sequence[Any]) -> bool:
 
 def compose_configs(config_dir: str | os.PathLike, config_name: str,
                     overrides: Sequence[Sequence[str]] | Sequence[str]
-                    ) -> list[tuple[list[str], "DictConfig"]]:
+                    ) -> list[tuple[list[str], DictConfig]]:
     """``(override set, composed config)`` for each override set (see
     ``run_hydra_multirun`` for the forms ``overrides`` takes), composed with Hydra's compose
     API. Hydra's global state is restored afterwards, so this works inside a
@@ -121,11 +122,11 @@ def compose_configs(config_dir: str | os.PathLike, config_name: str,
             gh.initialize(outer)
 
 
-def run_hydra_multirun(pipeline: "Pipeline", config_dir: str | os.PathLike, config_name: str,
+def run_hydra_multirun(pipeline: Pipeline, config_dir: str | os.PathLike, config_name: str,
                        overrides: Sequence[Sequence[str]] | Sequence[str],
-                       build: Callable[["Pipeline", "DictConfig"], Any],
-                       labels: Sequence[str] | Callable[[list[str], "DictConfig"], str] | None = None,
-                       ) -> "Pipeline":
+                       build: Callable[[Pipeline, DictConfig], Any],
+                       labels: Sequence[str] | Callable[[list[str], DictConfig], str] | None = None,
+                       ) -> Pipeline:
     """Declare, in ``pipeline``, the tasks of every configuration of a Hydra sweep.
 
     ``config_dir``: the directory holding ``<config_name>.yaml`` and its config groups
