@@ -106,7 +106,7 @@ def register(pkg: Any) -> None:
         mod.__dict__.update(names)
         lazy, getter = _LAZY.get(short, ((), None))
         if getter is not None:
-            mod.__getattr__ = getter  # type: ignore[attr-defined]
+            mod.__getattr__ = getter  # type: ignore[method-assign]  # PEP 562: a module's own __getattr__
         mod.__all__ = [*names, *lazy]  # type: ignore[attr-defined]
         sys.modules[full] = mod
         if short not in _CLASSES:

@@ -298,7 +298,8 @@ def _canon(v: Any) -> str:
 def _plain_state(v: Any) -> dict[str, Any] | None:
     """The attributes of an instance of a plain class (no custom pickling), else None."""
     t = type(v)
-    if t.__reduce_ex__ is not object.__reduce_ex__ or t.__reduce__ is not object.__reduce__:
+    # The functions themselves are compared: a class that overrides either pickles its own way.
+    if t.__reduce_ex__ is not object.__reduce_ex__ or t.__reduce__ is not object.__reduce__:  # type: ignore[comparison-overlap]
         return None
     if getattr(t, "__getstate__", _NO_GETSTATE) is not _NO_GETSTATE:
         return None
@@ -368,7 +369,7 @@ def code_digest(func: Callable[..., Any], memo: dict[Any, str] | None = None) ->
     finally:
         _in_progress.discard(id(func))
     digest = h.hexdigest()
-    if key is not None:
+    if memo is not None and key is not None:
         memo[key] = digest
     return digest
 

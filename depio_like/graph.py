@@ -97,7 +97,7 @@ class TaskGraph:
         """Tasks as nodes (their ids), an edge from each task to the tasks that wait for it."""
         import networkx as nx
 
-        g = nx.DiGraph()
+        g: nx.DiGraph[int | None] = nx.DiGraph()  # ids: every task here was added
         for t in self.tasks:
             g.add_node(t.id, name=t.name, status=str(t.status), task=t)
         for i, ups in enumerate(self.upstream):
@@ -201,8 +201,8 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
                     missing.append(f"  task {t.label} depends on {_show(path)}, which no task "
                                    f"produces and which does not exist{_dangling(disk, path)}")
         ex: dict[int, None] = {}
-        for d in t.depends_on:
-            j = _index_of(d, survivors, t, "depends on")
+        for dep in t.depends_on:
+            j = _index_of(dep, survivors, t, "depends on")
             if j == i:
                 self_loops.append(f"  task {t.label} lists itself in depends_on")
             else:
@@ -238,9 +238,9 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
 
     downstream: list[list[int]] = [[] for _ in range(n)]
     indegree = [0] * n
-    for i, ups in enumerate(upstream):
-        indegree[i] = len(ups)
-        for u in ups:
+    for i, before in enumerate(upstream):
+        indegree[i] = len(before)
+        for u in before:
             downstream[u].append(i)
     queue = deque(i for i in range(n) if indegree[i] == 0)
     order: list[int] = []
@@ -330,7 +330,7 @@ def _index_of(t: Task, survivors: dict[Any, Task], user: Task, how: str) -> int:
             f"task {user.label} {how} task {t.name!r} ({t.func.__qualname__}), "
             "which was not added to the pipeline: add it with add_task() first"
         )
-    return s.id - 1
+    return s.id - 1  # type: ignore[operator]  # a task in the graph has its id
 
 
 def _units(order: list[int], upstream: list[tuple[int, ...]], downstream: list[list[int]],

@@ -377,7 +377,7 @@ def _globals_of(func: Any) -> dict[str, Any]:
         elif isinstance(func, types.FunctionType):
             return func.__globals__
         elif isinstance(func, type):
-            func = func.__init__
+            func = func.__init__  # type: ignore[misc]  # the class's own, looked up on purpose
         else:
             call = getattr(type(func), "__call__", None)  # noqa: B004 - the function itself
             if call is None:

@@ -411,7 +411,7 @@ def read_config(spec: Spec, config: str | os.PathLike[str] | None) -> dict[str, 
     problems = _Problems()
     values: dict[str, dict[str, Any]] = {}
     if config is None:
-        doc, data = None, {}
+        doc, data = None, dict[str, Any]()
     else:
         doc = load_yaml(config)
         data = doc.data if doc.data is not None else {}

@@ -18,7 +18,7 @@ import os
 import stat as _stat
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -204,7 +204,7 @@ class State:
         self.records[record.key] = record
         self._pending.append(record.to_json())
 
-    def forget(self, keys: list[str], paths: list[str] = ()) -> None:
+    def forget(self, keys: Iterable[str], paths: Iterable[str] = ()) -> None:
         """Drop the records ``keys`` and the file digests of ``paths`` (rewritten at close)."""
         for k in keys:
             self.records.pop(k, None)

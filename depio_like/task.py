@@ -187,7 +187,7 @@ def _caller() -> str:
     this package), for messages raised later."""
     import sys
 
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and (os.path.abspath(frame.f_code.co_filename) + os.sep) \
             .startswith(_PACKAGE_DIR + os.sep):
         frame = frame.f_back

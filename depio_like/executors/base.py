@@ -15,7 +15,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..task import Task
@@ -166,7 +166,7 @@ class Executor(ABC):
         """Start ``job`` (or queue it); must not block on the job itself."""
 
     @abstractmethod
-    def wait(self, timeout: float | None) -> list[Outcome | Started]:
+    def wait(self, timeout: float | None) -> Sequence[Outcome | Started]:
         """Outcomes of jobs that ended (and ``Started`` events); block up to ``timeout`` s
         (None: until something happens)."""
 
@@ -191,8 +191,16 @@ def _job_limit(owner: str, name: str, value: Any) -> int | None:
     return value
 
 
+class Capturing(Protocol):
+    """Where a task's output goes while it runs (``Capture``, or one wrapping it)."""
+
+    def begin(self, log: str) -> None: ...
+
+    def end(self, log: str, old_log: bool = True) -> bool: ...
+
+
 def run_steps(job: Job, export: Callable[[Step, Any], Any],
-              capture: Capture | None = None, hash_products: bool = False,
+              capture: Capturing | None = None, hash_products: bool = False,
               own_interrupts: bool = False) -> Iterator[Outcome]:
     """Run the job's tasks here, in order, each getting the values it takes; yield an
     outcome per task. After a failure the rest of the chain is not run (no outcome).
@@ -214,20 +222,20 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
         inputs = _digests(step.task.dependencies) if k else None
         t0 = time.perf_counter()
         printed = True
-        logged = capture is not None and bool(step.log)
+        logged = capture if step.log else None
         saved = _Surroundings()
         try:
-            if logged:
-                capture.begin(step.log)
+            if logged is not None:
+                logged.begin(step.log)
             progress.begin(step.index, step.log + progress.SUFFIX if step.log else None)
             try:
                 value = step.task.run(values)
             finally:
                 saved.restore()
                 progress.end()
-                if logged:
+                if logged is not None:
                     try:
-                        printed = capture.end(step.log, step.old_log)
+                        printed = logged.end(step.log, step.old_log)
                     except OSError as e:  # a full disk: the task's output is lost
                         raise _LogLost(f"its output could not be saved to {step.log}.out / "
                                        f".err: {e.strerror or e}") from None
@@ -252,7 +260,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
                           duration=time.perf_counter() - t0, printed=printed)
             return
         duration = time.perf_counter() - t0
-        values[step.task.id] = value
+        values[step.task.id] = value  # type: ignore[index]  # a task in the graph has its id
         handed = None
         if step.export_to:
             try:

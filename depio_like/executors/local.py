@@ -330,7 +330,7 @@ class ParallelExecutor(Executor):
             self._group = None
         if getattr(self, "_selector", None) is not None:
             self._selector.close()
-            self._selector = None
+            self._selector = None  # type: ignore[assignment]  # closed: never used again
 
 
 def _join(process: Any, deadline: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # pragma: no cover
     from omegaconf import DictConfig
@@ -113,7 +113,8 @@ def compose_configs(config_dir: str | os.PathLike, config_name: str,
                 sets = [list(o) for o in overrides]
             else:
                 loader = GlobalHydra.instance().config_loader()
-                sets = expand_overrides(overrides, OverridesParser.create(config_loader=loader))
+                strings = cast("list[str]", overrides)  # _is_list_of_lists said so
+                sets = expand_overrides(strings, OverridesParser.create(config_loader=loader))
             return [(s, hydra.compose(config_name=config_name, overrides=s)) for s in sets]
     finally:
         gh = GlobalHydra.instance()

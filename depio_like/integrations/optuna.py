@@ -171,7 +171,7 @@ def _trial_sampler(sampler: Any, seed: int | None, number: int) -> Any:
     except Exception:  # noqa: BLE001 - a sampler that cannot be copied is used as it is
         mine = sampler
     states = _random_states(mine) if seed is not None else []
-    if not states:
+    if seed is None or not states:
         mine.reseed_rng()
         return mine
     for j, rs in enumerate(states):
