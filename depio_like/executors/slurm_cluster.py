@@ -245,7 +245,8 @@ class SlurmCluster(Cluster):
         if info is None or info.cpus <= 0:
             return None
         asked = params.get("cpus_per_task")
-        each = int(str(asked)) if isinstance(asked, int) or str(asked).isdigit() else 1
+        each = int(asked) if isinstance(asked, int) else \
+            int(str(asked)) if str(asked).isdigit() else 1
         return max(1, info.cpus // max(1, each))
 
     def _states(self, job_ids: list[str]) -> dict[str, str] | None:
