@@ -5,12 +5,25 @@ Dependency]`` parameters say what they write and read; a ``Pipeline`` runs those
 not up to date.
 """
 
-from .errors import (CycleError, DependencyNotAvailableException, DependencyNotMetException,
-                     DuplicateProductError, GraphError, MissingDependencyError, PipelineError,
-                     ProductAlreadyRegisteredException, ProductNotProducedException,
-                     ProductNotUpdatedException, StateError, StateLockedError,
-                     TaskDeclarationError, TaskNotInQueueException, TaskRaisedExceptionException,
-                     UnknownStatusException, UnknownTaskError)
+from .errors import (
+    CycleError,
+    DependencyNotAvailableException,
+    DependencyNotMetException,
+    DuplicateProductError,
+    GraphError,
+    MissingDependencyError,
+    PipelineError,
+    ProductAlreadyRegisteredException,
+    ProductNotProducedException,
+    ProductNotUpdatedException,
+    StateError,
+    StateLockedError,
+    TaskDeclarationError,
+    TaskNotInQueueException,
+    TaskRaisedExceptionException,
+    UnknownStatusException,
+    UnknownTaskError,
+)
 from .executors import Executor, ParallelExecutor, SequentialExecutor
 from .hooks import PipelineResult, TaskResult, make_save_hook
 from .modes import BuildMode

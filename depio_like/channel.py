@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .fs import atomic_write
 

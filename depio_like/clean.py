@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .paths import show_path
 from .logs import task_log
+from .paths import show_path
 from .state import State
 
 

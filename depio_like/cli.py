@@ -12,7 +12,8 @@ import json
 import os
 import runpy
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .options import RunOptions, tool_options
 
@@ -285,6 +286,4 @@ def _well_formed_last_run(data: Any) -> bool:
         return False
     if not isinstance(data.get("tasks", 0), int):
         return False
-    if not isinstance(data.get("counts", {}), dict) or not isinstance(data.get("logs", []), list):
-        return False
-    return True
+    return isinstance(data.get("counts", {}), dict) and isinstance(data.get("logs", []), list)

@@ -7,10 +7,9 @@ with ``Decision.rerun``. The table, the logs and ``--explain`` read the reasons 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
-
 
 # ``--explain`` names this many changed inputs of one task, then counts the rest.
 MAX_NAMED = 3
@@ -51,7 +50,7 @@ class Decision:
     upstream: Mapping[str, str] = field(default_factory=dict)       # depends_on key -> stamp
     fail: str | None = None  # the task cannot be made (BuildMode.NEVER, product missing)
 
-    def rerun(self, reason: Reason) -> "Decision":
+    def rerun(self, reason: Reason) -> Decision:
         """The same task, decided again: it runs, for ``reason`` as well."""
         return Decision(True, self.reasons + (reason,), self.inputs, self.upstream)
 

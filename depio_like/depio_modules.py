@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib.machinery
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Names of depio's modules -> their public names (and what they are here, by a function
 # of the package, so nothing is imported that `import depio_like` does not import).
@@ -105,7 +106,7 @@ def register(pkg: Any) -> None:
         mod.__dict__.update(names)
         lazy, getter = _LAZY.get(short, ((), None))
         if getter is not None:
-            mod.__getattr__ = getter  # type: ignore[attr-defined]
+            mod.__getattr__ = getter  # type: ignore[method-assign]  # PEP 562: a module's own __getattr__
         mod.__all__ = [*names, *lazy]  # type: ignore[attr-defined]
         sys.modules[full] = mod
         if short not in _CLASSES:

@@ -8,7 +8,8 @@ import shutil
 import sys
 import time
 from collections import Counter
-from typing import Callable, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from .paths import show_path
 from .status import Status

@@ -11,9 +11,9 @@ import pickle
 import sys
 import types
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -298,7 +298,8 @@ def _canon(v: Any) -> str:
 def _plain_state(v: Any) -> dict[str, Any] | None:
     """The attributes of an instance of a plain class (no custom pickling), else None."""
     t = type(v)
-    if t.__reduce_ex__ is not object.__reduce_ex__ or t.__reduce__ is not object.__reduce__:
+    # The functions themselves are compared: a class that overrides either pickles its own way.
+    if t.__reduce_ex__ is not object.__reduce_ex__ or t.__reduce__ is not object.__reduce__:  # type: ignore[comparison-overlap]
         return None
     if getattr(t, "__getstate__", _NO_GETSTATE) is not _NO_GETSTATE:
         return None
@@ -368,7 +369,7 @@ def code_digest(func: Callable[..., Any], memo: dict[Any, str] | None = None) ->
     finally:
         _in_progress.discard(id(func))
     digest = h.hexdigest()
-    if key is not None:
+    if memo is not None and key is not None:
         memo[key] = digest
     return digest
 
@@ -451,12 +452,12 @@ def _state_text(obj: Any) -> str:
     return _safe_canon(obj)
 
 
-def _feed_callable(func: Any, h: "xxhash.xxh3_64") -> None:
+def _feed_callable(func: Any, h: xxhash.xxh3_64) -> None:
     for kind, obj in _layers(func):
         if kind == "function":
             h.update(_function_code(obj).encode())
         elif kind == "object":
-            call = getattr(type(obj), "__call__", None)
+            call = getattr(type(obj), "__call__", None)  # noqa: B004 - the function, not callable()
             if type(call) is _FunctionType:
                 h.update(_function_code(call).encode())
             else:
@@ -558,7 +559,7 @@ def _first_const_is_doc(code: types.CodeType) -> bool:
     return bool(code.co_consts)
 
 
-def _feed_code(code: types.CodeType, h: "xxhash.xxh3_64", skip_first: bool = False) -> None:
+def _feed_code(code: types.CodeType, h: xxhash.xxh3_64, skip_first: bool = False) -> None:
     stack: list[tuple[types.CodeType, bool]] = [(code, skip_first)]
     while stack:
         c, skip = stack.pop()

@@ -13,7 +13,8 @@ import os
 import stat as _stat
 import tempfile
 import time
-from typing import IO, Any, Iterable, Iterator, NamedTuple, Protocol
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, NamedTuple, Protocol
 
 
 class FileStat(NamedTuple):
@@ -65,7 +66,8 @@ def problem(path: str, e: OSError) -> PathProblem:
         _errno.ENAMETOOLONG: "name too long (a path component over 255 bytes, or the "
                              "whole path over 4096)",
     }
-    return PathProblem(path, reasons.get(e.errno, e.strerror or str(e)), e.errno)
+    reason = reasons.get(e.errno, "") if e.errno is not None else ""
+    return PathProblem(path, reason or e.strerror or str(e), e.errno)
 
 
 class Disk(Protocol):

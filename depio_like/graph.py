@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from stat import S_ISREG as _S_ISREG
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from stat import S_ISREG as _S_ISREG
+from typing import TYPE_CHECKING, Any
 
 from .channel import ValueSlot, substitute
-from .errors import (CycleError, DuplicateProductError, MissingDependencyError, PathError,
-                     UnknownTaskError)
+from .errors import (
+    CycleError,
+    DuplicateProductError,
+    MissingDependencyError,
+    PathError,
+    UnknownTaskError,
+)
 from .fs import Disk, FileStat, PathProblem
 from .paths import show_path as _show
 
@@ -28,7 +34,7 @@ _MAX_LISTED = 20
 
 @dataclass
 class TaskGraph:
-    tasks: Sequence["Task"]
+    tasks: Sequence[Task]
     upstream: list[tuple[int, ...]]    # per task index: indices it waits for
     downstream: list[list[int]]        # per task index: indices waiting for it
     explicit: list[tuple[int, ...]]    # per task index: upstream through depends_on or values
@@ -70,7 +76,7 @@ class TaskGraph:
                 stack.extend(self.upstream[j])
         return sorted(wanted)
 
-    def subgraph(self, keep: Sequence[int]) -> "TaskGraph":
+    def subgraph(self, keep: Sequence[int]) -> TaskGraph:
         """The graph of the tasks ``keep`` (closed under upstream), indices renumbered."""
         new = {old: k for k, old in enumerate(keep)}
         tasks = [self.tasks[o] for o in keep]
@@ -87,12 +93,12 @@ class TaskGraph:
         return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values,
                          units, unit_of, self.stats)
 
-    def to_networkx(self) -> "networkx.DiGraph":
+    def to_networkx(self) -> networkx.DiGraph:
         """Tasks as nodes (their ids), an edge from each task to the tasks that wait for it."""
         import networkx as nx
 
-        g = nx.DiGraph()
-        for i, t in enumerate(self.tasks):
+        g: nx.DiGraph[int | None] = nx.DiGraph()  # ids: every task here was added
+        for t in self.tasks:
             g.add_node(t.id, name=t.name, status=str(t.status), task=t)
         for i, ups in enumerate(self.upstream):
             for u in ups:
@@ -100,7 +106,7 @@ class TaskGraph:
         return g
 
 
-def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: dict[Any, "Task"],
+def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict[Any, Task],
                 disk: Disk) -> TaskGraph:
     """Connect ``tasks`` (index = id - 1) and check the graph can run; raise a GraphError if not.
 
@@ -195,8 +201,8 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                     missing.append(f"  task {t.label} depends on {_show(path)}, which no task "
                                    f"produces and which does not exist{_dangling(disk, path)}")
         ex: dict[int, None] = {}
-        for d in t.depends_on:
-            j = _index_of(d, survivors, t, "depends on")
+        for dep in t.depends_on:
+            j = _index_of(dep, survivors, t, "depends on")
             if j == i:
                 self_loops.append(f"  task {t.label} lists itself in depends_on")
             else:
@@ -212,9 +218,10 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
                     self_loops.append(f"  task {t.label} takes its own value as an argument")
                 else:
                     vals[j] = ex[j] = ups[j] = None
-            is_task = lambda v: id(v) in slots  # noqa: E731
-            t.call_args = substitute(t.args, lambda v: slots[id(v)], is_task)
-            t.call_kwargs = substitute(t.kwargs, lambda v: slots[id(v)], is_task)
+            # The lambdas are used at once, within this iteration.
+            is_task = lambda v: id(v) in slots  # noqa: E731, B023
+            t.call_args = substitute(t.args, lambda v: slots[id(v)], is_task)  # noqa: B023
+            t.call_kwargs = substitute(t.kwargs, lambda v: slots[id(v)], is_task)  # noqa: B023
         upstream.append(tuple(ups))
         explicit.append(tuple(ex))
         values.append(tuple(vals))
@@ -231,9 +238,9 @@ def build_graph(tasks: Sequence["Task"], producer: dict[str, int], survivors: di
 
     downstream: list[list[int]] = [[] for _ in range(n)]
     indegree = [0] * n
-    for i, ups in enumerate(upstream):
-        indegree[i] = len(ups)
-        for u in ups:
+    for i, before in enumerate(upstream):
+        indegree[i] = len(before)
+        for u in before:
             downstream[u].append(i)
     queue = deque(i for i in range(n) if indegree[i] == 0)
     order: list[int] = []
@@ -316,14 +323,14 @@ def _dangling(disk: Disk, path: str) -> str:
     return f" (it is a symlink to {target}, which does not exist)" if target else ""
 
 
-def _index_of(t: "Task", survivors: dict[Any, "Task"], user: "Task", how: str) -> int:
+def _index_of(t: Task, survivors: dict[Any, Task], user: Task, how: str) -> int:
     s = survivors.get(t._merge_key)
     if s is None:
         raise UnknownTaskError(
             f"task {user.label} {how} task {t.name!r} ({t.func.__qualname__}), "
             "which was not added to the pipeline: add it with add_task() first"
         )
-    return s.id - 1
+    return s.id - 1  # type: ignore[operator]  # a task in the graph has its id
 
 
 def _units(order: list[int], upstream: list[tuple[int, ...]], downstream: list[list[int]],
@@ -356,7 +363,7 @@ def _units(order: list[int], upstream: list[tuple[int, ...]], downstream: list[l
     return units, unit_of
 
 
-def _describe_cycle(tasks: Sequence["Task"], upstream: list[tuple[int, ...]],
+def _describe_cycle(tasks: Sequence[Task], upstream: list[tuple[int, ...]],
                     indegree: list[int]) -> str:
     # Every task left after Kahn's walk waits for another one left: following those
     # waits must come back to a task already seen, and that loop is a cycle.
@@ -380,7 +387,7 @@ def _describe_cycle(tasks: Sequence["Task"], upstream: list[tuple[int, ...]],
 
 
 
-def _link(producer: "Task", consumer: "Task") -> str:
+def _link(producer: Task, consumer: Task) -> str:
     """Why ``consumer`` waits for ``producer``: the path that links them."""
     products = set(producer.products)
     for d in consumer.dependencies:

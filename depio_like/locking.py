@@ -21,7 +21,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .errors import StateError, StateLockedError
 
@@ -74,7 +75,7 @@ class StateLock:
     def __init__(self, directory: str, name: str = "lock") -> None:
         self.dir = directory
         self.path = os.path.join(directory, name)
-        self._fallback = None  # filelock's lock where flock does not exist
+        self._fallback: Any = None  # filelock's lock where flock does not exist
 
     def acquire(self, wait: bool, notify: Callable[[str], None]) -> None:
         held = _held.get(self.dir)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from .executors.base import Executor
@@ -22,7 +23,7 @@ class RunOptions:
     explain: bool = False
     targets: tuple[str, ...] | None = None
     jobs: int | None = None
-    executor: "Executor | None" = None
+    executor: Executor | None = None
 
     def __post_init__(self) -> None:
         if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int)
@@ -32,13 +33,13 @@ class RunOptions:
     @staticmethod
     def of(*, force: bool = False, dry_run: bool = False, explain: bool = False,
            targets: Sequence[str | os.PathLike[str]] | None = None, jobs: int | None = None,
-           executor: "Executor | None" = None) -> "RunOptions":
+           executor: Executor | None = None) -> RunOptions:
         """Options from ``run()``'s keywords (targets made absolute now)."""
         return RunOptions(force, dry_run, explain,
                           tuple(os.path.abspath(os.fspath(t)) for t in targets)
                           if targets else None, jobs, executor)
 
-    def over(self, base: "RunOptions") -> "RunOptions":
+    def over(self, base: RunOptions) -> RunOptions:
         """These options on top of ``base``: flags add up, the rest replaces when set."""
         return RunOptions(self.force or base.force, self.dry_run or base.dry_run,
                           self.explain or base.explain,

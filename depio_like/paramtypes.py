@@ -23,8 +23,9 @@ import pathlib
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .signature import Dependency, IgnoredForEq, Product, _globals_of, spec_of
 
@@ -176,7 +177,8 @@ def _indent(line: str) -> int:
 
 def _google_section(lines: list[str], i: int, base: int, out: dict[str, str]) -> int:
     item_indent = None
-    name, text = None, []
+    name: str | None = None
+    text: list[str] = []
     while i < len(lines):
         line = lines[i]
         if line.strip() and _indent(line) <= base:
@@ -198,7 +200,8 @@ def _google_section(lines: list[str], i: int, base: int, out: dict[str, str]) ->
 
 
 def _numpy_section(lines: list[str], i: int, base: int, out: dict[str, str]) -> int:
-    name, text = None, []
+    name: str | None = None
+    text: list[str] = []
     while i < len(lines):
         line = lines[i]
         stripped = line.strip()
@@ -324,10 +327,10 @@ def _plain(v: Any) -> Any:
         items = [_plain(x) for x in (sorted(v, key=repr) if isinstance(v, (set, frozenset)) else v)]
         return MISSING if any(x is MISSING for x in items) else items
     if isinstance(v, dict):
-        items = {k: _plain(x) for k, x in v.items()}
-        if any(type(k) is not str for k in items) or any(x is MISSING for x in items.values()):
+        entries = {k: _plain(x) for k, x in v.items()}
+        if any(type(k) is not str for k in entries) or any(x is MISSING for x in entries.values()):
             return MISSING
-        return items
+        return entries
     return MISSING
 
 

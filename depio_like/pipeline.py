@@ -5,14 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterable, Iterator, Sequence, TextIO
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO
 
 from .display import Display
-from .errors import (DuplicateProductError, GraphError, PipelineError, TaskDeclarationError,
-                     UnknownTaskError)
+from .errors import (
+    DuplicateProductError,
+    GraphError,
+    PipelineError,
+    TaskDeclarationError,
+    UnknownTaskError,
+)
 from .executors.base import Executor
-from .fs import Disk, RealDisk
 from .fingerprint import forget_carried_state
+from .fs import Disk, RealDisk
 from .graph import TaskGraph, build_graph
 from .hooks import as_list
 from .modes import BuildMode
@@ -196,7 +202,7 @@ class Pipeline:
             d = d.rpartition("/")[0]
         return build_graph(self._tasks, self._producer, self._survivors, self.disk)
 
-    def graph(self) -> "Any":
+    def graph(self) -> Any:
         """The task graph as a ``networkx.DiGraph`` (nodes are task ids)."""
         return self.validate().to_networkx()
 

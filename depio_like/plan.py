@@ -19,9 +19,9 @@ one reads a product while it is rewritten.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Sequence, Union
 
 from .decision import Decision, Reason, Why
 from .graph import TaskGraph
@@ -67,7 +67,7 @@ class Retry:
     error: str
 
 
-Action = Union[Check, Dispatch, Changed, Retry]
+Action = Check | Dispatch | Changed | Retry
 
 
 class _Phase(Enum):

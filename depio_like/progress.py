@@ -13,14 +13,15 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .fs import write_atomic
 
 _INTERVAL = 0.2  # seconds between two publications of the same task's progress
 SUFFIX = ".progress"  # of a task's progress file, beside its logs
 
-_current: "Progress | None" = None
+_current: Progress | None = None
 # Set by the driver for tasks it runs in its own process; workers reset it.
 _local_sink: Callable[[int, dict[str, Any]], None] | None = None
 # A process that runs several tasks at once in threads (a Dask worker) keeps each task's

@@ -14,8 +14,9 @@ with a ``slurm_`` prefix (``slurm_partition``, as ``AutoExecutor`` takes them), 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import TaskDeclarationError
 
@@ -35,7 +36,7 @@ class Resources:
     time_min: int | None = None
     slurm: Mapping[str, Any] = field(default_factory=dict)
 
-    def over(self, base: "Resources") -> "Resources":
+    def over(self, base: Resources) -> Resources:
         """These resources, with what they leave unset taken from ``base``."""
         return Resources(
             cpus=self.cpus if self.cpus is not None else base.cpus,

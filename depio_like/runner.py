@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .channel import ValueStore, drop_value
 from .display import Display
@@ -126,7 +127,7 @@ class Run:
             self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
             deadline = self.display.deadline()
-            events: list[Outcome | Started] = ex.wait(deadline)
+            events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
                 # run: tasks it never reported would keep this loop spinning.
@@ -182,7 +183,7 @@ class Run:
                                   self.expected[m] if self.expected is not None else None))
             tasks = self.graph.tasks  # a job's values go by task id
             values = {tasks[p].id: v for p, v in self.values.inputs(a.unit).items()}
-            self.executor.submit(Job(steps, values))
+            self.executor.submit(Job(steps, values))  # type: ignore[arg-type]  # ids are set
 
     def _ended(self, o: Outcome) -> None:
         """An executor's report: check and record it, tell the plan, show the output."""

@@ -19,7 +19,8 @@ import inspect
 import pathlib
 import types
 import typing
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .errors import TaskDeclarationError
 
@@ -376,9 +377,9 @@ def _globals_of(func: Any) -> dict[str, Any]:
         elif isinstance(func, types.FunctionType):
             return func.__globals__
         elif isinstance(func, type):
-            func = func.__init__
+            func = func.__init__  # type: ignore[misc]  # the class's own, looked up on purpose
         else:
-            call = getattr(type(func), "__call__", None)
+            call = getattr(type(func), "__call__", None)  # noqa: B004 - the function itself
             if call is None:
                 break
             func = call

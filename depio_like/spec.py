@@ -33,13 +33,16 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import SpecError, TaskDeclarationError
 from .paramtypes import MISSING, Invalid, ParamInfo, convert, describe, parameters
-from .registry import Entry, Registry, import_user_module, load as load_registry, tasks_of_module
-from .yamlfile import Doc, load as load_yaml
+from .registry import Entry, Registry, import_user_module, tasks_of_module
+from .registry import load as load_registry
+from .yamlfile import Doc
+from .yamlfile import load as load_yaml
 
 ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 TOP_KEYS = ("name", "description", "tasks", "steps")
@@ -408,7 +411,7 @@ def read_config(spec: Spec, config: str | os.PathLike[str] | None) -> dict[str, 
     problems = _Problems()
     values: dict[str, dict[str, Any]] = {}
     if config is None:
-        doc, data = None, {}
+        doc, data = None, dict[str, Any]()
     else:
         doc = load_yaml(config)
         data = doc.data if doc.data is not None else {}
@@ -500,7 +503,7 @@ def build(spec: Spec, values: dict[str, dict[str, Any]], **pipeline_options: Any
         given = {**step.args, **values.get(sid, {})}
         extra_deps: list[Task] = []
 
-        def resolve(v: Any) -> Any:
+        def resolve(v: Any) -> Any:  # called only within this iteration (B023 below)
             if isinstance(v, ValueOf):
                 return tasks[v.step]
             if isinstance(v, ProductOf):
@@ -511,9 +514,9 @@ def build(spec: Spec, values: dict[str, dict[str, Any]], **pipeline_options: Any
                 if path is MISSING:
                     path = target.params[pname].default
                 if path is MISSING or path is None:
-                    raise SpecError(f"{spec.path}:{v.line}: step {sid!r}: product_of "
+                    raise SpecError(f"{spec.path}:{v.line}: step {sid!r}: product_of "  # noqa: B023
                                     f"{v.step}.{pname}: step {v.step!r} gives no path for it")
-                extra_deps.append(tasks[v.step])
+                extra_deps.append(tasks[v.step])  # noqa: B023
                 return path
             if isinstance(v, list):
                 return [resolve(x) for x in v]

@@ -18,10 +18,11 @@ import os
 import stat as _stat
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any
 
-from .errors import StateError, StateLockedError
+from .errors import StateError
 from .fingerprint import FileEntry
 from .fs import atomic_write, write_atomic
 
@@ -63,7 +64,7 @@ class Record:
         return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Record":
+    def from_json(cls, d: dict[str, Any]) -> Record:
         """The record a parsed line holds; ValueError if it is not one (a damaged line
         must not crash every later run)."""
         get = d.get
@@ -137,7 +138,7 @@ class State:
         self._lock: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
-    def open(self) -> "State":
+    def open(self) -> State:
         try:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)  # records are the user's alone
         except OSError as e:
@@ -164,7 +165,7 @@ class State:
             raise
         return self
 
-    def read_only(self) -> "State":
+    def read_only(self) -> State:
         """Load the records without locking or writing anything (for a dry run)."""
         check_private(self.dir)
         self._load()
@@ -192,7 +193,7 @@ class State:
         finally:
             self._release()
 
-    def __enter__(self) -> "State":
+    def __enter__(self) -> State:
         return self.open()
 
     def __exit__(self, *exc: Any) -> None:
@@ -203,7 +204,7 @@ class State:
         self.records[record.key] = record
         self._pending.append(record.to_json())
 
-    def forget(self, keys: list[str], paths: list[str] = ()) -> None:
+    def forget(self, keys: Iterable[str], paths: Iterable[str] = ()) -> None:
         """Drop the records ``keys`` and the file digests of ``paths`` (rewritten at close)."""
         for k in keys:
             self.records.pop(k, None)

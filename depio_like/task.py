@@ -7,21 +7,33 @@ import inspect
 import os
 import pathlib
 import types
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import xxhash
 
-from .errors import TaskDeclarationError
 from .channel import fill, find_tasks
+from .errors import TaskDeclarationError
 from .fingerprint import Unfingerprintable, call_identity, canonical
 from .modes import BuildMode
 from .paths import BadPath, normalise
 from .resources import Resources, parse_resources
+
 # The markers and the reading of signatures live in signature.py; imported here for
 # ``from depio_like.task import Product`` (and depio's ``depio.Task``).
-from .signature import (Dependency, IgnoredForEq, Product, Untracked,  # noqa: F401
-                        as_path, bind as _bind, func_module, func_name as _func_name,
-                        paths_for_call, signature_of, spec_of as _spec)
+from .signature import (  # noqa: F401
+    Dependency,
+    IgnoredForEq,
+    Product,
+    Untracked,
+    as_path,
+    func_module,
+    paths_for_call,
+    signature_of,
+)
+from .signature import bind as _bind
+from .signature import func_name as _func_name
+from .signature import spec_of as _spec
 from .status import Status
 
 
@@ -175,7 +187,7 @@ def _caller() -> str:
     this package), for messages raised later."""
     import sys
 
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and (os.path.abspath(frame.f_code.co_filename) + os.sep) \
             .startswith(_PACKAGE_DIR + os.sep):
         frame = frame.f_back
@@ -213,7 +225,7 @@ class Task:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         *more: Any,
-        depends_on: Iterable["Task | str | os.PathLike[str]"] = (),
+        depends_on: Iterable[Task | str | os.PathLike[str]] = (),
         always: bool = False,
         resources: dict[str, Any] | Resources | None = None,
         retries: int | None = None,

@@ -16,9 +16,20 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import (CycleError, Dependency, DuplicateProductError, GraphError,
-                        MissingDependencyError, ParallelExecutor, PipelineError, Product,
-                        SequentialExecutor, Status, Task, TaskDeclarationError)
+from depio_like import (
+    CycleError,
+    Dependency,
+    DuplicateProductError,
+    GraphError,
+    MissingDependencyError,
+    ParallelExecutor,
+    PipelineError,
+    Product,
+    SequentialExecutor,
+    Status,
+    Task,
+    TaskDeclarationError,
+)
 
 from conftest import log_call, new_pipeline
 

@@ -8,8 +8,16 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import (Dependency, ParallelExecutor, Product, SequentialExecutor, Status,
-                        SubmitItExecutor, Task, task)
+from depio_like import (
+    Dependency,
+    ParallelExecutor,
+    Product,
+    SequentialExecutor,
+    Status,
+    SubmitItExecutor,
+    Task,
+    task,
+)
 
 from conftest import calls, log_call, new_pipeline
 

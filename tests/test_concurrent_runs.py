@@ -49,7 +49,7 @@ HOLD_SCRIPT = textwrap.dedent("""
     p.add_task(Task("hold", hold, ["held.txt"]))
     p.add_task(Task("other", other, ["other.txt"]))
     exit(p.run())
-""" % SAFETY)
+""" % SAFETY)  # noqa: UP031 - a script: its braces are its own
 
 
 class Script:

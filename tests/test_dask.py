@@ -28,7 +28,7 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import Dependency, Pipeline, Product, Status, Task, current_progress
+from depio_like import Dependency, Pipeline, Product, Task, current_progress
 
 from conftest import new_pipeline
 
@@ -40,7 +40,7 @@ def _missing():
     return [req for mod, req in EXTRAS.items() if importlib.util.find_spec(mod) is None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ensure_extra():
     """None once distributed and dask-jobqueue import (pip-installing them if missing)."""
     missing = _missing()
@@ -112,7 +112,7 @@ def cli_cluster(dask_extra, tmp_path_factory):
     def start(args, name):
         home = base / name
         home.mkdir()
-        log = open(base / f"{name}.log", "w")
+        log = open(base / f"{name}.log", "w")  # noqa: SIM115 - the process writes it
         procs.append(subprocess.Popen([*_dask_command(), *args], cwd=home, stdout=log,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       start_new_session=True, preexec_fn=_die_with_parent))
@@ -707,7 +707,8 @@ def test_unreachable_scheduler_is_one_clear_error_before_anything_runs(tmp_path)
     """
     r = run_py(tmp_path, script)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert r.stderr.startswith(f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "), r.stderr
+    assert r.stderr.startswith(
+        f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "), r.stderr
     assert "Nothing was run." in r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert not (tmp_path / "out.txt").exists()

@@ -13,9 +13,20 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import (BuildMode, Dependency, DuplicateProductError, MissingDependencyError,
-                        ParallelExecutor, Pipeline, Product, SequentialExecutor, Task,
-                        TaskDeclarationError, UnknownTaskError, task)
+from depio_like import (
+    BuildMode,
+    Dependency,
+    DuplicateProductError,
+    MissingDependencyError,
+    ParallelExecutor,
+    Pipeline,
+    Product,
+    SequentialExecutor,
+    Task,
+    TaskDeclarationError,
+    UnknownTaskError,
+    task,
+)
 
 from conftest import calls, log_call, new_pipeline, run_script
 
@@ -244,9 +255,11 @@ def test_hide_successful_terminated_tasks_leaves_them_out_of_the_table(project):
 
 
 def test_depios_errors_are_raised_where_depio_raises_them(project):
-    from depio_like.exceptions import (DependencyNotAvailableException,
-                                       ProductAlreadyRegisteredException,
-                                       TaskNotInQueueException)
+    from depio_like.exceptions import (
+        DependencyNotAvailableException,
+        ProductAlreadyRegisteredException,
+        TaskNotInQueueException,
+    )
 
     p = new_pipeline()
     p.add_task(Task("one", copy, ["same.txt"]))

@@ -1,14 +1,27 @@
 """What depio users rely on beyond its README: IgnoredForEq, build modes, the decorator's
 pipeline=, hooks, progress from inside a task."""
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import pytest
 
-from depio_like import (BuildMode, Dependency, IgnoredForEq, ParallelExecutor, PipelineResult,
-                        Product, SequentialExecutor, Status, Task, TaskResult, Untracked,
-                        current_progress, make_save_hook)
+from depio_like import (
+    BuildMode,
+    Dependency,
+    IgnoredForEq,
+    ParallelExecutor,
+    PipelineResult,
+    Product,
+    SequentialExecutor,
+    Status,
+    Task,
+    TaskResult,
+    Untracked,
+    current_progress,
+    make_save_hook,
+)
 
 from conftest import calls, log_call, new_pipeline, run_script
 
@@ -168,7 +181,7 @@ def test_hooks_get_each_task_and_the_pipeline_and_survive_a_raising_hook(project
     assert loud_r.stderr == "to stderr\n" and loud_r.duration is not None
     assert loud_r.products == (str(project / "l.txt"),)
     assert by_name["fails"].status is Status.FAILED and "ValueError: nope" in by_name["fails"].error
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         loud_r.name = "changed"  # frozen
     assert "hook" in p.stream.getvalue() and "RuntimeError: hook bug" in p.stream.getvalue()
     assert [type(f) for f in finished] == [PipelineResult]

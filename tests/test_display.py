@@ -44,7 +44,7 @@ def test_plain_output_has_lines_and_one_table_and_no_cursor_codes(project):
 
 def test_second_run_prints_no_per_task_lines(project):
     new_pipeline().add_task  # noqa: B018 (build twice below)
-    for run in range(2):
+    for _ in range(2):
         p = new_pipeline()
         p.add_task(Task("w", write, ["w.txt"]))
         p.run()

@@ -5,8 +5,16 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import (CycleError, Dependency, GraphError, MissingDependencyError,
-                        PipelineError, Product, Task, UnknownTaskError)
+from depio_like import (
+    CycleError,
+    Dependency,
+    GraphError,
+    MissingDependencyError,
+    PipelineError,
+    Product,
+    Task,
+    UnknownTaskError,
+)
 
 from conftest import calls, log_call, new_pipeline, run_script
 

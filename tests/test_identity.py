@@ -13,9 +13,10 @@ from typing import Annotated
 
 import pytest
 
-from conftest import new_pipeline, run_script
 from depio_like import Product, Task, TaskDeclarationError
 from depio_like.fingerprint import code_digest
+
+from conftest import new_pipeline, run_script
 
 
 def define(source, name):

@@ -27,7 +27,7 @@ def _missing():
     return [req for mod, req in EXTRAS.items() if importlib.util.find_spec(mod) is None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ensure_extras():
     """None once hydra-core and optuna can be imported (installing them with pip if they
     are missing), else why they cannot."""

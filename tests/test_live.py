@@ -180,9 +180,9 @@ def test_the_driver_reads_the_progress_files_of_running_tasks_only_when_polling(
     from depio_like.progress import SUFFIX, Watch
     (tmp_path / ("t0" + SUFFIX)).write_text(
         '{"current": 3, "total": 4, "message": "", "phase": ""}')
-    for polling, expected in ((True, [(0, 3)]), (False, [])):
-        shown = []
-        w = Watch(lambda i, snap: shown.append((i, snap["current"])), lambda: None,
-                  lambda i: str(tmp_path / f"t{i}"), polling=polling)
+    shown: list[tuple[bool, int, int]] = []
+    for polling in (True, False):
+        w = Watch(lambda i, snap, p=polling: shown.append((p, i, snap["current"])),
+                  lambda: None, lambda i: str(tmp_path / f"t{i}"), polling=polling)
         w.poll([0, 1])             # task 1 wrote nothing yet
-        assert shown == expected
+    assert shown == [(True, 0, 3)]

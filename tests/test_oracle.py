@@ -75,13 +75,15 @@ Cost: the example count comes from ``DEPIO_LIKE_ORACLE_EXAMPLES`` (steps per exa
 ``DEPIO_LIKE_ORACLE_STEPS``). In CI (``CI`` set) the default is 25 examples of up to 25
 steps per executor, derandomized (the same examples every time, no example database): about
 40-55 s for ParallelExecutor and 35-40 s for SequentialExecutor on the 2-core machine, so
-about 1.5 min for both while green (a red run adds up to 5 min of shrinking per executor). Elsewhere the examples are random; for a long
-hunt: ``DEPIO_LIKE_ORACLE_EXAMPLES=2000 pytest tests/test_oracle.py``.
+about 1.5 min for both while green (a red run adds up to 5 min of shrinking per executor).
+Elsewhere the examples are random; for a long hunt:
+``DEPIO_LIKE_ORACLE_EXAMPLES=2000 pytest tests/test_oracle.py``.
 
 ``DEPIO_LIKE_ORACLE_AVOID`` (a comma-separated list) steers the generator away from a class
 of bug already reported, so that independent bugs surface while it is being fixed; empty
 by default. Known names: file-in-product-dir (a dependency on a file inside a product directory),
-dir-containing-products (a dependency on a directory other tasks write into), ctime (the same-size, same-mtime replacement),
+dir-containing-products (a dependency on a directory other tasks write into), ctime (the
+same-size, same-mtime replacement),
 closure-mutation (factory code changed by mutating the captured dict instead of making a new
 closure), factory-collision (product-less factory tasks with identical arguments), driver-kill
 (killing only the driver), unit-depfailed (accept a failure making DEPFAILED the other members
@@ -485,7 +487,7 @@ class Expected:
             self.products = {p: read_tree(ref / p) for t in spec for p in t["out"]}
             self.records: list[dict] = []
             self.stamps: list[str] = []
-            for k, t in enumerate(spec):
+            for t in spec:
                 explicit = sorted(set(t["after"]) | set(t["vals"]))
                 rec = {"code": t["version"], "param": t["param"],
                        "deps": {d: read_tree(ref / d) for d in t["deps"]},
@@ -734,7 +736,7 @@ class OracleMachine(RuleBasedStateMachine):
             proc.wait(timeout=SAFETY)
         except subprocess.TimeoutExpired:
             kill_group(proc.pid)
-            raise Hung(f"a pipeline script did not end within {SAFETY} s")
+            raise Hung(f"a pipeline script did not end within {SAFETY} s") from None
         kill_group(proc.pid)
         out = ""
         for name in ("driver.log", "driver.err"):
@@ -795,9 +797,10 @@ class OracleMachine(RuleBasedStateMachine):
         # 3. necessity
         must = self.must_run(exp, before) & scope
         missed = sorted(must - ran_set)
+        why = {k: ", ".join(own_reasons(self.spec, k, self.snaps[k], exp.records[k], before,
+                                        by_outcome=True)) or self.flags[k] for k in missed}
         assert not missed, "task(s) out of date were not run: " + "; ".join(
-            f"t{k} ({', '.join(own_reasons(self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=True)) or self.flags[k]})"
-            for k in missed) + where
+            f"t{k} ({why[k]})" for k in missed) + where
 
     def downstream(self, k: int, through: set[int] | None = None) -> set[int]:
         """Tasks downstream of ``k``; with ``through``, only along paths whose tasks are

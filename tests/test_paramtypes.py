@@ -6,17 +6,26 @@ and values, it and our check must agree."""
 import enum
 import textwrap
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Sequence
+from typing import Annotated, Any, Literal, Optional
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from depio_like import Dependency, IgnoredForEq, Product
-from depio_like.paramtypes import _EXPONENT
-from depio_like.paramtypes import (MISSING, Invalid, convert, docstring_params, json_schema,
-                                   parameters, summary, type_text)
+from depio_like.paramtypes import (
+    _EXPONENT,
+    MISSING,
+    Invalid,
+    convert,
+    docstring_params,
+    json_schema,
+    parameters,
+    summary,
+    type_text,
+)
 
 
 class Colour(enum.Enum):
@@ -38,7 +47,7 @@ def test_types_defaults_markers_and_annotated_descriptions():
           srcs: Annotated[list[Path], Dependency], n: int = 3,
           rate: Annotated[float, "the rate", "ignored second note"] = 0.5,
           mode: Literal["a", "b"] = "a", colour: Colour = Colour.RED,
-          maybe: Optional[int] = None, quiet: Annotated[bool, IgnoredForEq] = False,
+          maybe: int | None = None, quiet: Annotated[bool, IgnoredForEq] = False,
           anything=None, *args, **kwargs):
         pass
 
@@ -146,7 +155,7 @@ def test_google_numpy_and_sphinx_docstrings():
     ("blue", Colour, Colour.BLUE), ("BLUE", Colour, Colour.BLUE), (2, Level, Level.HIGH),
     ("b", Literal["a", "b"], "b"), ([1, 1, 2], set[int], {1, 2}),
     (["a.txt"], Annotated[list[Path], Dependency], [Path("a.txt")]),
-    ("x", Any, "x"), ({"k": [1]}, typing.Dict[str, typing.List[int]], {"k": [1]}),
+    ("x", Any, "x"), ({"k": [1]}, dict[str, list[int]], {"k": [1]}),
     (["a"], Sequence[str], ["a"]), (5, int | str, 5), ("5", int | str, "5"),
 ])
 def test_convert_takes(value, tp, expected):

@@ -6,7 +6,6 @@ Each test names the defect it guards against; all use real files in a temporary 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -19,8 +18,16 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import (CycleError, Dependency, DuplicateProductError, GraphError, Pipeline,
-                        Product, SequentialExecutor, Status, Task, TaskDeclarationError)
+from depio_like import (
+    CycleError,
+    Dependency,
+    DuplicateProductError,
+    GraphError,
+    Product,
+    Status,
+    Task,
+    TaskDeclarationError,
+)
 from depio_like.fingerprint import RACY_NS
 from depio_like.fs import RealDisk
 

@@ -5,9 +5,17 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import (DuplicateProductError, ParallelExecutor, Pipeline,
-                        ProductAlreadyRegisteredException, Product, SequentialExecutor, Status,
-                        Task, task)
+from depio_like import (
+    DuplicateProductError,
+    ParallelExecutor,
+    Pipeline,
+    Product,
+    ProductAlreadyRegisteredException,
+    SequentialExecutor,
+    Status,
+    Task,
+    task,
+)
 
 from conftest import new_pipeline
 

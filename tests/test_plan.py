@@ -8,8 +8,6 @@ as the scenario it drives.
 import sys
 from types import SimpleNamespace
 
-import pytest
-
 from depio_like.decision import Decision, Reason, Why
 from depio_like.graph import TaskGraph, _units
 from depio_like.plan import BuildPlan, Changed, Check, Dispatch, Retry
@@ -36,7 +34,7 @@ def graph(n, edges=(), values=()):
     for b, ups in enumerate(upstream):
         for a in ups:
             downstream[a].append(b)
-    order, seen = [], set()
+    order = []
     indeg = [len(u) for u in upstream]
     stack = [i for i in range(n) if indeg[i] == 0]
     while stack:

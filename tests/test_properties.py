@@ -36,8 +36,15 @@ except ImportError:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from depio_like import (Dependency, ParallelExecutor, Pipeline, Product,  # noqa: E402
-                        SequentialExecutor, Status, Task)
+from depio_like import (  # noqa: E402
+    Dependency,
+    ParallelExecutor,
+    Pipeline,
+    Product,
+    SequentialExecutor,
+    Status,
+    Task,
+)
 
 
 def _append(log: str, line: str) -> None:

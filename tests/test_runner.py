@@ -1,19 +1,16 @@
 """The run around the plan: what it records, what it explains, and its guards against
 executors that misbehave (driven here by a scripted executor: no processes)."""
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import pytest
 
-from depio_like import (Dependency, ParallelExecutor, Product, SequentialExecutor, Status,
-                        Task)
+from depio_like import Dependency, ParallelExecutor, Product, Status, Task
 from depio_like.executors.base import Executor, Outcome
 
 from conftest import calls, log_call, new_pipeline
-
 
 # -- explain: one decision, one line, the real reason --------------------------------------
 

@@ -4,13 +4,21 @@
 
 import textwrap
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pytest
 
+from depio_like import (
+    Dependency,
+    ParallelExecutor,
+    Product,
+    SequentialExecutor,
+    Task,
+    TaskDeclarationError,
+    task,
+)
+
 from conftest import new_pipeline, run_script
-from depio_like import (Dependency, ParallelExecutor, Product, SequentialExecutor, Task,
-                        TaskDeclarationError, task)
 
 FUTURE = "from __future__ import annotations\n"
 HEADER = """
@@ -91,7 +99,7 @@ def test_the_products_of_such_a_function_are_built_and_tracked(project):
 
 
 def test_a_marker_wrapped_in_optional_or_a_union_with_none_is_found(project):
-    def a(out: Optional[Annotated[Path, Product]] = None):
+    def a(out: Annotated[Path, Product] | None = None):
         pass
 
     def b(src: Annotated[Path, Dependency] | None = None, out: list[Annotated[Path, Product]] = ()):

@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from test_slurm import calls, run, script
 
 pytestmark = pytest.mark.usefixtures("slurm")

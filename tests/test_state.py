@@ -261,7 +261,7 @@ from depio_like.state import Record
 s.put_record(Record("written-by-holder"))
 s.close()
 print("released", flush=True)
-""" % SAFETY
+""" % SAFETY  # noqa: UP031 - a script: its braces are its own
 
 WAITER = """
 import sys
@@ -370,10 +370,9 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_when_the_write_fails(
 
     target = tmp_path / "f.json"
     write_atomic(target, "old")
-    with pytest.raises(OSError):
-        with atomic_write(target) as f:
-            f.write("half")
-            raise OSError(28, "No space left on device")
+    with pytest.raises(OSError), atomic_write(target) as f:
+        f.write("half")
+        raise OSError(28, "No space left on device")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["f.json"]
     write_atomic(target, b"new", fsync=True)

@@ -6,8 +6,15 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import (Dependency, Pipeline, Product, SequentialExecutor, Task,
-                        TaskDeclarationError, task)
+from depio_like import (
+    Dependency,
+    Pipeline,
+    Product,
+    SequentialExecutor,
+    Task,
+    TaskDeclarationError,
+    task,
+)
 
 
 def copy(out: Annotated[Path, Product], src: Annotated[Path, Dependency] = None, n: int = 1):

@@ -13,8 +13,9 @@ import os
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..task import Task
@@ -46,7 +47,7 @@ class Step:
     """
 
     index: int
-    task: "Task"
+    task: Task
     fingerprint: str = ""
     export_to: tuple[str, ...] = ()
     log: str = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
@@ -153,7 +154,7 @@ class Executor(ABC):
             free = min(free, self.max_jobs_pending - pending)
         return max(0, free)
 
-    def start(self, tasks: Sequence["Task"], context: RunContext) -> None:
+    def start(self, tasks: Sequence[Task], context: RunContext) -> None:  # noqa: B027 - optional, empty by default
         """Called once per run, before any ``submit``, with every task of the run."""
 
     @abstractmethod
@@ -165,7 +166,7 @@ class Executor(ABC):
         """Start ``job`` (or queue it); must not block on the job itself."""
 
     @abstractmethod
-    def wait(self, timeout: float | None) -> list["Outcome | Started"]:
+    def wait(self, timeout: float | None) -> Sequence[Outcome | Started]:
         """Outcomes of jobs that ended (and ``Started`` events); block up to ``timeout`` s
         (None: until something happens)."""
 
@@ -173,7 +174,7 @@ class Executor(ABC):
         """Stop every job still running; return their indices."""
         return []
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - optional, empty by default
         """Release workers and resources; called at the end of every run."""
 
     def cells(self, index: int) -> Sequence[str]:
@@ -190,8 +191,16 @@ def _job_limit(owner: str, name: str, value: Any) -> int | None:
     return value
 
 
+class Capturing(Protocol):
+    """Where a task's output goes while it runs (``Capture``, or one wrapping it)."""
+
+    def begin(self, log: str) -> None: ...
+
+    def end(self, log: str, old_log: bool = True) -> bool: ...
+
+
 def run_steps(job: Job, export: Callable[[Step, Any], Any],
-              capture: Capture | None = None, hash_products: bool = False,
+              capture: Capturing | None = None, hash_products: bool = False,
               own_interrupts: bool = False) -> Iterator[Outcome]:
     """Run the job's tasks here, in order, each getting the values it takes; yield an
     outcome per task. After a failure the rest of the chain is not run (no outcome).
@@ -213,20 +222,20 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
         inputs = _digests(step.task.dependencies) if k else None
         t0 = time.perf_counter()
         printed = True
-        logged = capture is not None and bool(step.log)
+        logged = capture if step.log else None
         saved = _Surroundings()
         try:
-            if logged:
-                capture.begin(step.log)
+            if logged is not None:
+                logged.begin(step.log)
             progress.begin(step.index, step.log + progress.SUFFIX if step.log else None)
             try:
                 value = step.task.run(values)
             finally:
                 saved.restore()
                 progress.end()
-                if logged:
+                if logged is not None:
                     try:
-                        printed = capture.end(step.log, step.old_log)
+                        printed = logged.end(step.log, step.old_log)
                     except OSError as e:  # a full disk: the task's output is lost
                         raise _LogLost(f"its output could not be saved to {step.log}.out / "
                                        f".err: {e.strerror or e}") from None
@@ -251,7 +260,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
                           duration=time.perf_counter() - t0, printed=printed)
             return
         duration = time.perf_counter() - t0
-        values[step.task.id] = value
+        values[step.task.id] = value  # type: ignore[index]  # a task in the graph has its id
         handed = None
         if step.export_to:
             try:
@@ -337,16 +346,16 @@ class Capture:
     """
 
     def __init__(self, for_good: bool) -> None:
-        import sys
         import tempfile
 
         self.for_good = for_good
-        self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+        self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]  # noqa: SIM115 - kept open until close()
         self._fds = [f.fileno() for f in self._files]
         self._saved: tuple[int, int] | None = None
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
-        self._py = [open(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
+        self._py = [open(  # noqa: SIM115 - kept open until close()
+           os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
                     for fd in self._fds]
         if for_good:
             self._redirect()

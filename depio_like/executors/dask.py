@@ -39,9 +39,9 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
-
+from typing import Any
 
 
 def _shadowing_dir() -> str | None:
@@ -67,8 +67,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 finally:
     sys.path[:] = _saved_path
 
-from ..errors import PipelineError
-from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps
+from ..errors import PipelineError  # noqa: E402 - after sys.path is restored
+from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps  # noqa: E402
 
 # One topic for every run (a run's events carry its token): a long-lived scheduler keeps
 # a bounded log per topic, and a topic per run would leave one behind each time.
@@ -358,8 +358,8 @@ class DaskExecutor(Executor):
         main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
         def undo() -> None:
-            if getattr(main, "__spec__", None) is not None and main.__spec__.name == "__main__" \
-                    and main.__spec__.loader is None:
+            spec = getattr(main, "__spec__", None)
+            if spec is not None and spec.name == "__main__" and spec.loader is None:
                 main.__spec__ = None
 
         self._undo.append(undo)
@@ -465,7 +465,7 @@ class DaskExecutor(Executor):
     def _event(self, msg: Any) -> list[Outcome | Started]:
         if not isinstance(msg, dict) or msg.get("r") != self._token:
             return []  # another run's, on a shared scheduler
-        flight = self._flights.get(msg.get("k"))
+        flight = self._flights.get(msg.get("k", ""))
         i = msg.get("i")
         if flight is None or i not in flight.indices or i in flight.reported:
             return []  # a job Dask reruns to rebuild a lost value: its task has ended
@@ -483,7 +483,7 @@ class DaskExecutor(Executor):
             return self._outcome(flight, msg.get("m"))
         return []
 
-    def _outcome(self, flight: _Flight, meta: Any) -> list[Outcome]:
+    def _outcome(self, flight: _Flight, meta: Any) -> list[Outcome | Started]:
         index, ok, error, duration, printed, products, inputs = meta
         if index in flight.reported:
             return []
@@ -798,7 +798,8 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
                 f"a value the task takes could not be loaded on Dask worker {where}: "
                 f"{type(e).__name__}: {e} (workers need the driver's environment and files)"
             ) from None
-        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, products, deps, source),
+        # A _Remote stands in for the Task: it has what run_steps uses.
+        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, products, deps, source),  # type: ignore[arg-type]
                         "", export_to, log, old_log)
                    for index, task_id, name, func, args, kwargs, export_to, log, old_log,
                    products, deps, source in steps], values)
@@ -806,7 +807,11 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
         if not by_log:
             started(job.index)
         capture = _Steps(_capture_for(worker, driver), lambda log: started(by_log[log]))
-        progress.set_thread_sink(lambda i, snap: emit("progress", i, p=snap))
+
+        def send_progress(i: int, snap: dict[str, Any]) -> None:
+            emit("progress", i, p=snap)
+
+        progress.set_thread_sink(send_progress)
         metas: list[tuple] = []
         handed: dict[int, Any] = {}
         exported = {st.index for st in job.steps if st.export_to}

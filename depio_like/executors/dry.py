@@ -3,7 +3,8 @@ dry-run command runner), so a dry run goes through the same build plan as a real
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .base import Executor, Job, Outcome, RunContext
 

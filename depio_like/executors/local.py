@@ -7,12 +7,22 @@ import selectors
 import signal
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..locking import inherited_by_forks
-from .base import (Capture, Executor, Job, Outcome, RunContext, Step, compact_pickle,
-                   export_to_file, run_steps)
+from .base import (
+    Capture,
+    Executor,
+    Job,
+    Outcome,
+    RunContext,
+    Step,
+    compact_pickle,
+    export_to_file,
+    run_steps,
+)
 from .processes import RunGroup, die_with_parent, join_group
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,7 +127,7 @@ class _ChildSetup:
 
 
 class _Worker:
-    def __init__(self, process: Any, conn: "Connection") -> None:
+    def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
         self.job: list[int] | None = None  # task indices of the job it runs, not yet reported
@@ -320,7 +330,7 @@ class ParallelExecutor(Executor):
             self._group = None
         if getattr(self, "_selector", None) is not None:
             self._selector.close()
-            self._selector = None
+            self._selector = None  # type: ignore[assignment]  # closed: never used again
 
 
 def _join(process: Any, deadline: float) -> None:
@@ -334,7 +344,7 @@ def _join(process: Any, deadline: float) -> None:
         process.join()
 
 
-def _worker_main(conn: "Connection", tasks: Sequence[Any], value_dir: str,
+def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str,
                  setup: _ChildSetup) -> None:
     die_with_parent(setup.driver)
     join_group(setup.pgid)

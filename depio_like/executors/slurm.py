@@ -31,14 +31,22 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import TaskDeclarationError
 from ..resources import Resources, is_slurm_name, sbatch_settings, task_resources
 from .base import Executor, Job, Outcome, RunContext, Started
-from .slurm_cluster import (RUNNING, TERMINAL, Cluster, Element, LocalCluster, SlurmCluster,
-                            gpu_request)
+from .slurm_cluster import (
+    RUNNING,
+    TERMINAL,
+    Cluster,
+    Element,
+    LocalCluster,
+    SlurmCluster,
+    gpu_request,
+)
 from .slurm_job import StepResult, payload, run_tasks, unpicklable
 from .slurm_journal import Entry, Journal
 
@@ -68,8 +76,9 @@ class SubmitItExecutor(Executor):
     ``tasks_per_job``: tasks run one after the other by each array element; ``None``
     (default) groups them from their recorded durations into elements of about
     ``target_seconds``, and on a first run into at most four times as many elements as
-    run at once (``array_parallelism``, or the partition's CPUs if fewer). ``max_jobs_queued`` / ``max_jobs_pending``: at most this many Slurm jobs
-    (array elements) in the queue at once / waiting to start; the rest wait in the driver.
+    run at once (``array_parallelism``, or the partition's CPUs if fewer).
+    ``max_jobs_queued`` / ``max_jobs_pending``: at most this many Slurm jobs (array
+    elements) in the queue at once / waiting to start; the rest wait in the driver.
     """
 
     columns = ("Slurm ID", "Slurm Status")

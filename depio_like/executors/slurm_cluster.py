@@ -244,8 +244,9 @@ class SlurmCluster(Cluster):
         info = self._partition_info(params)
         if info is None or info.cpus <= 0:
             return None
-        each = params.get("cpus_per_task")
-        each = int(each) if isinstance(each, int) or str(each).isdigit() else 1
+        asked = params.get("cpus_per_task")
+        each = int(asked) if isinstance(asked, int) else \
+            int(str(asked)) if str(asked).isdigit() else 1
         return max(1, info.cpus // max(1, each))
 
     def _states(self, job_ids: list[str]) -> dict[str, str] | None:

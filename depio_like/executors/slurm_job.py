@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .base import Job, JobEnding, format_task_exception
 
@@ -60,7 +61,8 @@ def payload(job: Job) -> JobPayload:
         t = st.task
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
-        steps.append(StepPayload(st.index, t.id, t.name, t.func, *t.prepared_call(),
+        steps.append(StepPayload(st.index, t.id, t.name, t.func,  # type: ignore[arg-type]  # id set
+                                 *t.prepared_call(),
                                  st.fingerprint, source, st.export_to, st.log, st.old_log,
                                  t.products, t.dependencies))
     return JobPayload(steps, job.values)
@@ -117,7 +119,8 @@ class _Remote:
                 # Where it was when time ran out, as a traceback like any failure's.
                 timeout = TimeoutError(f"TIMEOUT: task {self.name!r} ran into the job's Slurm "
                                        "time limit; give it more with resources={'time': minutes}")
-                raise JobEnding(format_task_exception(timeout.with_traceback(e.__traceback__)))
+                raise JobEnding(format_task_exception(
+                    timeout.with_traceback(e.__traceback__))) from e
             raise
         except SystemExit as e:
             # On preemption submitit requeues the job and exits: let it (the requeued job
@@ -134,7 +137,9 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[StepResu
 
     sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]
     payloads: list[JobPayload] = pickle.loads(blob)
-    jobs = [Job([Step(s.index, _Remote(s.task_id, s.name, s.func, s.args, s.kwargs, s.source,
+    # A _Remote stands in for the Task: it has what run_steps uses (id, name, run, products,
+    # dependencies).
+    jobs = [Job([Step(s.index, _Remote(s.task_id, s.name, s.func, s.args, s.kwargs, s.source,  # type: ignore[arg-type]
                                        s.products, s.dependencies), s.fingerprint, s.export_to,
                       s.log, s.old_log)
                  for s in p.steps], p.values)

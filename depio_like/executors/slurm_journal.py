@@ -87,7 +87,7 @@ class Journal:
     def _write(self, rec: dict[str, Any]) -> None:
         if self._f is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._f = open(self.path, "a", encoding="utf-8")
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - appended to all run
         self._f.write(json.dumps(rec) + "\n")
         self._f.flush()
 

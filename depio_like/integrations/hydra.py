@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # pragma: no cover
     from omegaconf import DictConfig
@@ -88,7 +89,7 @@ def _is_list_of_lists(overrides: Sequence[Any]) -> bool:
 
 def compose_configs(config_dir: str | os.PathLike, config_name: str,
                     overrides: Sequence[Sequence[str]] | Sequence[str]
-                    ) -> list[tuple[list[str], "DictConfig"]]:
+                    ) -> list[tuple[list[str], DictConfig]]:
     """``(override set, composed config)`` for each override set (see
     ``run_hydra_multirun`` for the forms ``overrides`` takes), composed with Hydra's compose
     API. Hydra's global state is restored afterwards, so this works inside a
@@ -112,7 +113,8 @@ def compose_configs(config_dir: str | os.PathLike, config_name: str,
                 sets = [list(o) for o in overrides]
             else:
                 loader = GlobalHydra.instance().config_loader()
-                sets = expand_overrides(overrides, OverridesParser.create(config_loader=loader))
+                strings = cast("list[str]", overrides)  # _is_list_of_lists said so
+                sets = expand_overrides(strings, OverridesParser.create(config_loader=loader))
             return [(s, hydra.compose(config_name=config_name, overrides=s)) for s in sets]
     finally:
         gh = GlobalHydra.instance()
@@ -121,11 +123,11 @@ def compose_configs(config_dir: str | os.PathLike, config_name: str,
             gh.initialize(outer)
 
 
-def run_hydra_multirun(pipeline: "Pipeline", config_dir: str | os.PathLike, config_name: str,
+def run_hydra_multirun(pipeline: Pipeline, config_dir: str | os.PathLike, config_name: str,
                        overrides: Sequence[Sequence[str]] | Sequence[str],
-                       build: Callable[["Pipeline", "DictConfig"], Any],
-                       labels: Sequence[str] | Callable[[list[str], "DictConfig"], str] | None = None,
-                       ) -> "Pipeline":
+                       build: Callable[[Pipeline, DictConfig], Any],
+                       labels: Sequence[str] | Callable[[list[str], DictConfig], str] | None = None,
+                       ) -> Pipeline:
     """Declare, in ``pipeline``, the tasks of every configuration of a Hydra sweep.
 
     ``config_dir``: the directory holding ``<config_name>.yaml`` and its config groups

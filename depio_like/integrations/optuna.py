@@ -71,7 +71,8 @@ import socket
 import sys
 import uuid
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..pipeline import DEFAULT_STATE_DIR, Pipeline
 from ..task import Task
@@ -170,7 +171,7 @@ def _trial_sampler(sampler: Any, seed: int | None, number: int) -> Any:
     except Exception:  # noqa: BLE001 - a sampler that cannot be copied is used as it is
         mine = sampler
     states = _random_states(mine) if seed is not None else []
-    if not states:
+    if seed is None or not states:
         mine.reseed_rng()
         return mine
     for j, rs in enumerate(states):
@@ -338,12 +339,12 @@ def _describe(ft: Any) -> str:
     return f"trial {ft.number} {ft.state.name} ({params})"
 
 
-def run_optuna_study(study: "optuna.Study", objective: Callable[["optuna.Trial"], Any],
-                     n_trials: int, batch_size: int, executor: "Executor | None" = None,
+def run_optuna_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any],
+                     n_trials: int, batch_size: int, executor: Executor | None = None,
                      pipeline_kwargs: dict[str, Any] | None = None, *,
-                     callbacks: Iterable[Callable[["optuna.Study", Any], Any]] | None = None,
+                     callbacks: Iterable[Callable[[optuna.Study, Any], Any]] | None = None,
                      resources: dict[str, Any] | None = None,
-                     ) -> "optuna.Study":
+                     ) -> optuna.Study:
     """Run ``n_trials`` trials of ``study`` as depio_like tasks, ``batch_size`` at a time.
 
     ``objective(trial)`` is the usual Optuna objective: it calls ``trial.suggest_*`` and
@@ -368,8 +369,8 @@ def run_optuna_study(study: "optuna.Study", objective: Callable[["optuna.Trial"]
     optuna = _optuna()
     from optuna.trial import TrialState
 
-    from ..options import tool_options
     from ..executors.local import ParallelExecutor, SequentialExecutor
+    from ..options import tool_options
 
     if not callable(objective):
         raise TypeError(f"run_optuna_study(objective={objective!r}): objective must be callable")
