@@ -78,6 +78,7 @@ class Run:
 
     def execute(self) -> int:
         tasks = self.graph.tasks
+        self.executor.prepare(tasks)  # refuses what it cannot take, before anything shows
         for i, t in enumerate(tasks):
             t._attach(self.status, i)
         self.display.preview = self.dry

@@ -153,6 +153,10 @@ class Executor(ABC):
             free = min(free, self.max_jobs_pending - pending)
         return max(0, free)
 
+    def prepare(self, tasks: Sequence["Task"]) -> None:
+        """Called once per run before anything is shown or run: raise a ``PipelineError``
+        (naming the task) for a task this executor cannot take."""
+
     def start(self, tasks: Sequence["Task"], context: RunContext) -> None:
         """Called once per run, before any ``submit``, with every task of the run."""
 
@@ -191,15 +195,16 @@ def _job_limit(owner: str, name: str, value: Any) -> int | None:
 
 
 def run_steps(job: Job, export: Callable[[Step, Any], Any],
-              capture: Capture | None = None, hash_products: bool = False,
-              own_interrupts: bool = False) -> Iterator[Outcome]:
+              capture: Any = None, hash_products: bool = False,
+              own_interrupts: bool = False, isolate: bool = True) -> Iterator[Outcome]:
     """Run the job's tasks here, in order, each getting the values it takes; yield an
     outcome per task. After a failure the rest of the chain is not run (no outcome).
     ``export(step, value)`` is what to hand back for a value needed outside the job;
     ``capture`` sends what each task prints to its log files; ``hash_products``: digest
     the products here, where they were just written (the driver need not read them).
     A task's changes to the working directory and the environment are undone after it,
-    so they never reach the next task run by the same process.
+    so they never reach the next task run by the same process (not with ``isolate=False``:
+    tasks in threads share both, and the executor sees to it).
 
     ``JobEnding`` is not caught, nor is the user's Ctrl-C (KeyboardInterrupt). A
     KeyboardInterrupt the task raised itself fails the task: always with
@@ -214,7 +219,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
         t0 = time.perf_counter()
         printed = True
         logged = capture is not None and bool(step.log)
-        saved = _Surroundings()
+        saved = _Surroundings() if isolate else None
         try:
             if logged:
                 capture.begin(step.log)
@@ -222,7 +227,8 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
             try:
                 value = step.task.run(values)
             finally:
-                saved.restore()
+                if saved is not None:
+                    saved.restore()
                 progress.end()
                 if logged:
                     try:
