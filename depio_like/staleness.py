@@ -270,8 +270,9 @@ class Checker:
         for part in (code, t.args_digest, inputs, products, upstream, failed or {}):
             h.update(repr(sorted(part.items()) if type(part) is dict else part).encode(
                 "utf-8", "surrogateescape"))
-        if self.mode(i) is BuildMode.ALWAYS:
-            # Its effects are unknown: each run counts as a change downstream.
+        if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
+            # Its effects are unknown (or outside files, known by its postconditions only):
+            # each run counts as a change downstream.
             h.update(str(time.time_ns()).encode())
         return Record(t.record_key, t.name, code, t.args_digest, products, dict(inputs),
                       dict(upstream), arg_reprs(_described(t)), round(duration, 4),

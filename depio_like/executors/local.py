@@ -375,6 +375,22 @@ def _join(process: Any, deadline: float) -> None:
         process.join()
 
 
+def _adopt_main(func: Any) -> None:
+    """A function of the driver's script arrives by value, with the globals it uses; put
+    them in this process's ``__main__`` too, where pickle looks for them by name (a task's
+    ``multiprocessing.Pool`` sending a function of the script to its own workers)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    g = getattr(func, "__globals__", None)
+    if main is None or g is None or g is vars(main) or g.get("__name__") != "__main__":
+        return
+    space = vars(main)
+    for k, v in g.items():
+        if not k.startswith("__"):
+            space.setdefault(k, v)
+
+
 def _worker_main(conn: "Connection", tasks: Sequence[Any] | None, value_dir: str,
                  setup: _ChildSetup) -> None:
     die_with_parent(setup.driver)
@@ -406,6 +422,8 @@ def _worker_main(conn: "Connection", tasks: Sequence[Any] | None, value_dir: str
             import cloudpickle
 
             got: Any = {i: cloudpickle.loads(b) for i, b in order.tasks.items()}
+            for remote in got.values():
+                _adopt_main(remote.func)
         else:
             got = tasks
         job = Job([Step(s.index, got[s.index], s.fingerprint, s.export_to, s.log, s.old_log)

@@ -180,9 +180,13 @@ def _spawn_reaper(read_end: int, write_end: int, driver: int) -> int:
     code = ("import sys; sys.path.insert(0, sys.argv[1]); "
             "from depio_like.executors.processes import _reaper; "
             "_reaper(int(sys.argv[2]), -1, int(sys.argv[3]))")
+    # Its own process group from the start (before exec: after it, only the reaper itself
+    # may move it), so workers started at once can join the group.
+    group: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) \
+        else {"preexec_fn": os.setpgrp}
     proc = subprocess.Popen([sys.executable, "-c", code, package_parent, str(read_end),
                              str(driver)], pass_fds=(read_end, *held_fds()),
-                            stdin=subprocess.DEVNULL, close_fds=True)
+                            stdin=subprocess.DEVNULL, close_fds=True, **group)
     proc.returncode = 0  # reaped by RunGroup.close (waitpid), not by Popen
     return proc.pid
 
