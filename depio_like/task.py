@@ -205,6 +205,10 @@ class Task:
     Products and dependencies come from ``Annotated[..., Product]`` and
     ``Annotated[..., Dependency]`` parameters. Two tasks with the same function and the
     same bound arguments are the same task (``==``), whatever their names.
+
+    ``ensure=``: postconditions (a callable or a list), called in the driver with the bound
+    arguments they name; see ``postconditions``. ``run_if="all_done"``: run once every
+    dependency has ended, even badly (a summary over a sweep); default ``"all_success"``.
     """
 
     def __init__(
@@ -466,7 +470,8 @@ def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = N
     A call may pass ``depends_on=[...]`` unless the function has a parameter of that name.
     depio's positional order is accepted: ``@task("name", pipeline, BuildMode.ALWAYS)``;
     submitit's parameter names (``slurm_gpus_per_task=1``, ``timeout_min=60``, ...) and
-    ``slurm_parameters={...}`` go to each task's ``slurm_parameters``.
+    ``slurm_parameters={...}`` go to each task's ``slurm_parameters``; ``ensure=`` and
+    ``run_if=`` are ``Task``'s.
     """
     slurm = {k: options.pop(k) for k in [k for k in options if _is_slurm_option(k)]}
     unknown = set(options) - set(_DECORATOR_OPTIONS)

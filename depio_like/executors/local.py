@@ -123,6 +123,8 @@ class _ChildSetup:
     pgid: int | None                # the run's process group
     close: tuple[Any, ...]          # the driver's ends of the workers' pipes
     close_fds: tuple[int, ...]      # other descriptors of the driver's (the reaper's pipe)
+    start_method: str | None = None  # the driver's default (a spawned child starts with
+    #                                  "spawn" as its own: a task's Pool must not see that)
 
 
 class _Worker:
@@ -242,8 +244,11 @@ class ParallelExecutor(Executor):
                                 tuple(w.conn for w in self._workers) + (parent,),
                                 self._group.driver_fds())
         else:  # a fresh process inherits nothing but its own pipe
+            import multiprocessing
+
             setup = _ChildSetup(os.getpid() if self.start_method == "spawn" else None,
-                                self._group.pgid, (), ())
+                                self._group.pgid, (), (),
+                                multiprocessing.get_start_method(allow_none=True))
         # Not daemonic: a daemonic process may not start processes, and tasks do.
         proc = self._ctx.Process(target=_worker_main,
                                  args=(child, self._tasks if forked else None,
@@ -406,6 +411,13 @@ def _worker_main(conn: "Connection", tasks: Sequence[Any] | None, value_dir: str
             pass
     # The driver decides what to stop; a KeyboardInterrupt here is a task's own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if tasks is None:
+        # A task's multiprocessing.Pool starts processes as it would in the driver (a
+        # spawned process has "spawn" for its default, and a Pool of it would need the
+        # script's functions importable by name).
+        import multiprocessing
+
+        multiprocessing.set_start_method(setup.start_method, force=True)
     from .. import progress
 
     progress.set_local_sink(None)  # inherited from the driver: progress goes to files here
