@@ -9,7 +9,7 @@ What threads share, and what that means:
   a router that sends what each thread prints to its own task's log files (and what the
   driver prints to where it went before). Output written below Python (C code writing to
   file descriptor 1, a subprocess inheriting it) cannot be told apart by thread: it goes
-  to the terminal, not to the task's log.
+  to the terminal, not to the task's log; so does what threads a task starts print.
 * The working directory and ``os.environ`` are the process's too, so the isolation the
   process executors give (each task's changes undone before the next) cannot hold. A task
   that changes the working directory fails (the change is undone), since every relative
