@@ -24,7 +24,7 @@ from .errors import (
     UnknownStatusException,
     UnknownTaskError,
 )
-from .executors import Executor, ParallelExecutor, SequentialExecutor
+from .executors import Executor, ParallelExecutor, SequentialExecutor, ThreadExecutor
 from .hooks import PipelineResult, TaskResult, make_save_hook
 from .modes import BuildMode
 from .pipeline import Pipeline
@@ -62,7 +62,7 @@ __all__ = [
     "Pipeline", "Task", "task", "Product", "Dependency", "Status", "IgnoredForEq", "Untracked",
     "BuildMode", "current_progress", "Progress", "TaskResult", "PipelineResult",
     "make_save_hook", "register",
-    "Executor", "SequentialExecutor", "ParallelExecutor", "SubmitItExecutor",
+    "Executor", "SequentialExecutor", "ParallelExecutor", "ThreadExecutor", "SubmitItExecutor",
     "DaskExecutor",
     "PipelineError", "TaskDeclarationError", "GraphError", "DuplicateProductError",
     "CycleError", "MissingDependencyError", "UnknownTaskError", "StateError",

@@ -17,7 +17,8 @@ from typing import Any
 
 from .options import RunOptions, tool_options
 
-EXECUTORS = ("parallel", "local", "sequential", "slurm", "slurm-local", "dask")
+EXECUTORS = ("parallel", "local", "sequential", "thread", "spawn", "forkserver", "slurm",
+             "slurm-local", "dask")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -124,6 +125,12 @@ def make_executor(name: str, slurm: Sequence[str] = (), dask_address: str | None
         return DaskExecutor(dask_address)
     if name in ("parallel", "local"):
         return ParallelExecutor()
+    if name in ("spawn", "forkserver"):  # ParallelExecutor's workers, started that way
+        return ParallelExecutor(start_method=name)
+    if name == "thread":
+        from .executors.threads import ThreadExecutor
+
+        return ThreadExecutor()
     if name == "sequential":
         return SequentialExecutor()
     from .executors.slurm import SubmitItExecutor

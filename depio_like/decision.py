@@ -29,6 +29,9 @@ class Why(str, Enum):
     VALUE_NEEDED = "its return value is needed by"
     PRODUCT_MISSING = "product missing"
     PRODUCT_CHANGED = "product changed since recorded"
+    POSTCONDITION = "postcondition does not hold"
+    DEP_FAILED = "runs after the failure of"  # run_if="all_done"
+    AFTER_FAILURE = "its last run was after the failure of"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ class UnknownTaskError(GraphError):
     """``depends_on`` names a task that was never added to the pipeline."""
 
 
+class TaskNotPicklableError(GraphError):
+    """A task must travel to another process (a spawned worker) and cannot be pickled."""
+
+
 class StateError(PipelineError):
     """The state directory cannot be used."""
 

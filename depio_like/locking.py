@@ -57,6 +57,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def held_fds() -> tuple[int, ...]:
+    """Our descriptors of the state locks we hold (to hand to a spawned process that must
+    keep them held while it lives)."""
+    return tuple(_fds.values())
+
+
 @contextlib.contextmanager
 def inherited_by_forks() -> Iterator[None]:
     """Processes forked inside this block keep the state locks this process holds (an

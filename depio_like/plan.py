@@ -14,6 +14,10 @@ A value producer that was skipped has no value in this run: when a consumer is a
 run it is *reopened* (run again, "its return value is needed by ..."). Until it ends,
 tasks reading its products wait for it, and it waits for readers already running, so no
 one reads a product while it is rewritten.
+
+A failure takes down everything downstream (DEPFAILED), except a ``run_if="all_done"``
+task: for it a dependency that failed (or could not run) has ended like any other, and
+once all have ended it is decided and runs, whatever the cache says.
 """
 
 from __future__ import annotations
@@ -88,7 +92,8 @@ class BuildPlan:
 
     def __init__(self, graph: TaskGraph, *, priority: Sequence[float] | None = None,
                  retries: Sequence[int] | None = None, queues: bool = False,
-                 dry: bool = False, has_value: Callable[[int], bool] = lambda p: False) -> None:
+                 dry: bool = False, has_value: Callable[[int], bool] = lambda p: False,
+                 all_done: Sequence[bool] | None = None) -> None:
         n = len(graph.tasks)
         self._graph = graph
         self._units = graph.units
@@ -115,6 +120,17 @@ class BuildPlan:
         self._takes: list[tuple[int, ...]] = [
             tuple(sorted({p for m in unit for p in graph.values[m] if self._unit_of[p] != u}))
             if any(graph.values[m] for m in unit) else () for u, unit in enumerate(self._units)]
+        # Per unit: the units upstream whose failure it outlives (run_if="all_done": every
+        # task of it reading from there says so, and takes no return value from there).
+        self._tolerates: list[frozenset[int]] = [frozenset()] * nu
+        if all_done is not None and any(all_done):
+            for u, unit in enumerate(self._units):
+                if any(all_done[m] for m in unit):
+                    self._tolerates[u] = frozenset(
+                        v for v in ups[u]
+                        if all(all_done[m] and j not in graph.values[m]
+                               for m in unit for j in graph.upstream[m]
+                               if self._unit_of[j] == v))
         self._waiting_on = [len(vs) for vs in ups]
         self._phase = [_Phase.WAITING] * nu
         # Highest priority first; ties in the order the tasks were added.
@@ -146,6 +162,12 @@ class BuildPlan:
     def unit(self, i: int) -> tuple[int, ...]:
         return self._units[self._unit_of[i]]
 
+    def failed_upstream(self, i: int) -> tuple[int, ...]:
+        """The tasks ``i`` depends on that failed (or could not run) in this run: only a
+        ``run_if="all_done"`` task runs after that."""
+        return tuple(j for j in self._graph.upstream[i]
+                     if self.status[j] is Status.FAILED or self.status[j] is Status.DEPFAILED)
+
     # -- events --------------------------------------------------------------------------
     def start(self) -> list[Action]:
         """The first actions: decide every unit that waits for nothing."""
@@ -162,6 +184,8 @@ class BuildPlan:
         if self._phase[u] is not _Phase.READY:  # taken back meanwhile: a Check will come again
             return out
         members = self._units[u]
+        if self._tolerates[u]:
+            decisions = self._after_failures(members, decisions)
         for m, d in zip(members, decisions):
             self._decided[m] = d
         failing = next((k for k, d in enumerate(decisions) if d.fail), None)
@@ -177,6 +201,18 @@ class BuildPlan:
         for m, d in zip(members, self._chain(members, decisions)):
             self._decided[m] = d
         self._queue(u)
+        return out
+
+    def _after_failures(self, members: Sequence[int],
+                        decisions: Sequence[Decision]) -> list[Decision]:
+        """A unit running after failures upstream (run_if="all_done") runs whatever the
+        cache says: what it reads is not what a full success would have left."""
+        out = []
+        for m, d in zip(members, decisions):
+            failed = [self._labels[j] for j in self.failed_upstream(m)]
+            if failed and not d.fail:
+                d = d.rerun(Reason(Why.DEP_FAILED, ", ".join(failed)))
+            out.append(d)
         return out
 
     def dispatch(self, free: int) -> list[Action]:
@@ -315,17 +351,23 @@ class BuildPlan:
         self._phase[u] = _Phase.DONE
         self._open -= 1
         self._unblock(u)
-        stack = list(self._down[u])
+        stack = [(u, d) for d in self._down[u]]
         while stack:
-            d = stack.pop()
+            v, d = stack.pop()
             if self._phase[d] is _Phase.DONE or self._phase[d] is _Phase.RUNNING:
                 continue  # ended already, or running on an earlier version of the input
+            if v in self._tolerates[d]:  # run_if="all_done": v has ended, badly
+                if self._phase[d] is _Phase.WAITING:
+                    self._waiting_on[d] -= 1
+                    if self._waiting_on[d] == 0:
+                        self._ready(d, out)
+                continue  # decided already: it runs as decided once v is out of its way
             self._phase[d] = _Phase.DONE
             self._open -= 1
             for m in self._units[d]:
                 self._set(m, Status.DEPFAILED, out, cause=cause)
             self._unblock(d)
-            stack.extend(self._down[d])
+            stack.extend((d, e) for e in self._down[d])
 
     def _await_values(self, u: int, missing: Sequence[int], out: list[Action]) -> None:
         """Unit ``u`` takes values that are not at hand: it waits for their producers,

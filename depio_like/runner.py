@@ -67,7 +67,8 @@ class Run:
                          else None for t in tasks] if executor.uses_durations else None
         self.plan = BuildPlan(graph, priority=priority, queues=self.executor.queues, dry=self.dry,
                               retries=[t.retries if t.retries is not None else executor.retries
-                                       for t in tasks], has_value=self.values.has)
+                                       for t in tasks], has_value=self.values.has,
+                              all_done=[t.run_if == "all_done" for t in tasks])
         self.status = self.plan.status  # per task; the table reads it
         self._ran: set[int] = set()  # tasks an executor reported on
         self.hooks = RunHooks(tasks, self.status, self._ran, self.logs,
@@ -78,6 +79,7 @@ class Run:
 
     def execute(self) -> int:
         tasks = self.graph.tasks
+        self.executor.prepare(tasks)  # refuses what it cannot take, before anything shows
         for i, t in enumerate(tasks):
             t._attach(self.status, i)
         self.display.preview = self.dry
@@ -196,10 +198,11 @@ class Run:
         t = self.graph.tasks[i]
         if o.ok and not self.dry:
             missing = self.checker.missing_products(i, o.products)
-            if missing:
+            unmet = None if missing else self.checker.after_run(i)
+            if missing or unmet:
                 drop_value(o.value)
-                o = Outcome(i, False, error=f"task {t.label} returned without creating its "
-                            f"declared product(s): {', '.join(show_path(p) for p in missing)}",
+                o = Outcome(i, False, error=unmet or f"task {t.label} returned without creating "
+                            f"its declared product(s): {', '.join(show_path(p) for p in missing)}",
                             duration=o.duration, printed=o.printed)
         if o.ok:
             d = self.plan.decision(i)
@@ -213,8 +216,10 @@ class Run:
                 # by the process that ran them, just before each.
                 inputs = o.inputs if o.inputs is not None else d.inputs
                 upstream = d.upstream if head else self.checker.stamps(i)
+                failed = {self.graph.tasks[j].record_key: self.graph.tasks[j].label
+                          for j in self.plan.failed_upstream(i)}
                 self.state.put_record(self.checker.new_record(i, inputs, upstream,
-                                                              o.duration, o.products))
+                                                              o.duration, o.products, failed))
             if self.values.wanted(i):
                 self.values.put(i, o.value)
             actions = self.plan.ended(i, True, duration=o.duration)

@@ -24,6 +24,7 @@ from .fs import Disk, PathProblem
 from .graph import TaskGraph
 from .modes import BuildMode
 from .paths import show_path
+from .postconditions import PostconditionError
 from .state import Record
 
 
@@ -98,12 +99,35 @@ class Checker:
         except PathProblem as e:
             return Decision(False, (), fail=f"task {self.graph.tasks[i].label} cannot use "
                             f"{show_path(e.path)}: {e.reason}")
+        except PostconditionError as e:
+            return Decision(False, (), fail=str(e))
         if d.run or d.fail or not self.assume_changed:
             return d
         for j in self.graph.upstream[i]:  # a dry run: upstream work would change inputs
             if j in self.assume_changed:
                 return d.rerun(Reason(Why.UPSTREAM, self.graph.tasks[j].label))
         return d
+
+    def unmet(self, i: int) -> list[str]:
+        """The postconditions of task ``i`` that do not hold now (``PostconditionError``
+        if one raises)."""
+        t = self.graph.tasks[i]
+        return [p.name for p in t.ensure if not p.holds(t.arguments, t.label)]
+
+    def after_run(self, i: int) -> str | None:
+        """Why task ``i``, which just succeeded, failed after all (a postcondition that
+        does not hold, or raises), or None."""
+        t = self.graph.tasks[i]
+        if not t.ensure:
+            return None
+        try:
+            unmet = self.unmet(i)
+        except PostconditionError as e:
+            return str(e)
+        if not unmet:
+            return None
+        return "; ".join(f"task {t.label}: postcondition {n} does not hold after the run"
+                         for n in unmet)
 
     def _check(self, i: int) -> Decision:
         t = self.graph.tasks[i]
@@ -116,6 +140,13 @@ class Checker:
             reasons.append(Reason(Why.ALWAYS))
         if self.force:
             reasons.append(Reason(Why.FORCED))
+        if t.ensure:
+            reasons.extend(Reason(Why.POSTCONDITION, n) for n in self.unmet(i))
+            if not t.products:  # work done outside files: the postconditions say it is done
+                read = {p: self.hasher.digest(p) for p in t.dependencies}
+                return Decision(bool(reasons), tuple(reasons), read, self.stamps(i))
+        if rec is not None and rec.failed:
+            reasons.append(Reason(Why.AFTER_FAILURE, ", ".join(rec.failed.values())))
         if t.unfingerprintable:
             reasons.append(Reason(Why.UNFINGERPRINTABLE, t.unfingerprintable))
         if rec is None:
@@ -169,9 +200,10 @@ class Checker:
                     "give the task another build mode"))
             return Decision(False, (), inputs, upstream)
         reasons = [Reason(Why.PRODUCT_MISSING, show_path(p)) for p in missing]
+        reasons.extend(Reason(Why.POSTCONDITION, n) for n in self.unmet(i))
         if self.force:
             reasons.insert(0, Reason(Why.FORCED))
-        if not t.products and rec is None:
+        if not t.products and not t.ensure and rec is None:
             reasons.append(Reason(Why.NEVER_RAN))
         return Decision(bool(reasons), tuple(reasons), inputs, upstream)
 
@@ -213,10 +245,13 @@ class Checker:
                 if p not in reported and _stat_or_problem(self.disk, p) is None]
 
     def new_record(self, i: int, inputs: Mapping[str, str | None], upstream: Mapping[str, str],
-                   duration: float, reported: Mapping[str, Any] | None = None) -> Record:
+                   duration: float, reported: Mapping[str, Any] | None = None,
+                   failed: Mapping[str, str] | None = None) -> Record:
         """The record of task ``i`` having just succeeded (its products exist): ``inputs``
         and ``upstream`` as they were before it ran; ``reported``: the products' digests as
-        the process that wrote them found them."""
+        the process that wrote them found them; ``failed``: the dependencies that had
+        failed when it ran (``run_if="all_done"``; record key -> label), so that it runs
+        again next time."""
         t = self.graph.tasks[i]
         products: dict[str, str | None] = {}
         for p in t.products:
@@ -233,15 +268,16 @@ class Checker:
                     products[p] = "unreadable"
         code = self.code(i)
         h = xxhash.xxh3_64()
-        for part in (code, t.args_digest, inputs, products, upstream):
+        for part in (code, t.args_digest, inputs, products, upstream, failed or {}):
             h.update(repr(sorted(part.items()) if type(part) is dict else part).encode(
                 "utf-8", "surrogateescape"))
-        if self.mode(i) is BuildMode.ALWAYS:
-            # Its effects are unknown: each run counts as a change downstream.
+        if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
+            # Its effects are unknown (or outside files, known by its postconditions only):
+            # each run counts as a change downstream.
             h.update(str(time.time_ns()).encode())
         return Record(t.record_key, t.name, code, t.args_digest, products, dict(inputs),
                       dict(upstream), arg_reprs(_described(t)), round(duration, 4),
-                      h.hexdigest())
+                      h.hexdigest(), failed=dict(failed) if failed else {})
 
 
 def _stat_or_problem(disk: Disk, path: str) -> Any:

@@ -52,13 +52,16 @@ class Record:
     duration: float | None = None
     stamp: str = ""              # changes when anything above changes: read downstream
     incomplete: bool = False     # it started again and has not finished: products may be partial
+    failed: Mapping[str, str] = field(default_factory=dict)  # run_if="all_done": dependencies
+    # that had failed when it ran (record key -> label): it runs again next time
 
     def to_json(self) -> str:
         # Kept small: 10,000 of these are read at the start of every run; empty parts are
         # left out.
         d: dict[str, Any] = {"r": self.key, "n": self.name, "c": self.code, "a": self.args,
                              "p": dict(self.products), "t": self.duration, "s": self.stamp}
-        for k, v in (("av", self.arg_reprs), ("d", self.inputs), ("u", self.upstream)):
+        for k, v in (("av", self.arg_reprs), ("d", self.inputs), ("u", self.upstream),
+                     ("fl", self.failed)):
             if v:
                 d[k] = dict(v)
         return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
@@ -69,11 +72,12 @@ class Record:
         must not crash every later run)."""
         get = d.get
         key, name, code, args, stamp = get("r"), get("n"), get("c"), get("a"), get("s")
-        p, i, u, av = get("p") or {}, get("d") or {}, get("u") or {}, get("av") or {}
+        p, i, u, av, fl = get("p") or {}, get("d") or {}, get("u") or {}, get("av") or {}, \
+            get("fl") or {}
         t = get("t")
         # Straight-line checks: 100,000 records are read at the start of a run.
         if (type(key) is not str or type(p) is not dict or type(i) is not dict
-                or type(u) is not dict or type(av) is not dict
+                or type(u) is not dict or type(av) is not dict or type(fl) is not dict
                 or (name is not None and type(name) is not str)
                 or (code is not None and type(code) is not str)
                 or (args is not None and type(args) is not str)
@@ -82,7 +86,7 @@ class Record:
         if type(t) is not float and type(t) is not int:
             t = None
         return cls(key, name or "", code, args, p, i, u, av, t, stamp or "",
-                   bool(get("incomplete")))
+                   bool(get("incomplete")), fl)
 
 
 def recorded_durations(keys: Sequence[str], records: Mapping[str, Record]) -> list[float]:

@@ -17,6 +17,7 @@ from .errors import TaskDeclarationError
 from .fingerprint import Unfingerprintable, call_identity, canonical
 from .modes import BuildMode
 from .paths import BadPath, normalise
+from .postconditions import Postcondition, parse_ensure
 from .resources import Resources, parse_resources
 
 # The markers and the reading of signatures live in signature.py; imported here for
@@ -216,6 +217,10 @@ class Task:
     Products and dependencies come from ``Annotated[..., Product]`` and
     ``Annotated[..., Dependency]`` parameters. Two tasks with the same function and the
     same bound arguments are the same task (``==``), whatever their names.
+
+    ``ensure=``: postconditions (a callable or a list), called in the driver with the bound
+    arguments they name; see ``postconditions``. ``run_if="all_done"``: run once every
+    dependency has ended, even badly (a summary over a sweep); default ``"all_success"``.
     """
 
     def __init__(
@@ -236,6 +241,8 @@ class Task:
         arg_resolver: Callable[..., Any] | None = None,
         func_args: Sequence[Any] | None = None,
         func_kwargs: dict[str, Any] | None = None,
+        ensure: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+        run_if: str = "all_success",
     ) -> None:
         name_ = name if name is not None else getattr(func, "__name__", "task")
         if more:
@@ -283,6 +290,12 @@ class Task:
             raise TaskDeclarationError(f"task {self.name!r}: retries must be an int >= 0, "
                                        f"got {retries!r}")
         self.retries: int | None = retries
+        if run_if not in RUN_IF:
+            raise TaskDeclarationError(f"task {self.name!r}: run_if must be one of "
+                                       f"{', '.join(map(repr, RUN_IF))}, got {run_if!r}")
+        #: "all_success": runs only if every dependency succeeded; "all_done": once every
+        #: dependency has ended, succeeded or failed (a summary over a sweep).
+        self.run_if: str = run_if
         self.depends_on: list[Task] = []
         # A path in depends_on (depio) is a dependency: the task waits for its producer.
         extra_deps: list[Any] = []
@@ -333,6 +346,11 @@ class Task:
         else:
             found = find_tasks(list(arguments.values()), _is_task)
             self.value_inputs = tuple({id(t): t for t in found}.values())
+        #: Postconditions (``ensure=``): checked in the driver before and after the task runs.
+        self.ensure: tuple[Postcondition, ...] = () if ensure is None else parse_ensure(
+            self.name, ensure, arguments,
+            frozenset(k for k, v in arguments.items() if find_tasks([v], _is_task))
+            if self.value_inputs else frozenset())
         # What the function is called with; the graph swaps the tasks in it for ValueSlots.
         self.call_args: tuple[Any, ...] = args
         self.call_kwargs: dict[str, Any] = kwargs
@@ -441,7 +459,9 @@ class Task:
 
 
 _DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries", "buildmode",
-                      "skipmode", "slurm_parameters")
+                      "skipmode", "slurm_parameters", "ensure", "run_if")
+#: The values of ``run_if=``: when a task runs with respect to its dependencies' ends.
+RUN_IF = ("all_success", "all_done")
 # submitit's own parameter names (AutoExecutor's generic ones, and any slurm_* one): depio
 # passes them as decorator keywords, e.g. @task("train", slurm_gpus_per_task=1).
 _SUBMITIT_GENERIC = frozenset({"timeout_min", "mem_gb", "nodes", "cpus_per_task",
@@ -462,7 +482,8 @@ def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = N
     A call may pass ``depends_on=[...]`` unless the function has a parameter of that name.
     depio's positional order is accepted: ``@task("name", pipeline, BuildMode.ALWAYS)``;
     submitit's parameter names (``slurm_gpus_per_task=1``, ``timeout_min=60``, ...) and
-    ``slurm_parameters={...}`` go to each task's ``slurm_parameters``.
+    ``slurm_parameters={...}`` go to each task's ``slurm_parameters``; ``ensure=`` and
+    ``run_if=`` are ``Task``'s.
     """
     slurm = {k: options.pop(k) for k in [k for k in options if _is_slurm_option(k)]}
     unknown = set(options) - set(_DECORATOR_OPTIONS)
@@ -494,13 +515,18 @@ def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
     resources = parse_resources(options.get("resources"), owner)  # fail at decoration time
     retries = options.get("retries")
     slurm_parameters = _slurm_parameters(owner, options.get("slurm_parameters"))
+    ensure = options.get("ensure")
+    run_if = options.get("run_if", "all_success")
+    if run_if not in RUN_IF:
+        raise TaskDeclarationError(f"{owner}: run_if must be one of "
+                                   f"{', '.join(map(repr, RUN_IF))}, got {run_if!r}")
 
     @functools.wraps(func)
     def declare(*args: Any, **kwargs: Any) -> Task:
         depends_on = kwargs.pop("depends_on", ()) if reserved else ()
         t = Task(name, func, args, kwargs, depends_on=depends_on, always=always,
                  resources=resources, retries=retries, buildmode=buildmode,
-                 slurm_parameters=slurm_parameters)
+                 slurm_parameters=slurm_parameters, ensure=ensure, run_if=run_if)
         if t.missing:  # a call of the function: it must be complete, as any call must
             raise TaskDeclarationError(
                 f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}")

@@ -12,7 +12,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = {"decorator.py", "functional.py", "merge.py", "slurm.py", "montecarlo_pi.py",
        "parallel_sleeps.py", "objects.py", "hydra_sweep.py", "optuna_quadratic.py",
-       "dask.py"}  # (dask.py: tests/test_dask.py)
+       "dask.py", "awflow_pi.py"}  # (dask.py: tests/test_dask.py)
 
 
 def run_example(name, cwd, *args):
@@ -144,3 +144,91 @@ def test_optuna_example_runs_four_generations_and_finds_the_minimum(workdir):
                      r.stdout)
     assert best and float(best.group(2)) < 0.5 and abs(float(best.group(1)) - 2) < 0.71
     assert not (workdir / ".depio_like" / "optuna").exists()
+
+
+# -- awflow's README example (issue 17) ------------------------------------------------------
+
+def awflow_products(directory):
+    return {p.name: p.read_text() for p in sorted(directory.glob("pi*.txt"))}
+
+
+def statuses(out):
+    return [(r[0], r[1], r[2]) for r in table_rows(out)]
+
+
+def test_awflow_pi_prunes_finished_estimates_on_a_rerun(workdir):
+    first = run_example("awflow_pi.py", workdir)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [r[2] for r in statuses(first.stdout)] == ["FINISHED"] * 11
+    assert "Executing task 10 / 10." in first.stdout
+    made = awflow_products(workdir)
+    assert len(made) == 11 and 3.0 < float(made["pi.txt"]) < 3.3
+
+    again = run_example("awflow_pi.py", workdir)
+    assert again.returncode == 0
+    assert [r[2] for r in statuses(again.stdout)] == ["SKIPPED"] * 11
+    assert "Executing task" not in again.stdout
+
+    (workdir / "pi-3.txt").unlink()  # one estimate undone: it, then the merge, run again
+    third = run_example("awflow_pi.py", workdir, "--explain")
+    assert third.returncode == 0, third.stdout + third.stderr
+    ran = [(r[0], r[1]) for r in statuses(third.stdout) if r[2] == "FINISHED"]
+    assert ran == [("4", "estimate"), ("11", "merge")]
+    assert "RUN       [4] 'estimate': postcondition does not hold: " \
+           "'lambda i: os.path.exists(f\"pi-{i}.txt\")'" in third.stdout
+    assert awflow_products(workdir) == made
+
+
+WITH_A_THREAD = """
+import runpy, sys, threading, time
+threading.Thread(target=time.sleep, args=(120,), daemon=True).start()  # the driver's own
+sys.argv = ["awflow_pi.py", "--executor", sys.argv[1]]
+runpy.run_path("awflow_pi.py", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["plain", "driver-thread"])
+def test_awflow_pi_makes_the_same_products_under_every_local_executor(tmp_path, thread):
+    """Threads, and worker processes started each way, give the same files; with a thread
+    of the driver's own running, spawn and forkserver never fork it (fork does, and Python
+    3.12+ says so: the control that the check can see the warning)."""
+    results = {}
+    for executor in ("sequential", "thread", "parallel", "spawn", "forkserver"):
+        d = tmp_path / executor
+        d.mkdir()
+        shutil.copy(EXAMPLES / "awflow_pi.py", d)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        cmd = [sys.executable, "-W", "always::DeprecationWarning"]
+        cmd += ["-c", WITH_A_THREAD, executor] if thread else ["awflow_pi.py", "--executor",
+                                                                executor]
+        proc = subprocess.run(cmd, cwd=d, env=env, text=True, capture_output=True,
+                              timeout=300, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, executor + proc.stdout + proc.stderr
+        assert [r[2] for r in statuses(proc.stdout)] == ["FINISHED"] * 11, executor
+        assert "Executing task 7 / 10." in proc.stdout, executor  # the output came back
+        forked = "multi-threaded, use of fork()" in proc.stderr
+        if executor == "parallel" and thread and sys.version_info >= (3, 12):
+            assert forked, proc.stderr
+        elif executor != "parallel":
+            assert not forked, executor + proc.stderr
+        results[executor] = awflow_products(d)
+    assert len(results["sequential"]) == 11
+    for executor, made in results.items():
+        assert made == results["sequential"], executor
+
+
+def test_awflow_pi_on_slurm_unchanged_but_the_executor(workdir, slurm):
+    first = run_example("awflow_pi.py", workdir, "--executor", "slurm")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [r[2] for r in statuses(first.stdout)] == ["FINISHED"] * 11
+    made = awflow_products(workdir)
+    assert len(made) == 11
+    again = run_example("awflow_pi.py", workdir, "--executor", "slurm")
+    assert again.returncode == 0
+    assert [r[2] for r in statuses(again.stdout)] == ["SKIPPED"] * 11
+    (workdir / "pi-3.txt").unlink()
+    third = run_example("awflow_pi.py", workdir, "--executor", "slurm")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert [(r[0], r[1]) for r in statuses(third.stdout) if r[2] == "FINISHED"] == \
+        [("4", "estimate"), ("11", "merge")]
+    assert awflow_products(workdir) == made

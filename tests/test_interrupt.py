@@ -27,7 +27,7 @@ SCRIPT = """
     def later(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
         Path(out).write_text("later")
 
-    p = Pipeline({executor}())
+    p = Pipeline({executor}({arguments}))
     p.add_task(Task("quick", quick, ["q.txt"]))
     p.add_task(Task("long", long, ["l.txt", "q.txt"]))
     p.add_task(Task("later", later, ["z.txt", "l.txt"]))
@@ -35,10 +35,13 @@ SCRIPT = """
 """
 
 
-@pytest.mark.parametrize("executor", ["SequentialExecutor", "ParallelExecutor"])
-def test_ctrl_c_keeps_finished_work_and_returns_130(tmp_path, executor):
+@pytest.mark.parametrize("executor, arguments", [
+    ("SequentialExecutor", ""), ("ParallelExecutor", ""),
+    ("ParallelExecutor", "start_method='spawn'"), ("ParallelExecutor", "start_method='forkserver'"),
+    ("ThreadExecutor", "2")])
+def test_ctrl_c_keeps_finished_work_and_returns_130(tmp_path, executor, arguments):
     script = tmp_path / "pipeline.py"
-    script.write_text(textwrap.dedent(SCRIPT.format(executor=executor)))
+    script.write_text(textwrap.dedent(SCRIPT.format(executor=executor, arguments=arguments)))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

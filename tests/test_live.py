@@ -11,6 +11,8 @@ import termios
 import textwrap
 import time
 
+import pytest
+
 SCRIPT = """
     import time
     from pathlib import Path
@@ -149,8 +151,13 @@ def run_progress(tmp_path, executor, args=""):
         os.chdir(cwd)
 
 
-def test_progress_moves_in_the_live_table_with_worker_processes(tmp_path):
-    code, out = run_progress(tmp_path, "ParallelExecutor", "max_workers=2")
+@pytest.mark.parametrize("executor, args", [
+    ("ParallelExecutor", "max_workers=2"),
+    ("ParallelExecutor", "max_workers=2, start_method='spawn'"),
+    ("ParallelExecutor", "max_workers=2, start_method='forkserver'"),
+    ("ThreadExecutor", "2")], ids=["fork", "spawn", "forkserver", "thread"])
+def test_progress_moves_in_the_live_table_with_worker_processes(tmp_path, executor, args):
+    code, out = run_progress(tmp_path, executor, args)
     assert code == 0, out
     seen = percentages(out)
     assert len(set(seen)) >= 3, seen          # it moved while the task ran

@@ -428,3 +428,84 @@ def test_a_skipped_task_whose_producer_failed_cannot_be_reopened_for_its_value()
     assert d.status[4] is DF
     assert d.dispatch() == []
     assert d.status == [FL, DF, S, DF, DF] and d.plan.done
+
+
+# -- run_if="all_done" -------------------------------------------------------------------
+
+def all_done(n, *indices):
+    return [i in indices for i in range(n)]
+
+
+def test_an_all_done_task_runs_once_every_dependency_ended_even_badly():
+    # 0, 1, 2 -> 3 (a summary over a sweep); 1 fails.
+    d = Driver(graph(4, [(0, 3), (1, 3), (2, 3)]), all_done=all_done(4, 3))
+    assert d.dispatch() == [(0,), (1,), (2,)]
+    d.fail(1)
+    assert d.status == [R, FL, R, W] and (3,) not in d.checks
+    d.ok(0)
+    assert d.status[3] is W  # 2 has not ended yet
+    d.ok(2)
+    assert d.checks[-1] == (3,)
+    (job,) = d.dispatch()
+    assert job == (3,)
+    (decision,) = d.dispatched[-1].decisions
+    assert "runs after the failure of: [1] 't1'" in str(decision)
+    assert d.plan.failed_upstream(3) == (1,)
+    d.ok(3)
+    assert d.plan.done and d.status == [F, FL, F, F]
+
+
+def test_an_all_done_task_runs_after_a_dependency_that_could_not_run():
+    # 0 -> 1 -> 2 (all_done) -> 3 (all_success); 0 fails, 1 is DEPFAILED.
+    d = Driver(graph(4, [(0, 1), (1, 2), (2, 3)]), all_done=all_done(4, 2))
+    d.dispatch()
+    d.fail(0)
+    assert d.status == [FL, DF, P, W]
+    assert d.dispatch() == [(2,)]
+    assert d.plan.failed_upstream(2) == (1,)
+    d.ok(2)
+    assert d.dispatch() == [(3,)]  # its own dependency succeeded
+    d.ok(3)
+    assert d.plan.done and d.status == [FL, DF, F, F]
+
+
+def test_an_all_done_task_that_is_up_to_date_still_runs_after_a_failure():
+    d = Driver(graph(2, [(0, 1)]), decide={1: SKIP}, all_done=all_done(2, 1))
+    d.dispatch()
+    d.fail(0)
+    assert d.dispatch() == [(1,)]
+    assert d.dispatched[-1].decisions[0].run
+
+
+def test_downstream_of_a_plain_task_stays_depfailed_beside_an_all_done_one():
+    # 0 -> 1 (plain), 0 -> 2 (all_done), 1 -> 2: 1 is DEPFAILED, 2 still runs.
+    d = Driver(graph(3, [(0, 1), (0, 2), (1, 2)]), all_done=all_done(3, 2))
+    d.dispatch()
+    d.fail(0)
+    assert d.status == [FL, DF, P]
+    assert d.plan.failed_upstream(2) == (0, 1)
+
+
+def test_an_all_done_task_taking_a_failed_tasks_value_cannot_run():
+    # 0 fails; 1 (all_done) takes its return value and depends on 2's file.
+    d = Driver(graph(3, [(2, 1)], values=[(0, 1)]), all_done=all_done(3, 1))
+    d.dispatch()
+    d.fail(0)
+    d.ok(2)
+    assert d.status == [FL, DF, F] and d.plan.done
+
+
+def test_without_all_done_a_failure_still_takes_everything_downstream():
+    d = Driver(graph(2, [(0, 1)]), all_done=all_done(2))
+    d.dispatch()
+    d.fail(0)
+    assert d.status == [FL, DF] and d.plan.done
+
+
+def test_cancel_never_starts_an_all_done_task():
+    d = Driver(graph(3, [(0, 2), (1, 2)]), all_done=all_done(3, 2))
+    d.dispatch()
+    d.fail(0)
+    d.feed(d.plan.cancel())
+    assert d.status == [FL, C, C] and d.plan.done
+    assert (2,) not in d.checks

@@ -75,7 +75,7 @@ def writes_slowly(out: Annotated[Path, Product]):
             time.sleep(0.005)
 
 tasks = {tasks}
-p = Pipeline(executor=ParallelExecutor(max_workers=len(tasks)))
+p = Pipeline(executor=ParallelExecutor(max_workers=len(tasks), start_method={method!r}))
 for name in tasks:
     p.add_task(Task(name, globals()[name], [Path(f"out/{{name}}.txt")]))
 Path("out").mkdir(exist_ok=True)
@@ -128,7 +128,8 @@ def describe(pids: list[int]) -> str:
     out = []
     for pid in pids:
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() \
+                or Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             cmd = "?"
         out.append(f"{pid}: {cmd}")
@@ -158,9 +159,11 @@ def products(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((directory / "out").iterdir())}
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 @pytest.mark.parametrize("tasks", [PLAIN, POOLS], ids=["plain", "pools"])
-def test_kill_9_of_the_driver_leaves_nothing_and_the_rerun_matches_a_clean_run(tmp_path, tasks):
-    script = textwrap.dedent(SCRIPT.format(tasks=tasks))
+def test_kill_9_of_the_driver_leaves_nothing_and_the_rerun_matches_a_clean_run(tmp_path, tasks,
+                                                                              method):
+    script = textwrap.dedent(SCRIPT.format(tasks=tasks, method=method))
     clean, work = tmp_path / "clean", tmp_path / "work"
     for d in (clean, work):
         d.mkdir()

@@ -2,5 +2,7 @@
 
 from .base import Executor, Job, Outcome, RunContext, Started
 from .local import ParallelExecutor, SequentialExecutor
+from .threads import ThreadExecutor
 
-__all__ = ["Executor", "Job", "Outcome", "RunContext", "Started", "ParallelExecutor", "SequentialExecutor"]
+__all__ = ["Executor", "Job", "Outcome", "RunContext", "Started", "ParallelExecutor",
+           "SequentialExecutor", "ThreadExecutor"]

@@ -154,6 +154,10 @@ class Executor(ABC):
             free = min(free, self.max_jobs_pending - pending)
         return max(0, free)
 
+    def prepare(self, tasks: Sequence[Task]) -> None:  # noqa: B027 - optional, empty by default
+        """Called once per run before anything is shown or run: raise a ``PipelineError``
+        (naming the task) for a task this executor cannot take."""
+
     def start(self, tasks: Sequence[Task], context: RunContext) -> None:  # noqa: B027 - optional, empty by default
         """Called once per run, before any ``submit``, with every task of the run."""
 
@@ -201,14 +205,15 @@ class Capturing(Protocol):
 
 def run_steps(job: Job, export: Callable[[Step, Any], Any],
               capture: Capturing | None = None, hash_products: bool = False,
-              own_interrupts: bool = False) -> Iterator[Outcome]:
+              own_interrupts: bool = False, isolate: bool = True) -> Iterator[Outcome]:
     """Run the job's tasks here, in order, each getting the values it takes; yield an
     outcome per task. After a failure the rest of the chain is not run (no outcome).
     ``export(step, value)`` is what to hand back for a value needed outside the job;
     ``capture`` sends what each task prints to its log files; ``hash_products``: digest
     the products here, where they were just written (the driver need not read them).
     A task's changes to the working directory and the environment are undone after it,
-    so they never reach the next task run by the same process.
+    so they never reach the next task run by the same process (not with ``isolate=False``:
+    tasks in threads share both, and the executor sees to it).
 
     ``JobEnding`` is not caught, nor is the user's Ctrl-C (KeyboardInterrupt). A
     KeyboardInterrupt the task raised itself fails the task: always with
@@ -223,7 +228,7 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
         t0 = time.perf_counter()
         printed = True
         logged = capture if step.log else None
-        saved = _Surroundings()
+        saved = _Surroundings() if isolate else None
         try:
             if logged is not None:
                 logged.begin(step.log)
@@ -231,7 +236,8 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
             try:
                 value = step.task.run(values)
             finally:
-                saved.restore()
+                if saved is not None:
+                    saved.restore()
                 progress.end()
                 if logged is not None:
                     try:

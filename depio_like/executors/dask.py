@@ -345,24 +345,16 @@ class DaskExecutor(Executor):
         unless ``__main__`` looks like a module run with ``-m``; a pipeline script has no
         ``if __name__ == "__main__"`` guard. Until the run ends (the nanny may restart a
         worker), ``__main__.__spec__`` names ``__main__``, which multiprocessing skips."""
-        import importlib.machinery
+        from .processes import hide_main
 
         shadow = _shadowing_dir()
         if shadow is not None:  # spawned workers start with our sys.path: keep it out
             saved = list(sys.path)
             sys.path[:] = _without(shadow)
             self._undo.append(lambda: sys.path.__setitem__(slice(None), saved))
-        main = sys.modules.get("__main__")
-        if main is None or getattr(main, "__spec__", None) is not None:
-            return
-        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
-
-        def undo() -> None:
-            spec = getattr(main, "__spec__", None)
-            if spec is not None and spec.name == "__main__" and spec.loader is None:
-                main.__spec__ = None
-
-        self._undo.append(undo)
+        undo = hide_main()
+        if undo is not None:
+            self._undo.append(undo)
 
     def _info(self) -> dict[str, Any]:
         try:

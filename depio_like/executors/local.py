@@ -8,7 +8,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..locking import inherited_by_forks
@@ -23,10 +23,15 @@ from .base import (
     export_to_file,
     run_steps,
 )
-from .processes import RunGroup, die_with_parent, join_group
+from .processes import RunGroup, die_with_parent, join_group, spawning
+from .slurm_job import pickled_tasks
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiprocessing.connection import Connection
+
+
+#: ``ParallelExecutor(start_method=...)``: how worker processes start.
+START_METHODS = ("fork", "spawn", "forkserver")
 
 
 class SequentialExecutor(Executor):
@@ -105,6 +110,9 @@ class JobOrder:
 
     steps: tuple[StepOrder, ...]
     values: dict[int, Any]
+    # Spawned workers (start_method "spawn"/"forkserver") hold no task: each comes pickled
+    # (cloudpickle, in the driver before the run started), by index.
+    tasks: dict[int, bytes] = field(default_factory=dict)
 
 
 @compact_pickle
@@ -120,10 +128,13 @@ class Report:
 class _ChildSetup:
     """What a freshly forked worker does before anything else."""
 
-    driver: int                     # the driver's pid (to die with it)
+    driver: int | None              # the driver's pid (to die with it); None: a forkserver's
+    #                                 child, which dies with the server (the server with us)
     pgid: int | None                # the run's process group
     close: tuple[Any, ...]          # the driver's ends of the workers' pipes
     close_fds: tuple[int, ...]      # other descriptors of the driver's (the reaper's pipe)
+    start_method: str | None = None  # the driver's default (a spawned child starts with
+    #                                  "spawn" as its own: a task's Pool must not see that)
 
 
 class _Worker:
@@ -140,11 +151,19 @@ class ParallelExecutor(Executor):
 
     Workers are forked from the driver once the pipeline is declared, so they already hold
     every task: a job is sent as its index, and functions and arguments are never pickled
-    (lambdas, local functions and unpicklable arguments work). Needs the ``fork`` start
-    method (Linux, macOS). A worker that dies (``os._exit``, a crash, the OOM killer) fails
-    only its own task and is replaced. Workers are not daemonic, so a task may start
-    processes of its own (``multiprocessing.Pool``, ``ProcessPoolExecutor``); no process
-    of the run outlives the driver, however it ends (see ``processes``).
+    (lambdas, local functions and unpicklable arguments work).
+
+    ``start_method="spawn"`` or ``"forkserver"`` starts workers as fresh interpreters
+    instead (or forked from a fresh server process): safe when the driver holds threads,
+    CUDA or other state ``fork`` cannot copy (macOS; Python 3.14 makes ``forkserver`` the
+    default on Linux). Tasks then travel pickled with cloudpickle, as to Slurm: a task that
+    cannot be pickled (a lambda capturing a lock, an open file) is an error naming it
+    before anything runs. The main script is not run again in the workers (no
+    ``if __name__ == "__main__"`` guard needed). A worker that dies (``os._exit``, a
+    crash, the OOM killer) fails only its own task and is replaced. Workers are not
+    daemonic, so a task may start processes of its own (``multiprocessing.Pool``,
+    ``ProcessPoolExecutor``); no process of the run outlives the driver, however it ends
+    (see ``processes``).
 
     depio's arguments: ``max_jobs_queued=N`` runs at most N tasks at once (like
     ``max_workers``); ``max_jobs_pending`` is accepted and has nothing to limit (a task is
@@ -154,8 +173,14 @@ class ParallelExecutor(Executor):
     """
 
     def __init__(self, max_workers: int | None = None, max_jobs_pending: int | None = None,
-                 max_jobs_queued: int | None = None, *, internal_executor: Any = None) -> None:
+                 max_jobs_queued: int | None = None, *, internal_executor: Any = None,
+                 start_method: str = "fork") -> None:
         super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
+        if start_method not in START_METHODS:
+            raise ValueError(f"ParallelExecutor(start_method={start_method!r}): use one of "
+                             f"{', '.join(map(repr, START_METHODS))}")
+        self.start_method = start_method
+        self._blobs: list[bytes] = []
         if max_workers is not None and not isinstance(max_workers, int):
             if internal_executor is not None or not hasattr(max_workers, "submit"):
                 raise TypeError(f"ParallelExecutor(max_workers={max_workers!r}): use a number")
@@ -179,6 +204,11 @@ class ParallelExecutor(Executor):
 
     takes_jobs = True
 
+    def prepare(self, tasks: Sequence[Any]) -> None:
+        """Spawned workers get their tasks pickled: pickle them all now, before anything
+        runs, so that one that cannot be is refused naming it (and the argument)."""
+        self._blobs = [] if self.start_method == "fork" else pickled_tasks(tasks)
+
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._limit = context.jobs or self.max_workers
         self._ctx: Any = None  # made on the first submit: a run where nothing runs needs none
@@ -201,29 +231,46 @@ class ParallelExecutor(Executor):
         worker.started = time.perf_counter()
         worker.conn.send(JobOrder(tuple(StepOrder(st.index, st.fingerprint, st.export_to,
                                                   st.log, st.old_log) for st in job.steps),
-                                  job.values))
+                                  job.values,
+                                  {st.index: self._blobs[st.index] for st in job.steps}
+                                  if self._blobs else {}))
 
     def _spawn(self) -> _Worker:
+        forked = self.start_method == "fork"
         if self._ctx is None:
             import multiprocessing
 
-            if "fork" not in multiprocessing.get_all_start_methods():
-                raise RuntimeError("ParallelExecutor needs the 'fork' start method, which this "
-                                   "platform lacks; use SequentialExecutor")
-            self._ctx = multiprocessing.get_context("fork")
+            if self.start_method not in multiprocessing.get_all_start_methods():
+                raise RuntimeError(f"ParallelExecutor needs the {self.start_method!r} start "
+                                   "method, which this platform lacks; use another "
+                                   "start_method, or SequentialExecutor")
+            self._ctx = multiprocessing.get_context(self.start_method)
         if self._group is None:
-            self._group = RunGroup()
+            # Spawned workers: the reaper is spawned too (no fork of a driver with threads).
+            self._group = RunGroup(spawned=not forked)
             self._group.start()
         parent, child = self._ctx.Pipe()
-        setup = _ChildSetup(os.getpid(), self._group.pgid,
-                            tuple(w.conn for w in self._workers) + (parent,),
-                            self._group.driver_fds())
+        if forked:  # what the fork copies of the driver's, the worker closes
+            setup = _ChildSetup(os.getpid(), self._group.pgid,
+                                tuple(w.conn for w in self._workers) + (parent,),
+                                self._group.driver_fds())
+        else:  # a fresh process inherits nothing but its own pipe
+            import multiprocessing
+
+            setup = _ChildSetup(os.getpid() if self.start_method == "spawn" else None,
+                                self._group.pgid, (), (),
+                                multiprocessing.get_start_method(allow_none=True))
         # Not daemonic: a daemonic process may not start processes, and tasks do.
         proc = self._ctx.Process(target=_worker_main,
-                                 args=(child, self._tasks, self._value_dir, setup),
+                                 args=(child, self._tasks if forked else None,
+                                       self._value_dir, setup),
                                  name="depio_like-worker", daemon=False)
-        with inherited_by_forks():  # a worker keeps the state lock while it lives
-            proc.start()
+        if forked:
+            with inherited_by_forks():  # a worker keeps the state lock while it lives
+                proc.start()
+        else:
+            with spawning():
+                proc.start()
         self._group.adopt(proc.pid)
         child.close()
         w = _Worker(proc, parent)
@@ -344,7 +391,23 @@ def _join(process: Any, deadline: float) -> None:
         process.join()
 
 
-def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str,
+def _adopt_main(func: Any) -> None:
+    """A function of the driver's script arrives by value, with the globals it uses; put
+    them in this process's ``__main__`` too, where pickle looks for them by name (a task's
+    ``multiprocessing.Pool`` sending a function of the script to its own workers)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    g = getattr(func, "__globals__", None)
+    if main is None or g is None or g is vars(main) or g.get("__name__") != "__main__":
+        return
+    space = vars(main)
+    for k, v in g.items():
+        if not k.startswith("__"):
+            space.setdefault(k, v)
+
+
+def _worker_main(conn: Connection, tasks: Sequence[Any] | None, value_dir: str,
                  setup: _ChildSetup) -> None:
     die_with_parent(setup.driver)
     join_group(setup.pgid)
@@ -359,6 +422,13 @@ def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str,
             pass
     # The driver decides what to stop; a KeyboardInterrupt here is a task's own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if tasks is None:
+        # A task's multiprocessing.Pool starts processes as it would in the driver (a
+        # spawned process has "spawn" for its default, and a Pool of it would need the
+        # script's functions importable by name).
+        import multiprocessing
+
+        multiprocessing.set_start_method(setup.start_method, force=True)
     from .. import progress
 
     progress.set_local_sink(None)  # inherited from the driver: progress goes to files here
@@ -371,7 +441,15 @@ def _worker_main(conn: Connection, tasks: Sequence[Any], value_dir: str,
             break
         if order is None:
             break
-        job = Job([Step(s.index, tasks[s.index], s.fingerprint, s.export_to, s.log, s.old_log)
+        if tasks is None:  # spawned: the tasks come pickled with the order
+            import cloudpickle
+
+            got: Any = {i: cloudpickle.loads(b) for i, b in order.tasks.items()}
+            for remote in got.values():
+                _adopt_main(remote.func)
+        else:
+            got = tasks
+        job = Job([Step(s.index, got[s.index], s.fingerprint, s.export_to, s.log, s.old_log)
                    for s in order.steps], order.values)
         # Products are hashed here, by the worker that wrote them: the driver, which
         # records every task, would otherwise read them all itself.

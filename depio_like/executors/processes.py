@@ -20,9 +20,12 @@ run takes it only once every one of them has exited.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -44,14 +47,52 @@ def _load_prctl() -> Any:
     return _prctl
 
 
-def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
+def die_with_parent(parent_pid: int | None, sig: int = signal.SIGKILL) -> None:
     """In a process just forked from ``parent_pid``: receive ``sig`` when the parent dies
-    (Linux), and exit now if it died already (before the request could be made)."""
+    (Linux), and exit now if it died already (before the request could be made).
+    ``None``: whoever the parent is (a forkserver's child: the server dies with the driver)."""
     prctl = _load_prctl()
     if prctl:
         prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    if os.getppid() != parent_pid:
+    if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
+
+
+def hide_main() -> Callable[[], None] | None:
+    """Keep multiprocessing's spawn and forkserver from running the main script again in
+    each child (a pipeline script has no ``if __name__ == "__main__"`` guard): while
+    ``__main__.__spec__`` names ``__main__``, multiprocessing skips it. Returns the undo,
+    or None if there was nothing to hide (a module run with ``-m`` is imported by name)."""
+    import importlib.machinery
+
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return None
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+
+    def undo() -> None:
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name == "__main__" and spec.loader is None:
+            main.__spec__ = None
+
+    return undo
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Around the start of a spawned worker: the main script stays out of it, and it
+    starts with Ctrl-C ignored (the driver decides what to stop) until it sets up."""
+    undo = hide_main()
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if undo is not None:
+            undo()
 
 
 def join_group(pgid: int | None) -> None:
@@ -65,9 +106,11 @@ def join_group(pgid: int | None) -> None:
 
 
 class RunGroup:
-    """The process group of one run's workers, with its reaper."""
+    """The process group of one run's workers, with its reaper. ``spawned``: the reaper
+    is a fresh interpreter, not a fork (a driver with threads must not fork)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spawned: bool = False) -> None:
+        self.spawned = spawned
         self.pgid: int | None = None
         self._pid: int | None = None
         self._alive_fd: int | None = None  # the driver's end of the reaper's pipe
@@ -78,10 +121,13 @@ class RunGroup:
         _load_prctl()
         read_end, write_end = os.pipe()
         driver = os.getpid()
-        with inherited_by_forks():  # the reaper holds the state lock until it is gone
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover - the reaper (coverage cannot see it)
-            _reaper(read_end, write_end, driver)
+        if self.spawned:
+            pid = _spawn_reaper(read_end, write_end, driver)
+        else:
+            with inherited_by_forks():  # the reaper holds the state lock until it is gone
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the reaper (coverage cannot see it)
+                _reaper(read_end, write_end, driver)
         os.close(read_end)
         try:
             os.setpgid(pid, pid)
@@ -117,17 +163,40 @@ class RunGroup:
             self._alive_fd = None
         if self._pid is not None:
             try:
-                os.waitpid(self._pid, 0)
+                os.waitpid(self._pid, 0)  # (a spawned reaper is our child as well)
             except ChildProcessError:
                 pass
             self._pid = None
         self.pgid = None
 
 
+def _spawn_reaper(read_end: int, write_end: int, driver: int) -> int:
+    """Start the reaper as a fresh interpreter (posix_spawn-like: no fork of the driver);
+    it keeps the state locks the driver holds, as a forked one does."""
+    import subprocess
+
+    from ..locking import held_fds
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from depio_like.executors.processes import _reaper; "
+            "_reaper(int(sys.argv[2]), -1, int(sys.argv[3]))")
+    # Its own process group from the start (before exec: after it, only the reaper itself
+    # may move it), so workers started at once can join the group.
+    group: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) \
+        else {"preexec_fn": os.setpgrp}
+    proc = subprocess.Popen([sys.executable, "-c", code, package_parent, str(read_end),
+                             str(driver)], pass_fds=(read_end, *held_fds()),
+                            stdin=subprocess.DEVNULL, close_fds=True, **group)
+    proc.returncode = 0  # reaped by RunGroup.close (waitpid), not by Popen
+    return proc.pid
+
+
 def _reaper(read_end: int, write_end: int, driver: int) -> None:  # pragma: no cover
     """The reaper's whole life: wait until the driver is gone, kill the group, exit."""
     try:
-        os.close(write_end)
+        if write_end >= 0:
+            os.close(write_end)
         os.setpgid(0, 0)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                     signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pickle
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,19 +76,53 @@ def unpicklable(cloudpickle: Any, item: JobPayload, job: Job) -> str | None:
     except Exception as e:  # noqa: BLE001 - any pickling failure
         whole = e
     for st in job.steps:
-        t = st.task
-        for name, value in t.arguments.items():
-            if t.value_inputs and any(v is value for v in t.value_inputs):
-                continue  # replaced by the producer's value in the job
-            try:
-                cloudpickle.dumps(value)
-            except Exception as e:  # noqa: BLE001
-                return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
-                        f"sent to a job (it cannot be pickled: {e}); pass something picklable, "
-                        "or use ParallelExecutor/SequentialExecutor")
+        why = _bad_argument(cloudpickle, st.task, "a job",
+                            "ParallelExecutor/SequentialExecutor")
+        if why is not None:
+            return why
     t = job.steps[0].task
     return (f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
             f"be sent to a job (it cannot be pickled: {whole})")
+
+
+def _bad_argument(cloudpickle: Any, t: Any, where: str, instead: str) -> str | None:
+    for name, value in t.arguments.items():
+        if t.value_inputs and any(v is value for v in t.value_inputs):
+            continue  # replaced by the producer's value in the job
+        try:
+            cloudpickle.dumps(value)
+        except Exception as e:  # noqa: BLE001
+            return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
+                    f"sent to {where} (it cannot be pickled: {e}); pass something picklable, "
+                    f"or use {instead}")
+    return None
+
+
+def pickled_tasks(tasks: Sequence[Any]) -> list[bytes]:
+    """Each task as a spawned worker process runs it (function, arguments, paths), pickled
+    with cloudpickle; ``TaskNotPicklableError`` naming the first task (and argument) that
+    cannot be."""
+    import cloudpickle
+
+    from ..errors import TaskNotPicklableError
+
+    out = []
+    for t in tasks:
+        code = getattr(t.func, "__code__", None)
+        args, kwargs = t.prepared_call()
+        remote = _Remote(t.id, t.name, t.func, args, kwargs,
+                         code.co_filename if code is not None else "", t.products,
+                         t.dependencies)
+        try:
+            out.append(cloudpickle.dumps(remote))
+        except Exception as e:  # noqa: BLE001 - pickling can raise anything
+            instead = "ParallelExecutor(start_method='fork') or ThreadExecutor"
+            raise TaskNotPicklableError(
+                _bad_argument(cloudpickle, t, "a spawned worker process", instead)
+                or f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} "
+                f"cannot be sent to a spawned worker process (it cannot be pickled: {e}); "
+                f"use {instead}") from None
+    return out
 
 
 class _Remote:
