@@ -176,7 +176,7 @@ class Run:
             self._save()
         for a in batch:
             steps = []
-            for m, d in zip(a.unit, a.decisions):
+            for m, d in zip(a.unit, a.decisions, strict=True):
                 if self.options.explain and a.attempt == 1:
                     self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))
                 if not self.dry:

@@ -22,7 +22,7 @@ import pytest
 
 from depio_like import Dependency, ParallelExecutor, Product, SequentialExecutor, Status, Task
 
-from conftest import EXECUTORS, new_pipeline
+from conftest import new_pipeline
 
 ALIVE: weakref.WeakSet = weakref.WeakSet()
 

@@ -431,7 +431,7 @@ class Capture:
 
     def _hand_over(self, log: str, old_log: bool) -> bool:
         printed = False
-        for fd, ext in zip(self._fds, (".out", ".err")):
+        for fd, ext in zip(self._fds, (".out", ".err"), strict=True):
             size = os.fstat(fd).st_size
             if size:
                 printed = True

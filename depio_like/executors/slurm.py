@@ -296,7 +296,7 @@ class SubmitItExecutor(Executor):
             except Exception:  # noqa: BLE001 - find which job cannot go, and say why
                 pass
             ok = []
-            for job, item in zip(chunk, items):
+            for job, item in zip(chunk, items, strict=True):
                 problem = unpicklable(cloudpickle, item, job)
                 if problem:
                     self._ready.append(Outcome(job.index, False, error=problem))
@@ -335,7 +335,7 @@ class SubmitItExecutor(Executor):
             return
         self.backend.submitted(handles)
         self._journal.submitted(token, [h.job_id for h in handles])
-        for handle, chunk in zip(handles, sendable):
+        for handle, chunk in zip(handles, sendable, strict=True):
             el = Element(handle.job_id, folder, [j.indices for j in chunk],
                          {st.index: st.fingerprint for j in chunk for st in j.steps},
                          handle=self.backend.handle(handle))
@@ -419,7 +419,8 @@ class SubmitItExecutor(Executor):
                                     for st in job.steps]
         ids = {(r.id or None) if r else None for r in recs}
         if len(ids) != 1 or None in ids:
-            self._journal.collected([st.fingerprint for st, r in zip(job.steps, recs) if r])
+            self._journal.collected([st.fingerprint
+                                     for st, r in zip(job.steps, recs, strict=True) if r])
             return False
         jid, rec = ids.pop(), recs[0]
         assert jid is not None and rec is not None
@@ -597,7 +598,7 @@ def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
     size = total / n
     groups: list[list[Any]] = [[] for _ in range(n)]
     done = 0.0
-    for job, s in zip(jobs, secs):
+    for job, s in zip(jobs, secs, strict=True):
         # Into the group its middle falls in: groups come out equal to within one job.
         k = min(n - 1, int((done + s / 2) / size)) if size > 0 else 0
         groups[k].append(job)
