@@ -145,6 +145,16 @@ def test_up_to_date_takers_and_a_reopened_producer_leave_nothing(project, execut
     assert alive() == 0
 
 
+@pytest.fixture
+def ctrl_c_is_keyboard_interrupt():
+    """Python's own SIGINT handler for the test (a library imported by another test, such
+    as dask_jobqueue, may have replaced it with one calling sys.exit)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_is_keyboard_interrupt")
 def test_ctrl_c_leaves_no_value_behind(project, executor_factory):
     """Ctrl-C while a producer's value is written but not yet reported to the driver (the
     driver is busy in a hook): the run ends, and the value with it."""
