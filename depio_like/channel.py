@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -140,11 +141,16 @@ class ValueStore:
     be run again when its own value is needed, and then needs its inputs again: it is
     settled once every task taking its value is. So no producer runs twice in one run.
     ``drop(value)`` releases a value nobody will take (e.g. removes its file).
+
+    Value files go under ``area``, a directory of this run's own (``open_area``): a file
+    the run never heard of (its task's report was lost to a Ctrl-C or a dead worker, a
+    half-written one) goes with the directory when the run ends (``close``).
     """
 
     def __init__(self, consumers: Mapping[int, Sequence[int]],
                  producers: Sequence[Sequence[int]], drop: Callable[[Any], None],
-                 units: Sequence[Sequence[int]] = ()) -> None:
+                 units: Sequence[Sequence[int]] = (), area: str | None = None) -> None:
+        self.area = area
         self._producers = producers               # task -> producers whose values it takes
         self._consumers = consumers
         self._pending = {p: set(cs) for p, cs in consumers.items() if cs}
@@ -163,17 +169,41 @@ class ValueStore:
 
     @classmethod
     def between_jobs(cls, values: Sequence[Sequence[int]], unit_of: Sequence[int],
-                     units: Sequence[Sequence[int]]) -> ValueStore:
+                     units: Sequence[Sequence[int]], top: str | None = None) -> ValueStore:
         """The store of a run whose task ``i`` takes the values of tasks ``values[i]`` and
         runs in job ``unit_of[i]``: only values crossing from one job to another are kept
-        (within a job the very object is handed over), and dropped with ``drop_value``."""
+        (within a job the very object is handed over), and dropped with ``drop_value``.
+        ``top``: where runs keep value files (each its own directory in it); None: the run
+        writes none (a dry run)."""
         outside = [tuple(p for p in ps if unit_of[p] != unit_of[i])
                    for i, ps in enumerate(values)]
         consumers: dict[int, list[int]] = {}
         for c, ps in enumerate(outside):
             for p in ps:
                 consumers.setdefault(p, []).append(c)
-        return cls(consumers, outside, drop_value, units)
+        area = os.path.join(top, f"{os.getpid()}-{os.urandom(4).hex()}") if top is not None else None
+        return cls(consumers, outside, drop_value, units, area)
+
+    def open_area(self, keep_earlier: bool) -> None:
+        """Before the run: remove what earlier runs left beside this run's area (a driver
+        killed before it could), unless ``keep_earlier``: jobs of an earlier run may still
+        bring results that name their value files (an executor that re-attaches)."""
+        if self.area is None:
+            return
+        top = os.path.dirname(self.area)
+        try:
+            names = os.listdir(top)
+        except OSError:  # none yet
+            return
+        for name in names:
+            path = os.path.join(top, name)
+            if not keep_earlier:
+                _remove(path)
+            elif os.path.isdir(path) and not os.path.islink(path):
+                try:
+                    os.rmdir(path)  # an emptied one only
+                except OSError:
+                    pass
 
     def takers(self, p: int) -> Sequence[int]:
         """The tasks outside ``p``'s job that take its value."""
@@ -187,10 +217,16 @@ class ValueStore:
         return p in self._values
 
     def put(self, p: int, value: Any) -> None:
-        if self.wanted(p):
+        """Task ``p`` ended with ``value``: kept while a task may take it, else dropped."""
+        if self.wanted(p) and p not in self._values:
             self._values[p] = value
         else:
             self._drop(value)
+
+    def refuse(self, value: Any) -> None:
+        """A value that is not to be handed on (its task failed after all, or reported
+        twice): dropped at once."""
+        self._drop(value)
 
     def inputs(self, members: Sequence[int]) -> dict[int, Any]:
         """The values a job of these tasks takes from outside it, by producer."""
@@ -230,7 +266,21 @@ class ValueStore:
         if p in self._values:
             self._drop(self._values.pop(p))
 
-    def close(self) -> None:
-        """The run is over: release every value still kept."""
+    def close(self, keep_area: bool = False) -> None:
+        """The run is over: release every value still kept, and remove the run's area
+        unless ``keep_area``: jobs of the run outlive it, and the next run may re-attach
+        to them and take their values."""
         for p in list(self._values):
             self._release(p)
+        if self.area is not None and not keep_area:
+            _remove(self.area)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.remove(path)
+        except OSError:
+            pass

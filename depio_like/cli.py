@@ -275,7 +275,8 @@ def status(state_dir: str) -> int:
     if rows:
         print(tabulate(rows, headers=headers, disable_numparse=True))
     status_col = headers.index("Status") if "Status" in headers else None
-    for row, log in zip(rows, data.get("logs", [])):
+    # Not strict: a summary written by an older version has rows and no "logs".
+    for row, log in zip(rows, data.get("logs", []), strict=False):
         if status_col is not None and status_col < len(row) and row[status_col] == "FAILED":
             print(f"FAILED [{row[0]}] {row[1] if len(row) > 1 else ''}: output in "
                   f"{text(log)}.out, {text(log)}.err")

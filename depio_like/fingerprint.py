@@ -510,7 +510,7 @@ def call_identity(func: Callable[..., Any]) -> tuple[Any, str]:
         next((o for k, o in layers if k == "function"), None)
     memo = _identity_memo.get(top) if top is not None else None
     if memo is not None and len(memo[0]) == len(objs) and \
-            all(a is b for a, b in zip(memo[0], objs)) and not _naming:
+            all(a is b for a, b in zip(memo[0], objs, strict=True)) and not _naming:
         return memo[1]
     previous, _naming = _naming, True
     _in_progress.add(id(func))

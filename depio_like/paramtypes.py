@@ -455,7 +455,8 @@ def convert(value: Any, t: Any, where: str = "") -> Any:
             args = ()
         if len(value) != len(args):
             raise Invalid(where, type_text(t), value)
-        return tuple(convert(x, a, f"{where}[{i}]") for i, (x, a) in enumerate(zip(value, args)))
+        return tuple(convert(x, a, f"{where}[{i}]")
+                     for i, (x, a) in enumerate(zip(value, args, strict=True)))
     if origin in _MAP_ORIGINS or t is dict:
         if type(value) is not dict:
             raise Invalid(where, type_text(t), value)

@@ -186,7 +186,7 @@ class BuildPlan:
         members = self._units[u]
         if self._tolerates[u]:
             decisions = self._after_failures(members, decisions)
-        for m, d in zip(members, decisions):
+        for m, d in zip(members, decisions, strict=True):
             self._decided[m] = d
         failing = next((k for k, d in enumerate(decisions) if d.fail), None)
         if failing is not None:  # e.g. BuildMode.NEVER with a product missing
@@ -198,7 +198,7 @@ class BuildPlan:
                 self._set(m, Status.SKIPPED, out)
             self._unit_ended_well(u, out)
             return out
-        for m, d in zip(members, self._chain(members, decisions)):
+        for m, d in zip(members, self._chain(members, decisions), strict=True):
             self._decided[m] = d
         self._queue(u)
         return out
@@ -208,7 +208,7 @@ class BuildPlan:
         """A unit running after failures upstream (run_if="all_done") runs whatever the
         cache says: what it reads is not what a full success would have left."""
         out = []
-        for m, d in zip(members, decisions):
+        for m, d in zip(members, decisions, strict=True):
             failed = [self._labels[j] for j in self.failed_upstream(m)]
             if failed and not d.fail:
                 d = d.rerun(Reason(Why.DEP_FAILED, ", ".join(failed)))

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .channel import ValueStore, drop_value
+from .channel import ValueStore
 from .display import Display
 from .executors.base import Executor, Job, Outcome, RunContext, Started, Step
 from .fingerprint import FileHasher
@@ -58,7 +58,10 @@ class Run:
         self.checker = Checker(graph, state.records, hasher, disk,
                                force=options.force, default_mode=default_mode)
         self.logs = TaskLogs(os.path.join(state.dir, "logs"), tasks)
-        self.values = ValueStore.between_jobs(graph.values, graph.unit_of, graph.units)
+        # A dry run writes no value file (and leaves those of others alone).
+        self.values = ValueStore.between_jobs(graph.values, graph.unit_of, graph.units,
+                                              None if self.dry else
+                                              os.path.join(state.dir, "values"))
         priority = longest_paths(graph.order, graph.downstream, recorded_durations(
             [t.record_key for t in tasks], state.records)) if critical_path else None
         # Seconds each task took when it last ran (None: never), for an executor that
@@ -87,7 +90,9 @@ class Run:
                            self.executor.columns, self.executor.cells)
         if not self.dry:
             self.logs.open()
-        self.executor.start(tasks, RunContext(self.state.dir, jobs=self.options.jobs))
+        self.values.open_area(keep_earlier=self.executor.reattaches)
+        self.executor.start(tasks, RunContext(self.state.dir, jobs=self.options.jobs,
+                                              value_dir=self.values.area))
         interrupted = False
         self.watch.listen()
         try:
@@ -104,7 +109,7 @@ class Run:
         finally:
             self.watch.stop()
             self.executor.shutdown()
-            self.values.close()
+            self.values.close(keep_area=self.executor.outlived())
             self._save()
         self.display.finish(interrupted)
         code = EXIT_INTERRUPTED if interrupted else \
@@ -171,7 +176,7 @@ class Run:
             self._save()
         for a in batch:
             steps = []
-            for m, d in zip(a.unit, a.decisions):
+            for m, d in zip(a.unit, a.decisions, strict=True):
                 if self.options.explain and a.attempt == 1:
                     self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))
                 if not self.dry:
@@ -191,6 +196,7 @@ class Run:
         """An executor's report: check and record it, tell the plan, show the output."""
         i = o.index
         if i not in self.plan.in_flight:
+            self.values.refuse(o.value)
             return  # an ended task's second report
         self._ran.add(i)
         if o.printed:
@@ -200,7 +206,7 @@ class Run:
             missing = self.checker.missing_products(i, o.products)
             unmet = None if missing else self.checker.after_run(i)
             if missing or unmet:
-                drop_value(o.value)
+                self.values.refuse(o.value)
                 o = Outcome(i, False, error=unmet or f"task {t.label} returned without creating "
                             f"its declared product(s): {', '.join(show_path(p) for p in missing)}",
                             duration=o.duration, printed=o.printed)
@@ -220,10 +226,10 @@ class Run:
                           for j in self.plan.failed_upstream(i)}
                 self.state.put_record(self.checker.new_record(i, inputs, upstream,
                                                               o.duration, o.products, failed))
-            if self.values.wanted(i):
-                self.values.put(i, o.value)
+            self.values.put(i, o.value)  # kept only if a task may still take it
             actions = self.plan.ended(i, True, duration=o.duration)
         else:
+            self.values.refuse(o.value)
             actions = self.plan.ended(i, False, duration=o.duration, error=(
                 o.error or "failed") + (self.logs.where(i) if o.printed else ""))
         self._apply(actions)

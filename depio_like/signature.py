@@ -108,7 +108,8 @@ def bind(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str,
     if len(args) > spec.n_positional:
         raise TypeError(f"takes {spec.n_positional} positional argument(s) but {len(args)} "
                         "were given")
-    given = dict(zip(spec.names, args))
+    # Not strict: fewer positional arguments than parameters is the common case.
+    given = dict(zip(spec.names, args, strict=False))
     for k, v in kwargs.items():
         if k in given:
             raise TypeError(f"multiple values for argument {k!r}")

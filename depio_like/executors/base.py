@@ -81,6 +81,13 @@ class RunContext:
 
     state_dir: str   # the pipeline's state directory (an executor may keep files under it)
     jobs: int | None = None  # --jobs: how many tasks at once, for executors with ``takes_jobs``
+    #: Where value files go (``Step.export_to``): the run's own directory, removed when it
+    #: ends; None: ``values`` under ``state_dir``.
+    value_dir: str | None = None
+
+    @property
+    def values(self) -> str:
+        return self.value_dir or os.path.join(self.state_dir, "values")
 
 
 class JobEnding(BaseException):
@@ -180,6 +187,11 @@ class Executor(ABC):
 
     def shutdown(self) -> None:  # noqa: B027 - optional, empty by default
         """Release workers and resources; called at the end of every run."""
+
+    def outlived(self) -> bool:
+        """After ``cancel`` / at the end of a run: whether jobs of this run may still end
+        after it, for the next run to re-attach to (their value files must stay)."""
+        return False
 
     def cells(self, index: int) -> Sequence[str]:
         """This executor's cells for ``columns`` in the row of task ``index``."""
@@ -419,7 +431,7 @@ class Capture:
 
     def _hand_over(self, log: str, old_log: bool) -> bool:
         printed = False
-        for fd, ext in zip(self._fds, (".out", ".err")):
+        for fd, ext in zip(self._fds, (".out", ".err"), strict=True):
             size = os.fstat(fd).st_size
             if size:
                 printed = True

@@ -689,7 +689,8 @@ class _ThreadCapture:
         buffers = getattr(self._tls, "buffers", None)
         self._tls.buffers = None
         printed = False
-        for buf, ext in zip(buffers or (), (".out", ".err")):
+        # Not strict: no buffers at all (nothing was captured) pairs with nothing.
+        for buf, ext in zip(buffers or (), (".out", ".err"), strict=False):
             text = buf.getvalue()
             if text:
                 printed = True
@@ -928,5 +929,5 @@ def _quiet_dask() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)

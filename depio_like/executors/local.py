@@ -213,7 +213,7 @@ class ParallelExecutor(Executor):
         self._limit = context.jobs or self.max_workers
         self._ctx: Any = None  # made on the first submit: a run where nothing runs needs none
         self._tasks = tasks
-        self._value_dir = os.path.join(context.state_dir, "values")
+        self._value_dir = context.values
         self._workers = []
         self._group = None
         # One selector for the whole run: building one per wait costs more than the job.

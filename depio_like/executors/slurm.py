@@ -150,7 +150,8 @@ class SubmitItExecutor(Executor):
         self._parallelism = context.jobs or self.array_parallelism  # (--jobs wins)
         self._tasks = tasks
         self._base = self.folder or Path(context.state_dir) / "slurm"
-        self._state_dir = context.state_dir
+        self._value_dir = context.values
+        self._left_running = False  # a cancel failed: the journal keeps the jobs
         self._base.mkdir(parents=True, exist_ok=True)
         self.calls = {"sbatch": 0, "squeue": 0, "sacct": 0, "scancel": 0}
         self.backend: Cluster = SlurmCluster(self.calls, self.poll_interval,
@@ -221,6 +222,7 @@ class SubmitItExecutor(Executor):
                 print(f"Cancelled Slurm job(s) {', '.join(ids)} ({len(indices)} task(s)).",
                       file=sys.stderr, flush=True)
         else:  # kept in the journal: the next run re-attaches instead of duplicating
+            self._left_running = True
             print(f"Could not cancel Slurm job(s) {', '.join(ids)}; cancel them with scancel. "
                   "The next run picks up their results.", file=sys.stderr, flush=True)
         self._elements.clear()
@@ -229,6 +231,11 @@ class SubmitItExecutor(Executor):
 
     def shutdown(self) -> None:
         self._journal.close()
+
+    def outlived(self) -> bool:
+        # Elements still tracked: the run ended without collecting them (an error in the
+        # driver); the journal keeps them for the next run.
+        return self._left_running or bool(self._elements)
 
     # -- submission ------------------------------------------------------------------------
     def _room(self) -> int:
@@ -289,7 +296,7 @@ class SubmitItExecutor(Executor):
             except Exception:  # noqa: BLE001 - find which job cannot go, and say why
                 pass
             ok = []
-            for job, item in zip(chunk, items):
+            for job, item in zip(chunk, items, strict=True):
                 problem = unpicklable(cloudpickle, item, job)
                 if problem:
                     self._ready.append(Outcome(job.index, False, error=problem))
@@ -312,7 +319,7 @@ class SubmitItExecutor(Executor):
         folder = self._base / token
         fps = [[st.fingerprint for j in chunk for st in j.steps] for chunk in sendable]
         self._journal.intent(token, str(folder), fps)
-        value_dir = os.path.join(self._state_dir, "values")
+        value_dir = self._value_dir
         # Named "<prefix>-<token>": a driver that died in sbatch finds its jobs by it.
         params["job_name"] = f"{params.get('job_name') or 'depio_like'}-{token}"
         try:
@@ -328,7 +335,7 @@ class SubmitItExecutor(Executor):
             return
         self.backend.submitted(handles)
         self._journal.submitted(token, [h.job_id for h in handles])
-        for handle, chunk in zip(handles, sendable):
+        for handle, chunk in zip(handles, sendable, strict=True):
             el = Element(handle.job_id, folder, [j.indices for j in chunk],
                          {st.index: st.fingerprint for j in chunk for st in j.steps},
                          handle=self.backend.handle(handle))
@@ -412,7 +419,8 @@ class SubmitItExecutor(Executor):
                                     for st in job.steps]
         ids = {(r.id or None) if r else None for r in recs}
         if len(ids) != 1 or None in ids:
-            self._journal.collected([st.fingerprint for st, r in zip(job.steps, recs) if r])
+            self._journal.collected([st.fingerprint
+                                     for st, r in zip(job.steps, recs, strict=True) if r])
             return False
         jid, rec = ids.pop(), recs[0]
         assert jid is not None and rec is not None
@@ -590,7 +598,7 @@ def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
     size = total / n
     groups: list[list[Any]] = [[] for _ in range(n)]
     done = 0.0
-    for job, s in zip(jobs, secs):
+    for job, s in zip(jobs, secs, strict=True):
         # Into the group its middle falls in: groups come out equal to within one job.
         k = min(n - 1, int((done + s / 2) / size)) if size > 0 else 0
         groups[k].append(job)

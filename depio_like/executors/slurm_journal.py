@@ -55,7 +55,10 @@ class Journal:
                     for fp in chunk:
                         active[fp] = Entry(rec["intent"], rec["folder"], pos, len(rec["fps"]))
             elif "submitted" in rec:
-                for chunk, jid in zip(by_token.get(rec["submitted"], []), rec["ids"]):
+                # Not strict: the journal is read back from disk, and a run that died
+                # between its lines leaves ids without an intent (or the reverse).
+                for chunk, jid in zip(by_token.get(rec["submitted"], []), rec["ids"],
+                                      strict=False):
                     for fp in chunk:
                         if fp in active:
                             active[fp].id = jid

@@ -52,7 +52,7 @@ def expand_overrides(overrides: Sequence[str], parser: Any = None) -> list[list[
     parsed = parser.parse_overrides(list(overrides))
     choices: list[list[str]] = []
     seen: dict[str, str] = {}
-    for text, ov in zip(overrides, parsed):
+    for text, ov in zip(overrides, parsed, strict=True):
         key = ov.get_key_element()
         if key in seen:
             raise ValueError(
