@@ -101,9 +101,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import re
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -115,7 +117,7 @@ except ImportError:
         raise  # in CI a missing test dependency is an error, not a reason to skip
     pytest.skip("the oracle test needs hypothesis: pip install hypothesis",
                 allow_module_level=True)
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, event, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule  # noqa: E402
 
@@ -136,6 +138,19 @@ LEAK_WAIT = 15      # seconds the workers of a killed driver get to exit
 SOURCES = ["src/s0.txt", "src/s1.txt", "src/s2.txt"]
 SRC_DIR = "src/d"
 MODULE = "oracle_tasks"
+# With DEPIO_LIKE_ORACLE_STATS=<file>, how often each rule fired, each pipeline feature was
+# drawn and each decision kind was taken (raw counts, as JSON, one object per test
+# function) is appended to <file>; hypothesis' ``--hypothesis-show-statistics`` shows the
+# same names as events (the share of examples in which each happened).
+STATS_FILE = os.environ.get("DEPIO_LIKE_ORACLE_STATS", "")
+STATS: Counter[str] = Counter()
+
+
+def seen(what: str, times: int = 1) -> None:
+    """Count ``what`` (a rule, a pipeline feature, a decision kind) for the statistics."""
+    if times:
+        event(what)
+        STATS[what] += times
 
 # ------------------------------------------------------------------ the task module
 # Shared helpers of the generated module; they never change during an example (what a
@@ -371,6 +386,42 @@ def units(spec: list[dict], nxt: dict[int, int]) -> list[list[int]]:
     return out
 
 
+def features(spec: list[dict], ups: list[set[int]], unit_list: list[list[int]]) -> Counter[str]:
+    """What a drawn pipeline holds, by kind (for the statistics)."""
+    got: Counter[str] = Counter()
+    dirs = {p for t in spec if t["kind"] == "dir" for p in t["out"]}
+    for k, t in enumerate(spec):
+        got[f"task: {t['kind']} product(s)"] += 1
+        got[f"task: {t['style']}, {t['decl']}"] += 1
+        got["task: lossy"] += t["lossy"]
+        for d in t["deps"]:
+            if d in dirs:
+                got["dep: a product directory"] += 1
+            elif any(contains(p, d) for p in dirs):
+                got["dep: a file inside a product directory"] += 1
+            elif d.startswith("out/g"):
+                got["dep: a directory holding other tasks' products"] += 1
+            elif d == SRC_DIR:
+                got["dep: a source directory"] += 1
+            elif d.startswith("out/"):
+                got["dep: a file product"] += 1
+            else:
+                got["dep: a source file"] += 1
+        got["depends_on"] += len(t["after"])
+        got["depends_on a product-less task"] += sum(not spec[j]["out"] for j in t["after"])
+        got["value taken"] += len(t["vals"])
+        got["values from 2 producers"] += len(t["vals"]) > 1
+        got["value from a product-less task"] += sum(not spec[j]["out"] for j in t["vals"])
+        got["task with 2+ upstream tasks"] += len(ups[k]) > 1
+    for u in unit_list:
+        if len(u) > 1:
+            got["value chain (one unit)"] += 1
+            got["value chain of 3+ tasks"] += len(u) > 2
+            got["value chain whose tasks have 2+ upstream units"] += len(
+                {j for m in u for j in ups[m]} - set(u)) > 1
+    return got
+
+
 # ------------------------------------------------------------------ disk helpers
 
 
@@ -569,6 +620,10 @@ class OracleMachine(RuleBasedStateMachine):
         self.nxt = chain_next(spec, self.ups)
         self.units = units(spec, self.nxt)
         self.unit_of = {m: u for u in self.units for m in u}
+        STATS["examples"] += 1
+        seen(f"pipeline: {len(spec) // 10 * 10}-{len(spec) // 10 * 10 + 9} tasks")
+        for what, times in features(spec, self.ups, self.units).items():
+            seen("pipeline has " + what, times)
 
     def teardown(self) -> None:
         for proc in self.procs:
@@ -596,25 +651,31 @@ class OracleMachine(RuleBasedStateMachine):
         rel = pick(data, extra)
         new = data.draw(st.binary(min_size=1, max_size=12))
         if what == "remove" and rel:
+            seen("rule edit_source: remove a file from the source directory")
             (self.project / rel).unlink()
             del self.sources[rel]
             return
         if what == "add":
             rel = f"{SRC_DIR}/x{pick(data, [1, 2, 3])}.txt"
+            seen("rule edit_source: add a file to the source directory"
+                 if rel not in self.sources else "rule edit_source: edit a file")
         else:
             rel = pick(data, sorted(self.sources))
+            seen("rule edit_source: edit a file")
         self.set_source(rel, new)
 
     @rule(data=st.data())
     def change_argument(self, data) -> None:
         k = pick(data, range(len(self.spec)))
         self.spec[k]["param"] = (self.spec[k]["param"] + pick(data, [1, 2, 3])) % 4
+        seen("rule change_argument")
 
     @rule(data=st.data())
     def change_code(self, data) -> None:
         k = pick(data, range(len(self.spec)))
         t = self.spec[k]
         t["version"] = (t["version"] + pick(data, [1, 2, 3])) % 4
+        seen(f"rule change_code: {t['style']}")
         if t["style"] == "def":  # the function redefined, as when a cell is run again
             exec(compile(task_source(k, t), f"<{MODULE}>", "exec"), self.ns)
         elif "closure-mutation" in AVOID:  # a new closure from the factory
@@ -644,8 +705,11 @@ class OracleMachine(RuleBasedStateMachine):
             return
         full = self.project / rel
         if full.is_dir():
+            seen("rule delete_product: a product directory")
             shutil.rmtree(full)
         else:
+            seen("rule delete_product: a file" + (" in a product directory"
+                                                  if full.parent.name.endswith(".d") else ""))
             full.unlink()
 
     @rule(data=st.data())
@@ -655,6 +719,8 @@ class OracleMachine(RuleBasedStateMachine):
         if rel is None:
             return
         full = self.project / rel
+        seen("rule hand_edit_product: " + ("a stray file in a product directory"
+                                           if full.is_dir() else "append to a file"))
         if full.is_dir():  # a stray file in a product directory
             (full / f"stray{len(extra)}.txt").write_bytes(extra)
         else:
@@ -667,7 +733,9 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def touch(self, data) -> None:
         """New mtime, same bytes: nothing may rerun."""
-        full = self.project / pick(data, self.touchable())
+        rel = pick(data, self.touchable())
+        seen("rule touch: a " + ("source" if rel in self.sources else "product"))
+        full = self.project / rel
         st_ = full.stat()
         t = max(time.time_ns(), st_.st_mtime_ns + 1_000_000)
         os.utime(full, ns=(t, t))
@@ -683,6 +751,8 @@ class OracleMachine(RuleBasedStateMachine):
         old = full.read_bytes()
         if not old:
             return
+        seen("rule replace_keeping_size_and_mtime: a "
+             + ("source" if rel in self.sources else "product"))
         new = bytes((b + 1) % 256 for b in old)
         with open(full, "r+b") as f:
             f.write(new)
@@ -700,6 +770,19 @@ class OracleMachine(RuleBasedStateMachine):
         got = lines[self.log_lines:]
         self.log_lines = len(lines)
         return [int(x[1:]) for x in got]
+
+    def observe(self, ran: list[int], out: str) -> None:
+        """Count the decisions of a run: each reason given (``--explain`` lines), the tasks
+        up to date, and early cutoffs (up to date though a task upstream ran)."""
+        for line in out.splitlines():
+            m = re.match(r"(?:WOULD-)?RUN\s+\[\d+\] '[^']*': (.*)$", line)
+            if m:
+                for part in m.group(1).split("; "):
+                    seen("decision: " + part.split(": ")[0])
+        ran_set = set(ran)
+        seen("decision: up to date", len(self.spec) - len(ran_set))
+        seen("decision: up to date though a task upstream ran (early cutoff)",
+             sum(1 for k in range(len(self.spec)) if k not in ran_set and self.ups[k] & ran_set))
 
     def make_executor(self):
         return SequentialExecutor() if self.executor == "sequential" \
@@ -827,6 +910,7 @@ class OracleMachine(RuleBasedStateMachine):
         where = pick(data, ["here", "here", "here", "here", "script"])
         if "subprocess" in AVOID:
             where = "here"
+        seen(f"rule run: {where}")
         exp = self.expected
         before = self.products_now()
         if where == "here":
@@ -836,6 +920,7 @@ class OracleMachine(RuleBasedStateMachine):
             rc, out = self.finish_script(self.start_script())
             bad = []
         ran = self.new_log()
+        self.observe(ran, out)
         assert rc == 0 and not bad, f"run failed (exit {rc}): {bad}\n{self.describe()}\n{out}"
         self.check(exp, before, ran, out)
         self.settle(set(range(len(self.spec))))
@@ -860,7 +945,9 @@ class OracleMachine(RuleBasedStateMachine):
         finally:
             marker.unlink()
         ran = self.new_log()
+        self.observe(ran, out)
         where = f"\n{self.describe()}\n{out}"
+        seen(f"rule run_with_failing_task: {how}, " + ("it ran" if k in ran else "up to date"))
         if k not in ran:  # it was up to date: a plain run
             assert rc == 0 and all(s.ok for s in statuses), f"run failed (exit {rc}){where}"
             self.check(exp, before, ran, out)
@@ -890,8 +977,11 @@ class OracleMachine(RuleBasedStateMachine):
             f"a task downstream of the failed t{k} ran after it{where}"
         down = got_dep | early
         rest = set(range(len(self.spec))) - down - {k}
-        self.check(exp, before, ran, out, scope=rest, depfailed=got_dep)
-        self.settle(rest)
+        # A reader that finished before k was reopened read k's good products: it is
+        # recorded, and judged, like the rest.
+        read_before = {i for i in early if statuses[i] is Status.FINISHED}
+        self.check(exp, before, ran, out, scope=rest | read_before, depfailed=got_dep)
+        self.settle(rest | read_before)
         self.flags[k] = INCOMPLETE
         for m in self.units[self.units.index(self.unit_of[k])]:
             if m in down and self.flags[m] == OK:
@@ -908,6 +998,7 @@ class OracleMachine(RuleBasedStateMachine):
         if how == "driver" and ("driver-kill" in AVOID or self.executor != "parallel"):
             how = "group"  # sequential: the task runs in the driver, so it is the same
         if k is None or "subprocess" in AVOID:
+            seen("rule kill_run: nothing to kill")
             return  # nothing would run: nothing to kill
         marker = self.project / f"block-t{k}"
         blocked = self.project / f"blocked-t{k}"
@@ -933,6 +1024,8 @@ class OracleMachine(RuleBasedStateMachine):
             marker.unlink()
             blocked.unlink(missing_ok=True)
         ran = self.new_log()
+        self.observe(ran, out)
+        seen(f"rule kill_run: {how}, " + ("killed" if k in ran else "not reached"))
         assert not leaked, (f"{LEAK_WAIT} s after the driver was killed (SIGKILL), process(es) "
                             f"{leaked} of its run were still running\n{self.describe()}")
         if k not in ran:  # did not get there (it was not out of date after all): a plain run
@@ -975,11 +1068,24 @@ OracleParallel.TestCase.settings = settings(**COMMON)
 _timeout = pytest.mark.timeout(max(300, EXAMPLES * STEPS * 2))
 
 
+def run_machine(machine_class: type, name: str) -> None:
+    STATS.clear()
+    t0 = time.monotonic()
+    try:
+        machine_class.TestCase().runTest()
+    finally:
+        if STATS_FILE:
+            with open(STATS_FILE, "a") as f:
+                f.write(json.dumps({"test": name, "seconds": round(time.monotonic() - t0),
+                                    "examples": STATS["examples"],
+                                    "counts": dict(sorted(STATS.items()))}) + "\n")
+
+
 @_timeout
 def test_oracle_sequential():
-    OracleSequential.TestCase().runTest()
+    run_machine(OracleSequential, "sequential")
 
 
 @_timeout
 def test_oracle_parallel():
-    OracleParallel.TestCase().runTest()
+    run_machine(OracleParallel, "parallel")
