@@ -20,7 +20,10 @@ then a random sequence of steps on one project directory:
 - kill a run part-way: the pipeline runs in a subprocess, a task writes half its product and
   blocks, and the test SIGKILLs the whole process group, or only the driver (then, within
   a few seconds, no process of that run may be left), or the task calls ``os._exit`` (under
-  SequentialExecutor that is the driver dying).
+  SequentialExecutor that is the driver dying);
+- kill the driver while it writes the state: SIGKILL after half of the N-th write to the
+  state log, or just before the N-th atomic rename (the run's summary, or the compaction of
+  the log that follows a run which found a torn line); no worker may outlive it.
 
 The pipelines. Task ``k`` is one of: one file product (in ``out/`` or in a group directory
 ``out/g<k//4>/``), two file products, a directory product ``out/t<k>.d/`` holding 2-3 files,
@@ -86,7 +89,7 @@ dir-containing-products (a dependency on a directory other tasks write into), ct
 same-size, same-mtime replacement),
 closure-mutation (factory code changed by mutating the captured dict instead of making a new
 closure), factory-collision (product-less factory tasks with identical arguments), driver-kill
-(killing only the driver), unit-depfailed (accept a failure making DEPFAILED the other members
+(killing only the driver), state-crash (the driver dying while it writes the state), unit-depfailed (accept a failure making DEPFAILED the other members
 of a value chain its dependents belong to), dir-products, values, depends-on, subprocess.
 """
 
@@ -283,10 +286,43 @@ def module_source(spec: list[dict]) -> str:
 
 
 DRIVER = textwrap.dedent('''
-    import json, os, sys
+    import json, os, signal, sys
     sys.path.insert(0, os.getcwd())
     import oracle_tasks
     from depio_like import ParallelExecutor, Pipeline, SequentialExecutor
+
+    if os.environ.get("ORACLE_DIE"):
+        # A crash while the state is written: the driver dies (SIGKILL) at the N-th write
+        # to the state log, after writing half of it, or just before the N-th atomic
+        # rename (the summary of the run, a compaction of the log). Only the os module as
+        # the state's modules see it is changed: what they do is not.
+        import depio_like.fs, depio_like.state
+
+        kind, n = os.environ["ORACLE_DIE"].split(":")
+        calls = [0]
+
+        def die():
+            open("died", "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        class DyingOs:
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            def write(self, fd, data):
+                calls[0] += kind == "write"
+                if calls[0] == int(n) and kind == "write":
+                    os.write(fd, bytes(data)[:max(1, len(data) // 2)])
+                    die()
+                return os.write(fd, data)
+
+            def replace(self, src, dst):
+                calls[0] += kind == "replace"
+                if calls[0] == int(n) and kind == "replace":
+                    die()
+                return os.replace(src, dst)
+
+        depio_like.state.os = depio_like.fs.os = DyingOs()
 
     spec = json.load(open("spec.json"))
     ex = SequentialExecutor() if sys.argv[1] == "sequential" else ParallelExecutor(max_workers=2)
@@ -461,6 +497,14 @@ def group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             pids.append(int(entry))
     return pids
+
+
+def left_behind(proc: subprocess.Popen) -> list[int]:
+    """The processes of ``proc``'s group still alive ``LEAK_WAIT`` s after it ended."""
+    t0 = time.monotonic()
+    while group_members(proc.pid) and time.monotonic() - t0 < LEAK_WAIT:
+        time.sleep(0.05)
+    return group_members(proc.pid)
 
 
 def kill_group(pgid: int) -> None:
@@ -801,10 +845,13 @@ class OracleMachine(RuleBasedStateMachine):
         (self.project / "spec.json").write_text(json.dumps(self.spec))
         (self.project / "driver.py").write_text(DRIVER)
 
-    def start_script(self) -> subprocess.Popen:
+    def start_script(self, die: str = "") -> subprocess.Popen:
         self.write_script()
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")  # the module is rewritten often
         env.pop("CI", None)
+        env.pop("ORACLE_DIE", None)
+        if die:
+            env["ORACLE_DIE"] = die
         # Output to a file, not a pipe: a worker left behind would hold a pipe open.
         with open(self.project / "driver.err", "wb") as err:
             proc = subprocess.Popen([sys.executable, "-B", "driver.py", self.executor],
@@ -1015,10 +1062,7 @@ class OracleMachine(RuleBasedStateMachine):
             elif blocked.exists() and how == "driver":
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(SAFETY)
-                t0 = time.monotonic()
-                while group_members(proc.pid) and time.monotonic() - t0 < LEAK_WAIT:
-                    time.sleep(0.05)
-                leaked = group_members(proc.pid)
+                leaked = left_behind(proc)
             rc, out = self.finish_script(proc)  # also kills what is left of the group
         finally:
             marker.unlink()
@@ -1029,19 +1073,59 @@ class OracleMachine(RuleBasedStateMachine):
         assert not leaked, (f"{LEAK_WAIT} s after the driver was killed (SIGKILL), process(es) "
                             f"{leaked} of its run were still running\n{self.describe()}")
         if k not in ran:  # did not get there (it was not out of date after all): a plain run
-            assert rc == 0, f"run failed (exit {rc})\n{self.describe()}\n{out}"
-            self.check(exp, before, ran, out)
-            self.settle(set(range(len(self.spec))))
-            self.loose_units = 0
+            self.ended_well(exp, before, ran, rc, out)
             return
+        self.killed(ran, loose=1 if self.executor == "parallel" else 0)
+
+    @rule(data=st.data())
+    def die_writing_state(self, data) -> None:
+        """The driver dies (SIGKILL) while it writes the state: after half a line of the
+        log, or just before an atomic rename (the run's summary; the log's compaction,
+        which follows a run that found a torn line). The next good run must repair what
+        it left, and no worker may outlive the driver."""
+        exp = self.expected
+        before = self.products_now()
+        kind = pick(data, ["write", "write", "replace"])
+        # A run writes the log about twice per task that runs (marked started, recorded),
+        # and renames once or twice at its end.
+        n = pick(data, range(1, 2 * len(self.spec) + 2) if kind == "write" else [1, 2])
+        if "subprocess" in AVOID or "state-crash" in AVOID:
+            return
+        died = self.project / "died"
+        proc = self.start_script(die=f"{kind}:{n}")
+        with contextlib.suppress(subprocess.TimeoutExpired):  # finish_script says it hung
+            proc.wait(SAFETY)
+        leaked = left_behind(proc)
+        rc, out = self.finish_script(proc)
+        ran = self.new_log()
+        self.observe(ran, out)
+        seen(f"rule die_writing_state: {kind}, " + ("died" if died.exists() else "ended first"))
+        assert not leaked, (f"{LEAK_WAIT} s after the driver ended (exit {rc}), process(es) "
+                            f"{leaked} of its run were still running\n{self.describe()}")
+        if not died.exists():
+            self.ended_well(exp, before, ran, rc, out)
+            return
+        died.unlink()
+        # Marked started in the last write, not begun: a batch (one job per free slot).
+        self.killed(ran, loose=2 if self.executor == "parallel" else 1)
+
+    def ended_well(self, exp: Expected, before, ran: list[int], rc: int, out: str) -> None:
+        """A run in a subprocess that was not cut short: a plain run."""
+        assert rc == 0, f"run failed (exit {rc})\n{self.describe()}\n{out}"
+        self.check(exp, before, ran, out)
+        self.settle(set(range(len(self.spec))))
+        self.loose_units = 0
+
+    def killed(self, ran: list[int], loose: int) -> None:
+        """A run died: what ran may or may not be recorded; ``loose``: units it may have
+        marked started without starting them (they may rerun next time)."""
         for i in ran:
             self.flags[i] = UNKNOWN  # finished and recorded, or not: either is fine
         for i in set(ran):
             for m in self.units[self.units.index(self.unit_of[i])]:
                 if self.flags[m] == OK:
                     self.flags[m] = MAYBE
-        if self.executor == "parallel":
-            self.loose_units += 1
+        self.loose_units += loose
 
 
 def machine(executor: str):
