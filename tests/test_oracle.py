@@ -59,7 +59,8 @@ for every task that does not depend on it):
    a depends_on/value producer's stamp changed, or its last run did not complete (never
    ran, failed, killed). A producer whose return value a running consumer needs may run
    again (values are not kept between runs), and a chain joined by values (a producer whose
-   only dependent takes its value) runs as a whole: both are documented. After a
+   only dependent takes its value) runs as a whole: both are documented. When a failure
+   stops a consumer, producers reopened for it (and theirs, transitively) may have run. After a
    ParallelExecutor run was killed, one further unit that was dispatched but had not started
    may rerun.
 3. Necessity (beyond bytes): a task must have run if it never completed, or its code,
@@ -908,13 +909,21 @@ class OracleMachine(RuleBasedStateMachine):
             self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=False)}
         # Dispatched: ran, or in one unit (a value chain) with a task that ran.
         dispatched = ran_set | {m for k in ran_set | depfailed for m in self.unit_of[k]}
+        # A producer reopened for a consumer that a failure then stopped may be decided
+        # again and skipped, after its own producers ran for it: asked, not run.
+        asked: set[int] = set()
         grew = True
         while grew:
             grew = False
-            for k in list(justified & dispatched):
+            for k in list(justified & dispatched | asked):
                 more = {j for j in self.spec[k]["vals"] if j in ran_set}  # value needed
                 if k in self.nxt and self.nxt[k] in dispatched:
                     more.add(self.nxt[k])  # a chain runs as a whole
+                if k in depfailed or k in asked:
+                    more_asked = {j for j in self.spec[k]["vals"] if j not in ran_set}
+                    if more_asked - asked:
+                        asked |= more_asked
+                        grew = True
                 if more - justified:
                     justified |= more
                     grew = True
