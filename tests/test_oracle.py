@@ -131,7 +131,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or not os.path.isdir("
                                 reason="needs POSIX process groups and /proc")
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
-EXAMPLES = int(os.environ.get("DEPIO_LIKE_ORACLE_EXAMPLES", "0") or 0) or (25 if IN_CI else 40)
+EXAMPLES = int(os.environ.get("DEPIO_LIKE_ORACLE_EXAMPLES", "0") or 0) or (22 if IN_CI else 40)
 STEPS = int(os.environ.get("DEPIO_LIKE_ORACLE_STEPS", "0") or 0) or 25
 AVOID = frozenset(a.strip() for a in os.environ.get("DEPIO_LIKE_ORACLE_AVOID", "").split(",")
                   if a.strip())
