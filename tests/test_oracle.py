@@ -643,6 +643,7 @@ class OracleMachine(RuleBasedStateMachine):
         self.snaps: list[dict | None] = []
         self.flags: list[str] = []
         self.loose_units = 0     # killed parallel runs since the last good run
+        self.code_changed: set[str] = set()  # styles of the tasks whose code changed since a run
         self.log_lines = 0
         self.procs: list[subprocess.Popen] = []
 
@@ -721,6 +722,7 @@ class OracleMachine(RuleBasedStateMachine):
         t = self.spec[k]
         t["version"] = (t["version"] + pick(data, [1, 2, 3])) % 4
         seen(f"rule change_code: {t['style']}")
+        self.code_changed.add(t["style"])
         if t["style"] == "def":  # the function redefined, as when a cell is run again
             exec(compile(task_source(k, t), f"<{MODULE}>", "exec"), self.ns)
         elif "closure-mutation" in AVOID:  # a new closure from the factory
@@ -967,6 +969,9 @@ class OracleMachine(RuleBasedStateMachine):
         if "subprocess" in AVOID:
             where = "here"
         seen(f"rule run: {where}")
+        for style in sorted(self.code_changed):
+            seen(f"rule run: {where}, after a change of a {style} task's code")
+        self.code_changed.clear()
         exp = self.expected
         before = self.products_now()
         if where == "here":
