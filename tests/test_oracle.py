@@ -72,6 +72,10 @@ for every task that does not depend on it):
    those that had already ended well when it ran (a producer rerun only for its value may
    fail after its readers were skipped), and what lies beyond them only through them.
 
+A product-less task is recorded by its call (README "A task is one call": its arguments,
+and for a factory's function the values its closure captured): changed back to an earlier
+call, it is judged against that call's record, which a killed run may have written.
+
 Not tracked by design, so never varied: what a body reads that is not declared apart from
 depends_on products (globals, helper functions), and ``always``/build modes.
 
@@ -622,6 +626,15 @@ def own_reasons(spec: list[dict], k: int, snap: dict | None, cur: dict,
     return why
 
 
+def call_key(t: dict) -> tuple | None:
+    """What a product-less task's record is keyed by, beyond its name: its arguments, and
+    for a factory's function the values its closure captured (task.py ``record_key``);
+    None for a task with products (keyed by its first product)."""
+    if t["out"]:
+        return None
+    return (t["param"], t["version"] if t["style"] == "factory" else None)
+
+
 def pick(data, items):
     """One of ``items`` (None if empty). Always draws the same shape whatever ``items`` is,
     so a replayed example stays the same example while the pipeline's state differs
@@ -644,6 +657,8 @@ class OracleMachine(RuleBasedStateMachine):
         self.flags: list[str] = []
         self.loose_units = 0     # killed parallel runs since the last good run
         self.code_changed: set[str] = set()  # styles of the tasks whose code changed since a run
+        # (task, call) -> (snapshot, flag) of a product-less task's other calls (rekey)
+        self.calls: dict[tuple[int, tuple | None], tuple[dict | None, str]] = {}
         self.log_lines = 0
         self.procs: list[subprocess.Popen] = []
 
@@ -713,16 +728,20 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def change_argument(self, data) -> None:
         k = pick(data, range(len(self.spec)))
+        old = call_key(self.spec[k])
         self.spec[k]["param"] = (self.spec[k]["param"] + pick(data, [1, 2, 3])) % 4
         seen("rule change_argument")
+        self.rekey(k, old)
 
     @rule(data=st.data())
     def change_code(self, data) -> None:
         k = pick(data, range(len(self.spec)))
         t = self.spec[k]
+        old = call_key(t)
         t["version"] = (t["version"] + pick(data, [1, 2, 3])) % 4
         seen(f"rule change_code: {t['style']}")
         self.code_changed.add(t["style"])
+        self.rekey(k, old)
         if t["style"] == "def":  # the function redefined, as when a cell is run again
             exec(compile(task_source(k, t), f"<{MODULE}>", "exec"), self.ns)
         elif "closure-mutation" in AVOID:  # a new closure from the factory
@@ -730,6 +749,17 @@ class OracleMachine(RuleBasedStateMachine):
             self.ns[f"task_{k}"] = self.ns["make_task"](f"t{k}", self.ns[f"CFG_{k}"])
         else:  # the same function object; the dict its closure captured changes
             self.ns[f"CFG_{k}"]["v"] = t["version"]
+
+    def rekey(self, k: int, old: tuple | None) -> None:
+        """Task ``k``'s call changed. A product-less task is recorded by its call (README
+        "A task is one call"): the call it is now has its own record, perhaps from before."""
+        new = call_key(self.spec[k])
+        if new == old:
+            return
+        seen("product-less task back to an earlier call" if (k, new) in self.calls else
+             "product-less task, a new call")
+        self.calls[(k, old)] = (self.snaps[k], self.flags[k])
+        self.snaps[k], self.flags[k] = self.calls.pop((k, new), (None, NEVER))
 
     def product_paths(self, files_only: bool = False) -> list[str]:
         out = []
