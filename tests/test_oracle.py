@@ -18,9 +18,10 @@ then a random sequence of steps on one project directory:
 - run with one task failing (it raises, or under ParallelExecutor its worker exits), after
   writing half a product;
 - kill a run part-way: the pipeline runs in a subprocess, a task writes half its product and
-  blocks, and the test SIGKILLs the whole process group, or only the driver (then, within
-  a few seconds, no process of that run may be left), or the task calls ``os._exit`` (under
-  SequentialExecutor that is the driver dying);
+  blocks, and the test SIGKILLs the driver's process group (the workers are in another
+  group of its session: the reaper's), or only the driver, or the task calls ``os._exit``
+  (under SequentialExecutor that is the driver dying); within a few seconds no process of
+  the script's session may be left;
 - kill the driver while it writes the state: SIGKILL after half of the N-th write to the
   state log, or just before the N-th atomic rename (the run's summary, or the compaction of
   the log that follows a run which found a torn line); no worker may outlive it.
@@ -487,8 +488,10 @@ def h(obj: object) -> str:
     return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
+def session_members(sid: int) -> list[int]:
+    """Live (not zombie) processes of a session, from /proc. A script runs in a session of
+    its own; its workers are in another process group of it (the reaper's), so a process
+    group would miss them."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -499,24 +502,26 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry))
     return pids
 
 
 def left_behind(proc: subprocess.Popen) -> list[int]:
-    """The processes of ``proc``'s group still alive ``LEAK_WAIT`` s after it ended."""
+    """The processes of ``proc``'s session still alive ``LEAK_WAIT`` s after it ended."""
     t0 = time.monotonic()
-    while group_members(proc.pid) and time.monotonic() - t0 < LEAK_WAIT:
+    while session_members(proc.pid) and time.monotonic() - t0 < LEAK_WAIT:
         time.sleep(0.05)
-    return group_members(proc.pid)
+    return session_members(proc.pid)
 
 
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid`` (a script and whatever it started)."""
     deadline = time.monotonic() + SAFETY
-    while group_members(pgid) and time.monotonic() < deadline:
+    while (pids := session_members(sid)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
 
 
@@ -688,7 +693,7 @@ class OracleMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         for proc in self.procs:
-            kill_group(proc.pid)
+            kill_session(proc.pid)
             with contextlib.suppress(Exception):
                 proc.wait(SAFETY)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -898,9 +903,9 @@ class OracleMachine(RuleBasedStateMachine):
         try:
             proc.wait(timeout=SAFETY)
         except subprocess.TimeoutExpired:
-            kill_group(proc.pid)
+            kill_session(proc.pid)
             raise Hung(f"a pipeline script did not end within {SAFETY} s") from None
-        kill_group(proc.pid)
+        kill_session(proc.pid)
         out = ""
         for name in ("driver.log", "driver.err"):
             with contextlib.suppress(FileNotFoundError):
@@ -1100,21 +1105,21 @@ class OracleMachine(RuleBasedStateMachine):
             while not blocked.exists() and proc.poll() is None:
                 assert time.monotonic() < deadline, f"t{k} never started{self.describe()}"
                 time.sleep(0.01)
-            leaked: list[int] = []
-            if blocked.exists() and how == "group":
+            if blocked.exists() and how == "group":  # the driver's group (not the workers')
                 os.killpg(proc.pid, signal.SIGKILL)
             elif blocked.exists() and how == "driver":
                 os.kill(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # finish_script says it hung
                 proc.wait(SAFETY)
-                leaked = left_behind(proc)
-            rc, out = self.finish_script(proc)  # also kills what is left of the group
+            leaked = left_behind(proc)
+            rc, out = self.finish_script(proc)  # also kills what is left of the session
         finally:
             marker.unlink()
             blocked.unlink(missing_ok=True)
         ran = self.new_log()
         self.observe(ran, out)
         seen(f"rule kill_run: {how}, " + ("killed" if k in ran else "not reached"))
-        assert not leaked, (f"{LEAK_WAIT} s after the driver was killed (SIGKILL), process(es) "
+        assert not leaked, (f"{LEAK_WAIT} s after the driver ended ({how}), process(es) "
                             f"{leaked} of its run were still running\n{self.describe()}")
         if k not in ran:  # did not get there (it was not out of date after all): a plain run
             self.ended_well(exp, before, ran, rc, out)
