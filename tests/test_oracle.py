@@ -96,8 +96,9 @@ dir-containing-products (a dependency on a directory other tasks write into), ct
 same-size, same-mtime replacement),
 closure-mutation (factory code changed by mutating the captured dict instead of making a new
 closure), factory-collision (product-less factory tasks with identical arguments), driver-kill
-(killing only the driver), state-crash (the driver dying while it writes the state), unit-depfailed (accept a failure making DEPFAILED the other members
-of a value chain its dependents belong to), dir-products, values, depends-on, subprocess.
+(killing only the driver), state-crash (the driver dying while it writes the state),
+unit-depfailed (accept a failure making DEPFAILED the other members of a value chain its
+dependents belong to), dir-products, values, depends-on, subprocess.
 """
 
 from __future__ import annotations
@@ -107,11 +108,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import re
 import tempfile
 import textwrap
 import time
