@@ -67,6 +67,11 @@ class FileHasher:
         self._skip = frozenset(normalise(d, "/") for d in skip)
         self._memo: dict[str, str] = {}
         self._dirs: dict[str, tuple[str, tuple[str, ...]]] = {}  # digest, paths under it
+        # Directory -> the paths one level under it that this run knows something of
+        # (directly or deeper): ``forget`` of a directory reaches everything under it,
+        # whichever way it was looked at (a file inside a product directory is often a
+        # dependency on its own).
+        self._kids: dict[str, set[str]] = {}
         self.fresh: dict[str, FileEntry] = {}
         self.bytes_hashed = 0
 
@@ -86,8 +91,22 @@ class FileHasher:
         if st.is_dir:
             d, under = self._dir_digest(path, st)
             self._dirs[path] = (d, under)
+            self._known_under(path)
             return d
         return self._file_digest(path, st)
+
+    def _known_under(self, path: str) -> None:
+        """Note that this run knows something of ``path`` (see ``_kids``)."""
+        while True:
+            parent = path.rpartition("/")[0]
+            if not parent:
+                return
+            kids = self._kids.get(parent)
+            if kids is not None:  # the parent is noted already, and so are those above it
+                kids.add(path)
+                return
+            self._kids[parent] = {path}
+            path = parent
 
     def _file_digest(self, path: str, st: FileStat) -> str:
         kind = st.special
@@ -105,6 +124,7 @@ class FileHasher:
                     self._known[path] = entry
                     self.fresh[path] = entry
         self._memo[path] = d
+        self._known_under(path)
         return d
 
     def remember(self, path: str, size: int, mtime_ns: int, ino: int, digest: str,
@@ -112,19 +132,23 @@ class FileHasher:
         """Take a digest computed elsewhere (a worker that just wrote the file) for this run."""
         self.forget(path)
         self._memo[path] = digest
+        self._known_under(path)
 
     def forget(self, path: str) -> None:
         """Drop what this run knows of ``path``, of what is under it, and of the digests of
         the directories above it (a task is about to rewrite it)."""
         self._memo.pop(path, None)
         self._stats.pop(path, None)
-        if not self._dirs:
-            return
-        got = self._dirs.pop(path, None)
-        if got is not None:
-            for p in got[1]:
+        self._dirs.pop(path, None)
+        stack = [path]
+        while stack:
+            for p in self._kids.pop(stack.pop(), ()):
                 self._memo.pop(p, None)
                 self._dirs.pop(p, None)
+                self._stats.pop(p, None)
+                stack.append(p)
+        if not self._dirs:
+            return
         d = path
         while True:
             d = d.rpartition("/")[0]

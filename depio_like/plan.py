@@ -225,6 +225,10 @@ class BuildPlan:
             if self._phase[u] is not _Phase.QUEUED:
                 continue  # a stale entry: the unit was taken back or requeued
             members = self._units[u]
+            broken = self._ended_badly_upstream(u)
+            if broken is not None:  # reopened after a producer of its inputs failed
+                self._take_down(u, broken, out)
+                continue
             outside = self._takes[u]
             missing = [p for p in outside if not self._has_value(p)]
             if missing:
@@ -324,6 +328,20 @@ class BuildPlan:
                 final[k] = final[k].rerun(Reason(Why.UPSTREAM, self._labels[members[k - 1]]))
         return final
 
+    def _ended_badly_upstream(self, u: int) -> int | None:
+        """A task upstream of unit ``u`` that ended badly in this run, if any. A unit is
+        checked only once its upstream ended well, but one skipped and later reopened for
+        its value may start after a producer of what it reads was reopened and failed: its
+        inputs may then be half written, so it must not run (unless it runs after failures:
+        run_if="all_done")."""
+        for v in self._up[u]:
+            if v in self._tolerates[u]:
+                continue
+            for m in self._units[v]:
+                if self.status[m] in _ENDED_BADLY:
+                    return m
+        return None
+
     def _unit_ended_well(self, u: int, out: list[Action]) -> None:
         self._phase[u] = _Phase.DONE
         self._open -= 1
@@ -372,10 +390,6 @@ class BuildPlan:
     def _await_values(self, u: int, missing: Sequence[int], out: list[Action]) -> None:
         """Unit ``u`` takes values that are not at hand: it waits for their producers,
         reopening those that were skipped in this run."""
-        gone = next((p for p in missing if self.status[p] in _ENDED_BADLY), None)
-        if gone is not None:  # skipped before its producer failed; now it cannot run
-            self._take_down(u, gone, out)
-            return
         self._phase[u] = _Phase.WAITING
         self._waiting_on[u] = 0
         for p in missing:

@@ -229,6 +229,25 @@ def test_forget_makes_the_next_digest_look_at_the_file_again():
     assert hasher.digest("/p/out.txt") == xxh(b"new!")  # ...until forgotten
 
 
+def test_forget_of_a_directory_forgets_every_file_under_it_looked_at_alone():
+    # A reader of a file inside a directory product is checked before the producer runs
+    # (they are one chain); the producer then rewrites the directory. Found by the oracle:
+    # the directory was recorded with the file's old digest, so the next run reran it.
+    disk = FakeDisk()
+    disk.write("/out/t.d/f1.txt", b"old")
+    disk.write("/out/t.d/sub/f2.txt", b"old")
+    hasher = FileHasher(disk, {})
+    assert hasher.digest("/out/t.d/f1.txt") == xxh(b"old")
+    assert hasher.digest("/out/t.d/sub/f2.txt") == xxh(b"old")
+
+    hasher.forget("/out/t.d")  # the producer is about to run
+    disk.write("/out/t.d/f1.txt", b"new", mtime_ns=NOW)
+    disk.write("/out/t.d/sub/f2.txt", b"new", mtime_ns=NOW)
+    assert hasher.digest("/out/t.d") == FileHasher(disk, {}).digest("/out/t.d")
+    assert hasher.digest("/out/t.d/f1.txt") == xxh(b"new")
+    assert hasher.digest("/out/t.d/sub/f2.txt") == xxh(b"new")
+
+
 def test_directory_digest_changes_when_a_nested_file_changes():
     disk = FakeDisk()
     disk.write("/out/a.txt", b"a")

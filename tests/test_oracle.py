@@ -18,9 +18,13 @@ then a random sequence of steps on one project directory:
 - run with one task failing (it raises, or under ParallelExecutor its worker exits), after
   writing half a product;
 - kill a run part-way: the pipeline runs in a subprocess, a task writes half its product and
-  blocks, and the test SIGKILLs the whole process group, or only the driver (then, within
-  a few seconds, no process of that run may be left), or the task calls ``os._exit`` (under
-  SequentialExecutor that is the driver dying).
+  blocks, and the test SIGKILLs the driver's process group (the workers are in another
+  group of its session: the reaper's), or only the driver, or the task calls ``os._exit``
+  (under SequentialExecutor that is the driver dying); within a few seconds no process of
+  the script's session may be left;
+- kill the driver while it writes the state: SIGKILL after half of the N-th write to the
+  state log, or just before the N-th atomic rename (the run's summary, or the compaction of
+  the log that follows a run which found a torn line); no worker may outlive it.
 
 The pipelines. Task ``k`` is one of: one file product (in ``out/`` or in a group directory
 ``out/g<k//4>/``), two file products, a directory product ``out/t<k>.d/`` holding 2-3 files,
@@ -56,7 +60,8 @@ for every task that does not depend on it):
    a depends_on/value producer's stamp changed, or its last run did not complete (never
    ran, failed, killed). A producer whose return value a running consumer needs may run
    again (values are not kept between runs), and a chain joined by values (a producer whose
-   only dependent takes its value) runs as a whole: both are documented. After a
+   only dependent takes its value) runs as a whole: both are documented. When a failure
+   stops a consumer, producers reopened for it (and theirs, transitively) may have run. After a
    ParallelExecutor run was killed, one further unit that was dispatched but had not started
    may rerun.
 3. Necessity (beyond bytes): a task must have run if it never completed, or its code,
@@ -68,15 +73,20 @@ for every task that does not depend on it):
    those that had already ended well when it ran (a producer rerun only for its value may
    fail after its readers were skipped), and what lies beyond them only through them.
 
+A product-less task is recorded by its call (README "A task is one call": its arguments,
+and for a factory's function the values its closure captured): changed back to an earlier
+call, it is judged against that call's record, which a killed run may have written.
+
 Not tracked by design, so never varied: what a body reads that is not declared apart from
 depends_on products (globals, helper functions), and ``always``/build modes.
 
 Cost: the example count comes from ``DEPIO_LIKE_ORACLE_EXAMPLES`` (steps per example from
-``DEPIO_LIKE_ORACLE_STEPS``). In CI (``CI`` set) the default is 25 examples of up to 25
-steps per executor, derandomized (the same examples every time, no example database): about
-40-55 s for ParallelExecutor and 35-40 s for SequentialExecutor on the 2-core machine, so
-about 1.5 min for both while green (a red run adds up to 5 min of shrinking per executor).
-Elsewhere the examples are random; for a long hunt:
+``DEPIO_LIKE_ORACLE_STEPS``). In CI (``CI`` set) the default is 16 examples of up to 25
+steps per executor, derandomized (the same examples every time, no example database): on
+the 2-core machine shared with other jobs (load average about 7), 73 s for ParallelExecutor
+and 25 s for SequentialExecutor, against 79 s and 40 s for the 25 examples of the version
+before the state-crash rule, measured one after the other (a red run adds up to 5 min of
+shrinking per executor). Elsewhere the examples are random; for a long hunt:
 ``DEPIO_LIKE_ORACLE_EXAMPLES=2000 pytest tests/test_oracle.py``.
 
 ``DEPIO_LIKE_ORACLE_AVOID`` (a comma-separated list) steers the generator away from a class
@@ -86,8 +96,9 @@ dir-containing-products (a dependency on a directory other tasks write into), ct
 same-size, same-mtime replacement),
 closure-mutation (factory code changed by mutating the captured dict instead of making a new
 closure), factory-collision (product-less factory tasks with identical arguments), driver-kill
-(killing only the driver), unit-depfailed (accept a failure making DEPFAILED the other members
-of a value chain its dependents belong to), dir-products, values, depends-on, subprocess.
+(killing only the driver), state-crash (the driver dying while it writes the state),
+unit-depfailed (accept a failure making DEPFAILED the other members of a value chain its
+dependents belong to), dir-products, values, depends-on, subprocess.
 """
 
 from __future__ import annotations
@@ -97,6 +108,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -104,6 +116,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -115,7 +128,7 @@ except ImportError:
         raise  # in CI a missing test dependency is an error, not a reason to skip
     pytest.skip("the oracle test needs hypothesis: pip install hypothesis",
                 allow_module_level=True)
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, event, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule  # noqa: E402
 
@@ -125,7 +138,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or not os.path.isdir("
                                 reason="needs POSIX process groups and /proc")
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
-EXAMPLES = int(os.environ.get("DEPIO_LIKE_ORACLE_EXAMPLES", "0") or 0) or (25 if IN_CI else 40)
+EXAMPLES = int(os.environ.get("DEPIO_LIKE_ORACLE_EXAMPLES", "0") or 0) or (16 if IN_CI else 40)
 STEPS = int(os.environ.get("DEPIO_LIKE_ORACLE_STEPS", "0") or 0) or 25
 AVOID = frozenset(a.strip() for a in os.environ.get("DEPIO_LIKE_ORACLE_AVOID", "").split(",")
                   if a.strip())
@@ -136,6 +149,19 @@ LEAK_WAIT = 15      # seconds the workers of a killed driver get to exit
 SOURCES = ["src/s0.txt", "src/s1.txt", "src/s2.txt"]
 SRC_DIR = "src/d"
 MODULE = "oracle_tasks"
+# With DEPIO_LIKE_ORACLE_STATS=<file>, how often each rule fired, each pipeline feature was
+# drawn and each decision kind was taken (raw counts, as JSON, one object per test
+# function) is appended to <file>; hypothesis' ``--hypothesis-show-statistics`` shows the
+# same names as events (the share of examples in which each happened).
+STATS_FILE = os.environ.get("DEPIO_LIKE_ORACLE_STATS", "")
+STATS: Counter[str] = Counter()
+
+
+def seen(what: str, times: int = 1) -> None:
+    """Count ``what`` (a rule, a pipeline feature, a decision kind) for the statistics."""
+    if times:
+        event(what)
+        STATS[what] += times
 
 # ------------------------------------------------------------------ the task module
 # Shared helpers of the generated module; they never change during an example (what a
@@ -268,10 +294,43 @@ def module_source(spec: list[dict]) -> str:
 
 
 DRIVER = textwrap.dedent('''
-    import json, os, sys
+    import json, os, signal, sys
     sys.path.insert(0, os.getcwd())
     import oracle_tasks
     from depio_like import ParallelExecutor, Pipeline, SequentialExecutor
+
+    if os.environ.get("ORACLE_DIE"):
+        # A crash while the state is written: the driver dies (SIGKILL) at the N-th write
+        # to the state log, after writing half of it, or just before the N-th atomic
+        # rename (the summary of the run, a compaction of the log). Only the os module as
+        # the state's modules see it is changed: what they do is not.
+        import depio_like.fs, depio_like.state
+
+        kind, n = os.environ["ORACLE_DIE"].split(":")
+        calls = [0]
+
+        def die():
+            open("died", "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        class DyingOs:
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            def write(self, fd, data):
+                calls[0] += kind == "write"
+                if calls[0] == int(n) and kind == "write":
+                    os.write(fd, bytes(data)[:max(1, len(data) // 2)])
+                    die()
+                return os.write(fd, data)
+
+            def replace(self, src, dst):
+                calls[0] += kind == "replace"
+                if calls[0] == int(n) and kind == "replace":
+                    die()
+                return os.replace(src, dst)
+
+        depio_like.state.os = depio_like.fs.os = DyingOs()
 
     spec = json.load(open("spec.json"))
     ex = SequentialExecutor() if sys.argv[1] == "sequential" else ParallelExecutor(max_workers=2)
@@ -371,6 +430,42 @@ def units(spec: list[dict], nxt: dict[int, int]) -> list[list[int]]:
     return out
 
 
+def features(spec: list[dict], ups: list[set[int]], unit_list: list[list[int]]) -> Counter[str]:
+    """What a drawn pipeline holds, by kind (for the statistics)."""
+    got: Counter[str] = Counter()
+    dirs = {p for t in spec if t["kind"] == "dir" for p in t["out"]}
+    for k, t in enumerate(spec):
+        got[f"task: {t['kind']} product(s)"] += 1
+        got[f"task: {t['style']}, {t['decl']}"] += 1
+        got["task: lossy"] += t["lossy"]
+        for d in t["deps"]:
+            if d in dirs:
+                got["dep: a product directory"] += 1
+            elif any(contains(p, d) for p in dirs):
+                got["dep: a file inside a product directory"] += 1
+            elif d.startswith("out/g"):
+                got["dep: a directory holding other tasks' products"] += 1
+            elif d == SRC_DIR:
+                got["dep: a source directory"] += 1
+            elif d.startswith("out/"):
+                got["dep: a file product"] += 1
+            else:
+                got["dep: a source file"] += 1
+        got["depends_on"] += len(t["after"])
+        got["depends_on a product-less task"] += sum(not spec[j]["out"] for j in t["after"])
+        got["value taken"] += len(t["vals"])
+        got["values from 2 producers"] += len(t["vals"]) > 1
+        got["value from a product-less task"] += sum(not spec[j]["out"] for j in t["vals"])
+        got["task with 2+ upstream tasks"] += len(ups[k]) > 1
+    for u in unit_list:
+        if len(u) > 1:
+            got["value chain (one unit)"] += 1
+            got["value chain of 3+ tasks"] += len(u) > 2
+            got["value chain whose tasks have 2+ upstream units"] += len(
+                {j for m in u for j in ups[m]} - set(u)) > 1
+    return got
+
+
 # ------------------------------------------------------------------ disk helpers
 
 
@@ -395,8 +490,10 @@ def h(obj: object) -> str:
     return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
+def session_members(sid: int) -> list[int]:
+    """Live (not zombie) processes of a session, from /proc. A script runs in a session of
+    its own; its workers are in another process group of it (the reaper's), so a process
+    group would miss them."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -407,16 +504,26 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry))
     return pids
 
 
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+def left_behind(proc: subprocess.Popen) -> list[int]:
+    """The processes of ``proc``'s session still alive ``LEAK_WAIT`` s after it ended."""
+    t0 = time.monotonic()
+    while session_members(proc.pid) and time.monotonic() - t0 < LEAK_WAIT:
+        time.sleep(0.05)
+    return session_members(proc.pid)
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid`` (a script and whatever it started)."""
     deadline = time.monotonic() + SAFETY
-    while group_members(pgid) and time.monotonic() < deadline:
+    while (pids := session_members(sid)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
 
 
@@ -526,6 +633,15 @@ def own_reasons(spec: list[dict], k: int, snap: dict | None, cur: dict,
     return why
 
 
+def call_key(t: dict) -> tuple | None:
+    """What a product-less task's record is keyed by, beyond its name: its arguments, and
+    for a factory's function the values its closure captured (task.py ``record_key``);
+    None for a task with products (keyed by its first product)."""
+    if t["out"]:
+        return None
+    return (t["param"], t["version"] if t["style"] == "factory" else None)
+
+
 def pick(data, items):
     """One of ``items`` (None if empty). Always draws the same shape whatever ``items`` is,
     so a replayed example stays the same example while the pipeline's state differs
@@ -547,6 +663,9 @@ class OracleMachine(RuleBasedStateMachine):
         self.snaps: list[dict | None] = []
         self.flags: list[str] = []
         self.loose_units = 0     # killed parallel runs since the last good run
+        self.code_changed: set[str] = set()  # styles of the tasks whose code changed since a run
+        # (task, call) -> (snapshot, flag) of a product-less task's other calls (rekey)
+        self.calls: dict[tuple[int, tuple | None], tuple[dict | None, str]] = {}
         self.log_lines = 0
         self.procs: list[subprocess.Popen] = []
 
@@ -569,10 +688,14 @@ class OracleMachine(RuleBasedStateMachine):
         self.nxt = chain_next(spec, self.ups)
         self.units = units(spec, self.nxt)
         self.unit_of = {m: u for u in self.units for m in u}
+        STATS["examples"] += 1
+        seen(f"pipeline: {len(spec) // 10 * 10}-{len(spec) // 10 * 10 + 9} tasks")
+        for what, times in features(spec, self.ups, self.units).items():
+            seen("pipeline has " + what, times)
 
     def teardown(self) -> None:
         for proc in self.procs:
-            kill_group(proc.pid)
+            kill_session(proc.pid)
             with contextlib.suppress(Exception):
                 proc.wait(SAFETY)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -596,25 +719,36 @@ class OracleMachine(RuleBasedStateMachine):
         rel = pick(data, extra)
         new = data.draw(st.binary(min_size=1, max_size=12))
         if what == "remove" and rel:
+            seen("rule edit_source: remove a file from the source directory")
             (self.project / rel).unlink()
             del self.sources[rel]
             return
         if what == "add":
             rel = f"{SRC_DIR}/x{pick(data, [1, 2, 3])}.txt"
+            seen("rule edit_source: add a file to the source directory"
+                 if rel not in self.sources else "rule edit_source: edit a file")
         else:
             rel = pick(data, sorted(self.sources))
+            seen("rule edit_source: edit a file")
         self.set_source(rel, new)
 
     @rule(data=st.data())
     def change_argument(self, data) -> None:
         k = pick(data, range(len(self.spec)))
+        old = call_key(self.spec[k])
         self.spec[k]["param"] = (self.spec[k]["param"] + pick(data, [1, 2, 3])) % 4
+        seen("rule change_argument")
+        self.rekey(k, old)
 
     @rule(data=st.data())
     def change_code(self, data) -> None:
         k = pick(data, range(len(self.spec)))
         t = self.spec[k]
+        old = call_key(t)
         t["version"] = (t["version"] + pick(data, [1, 2, 3])) % 4
+        seen(f"rule change_code: {t['style']}")
+        self.code_changed.add(t["style"])
+        self.rekey(k, old)
         if t["style"] == "def":  # the function redefined, as when a cell is run again
             exec(compile(task_source(k, t), f"<{MODULE}>", "exec"), self.ns)
         elif "closure-mutation" in AVOID:  # a new closure from the factory
@@ -622,6 +756,17 @@ class OracleMachine(RuleBasedStateMachine):
             self.ns[f"task_{k}"] = self.ns["make_task"](f"t{k}", self.ns[f"CFG_{k}"])
         else:  # the same function object; the dict its closure captured changes
             self.ns[f"CFG_{k}"]["v"] = t["version"]
+
+    def rekey(self, k: int, old: tuple | None) -> None:
+        """Task ``k``'s call changed. A product-less task is recorded by its call (README
+        "A task is one call"): the call it is now has its own record, perhaps from before."""
+        new = call_key(self.spec[k])
+        if new == old:
+            return
+        seen("product-less task back to an earlier call" if (k, new) in self.calls else
+             "product-less task, a new call")
+        self.calls[(k, old)] = (self.snaps[k], self.flags[k])
+        self.snaps[k], self.flags[k] = self.calls.pop((k, new), (None, NEVER))
 
     def product_paths(self, files_only: bool = False) -> list[str]:
         out = []
@@ -644,8 +789,11 @@ class OracleMachine(RuleBasedStateMachine):
             return
         full = self.project / rel
         if full.is_dir():
+            seen("rule delete_product: a product directory")
             shutil.rmtree(full)
         else:
+            seen("rule delete_product: a file" + (" in a product directory"
+                                                  if full.parent.name.endswith(".d") else ""))
             full.unlink()
 
     @rule(data=st.data())
@@ -655,6 +803,8 @@ class OracleMachine(RuleBasedStateMachine):
         if rel is None:
             return
         full = self.project / rel
+        seen("rule hand_edit_product: " + ("a stray file in a product directory"
+                                           if full.is_dir() else "append to a file"))
         if full.is_dir():  # a stray file in a product directory
             (full / f"stray{len(extra)}.txt").write_bytes(extra)
         else:
@@ -667,7 +817,9 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def touch(self, data) -> None:
         """New mtime, same bytes: nothing may rerun."""
-        full = self.project / pick(data, self.touchable())
+        rel = pick(data, self.touchable())
+        seen("rule touch: a " + ("source" if rel in self.sources else "product"))
+        full = self.project / rel
         st_ = full.stat()
         t = max(time.time_ns(), st_.st_mtime_ns + 1_000_000)
         os.utime(full, ns=(t, t))
@@ -683,6 +835,8 @@ class OracleMachine(RuleBasedStateMachine):
         old = full.read_bytes()
         if not old:
             return
+        seen("rule replace_keeping_size_and_mtime: a "
+             + ("source" if rel in self.sources else "product"))
         new = bytes((b + 1) % 256 for b in old)
         with open(full, "r+b") as f:
             f.write(new)
@@ -701,6 +855,19 @@ class OracleMachine(RuleBasedStateMachine):
         self.log_lines = len(lines)
         return [int(x[1:]) for x in got]
 
+    def observe(self, ran: list[int], out: str) -> None:
+        """Count the decisions of a run: each reason given (``--explain`` lines), the tasks
+        up to date, and early cutoffs (up to date though a task upstream ran)."""
+        for line in out.splitlines():
+            m = re.match(r"(?:WOULD-)?RUN\s+\[\d+\] '[^']*': (.*)$", line)
+            if m:
+                for part in m.group(1).split("; "):
+                    seen("decision: " + part.split(": ")[0])
+        ran_set = set(ran)
+        seen("decision: up to date", len(self.spec) - len(ran_set))
+        seen("decision: up to date though a task upstream ran (early cutoff)",
+             sum(1 for k in range(len(self.spec)) if k not in ran_set and self.ups[k] & ran_set))
+
     def make_executor(self):
         return SequentialExecutor() if self.executor == "sequential" \
             else ParallelExecutor(max_workers=2)
@@ -718,10 +885,13 @@ class OracleMachine(RuleBasedStateMachine):
         (self.project / "spec.json").write_text(json.dumps(self.spec))
         (self.project / "driver.py").write_text(DRIVER)
 
-    def start_script(self) -> subprocess.Popen:
+    def start_script(self, die: str = "") -> subprocess.Popen:
         self.write_script()
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")  # the module is rewritten often
         env.pop("CI", None)
+        env.pop("ORACLE_DIE", None)
+        if die:
+            env["ORACLE_DIE"] = die
         # Output to a file, not a pipe: a worker left behind would hold a pipe open.
         with open(self.project / "driver.err", "wb") as err:
             proc = subprocess.Popen([sys.executable, "-B", "driver.py", self.executor],
@@ -735,9 +905,9 @@ class OracleMachine(RuleBasedStateMachine):
         try:
             proc.wait(timeout=SAFETY)
         except subprocess.TimeoutExpired:
-            kill_group(proc.pid)
+            kill_session(proc.pid)
             raise Hung(f"a pipeline script did not end within {SAFETY} s") from None
-        kill_group(proc.pid)
+        kill_session(proc.pid)
         out = ""
         for name in ("driver.log", "driver.err"):
             with contextlib.suppress(FileNotFoundError):
@@ -778,13 +948,21 @@ class OracleMachine(RuleBasedStateMachine):
             self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=False)}
         # Dispatched: ran, or in one unit (a value chain) with a task that ran.
         dispatched = ran_set | {m for k in ran_set | depfailed for m in self.unit_of[k]}
+        # A producer reopened for a consumer that a failure then stopped may be decided
+        # again and skipped, after its own producers ran for it: asked, not run.
+        asked: set[int] = set()
         grew = True
         while grew:
             grew = False
-            for k in list(justified & dispatched):
+            for k in list(justified & dispatched | asked):
                 more = {j for j in self.spec[k]["vals"] if j in ran_set}  # value needed
                 if k in self.nxt and self.nxt[k] in dispatched:
                     more.add(self.nxt[k])  # a chain runs as a whole
+                if k in depfailed or k in asked:
+                    more_asked = {j for j in self.spec[k]["vals"] if j not in ran_set}
+                    if more_asked - asked:
+                        asked |= more_asked
+                        grew = True
                 if more - justified:
                     justified |= more
                     grew = True
@@ -827,6 +1005,10 @@ class OracleMachine(RuleBasedStateMachine):
         where = pick(data, ["here", "here", "here", "here", "script"])
         if "subprocess" in AVOID:
             where = "here"
+        seen(f"rule run: {where}")
+        for style in sorted(self.code_changed):
+            seen(f"rule run: {where}, after a change of a {style} task's code")
+        self.code_changed.clear()
         exp = self.expected
         before = self.products_now()
         if where == "here":
@@ -836,6 +1018,7 @@ class OracleMachine(RuleBasedStateMachine):
             rc, out = self.finish_script(self.start_script())
             bad = []
         ran = self.new_log()
+        self.observe(ran, out)
         assert rc == 0 and not bad, f"run failed (exit {rc}): {bad}\n{self.describe()}\n{out}"
         self.check(exp, before, ran, out)
         self.settle(set(range(len(self.spec))))
@@ -860,7 +1043,9 @@ class OracleMachine(RuleBasedStateMachine):
         finally:
             marker.unlink()
         ran = self.new_log()
+        self.observe(ran, out)
         where = f"\n{self.describe()}\n{out}"
+        seen(f"rule run_with_failing_task: {how}, " + ("it ran" if k in ran else "up to date"))
         if k not in ran:  # it was up to date: a plain run
             assert rc == 0 and all(s.ok for s in statuses), f"run failed (exit {rc}){where}"
             self.check(exp, before, ran, out)
@@ -890,8 +1075,11 @@ class OracleMachine(RuleBasedStateMachine):
             f"a task downstream of the failed t{k} ran after it{where}"
         down = got_dep | early
         rest = set(range(len(self.spec))) - down - {k}
-        self.check(exp, before, ran, out, scope=rest, depfailed=got_dep)
-        self.settle(rest)
+        # A reader that finished before k was reopened read k's good products: it is
+        # recorded, and judged, like the rest.
+        read_before = {i for i in early if statuses[i] is Status.FINISHED}
+        self.check(exp, before, ran, out, scope=rest | read_before, depfailed=got_dep)
+        self.settle(rest | read_before)
         self.flags[k] = INCOMPLETE
         for m in self.units[self.units.index(self.unit_of[k])]:
             if m in down and self.flags[m] == OK:
@@ -908,6 +1096,7 @@ class OracleMachine(RuleBasedStateMachine):
         if how == "driver" and ("driver-kill" in AVOID or self.executor != "parallel"):
             how = "group"  # sequential: the task runs in the driver, so it is the same
         if k is None or "subprocess" in AVOID:
+            seen("rule kill_run: nothing to kill")
             return  # nothing would run: nothing to kill
         marker = self.project / f"block-t{k}"
         blocked = self.project / f"blocked-t{k}"
@@ -918,37 +1107,77 @@ class OracleMachine(RuleBasedStateMachine):
             while not blocked.exists() and proc.poll() is None:
                 assert time.monotonic() < deadline, f"t{k} never started{self.describe()}"
                 time.sleep(0.01)
-            leaked: list[int] = []
-            if blocked.exists() and how == "group":
+            if blocked.exists() and how == "group":  # the driver's group (not the workers')
                 os.killpg(proc.pid, signal.SIGKILL)
             elif blocked.exists() and how == "driver":
                 os.kill(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # finish_script says it hung
                 proc.wait(SAFETY)
-                t0 = time.monotonic()
-                while group_members(proc.pid) and time.monotonic() - t0 < LEAK_WAIT:
-                    time.sleep(0.05)
-                leaked = group_members(proc.pid)
-            rc, out = self.finish_script(proc)  # also kills what is left of the group
+            leaked = left_behind(proc)
+            rc, out = self.finish_script(proc)  # also kills what is left of the session
         finally:
             marker.unlink()
             blocked.unlink(missing_ok=True)
         ran = self.new_log()
-        assert not leaked, (f"{LEAK_WAIT} s after the driver was killed (SIGKILL), process(es) "
+        self.observe(ran, out)
+        seen(f"rule kill_run: {how}, " + ("killed" if k in ran else "not reached"))
+        assert not leaked, (f"{LEAK_WAIT} s after the driver ended ({how}), process(es) "
                             f"{leaked} of its run were still running\n{self.describe()}")
         if k not in ran:  # did not get there (it was not out of date after all): a plain run
-            assert rc == 0, f"run failed (exit {rc})\n{self.describe()}\n{out}"
-            self.check(exp, before, ran, out)
-            self.settle(set(range(len(self.spec))))
-            self.loose_units = 0
+            self.ended_well(exp, before, ran, rc, out)
             return
+        self.killed(ran, loose=1 if self.executor == "parallel" else 0)
+
+    @rule(data=st.data())
+    def die_writing_state(self, data) -> None:
+        """The driver dies (SIGKILL) while it writes the state: after half a line of the
+        log, or just before an atomic rename (the run's summary; the log's compaction,
+        which follows a run that found a torn line). The next good run must repair what
+        it left, and no worker may outlive the driver."""
+        exp = self.expected
+        before = self.products_now()
+        kind = pick(data, ["write", "write", "replace"])
+        # A run writes the log about twice per task that runs (marked started, recorded),
+        # and once or twice more when nothing runs; it renames once or twice at its end.
+        early, late = pick(data, [1, 2, 3]), pick(data, range(1, 2 * len(self.spec) + 2))
+        n = (early if pick(data, [True, False]) else late) if kind == "write" else min(early, 2)
+        if "subprocess" in AVOID or "state-crash" in AVOID:
+            return
+        died = self.project / "died"
+        proc = self.start_script(die=f"{kind}:{n}")
+        with contextlib.suppress(subprocess.TimeoutExpired):  # finish_script says it hung
+            proc.wait(SAFETY)
+        leaked = left_behind(proc)
+        rc, out = self.finish_script(proc)
+        ran = self.new_log()
+        self.observe(ran, out)
+        seen(f"rule die_writing_state: {kind}, " + ("died" if died.exists() else "ended first"))
+        assert not leaked, (f"{LEAK_WAIT} s after the driver ended (exit {rc}), process(es) "
+                            f"{leaked} of its run were still running\n{self.describe()}")
+        if not died.exists():
+            self.ended_well(exp, before, ran, rc, out)
+            return
+        died.unlink()
+        # Marked started in the last write, not begun: a batch (one job per free slot).
+        self.killed(ran, loose=2 if self.executor == "parallel" else 1)
+
+    def ended_well(self, exp: Expected, before, ran: list[int], rc: int, out: str) -> None:
+        """A run in a subprocess that was not cut short: a plain run."""
+        assert rc == 0, f"run failed (exit {rc})\n{self.describe()}\n{out}"
+        self.check(exp, before, ran, out)
+        self.settle(set(range(len(self.spec))))
+        self.loose_units = 0
+
+    def killed(self, ran: list[int], loose: int) -> None:
+        """A run died: what ran may or may not be recorded; ``loose``: units it may have
+        marked started without starting them (they may rerun next time)."""
         for i in ran:
             self.flags[i] = UNKNOWN  # finished and recorded, or not: either is fine
         for i in set(ran):
             for m in self.units[self.units.index(self.unit_of[i])]:
                 if self.flags[m] == OK:
                     self.flags[m] = MAYBE
-        if self.executor == "parallel":
-            self.loose_units += 1
+        self.loose_units += loose
 
 
 def machine(executor: str):
@@ -975,11 +1204,24 @@ OracleParallel.TestCase.settings = settings(**COMMON)
 _timeout = pytest.mark.timeout(max(300, EXAMPLES * STEPS * 2))
 
 
+def run_machine(machine_class: type, name: str) -> None:
+    STATS.clear()
+    t0 = time.monotonic()
+    try:
+        machine_class.TestCase().runTest()
+    finally:
+        if STATS_FILE:
+            with open(STATS_FILE, "a") as f:
+                f.write(json.dumps({"test": name, "seconds": round(time.monotonic() - t0),
+                                    "examples": STATS["examples"],
+                                    "counts": dict(sorted(STATS.items()))}) + "\n")
+
+
 @_timeout
 def test_oracle_sequential():
-    OracleSequential.TestCase().runTest()
+    run_machine(OracleSequential, "sequential")
 
 
 @_timeout
 def test_oracle_parallel():
-    OracleParallel.TestCase().runTest()
+    run_machine(OracleParallel, "parallel")

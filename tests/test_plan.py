@@ -509,3 +509,19 @@ def test_cancel_never_starts_an_all_done_task():
     d.feed(d.plan.cancel())
     assert d.status == [FL, C, C] and d.plan.done
     assert (2,) not in d.checks
+
+
+def test_a_skipped_reader_of_a_failed_producer_is_not_reopened_for_its_value():
+    # 1 reads 0's file (no value); 2 takes 0's value, 3 takes 1's, 4 reads 1's file.
+    # 0, 1 and 4 were skipped. 0 is reopened for 2 and fails, leaving its file half
+    # written; then 3 needs 1's value: 1 must not run on that file (found by the oracle).
+    g = graph(5, [(0, 1), (1, 4)], values=[(0, 2), (1, 3)])
+    d = Driver(g, decide={0: SKIP, 1: SKIP, 4: SKIP}, priority=[0, 0, 9, 0, 0])
+    assert d.status == [S, S, P, P, S]
+    assert d.dispatch(1) == [(0,)]           # for 2
+    d.fail(0)
+    assert d.status[2] is DF
+    assert d.dispatch() == []
+    assert d.status == [FL, DF, DF, DF, S] and d.plan.done
+    assert [c.cause for c in d.changes if c.index in (1, 3) and c.status is DF] == [0, 0]
+
