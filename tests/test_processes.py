@@ -163,6 +163,17 @@ def products(directory: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("tasks", [PLAIN, POOLS], ids=["plain", "pools"])
 def test_kill_9_of_the_driver_leaves_nothing_and_the_rerun_matches_a_clean_run(tmp_path, tasks,
                                                                               method):
+    kill_driver_then_rerun(tmp_path, tasks, method, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_the_driver_ended_by_term_or_hup_leaves_nothing_and_the_rerun_matches(tmp_path, sig):
+    # What a closed terminal, `kill` or a batch system's end of job sends: however the
+    # driver ends, its workers follow it and the next run finishes the work.
+    kill_driver_then_rerun(tmp_path, PLAIN, "fork", sig)
+
+
+def kill_driver_then_rerun(tmp_path: Path, tasks, method: str, sig: signal.Signals) -> None:
     script = textwrap.dedent(SCRIPT.format(tasks=tasks, method=method))
     clean, work = tmp_path / "clean", tmp_path / "work"
     for d in (clean, work):
@@ -185,13 +196,13 @@ def test_kill_9_of_the_driver_leaves_nothing_and_the_rerun_matches_a_clean_run(t
         # driver, a worker per task, the reaper, the sleeper; pools add their processes
         assert len(before) >= len(tasks) + 3, describe(before)
 
-        os.kill(driver.pid, signal.SIGKILL)  # the driver only: the rest must follow it
+        os.kill(driver.pid, sig)  # the driver only: the rest must follow it
         (work / "go").touch()  # anything left running would now go on writing
         rerun = start(work, "rerun.log")  # at once, while the old processes may be alive
         try:
             left = wait_until_gone(driver.pid, GONE_WITHIN)
-            assert not left, (f"{GONE_WITHIN} s after kill -9 of the driver, processes of "
-                              f"its run are still alive:\n{describe(left)}")
+            assert not left, (f"{GONE_WITHIN} s after {sig.name} to the driver, processes "
+                              f"of its run are still alive:\n{describe(left)}")
             rc = rerun.wait(SAFETY)
         finally:
             left = wait_until_gone(rerun.pid, SAFETY)
