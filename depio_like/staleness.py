@@ -239,19 +239,31 @@ class Checker:
                     pass  # the task will say what is wrong when it writes
                 self._made_dirs.add(parent)
 
-    def missing_products(self, i: int, reported: Mapping[str, Any] | None = None) -> list[str]:
+    def missing_products(self, i: int, reported: Mapping[str, Any] | None = None
+                         ) -> tuple[list[str], dict[str, Any]]:
+        """The products of task ``i`` that are not there (those ``reported`` by the process
+        that wrote them are), and the stat of the others, for ``new_record``: one stat per
+        product."""
         reported = reported or {}
-        return [p for p in self.graph.tasks[i].products
-                if p not in reported and _stat_or_problem(self.disk, p) is None]
+        missing, stats = [], {}
+        for p in self.graph.tasks[i].products:
+            if p not in reported:
+                st = _stat_or_problem(self.disk, p)
+                if st is None:
+                    missing.append(p)
+                elif not isinstance(st, PathProblem):
+                    stats[p] = st
+        return missing, stats
 
     def new_record(self, i: int, inputs: Mapping[str, str | None], upstream: Mapping[str, str],
                    duration: float, reported: Mapping[str, Any] | None = None,
+                   stats: Mapping[str, Any] | None = None,
                    failed: Mapping[str, str] | None = None) -> Record:
         """The record of task ``i`` having just succeeded (its products exist): ``inputs``
         and ``upstream`` as they were before it ran; ``reported``: the products' digests as
-        the process that wrote them found them; ``failed``: the dependencies that had
-        failed when it ran (``run_if="all_done"``; record key -> label), so that it runs
-        again next time."""
+        the process that wrote them found them; ``stats``: the products as just stat'ed;
+        ``failed``: the dependencies that had failed when it ran (``run_if="all_done"``;
+        record key -> label), so that it runs again next time."""
         t = self.graph.tasks[i]
         products: dict[str, str | None] = {}
         for p in t.products:
@@ -263,7 +275,7 @@ class Checker:
             else:
                 self.hasher.forget(p)
                 try:
-                    products[p] = self.hasher.digest(p)
+                    products[p] = self.hasher.digest(p, stats.get(p) if stats else None)
                 except PathProblem:  # unreadable: whoever needs it next fails, naming it
                     products[p] = "unreadable"
         code = self.code(i)

@@ -38,11 +38,22 @@ from .signature import spec_of as _spec
 from .status import Status
 
 
+_PosixPath = pathlib.PosixPath
+
+
 def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple[str, ...]:
     """Path identities (``paths.normalise``: absolute, the directory's symlinks and ``..``
     resolved) from a path, a str, a list/tuple of them, or None."""
     if value is None:
         return ()
+    t = type(value)
+    if t is str or t is _PosixPath:  # the common case: one path (a str "" is refused below)
+        p = value if t is str else str(value)
+        if p:
+            try:
+                return (normalise(p, cwd),)
+            except BadPath:
+                pass  # said with the task's name below
     items = value if isinstance(value, (list, tuple)) else (value,)
     out = []
     for item in items:
@@ -269,7 +280,8 @@ class Task:
             self.declared_at = _caller()
         self.name: str = name_
         self.description: str = "" if description is None else str(description)
-        self.slurm_parameters: dict[str, Any] = {} if slurm_parameters is None else \
+        self.slurm_parameters: dict[str, Any] = {} if slurm_parameters is None or \
+            slurm_parameters == {} else \
             _slurm_parameters(name_, slurm_parameters)
         self.func = func
         self.args = args
@@ -327,8 +339,10 @@ class Task:
                 dependencies.extend(paths)
             # Task(..., produces=[...]) and depends_on=[path]: paths beyond the parameters,
             # part of the task's identity (two calls differing there are two tasks).
-            extra = (_norm_paths(list(produces or ()), "produces", "Product", func, cwd),
-                     _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd))
+            extra = (_norm_paths(list(produces), "produces", "Product", func, cwd)
+                     if produces else (),
+                     _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd)
+                     if extra_deps else ())
             products.extend(extra[0])
             dependencies.extend(extra[1])
         else:
