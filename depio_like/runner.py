@@ -242,6 +242,7 @@ class Run:
 
     def _changed(self, a: Changed) -> None:
         i, st = a.index, a.status
+        self.display.track(i, st)
         if self.dry and st is Status.FAILED:
             self.display.explain(i, "WOULD-FAIL", a.error or "")
         elif not self.dry:
