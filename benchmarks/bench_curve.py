@@ -40,7 +40,7 @@ BARE = textwrap.dedent('''\
 ''')
 
 
-def _wide(n: int) -> "_run.Workload":
+def _wide(n: int) -> _run.Workload:
     return _run.Workload(f"wide{n}", f"wide {n:,}", "wide", [], n=n)
 
 
@@ -59,7 +59,7 @@ class Curve:
         d.mkdir()
         return d
 
-    def _proc(self, argv: list[str], d: Path) -> "_run.Run":
+    def _proc(self, argv: list[str], d: Path) -> _run.Run:
         try:
             return _run.run_process(argv, d, self.logs / "curve.log", self.timeout, False)
         except _run.RunFailed as e:

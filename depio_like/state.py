@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, TextIO
+from typing import Any
 
 from .errors import StateError
 from .fingerprint import FileEntry

@@ -37,7 +37,6 @@ from .signature import func_name as _func_name
 from .signature import spec_of as _spec
 from .status import Status
 
-
 _PosixPath = pathlib.PosixPath
 
 

@@ -191,7 +191,8 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
 
     # A base project, built once with seed A: its records are the "old" ones every
     # kill point starts from, so the killed runs mix up-to-date and outdated records.
-    # Every run happens in the same directory, "work", restored from a copy of the base before each kill point.
+    # Every run happens in the same directory, "work", restored from a copy of the base
+    # before each kill point.
     work, store = tmp_path / "work", tmp_path / "base"
     work.mkdir()
     (work / "pipeline.py").write_text(SCRIPT)
