@@ -165,7 +165,7 @@ class Pipeline:
 
     def _label(self, task: Task) -> None:
         if self._variant is not None and self._variant not in task.variants:
-            task.variants.append(self._variant)
+            task.variants = (*task.variants, self._variant)
 
     @contextlib.contextmanager
     def variant(self, label: str) -> Iterator[None]:

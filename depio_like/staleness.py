@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import xxhash
@@ -43,6 +44,10 @@ def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
         out[k] = r if len(r) <= 80 else r[:77] + "..."
     return out
 
+
+# The inputs and upstream stamps of a task that has none: one shared, read-only mapping
+# (a run keeps every task's decision).
+_NONE: Mapping[str, Any] = MappingProxyType({})
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -159,9 +164,9 @@ class Checker:
             if rec.args != t.args_digest:
                 reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.arg_reprs, _described(t))))
 
-        inputs: dict[str, str | None] = {}
+        inputs: Mapping[str, str | None] = {} if t.dependencies else _NONE
         for p in t.dependencies:
-            d = inputs[p] = self.hasher.digest(p)
+            d = inputs[p] = self.hasher.digest(p)  # type: ignore[index]  # a dict here
             if rec is not None and d != rec.inputs.get(p):
                 why = Why.INPUT_MISSING if d is None else Why.INPUT_CHANGED
                 reasons.append(Reason(why, show_path(p)))
@@ -209,6 +214,8 @@ class Checker:
 
     def stamps(self, i: int) -> dict[str, str]:
         """The state of the tasks ``i`` names in depends_on or takes values from."""
+        if not self.graph.explicit[i]:
+            return _NONE  # type: ignore[return-value]  # read-only, shared: most tasks
         out = {}
         for j in self.graph.explicit[i]:
             key = self.graph.tasks[j].record_key
@@ -287,9 +294,10 @@ class Checker:
             # Its effects are unknown (or outside files, known by its postconditions only):
             # each run counts as a change downstream.
             h.update(str(time.time_ns()).encode())
-        return Record(t.record_key, t.name, code, t.args_digest, products, dict(inputs),
-                      dict(upstream), arg_reprs(_described(t)), round(duration, 4),
-                      h.hexdigest(), failed=dict(failed) if failed else {})
+        return Record(t.record_key, t.name, code, t.args_digest, products,
+                      dict(inputs) if inputs else _NONE, dict(upstream) if upstream else _NONE,
+                      arg_reprs(_described(t)), round(duration, 4), h.hexdigest(),
+                      failed=dict(failed) if failed else _NONE)
 
 
 def _stat_or_problem(disk: Disk, path: str) -> Any:

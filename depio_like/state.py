@@ -55,6 +55,7 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # Lines are appended at least this often, and whenever this many are pending.
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
+_LOAD_CHUNK = 5000  # lines parsed at once when loading
 
 
 
@@ -157,6 +158,7 @@ class State:
         root = normalise(os.path.dirname(self.dir), "/")
         self._root = root
         self._prefix = root if root.endswith("/") else root + "/"
+        self._interned: dict[str, str] = {}
         #: Why writing to the state directory failed (a full disk), if it did.
         self.write_error: str | None = None
         self._lock: Any = None
@@ -427,6 +429,15 @@ class State:
             ins = {abs_(p): d for p, d in ins.items()}
         if ups:
             ups = {self._abs_key(k): v for k, v in ups.items()}
+        # The same few names and code digests on every line: kept once, not once a record.
+        intern = self._interned
+        got = intern.get(name)
+        if got is not None:
+            name = got
+        elif len(intern) < 1000:  # names may be one a task: then keeping them costs more
+            intern[name] = name
+        if code is not None:
+            code = intern.setdefault(code, code)
         if fl:
             fl = {self._abs_key(k): v for k, v in fl.items()}
         return Record(key, name, code, args, products, ins, ups, av, t, stamp, failed=fl)
@@ -475,6 +486,20 @@ class State:
                         f"this one reads formats 1 and {FORMAT}): upgrade depio_like, or "
                         f"remove {path} to start afresh (every task then runs again)")
                 self._format = version
+        for start in range(0, len(lines), _LOAD_CHUNK):
+            bad += self._load_items(lines[start:start + _LOAD_CHUNK])
+        self._lines_on_disk = len(lines)
+        self._bad_lines = bad
+        if bad:
+            msg = (f"warning: {bad} unreadable line(s) in {path} were ignored (a crash or an "
+                   "edit cut them); the tasks they described will rerun.")
+            self.warnings.append(msg)
+            self._notify(msg)
+
+    def _load_items(self, lines: list[str]) -> int:
+        """Take in these lines (parsed at once: one parse per line costs twice as much, and
+        the whole log at once holds a second copy of it); returns how many were unreadable."""
+        bad = 0
         try:
             items = json.loads("[" + ",".join(lines) + "]")
         except ValueError:
@@ -519,13 +544,7 @@ class State:
                     bad += 1
             except (TypeError, ValueError, IndexError, AttributeError):
                 bad += 1
-        self._lines_on_disk = len(lines)
-        self._bad_lines = bad
-        if bad:
-            msg = (f"warning: {bad} unreadable line(s) in {path} were ignored (a crash or an "
-                   "edit cut them); the tasks they described will rerun.")
-            self.warnings.append(msg)
-            self._notify(msg)
+        return bad
 
     def _compact(self) -> None:
         files = self.files

@@ -221,6 +221,26 @@ def _slurm_parameters(name: str, params: Any) -> dict[str, Any]:
     return dict(params)
 
 
+_PLAIN_REPR = frozenset({str, int, float, bool, type(None)})
+
+
+def _identity_parts(arguments: dict[str, Any], normalised: dict[str, Any],
+                    ignored: frozenset[str]) -> list[str]:
+    """``name=canonical(value)`` for each tracked argument (paths as normalised). Plain
+    values and one path, the common case, are spelt out here as ``canonical`` spells them."""
+    out = []
+    for k, v in arguments.items():
+        if k in ignored:
+            continue
+        if k in normalised:
+            v = normalised[k]
+            if type(v) is tuple and len(v) == 1:  # one Product/Dependency path
+                out.append(f"{k}=({v[0]!r})")
+                continue
+        out.append(f"{k}={v!r}" if type(v) in _PLAIN_REPR else f"{k}={canonical(v)}")
+    return out
+
+
 class Task:
     """One call of a function, bound to its arguments; declaring it does not run it.
 
@@ -232,6 +252,15 @@ class Task:
     arguments they name; see ``postconditions``. ``run_if="all_done"``: run once every
     dependency has ended, even badly (a summary over a sweep); default ``"all_success"``.
     """
+
+    # A run holds one per task (a million, declared in a loop): no per-instance dict.
+    # ``__weakref__`` and ``__dict__`` stay out; a subclass gets a dict of its own.
+    __slots__ = ("missing", "declared_at", "name", "description", "slurm_parameters", "func",
+                 "args", "kwargs", "arguments", "ignored", "path_params", "buildmode",
+                 "resources", "retries", "depends_on", "products", "dependencies",
+                 "value_inputs", "call_args", "call_kwargs", "_path_call", "args_digest",
+                 "unfingerprintable", "_merge_key", "record_key", "id", "variants",
+                 "_statuses", "_index")
 
     def __init__(
         self,
@@ -383,16 +412,14 @@ class Task:
         try:
             if no_identity is not None:
                 raise Unfingerprintable(no_identity)
-            text = ";".join(
-                f"{k}={canonical(normalised[k]) if k in normalised else canonical(v)}"
-                for k, v in self.arguments.items() if k not in spec.ignored
-            )
+            text = ";".join(_identity_parts(arguments, normalised, spec.ignored))
             if extra[0] or extra[1]:
                 text += f";\x00produces={canonical(extra[0])};\x00depends_on={canonical(extra[1])}"
             self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
             self.unfingerprintable: str | None = None
-            self._merge_key: Any = (func, text) if code_key is func \
-                else (code_key, carried, text)
+            # By the digest, not the text: a million texts would be kept for this alone.
+            self._merge_key: Any = (func, self.args_digest) if code_key is func \
+                else (code_key, carried, self.args_digest)
         except Unfingerprintable as e:
             # No stable identity: this call merges with nothing and always runs.
             self.args_digest = None
@@ -409,7 +436,7 @@ class Task:
             self.record_key = f"k:{func_module(func)}.{_func_name(func)}:{ident}"
 
         self.id: int | None = None  # set by the pipeline that holds it
-        self.variants: list[str] = []  # the configurations (sweep) it belongs to
+        self.variants: tuple[str, ...] = ()  # the configurations (sweep) it belongs to
         self._statuses: Sequence[Status] = (Status.WAITING,)
         self._index = 0
 
