@@ -1,15 +1,20 @@
 """The record of past runs: an append-only JSON-lines log under the state directory.
 
 Format 2 (written since depio_like 0.x; format 1 is still read, and rewritten as format 2
-the first time a run opens it). The first line is ``{"depio_like_state": 2}``; each other
-line is one self-contained JSON array:
+the first time a run opens it). The first line is ``{"depio_like_state": 2, "t0": T}``
+(``T``: a time in ns that the modification times inside records count from; 0 when
+absent); each other line is one self-contained JSON array:
 
+- ``["c", n, digest]``: code digest number ``n`` (a record's ``code`` may be its number:
+  the same few digests are not repeated on each of 100,000 lines);
 - ``["r", key, name, code, args, duration, stamp, products, arg_reprs, inputs, upstream,
   failed]``
-  for a task that succeeded (trailing empty parts left out). ``products`` is a list of
-  ``[path, digest]``, or ``[path, digest, size, mtime_ns, inode, ctime_ns - mtime_ns]``
-  when the product's stat signature is known (no separate file line is needed then); a
-  key ``""`` stands for ``"p:"`` + its first product (sorted), the usual key.
+  for a task that succeeded (trailing empty parts left out; ``args``, a 128-bit digest, in
+  22 characters of base64 rather than 32 of hex). ``products`` is a list of
+  ``[path, digest]``, or ``[path, digest, size, mtime_ns - T, inode]`` (``ctime_ns -
+  mtime_ns`` as a sixth element when not 0) when the product's stat signature is known
+  (no separate file line is needed then); a key ``""`` stands for ``"p:"`` + its first
+  product (sorted), the usual key.
 - ``["x", key]`` for a task that started (its products are incomplete until its next
   ``"r"`` line);
 - ``["f", path, size, mtime_ns, inode, digest, ctime_ns]`` for a file's content digest (an
@@ -26,6 +31,7 @@ batches (see ``State.flush``), always before a task that had a record starts.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import gc
 import json
@@ -159,6 +165,10 @@ class State:
         self._root = root
         self._prefix = root if root.endswith("/") else root + "/"
         self._interned: dict[str, str] = {}
+        self._t0 = 0  # the log's base for modification times (its header's "t0")
+        self._codes: dict[str, int] = {}  # code digest -> its number in the log
+        self._code_list: dict[int, str] = {}  # number -> digest, as read
+        self._next_code = 0
         #: Why writing to the state directory failed (a full disk), if it did.
         self.write_error: str | None = None
         self._lock: Any = None
@@ -191,7 +201,7 @@ class State:
                 self._size -= self._torn_bytes
                 os.ftruncate(self._log, self._size)
             if self._lines_on_disk == 0:
-                self._pending.append(_encode(_HEADER))
+                self._pending.append(self._header())
                 self.flush()
         except BaseException:
             self._release()
@@ -361,13 +371,35 @@ class State:
     def _abs_key(self, key: str) -> str:
         return "p:" + self._abs(key[2:]) if key[:2] == "p:" and key[2:3] != "/" else key
 
+    def _header(self) -> str:
+        """The first line of a new log; the modification times it holds count from now."""
+        self._t0 = time.time_ns() // 10**9 * 10**9
+        self._codes, self._next_code = {}, 0
+        return _encode({**_HEADER, "t0": self._t0})
+
     def _record_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str:
-        rel = self._rel
+        """The line of a record (after the line numbering its code digest, the first time
+        the log holds that digest)."""
+        rel, t0 = self._rel, self._t0
+        code: str | int | None = r.code
+        head = ""
+        if r.code is not None:
+            n = self._codes.get(r.code)
+            if n is None:
+                # Past every number the log holds (a damaged "c" line's number included):
+                # a number never names two digests, so a record never reads another's code.
+                n = self._codes[r.code] = self._next_code
+                self._next_code += 1
+                head = _encode(["c", n, r.code]) + "\n"
+            code = n
         products = []
         for p, d in r.products.items():
             e = entries.get(p) if entries else None
             if e is not None and e.digest == d:
-                products.append([rel(p), d, e.size, e.mtime_ns, e.ino, e.ctime_ns - e.mtime_ns])
+                sig = [rel(p), d, e.size, e.mtime_ns - t0, e.ino]
+                if e.ctime_ns != e.mtime_ns:
+                    sig.append(e.ctime_ns - e.mtime_ns)
+                products.append(sig)
             else:
                 products.append([rel(p), d])
         key = r.key
@@ -375,14 +407,20 @@ class State:
             key = ""
         else:
             key = self._rel_key(key)
-        item: list[Any] = ["r", key, r.name, r.code, r.args, r.duration, r.stamp, products,
+        args = r.args
+        if args is not None and len(args) == 32:  # 22 characters in base64, not 32 in hex
+            try:
+                args = binascii.b2a_base64(bytes.fromhex(args), newline=False)[:-2].decode()
+            except ValueError:
+                args = r.args
+        item: list[Any] = ["r", key, r.name, code, args, r.duration, r.stamp, products,
                            dict(r.arg_reprs),
                            {rel(p): d for p, d in r.inputs.items()},
                            {self._rel_key(k): v for k, v in r.upstream.items()},
                            {self._rel_key(k): v for k, v in r.failed.items()}]
         while len(item) > 8 and not item[-1]:
             item.pop()
-        return _encode(item)
+        return head + _encode(item)
 
     def _parse_record(self, item: list[Any]) -> Record:
         """The record of a format-2 line; ValueError if it is not one."""
@@ -394,6 +432,10 @@ class State:
         ins = item[9] if n > 9 else _EMPTY
         ups = item[10] if n > 10 else _EMPTY
         fl = item[11] if n > 11 else _EMPTY
+        if type(args) is str and len(args) == 22:
+            args = binascii.a2b_base64(args + "==").hex()
+        if type(code) is int:
+            code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
         if (type(key) is not str or type(name) is not str or type(stamp) is not str
                 or type(plist) is not list
                 or (code is not None and type(code) is not str)
@@ -407,6 +449,9 @@ class State:
             t = None
         abs_ = self._abs
         files = self.files
+        # A line of a log without "t0" (written before it was kept) has absolute times,
+        # and always the sixth element.
+        t0 = self._t0
         products: dict[str, str | None] = {}
         for e in plist:
             if type(e) is not list or type(e[0]) is not str:
@@ -416,9 +461,11 @@ class State:
             if d is not None and type(d) is not str:
                 raise ValueError("product digest of the wrong type")
             products[p] = d
-            if len(e) == 6 and d is not None:
-                _, _, size, mtime, ino, dc = e
-                files[p] = FileEntry(int(size), int(mtime), int(ino), d, int(mtime) + int(dc))
+            n_sig = len(e)
+            if (n_sig == 5 or n_sig == 6) and d is not None:
+                mtime = int(e[3]) + t0
+                files[p] = FileEntry(int(e[2]), mtime, int(e[4]), d,
+                                     mtime + int(e[5]) if n_sig == 6 else mtime)
         if key == "":
             if not products:
                 raise ValueError("record without a key")
@@ -486,6 +533,8 @@ class State:
                         f"this one reads formats 1 and {FORMAT}): upgrade depio_like, or "
                         f"remove {path} to start afresh (every task then runs again)")
                 self._format = version
+                t0 = head.get("t0", 0)
+                self._t0 = t0 if type(t0) is int else 0
         for start in range(0, len(lines), _LOAD_CHUNK):
             bad += self._load_items(lines[start:start + _LOAD_CHUNK])
         self._lines_on_disk = len(lines)
@@ -524,6 +573,11 @@ class State:
                         _, p, size, mtime, ino, digest, ctime = item
                         files[abs_(p)] = FileEntry(int(size), int(mtime), int(ino), str(digest),
                                                    int(ctime))
+                    elif tag == "c" and len(item) == 3 and type(item[1]) is int \
+                            and type(item[2]) is str:
+                        self._code_list[item[1]] = item[2]
+                        self._codes[item[2]] = item[1]
+                        self._next_code = max(self._next_code, item[1] + 1)
                     elif tag == "x" and len(item) == 2 and type(item[1]) is str:
                         key = abs_key(item[1])
                         old = records.get(key)
@@ -542,7 +596,7 @@ class State:
                     pass
                 else:
                     bad += 1
-            except (TypeError, ValueError, IndexError, AttributeError):
+            except (TypeError, ValueError, IndexError, AttributeError, KeyError):
                 bad += 1
         return bad
 
@@ -551,7 +605,7 @@ class State:
         inline: dict[str, FileEntry] = {}
         lines = 1
         with atomic_write(self._path(), fsync=True) as f:
-            f.write(_encode(_HEADER) + "\n")
+            f.write(self._header() + "\n")
             chunk: list[str] = []
             for rec in self.records.values():
                 entries = None

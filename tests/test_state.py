@@ -64,7 +64,7 @@ def test_records_and_files_survive_close_and_reopen(tmp_path):
 def test_a_new_state_directory_is_created_with_a_header(tmp_path):
     d = tmp_path / "deep" / "state"
     open_state(d).close()
-    assert json.loads(log_lines(d)[0]) == {"depio_like_state": 2}
+    assert json.loads(log_lines(d)[0])["depio_like_state"] == 2
     again = open_state(d)
     assert again.records == {} and again.files == {} and again.warnings == []
     again.close()

@@ -31,7 +31,8 @@ def test_a_record_round_trips_with_its_product_signature_inside_it(tmp_path):
     out = str(tmp_path / "out" / "a.txt")
     s = open_state(sd)
     fresh = {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
-    r = Record("p:" + out, "a", "c1", "a1", {out: "d1"}, inputs={str(tmp_path / "in.txt"): "i"},
+    args = "0123456789abcdef" * 2  # a 128-bit digest, stored in base64
+    r = Record("p:" + out, "a", "c1", args, {out: "d1"}, inputs={str(tmp_path / "in.txt"): "i"},
                upstream={"p:" + str(tmp_path / "up.txt"): "s0"}, arg_reprs={"n": "3"},
                duration=0.5, stamp="s1")
     s.put_record(r, fresh)
@@ -39,9 +40,11 @@ def test_a_record_round_trips_with_its_product_signature_inside_it(tmp_path):
     s.close()
 
     lines = lines_of(sd)
-    assert lines[0] == {"depio_like_state": 2}
-    assert lines[1:] == [["r", "", "a", "c1", "a1", 0.5, "s1",
-                          [["out/a.txt", "d1", 5, 1_000, 42, 7]], {"n": "3"},
+    assert lines[0]["depio_like_state"] == 2
+    t0 = lines[0]["t0"]  # modification times count from it; the code digest is numbered
+    assert lines[1:] == [["c", 0, "c1"],
+                         ["r", "", "a", 0, "ASNFZ4mrze8BI0VniavN7w", 0.5, "s1",
+                          [["out/a.txt", "d1", 5, 1_000 - t0, 42, 7]], {"n": "3"},
                           {"in.txt": "i"}, {"p:up.txt": "s0"}]]
     again = open_state(sd)
     assert again.records == {r.key: r}
@@ -86,7 +89,7 @@ def test_a_format_1_log_is_read_and_rewritten_as_format_2(tmp_path):
     s.close()
 
     lines = lines_of(sd)
-    assert lines[0] == {"depio_like_state": 2}
+    assert lines[0]["depio_like_state"] == 2
     assert ["x", "p:o.txt"] in lines
     again = open_state(sd)
     assert again.records == {want.key: want}
@@ -178,3 +181,50 @@ def test_a_moved_project_finds_its_records_by_their_relative_keys(tmp_path):
     assert out.count("arguments changed") == 3 and "never ran" not in out, out
     assert run(b)[0] == []
     assert (b / "out" / "2.txt").read_text() == "x2"
+
+
+def test_a_code_digest_is_written_once_and_a_lost_code_line_loses_only_its_records(tmp_path):
+    sd = tmp_path / ".depio_like"
+    outs = [str(tmp_path / f"o{k}.txt") for k in range(3)]
+    s = open_state(sd)
+    for k, out in enumerate(outs):
+        s.put_record(Record("p:" + out, "t", "same-code" if k < 2 else "other", f"a{k}",
+                            {out: "d"}))
+    s.close()
+    text = (sd / LOG_NAME).read_text()
+    assert text.count("same-code") == 1 and text.count("other") == 1
+    again = open_state(sd)
+    assert [again.records["p:" + o].code for o in outs] == ["same-code", "same-code", "other"]
+    again.close()
+
+    # The line numbering "same-code" is damaged (an edit): its records are unreadable, and
+    # rerun; the others stand, and so does a digest recorded after.
+    lines = (sd / LOG_NAME).read_text().splitlines()
+    lines = [ln if "same-code" not in ln else ln.replace('"same-code"', "nul") for ln in lines]
+    (sd / LOG_NAME).write_text("\n".join(lines) + "\n")
+    damaged = open_state(sd)
+    assert set(damaged.records) == {"p:" + outs[2]}
+    assert damaged.warnings and "3 unreadable line(s)" in damaged.warnings[0]
+    new = str(tmp_path / "new.txt")
+    damaged.put_record(Record("p:" + new, "t", "third", "a", {new: "d"}))
+    damaged.close()
+    final = open_state(sd)
+    assert {k: r.code for k, r in final.records.items()} == {
+        "p:" + outs[2]: "other", "p:" + new: "third"}
+    final.close()
+
+
+def test_a_format_2_log_without_a_time_base_is_read_with_absolute_times(tmp_path):
+    # As the first format-2 logs were written: no "t0", the code digest in the record, six
+    # elements in a product's signature.
+    sd = tmp_path / ".depio_like"
+    sd.mkdir(mode=0o700)
+    line = ["r", "", "a", "c1", "a1", 0.5, "s1", [["a.txt", "d1", 5, 1_000, 42, 7]]]
+    (sd / LOG_NAME).write_text(json.dumps({"depio_like_state": 2}) + "\n" + json.dumps(line)
+                               + "\n")
+    s = open_state(sd)
+    out = str(tmp_path / "a.txt")
+    assert s.records["p:" + out].code == "c1"
+    assert s.files == {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
+    assert s.warnings == []
+    s.close()
