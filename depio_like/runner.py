@@ -77,6 +77,8 @@ class Run:
         self.hooks = RunHooks(tasks, self.status, self._ran, self.logs,
                               () if self.dry else on_task_finished,
                               () if self.dry else on_pipeline_finished, display.note)
+        # Without hooks, a skipped task is only counted (by the table) and settled (values).
+        self._quiet_skips = not self.hooks.active
         self.watch = Watch(display.progress, display.tick, self.logs.base,
                            polling=display.tty and not display.quiet and not self.dry)
 
@@ -243,6 +245,9 @@ class Run:
     def _changed(self, a: Changed) -> None:
         i, st = a.index, a.status
         self.display.track(i, st)
+        if st is Status.SKIPPED and self._quiet_skips:  # most of a no-op run: only count it
+            self.values.ended(i, False)
+            return
         if self.dry and st is Status.FAILED:
             self.display.explain(i, "WOULD-FAIL", a.error or "")
         elif not self.dry:

@@ -286,17 +286,19 @@ class Checker:
                 except PathProblem:  # unreadable: whoever needs it next fails, naming it
                     products[p] = "unreadable"
         code = self.code(i)
-        h = xxhash.xxh3_64()
-        for part in (code, t.args_digest, inputs, products, upstream, failed or {}):
-            h.update(repr(sorted(part.items()) if type(part) is dict else part).encode(
-                "utf-8", "surrogateescape"))
+        # One digest of the parts written one after the other (as fed to a streaming hash
+        # before: the stamps of existing records stay valid).
+        text = "".join([repr(sorted(part.items()) if isinstance(part, Mapping) else part)
+                        for part in (code, t.args_digest, inputs, products, upstream,
+                                     failed or _NONE)])
         if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
             # Its effects are unknown (or outside files, known by its postconditions only):
             # each run counts as a change downstream.
-            h.update(str(time.time_ns()).encode())
+            text += str(time.time_ns())
         return Record(t.record_key, t.name, code, t.args_digest, products,
                       dict(inputs) if inputs else _NONE, dict(upstream) if upstream else _NONE,
-                      arg_reprs(_described(t)), round(duration, 4), h.hexdigest(),
+                      arg_reprs(_described(t)), round(duration, 4),
+                      xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
                       failed=dict(failed) if failed else _NONE)
 
 

@@ -323,8 +323,8 @@ class Task:
         if always:
             buildmode = BuildMode.ALWAYS
         self.buildmode: BuildMode | None = buildmode  # None: the pipeline's default
-        self.resources: Resources = _NO_RESOURCES if resources is None else \
-            parse_resources(resources, f"task {self.name!r}")
+        self.resources: Resources = _NO_RESOURCES if resources is None else resources \
+            if type(resources) is Resources else parse_resources(resources, f"task {name_!r}")
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
                                     or retries < 0):
             raise TaskDeclarationError(f"task {self.name!r}: retries must be an int >= 0, "
