@@ -217,7 +217,7 @@ class BuildPlan:
         cache says: what it reads is not what a full success would have left."""
         out = []
         for m, d in zip(members, decisions, strict=True):
-            failed = [self._labels[j] for j in self.failed_upstream(m)]
+            failed = [self._tasks[j].label for j in self.failed_upstream(m)]
             if failed and not d.fail:
                 d = d.rerun(Reason(Why.DEP_FAILED, ", ".join(failed)))
             out.append(d)

@@ -260,7 +260,7 @@ class Task:
                  "resources", "retries", "depends_on", "products", "dependencies",
                  "value_inputs", "call_args", "call_kwargs", "_path_call", "args_digest",
                  "unfingerprintable", "_merge_key", "record_key", "id", "variants",
-                 "_statuses", "_index")
+                 "_statuses", "_index", "ensure", "run_if")
 
     def __init__(
         self,
