@@ -228,3 +228,21 @@ def test_a_format_2_log_without_a_time_base_is_read_with_absolute_times(tmp_path
     assert s.files == {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
     assert s.warnings == []
     s.close()
+
+
+def test_the_failed_dependencies_of_a_record_round_trip_relative_to_the_project(tmp_path):
+    # run_if="all_done": a task that ran beside a failed dependency keeps which, to run
+    # again next time; format 2 keeps that part too.
+    sd = tmp_path / ".depio_like"
+    out = str(tmp_path / "a.txt")
+    up_key = "p:" + str(tmp_path / "up.txt")
+    s = open_state(sd)
+    r = Record("p:" + out, "a", "c", "a", {out: "d"}, failed={up_key: "[1] 'up'"})
+    s.put_record(r)
+    s.close()
+    last = lines_of(sd)[-1]
+    assert last[0] == "r" and last[-1] == {"p:up.txt": "[1] 'up'"}
+    again = open_state(sd)
+    assert again.records[r.key].failed == {up_key: "[1] 'up'"}
+    assert again.records[r.key] == r
+    again.close()
