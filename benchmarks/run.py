@@ -12,7 +12,8 @@ or repeats work shows as "wrong", not as fast.
     python benchmarks/run.py --quick         # < 3 min: fewer repeats, slow peers fewer runs
     python benchmarks/run.py --only ours --workloads wide1k,chain
 
-Workloads (--workloads, comma-separated; aliases: wide = wide1k,wide10k; parallel =
+Workloads (--workloads, comma-separated; curve = 10^3/10^4/10^5 wide tasks beside doit and
+a bare loop, see bench_curve.py, plus 10^6 of ours with --million; aliases: wide = wide1k,wide10k; parallel =
 sleep,skewed; noop/touch = the workloads that have those phases):
   startup   `python -c "import <tool>"`.
   wide1k, wide10k
@@ -1042,6 +1043,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable,
                     help="interpreter for the generated pipelines (must import every tool "
                          "benchmarked; default: this one)")
+    ap.add_argument("--million", action="store_true",
+                    help="with the curve workload: also 1,000,000 tasks of ours (first run "
+                         "and no-op rerun, time and peak RSS)")
     ap.add_argument("--no-probe", action="store_true",
                     help="skip the check of pytask's chain without the recursion workaround")
     args = ap.parse_args(argv)
@@ -1054,8 +1058,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown tool {t!r} (one of {', '.join(TOOLS)})")
     tools = [t for t in TOOLS if t in tools]
     order: list[str] = []
-    for w in args.workloads.split(","):
-        w = w.strip()
+    names = [w.strip() for w in args.workloads.split(",")]
+    want_curve = "curve" in names
+    names = [w for w in names if w != "curve"]
+    for w in names:
         for k in ALIASES.get(w, [w]):
             if k not in ALIASES["all"]:
                 ap.error(f"unknown workload {w!r}")
@@ -1100,12 +1106,23 @@ def main(argv: list[str] | None = None) -> int:
                 b.hash_stats = hash_throughput(b)
             if key == "big":
                 shutil.rmtree(b.big_dir, ignore_errors=True)
+        if want_curve:
+            from bench_curve import curve
+
+            _progress("curve 10^3 / 10^4 / 10^5 ...")
+            curve_text = curve(args.python, [1000, 10000, 100000], repeat, max(args.timeout, 600),
+                               args.million, doit="doit" in tools)
         floor = []
         for _ in range(5):
             floor.append(run_process([args.python, "-c", "pass"], root, root / "logs" / "pass.log",
                                      args.timeout, False).wall)
         print()
-        print(report(b, order, repeat))
+        if order:
+            print(report(b, order, repeat))
+        if want_curve:
+            print("\nCost per task, wide N (SequentialExecutor; floor: a bare loop doing the "
+                  "same I/O; no-op: the steady rerun):")
+            print(curve_text)
         print(f"\npython -c pass: {_med(floor):.3f} s (median of 5)")
     except BenchError as e:
         print(f"benchmark error: {e}", file=sys.stderr)

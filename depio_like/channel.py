@@ -236,6 +236,8 @@ class ValueStore:
 
     def ended(self, i: int, ran_or_never_will: bool) -> None:
         """Task ``i`` reached a final status: it ran (or can never run), or was skipped."""
+        if not self._pending:  # no value waits for a taker (most runs): nothing to settle
+            return
         if ran_or_never_will or not self.wanted(self._tail.get(i, i)):
             self._settle(i)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 import shutil
@@ -94,6 +95,12 @@ class Display:
         self._variants = len({v for t in tasks for v in getattr(t, "variants", ())})
         self._errors: dict[int, str] = {}
         self._dirty = True
+        # Running counts (``track``), so a frame of a big run costs its rows, not a pass
+        # over every task.
+        self._seen = list(status)
+        self._counts = Counter(self._seen)
+        self._running: set[int] = {i for i, s in enumerate(self._seen) if s is Status.RUNNING}
+        self._failed: set[int] = {i for i, s in enumerate(self._seen) if s is Status.FAILED}
 
     def progress(self, i: int, snapshot: dict) -> None:
         """Task ``i`` reported progress; shown on a terminal only."""
@@ -102,6 +109,25 @@ class Display:
         if self.tty:
             self._progress[i] = describe(snapshot)
             self._dirty = True
+
+    def track(self, i: int, status: Status) -> None:
+        """Task ``i`` now has ``status`` (every change, in a dry run too): keeps the counts."""
+        old = self._seen[i]
+        if old is status:
+            return
+        self._seen[i] = status
+        counts = self._counts
+        counts[old] -= 1
+        counts[status] += 1
+        if old is Status.RUNNING:
+            self._running.discard(i)
+        elif old is Status.FAILED:
+            self._failed.discard(i)
+        if status is Status.RUNNING:
+            self._running.add(i)
+        elif status is Status.FAILED:
+            self._failed.add(i)
+        self._dirty = True
 
     def changed(self, i: int, status: Status, *, duration: float | None = None,
                 error: str | None = None, cause: int | None = None) -> None:
@@ -227,13 +253,16 @@ class Display:
             note = f"\n({hidden} finished or up to date, not shown)" if hidden else ""
             return "Tasks:\n" + (self._tabulate([self._row(i) for i in shown])
                                   if shown else "") + note
-        # Too many to read: counts per status, then the rows that need attention.
-        counts = Counter(self._status)
+        # Too many to read: counts per status, then the rows that need attention (running
+        # first, then failed, each in task order), from the counts ``track`` keeps.
+        counts = self._counts
         head = f"{n} tasks: " + ", ".join(f"{counts[s]} {s.value}" for s in _ORDER if counts[s])
-        wanted = [i for i in range(n) if self._status[i] is Status.RUNNING]
-        wanted += [i for i in range(n) if self._status[i] is Status.FAILED]
-        rows = [self._row(i) for i in wanted[:max(0, limit - 2)]]
-        left = len(wanted) - len(rows)
+        room = max(0, limit - 2)
+        wanted = heapq.nsmallest(room, self._running)
+        if len(wanted) < room:
+            wanted += heapq.nsmallest(room - len(wanted), self._failed)
+        rows = [self._row(i) for i in wanted]
+        left = len(self._running) + len(self._failed) - len(rows)
         tail = f"\n... and {left} more running or failed" if left > 0 else ""
         return head + ("\n" + self._tabulate(rows) if rows else "") + tail
 

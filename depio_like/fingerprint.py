@@ -75,15 +75,17 @@ class FileHasher:
         self.fresh: dict[str, FileEntry] = {}
         self.bytes_hashed = 0
 
-    def digest(self, path: str) -> str | None:
-        """The content digest of ``path``, or None if it does not exist."""
+    def digest(self, path: str, st: FileStat | None = None) -> str | None:
+        """The content digest of ``path``, or None if it does not exist; ``st``: its stat
+        as just taken (not taken again)."""
         d = self._memo.get(path)
         if d is not None:
             return d
         got = self._dirs.get(path)
         if got is not None:
             return got[0]
-        st = self._stats.pop(path, None) if self._stats else None
+        if st is None and self._stats:
+            st = self._stats.pop(path, None)
         if st is None:
             st = self._disk.stat(path)
             if st is None:

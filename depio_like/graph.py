@@ -236,12 +236,16 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
     if unusable:
         raise PathError("dependencies that cannot be used (nothing ran):\n" + _listed(unusable))
 
-    downstream: list[list[int]] = [[] for _ in range(n)]
+    none: list[int] = []  # shared by the tasks nothing depends on (most of a wide run)
+    downstream: list[list[int]] = [none] * n
     indegree = [0] * n
     for i, before in enumerate(upstream):
         indegree[i] = len(before)
         for u in before:
-            downstream[u].append(i)
+            if downstream[u] is none:
+                downstream[u] = [i]
+            else:
+                downstream[u].append(i)
     queue = deque(i for i in range(n) if indegree[i] == 0)
     order: list[int] = []
     while queue:

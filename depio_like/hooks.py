@@ -84,6 +84,11 @@ class RunHooks:
         self._durations: dict[int, float] = {}
         self._errors: dict[int, str] = {}
 
+    @property
+    def active(self) -> bool:
+        """Whether any hook is set (else nothing need be kept for them)."""
+        return bool(self._on_task or self._on_pipeline)
+
     def changed(self, i: int, done: bool, duration: float | None, error: str | None) -> None:
         """Task ``i`` has a new status (``done``: a final one)."""
         if not (self._on_task or self._on_pipeline):

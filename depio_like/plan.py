@@ -32,14 +32,14 @@ from .graph import TaskGraph
 from .status import Status
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Check:
     """Decide the tasks of ``unit`` (read their inputs), then call ``decided``."""
 
     unit: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Dispatch:
     """Run ``unit`` as one job, with these decisions; it takes the values of
     ``values_from`` (producers outside the unit)."""
@@ -50,7 +50,7 @@ class Dispatch:
     attempt: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Changed:
     """Task ``index`` now has ``status``."""
 
@@ -61,7 +61,7 @@ class Changed:
     duration: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Retry:
     """Task ``index`` failed and runs again: attempt ``attempt`` of ``attempts``."""
 
@@ -98,24 +98,33 @@ class BuildPlan:
         self._graph = graph
         self._units = graph.units
         self._unit_of = graph.unit_of
-        self._labels = [t.label for t in graph.tasks]
+        self._tasks = graph.tasks  # their labels, for reasons (not built for every task)
         self._retries = list(retries) if retries is not None else [0] * n
         self._queues = queues
         self._ok_status = Status.WOULD_RUN if dry else Status.FINISHED
         self._has_value = has_value
         nu = len(self._units)
-        ups: list[set[int]] = [set() for _ in range(nu)]
+        # Most units of a wide run have no neighbour: they share one empty tuple (a million
+        # empty sets and lists would be the plan's largest part).
+        none: tuple[int, ...] = ()
+        ups: list[Sequence[int]] = [none] * nu
+        unit_of, upstream = self._unit_of, graph.upstream
         for i in range(n):
-            u = self._unit_of[i]
-            for j in graph.upstream[i]:
-                v = self._unit_of[j]
-                if v != u:
-                    ups[u].add(v)
-        self._down: list[list[int]] = [[] for _ in range(nu)]
-        for u, vs in enumerate(ups):
-            for v in sorted(vs):
-                self._down[v].append(u)
-        self._up = [sorted(vs) for vs in ups]
+            if upstream[i]:
+                u = unit_of[i]
+                vs = {unit_of[j] for j in upstream[i]} | set(ups[u])
+                vs.discard(u)
+                if vs:
+                    ups[u] = sorted(vs)
+        self._down: list[Sequence[int]] = [none] * nu
+        for u, up in enumerate(ups):
+            for v in up:
+                d = self._down[v]
+                if d is none:
+                    self._down[v] = [u]
+                else:
+                    d.append(u)  # type: ignore[attr-defined]  # a list once not empty
+        self._up = ups
         # Per unit: the producers outside it whose values it takes (most take none).
         self._takes: list[tuple[int, ...]] = [
             tuple(sorted({p for m in unit for p in graph.values[m] if self._unit_of[p] != u}))
@@ -134,8 +143,7 @@ class BuildPlan:
         self._waiting_on = [len(vs) for vs in ups]
         self._phase = [_Phase.WAITING] * nu
         # Highest priority first; ties in the order the tasks were added.
-        self._key = [(-(priority[unit[0]] if priority else 0.0), unit[0], u)
-                     for u, unit in enumerate(self._units)]
+        self._priority = priority  # the heap's keys are made when a unit is queued
         self._queued: list[tuple[float, int, int]] = []
         self.status: list[Status] = [Status.WAITING] * n
         self._decided: dict[int, Decision] = {}    # the decision of each task decided so far
@@ -209,7 +217,7 @@ class BuildPlan:
         cache says: what it reads is not what a full success would have left."""
         out = []
         for m, d in zip(members, decisions, strict=True):
-            failed = [self._labels[j] for j in self.failed_upstream(m)]
+            failed = [self._tasks[j].label for j in self.failed_upstream(m)]
             if failed and not d.fail:
                 d = d.rerun(Reason(Why.DEP_FAILED, ", ".join(failed)))
             out.append(d)
@@ -314,7 +322,9 @@ class BuildPlan:
 
     def _queue(self, u: int) -> None:
         self._phase[u] = _Phase.QUEUED
-        heapq.heappush(self._queued, self._key[u])
+        first = self._units[u][0]
+        heapq.heappush(self._queued, (-self._priority[first] if self._priority else 0.0,
+                                      first, u))
 
     def _chain(self, members: Sequence[int], own: Sequence[Decision]) -> list[Decision]:
         """A unit runs as a whole: a task that would be skipped runs because the next one
@@ -322,10 +332,12 @@ class BuildPlan:
         final = list(own)
         for k in range(len(members) - 2, -1, -1):  # back to front: needs travel upstream
             if not final[k].run and final[k + 1].run:
-                final[k] = final[k].rerun(Reason(Why.VALUE_NEEDED, self._labels[members[k + 1]]))
+                final[k] = final[k].rerun(
+                    Reason(Why.VALUE_NEEDED, self._tasks[members[k + 1]].label))
         for k in range(1, len(members)):
             if not final[k].run:
-                final[k] = final[k].rerun(Reason(Why.UPSTREAM, self._labels[members[k - 1]]))
+                final[k] = final[k].rerun(
+                    Reason(Why.UPSTREAM, self._tasks[members[k - 1]].label))
         return final
 
     def _ended_badly_upstream(self, u: int) -> int | None:
@@ -396,11 +408,12 @@ class BuildPlan:
             pu = self._unit_of[p]
             if self._phase[pu] is _Phase.DONE and self.status[p] is Status.SKIPPED:
                 needs = next(m for m in self._units[u] if p in self._graph.values[m])
-                self._reopen(pu, Reason(Why.VALUE_NEEDED, self._labels[needs]), out)
+                self._reopen(pu, Reason(Why.VALUE_NEEDED, self._tasks[needs].label), out)
             elif self._phase[pu] is _Phase.DONE:
                 # It ran in this run, yet its value is gone: a bug, not the user's doing.
-                raise AssertionError(f"the value of task {self._labels[p]} was dropped while "
-                                     f"{self._labels[self._units[u][0]]} still needed it")
+                raise AssertionError(f"the value of task {self._tasks[p].label} was dropped "
+                                     "while "
+                                     f"{self._tasks[self._units[u][0]].label} still needed it")
             else:
                 self._waiting_on[u] += 1  # reopened already, on its way
         for m in self._units[u]:
@@ -413,7 +426,7 @@ class BuildPlan:
         members = self._units[pu]
         for k, m in enumerate(members):  # the tail's value is needed; each one before it
             why = reason if k == len(members) - 1 else \
-                Reason(Why.VALUE_NEEDED, self._labels[members[k + 1]])  # feeds the next
+                Reason(Why.VALUE_NEEDED, self._tasks[members[k + 1]].label)  # feeds the next
             self._decided[m] = self._decided[m].rerun(why)
             self._set(m, Status.PENDING, out)
         readers = 0

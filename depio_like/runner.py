@@ -77,6 +77,8 @@ class Run:
         self.hooks = RunHooks(tasks, self.status, self._ran, self.logs,
                               () if self.dry else on_task_finished,
                               () if self.dry else on_pipeline_finished, display.note)
+        # Without hooks, a skipped task is only counted (by the table) and settled (values).
+        self._quiet_skips = not self.hooks.active
         self.watch = Watch(display.progress, display.tick, self.logs.base,
                            polling=display.tty and not display.quiet and not self.dry)
 
@@ -110,7 +112,7 @@ class Run:
             self.watch.stop()
             self.executor.shutdown()
             self.values.close(keep_area=self.executor.outlived())
-            self._save()
+            self._save(force=True)
         self.display.finish(interrupted)
         code = EXIT_INTERRUPTED if interrupted else \
             EXIT_OK if self.dry or all(s.ok for s in self.status) else EXIT_FAILED
@@ -134,6 +136,9 @@ class Run:
             self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
             deadline = self.display.deadline()
+            due = self.state.flush_due()  # lines held back must not wait on a long task
+            if due is not None and not self.dry:
+                deadline = due if deadline is None else min(deadline, due)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
@@ -173,7 +178,7 @@ class Run:
                     key = self.graph.tasks[m].record_key
                     if key in self.state.records:
                         self.state.mark_started(key)
-            self._save()
+            self._save()  # written now if a task above had a record (mark_started)
         for a in batch:
             steps = []
             for m, d in zip(a.unit, a.decisions, strict=True):
@@ -203,7 +208,7 @@ class Run:
             self.logs.wrote(i)
         t = self.graph.tasks[i]
         if o.ok and not self.dry:
-            missing = self.checker.missing_products(i, o.products)
+            missing, stats = self.checker.missing_products(i, o.products)
             unmet = None if missing else self.checker.after_run(i)
             if missing or unmet:
                 self.values.refuse(o.value)
@@ -224,8 +229,9 @@ class Run:
                 upstream = d.upstream if head else self.checker.stamps(i)
                 failed = {self.graph.tasks[j].record_key: self.graph.tasks[j].label
                           for j in self.plan.failed_upstream(i)}
-                self.state.put_record(self.checker.new_record(i, inputs, upstream,
-                                                              o.duration, o.products, failed))
+                self.state.put_record(self.checker.new_record(i, inputs, upstream, o.duration,
+                                                              o.products, stats, failed),
+                                      self.checker.hasher.fresh)
             self.values.put(i, o.value)  # kept only if a task may still take it
             actions = self.plan.ended(i, True, duration=o.duration)
         else:
@@ -238,6 +244,10 @@ class Run:
 
     def _changed(self, a: Changed) -> None:
         i, st = a.index, a.status
+        self.display.track(i, st)
+        if st is Status.SKIPPED and self._quiet_skips:  # most of a no-op run: only count it
+            self.values.ended(i, False)
+            return
         if self.dry and st is Status.FAILED:
             self.display.explain(i, "WOULD-FAIL", a.error or "")
         elif not self.dry:
@@ -255,8 +265,10 @@ class Run:
         if self.delete_on_error:
             remove_files(self.disk, self.graph.tasks[i].products)
 
-    def _save(self) -> None:
+    def _save(self, force: bool = False) -> None:
+        """Hand new file digests and records to the state, written in batches (``force``:
+        now)."""
         if not self.dry:
             self.state.put_files(self.checker.hasher.fresh)
-            self.state.flush()
+            self.state.flush(force)
 

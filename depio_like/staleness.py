@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import xxhash
@@ -43,6 +44,10 @@ def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
         out[k] = r if len(r) <= 80 else r[:77] + "..."
     return out
 
+
+# The inputs and upstream stamps of a task that has none: one shared, read-only mapping
+# (a run keeps every task's decision).
+_NONE: Mapping[str, Any] = MappingProxyType({})
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -159,9 +164,9 @@ class Checker:
             if rec.args != t.args_digest:
                 reasons.append(Reason(Why.ARGS_CHANGED, _args_diff(rec.arg_reprs, _described(t))))
 
-        inputs: dict[str, str | None] = {}
+        inputs: Mapping[str, str | None] = {} if t.dependencies else _NONE
         for p in t.dependencies:
-            d = inputs[p] = self.hasher.digest(p)
+            d = inputs[p] = self.hasher.digest(p)  # type: ignore[index]  # a dict here
             if rec is not None and d != rec.inputs.get(p):
                 why = Why.INPUT_MISSING if d is None else Why.INPUT_CHANGED
                 reasons.append(Reason(why, show_path(p)))
@@ -209,6 +214,8 @@ class Checker:
 
     def stamps(self, i: int) -> dict[str, str]:
         """The state of the tasks ``i`` names in depends_on or takes values from."""
+        if not self.graph.explicit[i]:
+            return _NONE  # type: ignore[return-value]  # read-only, shared: most tasks
         out = {}
         for j in self.graph.explicit[i]:
             key = self.graph.tasks[j].record_key
@@ -239,19 +246,31 @@ class Checker:
                     pass  # the task will say what is wrong when it writes
                 self._made_dirs.add(parent)
 
-    def missing_products(self, i: int, reported: Mapping[str, Any] | None = None) -> list[str]:
+    def missing_products(self, i: int, reported: Mapping[str, Any] | None = None
+                         ) -> tuple[list[str], dict[str, Any]]:
+        """The products of task ``i`` that are not there (those ``reported`` by the process
+        that wrote them are), and the stat of the others, for ``new_record``: one stat per
+        product."""
         reported = reported or {}
-        return [p for p in self.graph.tasks[i].products
-                if p not in reported and _stat_or_problem(self.disk, p) is None]
+        missing, stats = [], {}
+        for p in self.graph.tasks[i].products:
+            if p not in reported:
+                st = _stat_or_problem(self.disk, p)
+                if st is None:
+                    missing.append(p)
+                elif not isinstance(st, PathProblem):
+                    stats[p] = st
+        return missing, stats
 
     def new_record(self, i: int, inputs: Mapping[str, str | None], upstream: Mapping[str, str],
                    duration: float, reported: Mapping[str, Any] | None = None,
+                   stats: Mapping[str, Any] | None = None,
                    failed: Mapping[str, str] | None = None) -> Record:
         """The record of task ``i`` having just succeeded (its products exist): ``inputs``
         and ``upstream`` as they were before it ran; ``reported``: the products' digests as
-        the process that wrote them found them; ``failed``: the dependencies that had
-        failed when it ran (``run_if="all_done"``; record key -> label), so that it runs
-        again next time."""
+        the process that wrote them found them; ``stats``: the products as just stat'ed;
+        ``failed``: the dependencies that had failed when it ran (``run_if="all_done"``;
+        record key -> label), so that it runs again next time."""
         t = self.graph.tasks[i]
         products: dict[str, str | None] = {}
         for p in t.products:
@@ -263,21 +282,24 @@ class Checker:
             else:
                 self.hasher.forget(p)
                 try:
-                    products[p] = self.hasher.digest(p)
+                    products[p] = self.hasher.digest(p, stats.get(p) if stats else None)
                 except PathProblem:  # unreadable: whoever needs it next fails, naming it
                     products[p] = "unreadable"
         code = self.code(i)
-        h = xxhash.xxh3_64()
-        for part in (code, t.args_digest, inputs, products, upstream, failed or {}):
-            h.update(repr(sorted(part.items()) if type(part) is dict else part).encode(
-                "utf-8", "surrogateescape"))
+        # One digest of the parts written one after the other (as fed to a streaming hash
+        # before: the stamps of existing records stay valid).
+        text = "".join([repr(sorted(part.items()) if isinstance(part, Mapping) else part)
+                        for part in (code, t.args_digest, inputs, products, upstream,
+                                     failed or _NONE)])
         if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
             # Its effects are unknown (or outside files, known by its postconditions only):
             # each run counts as a change downstream.
-            h.update(str(time.time_ns()).encode())
-        return Record(t.record_key, t.name, code, t.args_digest, products, dict(inputs),
-                      dict(upstream), arg_reprs(_described(t)), round(duration, 4),
-                      h.hexdigest(), failed=dict(failed) if failed else {})
+            text += str(time.time_ns())
+        return Record(t.record_key, t.name, code, t.args_digest, products,
+                      dict(inputs) if inputs else _NONE, dict(upstream) if upstream else _NONE,
+                      arg_reprs(_described(t)), round(duration, 4),
+                      xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
+                      failed=dict(failed) if failed else _NONE)
 
 
 def _stat_or_problem(disk: Disk, path: str) -> Any:

@@ -1,18 +1,39 @@
 """The record of past runs: an append-only JSON-lines log under the state directory.
 
-Each line is one self-contained record: ``{"r": key, ...}`` for a task that succeeded,
-``{"x": key}`` for a task that started (its products are incomplete until its next
-``"r"`` line), ``["f", path, size, mtime_ns, inode, digest, ctime_ns]`` for a file's content
-digest (an older line without ctime is not trusted: the file is read again). On load, the
-last line for a key wins; a line cut short by a crash (no newline, or not JSON) is ignored,
-so a crash leaves the old record or the new one, never a torn one. When the log has grown
-to several times what it holds, it is rewritten to a temporary file and renamed over the
-old one (atomic). A file lock keeps two runs from using the same directory at once.
+Format 2 (written since depio_like 0.x; format 1 is still read, and rewritten as format 2
+the first time a run opens it). The first line is ``{"depio_like_state": 2, "t0": T}``
+(``T``: a time in ns that the modification times inside records count from; 0 when
+absent); each other line is one self-contained JSON array:
+
+- ``["c", n, digest]``: code digest number ``n`` (a record's ``code`` may be its number:
+  the same few digests are not repeated on each of 100,000 lines);
+- ``["r", key, name, code, args, duration, stamp, products, arg_reprs, inputs, upstream,
+  failed]``
+  for a task that succeeded (trailing empty parts left out; ``args``, a 128-bit digest, in
+  22 characters of base64 rather than 32 of hex). ``products`` is a list of
+  ``[path, digest]``, or ``[path, digest, size, mtime_ns - T, inode]`` (``ctime_ns -
+  mtime_ns`` as a sixth element when not 0) when the product's stat signature is known
+  (no separate file line is needed then); a key ``""`` stands for ``"p:"`` + its first
+  product (sorted), the usual key.
+- ``["x", key]`` for a task that started (its products are incomplete until its next
+  ``"r"`` line);
+- ``["f", path, size, mtime_ns, inode, digest, ctime_ns]`` for a file's content digest (an
+  older line without ctime is not trusted: the file is read again).
+
+Paths below the project (the directory holding the state directory) are stored relative
+to it, so a project moved or renamed keeps its records. On load, the last line for a key
+wins; a line cut short by a crash (no newline, or not JSON) is ignored, so a crash leaves
+the old record or the new one, never a torn one. When the log has grown to several times
+what it holds, it is rewritten to a temporary file and renamed over the old one (atomic).
+A file lock keeps two runs from using the same directory at once. Lines are appended in
+batches (see ``State.flush``), always before a task that had a record starts.
 """
 
 from __future__ import annotations
 
+import binascii
 import contextlib
+import gc
 import json
 import os
 import stat as _stat
@@ -20,17 +41,27 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from .errors import StateError
 from .fingerprint import FileEntry
 from .fs import atomic_write, write_atomic
+from .paths import normalise
 
 LOG_NAME = "state.jsonl"
 LAST_RUN_NAME = "last_run.json"  # the table of the last run, for `depio-like status`
 LOCK_NAME = "lock"
 OWNER_NAME = "lock.owner"
-_HEADER = {"depio_like_state": 1}
+FORMAT = 2
+_HEADER = {"depio_like_state": FORMAT}
+_EMPTY: Mapping[str, Any] = MappingProxyType({})  # shared by the records that have none
+# One encoder for every line (json.dumps builds one per call when given options).
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# Lines are appended at least this often, and whenever this many are pending.
+FLUSH_SECONDS = 0.1
+FLUSH_LINES = 2000
+_LOAD_CHUNK = 5000  # lines parsed at once when loading
 
 
 
@@ -55,20 +86,9 @@ class Record:
     failed: Mapping[str, str] = field(default_factory=dict)  # run_if="all_done": dependencies
     # that had failed when it ran (record key -> label): it runs again next time
 
-    def to_json(self) -> str:
-        # Kept small: 10,000 of these are read at the start of every run; empty parts are
-        # left out.
-        d: dict[str, Any] = {"r": self.key, "n": self.name, "c": self.code, "a": self.args,
-                             "p": dict(self.products), "t": self.duration, "s": self.stamp}
-        for k, v in (("av", self.arg_reprs), ("d", self.inputs), ("u", self.upstream),
-                     ("fl", self.failed)):
-            if v:
-                d[k] = dict(v)
-        return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
-
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Record:
-        """The record a parsed line holds; ValueError if it is not one (a damaged line
+        """The record a parsed line of format 1 holds; ValueError if it is not one (a damaged line
         must not crash every later run)."""
         get = d.get
         key, name, code, args, stamp = get("r"), get("n"), get("c"), get("a"), get("s")
@@ -134,9 +154,21 @@ class State:
         self._torn_bytes = 0   # length of a half-written last line left by a crash
         self._bad_lines = 0
         self._rewrite = False  # rewrite the log at close (records forgotten)
+        self._format = FORMAT  # of the log on disk (an older one is rewritten)
         self._pending: list[str] = []
+        self._must_flush = False  # a started-task line is pending: write before it runs
+        self._flushed_at = 0.0
         self._log: int | None = None  # the log's file descriptor, appended to
         self._size = 0  # bytes of whole lines in the log
+        # Paths under the project (the state directory's parent) are stored relative to it.
+        root = normalise(os.path.dirname(self.dir), "/")
+        self._root = root
+        self._prefix = root if root.endswith("/") else root + "/"
+        self._interned: dict[str, str] = {}
+        self._t0 = 0  # the log's base for modification times (its header's "t0")
+        self._codes: dict[str, int] = {}  # code digest -> its number in the log
+        self._code_list: dict[int, str] = {}  # number -> digest, as read
+        self._next_code = 0
         #: Why writing to the state directory failed (a full disk), if it did.
         self.write_error: str | None = None
         self._lock: Any = None
@@ -151,9 +183,16 @@ class State:
         self._acquire()
         try:
             self._load()
+            if self._format != FORMAT and self._lines_on_disk:
+                # An older format: rewritten now, before anything is appended to it.
+                try:
+                    self._compact()
+                except OSError as e:
+                    raise StateError(f"cannot rewrite {self._path()} in the current format: "
+                                     f"{e.strerror or e}") from None
+                self._torn_bytes = 0
             try:
-                self._log = os.open(os.path.join(self.dir, LOG_NAME),
-                                    os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._log = os.open(self._path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             except OSError as e:
                 raise StateError(f"cannot write the state directory {self.dir}: {e.strerror} "
                                  f"({e.filename}); it must be writable by you") from None
@@ -162,7 +201,7 @@ class State:
                 self._size -= self._torn_bytes
                 os.ftruncate(self._log, self._size)
             if self._lines_on_disk == 0:
-                self._pending.append(json.dumps(_HEADER))
+                self._pending.append(self._header())
                 self.flush()
         except BaseException:
             self._release()
@@ -187,15 +226,29 @@ class State:
                     self._failed(e)
                 os.close(self._log)
                 self._log = None
-                live = len(self.records) + len(self.files)
-                if self.write_error is None and (self._rewrite or self._bad_lines
-                                                 or self._lines_on_disk > 2 * live + 1000):
+                lines = self._lines_on_disk
+                if self.write_error is None and (
+                        self._rewrite or self._bad_lines
+                        or (lines > (len(self.records) + 1) * 3 // 2 + 1000  # cheap bound
+                            and lines > self._live_lines() * 3 // 2 + 1000)):
                     try:
                         self._compact()
                     except OSError as e:  # the old log stays: it is still whole
                         self._failed(e)
         finally:
             self._release()
+
+    def _live_lines(self) -> int:
+        """Lines the log would have once compacted: a file whose signature a record holds
+        takes no line of its own."""
+        inline = 0
+        files = self.files
+        for rec in self.records.values():
+            for p, d in rec.products.items():
+                e = files.get(p)
+                if e is not None and e.digest == d:
+                    inline += 1
+        return 1 + len(self.records) + len(self.files) - inline
 
     def __enter__(self) -> State:
         return self.open()
@@ -204,9 +257,20 @@ class State:
         self.close()
 
     # -- writing ---------------------------------------------------------------------
-    def put_record(self, record: Record) -> None:
+    def put_record(self, record: Record, files: dict[str, FileEntry] | None = None) -> None:
+        """Record a task that succeeded. The signatures of its products found in ``files``
+        (the hasher's fresh entries) are taken out of it and written inside the record."""
         self.records[record.key] = record
-        self._pending.append(record.to_json())
+        entries = None
+        if files:
+            for p in record.products:
+                e = files.pop(p, None)
+                if e is not None:
+                    self.files[p] = e
+                    if entries is None:
+                        entries = {}
+                    entries[p] = e
+        self._pending.append(self._record_line(record, entries))
 
     def forget(self, keys: Iterable[str], paths: Iterable[str] = ()) -> None:
         """Drop the records ``keys`` and the file digests of ``paths`` (rewritten at close)."""
@@ -217,23 +281,34 @@ class State:
         self._rewrite = True
 
     def mark_started(self, key: str) -> None:
-        """Task ``key`` is about to run: until a new record comes, its old one is incomplete."""
+        """Task ``key`` is about to run: until a new record comes, its old one is incomplete.
+        The line is written by the next ``flush``, which must come before the task runs."""
         old = self.records.get(key)
         if old is not None:
             self.records[key] = replace(old, incomplete=True)
-        self._pending.append(json.dumps({"x": key}, ensure_ascii=False))
+        self._pending.append(_encode(["x", self._rel_key(key)]))
+        self._must_flush = True
 
     def put_files(self, entries: dict[str, FileEntry]) -> None:
+        rel = self._rel
         for path, e in entries.items():
             self.files[path] = e
-            self._pending.append(json.dumps(["f", path, *e], separators=(",", ":"),
-                                            ensure_ascii=False))
+            self._pending.append(_encode(["f", rel(path), *e]))
         entries.clear()
 
-    def flush(self) -> None:
-        """Append pending lines to the log in one write."""
+    def flush(self, force: bool = True) -> None:
+        """Append pending lines to the log in one write. ``force=False``: only if a line
+        must be on disk now (a task that had a record starts), or lines have waited
+        ``FLUSH_SECONDS``, or ``FLUSH_LINES`` are pending: a killed run loses at most
+        that much, and a run of short tasks does not pay a write for each."""
         if not self._pending or self._log is None:
             return
+        if not force and not self._must_flush and len(self._pending) < FLUSH_LINES:
+            now = time.monotonic()
+            if now - self._flushed_at < FLUSH_SECONDS:
+                return
+        self._flushed_at = time.monotonic()
+        self._must_flush = False
         if self.write_error is not None:  # the disk refused a write: keep the log whole
             self._pending.clear()
             return
@@ -253,6 +328,12 @@ class State:
         self._lines_on_disk += len(self._pending)
         self._pending.clear()
 
+    def flush_due(self) -> float | None:
+        """Seconds until ``flush(force=False)`` writes what is pending; None: nothing is."""
+        if not self._pending or self._log is None:
+            return None
+        return max(0.0, self._flushed_at + FLUSH_SECONDS - time.monotonic())
+
     def _failed(self, e: OSError) -> None:
         """A write to the state directory failed (a full disk): the run goes on, records
         of what finishes from now on are not kept (those tasks run again next time), and
@@ -269,9 +350,159 @@ class State:
         except OSError as e:  # nothing half written is left: atomic_write removed it
             self._failed(e)
 
+    # -- the lines -------------------------------------------------------------------
+    def _path(self) -> str:
+        return os.path.join(self.dir, LOG_NAME)
+
+    def _rel(self, path: str) -> str:
+        prefix = self._prefix
+        if path.startswith(prefix):
+            return path[len(prefix):]
+        return "." if path == self._root else path
+
+    def _abs(self, path: str) -> str:
+        if path[:1] == "/":
+            return path
+        return self._root if path == "." else self._prefix + path
+
+    def _rel_key(self, key: str) -> str:
+        return "p:" + self._rel(key[2:]) if key[:3] == "p:/" else key
+
+    def _abs_key(self, key: str) -> str:
+        return "p:" + self._abs(key[2:]) if key[:2] == "p:" and key[2:3] != "/" else key
+
+    def _header(self) -> str:
+        """The first line of a new log; the modification times it holds count from now."""
+        self._t0 = time.time_ns() // 10**9 * 10**9
+        self._codes, self._next_code = {}, 0
+        return _encode({**_HEADER, "t0": self._t0})
+
+    def _record_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str:
+        """The line of a record (after the line numbering its code digest, the first time
+        the log holds that digest)."""
+        rel, t0 = self._rel, self._t0
+        code: str | int | None = r.code
+        head = ""
+        if r.code is not None:
+            n = self._codes.get(r.code)
+            if n is None:
+                # Past every number the log holds (a damaged "c" line's number included):
+                # a number never names two digests, so a record never reads another's code.
+                n = self._codes[r.code] = self._next_code
+                self._next_code += 1
+                head = _encode(["c", n, r.code]) + "\n"
+            code = n
+        products = []
+        for p, d in r.products.items():
+            e = entries.get(p) if entries else None
+            if e is not None and e.digest == d:
+                sig = [rel(p), d, e.size, e.mtime_ns - t0, e.ino]
+                if e.ctime_ns != e.mtime_ns:
+                    sig.append(e.ctime_ns - e.mtime_ns)
+                products.append(sig)
+            else:
+                products.append([rel(p), d])
+        key = r.key
+        if r.products and key == "p:" + min(r.products):
+            key = ""
+        else:
+            key = self._rel_key(key)
+        args = r.args
+        if args is not None and len(args) == 32:  # 22 characters in base64, not 32 in hex
+            try:
+                args = binascii.b2a_base64(bytes.fromhex(args), newline=False)[:-2].decode()
+            except ValueError:
+                args = r.args
+        item: list[Any] = ["r", key, r.name, code, args, r.duration, r.stamp, products,
+                           dict(r.arg_reprs),
+                           {rel(p): d for p, d in r.inputs.items()},
+                           {self._rel_key(k): v for k, v in r.upstream.items()},
+                           {self._rel_key(k): v for k, v in r.failed.items()}]
+        while len(item) > 8 and not item[-1]:
+            item.pop()
+        return head + _encode(item)
+
+    def _parse_record(self, item: list[Any]) -> Record:
+        """The record of a format-2 line; ValueError if it is not one."""
+        n = len(item)
+        if n < 8 or n > 12:
+            raise ValueError("record of the wrong length")
+        _, key, name, code, args, t, stamp, plist = item[:8]
+        av = item[8] if n > 8 else _EMPTY
+        ins = item[9] if n > 9 else _EMPTY
+        ups = item[10] if n > 10 else _EMPTY
+        fl = item[11] if n > 11 else _EMPTY
+        if type(args) is str and len(args) == 22:
+            args = binascii.a2b_base64(args + "==").hex()
+        if type(code) is int:
+            code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
+        if (type(key) is not str or type(name) is not str or type(stamp) is not str
+                or type(plist) is not list
+                or (code is not None and type(code) is not str)
+                or (args is not None and type(args) is not str)
+                or (av is not _EMPTY and type(av) is not dict)
+                or (ins is not _EMPTY and type(ins) is not dict)
+                or (ups is not _EMPTY and type(ups) is not dict)
+                or (fl is not _EMPTY and type(fl) is not dict)):
+            raise ValueError("record with fields of the wrong type")
+        if type(t) is not float and type(t) is not int:
+            t = None
+        abs_ = self._abs
+        files = self.files
+        # A line of a log without "t0" (written before it was kept) has absolute times,
+        # and always the sixth element.
+        t0 = self._t0
+        products: dict[str, str | None] = {}
+        for e in plist:
+            if type(e) is not list or type(e[0]) is not str:
+                raise ValueError("product entry of the wrong type")
+            p = abs_(e[0])
+            d = e[1]
+            if d is not None and type(d) is not str:
+                raise ValueError("product digest of the wrong type")
+            products[p] = d
+            n_sig = len(e)
+            if (n_sig == 5 or n_sig == 6) and d is not None:
+                mtime = int(e[3]) + t0
+                files[p] = FileEntry(int(e[2]), mtime, int(e[4]), d,
+                                     mtime + int(e[5]) if n_sig == 6 else mtime)
+        if key == "":
+            if not products:
+                raise ValueError("record without a key")
+            key = "p:" + min(products)
+        else:
+            key = self._abs_key(key)
+        if ins:
+            ins = {abs_(p): d for p, d in ins.items()}
+        if ups:
+            ups = {self._abs_key(k): v for k, v in ups.items()}
+        # The same few names and code digests on every line: kept once, not once a record.
+        intern = self._interned
+        got = intern.get(name)
+        if got is not None:
+            name = got
+        elif len(intern) < 1000:  # names may be one a task: then keeping them costs more
+            intern[name] = name
+        if code is not None:
+            code = intern.setdefault(code, code)
+        if fl:
+            fl = {self._abs_key(k): v for k, v in fl.items()}
+        return Record(key, name, code, args, products, ins, ups, av, t, stamp, failed=fl)
+
     # -- reading ---------------------------------------------------------------------
     def _load(self) -> None:
-        path = os.path.join(self.dir, LOG_NAME)
+        # Parsing makes a few objects per line and no cycles: the collector would only
+        # walk them again and again (a fifth of the load at 100,000 records).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._load_lines()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _load_lines(self) -> None:
+        path = self._path()
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -280,11 +511,44 @@ class State:
         except OSError as e:
             raise StateError(f"cannot read {path}: {e.strerror}") from None
         text = data.decode("utf-8", errors="surrogateescape")
+        del data
         lines = text.split("\n")
+        del text
         torn = lines.pop()  # text after the last newline: empty, or a line cut short
-        lines = [ln for ln in lines if ln]
+        if "" in lines:
+            lines = [ln for ln in lines if ln]
         bad = 1 if torn else 0
         self._torn_bytes = len(torn.encode("utf-8", "surrogateescape"))
+        self._format = 1 if lines else FORMAT
+        if lines and lines[0].startswith("{"):
+            try:
+                head = json.loads(lines[0])
+            except ValueError:
+                head = None
+            if isinstance(head, dict) and "depio_like_state" in head:
+                version = head["depio_like_state"]
+                if type(version) is not int or version > FORMAT:
+                    raise StateError(
+                        f"{path} was written by a newer depio_like (state format {version!r}; "
+                        f"this one reads formats 1 and {FORMAT}): upgrade depio_like, or "
+                        f"remove {path} to start afresh (every task then runs again)")
+                self._format = version
+                t0 = head.get("t0", 0)
+                self._t0 = t0 if type(t0) is int else 0
+        for start in range(0, len(lines), _LOAD_CHUNK):
+            bad += self._load_items(lines[start:start + _LOAD_CHUNK])
+        self._lines_on_disk = len(lines)
+        self._bad_lines = bad
+        if bad:
+            msg = (f"warning: {bad} unreadable line(s) in {path} were ignored (a crash or an "
+                   "edit cut them); the tasks they described will rerun.")
+            self.warnings.append(msg)
+            self._notify(msg)
+
+    def _load_items(self, lines: list[str]) -> int:
+        """Take in these lines (parsed at once: one parse per line costs twice as much, and
+        the whole log at once holds a second copy of it); returns how many were unreadable."""
+        bad = 0
         try:
             items = json.loads("[" + ",".join(lines) + "]")
         except ValueError:
@@ -294,45 +558,80 @@ class State:
                     items.append(json.loads(ln))
                 except ValueError:
                     bad += 1
+        records, files = self.records, self.files
+        abs_, abs_key = self._abs, self._abs_key
         for item in items:
             try:
-                if isinstance(item, list) and item and item[0] == "f":
-                    if len(item) == 6:  # written before ctime was kept: not trusted
-                        continue
-                    _, p, size, mtime, ino, digest, ctime = item
-                    self.files[p] = FileEntry(int(size), int(mtime), int(ino), str(digest),
-                                              int(ctime))
-                elif isinstance(item, dict) and "r" in item:
+                if type(item) is list and item:
+                    tag = item[0]
+                    if tag == "r":
+                        rec = self._parse_record(item)
+                        records[rec.key] = rec
+                    elif tag == "f":
+                        if len(item) == 6:  # written before ctime was kept: not trusted
+                            continue
+                        _, p, size, mtime, ino, digest, ctime = item
+                        files[abs_(p)] = FileEntry(int(size), int(mtime), int(ino), str(digest),
+                                                   int(ctime))
+                    elif tag == "c" and len(item) == 3 and type(item[1]) is int \
+                            and type(item[2]) is str:
+                        self._code_list[item[1]] = item[2]
+                        self._codes[item[2]] = item[1]
+                        self._next_code = max(self._next_code, item[1] + 1)
+                    elif tag == "x" and len(item) == 2 and type(item[1]) is str:
+                        key = abs_key(item[1])
+                        old = records.get(key)
+                        if old is not None:
+                            records[key] = replace(old, incomplete=True)
+                    else:
+                        bad += 1
+                elif isinstance(item, dict) and "r" in item:  # format 1
                     rec = Record.from_json(item)
-                    self.records[rec.key] = rec
+                    records[rec.key] = rec
                 elif isinstance(item, dict) and "x" in item:
-                    old = self.records.get(item["x"])
+                    old = records.get(item["x"])
                     if old is not None:
-                        self.records[item["x"]] = replace(old, incomplete=True)
+                        records[item["x"]] = replace(old, incomplete=True)
                 elif isinstance(item, dict) and "depio_like_state" in item:
                     pass
                 else:
                     bad += 1
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, IndexError, AttributeError, KeyError):
                 bad += 1
-        self._lines_on_disk = len(lines)
-        self._bad_lines = bad
-        if bad:
-            msg = (f"warning: {bad} unreadable line(s) in {path} were ignored (a crash or an "
-                   "edit cut them); the tasks they described will rerun.")
-            self.warnings.append(msg)
-            self._notify(msg)
+        return bad
 
     def _compact(self) -> None:
-        with atomic_write(os.path.join(self.dir, LOG_NAME), fsync=True) as f:
-            f.write(json.dumps(_HEADER) + "\n")
-            for p, e in self.files.items():
-                f.write(json.dumps(["f", p, *e], separators=(",", ":"), ensure_ascii=False) + "\n")
+        files = self.files
+        inline: dict[str, FileEntry] = {}
+        lines = 1
+        with atomic_write(self._path(), fsync=True) as f:
+            f.write(self._header() + "\n")
+            chunk: list[str] = []
             for rec in self.records.values():
-                f.write(rec.to_json() + "\n")
+                entries = None
+                for p, d in rec.products.items():
+                    e = files.get(p)
+                    if e is not None and e.digest == d:
+                        inline[p] = e
+                        entries = inline
+                chunk.append(self._record_line(rec, entries))
                 if rec.incomplete:  # still true after the rewrite
-                    f.write(json.dumps({"x": rec.key}, ensure_ascii=False) + "\n")
-        self._lines_on_disk = 1 + len(self.files) + len(self.records)
+                    chunk.append(_encode(["x", self._rel_key(rec.key)]))
+                if len(chunk) >= 10000:
+                    lines += len(chunk)
+                    f.write("\n".join(chunk) + "\n")
+                    chunk.clear()
+            rel = self._rel
+            for p, e in files.items():
+                if inline.get(p) is not e:
+                    chunk.append(_encode(["f", rel(p), *e]))
+            if chunk:
+                lines += len(chunk)
+                f.write("\n".join(chunk) + "\n")
+        self._lines_on_disk = lines
+        self._format = FORMAT
+        self._rewrite = False
+        self._bad_lines = 0
 
     # -- locking ---------------------------------------------------------------------
     def _acquire(self) -> None:

@@ -37,12 +37,22 @@ from .signature import func_name as _func_name
 from .signature import spec_of as _spec
 from .status import Status
 
+_PosixPath = pathlib.PosixPath
+
 
 def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple[str, ...]:
     """Path identities (``paths.normalise``: absolute, the directory's symlinks and ``..``
     resolved) from a path, a str, a list/tuple of them, or None."""
     if value is None:
         return ()
+    t = type(value)
+    if t is str or t is _PosixPath:  # the common case: one path (a str "" is refused below)
+        p = value if t is str else str(value)
+        if p:
+            try:
+                return (normalise(p, cwd),)
+            except BadPath:
+                pass  # said with the task's name below
     items = value if isinstance(value, (list, tuple)) else (value,)
     out = []
     for item in items:
@@ -211,6 +221,26 @@ def _slurm_parameters(name: str, params: Any) -> dict[str, Any]:
     return dict(params)
 
 
+_PLAIN_REPR = frozenset({str, int, float, bool, type(None)})
+
+
+def _identity_parts(arguments: dict[str, Any], normalised: dict[str, Any],
+                    ignored: frozenset[str]) -> list[str]:
+    """``name=canonical(value)`` for each tracked argument (paths as normalised). Plain
+    values and one path, the common case, are spelt out here as ``canonical`` spells them."""
+    out = []
+    for k, v in arguments.items():
+        if k in ignored:
+            continue
+        if k in normalised:
+            v = normalised[k]
+            if type(v) is tuple and len(v) == 1:  # one Product/Dependency path
+                out.append(f"{k}=({v[0]!r})")
+                continue
+        out.append(f"{k}={v!r}" if type(v) in _PLAIN_REPR else f"{k}={canonical(v)}")
+    return out
+
+
 class Task:
     """One call of a function, bound to its arguments; declaring it does not run it.
 
@@ -222,6 +252,15 @@ class Task:
     arguments they name; see ``postconditions``. ``run_if="all_done"``: run once every
     dependency has ended, even badly (a summary over a sweep); default ``"all_success"``.
     """
+
+    # A run holds one per task (a million, declared in a loop): no per-instance dict.
+    # ``__weakref__`` and ``__dict__`` stay out; a subclass gets a dict of its own.
+    __slots__ = ("missing", "declared_at", "name", "description", "slurm_parameters", "func",
+                 "args", "kwargs", "arguments", "ignored", "path_params", "buildmode",
+                 "resources", "retries", "depends_on", "products", "dependencies",
+                 "value_inputs", "call_args", "call_kwargs", "_path_call", "args_digest",
+                 "unfingerprintable", "_merge_key", "record_key", "id", "variants",
+                 "_statuses", "_index", "ensure", "run_if")
 
     def __init__(
         self,
@@ -269,7 +308,8 @@ class Task:
             self.declared_at = _caller()
         self.name: str = name_
         self.description: str = "" if description is None else str(description)
-        self.slurm_parameters: dict[str, Any] = {} if slurm_parameters is None else \
+        self.slurm_parameters: dict[str, Any] = {} if slurm_parameters is None or \
+            slurm_parameters == {} else \
             _slurm_parameters(name_, slurm_parameters)
         self.func = func
         self.args = args
@@ -283,8 +323,8 @@ class Task:
         if always:
             buildmode = BuildMode.ALWAYS
         self.buildmode: BuildMode | None = buildmode  # None: the pipeline's default
-        self.resources: Resources = _NO_RESOURCES if resources is None else \
-            parse_resources(resources, f"task {self.name!r}")
+        self.resources: Resources = _NO_RESOURCES if resources is None else resources \
+            if type(resources) is Resources else parse_resources(resources, f"task {name_!r}")
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
                                     or retries < 0):
             raise TaskDeclarationError(f"task {self.name!r}: retries must be an int >= 0, "
@@ -327,8 +367,10 @@ class Task:
                 dependencies.extend(paths)
             # Task(..., produces=[...]) and depends_on=[path]: paths beyond the parameters,
             # part of the task's identity (two calls differing there are two tasks).
-            extra = (_norm_paths(list(produces or ()), "produces", "Product", func, cwd),
-                     _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd))
+            extra = (_norm_paths(list(produces), "produces", "Product", func, cwd)
+                     if produces else (),
+                     _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd)
+                     if extra_deps else ())
             products.extend(extra[0])
             dependencies.extend(extra[1])
         else:
@@ -370,16 +412,14 @@ class Task:
         try:
             if no_identity is not None:
                 raise Unfingerprintable(no_identity)
-            text = ";".join(
-                f"{k}={canonical(normalised[k]) if k in normalised else canonical(v)}"
-                for k, v in self.arguments.items() if k not in spec.ignored
-            )
+            text = ";".join(_identity_parts(arguments, normalised, spec.ignored))
             if extra[0] or extra[1]:
                 text += f";\x00produces={canonical(extra[0])};\x00depends_on={canonical(extra[1])}"
             self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
             self.unfingerprintable: str | None = None
-            self._merge_key: Any = (func, text) if code_key is func \
-                else (code_key, carried, text)
+            # By the digest, not the text: a million texts would be kept for this alone.
+            self._merge_key: Any = (func, self.args_digest) if code_key is func \
+                else (code_key, carried, self.args_digest)
         except Unfingerprintable as e:
             # No stable identity: this call merges with nothing and always runs.
             self.args_digest = None
@@ -396,7 +436,7 @@ class Task:
             self.record_key = f"k:{func_module(func)}.{_func_name(func)}:{ident}"
 
         self.id: int | None = None  # set by the pipeline that holds it
-        self.variants: list[str] = []  # the configurations (sweep) it belongs to
+        self.variants: tuple[str, ...] = ()  # the configurations (sweep) it belongs to
         self._statuses: Sequence[Status] = (Status.WAITING,)
         self._index = 0
 

@@ -209,17 +209,20 @@ def records_left(log: bytes) -> set[str]:
             item = json.loads(line)
         except ValueError:
             continue
-        if isinstance(item, dict) and isinstance(item.get("r"), str):
-            last[item["r"]] = item.get("n")
-        elif isinstance(item, dict) and isinstance(item.get("x"), str):
-            last[item["x"]] = None
+        # Format 2: ["r", key, name, ..., products, ...] ("" is "p:" + the first
+        # product) and ["x", key].
+        if isinstance(item, list) and item[:1] == ["r"] and isinstance(item[1], str):
+            key = item[1] or "p:" + min(p[0] for p in item[7])
+            last[key] = item[2]
+        elif isinstance(item, list) and item[:1] == ["x"] and isinstance(item[1], str):
+            last[item[1]] = None
     return {n for n in last.values() if n}
 
 
 def cut_mid_line(log: bytes) -> bytes:
     """Cut the log in the middle of the record of task "c" (as a crash or a full disk
     would): that record and everything after it is gone."""
-    start = log.index(b'"n":"c"')
+    start = re.search(rb'\["r","[^"]*","c",', log).start() + 10
     return log[:start]
 
 
@@ -230,7 +233,7 @@ def garbage_overwrite(log: bytes) -> bytes:
 
 def garbage_line_in_the_middle(log: bytes) -> bytes:
     lines = log.split(b"\n")
-    i = next(k for k, ln in enumerate(lines) if b'"n":"b"' in ln)
+    i = next(k for k, ln in enumerate(lines) if re.match(rb'\["r","[^"]*","b",', ln))
     lines[i] = b"}}}{{{ \xff scribbled over"
     return b"\n".join(lines)
 
@@ -282,10 +285,11 @@ def test_a_well_formed_record_with_wrong_field_types_is_not_trusted(tmp_path):
     log_path = tmp_path / ".depio_like" / "state.jsonl"
     lines = log_path.read_text().splitlines()
     for k, ln in enumerate(lines):
-        if '"n":"b"' in ln:
-            rec = json.loads(ln)
-            rec["d"], rec["p"] = 7, ["not", "a", "mapping"]
-            lines[k] = json.dumps(rec)
+        item = json.loads(ln)
+        if isinstance(item, list) and item[:1] == ["r"] and item[2] == "b":
+            item += [{}] * (11 - len(item))
+            item[9], item[7] = 7, ["not", "a", "mapping"]  # inputs, products
+            lines[k] = json.dumps(item)
     log_path.write_text("\n".join(lines) + "\n")
 
     rc, out, err, ran = run(tmp_path)

@@ -149,7 +149,18 @@ def kill_group(proc: subprocess.Popen) -> None:
             time.sleep(0.005)
 
 
-def recorded_finished(log: bytes, since: int) -> set[str]:
+def record_key(item: list, root: str) -> str:
+    """The absolute key of a state line (format 2): "" stands for "p:" + the first
+    product; paths below the project are relative to it."""
+    key = item[1]
+    if item[0] == "r" and key == "":
+        key = "p:" + min(p[0] for p in item[7])
+    if key.startswith("p:") and not key.startswith("p:/"):
+        key = "p:" + os.path.join(root, key[2:])
+    return key
+
+
+def recorded_finished(log: bytes, since: int, root: str) -> set[str]:
     """Keys whose last "r"/"x" line is an "r" line written at or after byte ``since``.
 
     As the state log itself does, a torn last line (no newline) is ignored.
@@ -161,10 +172,8 @@ def recorded_finished(log: bytes, since: int) -> set[str]:
             item = json.loads(line)
         except ValueError:
             item = None
-        if isinstance(item, dict) and "r" in item:
-            last[item["r"]] = offset >= since
-        elif isinstance(item, dict) and "x" in item:
-            last[item["x"]] = False
+        if isinstance(item, list) and item and item[0] in ("r", "x"):
+            last[record_key(item, root)] = item[0] == "r" and offset >= since
         offset += len(line) + 1
     return {key for key, new in last.items() if new}
 
@@ -182,8 +191,8 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
 
     # A base project, built once with seed A: its records are the "old" ones every
     # kill point starts from, so the killed runs mix up-to-date and outdated records.
-    # Records are keyed by absolute paths: every run happens in the same directory,
-    # "work", restored from a copy of the base before each kill point.
+    # Every run happens in the same directory, "work", restored from a copy of the base
+    # before each kill point.
     work, store = tmp_path / "work", tmp_path / "base"
     work.mkdir()
     (work / "pipeline.py").write_text(SCRIPT)
@@ -242,7 +251,8 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
         else:
             log = (d / ".depio_like" / "state.jsonl").read_bytes()
             assert log.startswith(base_log), f"{where}: the state log was not appended to"
-            done = {key_of[key] for key in recorded_finished(log, len(base_log))}
+            done = {key_of[key] for key in recorded_finished(log, len(base_log),
+                                                             os.path.realpath(work))}
         assert done <= set(killed_ran), f"{where}: records for tasks that never started"
         if 0 < len(done) < len(affected):
             mid_run += 1

@@ -83,3 +83,37 @@ def test_quiet_prints_nothing(project):
     p.add_task(Task("w", write, ["w.txt"]))
     assert p.run() == 0
     assert p.stream.getvalue() == ""
+
+
+def test_a_large_table_is_counts_kept_as_statuses_change(project):
+    # The collapsed frame reads the counts Display.track keeps, not a pass over the tasks:
+    # they must follow every change, in and out of RUNNING and FAILED.
+    from depio_like.display import Display
+    from depio_like.status import Status
+
+    tasks = []
+    for k in range(50):
+        t = Task(f"t{k}", write, [f"t{k}.txt"])
+        t.id = k + 1
+        tasks.append(t)
+    status = [Status.WAITING] * 50
+    stream = io.StringIO()
+    d = Display(stream, tty=False, quiet=False, max_rows=10)
+    d.start(tasks, status, [[] for _ in tasks])
+
+    def move(i, st):
+        status[i] = st
+        d.track(i, st)
+
+    for i in range(5):
+        move(i, Status.RUNNING)
+    for i in range(3):
+        move(i, Status.FINISHED)
+    move(3, Status.FAILED)
+    move(7, Status.SKIPPED)
+    move(7, Status.SKIPPED)  # the same status again changes nothing
+    d.finish()
+    out = stream.getvalue()
+    assert "50 tasks: 44 WAITING, 1 RUNNING, 3 FINISHED, 1 SKIPPED, 1 FAILED" in out, out
+    rows = [ln.split()[:3] for ln in out.splitlines() if re.match(r"^\d+\s+t\d", ln)]
+    assert rows == [["5", "t4", "RUNNING"], ["4", "t3", "FAILED"]], out

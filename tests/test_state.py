@@ -64,7 +64,7 @@ def test_records_and_files_survive_close_and_reopen(tmp_path):
 def test_a_new_state_directory_is_created_with_a_header(tmp_path):
     d = tmp_path / "deep" / "state"
     open_state(d).close()
-    assert json.loads(log_lines(d)[0]) == {"depio_like_state": 1}
+    assert json.loads(log_lines(d)[0])["depio_like_state"] == 2
     again = open_state(d)
     assert again.records == {} and again.files == {} and again.warnings == []
     again.close()
@@ -108,8 +108,8 @@ def test_flush_makes_records_visible_to_a_reader_before_close(tmp_path):
     s = open_state(d)
     s.put_record(rec("k", 1))
     s.flush()
-    assert any(json.loads(ln).get("r") == "k" for ln in log_lines(d)
-               if ln.startswith("{"))
+    assert any(json.loads(ln)[:2] == ["r", "k"] for ln in log_lines(d)
+               if ln.startswith("["))
     s.close()
 
 
@@ -133,7 +133,7 @@ def test_a_torn_last_line_is_ignored_and_does_not_swallow_the_next_record(tmp_pa
     s = open_state(d)
     s.put_record(rec("before", 1))
     s.close()
-    append_raw(d, '{"r":"torn","n":"t","c":"ab')  # a crash mid-write: no newline
+    append_raw(d, '["r","torn","t","ab')  # a crash mid-write: no newline
 
     s = open_state(d)
     assert s.records == {"before": rec("before", 1)}

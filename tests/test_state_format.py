@@ -1,0 +1,248 @@
+"""State format 2: compact lines, paths relative to the project, product signatures inside
+the record; format 1 still read (and rewritten), a newer format refused."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from depio_like.errors import StateError
+from depio_like.fingerprint import FileEntry
+from depio_like.state import LOG_NAME, Record, State
+
+
+def open_state(directory):
+    notices = []
+    s = State(str(directory), notify=notices.append).open()
+    s.notices = notices
+    return s
+
+
+def lines_of(state_dir):
+    return [json.loads(ln) for ln in
+            (state_dir / LOG_NAME).read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_record_round_trips_with_its_product_signature_inside_it(tmp_path):
+    sd = tmp_path / ".depio_like"
+    out = str(tmp_path / "out" / "a.txt")
+    s = open_state(sd)
+    fresh = {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
+    args = "0123456789abcdef" * 2  # a 128-bit digest, stored in base64
+    r = Record("p:" + out, "a", "c1", args, {out: "d1"}, inputs={str(tmp_path / "in.txt"): "i"},
+               upstream={"p:" + str(tmp_path / "up.txt"): "s0"}, arg_reprs={"n": "3"},
+               duration=0.5, stamp="s1")
+    s.put_record(r, fresh)
+    assert fresh == {}  # taken into the record: no line of its own
+    s.close()
+
+    lines = lines_of(sd)
+    assert lines[0]["depio_like_state"] == 2
+    t0 = lines[0]["t0"]  # modification times count from it; the code digest is numbered
+    assert lines[1:] == [["c", 0, "c1"],
+                         ["r", "", "a", 0, "ASNFZ4mrze8BI0VniavN7w", 0.5, "s1",
+                          [["out/a.txt", "d1", 5, 1_000 - t0, 42, 7]], {"n": "3"},
+                          {"in.txt": "i"}, {"p:up.txt": "s0"}]]
+    again = open_state(sd)
+    assert again.records == {r.key: r}
+    assert again.files == {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
+    assert again.warnings == []
+    again.close()
+
+
+def test_paths_outside_the_project_stay_absolute(tmp_path):
+    sd = tmp_path / "project" / ".depio_like"
+    elsewhere = str(tmp_path / "elsewhere" / "x.txt")
+    s = open_state(sd)
+    s.put_record(Record("k:mod.f:1", "f", "c", "a", {elsewhere: "d"}))
+    s.put_files({elsewhere: FileEntry(1, 2, 3, "d", 2)})
+    s.close()
+    text = (sd / LOG_NAME).read_text()
+    assert f'"{elsewhere}"' in text
+    again = open_state(sd)
+    assert again.records["k:mod.f:1"].products == {elsewhere: "d"}
+    assert again.files == {elsewhere: FileEntry(1, 2, 3, "d", 2)}
+    again.close()
+
+
+def test_a_format_1_log_is_read_and_rewritten_as_format_2(tmp_path):
+    sd = tmp_path / ".depio_like"
+    sd.mkdir(mode=0o700)
+    out = str(tmp_path / "o.txt")
+    (sd / LOG_NAME).write_text("\n".join(json.dumps(x) for x in [
+        {"depio_like_state": 1},
+        {"r": "p:" + out, "n": "t", "c": "c1", "a": "a1", "p": {out: "d"}, "t": 0.25,
+         "s": "st", "av": {"i": "1"}},
+        ["f", out, 3, 10, 7, "d", 11],
+        ["f", str(tmp_path / "old.txt"), 3, 10, 7, "d"],  # no ctime: not trusted
+        {"x": "p:" + out},
+    ]) + "\n")
+    s = open_state(sd)
+    want = Record("p:" + out, "t", "c1", "a1", {out: "d"}, arg_reprs={"i": "1"},
+                  duration=0.25, stamp="st", incomplete=True)
+    assert s.records == {want.key: want}
+    assert s.files == {out: FileEntry(3, 10, 7, "d", 11)}
+    assert s.warnings == []
+    s.close()
+
+    lines = lines_of(sd)
+    assert lines[0]["depio_like_state"] == 2
+    assert ["x", "p:o.txt"] in lines
+    again = open_state(sd)
+    assert again.records == {want.key: want}
+    assert again.files == {out: FileEntry(3, 10, 7, "d", 11)}
+    again.close()
+
+
+def test_a_log_of_a_newer_format_is_refused_and_left_alone(tmp_path):
+    sd = tmp_path / ".depio_like"
+    sd.mkdir(mode=0o700)
+    text = '{"depio_like_state": 3}\n["r", "whatever"]\n'
+    (sd / LOG_NAME).write_text(text)
+    with pytest.raises(StateError, match=r"newer depio_like.*format 3.*remove"):
+        open_state(sd)
+    assert (sd / LOG_NAME).read_text() == text
+    # and the lock was released: a second attempt says the same, it does not wait
+    with pytest.raises(StateError, match="newer"):
+        open_state(sd)
+
+
+def test_a_line_cut_by_a_kill_is_dropped_and_the_next_record_stands_alone(tmp_path):
+    sd = tmp_path / ".depio_like"
+    out = str(tmp_path / "a.txt")
+    s = open_state(sd)
+    s.put_record(Record("p:" + out, "a", "c", "x", {out: "d"}))
+    s.close()
+    whole = (sd / LOG_NAME).read_bytes()
+    line = whole.splitlines()[1]
+    with open(sd / LOG_NAME, "ab") as f:
+        f.write(line[: len(line) // 2])  # the second record, cut halfway
+
+    s = open_state(sd)
+    assert list(s.records) == ["p:" + out] and len(s.warnings) == 1
+    b = str(tmp_path / "b.txt")
+    s.put_record(Record("p:" + b, "b", "c", "y", {b: "e"}))
+    s.close()
+    again = open_state(sd)
+    assert sorted(again.records) == sorted(["p:" + out, "p:" + b])
+    assert again.warnings == []
+    again.close()
+
+
+SCRIPT = textwrap.dedent('''\
+    import sys
+    from pathlib import Path
+    from typing import Annotated
+
+    from depio_like import Dependency, Pipeline, Product, SequentialExecutor, task
+
+
+    @task("step")
+    def step(out: Annotated[Path, Product], src: Annotated[Path, Dependency], i: int):
+        with open("ran.log", "a") as f:
+            f.write(f"{i}\\n")
+        out.write_text(src.read_text() + str(i))
+
+
+    p = Pipeline(executor=SequentialExecutor())
+    for i in range(3):
+        p.add_task(step(Path("out") / f"{i}.txt", "in.txt", i))
+    sys.exit(p.run())
+''')
+
+
+def run(d):
+    r = subprocess.run([sys.executable, "pipeline.py"], cwd=d, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ran = (d / "ran.log").read_text().split() if (d / "ran.log").exists() else []
+    if (d / "ran.log").exists():
+        (d / "ran.log").unlink()
+    return ran, r.stdout
+
+
+def test_a_moved_project_finds_its_records_by_their_relative_keys(tmp_path):
+    # Records are found after a move (keys are relative to the project); the tasks still
+    # rerun once, because their identity (the arguments digest) holds absolute paths.
+    a = tmp_path / "project"
+    a.mkdir()
+    (a / "pipeline.py").write_text(SCRIPT.replace("p.run()", "p.run(explain=True)"))
+    (a / "in.txt").write_text("x")
+    assert run(a)[0] == ["0", "1", "2"]
+    assert run(a)[0] == []
+    b = tmp_path / "renamed" / "project-2"
+    b.parent.mkdir()
+    os.rename(a, b)
+    ran, out = run(b)
+    assert sorted(ran) == ["0", "1", "2"]
+    assert out.count("arguments changed") == 3 and "never ran" not in out, out
+    assert run(b)[0] == []
+    assert (b / "out" / "2.txt").read_text() == "x2"
+
+
+def test_a_code_digest_is_written_once_and_a_lost_code_line_loses_only_its_records(tmp_path):
+    sd = tmp_path / ".depio_like"
+    outs = [str(tmp_path / f"o{k}.txt") for k in range(3)]
+    s = open_state(sd)
+    for k, out in enumerate(outs):
+        s.put_record(Record("p:" + out, "t", "same-code" if k < 2 else "other", f"a{k}",
+                            {out: "d"}))
+    s.close()
+    text = (sd / LOG_NAME).read_text()
+    assert text.count("same-code") == 1 and text.count("other") == 1
+    again = open_state(sd)
+    assert [again.records["p:" + o].code for o in outs] == ["same-code", "same-code", "other"]
+    again.close()
+
+    # The line numbering "same-code" is damaged (an edit): its records are unreadable, and
+    # rerun; the others stand, and so does a digest recorded after.
+    lines = (sd / LOG_NAME).read_text().splitlines()
+    lines = [ln if "same-code" not in ln else ln.replace('"same-code"', "nul") for ln in lines]
+    (sd / LOG_NAME).write_text("\n".join(lines) + "\n")
+    damaged = open_state(sd)
+    assert set(damaged.records) == {"p:" + outs[2]}
+    assert damaged.warnings and "3 unreadable line(s)" in damaged.warnings[0]
+    new = str(tmp_path / "new.txt")
+    damaged.put_record(Record("p:" + new, "t", "third", "a", {new: "d"}))
+    damaged.close()
+    final = open_state(sd)
+    assert {k: r.code for k, r in final.records.items()} == {
+        "p:" + outs[2]: "other", "p:" + new: "third"}
+    final.close()
+
+
+def test_a_format_2_log_without_a_time_base_is_read_with_absolute_times(tmp_path):
+    # As the first format-2 logs were written: no "t0", the code digest in the record, six
+    # elements in a product's signature.
+    sd = tmp_path / ".depio_like"
+    sd.mkdir(mode=0o700)
+    line = ["r", "", "a", "c1", "a1", 0.5, "s1", [["a.txt", "d1", 5, 1_000, 42, 7]]]
+    (sd / LOG_NAME).write_text(json.dumps({"depio_like_state": 2}) + "\n" + json.dumps(line)
+                               + "\n")
+    s = open_state(sd)
+    out = str(tmp_path / "a.txt")
+    assert s.records["p:" + out].code == "c1"
+    assert s.files == {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
+    assert s.warnings == []
+    s.close()
+
+
+def test_the_failed_dependencies_of_a_record_round_trip_relative_to_the_project(tmp_path):
+    # run_if="all_done": a task that ran beside a failed dependency keeps which, to run
+    # again next time; format 2 keeps that part too.
+    sd = tmp_path / ".depio_like"
+    out = str(tmp_path / "a.txt")
+    up_key = "p:" + str(tmp_path / "up.txt")
+    s = open_state(sd)
+    r = Record("p:" + out, "a", "c", "a", {out: "d"}, failed={up_key: "[1] 'up'"})
+    s.put_record(r)
+    s.close()
+    last = lines_of(sd)[-1]
+    assert last[0] == "r" and last[-1] == {"p:up.txt": "[1] 'up'"}
+    again = open_state(sd)
+    assert again.records[r.key].failed == {up_key: "[1] 'up'"}
+    assert again.records[r.key] == r
+    again.close()
