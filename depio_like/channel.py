@@ -100,11 +100,11 @@ def load_value(ref: ValueFile) -> Any:
     offset = 4 + 12
     sizes = struct.unpack_from(f"<{n_buf}Q", view, offset)
     offset += 8 * n_buf
-    data = view[offset:offset + n_data]
+    data = view[offset : offset + n_data]
     offset += n_data
     bufs = []
     for size in sizes:
-        bufs.append(view[offset:offset + size])  # slices of one buffer: no copies
+        bufs.append(view[offset : offset + size])  # slices of one buffer: no copies
         offset += size
     return pickle.loads(data, buffers=bufs)
 
@@ -147,15 +147,20 @@ class ValueStore:
     half-written one) goes with the directory when the run ends (``close``).
     """
 
-    def __init__(self, consumers: Mapping[int, Sequence[int]],
-                 producers: Sequence[Sequence[int]], drop: Callable[[Any], None],
-                 units: Sequence[Sequence[int]] = (), area: str | None = None) -> None:
+    def __init__(
+        self,
+        consumers: Mapping[int, Sequence[int]],
+        producers: Sequence[Sequence[int]],
+        drop: Callable[[Any], None],
+        units: Sequence[Sequence[int]] = (),
+        area: str | None = None,
+    ) -> None:
         self.area = area
-        self._producers = producers               # task -> producers whose values it takes
+        self._producers = producers  # task -> producers whose values it takes
         self._consumers = consumers
         self._pending = {p: set(cs) for p, cs in consumers.items() if cs}
         self._values: dict[int, Any] = {}
-        self._skipped: set[int] = set()           # skipped, not settled yet
+        self._skipped: set[int] = set()  # skipped, not settled yet
         self._drop = drop
         # A chain (one job) is reopened as a whole, for the value of its last task: its
         # other tasks are settled only when that one is.
@@ -168,20 +173,26 @@ class ValueStore:
                 self._before_tail[unit[-1]] = list(unit[:-1])
 
     @classmethod
-    def between_jobs(cls, values: Sequence[Sequence[int]], unit_of: Sequence[int],
-                     units: Sequence[Sequence[int]], top: str | None = None) -> ValueStore:
+    def between_jobs(
+        cls,
+        values: Sequence[Sequence[int]],
+        unit_of: Sequence[int],
+        units: Sequence[Sequence[int]],
+        top: str | None = None,
+    ) -> ValueStore:
         """The store of a run whose task ``i`` takes the values of tasks ``values[i]`` and
         runs in job ``unit_of[i]``: only values crossing from one job to another are kept
         (within a job the very object is handed over), and dropped with ``drop_value``.
         ``top``: where runs keep value files (each its own directory in it); None: the run
         writes none (a dry run)."""
-        outside = [tuple(p for p in ps if unit_of[p] != unit_of[i])
-                   for i, ps in enumerate(values)]
+        outside = [tuple(p for p in ps if unit_of[p] != unit_of[i]) for i, ps in enumerate(values)]
         consumers: dict[int, list[int]] = {}
         for c, ps in enumerate(outside):
             for p in ps:
                 consumers.setdefault(p, []).append(c)
-        area = os.path.join(top, f"{os.getpid()}-{os.urandom(4).hex()}") if top is not None else None
+        area = (
+            os.path.join(top, f"{os.getpid()}-{os.urandom(4).hex()}") if top is not None else None
+        )
         return cls(consumers, outside, drop_value, units, area)
 
     def open_area(self, keep_earlier: bool) -> None:
@@ -231,8 +242,7 @@ class ValueStore:
     def inputs(self, members: Sequence[int]) -> dict[int, Any]:
         """The values a job of these tasks takes from outside it, by producer."""
         inside = set(members)
-        return {p: self._values[p] for m in members for p in self._producers[m]
-                if p not in inside}
+        return {p: self._values[p] for m in members for p in self._producers[m] if p not in inside}
 
     def ended(self, i: int, ran_or_never_will: bool) -> None:
         """Task ``i`` reached a final status: it ran (or can never run), or was skipped."""

@@ -19,8 +19,10 @@ def clean(pipeline: Any, *, yes: bool = False, ask: Callable[[str], bool] | None
     log_dir = os.path.join(pipeline.state_dir, "logs")
     logs = [task_log(log_dir, t) + ext for t in graph.tasks for ext in (".out", ".err")]
     logs = [p for p in logs if os.path.exists(p)]
-    print(f"This removes {len(products)} product(s) of {len(graph.tasks)} task(s), their "
-          f"records in {show_path(pipeline.state_dir)} and {len(logs)} log file(s):")
+    print(
+        f"This removes {len(products)} product(s) of {len(graph.tasks)} task(s), their "
+        f"records in {show_path(pipeline.state_dir)} and {len(logs)} log file(s):"
+    )
     for p in products[:20]:
         print(f"  {show_path(p)}{os.sep if os.path.isdir(p) else ''}")
     if len(products) > 20:
@@ -28,8 +30,10 @@ def clean(pipeline: Any, *, yes: bool = False, ask: Callable[[str], bool] | None
     if not yes:
         if ask is None:
             if not sys.stdin or not sys.stdin.isatty():
-                print("Nothing removed: no terminal to ask for confirmation; add --yes.",
-                      file=sys.stderr)
+                print(
+                    "Nothing removed: no terminal to ask for confirmation; add --yes.",
+                    file=sys.stderr,
+                )
                 return 1
             ask = lambda q: input(q).strip().lower() in ("y", "yes")  # noqa: E731
         if not ask("Remove them? [y/N] "):
@@ -44,5 +48,7 @@ def clean(pipeline: Any, *, yes: bool = False, ask: Callable[[str], bool] | None
         state.forget([t.record_key for t in graph.tasks], products)
         for p in logs:
             os.remove(p)
-    print(f"Removed {len(products)} product(s), {len(graph.tasks)} record(s), {len(logs)} log file(s).")
+    print(
+        f"Removed {len(products)} product(s), {len(graph.tasks)} record(s), {len(logs)} log file(s)."
+    )
     return 0

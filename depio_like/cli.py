@@ -17,37 +17,83 @@ from typing import Any
 
 from .options import RunOptions, tool_options
 
-EXECUTORS = ("parallel", "local", "sequential", "thread", "spawn", "forkserver", "slurm",
-             "slurm-local", "dask")
+EXECUTORS = (
+    "parallel",
+    "local",
+    "sequential",
+    "thread",
+    "spawn",
+    "forkserver",
+    "slurm",
+    "slurm-local",
+    "dask",
+)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Run the pipeline: only the tasks that "
-                                "are not up to date.")
-    p.add_argument("-n", "--dry-run", action="store_true",
-                   help="show what would run (WOULD-RUN / SKIPPED); run and write nothing")
-    p.add_argument("--explain", action="store_true",
-                   help="say why each task runs (with --dry-run: why it would)")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Run the pipeline: only the tasks that are not up to date."
+    )
+    p.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="show what would run (WOULD-RUN / SKIPPED); run and write nothing",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each task runs (with --dry-run: why it would)",
+    )
     p.add_argument("--force", action="store_true", help="rerun every task")
-    p.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
-                   help="tasks at once (local workers, or Slurm array elements)")
-    p.add_argument("--target", nargs="+", metavar="PATH", default=None,
-                   help="build only what these products need")
-    p.add_argument("--graph", choices=("mermaid", "dot"),
-                   help="print the task graph (Mermaid or Graphviz DOT) and exit")
-    p.add_argument("--graph-files", action="store_true",
-                   help="with --graph: show files as nodes too")
-    p.add_argument("--clean", action="store_true",
-                   help="remove this pipeline's products, records and logs (asks first)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="tasks at once (local workers, or Slurm array elements)",
+    )
+    p.add_argument(
+        "--target",
+        nargs="+",
+        metavar="PATH",
+        default=None,
+        help="build only what these products need",
+    )
+    p.add_argument(
+        "--graph",
+        choices=("mermaid", "dot"),
+        help="print the task graph (Mermaid or Graphviz DOT) and exit",
+    )
+    p.add_argument(
+        "--graph-files", action="store_true", help="with --graph: show files as nodes too"
+    )
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="remove this pipeline's products, records and logs (asks first)",
+    )
     p.add_argument("-y", "--yes", action="store_true", help="with --clean: do not ask")
-    p.add_argument("--executor", choices=EXECUTORS,
-                   help="run on another executor than the script's (slurm parameters: "
-                        "--slurm KEY=VALUE or DEPIO_LIKE_SLURM_<KEY> variables)")
-    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
-                   help="an sbatch setting for --executor slurm (partition=gpu, time=120, ...)")
-    p.add_argument("--dask-address", action=_DaskAddress, metavar="ADDRESS",
-                   help="with --executor dask (implied): a running Dask scheduler, e.g. "
-                        "tcp://host:8786 (default: an embedded LocalCluster)")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="run on another executor than the script's (slurm parameters: "
+        "--slurm KEY=VALUE or DEPIO_LIKE_SLURM_<KEY> variables)",
+    )
+    p.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an sbatch setting for --executor slurm (partition=gpu, time=120, ...)",
+    )
+    p.add_argument(
+        "--dask-address",
+        action=_DaskAddress,
+        metavar="ADDRESS",
+        help="with --executor dask (implied): a running Dask scheduler, e.g. "
+        "tcp://host:8786 (default: an embedded LocalCluster)",
+    )
     return p
 
 
@@ -92,7 +138,9 @@ def main(pipeline: Any, argv: Sequence[str] | None = None) -> int:
 
 def _main(pipeline: Any, argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    executor = make_executor(args.executor, args.slurm, args.dask_address) if args.executor else None
+    executor = (
+        make_executor(args.executor, args.slurm, args.dask_address) if args.executor else None
+    )
     if args.graph:
         if executor is not None:
             pipeline.executor = executor
@@ -105,8 +153,14 @@ def _main(pipeline: Any, argv: Sequence[str] | None) -> int:
 
 def options_of(args: argparse.Namespace, executor: Any) -> RunOptions:
     """The run options a parsed command line asks for."""
-    return RunOptions.of(force=args.force, dry_run=args.dry_run, explain=args.explain,
-                         targets=args.target, jobs=args.jobs, executor=executor)
+    return RunOptions.of(
+        force=args.force,
+        dry_run=args.dry_run,
+        explain=args.explain,
+        targets=args.target,
+        jobs=args.jobs,
+        executor=executor,
+    )
 
 
 def make_executor(name: str, slurm: Sequence[str] = (), dask_address: str | None = None) -> Any:
@@ -138,18 +192,21 @@ def make_executor(name: str, slurm: Sequence[str] = (), dask_address: str | None
     params: dict[str, Any] = {}
     for key, value in os.environ.items():
         if key.startswith("DEPIO_LIKE_SLURM_") and key != "DEPIO_LIKE_SLURM_":
-            params[key[len("DEPIO_LIKE_SLURM_"):].lower()] = _value(value)
+            params[key[len("DEPIO_LIKE_SLURM_") :].lower()] = _value(value)
     for item in slurm:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--slurm {item!r}: expected KEY=VALUE, e.g. partition=gpu")
         params[key.strip().replace("-", "_")] = _value(value.strip())
     try:
-        return SubmitItExecutor(parameters=params,
-                                cluster="local" if name == "slurm-local" else "slurm")
+        return SubmitItExecutor(
+            parameters=params, cluster="local" if name == "slurm-local" else "slurm"
+        )
     except ValueError as e:  # an unknown or malformed setting: one message, no traceback
-        raise UsageError(f"--slurm / DEPIO_LIKE_SLURM_*: "
-                         f"{str(e).replace('SubmitItExecutor(parameters=...): ', '')}") from None
+        raise UsageError(
+            f"--slurm / DEPIO_LIKE_SLURM_*: "
+            f"{str(e).replace('SubmitItExecutor(parameters=...): ', '')}"
+        ) from None
 
 
 def _value(text: str) -> Any:
@@ -163,10 +220,13 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     [--state-dir DIR]``."""
     top = argparse.ArgumentParser(prog="depio-like", description="Run depio_like pipelines.")
     sub = top.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", parents=[build_parser_parent()],
-                           help="run a pipeline script with options")
-    run_p.add_argument("script", help="the pipeline script (its own arguments go after --), "
-                       "or a spec file (.yaml/.yml)")
+    run_p = sub.add_parser(
+        "run", parents=[build_parser_parent()], help="run a pipeline script with options"
+    )
+    run_p.add_argument(
+        "script",
+        help="the pipeline script (its own arguments go after --), or a spec file (.yaml/.yml)",
+    )
     from . import spec_commands
 
     spec_commands.add_run_options(run_p)
@@ -177,7 +237,7 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     script_args: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, script_args = argv[:cut], argv[cut + 1:]
+        argv, script_args = argv[:cut], argv[cut + 1 :]
     args = top.parse_args(argv)
     args.script_args = script_args
     if args.command == "status":
@@ -190,8 +250,10 @@ def console_main(argv: Sequence[str] | None = None) -> int:
         if spec_commands.is_spec(args.script):
             return spec_commands.guarded(spec_commands.run_spec, args)
         if args.config or args.tasks:
-            raise UsageError("--config and --tasks are for a spec file (.yaml/.yml); "
-                             f"{args.script} is run as a Python script")
+            raise UsageError(
+                "--config and --tasks are for a spec file (.yaml/.yml); "
+                f"{args.script} is run as a Python script"
+            )
         return run_script(args)
     except UsageError as e:
         print(f"depio-like run: {e}", file=sys.stderr)
@@ -215,9 +277,13 @@ def run_script(args: argparse.Namespace) -> int:
         why = "is not a file" if os.path.exists(script) else "does not exist"
         raise UsageError(f"the script {args.script} {why}")
     if args.graph or args.clean:
-        raise UsageError("--graph and --clean need the script to call pipeline.main(); "
-                         "run `python SCRIPT --graph ...` instead")
-    executor = make_executor(args.executor, args.slurm, args.dask_address) if args.executor else None
+        raise UsageError(
+            "--graph and --clean need the script to call pipeline.main(); "
+            "run `python SCRIPT --graph ...` instead"
+        )
+    executor = (
+        make_executor(args.executor, args.slurm, args.dask_address) if args.executor else None
+    )
     token = tool_options.set(options_of(args, executor))
     extra = args.script_args
     old_argv, old_path = sys.argv, list(sys.path)
@@ -259,27 +325,36 @@ def status(state_dir: str) -> int:
         print(f"cannot read {path}: {e}", file=sys.stderr)
         return 1
     if not _well_formed_last_run(data):
-        print(f"cannot read {path}: it is damaged (not the summary of a run); the next run "
-              "rewrites it", file=sys.stderr)
+        print(
+            f"cannot read {path}: it is damaged (not the summary of a run); the next run "
+            "rewrites it",
+            file=sys.stderr,
+        )
         return 1
     text = lambda v: printable(str(v))  # noqa: E731 - the file may hold anything
-    print(f"Last run: finished {text(data['finished'])} in {text(data['cwd'])}, exit code "
-          f"{text(data['exit_code'])}")
+    print(
+        f"Last run: finished {text(data['finished'])} in {text(data['cwd'])}, exit code "
+        f"{text(data['exit_code'])}"
+    )
     rows = [[text(c) for c in row] for row in data["rows"]]
     headers = [text(h) for h in data["headers"]]
     counts = data.get("counts") or {}
     if len(rows) < data.get("tasks", len(rows)):
-        print(f"{text(data['tasks'])} tasks: "
-              + ", ".join(f"{text(v)} {text(k)}" for k, v in counts.items())
-              + ("; those that did not end well:" if rows else ""))
+        print(
+            f"{text(data['tasks'])} tasks: "
+            + ", ".join(f"{text(v)} {text(k)}" for k, v in counts.items())
+            + ("; those that did not end well:" if rows else "")
+        )
     if rows:
         print(tabulate(rows, headers=headers, disable_numparse=True))
     status_col = headers.index("Status") if "Status" in headers else None
     # Not strict: a summary written by an older version has rows and no "logs".
     for row, log in zip(rows, data.get("logs", []), strict=False):
         if status_col is not None and status_col < len(row) and row[status_col] == "FAILED":
-            print(f"FAILED [{row[0]}] {row[1] if len(row) > 1 else ''}: output in "
-                  f"{text(log)}.out, {text(log)}.err")
+            print(
+                f"FAILED [{row[0]}] {row[1] if len(row) > 1 else ''}: output in "
+                f"{text(log)}.out, {text(log)}.err"
+            )
     return 0
 
 

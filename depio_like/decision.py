@@ -49,8 +49,8 @@ class Decision:
 
     run: bool
     reasons: tuple[Reason, ...] = ()
-    inputs: Mapping[str, str | None] = field(default_factory=dict)   # dependency -> digest
-    upstream: Mapping[str, str] = field(default_factory=dict)       # depends_on key -> stamp
+    inputs: Mapping[str, str | None] = field(default_factory=dict)  # dependency -> digest
+    upstream: Mapping[str, str] = field(default_factory=dict)  # depends_on key -> stamp
     fail: str | None = None  # the task cannot be made (BuildMode.NEVER, product missing)
 
     def rerun(self, reason: Reason) -> Decision:

@@ -31,13 +31,23 @@ _FAILED = ("FAILED", "DEPFAILED", "CANCELLED")
 # depio.Executors' defaults for its SubmitItExecutor (submitit's names), exported under
 # depio's names for scripts that start from them.
 TWO_DAYS_IN_MINUTES = 60 * 48
-DEFAULT_PARAMS = {"slurm_time": TWO_DAYS_IN_MINUTES, "slurm_partition": "gpu",
-                  "slurm_mem": 32, "gpus_per_node": 0}
+DEFAULT_PARAMS = {
+    "slurm_time": TWO_DAYS_IN_MINUTES,
+    "slurm_partition": "gpu",
+    "slurm_mem": 32,
+    "gpus_per_node": 0,
+}
 
-_EXCEPTIONS = ("ProductNotProducedException", "ProductNotUpdatedException",
-               "DependencyNotMetException", "TaskRaisedExceptionException",
-               "UnknownStatusException", "TaskNotInQueueException",
-               "ProductAlreadyRegisteredException", "DependencyNotAvailableException")
+_EXCEPTIONS = (
+    "ProductNotProducedException",
+    "ProductNotUpdatedException",
+    "DependencyNotMetException",
+    "TaskRaisedExceptionException",
+    "UnknownStatusException",
+    "TaskNotInQueueException",
+    "ProductAlreadyRegisteredException",
+    "DependencyNotAvailableException",
+)
 
 
 def _contents(pkg: Any) -> dict[str, dict[str, Any]]:
@@ -56,23 +66,52 @@ def _contents(pkg: Any) -> dict[str, dict[str, Any]]:
         "BuildMode": {"BuildMode": pkg.BuildMode},
         "TaskStatus": status,
         "exceptions": exceptions,
-        "Task": {"Task": pkg.Task, "Product": pkg.Product, "Dependency": pkg.Dependency,
-                 "IgnoredForEq": pkg.IgnoredForEq, "BuildMode": pkg.BuildMode, **status,
-                 **{n: exceptions[n] for n in (
-                     "ProductNotProducedException", "TaskRaisedExceptionException",
-                     "UnknownStatusException", "ProductNotUpdatedException",
-                     "DependencyNotMetException")}},
-        "Pipeline": {"Pipeline": pkg.Pipeline, "Task": pkg.Task, "TaskStatus": Status,
-                     "AbstractTaskExecutor": Executor,
-                     **{n: exceptions[n] for n in (
-                         "ProductAlreadyRegisteredException", "TaskNotInQueueException",
-                         "DependencyNotAvailableException")}},
-        "Executors": {"AbstractTaskExecutor": Executor, "SequentialExecutor": SequentialExecutor,
-                      "ParallelExecutor": ParallelExecutor, "Task": pkg.Task,
-                      "TWO_DAYS_IN_MINUTES": TWO_DAYS_IN_MINUTES,
-                      "DEFAULT_PARAMS": DEFAULT_PARAMS},
-        "decorators": {"task": pkg.task, "BuildMode": pkg.BuildMode, "Pipeline": pkg.Pipeline,
-                       "Task": pkg.Task},
+        "Task": {
+            "Task": pkg.Task,
+            "Product": pkg.Product,
+            "Dependency": pkg.Dependency,
+            "IgnoredForEq": pkg.IgnoredForEq,
+            "BuildMode": pkg.BuildMode,
+            **status,
+            **{
+                n: exceptions[n]
+                for n in (
+                    "ProductNotProducedException",
+                    "TaskRaisedExceptionException",
+                    "UnknownStatusException",
+                    "ProductNotUpdatedException",
+                    "DependencyNotMetException",
+                )
+            },
+        },
+        "Pipeline": {
+            "Pipeline": pkg.Pipeline,
+            "Task": pkg.Task,
+            "TaskStatus": Status,
+            "AbstractTaskExecutor": Executor,
+            **{
+                n: exceptions[n]
+                for n in (
+                    "ProductAlreadyRegisteredException",
+                    "TaskNotInQueueException",
+                    "DependencyNotAvailableException",
+                )
+            },
+        },
+        "Executors": {
+            "AbstractTaskExecutor": Executor,
+            "SequentialExecutor": SequentialExecutor,
+            "ParallelExecutor": ParallelExecutor,
+            "Task": pkg.Task,
+            "TWO_DAYS_IN_MINUTES": TWO_DAYS_IN_MINUTES,
+            "DEFAULT_PARAMS": DEFAULT_PARAMS,
+        },
+        "decorators": {
+            "task": pkg.task,
+            "BuildMode": pkg.BuildMode,
+            "Pipeline": pkg.Pipeline,
+            "Task": pkg.Task,
+        },
     }
 
 
@@ -99,8 +138,9 @@ def register(pkg: Any) -> None:
         full = f"{pkg.__name__}.{short}"
         if full in sys.modules:
             continue
-        mod = types.ModuleType(full, f"depio's module {short}: its names, bound to "
-                                     f"depio_like's (see {__name__}).")
+        mod = types.ModuleType(
+            full, f"depio's module {short}: its names, bound to depio_like's (see {__name__})."
+        )
         mod.__spec__ = importlib.machinery.ModuleSpec(full, None)
         mod.__package__ = pkg.__name__
         mod.__dict__.update(names)

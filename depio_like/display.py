@@ -57,9 +57,17 @@ class Display:
     seconds; otherwise one line per task that finishes or fails, and the table once at the end.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None,
-                 quiet: bool = False, max_rows: int = 40, interval: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic, hide_ok: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        quiet: bool = False,
+        max_rows: int = 40,
+        interval: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+        hide_ok: bool = False,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         if tty is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -82,9 +90,14 @@ class Display:
         self._broken = False  # the reader went away (`| head`): write nothing more
 
     # -- the run tells us ----------------------------------------------------------------
-    def start(self, tasks: Sequence, status: Sequence[Status], deps: Sequence[Sequence[int]],
-              columns: Sequence[str] = (), cells: Callable[[int], Sequence[str]] | None = None
-              ) -> None:
+    def start(
+        self,
+        tasks: Sequence,
+        status: Sequence[Status],
+        deps: Sequence[Sequence[int]],
+        columns: Sequence[str] = (),
+        cells: Callable[[int], Sequence[str]] | None = None,
+    ) -> None:
         self._tasks = tasks
         self._status = status
         self._deps = deps
@@ -129,8 +142,15 @@ class Display:
             self._failed.add(i)
         self._dirty = True
 
-    def changed(self, i: int, status: Status, *, duration: float | None = None,
-                error: str | None = None, cause: int | None = None) -> None:
+    def changed(
+        self,
+        i: int,
+        status: Status,
+        *,
+        duration: float | None = None,
+        error: str | None = None,
+        cause: int | None = None,
+    ) -> None:
         """Task ``i`` now has ``status``."""
         if error:
             error = printable(error, keep="\n\t")
@@ -155,8 +175,10 @@ class Display:
 
     def retry(self, i: int, attempt: int, attempts: int, error: str | None) -> None:
         """Task ``i`` failed and runs again; the last line of its error says why."""
-        self.note(f"RETRY     {self._tasks[i].label} (attempt {attempt} of {attempts}) "
-                  f"after: {_last_line(error)}")
+        self.note(
+            f"RETRY     {self._tasks[i].label} (attempt {attempt} of {attempts}) "
+            f"after: {_last_line(error)}"
+        )
 
     def output(self, i: int, text: str) -> None:
         """What task ``i`` printed, in one block: never interleaved with another's."""
@@ -186,8 +208,12 @@ class Display:
 
     def tick(self) -> None:
         """Redraw if something changed and the last redraw is old enough."""
-        if self.tty and not self.quiet and self._dirty \
-                and self._clock() - self._last_draw >= self.interval:
+        if (
+            self.tty
+            and not self.quiet
+            and self._dirty
+            and self._clock() - self._last_draw >= self.interval
+        ):
             self._draw(self._frame())
 
     def finish(self, interrupted: bool = False) -> None:
@@ -209,11 +235,16 @@ class Display:
         row = [str(t.id), printable(t.name), self._status[i].value]
         if self._progress:  # next to the status: it is what one watches
             row.append(self._progress.get(i, "") if self._status[i] is Status.RUNNING else "")
-        row += [", ".join(str(self._tasks[j].id) for j in self._deps[i]),
-                _paths(t.dependencies), _paths(t.products), *self._cells(i)]
+        row += [
+            ", ".join(str(self._tasks[j].id) for j in self._deps[i]),
+            _paths(t.dependencies),
+            _paths(t.products),
+            *self._cells(i),
+        ]
         if self._variants:
-            row.append(printable(", ".join(t.variants)) if len(t.variants) < self._variants
-                       else "all")
+            row.append(
+                printable(", ".join(t.variants)) if len(t.variants) < self._variants else "all"
+            )
         return row
 
     def _headers(self) -> tuple[str, ...]:
@@ -230,13 +261,17 @@ class Display:
         if not self.tty:
             return text
         width = shutil.get_terminal_size((80, 24)).columns - 1
-        shrinkable = [k for k, h in enumerate(headers) if h in ("Path Deps", "Products", "Name",
-                                                                "Task Deps", "Variant")]
+        shrinkable = [
+            k
+            for k, h in enumerate(headers)
+            if h in ("Path Deps", "Products", "Name", "Task Deps", "Variant")
+        ]
         for limit in (40, 28, 20, 14, 10, 6):
             if max(map(len, text.splitlines()), default=0) <= width:
                 break
-            rows = [[_cut(c, limit) if k in shrinkable else c for k, c in enumerate(r)]
-                    for r in rows]
+            rows = [
+                [_cut(c, limit) if k in shrinkable else c for k, c in enumerate(r)] for r in rows
+            ]
             text = tabulate(rows, headers=headers, disable_numparse=True)
         return text
 
@@ -247,12 +282,12 @@ class Display:
             limit = max(1, min(limit, shutil.get_terminal_size((80, 24)).lines - 5))
         if n <= limit:
             ended_well = (Status.FINISHED, Status.SKIPPED)  # WOULD-RUN (a dry run) stays
-            shown = [i for i in range(n)
-                     if not (self.hide_ok and self._status[i] in ended_well)]
+            shown = [i for i in range(n) if not (self.hide_ok and self._status[i] in ended_well)]
             hidden = n - len(shown)
             note = f"\n({hidden} finished or up to date, not shown)" if hidden else ""
-            return "Tasks:\n" + (self._tabulate([self._row(i) for i in shown])
-                                  if shown else "") + note
+            return (
+                "Tasks:\n" + (self._tabulate([self._row(i) for i in shown]) if shown else "") + note
+            )
         # Too many to read: counts per status, then the rows that need attention (running
         # first, then failed, each in task order), from the counts ``track`` keeps.
         counts = self._counts
@@ -268,30 +303,41 @@ class Display:
 
     def _summary(self, interrupted: bool) -> str:
         counts = Counter(self._status)
-        if counts[Status.WOULD_RUN] or (counts[Status.SKIPPED] == len(self._tasks) and self.preview):
-            return (f"Dry run: {counts[Status.WOULD_RUN]} task(s) would run, "
-                    f"{counts[Status.SKIPPED]} up to date; nothing was run or written.")
+        if counts[Status.WOULD_RUN] or (
+            counts[Status.SKIPPED] == len(self._tasks) and self.preview
+        ):
+            return (
+                f"Dry run: {counts[Status.WOULD_RUN]} task(s) would run, "
+                f"{counts[Status.SKIPPED]} up to date; nothing was run or written."
+            )
         bad = counts[Status.FAILED] + counts[Status.DEPFAILED] + counts[Status.CANCELLED]
         if interrupted:
-            return (f"Interrupted: {counts[Status.FINISHED]} finished, "
-                    f"{counts[Status.CANCELLED]} cancelled; finished work is recorded.\n"
-                    f"Exit code 130: end the script with exit(pipeline.run()) to pass it on.")
+            return (
+                f"Interrupted: {counts[Status.FINISHED]} finished, "
+                f"{counts[Status.CANCELLED]} cancelled; finished work is recorded.\n"
+                f"Exit code 130: end the script with exit(pipeline.run()) to pass it on."
+            )
         if not bad:
             n = len(self._tasks)
             done = "The 1 task is done" if n == 1 else f"All {n} tasks done"
-            return (f"{done} ({counts[Status.FINISHED]} ran, "
-                    f"{counts[Status.SKIPPED]} up to date).")
+            return f"{done} ({counts[Status.FINISHED]} ran, {counts[Status.SKIPPED]} up to date)."
         failed = [self._tasks[i].label for i, s in enumerate(self._status) if s is Status.FAILED]
         names = ", ".join(failed[:10]) + (" ..." if len(failed) > 10 else "")
         # A script ending in a bare pipeline.run() (as depio's did) would exit 0: say so.
-        return (f"{counts[Status.FAILED]} failed ({names}), {counts[Status.DEPFAILED]} not run "
-                f"because of them, {counts[Status.FINISHED]} ran, {counts[Status.SKIPPED]} up to date.\n"
-                f"Exit code 1: end the script with exit(pipeline.run()) to pass it on.")
+        return (
+            f"{counts[Status.FAILED]} failed ({names}), {counts[Status.DEPFAILED]} not run "
+            f"because of them, {counts[Status.FINISHED]} ran, {counts[Status.SKIPPED]} up to date.\n"
+            f"Exit code 1: end the script with exit(pipeline.run()) to pass it on."
+        )
 
     def _draw(self, frame: str) -> None:
         width = shutil.get_terminal_size((80, 24)).columns
-        lines = [ln[:width - 1] for ln in frame.split("\n")]
-        out = (f"\x1b[{self._drawn_lines}F\x1b[J" if self._drawn_lines else "") + "\n".join(lines) + "\n"
+        lines = [ln[: width - 1] for ln in frame.split("\n")]
+        out = (
+            (f"\x1b[{self._drawn_lines}F\x1b[J" if self._drawn_lines else "")
+            + "\n".join(lines)
+            + "\n"
+        )
         self._write(out)
         self._drawn_lines = len(lines)
         self._last_draw = self._clock()
@@ -323,8 +369,9 @@ class Display:
         if self._wants_own:
             self._wants_own = False
             try:
-                self._own = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8",
-                                      errors="replace")
+                self._own = os.fdopen(
+                    os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace"
+                )
             except (AttributeError, OSError, ValueError):
                 self._own = None
         if self._own is not None:
@@ -348,7 +395,7 @@ class Display:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _indent(text: str) -> str:

@@ -22,11 +22,14 @@ class _Edge(NamedTuple):
     ordering_only: bool  # an edge that is not a file (depends_on, or a value)
 
 
-def _elements(graph: TaskGraph, status: Sequence[Status],
-              files: bool) -> tuple[list[_Node], list[_Edge]]:
+def _elements(
+    graph: TaskGraph, status: Sequence[Status], files: bool
+) -> tuple[list[_Node], list[_Edge]]:
     """What both formats draw: a node per task (and per file), the edges between them."""
-    nodes = [_Node(f"t{t.id}", f"[{t.id}] {t.name}\n{status[i].value}", False)
-             for i, t in enumerate(graph.tasks)]
+    nodes = [
+        _Node(f"t{t.id}", f"[{t.id}] {t.name}\n{status[i].value}", False)
+        for i, t in enumerate(graph.tasks)
+    ]
     edges: list[_Edge] = []
     file_ids: dict[str, str] = {}
     if files:
@@ -73,8 +76,9 @@ def to_dot(graph: TaskGraph, status: Sequence[Status], files: bool = False) -> s
 
 def _mermaid_text(text: str) -> str:
     # Inside a quoted Mermaid label, quotes and angle brackets need entity codes.
-    return (text.replace("&", "#amp;").replace('"', "#quot;")
-            .replace("<", "#lt;").replace(">", "#gt;"))
+    return (
+        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )
 
 
 def _dot_str(text: str) -> str:

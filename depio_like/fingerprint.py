@@ -59,8 +59,14 @@ class FileHasher:
     followed). ``PathProblem`` is raised for what cannot be read (permissions, ...).
     """
 
-    def __init__(self, disk: Disk, known: dict[str, FileEntry], *,
-                 stats: dict[str, FileStat] | None = None, skip: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        disk: Disk,
+        known: dict[str, FileEntry],
+        *,
+        stats: dict[str, FileStat] | None = None,
+        skip: Sequence[str] = (),
+    ) -> None:
         self._disk = disk
         self._known = known
         self._stats = dict(stats) if stats else {}
@@ -116,8 +122,12 @@ class FileHasher:
             d = f"special:{kind}"
         else:
             known = self._known.get(path)
-            if known is not None and (known.size, known.mtime_ns, known.ino,
-                                      known.ctime_ns) == _signature(st):
+            if known is not None and (
+                known.size,
+                known.mtime_ns,
+                known.ino,
+                known.ctime_ns,
+            ) == _signature(st):
                 d = known.digest
             else:
                 d = self._hash_file(path, st.size)
@@ -129,8 +139,9 @@ class FileHasher:
         self._known_under(path)
         return d
 
-    def remember(self, path: str, size: int, mtime_ns: int, ino: int, digest: str,
-                 ctime_ns: int = 0) -> None:
+    def remember(
+        self, path: str, size: int, mtime_ns: int, ino: int, digest: str, ctime_ns: int = 0
+    ) -> None:
         """Take a digest computed elsewhere (a worker that just wrote the file) for this run."""
         self.forget(path)
         self._memo[path] = digest
@@ -175,7 +186,8 @@ class FileHasher:
         # Each directory to visit with the (device, inode) of the directories above it: a
         # symlink back to one of them would make the walk endless.
         stack: list[tuple[str, frozenset[tuple[int, int]]]] = [
-            (root, frozenset({(root_st.dev, root_st.ino)}))]
+            (root, frozenset({(root_st.dev, root_st.ino)}))
+        ]
         scandir = getattr(self._disk, "scandir", None)
         real_root = None
         while stack:
@@ -188,7 +200,7 @@ class FileHasher:
                 p = f"{d}/{name}"
                 if p in self._skip:
                     continue
-                rel = p[len(root) + 1:]
+                rel = p[len(root) + 1 :]
                 memo = self._memo.get(p)
                 if memo is not None:
                     h.update(f"F{rel}\0{memo}\0".encode("utf-8", "surrogateescape"))
@@ -214,8 +226,11 @@ class FileHasher:
                         if real_root is None:
                             real_root = os.path.realpath(root)
                         target = os.path.realpath(p)
-                        loop = target == "/" or real_root == target \
+                        loop = (
+                            target == "/"
+                            or real_root == target
                             or real_root.startswith(target + "/")
+                        )
                     if loop:
                         target = self._readlink(p) or ""
                         h.update(f"L{rel}\0{target}\0".encode("utf-8", "surrogateescape"))
@@ -226,8 +241,9 @@ class FileHasher:
                 elif st.special:
                     h.update(f"S{rel}\0{st.special}\0".encode("utf-8", "surrogateescape"))
                 else:
-                    h.update(f"F{rel}\0{self._file_digest(p, st)}\0".encode(
-                        "utf-8", "surrogateescape"))
+                    h.update(
+                        f"F{rel}\0{self._file_digest(p, st)}\0".encode("utf-8", "surrogateescape")
+                    )
                     under.append(p)
         return h.hexdigest(), tuple(under)
 
@@ -431,9 +447,16 @@ def _layers(func: Any) -> Any:
             continue
         if t is _FunctionType:
             yield "function", func
-        elif isinstance(func, (type, types.BuiltinFunctionType, types.MethodWrapperType,
-                               types.WrapperDescriptorType, types.MethodDescriptorType)) \
-                or not callable(func):
+        elif isinstance(
+            func,
+            (
+                type,
+                types.BuiltinFunctionType,
+                types.MethodWrapperType,
+                types.WrapperDescriptorType,
+                types.MethodDescriptorType,
+            ),
+        ) or not callable(func):
             yield "other", func
         else:
             yield "object", func
@@ -468,9 +491,17 @@ def _state_text(obj: Any) -> str:
     state = _plain_state(obj)
     if state is not None:
         t = type(obj)
-        return f"O{t.__module__}.{t.__qualname__}{{" + ",".join(sorted(
-            f"{k}:{_safe_canon(v)}" for k, v in state.items()
-            if not (k[:2] == "__" and k[-2:] == "__"))) + "}"
+        return (
+            f"O{t.__module__}.{t.__qualname__}{{"
+            + ",".join(
+                sorted(
+                    f"{k}:{_safe_canon(v)}"
+                    for k, v in state.items()
+                    if not (k[:2] == "__" and k[-2:] == "__")
+                )
+            )
+            + "}"
+        )
     if getattr(obj, "__wrapped__", None) is not None:
         # A wrapper made in C (lru_cache, cache): what it calls is followed through
         # __wrapped__; its own state (the cache) is not what it does.
@@ -532,11 +563,18 @@ def call_identity(func: Callable[..., Any]) -> tuple[Any, str]:
                     objs.append(cell.cell_contents)
                 except ValueError:
                     objs.append(None)
-    top = layers[0][1] if layers[0][0] == "function" else \
-        next((o for k, o in layers if k == "function"), None)
+    top = (
+        layers[0][1]
+        if layers[0][0] == "function"
+        else next((o for k, o in layers if k == "function"), None)
+    )
     memo = _identity_memo.get(top) if top is not None else None
-    if memo is not None and len(memo[0]) == len(objs) and \
-            all(a is b for a, b in zip(memo[0], objs, strict=True)) and not _naming:
+    if (
+        memo is not None
+        and len(memo[0]) == len(objs)
+        and all(a is b for a, b in zip(memo[0], objs, strict=True))
+        and not _naming
+    ):
         return memo[1]
     previous, _naming = _naming, True
     _in_progress.add(id(func))
@@ -590,8 +628,11 @@ def _feed_code(code: types.CodeType, h: xxhash.xxh3_64, skip_first: bool = False
     while stack:
         c, skip = stack.pop()
         h.update(c.co_code)
-        h.update(repr((c.co_names, c.co_varnames, c.co_freevars, c.co_argcount,
-                       c.co_kwonlyargcount)).encode())
+        h.update(
+            repr(
+                (c.co_names, c.co_varnames, c.co_freevars, c.co_argcount, c.co_kwonlyargcount)
+            ).encode()
+        )
         # The docstring is documentation, not behaviour.
         consts = c.co_consts[1:] if skip else c.co_consts
         for k in consts:

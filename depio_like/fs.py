@@ -24,7 +24,7 @@ class FileStat(NamedTuple):
     is_dir: bool
     ctime_ns: int = 0  # changes with any write, chmod or rename, and cannot be set back
     dev: int = 0
-    mode: int = 0      # st_mode; 0 from fakes that only say file or directory
+    mode: int = 0  # st_mode; 0 from fakes that only say file or directory
 
     @property
     def special(self) -> str:
@@ -36,8 +36,12 @@ class FileStat(NamedTuple):
         return _KINDS.get(fmt, "not a regular file")
 
 
-_KINDS = {_stat.S_IFIFO: "a FIFO (named pipe)", _stat.S_IFSOCK: "a socket",
-          _stat.S_IFCHR: "a character device", _stat.S_IFBLK: "a block device"}
+_KINDS = {
+    _stat.S_IFIFO: "a FIFO (named pipe)",
+    _stat.S_IFSOCK: "a socket",
+    _stat.S_IFCHR: "a character device",
+    _stat.S_IFBLK: "a block device",
+}
 
 
 class PathProblem(Exception):
@@ -60,11 +64,11 @@ def problem(path: str, e: OSError) -> PathProblem:
     """The user's words for an ``OSError`` met while looking at ``path``."""
     reasons = {
         _errno.EACCES: "permission denied (a directory on the way lacks x permission, or "
-                       "the file lacks r permission, for this user)",
+        "the file lacks r permission, for this user)",
         _errno.EPERM: "operation not permitted",
         _errno.ELOOP: "a symlink loop (too many levels of symbolic links)",
         _errno.ENAMETOOLONG: "name too long (a path component over 255 bytes, or the "
-                             "whole path over 4096)",
+        "whole path over 4096)",
     }
     reason = reasons.get(e.errno, "") if e.errno is not None else ""
     return PathProblem(path, reason or e.strerror or str(e), e.errno)
@@ -117,8 +121,15 @@ class RealDisk:
             return None
         except OSError as e:
             raise problem(path, e) from None
-        return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, _stat.S_ISDIR(st.st_mode),
-                        st.st_ctime_ns, st.st_dev, st.st_mode)
+        return FileStat(
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+            _stat.S_ISDIR(st.st_mode),
+            st.st_ctime_ns,
+            st.st_dev,
+            st.st_mode,
+        )
 
     def readlink(self, path: str) -> str | None:
         """The target of a symlink, None if ``path`` is not one."""
@@ -198,19 +209,24 @@ class RealDisk:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], *, text: bool = True,
-                 fsync: bool = False) -> Iterator[IO[Any]]:
+def atomic_write(
+    path: str | os.PathLike[str], *, text: bool = True, fsync: bool = False
+) -> Iterator[IO[Any]]:
     """Write ``path`` all or nothing: the block writes to a temporary file in the same
     directory, renamed over ``path`` when the block ends without error and removed when it
     raises (a full disk leaves neither half a file nor a temporary one). ``fsync``: make the
     content durable before the rename (state a crash must not lose)."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=os.path.dirname(path) or ".")
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or "."
+    )
     try:
         # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
-        with (os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") if text
-              else os.fdopen(fd, "wb")) as f:
+        with (
+            os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape")
+            if text
+            else os.fdopen(fd, "wb")
+        ) as f:
             yield f
             f.flush()
             if fsync:

@@ -35,14 +35,14 @@ _MAX_LISTED = 20
 @dataclass
 class TaskGraph:
     tasks: Sequence[Task]
-    upstream: list[tuple[int, ...]]    # per task index: indices it waits for
-    downstream: list[list[int]]        # per task index: indices waiting for it
-    explicit: list[tuple[int, ...]]    # per task index: upstream through depends_on or values
-    producer: dict[str, int]           # product path -> task index
-    order: list[int]                   # a topological order
+    upstream: list[tuple[int, ...]]  # per task index: indices it waits for
+    downstream: list[list[int]]  # per task index: indices waiting for it
+    explicit: list[tuple[int, ...]]  # per task index: upstream through depends_on or values
+    producer: dict[str, int]  # product path -> task index
+    order: list[int]  # a topological order
     values: list[tuple[int, ...]] = field(default_factory=list)  # per task: value producers
-    units: list[tuple[int, ...]] = field(default_factory=list)   # chains run as one job
-    unit_of: list[int] = field(default_factory=list)             # task index -> unit index
+    units: list[tuple[int, ...]] = field(default_factory=list)  # chains run as one job
+    unit_of: list[int] = field(default_factory=list)  # task index -> unit index
     # Stat results of the dependencies no task produces, taken while checking the graph:
     # the run's hasher starts from them instead of looking again.
     stats: dict[str, FileStat] = field(default_factory=dict)
@@ -90,8 +90,18 @@ class TaskGraph:
         producer = {p: new[i] for p, i in self.producer.items() if i in new}
         order = [new[o] for o in self.order if o in new]
         units, unit_of = _units(order, upstream, downstream, values)
-        return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values,
-                         units, unit_of, self.stats)
+        return TaskGraph(
+            tasks,
+            upstream,
+            downstream,
+            explicit,
+            producer,
+            order,
+            values,
+            units,
+            unit_of,
+            self.stats,
+        )
 
     def to_networkx(self) -> networkx.DiGraph:
         """Tasks as nodes (their ids), an edge from each task to the tasks that wait for it."""
@@ -106,8 +116,9 @@ class TaskGraph:
         return g
 
 
-def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict[Any, Task],
-                disk: Disk) -> TaskGraph:
+def build_graph(
+    tasks: Sequence[Task], producer: dict[str, int], survivors: dict[Any, Task], disk: Disk
+) -> TaskGraph:
     """Connect ``tasks`` (index = id - 1) and check the graph can run; raise a GraphError if not.
 
     Paths are nodes and containment is an edge: a task waits for the producer of each of
@@ -135,14 +146,18 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
                 j = _owner(d, producer, owners)
             if j >= 0 and j != i:
                 outer = _nearest_product(p, producer, j)
-                nested.append(f"  {_show(p)}, a product of task {t.label}, is inside "
-                              f"{_show(outer)}, a product of task {tasks[j].label}")
+                nested.append(
+                    f"  {_show(p)}, a product of task {t.label}, is inside "
+                    f"{_show(outer)}, a product of task {tasks[j].label}"
+                )
         ups: dict[int, None] = {}
         for path in t.dependencies:
             j = producer.get(path)
             if j is not None:
                 if j == i:
-                    self_loops.append(f"  task {t.label} both depends on and produces {_show(path)}")
+                    self_loops.append(
+                        f"  task {t.label} both depends on and produces {_show(path)}"
+                    )
                 else:
                     ups[j] = None
                 continue
@@ -154,7 +169,8 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
                 if j == i:
                     self_loops.append(
                         f"  task {t.label} depends on {_show(path)}, inside "
-                        f"{_show(_nearest_product(path, producer, i))}, which it produces")
+                        f"{_show(_nearest_product(path, producer, i))}, which it produces"
+                    )
                 else:
                     ups[j] = None
                 continue
@@ -171,15 +187,17 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
                     unusable.append(
                         f"  task {t.label} depends on {_show(path)}, which is {st.special}: "
                         "only regular files and directories can be tracked (a FIFO is "
-                        "never opened: reading it would wait for a writer)")
+                        "never opened: reading it would wait for a writer)"
+                    )
                     continue
                 # Readable by everyone by its mode bits: no need to ask the kernel.
                 need = 0o555 if st.is_dir else 0o444
-                if mode & need != need and readable is not None \
-                        and not readable(path, st.is_dir):
+                if mode & need != need and readable is not None and not readable(path, st.is_dir):
                     what = "list" if st.is_dir else "read"
-                    unusable.append(f"  task {t.label} depends on {_show(path)}, which this "
-                                    f"user ({_user()}) may not {what}: permission denied")
+                    unusable.append(
+                        f"  task {t.label} depends on {_show(path)}, which this "
+                        f"user ({_user()}) may not {what}: permission denied"
+                    )
                     continue
             if st is None or st.is_dir:
                 makers = inside(path)
@@ -189,17 +207,23 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
                     if real != path:
                         makers = list(dict.fromkeys(makers + inside(real)))
                 if i in makers:
-                    own = next(p for p in t.products
-                               if p.startswith(path + "/") or p.startswith(real + "/"))
+                    own = next(
+                        p
+                        for p in t.products
+                        if p.startswith(path + "/") or p.startswith(real + "/")
+                    )
                     self_loops.append(
                         f"  task {t.label} depends on the directory {_show(path)}, which "
-                        f"holds its own product {_show(own)}: each run would change its input")
+                        f"holds its own product {_show(own)}: each run would change its input"
+                    )
                     continue
                 for j in makers:
                     ups[j] = None
                 if st is None and not makers:
-                    missing.append(f"  task {t.label} depends on {_show(path)}, which no task "
-                                   f"produces and which does not exist{_dangling(disk, path)}")
+                    missing.append(
+                        f"  task {t.label} depends on {_show(path)}, which no task "
+                        f"produces and which does not exist{_dangling(disk, path)}"
+                    )
         ex: dict[int, None] = {}
         for dep in t.depends_on:
             j = _index_of(dep, survivors, t, "depends on")
@@ -210,8 +234,10 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
                 ups[j] = None
         vals: dict[int, None] = {}
         if t.value_inputs:
-            slots = {id(v): ValueSlot(_index_of(v, survivors, t, "takes the value of") + 1)
-                     for v in t.value_inputs}
+            slots = {
+                id(v): ValueSlot(_index_of(v, survivors, t, "takes the value of") + 1)
+                for v in t.value_inputs
+            }
             for slot in slots.values():
                 j = slot.task_id - 1
                 if j == i:
@@ -228,7 +254,8 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
     if nested:
         raise DuplicateProductError(
             "a product inside another task's product (a directory product is everything "
-            "under it, so a path would have two producers):\n" + _listed(nested))
+            "under it, so a path would have two producers):\n" + _listed(nested)
+        )
     if self_loops:
         raise CycleError("dependency cycle:\n" + "\n".join(self_loops))
     if missing:
@@ -258,8 +285,9 @@ def build_graph(tasks: Sequence[Task], producer: dict[str, int], survivors: dict
     if len(order) < n:
         raise CycleError(_describe_cycle(tasks, upstream, indegree))
     units, unit_of = _units(order, upstream, downstream, values)
-    return TaskGraph(tasks, upstream, downstream, explicit, producer, order, values, units,
-                     unit_of, stats)
+    return TaskGraph(
+        tasks, upstream, downstream, explicit, producer, order, values, units, unit_of, stats
+    )
 
 
 def _listed(lines: list[str]) -> str:
@@ -337,8 +365,12 @@ def _index_of(t: Task, survivors: dict[Any, Task], user: Task, how: str) -> int:
     return s.id - 1  # type: ignore[operator]  # a task in the graph has its id
 
 
-def _units(order: list[int], upstream: list[tuple[int, ...]], downstream: list[list[int]],
-           values: list[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], list[int]]:
+def _units(
+    order: list[int],
+    upstream: list[tuple[int, ...]],
+    downstream: list[list[int]],
+    values: list[tuple[int, ...]],
+) -> tuple[list[tuple[int, ...]], list[int]]:
     """Chains joined only by values: a producer whose one dependent takes its value and
     waits for nothing else. They run as one job, so the value never leaves the process that
     made it; a chain waits for nothing its head does not (a failure elsewhere cannot stop
@@ -367,8 +399,9 @@ def _units(order: list[int], upstream: list[tuple[int, ...]], downstream: list[l
     return units, unit_of
 
 
-def _describe_cycle(tasks: Sequence[Task], upstream: list[tuple[int, ...]],
-                    indegree: list[int]) -> str:
+def _describe_cycle(
+    tasks: Sequence[Task], upstream: list[tuple[int, ...]], indegree: list[int]
+) -> str:
     # Every task left after Kahn's walk waits for another one left: following those
     # waits must come back to a task already seen, and that loop is a cycle.
     start = next(i for i, d in enumerate(indegree) if d > 0)
@@ -379,7 +412,7 @@ def _describe_cycle(tasks: Sequence[Task], upstream: list[tuple[int, ...]],
         seen[node] = len(path)
         path.append(node)
         node = next(u for u in upstream[node] if indegree[u] > 0)
-    cycle = path[seen[node]:]
+    cycle = path[seen[node] :]
     cycle.reverse()  # producer before consumer reads naturally
     lines = []
     for k, a in enumerate(cycle):
@@ -388,7 +421,6 @@ def _describe_cycle(tasks: Sequence[Task], upstream: list[tuple[int, ...]],
         lines.append(f"  {tasks[a].label} -> {tasks[b].label}{why}")
     names = " -> ".join(tasks[i].label for i in cycle + cycle[:1])
     return f"dependency cycle between tasks: {names}\n" + "\n".join(lines)
-
 
 
 def _link(producer: Task, consumer: Task) -> str:

@@ -74,9 +74,16 @@ class RunHooks:
     ``ran`` the tasks an executor reported on (only they have output); both are read here,
     never written. A hook that raises is reported with ``report``."""
 
-    def __init__(self, tasks: Sequence[Any], status: Sequence[Status], ran: Container[int],
-                 logs: TaskLogs, on_task: Sequence[Hook], on_pipeline: Sequence[Hook],
-                 report: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[Any],
+        status: Sequence[Status],
+        ran: Container[int],
+        logs: TaskLogs,
+        on_task: Sequence[Hook],
+        on_pipeline: Sequence[Hook],
+        report: Callable[[str], None],
+    ) -> None:
         self._tasks, self._status, self._ran, self._logs = tasks, status, ran, logs
         self._on_task, self._on_pipeline = list(on_task), list(on_pipeline)
         self._report = report
@@ -104,16 +111,27 @@ class RunHooks:
     def finished(self, name: str, code: int) -> None:
         """The run is over with exit code ``code``."""
         if self._on_pipeline:
-            results = tuple(self._results.get(i) or self._result(i)
-                            for i in range(len(self._tasks)))
-            call_all(self._on_pipeline, PipelineResult(name, code == 0, code, results),
-                     self._report)
+            results = tuple(
+                self._results.get(i) or self._result(i) for i in range(len(self._tasks))
+            )
+            call_all(
+                self._on_pipeline, PipelineResult(name, code == 0, code, results), self._report
+            )
 
     def _result(self, i: int) -> TaskResult:
         t, ran = self._tasks[i], i in self._ran
         out, err = self._logs.output(i) if ran else ("", "")
-        return TaskResult(t.id, t.name, self._status[i], out, err, self._durations.get(i),
-                          t.products, self._errors.get(i), self._logs.base(i) if ran else None)
+        return TaskResult(
+            t.id,
+            t.name,
+            self._status[i],
+            out,
+            err,
+            self._durations.get(i),
+            t.products,
+            self._errors.get(i),
+            self._logs.base(i) if ran else None,
+        )
 
 
 def make_save_hook(folder: str | os.PathLike) -> Callable[[TaskResult], None]:

@@ -37,8 +37,11 @@ def guarded() -> Iterator[None]:
     """Install the run's Ctrl-C handling for the length of the block (once: a nested
     run inside a task keeps the outer one's)."""
     global _presses, _active
-    if (_active or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    if (
+        _active
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield
         return
     _presses, _active = 0, True

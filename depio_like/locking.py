@@ -38,8 +38,8 @@ DEAD_OWNER_GRACE = 10.0
 # state dir -> (pid, thread) of the run holding it in this process, or in the process we
 # were forked from (the dict is copied by fork: a task in a worker sees its driver's entry).
 _held: dict[str, tuple[int, int]] = {}
-_fds: dict[str, int] = {}      # state dir -> our descriptor of its lock file
-_keep_in_child = False         # set while an executor forks its own processes
+_fds: dict[str, int] = {}  # state dir -> our descriptor of its lock file
+_keep_in_child = False  # set while an executor forks its own processes
 
 
 def _after_fork_in_child() -> None:
@@ -94,8 +94,10 @@ class StateLock:
         _held[self.dir] = (os.getpid(), threading.get_ident())
         try:
             with open(self.path + OWNER_SUFFIX, "w", encoding="utf-8") as f:
-                f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                        f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+                f.write(
+                    f"pid {os.getpid()} on {socket.gethostname()} since "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+                )
         except OSError:
             pass  # only informative
 
@@ -103,8 +105,10 @@ class StateLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         except OSError as e:
-            raise StateError(f"cannot use the state directory {self.dir}: {e.strerror} "
-                             f"({self.path}); it must be writable by you") from None
+            raise StateError(
+                f"cannot use the state directory {self.dir}: {e.strerror} "
+                f"({self.path}); it must be writable by you"
+            ) from None
         try:
             if not _try_lock(fd):
                 self._wait(fd, wait, notify)
@@ -119,11 +123,15 @@ class StateLock:
             raise self._nested()
         ended = pid is not None and host == socket.gethostname() and not _alive(pid)
         if ended:
-            notify(f"waiting for the processes of an earlier run on {self.dir} to exit "
-                   f"(its driver, pid {pid}, has ended) ...")
+            notify(
+                f"waiting for the processes of an earlier run on {self.dir} to exit "
+                f"(its driver, pid {pid}, has ended) ..."
+            )
         elif not wait:
-            raise StateLockedError(f"the state directory {self.dir} is in use by another run "
-                                   f"({text}); wait for it to finish, or run with waiting allowed")
+            raise StateLockedError(
+                f"the state directory {self.dir} is in use by another run "
+                f"({text}); wait for it to finish, or run with waiting allowed"
+            )
         else:
             notify(f"waiting for another run to release {self.dir} ({text}) ...")
         if wait:
@@ -135,10 +143,13 @@ class StateLock:
                 raise StateLockedError(
                     f"the state directory {self.dir} is still locked by processes of an "
                     f"earlier run whose driver (pid {pid}) has ended; find them with "
-                    f"`fuser {self.path}` and stop them, or run with waiting allowed")
+                    f"`fuser {self.path}` and stop them, or run with waiting allowed"
+                )
             time.sleep(0.05)
 
-    def _acquire_portable(self, wait: bool, notify: Callable[[str], None]) -> None:  # pragma: no cover
+    def _acquire_portable(
+        self, wait: bool, notify: Callable[[str], None]
+    ) -> None:  # pragma: no cover
         from filelock import FileLock, Timeout
 
         self._fallback = FileLock(self.path)
@@ -146,8 +157,9 @@ class StateLock:
             self._fallback.acquire(timeout=0)
         except Timeout:
             if not wait:
-                raise StateLockedError(f"the state directory {self.dir} is in use by another "
-                                       f"run ({self.owner()[2]})") from None
+                raise StateLockedError(
+                    f"the state directory {self.dir} is in use by another run ({self.owner()[2]})"
+                ) from None
             notify(f"waiting for another run to release {self.dir} ({self.owner()[2]}) ...")
             self._fallback.acquire()
 
@@ -177,7 +189,8 @@ class StateLock:
         return StateError(
             f"the state directory {self.dir} belongs to the run this code is part of: a task "
             "cannot run a pipeline on its own run's state directory (it would wait for itself "
-            "forever); give the inner pipeline its own state_dir=...")
+            "forever); give the inner pipeline its own state_dir=..."
+        )
 
 
 def _try_lock(fd: int) -> bool:
@@ -213,7 +226,7 @@ def _ancestors() -> set[int]:
         try:
             with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
                 stat = f.read()
-            pid = int(stat[stat.rindex(")") + 2:].split()[1])
+            pid = int(stat[stat.rindex(")") + 2 :].split()[1])
         except (OSError, ValueError, IndexError):
             break
         if pid <= 1:

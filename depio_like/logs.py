@@ -31,8 +31,9 @@ def read_all(path: str, limit: int = RESULT_BYTES) -> str:
     data, size = _tail_bytes(path, limit)
     text = data.decode("utf-8", "replace")
     if size > len(data):
-        text = (f"[... {size - len(data)} earlier bytes not shown; all {size} bytes are in "
-                f"{path}]\n") + text
+        text = (
+            f"[... {size - len(data)} earlier bytes not shown; all {size} bytes are in {path}]\n"
+        ) + text
     return text
 
 
@@ -86,8 +87,9 @@ class TaskLogs:
 
     def tail(self, i: int) -> str:
         """What task ``i`` printed (its last lines), stdout then stderr."""
-        parts = [text for ext in (".out", ".err")
-                 if (text := read_tail(self.base(i) + ext, SHOWN_LINES))]
+        parts = [
+            text for ext in (".out", ".err") if (text := read_tail(self.base(i) + ext, SHOWN_LINES))
+        ]
         return "\n".join(parts).rstrip("\n")
 
     def output(self, i: int) -> tuple[str, str]:

@@ -26,26 +26,41 @@ class RunOptions:
     executor: Executor | None = None
 
     def __post_init__(self) -> None:
-        if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int)
-                                      or self.jobs < 1):
+        if self.jobs is not None and (
+            isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1
+        ):
             raise ValueError(f"jobs={self.jobs!r}: need an int >= 1")
 
     @staticmethod
-    def of(*, force: bool = False, dry_run: bool = False, explain: bool = False,
-           targets: Sequence[str | os.PathLike[str]] | None = None, jobs: int | None = None,
-           executor: Executor | None = None) -> RunOptions:
+    def of(
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        explain: bool = False,
+        targets: Sequence[str | os.PathLike[str]] | None = None,
+        jobs: int | None = None,
+        executor: Executor | None = None,
+    ) -> RunOptions:
         """Options from ``run()``'s keywords (targets made absolute now)."""
-        return RunOptions(force, dry_run, explain,
-                          tuple(os.path.abspath(os.fspath(t)) for t in targets)
-                          if targets else None, jobs, executor)
+        return RunOptions(
+            force,
+            dry_run,
+            explain,
+            tuple(os.path.abspath(os.fspath(t)) for t in targets) if targets else None,
+            jobs,
+            executor,
+        )
 
     def over(self, base: RunOptions) -> RunOptions:
         """These options on top of ``base``: flags add up, the rest replaces when set."""
-        return RunOptions(self.force or base.force, self.dry_run or base.dry_run,
-                          self.explain or base.explain,
-                          self.targets if self.targets is not None else base.targets,
-                          self.jobs if self.jobs is not None else base.jobs,
-                          self.executor if self.executor is not None else base.executor)
+        return RunOptions(
+            self.force or base.force,
+            self.dry_run or base.dry_run,
+            self.explain or base.explain,
+            self.targets if self.targets is not None else base.targets,
+            self.jobs if self.jobs is not None else base.jobs,
+            self.executor if self.executor is not None else base.executor,
+        )
 
 
 #: Options of the ``depio-like run`` command for the script it runs: every

@@ -48,9 +48,9 @@ class ParamInfo:
     """One parameter of a task function, as a spec file sees it."""
 
     name: str
-    type: Any               # the annotation, Annotated and markers stripped (Any if none)
-    default: Any            # MISSING when required
-    marker: str             # "Product", "Dependency", "IgnoredForEq" or ""
+    type: Any  # the annotation, Annotated and markers stripped (Any if none)
+    default: Any  # MISSING when required
+    marker: str  # "Product", "Dependency", "IgnoredForEq" or ""
     description: str
     positional_only: bool = False
 
@@ -86,16 +86,30 @@ def parameters(func: Callable[..., Any]) -> list[ParamInfo]:
                 ann = eval(ann, globalns)  # noqa: S307 - what typing.get_type_hints does
             except Exception:  # noqa: BLE001
                 ann = Unresolved(ann)
-        marker = ("Product" if p.name in spec.products else
-                  "Dependency" if p.name in spec.dependencies else
-                  "IgnoredForEq" if p.name in spec.ignored else "")
+        marker = (
+            "Product"
+            if p.name in spec.products
+            else "Dependency"
+            if p.name in spec.dependencies
+            else "IgnoredForEq"
+            if p.name in spec.ignored
+            else ""
+        )
         tp, note = _strip(ann)
         if ann is P.empty:
             tp = Any
         if marker in ("Product", "Dependency") and tp is Any:
             tp = pathlib.Path
-        out.append(ParamInfo(p.name, tp, p.default, marker, note or docs.get(p.name, ""),
-                             p.kind is P.POSITIONAL_ONLY))
+        out.append(
+            ParamInfo(
+                p.name,
+                tp,
+                p.default,
+                marker,
+                note or docs.get(p.name, ""),
+                p.kind is P.POSITIONAL_ONLY,
+            )
+        )
     return out
 
 
@@ -136,8 +150,10 @@ def _bare(t: Any) -> Any:
 
 # -- docstrings -------------------------------------------------------------------------------
 
-_GOOGLE = re.compile(r"^(\s*)(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments)"
-                     r":\s*$")
+_GOOGLE = re.compile(
+    r"^(\s*)(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments)"
+    r":\s*$"
+)
 _GOOGLE_ITEM = re.compile(r"^\**(\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
 _NUMPY_ITEM = re.compile(r"^\**(\w+(?:\s*,\s*\w+)*)\s*(:.*)?$")
 _SPHINX = re.compile(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
@@ -154,8 +170,11 @@ def docstring_params(doc: str) -> dict[str, str]:
         if m:
             i = _google_section(lines, i + 1, len(m.group(1)), out)
             continue
-        if line.strip() in ("Parameters", "Other Parameters") and i + 1 < len(lines) \
-                and set(lines[i + 1].strip()) == {"-"}:
+        if (
+            line.strip() in ("Parameters", "Other Parameters")
+            and i + 1 < len(lines)
+            and set(lines[i + 1].strip()) == {"-"}
+        ):
             i = _numpy_section(lines, i + 2, len(line) - len(line.lstrip()), out)
             continue
         m = _SPHINX.match(line)
@@ -205,8 +224,12 @@ def _numpy_section(lines: list[str], i: int, base: int, out: dict[str, str]) -> 
     while i < len(lines):
         line = lines[i]
         stripped = line.strip()
-        if stripped and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"} \
-                and _indent(line) <= base:
+        if (
+            stripped
+            and i + 1 < len(lines)
+            and set(lines[i + 1].strip()) == {"-"}
+            and _indent(line) <= base
+        ):
             break  # the next section's heading
         if stripped and _indent(line) <= base:
             m = _NUMPY_ITEM.match(stripped)
@@ -226,6 +249,7 @@ def _numpy_section(lines: list[str], i: int, base: int, out: dict[str, str]) -> 
 
 
 # -- types as text and as JSON Schema -----------------------------------------------------------
+
 
 def _union_args(t: Any) -> tuple[Any, ...] | None:
     origin = typing.get_origin(t)
@@ -261,8 +285,13 @@ def type_text(t: Any) -> str:
     return str(t).replace("typing.", "")
 
 
-_SEQ_ORIGINS = (list, collections.abc.Sequence, collections.abc.MutableSequence,
-                collections.abc.Iterable, collections.abc.Collection)
+_SEQ_ORIGINS = (
+    list,
+    collections.abc.Sequence,
+    collections.abc.MutableSequence,
+    collections.abc.Iterable,
+    collections.abc.Collection,
+)
 _SET_ORIGINS = (set, frozenset, collections.abc.Set, collections.abc.MutableSet)
 _MAP_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 
@@ -302,8 +331,13 @@ def json_schema(t: Any) -> dict[str, Any]:
             return {"type": "array", **({"items": json_schema(args[0])} if args else {})}
         if args == ((),):
             return {"type": "array", "maxItems": 0}
-        return {"type": "array", "prefixItems": [json_schema(a) for a in args],
-                "items": False, "minItems": len(args), "maxItems": len(args)}
+        return {
+            "type": "array",
+            "prefixItems": [json_schema(a) for a in args],
+            "items": False,
+            "minItems": len(args),
+            "maxItems": len(args),
+        }
     if origin in _MAP_ORIGINS or t is dict:
         schema: dict[str, Any] = {"type": "object"}
         if len(args) == 2:
@@ -340,6 +374,7 @@ def plain_default(v: Any) -> Any:
 
 
 # -- checking and converting values -----------------------------------------------------------
+
 
 class Invalid(Exception):
     """A value that does not fit: ``where`` is the place inside it (``[2]``, ``.key``)."""
@@ -433,13 +468,15 @@ def convert(value: Any, t: Any, where: str = "") -> Any:
     if origin in _SEQ_ORIGINS or t in (list, collections.abc.Sequence):
         if type(value) is not list:
             raise Invalid(where, type_text(t), value)
-        return [convert(x, args[0], f"{where}[{i}]") for i, x in enumerate(value)] if args \
-            else value
+        return (
+            [convert(x, args[0], f"{where}[{i}]") for i, x in enumerate(value)] if args else value
+        )
     if origin in _SET_ORIGINS or t in (set, frozenset):
         if type(value) is not list:
             raise Invalid(where, type_text(t), value)
-        items = [convert(x, args[0], f"{where}[{i}]") for i, x in enumerate(value)] if args \
-            else value
+        items = (
+            [convert(x, args[0], f"{where}[{i}]") for i, x in enumerate(value)] if args else value
+        )
         try:
             return (frozenset if (origin or t) in (frozenset,) else set)(items)
         except TypeError:
@@ -455,18 +492,25 @@ def convert(value: Any, t: Any, where: str = "") -> Any:
             args = ()
         if len(value) != len(args):
             raise Invalid(where, type_text(t), value)
-        return tuple(convert(x, a, f"{where}[{i}]")
-                     for i, (x, a) in enumerate(zip(value, args, strict=True)))
+        return tuple(
+            convert(x, a, f"{where}[{i}]") for i, (x, a) in enumerate(zip(value, args, strict=True))
+        )
     if origin in _MAP_ORIGINS or t is dict:
         if type(value) is not dict:
             raise Invalid(where, type_text(t), value)
         if len(args) != 2:
             return value
-        return {convert(k, args[0], f"{where}.{k}"): convert(v, args[1], f"{where}.{k}")
-                for k, v in value.items()}
+        return {
+            convert(k, args[0], f"{where}.{k}"): convert(v, args[1], f"{where}.{k}")
+            for k, v in value.items()
+        }
     if isinstance(t, type):
         if isinstance(value, t):
             return value
-        raise Invalid(where, f"{t.__name__} (which a config file cannot give; pass it from "
-                      "another task with value_of)", value)
+        raise Invalid(
+            where,
+            f"{t.__name__} (which a config file cannot give; pass it from "
+            "another task with value_of)",
+            value,
+        )
     return value  # a typing construct not understood here: taken as given

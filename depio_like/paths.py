@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import stat as _stat
 
-NAME_MAX = 255    # bytes in one path component (ext4, xfs, btrfs, tmpfs, NFS)
-PATH_MAX = 4096   # bytes in a whole path, its terminating NUL included
+NAME_MAX = 255  # bytes in one path component (ext4, xfs, btrfs, tmpfs, NFS)
+PATH_MAX = 4096  # bytes in a whole path, its terminating NUL included
 
 _ROOT = {"": "/"}
 _real: dict[str, str] = dict(_ROOT)
@@ -40,8 +40,10 @@ def forget_dirs() -> None:
 def _check_name(name: str, path: str) -> None:
     # Only long names can be too long: a character is at most 4 bytes in UTF-8.
     if len(name) > NAME_MAX // 4 and len(os.fsencode(name)) > NAME_MAX:
-        raise BadPath(f"{show_path(path)}: a path component of {len(os.fsencode(name))} "
-                      f"bytes, over the limit of {NAME_MAX} ({name[:40]}...)")
+        raise BadPath(
+            f"{show_path(path)}: a path component of {len(os.fsencode(name))} "
+            f"bytes, over the limit of {NAME_MAX} ({name[:40]}...)"
+        )
 
 
 def real_dir(d: str) -> str:
@@ -91,8 +93,10 @@ def normalise(path: str, cwd: str) -> str:
     d = real_dir(head)
     out = f"{d}/{name}" if d != "/" else f"/{name}"
     if len(out) >= PATH_MAX // 4 and len(os.fsencode(out)) >= PATH_MAX:
-        raise BadPath(f"{show_path(out)[:60]}...: a path of {len(os.fsencode(out))} bytes, "
-                      f"over the limit of {PATH_MAX - 1}")
+        raise BadPath(
+            f"{show_path(out)[:60]}...: a path of {len(os.fsencode(out))} bytes, "
+            f"over the limit of {PATH_MAX - 1}"
+        )
     return out
 
 
@@ -106,7 +110,7 @@ def show_path(path: str) -> str:
     and printable (bytes that are not UTF-8 in a file name show as U+FFFD)."""
     cwd = os.getcwd()
     if path.startswith(cwd + os.sep):
-        path = path[len(cwd) + 1:]
+        path = path[len(cwd) + 1 :]
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

@@ -60,17 +60,28 @@ class Pipeline:
     """
 
     # The positional order up to refreshrate is depio's.
-    def __init__(self, executor: Executor | None = None, name: str = "default",
-                 clear_screen: Any = None, hide_successful_terminated_tasks: bool = False,
-                 submit_only_if_runnable: bool = True, quiet: bool = False,
-                 refreshrate: float = 0.25, *,
-                 depioExecutor: Executor | None = None, state_dir: str | os.PathLike | None = None,
-                 wait_for_lock: bool = True,
-                 delete_on_error: bool = False, show_output: bool = True,
-                 buildmode: BuildMode = BuildMode.IF_NEW, critical_path: bool = True,
-                 on_task_finished: Any = None, on_pipeline_finished: Any = None,
-                 stream: TextIO | None = None,
-                 disk: Disk | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor | None = None,
+        name: str = "default",
+        clear_screen: Any = None,
+        hide_successful_terminated_tasks: bool = False,
+        submit_only_if_runnable: bool = True,
+        quiet: bool = False,
+        refreshrate: float = 0.25,
+        *,
+        depioExecutor: Executor | None = None,
+        state_dir: str | os.PathLike | None = None,
+        wait_for_lock: bool = True,
+        delete_on_error: bool = False,
+        show_output: bool = True,
+        buildmode: BuildMode = BuildMode.IF_NEW,
+        critical_path: bool = True,
+        on_task_finished: Any = None,
+        on_pipeline_finished: Any = None,
+        stream: TextIO | None = None,
+        disk: Disk | None = None,
+    ) -> None:
         if executor is not None and depioExecutor is not None:
             raise TypeError("Pipeline(): pass executor= or depioExecutor=, not both")
         executor = executor if executor is not None else depioExecutor
@@ -149,7 +160,8 @@ class Pipeline:
                 raise UnknownTaskError(
                     f"task {task.name!r} ({_describe_call(task)}) depends on task {d.name!r} "
                     f"({_describe_call(d)}), which is not in the pipeline: add it with "
-                    "add_task() first (depio's TaskNotInQueueException)")
+                    "add_task() first (depio's TaskNotInQueueException)"
+                )
         for p in task.products:
             self._producer[p] = index
         task.id = index + 1
@@ -188,16 +200,19 @@ class Pipeline:
                 names = ", ".join(repr(m) for m in t.missing)
                 raise TaskDeclarationError(
                     f"task {t.label}{where}: {_describe_call(t)} is missing required "
-                    f"argument(s) {names}; pass them in args/kwargs")
+                    f"argument(s) {names}; pass them in args/kwargs"
+                )
         forget_dirs()  # declarations after this one see symlinks as they are then
         state_dir = normalise(self.state_dir, "/")
         inside = state_dir + "/"
         for t in self._tasks:
             for p in t.products:
                 if p == state_dir or p.startswith(inside):
-                    raise GraphError(f"task {t.label} declares the product {show_path(p)}, "
-                                     f"inside the state directory {show_path(self.state_dir)}; "
-                                     "choose another path")
+                    raise GraphError(
+                        f"task {t.label} declares the product {show_path(p)}, "
+                        f"inside the state directory {show_path(self.state_dir)}; "
+                        "choose another path"
+                    )
         d = state_dir
         while d:  # a task producing a directory the state directory is in would own it
             j = self._producer.get(d)
@@ -206,7 +221,8 @@ class Pipeline:
                     f"the state directory {show_path(self.state_dir)} is inside "
                     f"{show_path(d)}, a product of task {self._tasks[j].label}: the task "
                     "would own (and may delete) the records; give the pipeline another "
-                    "state_dir, or the task another product")
+                    "state_dir, or the task another product"
+                )
             d = d.rpartition("/")[0]
         return build_graph(self._tasks, self._producer, self._survivors, self.disk)
 
@@ -214,9 +230,16 @@ class Pipeline:
         """The task graph as a ``networkx.DiGraph`` (nodes are task ids)."""
         return self.validate().to_networkx()
 
-    def run(self, *, force: bool = False, dry_run: bool = False, explain: bool = False,
-            targets: Sequence[str | os.PathLike] | None = None, jobs: int | None = None,
-            executor: Executor | None = None) -> int:
+    def run(
+        self,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        explain: bool = False,
+        targets: Sequence[str | os.PathLike] | None = None,
+        jobs: int | None = None,
+        executor: Executor | None = None,
+    ) -> int:
         """Run every task that is not up to date; return 0 if all ended well, 1 if a task
         failed, 130 if interrupted. Graph errors raise before anything runs.
 
@@ -225,8 +248,14 @@ class Pipeline:
         these products need. ``jobs``: how many tasks at once (local workers, or Slurm
         array elements). ``executor``: use this one for this run.
         """
-        opts = RunOptions.of(force=force, dry_run=dry_run, explain=explain, targets=targets,
-                             jobs=jobs, executor=executor)
+        opts = RunOptions.of(
+            force=force,
+            dry_run=dry_run,
+            explain=explain,
+            targets=targets,
+            jobs=jobs,
+            executor=executor,
+        )
         return self.run_with(opts)
 
     def run_with(self, options: RunOptions) -> int:
@@ -255,10 +284,16 @@ class Pipeline:
             # Made absolute by RunOptions; spelled here as the graph spells paths.
             graph = graph.subgraph(graph.needed_for([normalise(t, "/") for t in options.targets]))
         if options.jobs is not None and not executor.takes_jobs:
-            print(f"note: --jobs {options.jobs} does not apply to {type(executor).__name__}",
-                  file=sys.stderr)
-        display = Display(self.stream, quiet=self.quiet, interval=self.refreshrate,
-                          hide_ok=self.hide_successful_terminated_tasks)
+            print(
+                f"note: --jobs {options.jobs} does not apply to {type(executor).__name__}",
+                file=sys.stderr,
+            )
+        display = Display(
+            self.stream,
+            quiet=self.quiet,
+            interval=self.refreshrate,
+            hide_ok=self.hide_successful_terminated_tasks,
+        )
         notify = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
         if options.dry_run:
             state = State(self.state_dir, notify=notify).read_only()
@@ -274,14 +309,29 @@ class Pipeline:
                 notify("Interrupted.")
                 return 130
 
-    def _run(self, graph: TaskGraph, executor: Executor, state: State, display: Display,
-             options: RunOptions) -> int:
-        run = Run(graph, executor, state, display, self.disk, options,
-                  delete_on_error=self.delete_on_error, show_output=self.show_output,
-                  default_mode=self.buildmode, name=self.name,
-                  on_task_finished=self.on_task_finished,
-                  on_pipeline_finished=self.on_pipeline_finished,
-                  critical_path=self.critical_path)
+    def _run(
+        self,
+        graph: TaskGraph,
+        executor: Executor,
+        state: State,
+        display: Display,
+        options: RunOptions,
+    ) -> int:
+        run = Run(
+            graph,
+            executor,
+            state,
+            display,
+            self.disk,
+            options,
+            delete_on_error=self.delete_on_error,
+            show_output=self.show_output,
+            default_mode=self.buildmode,
+            name=self.name,
+            on_task_finished=self.on_task_finished,
+            on_pipeline_finished=self.on_pipeline_finished,
+            critical_path=self.critical_path,
+        )
         gc.freeze()  # the records, the graph and the plan, made since run() began
         if self._gc_was_enabled:
             gc.enable()  # the tasks' own garbage is collected as usual
@@ -304,8 +354,15 @@ class Pipeline:
             raise ValueError(f"export_graph(fmt={fmt!r}): use 'mermaid' or 'dot'")
         graph = self.validate()
         state = State(self.state_dir, notify=lambda m: None).read_only()
-        run = Run(graph, self.executor, state, Display(self.stream, quiet=True), self.disk,
-                  RunOptions(dry_run=True), default_mode=self.buildmode)
+        run = Run(
+            graph,
+            self.executor,
+            state,
+            Display(self.stream, quiet=True),
+            self.disk,
+            RunOptions(dry_run=True),
+            default_mode=self.buildmode,
+        )
         run.execute()
         return render(graph, run.status, files=files)
 
@@ -356,8 +413,11 @@ def _install_excepthook() -> None:
         if not isinstance(exc, PipelineError):
             return previous(exc_type, exc, tb)
         where = _user_frame(tb)
-        print(f"error: {exc}" + (f"\n  (raised at {where})" if where else ""),
-              file=sys.stderr, flush=True)
+        print(
+            f"error: {exc}" + (f"\n  (raised at {where})" if where else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         if sys.flags.interactive or hasattr(sys, "ps1"):
             return  # a Python prompt: report, and keep the session
         _exit(2)

@@ -56,8 +56,8 @@ class Changed:
 
     index: int
     status: Status
-    cause: int | None = None      # DEPFAILED: the task whose failure took it down
-    error: str | None = None      # FAILED: why
+    cause: int | None = None  # DEPFAILED: the task whose failure took it down
+    error: str | None = None  # FAILED: why
     duration: float | None = None
 
 
@@ -75,11 +75,11 @@ Action = Check | Dispatch | Changed | Retry
 
 
 class _Phase(Enum):
-    WAITING = 0   # some unit upstream has not ended well yet
-    READY = 1     # to be decided (a Check is out)
-    QUEUED = 2    # decided to run; waits for a free slot (and for values it takes)
-    BLOCKED = 3   # reopened; waits for readers of its products to end
-    RUNNING = 4   # handed to the executor
+    WAITING = 0  # some unit upstream has not ended well yet
+    READY = 1  # to be decided (a Check is out)
+    QUEUED = 2  # decided to run; waits for a free slot (and for values it takes)
+    BLOCKED = 3  # reopened; waits for readers of its products to end
+    RUNNING = 4  # handed to the executor
     DONE = 5
 
 
@@ -90,10 +90,17 @@ class BuildPlan:
     """The state of one run. ``status`` (per task) is read by the table; only the plan
     writes it. ``has_value(p)``: whether the return value of task ``p`` is at hand."""
 
-    def __init__(self, graph: TaskGraph, *, priority: Sequence[float] | None = None,
-                 retries: Sequence[int] | None = None, queues: bool = False,
-                 dry: bool = False, has_value: Callable[[int], bool] = lambda p: False,
-                 all_done: Sequence[bool] | None = None) -> None:
+    def __init__(
+        self,
+        graph: TaskGraph,
+        *,
+        priority: Sequence[float] | None = None,
+        retries: Sequence[int] | None = None,
+        queues: bool = False,
+        dry: bool = False,
+        has_value: Callable[[int], bool] = lambda p: False,
+        all_done: Sequence[bool] | None = None,
+    ) -> None:
         n = len(graph.tasks)
         self._graph = graph
         self._units = graph.units
@@ -128,7 +135,10 @@ class BuildPlan:
         # Per unit: the producers outside it whose values it takes (most take none).
         self._takes: list[tuple[int, ...]] = [
             tuple(sorted({p for m in unit for p in graph.values[m] if self._unit_of[p] != u}))
-            if any(graph.values[m] for m in unit) else () for u, unit in enumerate(self._units)]
+            if any(graph.values[m] for m in unit)
+            else ()
+            for u, unit in enumerate(self._units)
+        ]
         # Per unit: the units upstream whose failure it outlives (run_if="all_done": every
         # task of it reading from there says so, and takes no return value from there).
         self._tolerates: list[frozenset[int]] = [frozenset()] * nu
@@ -136,20 +146,25 @@ class BuildPlan:
             for u, unit in enumerate(self._units):
                 if any(all_done[m] for m in unit):
                     self._tolerates[u] = frozenset(
-                        v for v in ups[u]
-                        if all(all_done[m] and j not in graph.values[m]
-                               for m in unit for j in graph.upstream[m]
-                               if self._unit_of[j] == v))
+                        v
+                        for v in ups[u]
+                        if all(
+                            all_done[m] and j not in graph.values[m]
+                            for m in unit
+                            for j in graph.upstream[m]
+                            if self._unit_of[j] == v
+                        )
+                    )
         self._waiting_on = [len(vs) for vs in ups]
         self._phase = [_Phase.WAITING] * nu
         # Highest priority first; ties in the order the tasks were added.
         self._priority = priority  # the heap's keys are made when a unit is queued
         self._queued: list[tuple[float, int, int]] = []
         self.status: list[Status] = [Status.WAITING] * n
-        self._decided: dict[int, Decision] = {}    # the decision of each task decided so far
+        self._decided: dict[int, Decision] = {}  # the decision of each task decided so far
         self._attempts: dict[int, int] = {}
-        self._in_flight: set[int] = set()          # tasks handed over and not ended
-        self._blocked: dict[int, int] = {}         # reopened unit -> readers it waits for
+        self._in_flight: set[int] = set()  # tasks handed over and not ended
+        self._blocked: dict[int, int] = {}  # reopened unit -> readers it waits for
         self._blocking: dict[int, list[int]] = {}  # running unit -> reopened units waiting
         self._open = nu
 
@@ -173,8 +188,11 @@ class BuildPlan:
     def failed_upstream(self, i: int) -> tuple[int, ...]:
         """The tasks ``i`` depends on that failed (or could not run) in this run: only a
         ``run_if="all_done"`` task runs after that."""
-        return tuple(j for j in self._graph.upstream[i]
-                     if self.status[j] is Status.FAILED or self.status[j] is Status.DEPFAILED)
+        return tuple(
+            j
+            for j in self._graph.upstream[i]
+            if self.status[j] is Status.FAILED or self.status[j] is Status.DEPFAILED
+        )
 
     # -- events --------------------------------------------------------------------------
     def start(self) -> list[Action]:
@@ -211,8 +229,9 @@ class BuildPlan:
         self._queue(u)
         return out
 
-    def _after_failures(self, members: Sequence[int],
-                        decisions: Sequence[Decision]) -> list[Decision]:
+    def _after_failures(
+        self, members: Sequence[int], decisions: Sequence[Decision]
+    ) -> list[Decision]:
         """A unit running after failures upstream (run_if="all_done") runs whatever the
         cache says: what it reads is not what a full success would have left."""
         out = []
@@ -249,8 +268,9 @@ class BuildPlan:
                 self._in_flight.add(m)
                 first = k == 0 and not self._queues
                 self._set(m, Status.RUNNING if first else Status.PENDING, out)
-            out.append(Dispatch(members, tuple(self._decided[m] for m in members),
-                                tuple(outside), attempt))
+            out.append(
+                Dispatch(members, tuple(self._decided[m] for m in members), tuple(outside), attempt)
+            )
             sent += 1
         return out
 
@@ -261,8 +281,9 @@ class BuildPlan:
             self._set(i, Status.RUNNING, out)
         return out
 
-    def ended(self, i: int, ok: bool, *, error: str | None = None,
-              duration: float | None = None) -> list[Action]:
+    def ended(
+        self, i: int, ok: bool, *, error: str | None = None, duration: float | None = None
+    ) -> list[Action]:
         """Task ``i`` ended. A second report of the same end is ignored."""
         out: list[Action] = []
         if i not in self._in_flight:
@@ -323,8 +344,7 @@ class BuildPlan:
     def _queue(self, u: int) -> None:
         self._phase[u] = _Phase.QUEUED
         first = self._units[u][0]
-        heapq.heappush(self._queued, (-self._priority[first] if self._priority else 0.0,
-                                      first, u))
+        heapq.heappush(self._queued, (-self._priority[first] if self._priority else 0.0, first, u))
 
     def _chain(self, members: Sequence[int], own: Sequence[Decision]) -> list[Decision]:
         """A unit runs as a whole: a task that would be skipped runs because the next one
@@ -333,11 +353,11 @@ class BuildPlan:
         for k in range(len(members) - 2, -1, -1):  # back to front: needs travel upstream
             if not final[k].run and final[k + 1].run:
                 final[k] = final[k].rerun(
-                    Reason(Why.VALUE_NEEDED, self._tasks[members[k + 1]].label))
+                    Reason(Why.VALUE_NEEDED, self._tasks[members[k + 1]].label)
+                )
         for k in range(1, len(members)):
             if not final[k].run:
-                final[k] = final[k].rerun(
-                    Reason(Why.UPSTREAM, self._tasks[members[k - 1]].label))
+                final[k] = final[k].rerun(Reason(Why.UPSTREAM, self._tasks[members[k - 1]].label))
         return final
 
     def _ended_badly_upstream(self, u: int) -> int | None:
@@ -364,8 +384,9 @@ class BuildPlan:
                     self._ready(d, out)
         self._unblock(u)
 
-    def _fail(self, u: int, i: int, error: str, out: list[Action],
-              duration: float | None = None) -> None:
+    def _fail(
+        self, u: int, i: int, error: str, out: list[Action], duration: float | None = None
+    ) -> None:
         """Task ``i`` of unit ``u`` failed: the rest of its unit, and every unit
         downstream, cannot run (DEPFAILED)."""
         self._set(i, Status.FAILED, out, error=error, duration=duration)
@@ -411,9 +432,11 @@ class BuildPlan:
                 self._reopen(pu, Reason(Why.VALUE_NEEDED, self._tasks[needs].label), out)
             elif self._phase[pu] is _Phase.DONE:
                 # It ran in this run, yet its value is gone: a bug, not the user's doing.
-                raise AssertionError(f"the value of task {self._tasks[p].label} was dropped "
-                                     "while "
-                                     f"{self._tasks[self._units[u][0]].label} still needed it")
+                raise AssertionError(
+                    f"the value of task {self._tasks[p].label} was dropped "
+                    "while "
+                    f"{self._tasks[self._units[u][0]].label} still needed it"
+                )
             else:
                 self._waiting_on[u] += 1  # reopened already, on its way
         for m in self._units[u]:
@@ -425,8 +448,11 @@ class BuildPlan:
         self._open += 1
         members = self._units[pu]
         for k, m in enumerate(members):  # the tail's value is needed; each one before it
-            why = reason if k == len(members) - 1 else \
-                Reason(Why.VALUE_NEEDED, self._tasks[members[k + 1]].label)  # feeds the next
+            why = (
+                reason
+                if k == len(members) - 1
+                else Reason(Why.VALUE_NEEDED, self._tasks[members[k + 1]].label)
+            )  # feeds the next
             self._decided[m] = self._decided[m].rerun(why)
             self._set(m, Status.PENDING, out)
         readers = 0

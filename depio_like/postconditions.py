@@ -25,8 +25,9 @@ class Postcondition:
 
     __slots__ = ("func", "name", "params", "takes_all")
 
-    def __init__(self, func: Callable[..., Any], name: str, params: tuple[str, ...],
-                 takes_all: bool) -> None:
+    def __init__(
+        self, func: Callable[..., Any], name: str, params: tuple[str, ...], takes_all: bool
+    ) -> None:
         self.func, self.name, self.params, self.takes_all = func, name, params, takes_all
 
     def holds(self, arguments: Mapping[str, Any], task_label: str) -> bool:
@@ -36,12 +37,13 @@ class Postcondition:
             return bool(self.func(**kwargs))
         except Exception as e:  # noqa: BLE001 - the user's code may raise anything
             raise PostconditionError(
-                f"task {task_label}: postcondition {self.name} raised "
-                f"{type(e).__name__}: {e}") from None
+                f"task {task_label}: postcondition {self.name} raised {type(e).__name__}: {e}"
+            ) from None
 
 
-def parse_ensure(task_name: str, ensure: Any, arguments: Mapping[str, Any],
-                 values: frozenset[str] = frozenset()) -> tuple[Postcondition, ...]:
+def parse_ensure(
+    task_name: str, ensure: Any, arguments: Mapping[str, Any], values: frozenset[str] = frozenset()
+) -> tuple[Postcondition, ...]:
     """The postconditions of ``ensure=`` (a callable or a list of them), each checked now
     against the task's parameters: a postcondition may only ask for bound arguments, and
     not for one holding another task's return value (unknown until that task has run)."""
@@ -51,14 +53,17 @@ def parse_ensure(task_name: str, ensure: Any, arguments: Mapping[str, Any],
     out = []
     for f in items:
         if not callable(f):
-            raise TaskDeclarationError(f"task {task_name!r}: ensure= takes a callable or a list "
-                                       f"of callables, got {type(f).__name__} {f!r}")
+            raise TaskDeclarationError(
+                f"task {task_name!r}: ensure= takes a callable or a list "
+                f"of callables, got {type(f).__name__} {f!r}"
+            )
         name = describe(f)
         try:
             sig = inspect.signature(f)
         except (TypeError, ValueError):
-            raise TaskDeclarationError(f"task {task_name!r}: postcondition {name} has no "
-                                       "signature that can be read") from None
+            raise TaskDeclarationError(
+                f"task {task_name!r}: postcondition {name} has no signature that can be read"
+            ) from None
         params, takes_all = [], False
         P = inspect.Parameter
         for p in sig.parameters.values():
@@ -71,13 +76,15 @@ def parse_ensure(task_name: str, ensure: Any, arguments: Mapping[str, Any],
                     raise TaskDeclarationError(
                         f"task {task_name!r}: postcondition {name} takes {p.name!r}, the "
                         "return value of another task, which is unknown before the run; "
-                        "postconditions take arguments known when the task is declared")
+                        "postconditions take arguments known when the task is declared"
+                    )
                 params.append(p.name)
             elif p.default is P.empty:
                 raise TaskDeclarationError(
                     f"task {task_name!r}: postcondition {name} takes {p.name!r}, which is not "
                     f"a parameter of the task (it has: {', '.join(arguments) or 'none'}); a "
-                    "postcondition is called with the task's arguments by name")
+                    "postcondition is called with the task's arguments by name"
+                )
         out.append(Postcondition(f, name, tuple(params), takes_all))
     return tuple(out)
 

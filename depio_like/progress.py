@@ -32,11 +32,21 @@ _thread = threading.local()
 class Progress:
     """How far the running task is. Outside a task, ``current_progress()`` is None."""
 
-    __slots__ = ("current", "total", "message", "phase", "_key", "_path", "_sink", "_last",
-                 "_wrote")
+    __slots__ = (
+        "current",
+        "total",
+        "message",
+        "phase",
+        "_key",
+        "_path",
+        "_sink",
+        "_last",
+        "_wrote",
+    )
 
-    def __init__(self, key: int, path: str | None,
-                 sink: Callable[[int, dict[str, Any]], None] | None) -> None:
+    def __init__(
+        self, key: int, path: str | None, sink: Callable[[int, dict[str, Any]], None] | None
+    ) -> None:
         self._key = key
         self.current: float = 0
         self.total: float | None = None
@@ -47,8 +57,13 @@ class Progress:
         self._last = 0.0
         self._wrote = False
 
-    def update(self, current: float | None = None, total: float | None = None,
-               message: str | None = None, phase: str | None = None) -> None:
+    def update(
+        self,
+        current: float | None = None,
+        total: float | None = None,
+        message: str | None = None,
+        phase: str | None = None,
+    ) -> None:
         """Set any of: how far (``current`` of ``total``), a short ``message``, a ``phase``."""
         if current is not None:
             self.current = current
@@ -68,8 +83,12 @@ class Progress:
             self._publish(now)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"current": self.current, "total": self.total, "message": self.message,
-                "phase": self.phase}
+        return {
+            "current": self.current,
+            "total": self.total,
+            "message": self.message,
+            "phase": self.phase,
+        }
 
     def _publish(self, now: float) -> None:
         self._last = now
@@ -148,7 +167,7 @@ def describe(snap: dict[str, Any], width: int = 24) -> str:
         head = f"{cur:g}" if isinstance(cur, (int, float)) else str(cur)
     tail = ": ".join(x for x in (snap.get("phase"), snap.get("message")) if x)
     text = f"{head} {tail}".strip()
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class Watch:
@@ -159,8 +178,14 @@ class Watch:
     at most every 0.2 s, and only when ``polling`` (a terminal shows it; a log would not).
     """
 
-    def __init__(self, show: Callable[[int, dict[str, Any]], None], redraw: Callable[[], None],
-                 log_of: Callable[[int], str], *, polling: bool) -> None:
+    def __init__(
+        self,
+        show: Callable[[int, dict[str, Any]], None],
+        redraw: Callable[[], None],
+        log_of: Callable[[int], str],
+        *,
+        polling: bool,
+    ) -> None:
         self._show, self._redraw, self._log_of = show, redraw, log_of
         self._polling = polling
         self._next = 0.0

@@ -99,8 +99,10 @@ class Registry:
             return entry
         if name in self.conflicts:
             who = "; ".join(f"{e.qualified} ({e.source})" for e in self.conflicts[name])
-            raise LookupError(f"task {name!r} is registered by two different functions: {who}; "
-                              "name the one you mean as 'module:function'")
+            raise LookupError(
+                f"task {name!r} is registered by two different functions: {who}; "
+                "name the one you mean as 'module:function'"
+            )
         if ":" in name:
             return _import_function(name)
         import difflib
@@ -143,8 +145,11 @@ def tasks_of_module(module: Any, source: str) -> list[Entry]:
             continue
         if isinstance(name, str) and callable(obj):
             marked.append(Entry(name, obj, source))
-        elif not attr.startswith("_") and inspect.isfunction(getattr(obj, "task_function", obj)) \
-                and getattr(obj, "__module__", None) == module.__name__:
+        elif (
+            not attr.startswith("_")
+            and inspect.isfunction(getattr(obj, "task_function", obj))
+            and getattr(obj, "__module__", None) == module.__name__
+        ):
             plain.append(Entry(attr, obj, source))
     return marked or plain
 
@@ -159,8 +164,9 @@ def load(modules: Iterable[str] = (), installed: bool = True) -> Registry:
 
         for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
             dist = getattr(ep, "dist", None)
-            where = (f"{dist.name} {dist.version}, " if dist is not None else "") + \
-                f"entry point {ep.name!r}"
+            where = (
+                f"{dist.name} {dist.version}, " if dist is not None else ""
+            ) + f"entry point {ep.name!r}"
             try:
                 obj = ep.load()
             except Exception as e:  # noqa: BLE001 - a broken package must not stop the others
@@ -172,8 +178,9 @@ def load(modules: Iterable[str] = (), installed: bool = True) -> Registry:
             elif callable(obj):
                 reg.add(Entry(ep.name, obj, where))
             else:
-                reg.problems.append(f"{where}: names a {type(obj).__name__}, not a module or "
-                                    "a function")
+                reg.problems.append(
+                    f"{where}: names a {type(obj).__name__}, not a module or a function"
+                )
     for name in modules:
         mod = import_user_module(name)
         for entry in tasks_of_module(mod, f"module {name}"):
@@ -184,22 +191,30 @@ def load(modules: Iterable[str] = (), installed: bool = True) -> Registry:
 def import_user_module(name: str) -> Any:
     """Import the user's module ``name``; ImportError with a sentence if it cannot be."""
     if name.endswith(".py") or "/" in name:
-        raise ImportError(f"tasks module {name!r}: give a module name (e.g. "
-                          f"{name.rsplit('/', 1)[-1].removesuffix('.py')!r}), importable from "
-                          "the spec file's directory or the working directory")
+        raise ImportError(
+            f"tasks module {name!r}: give a module name (e.g. "
+            f"{name.rsplit('/', 1)[-1].removesuffix('.py')!r}), importable from "
+            "the spec file's directory or the working directory"
+        )
     try:
         return importlib.import_module(name)
     except ImportError as e:
         if getattr(e, "name", None) == name:
-            raise ImportError(f"tasks module {name!r} cannot be found (a module name, "
-                              "looked for next to the spec file, in the working directory and "
-                              "in the installed packages)") from None
+            raise ImportError(
+                f"tasks module {name!r} cannot be found (a module name, "
+                "looked for next to the spec file, in the working directory and "
+                "in the installed packages)"
+            ) from None
         raise ImportError(f"tasks module {name!r} cannot be imported: {e}") from None
     except Exception as e:  # noqa: BLE001 - the module's own error, said where it happened
         import traceback
 
         frames = traceback.extract_tb(e.__traceback__)
-        at = f" ({frames[-1].filename}, line {frames[-1].lineno})" \
-            if frames and not isinstance(e, SyntaxError) else ""  # its message says where
-        raise ImportError(f"tasks module {name!r} failed while being imported: "
-                          f"{type(e).__name__}: {e}{at}") from None
+        at = (
+            f" ({frames[-1].filename}, line {frames[-1].lineno})"
+            if frames and not isinstance(e, SyntaxError)
+            else ""
+        )  # its message says where
+        raise ImportError(
+            f"tasks module {name!r} failed while being imported: {type(e).__name__}: {e}{at}"
+        ) from None

@@ -43,12 +43,18 @@ class Resources:
             memory_mb=self.memory_mb if self.memory_mb is not None else base.memory_mb,
             gpus=self.gpus if self.gpus is not None else base.gpus,
             time_min=self.time_min if self.time_min is not None else base.time_min,
-            slurm={**base.slurm, **self.slurm})
+            slurm={**base.slurm, **self.slurm},
+        )
 
     def key(self) -> tuple:
         """A hashable form: tasks with equal keys can share a Slurm job array."""
-        return (self.cpus, self.memory_mb, self.gpus, self.time_min,
-                tuple(sorted((k, repr(v)) for k, v in self.slurm.items())))
+        return (
+            self.cpus,
+            self.memory_mb,
+            self.gpus,
+            self.time_min,
+            tuple(sorted((k, repr(v)) for k, v in self.slurm.items())),
+        )
 
 
 def parse_resources(value: Any, owner: str) -> Resources:
@@ -58,17 +64,20 @@ def parse_resources(value: Any, owner: str) -> Resources:
     if isinstance(value, Resources):
         return value
     if not isinstance(value, Mapping):
-        raise TaskDeclarationError(f"{owner}: resources must be a dict, got "
-                                   f"{type(value).__name__} {value!r}")
+        raise TaskDeclarationError(
+            f"{owner}: resources must be a dict, got {type(value).__name__} {value!r}"
+        )
     unknown = sorted(set(value) - set(_KEYS))
     if unknown:
         raise TaskDeclarationError(
             f"{owner}: unknown resource key(s) {', '.join(map(repr, unknown))}; known: "
-            f"{', '.join(_KEYS)} (put other sbatch settings under 'slurm')")
+            f"{', '.join(_KEYS)} (put other sbatch settings under 'slurm')"
+        )
     slurm = value.get("slurm") or {}
     if not isinstance(slurm, Mapping):
-        raise TaskDeclarationError(f"{owner}: resources['slurm'] must be a dict of sbatch "
-                                   f"settings, got {slurm!r}")
+        raise TaskDeclarationError(
+            f"{owner}: resources['slurm'] must be a dict of sbatch settings, got {slurm!r}"
+        )
     own = Resources(
         cpus=_positive_int(value.get("cpus"), "cpus", owner),
         memory_mb=_memory(value.get("memory"), owner),
@@ -78,47 +87,89 @@ def parse_resources(value: Any, owner: str) -> Resources:
     if not slurm:
         return own
     # Any sbatch setting goes under 'slurm' (names submitit does not know pass as they are).
-    settings = sbatch_settings(slurm, f"{owner}: resources['slurm']", raw_ok=True,
-                               error=TaskDeclarationError)
+    settings = sbatch_settings(
+        slurm, f"{owner}: resources['slurm']", raw_ok=True, error=TaskDeclarationError
+    )
     return own.over(task_resources(settings, f"{owner}: resources['slurm']"))
 
 
-def task_resources(settings: Mapping[str, Any], owner: str,
-                   error: Callable[[str], Exception] = TaskDeclarationError) -> Resources:
+def task_resources(
+    settings: Mapping[str, Any],
+    owner: str,
+    error: Callable[[str], Exception] = TaskDeclarationError,
+) -> Resources:
     """``Resources`` from sbatch settings under our names (``sbatch_settings``): time,
     CPUs, memory and a GPU count become fields (an element's time limit adds up its tasks'
     limits, and a task's own needs win over the executor's), the rest stays sbatch settings."""
     rest = dict(settings)
     # (numbers given on the command line arrive as text)
-    cpus, gpus = (int(v) if isinstance(v, str) and v.strip().isdigit() else v
-                  for v in (rest.pop("cpus_per_task", None), rest.pop("gpus_per_node", None)))
+    cpus, gpus = (
+        int(v) if isinstance(v, str) and v.strip().isdigit() else v
+        for v in (rest.pop("cpus_per_task", None), rest.pop("gpus_per_node", None))
+    )
     try:
         return Resources(
             cpus=_positive_int(cpus, "cpus_per_task", owner),
             memory_mb=_memory(rest.pop("mem", None), owner, "mem"),
             gpus=_positive_int(gpus, "gpus_per_node", owner, zero_ok=True) or None,
             time_min=_minutes(rest.pop("time", None), owner, "time"),
-            slurm=rest)
+            slurm=rest,
+        )
     except TaskDeclarationError as e:
         raise error(str(e)) from None
 
 
 # The parameters of submitit's SlurmExecutor (submitit 1.5.4), our names for sbatch
 # settings; names a newer submitit adds are looked up in it when met.
-SLURM_NAMES = frozenset((
-    "account", "additional_parameters", "array_parallelism", "comment", "constraint",
-    "cpus_per_gpu", "cpus_per_task", "dependency", "exclude", "exclusive", "gpus_per_node",
-    "gpus_per_task", "gres", "job_name", "mail_type", "mail_user", "mem", "mem_per_cpu",
-    "mem_per_gpu", "nodelist", "nodes", "ntasks_per_node", "num_gpus", "partition", "qos",
-    "setup", "signal_delay_s", "srun_args", "stderr_to_stdout", "teardown", "time",
-    "use_srun", "wckey"))
+SLURM_NAMES = frozenset(
+    (
+        "account",
+        "additional_parameters",
+        "array_parallelism",
+        "comment",
+        "constraint",
+        "cpus_per_gpu",
+        "cpus_per_task",
+        "dependency",
+        "exclude",
+        "exclusive",
+        "gpus_per_node",
+        "gpus_per_task",
+        "gres",
+        "job_name",
+        "mail_type",
+        "mail_user",
+        "mem",
+        "mem_per_cpu",
+        "mem_per_gpu",
+        "nodelist",
+        "nodes",
+        "ntasks_per_node",
+        "num_gpus",
+        "partition",
+        "qos",
+        "setup",
+        "signal_delay_s",
+        "srun_args",
+        "stderr_to_stdout",
+        "teardown",
+        "time",
+        "use_srun",
+        "wckey",
+    )
+)
 # submitit's AutoExecutor names, shared by all its clusters -> the SlurmExecutor's, with
 # the type AutoExecutor wants.
 AUTO_NAMES: dict[str, tuple[str, type]] = {
-    "name": ("job_name", str), "timeout_min": ("time", int), "mem_gb": ("mem", float),
-    "nodes": ("nodes", int), "cpus_per_task": ("cpus_per_task", int),
-    "gpus_per_node": ("gpus_per_node", int), "tasks_per_node": ("ntasks_per_node", int),
-    "stderr_to_stdout": ("stderr_to_stdout", bool)}
+    "name": ("job_name", str),
+    "timeout_min": ("time", int),
+    "mem_gb": ("mem", float),
+    "nodes": ("nodes", int),
+    "cpus_per_task": ("cpus_per_task", int),
+    "gpus_per_node": ("gpus_per_node", int),
+    "tasks_per_node": ("ntasks_per_node", int),
+    "stderr_to_stdout": ("stderr_to_stdout", bool),
+}
 # GPU counts: 0 asks for no GPU, so the setting is left out (a node without GPUs takes it).
 _GPU_COUNTS = ("gpus_per_node", "gpus_per_task", "num_gpus")
 
@@ -134,8 +185,13 @@ def is_slurm_name(name: str) -> bool:
     return name in _get_default_parameters()
 
 
-def sbatch_settings(params: Mapping[str, Any], owner: str, *, raw_ok: bool = False,
-                    error: Callable[[str], Exception] = ValueError) -> dict[str, Any]:
+def sbatch_settings(
+    params: Mapping[str, Any],
+    owner: str,
+    *,
+    raw_ok: bool = False,
+    error: Callable[[str], Exception] = ValueError,
+) -> dict[str, Any]:
     """``params`` under any of submitit's spellings -> the same settings under our names.
 
     AutoExecutor's shared names are converted as it does (``mem_gb=4`` -> ``mem="4GB"``);
@@ -170,8 +226,10 @@ def sbatch_settings(params: Mapping[str, Any], owner: str, *, raw_ok: bool = Fal
             unknown.append(k)
             continue
         if ours in target and target[ours] != converted:
-            raise error(f"{owner}: {spelled[ours]}={target[ours]!r} and {k}={value!r} set the "
-                        f"same sbatch setting ({ours}); give one")
+            raise error(
+                f"{owner}: {spelled[ours]}={target[ours]!r} and {k}={value!r} set the "
+                f"same sbatch setting ({ours}); give one"
+            )
         target[ours] = converted
         spelled[ours] = k
     if unknown:
@@ -184,7 +242,8 @@ def sbatch_settings(params: Mapping[str, Any], owner: str, *, raw_ok: bool = Fal
             f"{owner}: unknown sbatch setting(s) {sorted(unknown)}{hint}; known are submitit's "
             f"names: its SlurmExecutor's ({', '.join(sorted(SLURM_NAMES))}), each also with a "
             f"'slurm_' prefix as AutoExecutor takes them (slurm_partition, slurm_mem, ...), "
-            f"and AutoExecutor's shared ones ({', '.join(AUTO_NAMES)})")
+            f"and AutoExecutor's shared ones ({', '.join(AUTO_NAMES)})"
+        )
     settings = {**shared, **specific}
     for k in _GPU_COUNTS:
         if k in settings and _is_zero(settings[k]):
@@ -192,8 +251,9 @@ def sbatch_settings(params: Mapping[str, Any], owner: str, *, raw_ok: bool = Fal
     return settings
 
 
-def _auto_value(key: str, value: Any, kind: type, owner: str,
-                error: Callable[[str], Exception]) -> Any:
+def _auto_value(
+    key: str, value: Any, kind: type, owner: str, error: Callable[[str], Exception]
+) -> Any:
     """An AutoExecutor setting's value as submitit would pass it to sbatch (numbers written
     on a command line arrive as text)."""
     try:
@@ -230,8 +290,10 @@ def _positive_int(v: Any, name: str, owner: str, zero_ok: bool = False) -> int |
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int) or v < (0 if zero_ok else 1):
-        raise TaskDeclarationError(f"{owner}: resources[{name!r}] must be a "
-                                   f"{'non-negative' if zero_ok else 'positive'} int, got {v!r}")
+        raise TaskDeclarationError(
+            f"{owner}: resources[{name!r}] must be a "
+            f"{'non-negative' if zero_ok else 'positive'} int, got {v!r}"
+        )
     return v
 
 
@@ -242,8 +304,9 @@ def _memory(v: Any, owner: str, name: str = "resources['memory']") -> int | None
         return v
     m = _MEM.match(v) if isinstance(v, str) else None
     if not m:
-        raise TaskDeclarationError(f"{owner}: {name} must be MB as an int or a "
-                                   f"string like '512M' or '4G', got {v!r}")
+        raise TaskDeclarationError(
+            f"{owner}: {name} must be MB as an int or a string like '512M' or '4G', got {v!r}"
+        )
     scale = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}[m.group(2).upper()]
     return max(1, int(float(m.group(1)) * scale))
 
@@ -257,8 +320,9 @@ def _minutes(v: Any, owner: str, name: str = "resources['time']") -> int | None:
         return int(v)
     m = _TIME.match(v.strip()) if isinstance(v, str) else None
     if not m:
-        raise TaskDeclarationError(f"{owner}: {name} must be minutes or "
-                                   f"'HH:MM:SS' / 'D-HH:MM:SS', got {v!r}")
+        raise TaskDeclarationError(
+            f"{owner}: {name} must be minutes or 'HH:MM:SS' / 'D-HH:MM:SS', got {v!r}"
+        )
     days, hours, mins, secs = (int(x) if x else 0 for x in m.groups())
     total = days * 1440 + hours * 60 + mins + (1 if secs else 0)
     return max(1, total)

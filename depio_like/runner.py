@@ -40,12 +40,23 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 class Run:
     """Drives one run of a validated graph to the end; ``execute()`` returns the exit code."""
 
-    def __init__(self, graph: TaskGraph, executor: Executor, state: State, display: Display,
-                 disk: Disk, options: RunOptions = RunOptions(), *,
-                 delete_on_error: bool = False, show_output: bool = True,
-                 default_mode: BuildMode = BuildMode.IF_NEW, name: str = "default",
-                 on_task_finished: Sequence[Any] = (),
-                 on_pipeline_finished: Sequence[Any] = (), critical_path: bool = True) -> None:
+    def __init__(
+        self,
+        graph: TaskGraph,
+        executor: Executor,
+        state: State,
+        display: Display,
+        disk: Disk,
+        options: RunOptions = RunOptions(),
+        *,
+        delete_on_error: bool = False,
+        show_output: bool = True,
+        default_mode: BuildMode = BuildMode.IF_NEW,
+        name: str = "default",
+        on_task_finished: Sequence[Any] = (),
+        on_pipeline_finished: Sequence[Any] = (),
+        critical_path: bool = True,
+    ) -> None:
         from .executors.dry import DryRunExecutor
 
         self.graph, self.state, self.display, self.disk = graph, state, display, disk
@@ -55,32 +66,64 @@ class Run:
         self.delete_on_error, self.show_output, self.name = delete_on_error, show_output, name
         tasks = graph.tasks
         hasher = FileHasher(disk, state.files, stats=graph.stats, skip=(state.dir,))
-        self.checker = Checker(graph, state.records, hasher, disk,
-                               force=options.force, default_mode=default_mode)
+        self.checker = Checker(
+            graph, state.records, hasher, disk, force=options.force, default_mode=default_mode
+        )
         self.logs = TaskLogs(os.path.join(state.dir, "logs"), tasks)
         # A dry run writes no value file (and leaves those of others alone).
-        self.values = ValueStore.between_jobs(graph.values, graph.unit_of, graph.units,
-                                              None if self.dry else
-                                              os.path.join(state.dir, "values"))
-        priority = longest_paths(graph.order, graph.downstream, recorded_durations(
-            [t.record_key for t in tasks], state.records)) if critical_path else None
+        self.values = ValueStore.between_jobs(
+            graph.values,
+            graph.unit_of,
+            graph.units,
+            None if self.dry else os.path.join(state.dir, "values"),
+        )
+        priority = (
+            longest_paths(
+                graph.order,
+                graph.downstream,
+                recorded_durations([t.record_key for t in tasks], state.records),
+            )
+            if critical_path
+            else None
+        )
         # Seconds each task took when it last ran (None: never), for an executor that
         # groups short tasks by it (Slurm).
-        self.expected = [r.duration if (r := state.records.get(t.record_key)) is not None
-                         else None for t in tasks] if executor.uses_durations else None
-        self.plan = BuildPlan(graph, priority=priority, queues=self.executor.queues, dry=self.dry,
-                              retries=[t.retries if t.retries is not None else executor.retries
-                                       for t in tasks], has_value=self.values.has,
-                              all_done=[t.run_if == "all_done" for t in tasks])
+        self.expected = (
+            [
+                r.duration if (r := state.records.get(t.record_key)) is not None else None
+                for t in tasks
+            ]
+            if executor.uses_durations
+            else None
+        )
+        self.plan = BuildPlan(
+            graph,
+            priority=priority,
+            queues=self.executor.queues,
+            dry=self.dry,
+            retries=[t.retries if t.retries is not None else executor.retries for t in tasks],
+            has_value=self.values.has,
+            all_done=[t.run_if == "all_done" for t in tasks],
+        )
         self.status = self.plan.status  # per task; the table reads it
         self._ran: set[int] = set()  # tasks an executor reported on
-        self.hooks = RunHooks(tasks, self.status, self._ran, self.logs,
-                              () if self.dry else on_task_finished,
-                              () if self.dry else on_pipeline_finished, display.note)
+        self.hooks = RunHooks(
+            tasks,
+            self.status,
+            self._ran,
+            self.logs,
+            () if self.dry else on_task_finished,
+            () if self.dry else on_pipeline_finished,
+            display.note,
+        )
         # Without hooks, a skipped task is only counted (by the table) and settled (values).
         self._quiet_skips = not self.hooks.active
-        self.watch = Watch(display.progress, display.tick, self.logs.base,
-                           polling=display.tty and not display.quiet and not self.dry)
+        self.watch = Watch(
+            display.progress,
+            display.tick,
+            self.logs.base,
+            polling=display.tty and not display.quiet and not self.dry,
+        )
 
     def execute(self) -> int:
         tasks = self.graph.tasks
@@ -88,13 +131,15 @@ class Run:
         for i, t in enumerate(tasks):
             t._attach(self.status, i)
         self.display.preview = self.dry
-        self.display.start(tasks, self.status, self.graph.upstream,
-                           self.executor.columns, self.executor.cells)
+        self.display.start(
+            tasks, self.status, self.graph.upstream, self.executor.columns, self.executor.cells
+        )
         if not self.dry:
             self.logs.open()
         self.values.open_area(keep_earlier=self.executor.reattaches)
-        self.executor.start(tasks, RunContext(self.state.dir, jobs=self.options.jobs,
-                                              value_dir=self.values.area))
+        self.executor.start(
+            tasks, RunContext(self.state.dir, jobs=self.options.jobs, value_dir=self.values.area)
+        )
         interrupted = False
         self.watch.listen()
         try:
@@ -106,19 +151,28 @@ class Run:
             for i in cancelled:
                 self._discard(i)
             self._apply(self.plan.cancel())
-            self.display.note(f"Interrupted: stopped {len(cancelled)} running task(s); "
-                              "nothing more was started.")
+            self.display.note(
+                f"Interrupted: stopped {len(cancelled)} running task(s); nothing more was started."
+            )
         finally:
             self.watch.stop()
             self.executor.shutdown()
             self.values.close(keep_area=self.executor.outlived())
             self._save(force=True)
         self.display.finish(interrupted)
-        code = EXIT_INTERRUPTED if interrupted else \
-            EXIT_OK if self.dry or all(s.ok for s in self.status) else EXIT_FAILED
+        code = (
+            EXIT_INTERRUPTED
+            if interrupted
+            else EXIT_OK
+            if self.dry or all(s.ok for s in self.status)
+            else EXIT_FAILED
+        )
         if not self.dry and self.state.write_error is None:
-            self.state.write_last_run(last_run_summary(
-                code, self.status, self.display.max_rows, self.display.table, self.logs.base))
+            self.state.write_last_run(
+                last_run_summary(
+                    code, self.status, self.display.max_rows, self.display.table, self.logs.base
+                )
+            )
         if not self.dry and self.state.write_error is not None:  # a full disk: say so, fail
             self.display.note(f"error: {self.state.write_error}")
             code = EXIT_FAILED if code == EXIT_OK else code
@@ -143,8 +197,12 @@ class Run:
             if not events and deadline is None and plan.in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
                 # run: tasks it never reported would keep this loop spinning.
-                events = [Outcome(i, False, error=f"the executor {type(ex).__name__} lost "
-                                  "track of this task") for i in sorted(plan.in_flight)]
+                events = [
+                    Outcome(
+                        i, False, error=f"the executor {type(ex).__name__} lost track of this task"
+                    )
+                    for i in sorted(plan.in_flight)
+                ]
             for e in events:
                 if isinstance(e, Started):
                     self._apply(plan.started(e.index))
@@ -189,10 +247,17 @@ class Run:
                 exports = self.values.takers(m)
                 # Fingerprints name work for re-attaching and value files; skip them otherwise.
                 fp = self.checker.fingerprint(m, d) if self.executor.reattaches or exports else ""
-                steps.append(Step(m, self.graph.tasks[m], fp,
-                                  tuple(self.graph.tasks[c].label for c in exports),
-                                  self.logs.base(m), self.logs.may_exist(m),
-                                  self.expected[m] if self.expected is not None else None))
+                steps.append(
+                    Step(
+                        m,
+                        self.graph.tasks[m],
+                        fp,
+                        tuple(self.graph.tasks[c].label for c in exports),
+                        self.logs.base(m),
+                        self.logs.may_exist(m),
+                        self.expected[m] if self.expected is not None else None,
+                    )
+                )
             tasks = self.graph.tasks  # a job's values go by task id
             values = {tasks[p].id: v for p, v in self.values.inputs(a.unit).items()}
             self.executor.submit(Job(steps, values))  # type: ignore[arg-type]  # ids are set
@@ -212,9 +277,15 @@ class Run:
             unmet = None if missing else self.checker.after_run(i)
             if missing or unmet:
                 self.values.refuse(o.value)
-                o = Outcome(i, False, error=unmet or f"task {t.label} returned without creating "
-                            f"its declared product(s): {', '.join(show_path(p) for p in missing)}",
-                            duration=o.duration, printed=o.printed)
+                o = Outcome(
+                    i,
+                    False,
+                    error=unmet
+                    or f"task {t.label} returned without creating "
+                    f"its declared product(s): {', '.join(show_path(p) for p in missing)}",
+                    duration=o.duration,
+                    printed=o.printed,
+                )
         if o.ok:
             d = self.plan.decision(i)
             assert d is not None
@@ -227,17 +298,26 @@ class Run:
                 # by the process that ran them, just before each.
                 inputs = o.inputs if o.inputs is not None else d.inputs
                 upstream = d.upstream if head else self.checker.stamps(i)
-                failed = {self.graph.tasks[j].record_key: self.graph.tasks[j].label
-                          for j in self.plan.failed_upstream(i)}
-                self.state.put_record(self.checker.new_record(i, inputs, upstream, o.duration,
-                                                              o.products, stats, failed),
-                                      self.checker.hasher.fresh)
+                failed = {
+                    self.graph.tasks[j].record_key: self.graph.tasks[j].label
+                    for j in self.plan.failed_upstream(i)
+                }
+                self.state.put_record(
+                    self.checker.new_record(
+                        i, inputs, upstream, o.duration, o.products, stats, failed
+                    ),
+                    self.checker.hasher.fresh,
+                )
             self.values.put(i, o.value)  # kept only if a task may still take it
             actions = self.plan.ended(i, True, duration=o.duration)
         else:
             self.values.refuse(o.value)
-            actions = self.plan.ended(i, False, duration=o.duration, error=(
-                o.error or "failed") + (self.logs.where(i) if o.printed else ""))
+            actions = self.plan.ended(
+                i,
+                False,
+                duration=o.duration,
+                error=(o.error or "failed") + (self.logs.where(i) if o.printed else ""),
+            )
         self._apply(actions)
         if o.printed and self.show_output:
             self.display.output(i, self.logs.tail(i))
@@ -271,4 +351,3 @@ class Run:
         if not self.dry:
             self.state.put_files(self.checker.hasher.fresh)
             self.state.flush(force)
-

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def longest_paths(order: Sequence[int], downstream: Sequence[Sequence[int]],
-                  durations: Sequence[float]) -> list[float]:
+def longest_paths(
+    order: Sequence[int], downstream: Sequence[Sequence[int]], durations: Sequence[float]
+) -> list[float]:
     """For each task, the longest time from its start to the end of the pipeline along the
     tasks downstream of it. Dispatching the longest first shortens the run when more tasks
     are ready than workers are free. ``order`` is topological."""

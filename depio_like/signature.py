@@ -43,8 +43,12 @@ class IgnoredForEq:
 
 Untracked = IgnoredForEq
 
-_MARKERS: dict[str, type] = {"Product": Product, "Dependency": Dependency,
-                             "IgnoredForEq": IgnoredForEq, "Untracked": IgnoredForEq}
+_MARKERS: dict[str, type] = {
+    "Product": Product,
+    "Dependency": Dependency,
+    "IgnoredForEq": IgnoredForEq,
+    "Untracked": IgnoredForEq,
+}
 _MARKER_TYPES = (Product, Dependency, IgnoredForEq)
 # Module names under which a marker's qualified name is ours even when that module is not
 # importable where the function was defined (``depio_like.Product`` under TYPE_CHECKING).
@@ -106,8 +110,9 @@ def bind(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str,
         bound.apply_defaults()
         return dict(bound.arguments)
     if len(args) > spec.n_positional:
-        raise TypeError(f"takes {spec.n_positional} positional argument(s) but {len(args)} "
-                        "were given")
+        raise TypeError(
+            f"takes {spec.n_positional} positional argument(s) but {len(args)} were given"
+        )
     # Not strict: fewer positional arguments than parameters is the common case.
     given = dict(zip(spec.names, args, strict=False))
     for k, v in kwargs.items():
@@ -134,15 +139,23 @@ def _unknown_keyword(spec: Spec, kwargs: dict[str, Any]) -> None:
     params = spec.signature.parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    takes = [n for n, p in params.items() if p.kind not in (
-        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)]
+    takes = [
+        n
+        for n, p in params.items()
+        if p.kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+    ]
     for k in kwargs:
         if k not in takes:
             import difflib
 
             close = difflib.get_close_matches(k, takes, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else \
-                (f"; it takes {', '.join(takes)}" if takes else "; it takes no keyword arguments")
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else (
+                    f"; it takes {', '.join(takes)}" if takes else "; it takes no keyword arguments"
+                )
+            )
             raise TypeError(f"got an unexpected keyword argument {k!r}{hint}")
 
 
@@ -161,12 +174,13 @@ class PathCall(typing.NamedTuple):
     """What turning strs into paths in a call needs (small and picklable: a task keeps it)."""
 
     to_path: tuple[tuple[str, type], ...]
-    positions: dict[str, int]   # where each of them sits when given positionally
-    defaults: dict[str, Any]    # their defaults that may be given by keyword
+    positions: dict[str, int]  # where each of them sits when given positionally
+    defaults: dict[str, Any]  # their defaults that may be given by keyword
 
 
-def paths_for_call(spec: PathCall, args: tuple[Any, ...], kwargs: dict[str, Any]
-                   ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def paths_for_call(
+    spec: PathCall, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The call's arguments with the strs given to path-annotated parameters (defaults
     included) turned into paths. Done when the task runs, not when it is declared: a
     declaration stays cheap, and only tasks that run pay for it."""
@@ -196,8 +210,10 @@ def paths_for_call(spec: PathCall, args: tuple[Any, ...], kwargs: dict[str, Any]
                 if new_kwargs is None:
                     new_kwargs = dict(kwargs)
                 new_kwargs[name] = nv
-    return (tuple(new_args) if new_args is not None else args,
-            new_kwargs if new_kwargs is not None else kwargs)
+    return (
+        tuple(new_args) if new_args is not None else args,
+        new_kwargs if new_kwargs is not None else kwargs,
+    )
 
 
 _signatures: dict[Any, inspect.Signature] = {}
@@ -215,8 +231,11 @@ def _cache_key(func: Any) -> Any:
         return (func.__func__, "bound")
     if isinstance(func, functools.partial):
         return None  # its signature depends on the arguments it holds
-    if isinstance(func, type) or "__wrapped__" in getattr(func, "__dict__", ()) \
-            or "__signature__" in getattr(func, "__dict__", ()):
+    if (
+        isinstance(func, type)
+        or "__wrapped__" in getattr(func, "__dict__", ())
+        or "__signature__" in getattr(func, "__dict__", ())
+    ):
         return func if _hashable(func) else None
     return (t, "instance")
 
@@ -235,7 +254,8 @@ def _signature(func: Any) -> inspect.Signature:
     except (ValueError, TypeError) as e:
         raise TaskDeclarationError(
             f"{func_name(func)}: cannot read the parameters of this callable ({e}); "
-            "wrap it in a Python function") from None
+            "wrap it in a Python function"
+        ) from None
 
 
 def signature_of(func: Callable[..., Any]) -> inspect.Signature:
@@ -283,7 +303,8 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
         if len(kinds) > 1:
             raise TaskDeclarationError(
                 f"{func_name(func)}(): parameter {name!r} carries more than one marker "
-                f"({', '.join(sorted(k.__name__ for k in kinds))}); give it one")
+                f"({', '.join(sorted(k.__name__ for k in kinds))}); give it one"
+            )
         if Product in kinds:
             products.append(name)
         elif Dependency in kinds:
@@ -303,10 +324,12 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
                 f"the task runs (depio reads the marker there but never uses it). Declare it "
                 f"as a parameter instead, e.g. `out: Annotated[Path, {kind}]`, and pass the "
                 "path when declaring the task; to hand a value to another task, return it "
-                "without a marker")
+                "without a marker"
+            )
     params = list(sig.parameters.values())
     if not (products or deps or ignored) and any(
-            p.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD) for p in params):
+        p.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD) for p in params
+    ):
         _check_hidden_markers(func)
     plain = all(p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) for p in params)
     positions = {}
@@ -318,16 +341,28 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
     path_call = None
     if to_path:
         names = {n for n, _ in to_path}
-        path_call = PathCall(tuple(to_path),
-                             {n: i for n, i in positions.items() if n in names},
-                             {n: defaults[n] for n in names if n in defaults
-                              and sig.parameters[n].kind is not P.POSITIONAL_ONLY})
-    return Spec(sig, tuple(products), tuple(deps), frozenset(ignored), plain,
-                tuple(p.name for p in params),
-                sum(1 for p in params if p.kind is P.POSITIONAL_OR_KEYWORD),
-                defaults, tuple(to_path),
-                {n: c for n, c in to_path if n not in products and n not in deps},
-                path_call)
+        path_call = PathCall(
+            tuple(to_path),
+            {n: i for n, i in positions.items() if n in names},
+            {
+                n: defaults[n]
+                for n in names
+                if n in defaults and sig.parameters[n].kind is not P.POSITIONAL_ONLY
+            },
+        )
+    return Spec(
+        sig,
+        tuple(products),
+        tuple(deps),
+        frozenset(ignored),
+        plain,
+        tuple(p.name for p in params),
+        sum(1 for p in params if p.kind is P.POSITIONAL_OR_KEYWORD),
+        defaults,
+        tuple(to_path),
+        {n: c for n, c in to_path if n not in products and n not in deps},
+        path_call,
+    )
 
 
 def _check_hidden_markers(func: Any) -> None:
@@ -359,7 +394,8 @@ def _check_hidden_markers(func: Any) -> None:
                     f"{func_name(f)}(), whose parameter {name!r} is a "
                     f"{next(iter(kinds)).__name__}, but the wrapper hides it. Make the "
                     "decorator expose what it wraps: `@functools.wraps(f)` on the wrapper "
-                    "function, or `functools.update_wrapper(self, f)` in a class decorator")
+                    "function, or `functools.update_wrapper(self, f)` in a class decorator"
+                )
 
 
 def _globals_of(func: Any) -> dict[str, Any]:
@@ -372,8 +408,9 @@ def _globals_of(func: Any) -> dict[str, Any]:
             func = func.__func__
         elif isinstance(func, functools.partial):
             func = func.func
-        elif getattr(func, "__wrapped__", None) is not None and \
-                "__signature__" not in getattr(func, "__dict__", ()):
+        elif getattr(func, "__wrapped__", None) is not None and "__signature__" not in getattr(
+            func, "__dict__", ()
+        ):
             func = func.__wrapped__
         elif isinstance(func, types.FunctionType):
             return func.__globals__
@@ -389,8 +426,14 @@ def _globals_of(func: Any) -> dict[str, Any]:
 
 
 _NONE_TYPE = type(None)
-_SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable,
-              collections.abc.Collection, collections.abc.MutableSequence)
+_SEQUENCES = (
+    list,
+    tuple,
+    collections.abc.Sequence,
+    collections.abc.Iterable,
+    collections.abc.Collection,
+    collections.abc.MutableSequence,
+)
 
 
 class _AnnotationReader:
@@ -484,8 +527,9 @@ class _AnnotationReader:
                 return
             self._fail(text, f"{name!r} is not defined where the function is")
         if in_meta:
-            self._fail(text, f"{name!r} is not defined where the function is, and it may be "
-                             "a marker")
+            self._fail(
+                text, f"{name!r} is not defined where the function is, and it may be a marker"
+            )
 
     def _fail(self, text: str, why: str) -> None:
         raise TaskDeclarationError(
@@ -493,7 +537,8 @@ class _AnnotationReader:
             f"Product, a Dependency or IgnoredForEq: its annotation {text!r} cannot be read "
             f"({why}). Make the names it uses importable when the function is declared "
             "(not only under `if TYPE_CHECKING:`), e.g. `from depio_like import Product, "
-            "Dependency`")
+            "Dependency`"
+        )
 
     def _text_path_class(self, text: str) -> type | None:
         try:
@@ -579,8 +624,18 @@ def _text_path(node: ast.AST, globalns: dict[str, Any], depth: int) -> type | No
         elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         if last == "Annotated":
             return _text_path(elts[0], globalns, depth + 1) if elts else None
-        if last not in ("Optional", "Union", "List", "list", "Tuple", "tuple", "Sequence",
-                        "Iterable", "Collection", "MutableSequence"):
+        if last not in (
+            "Optional",
+            "Union",
+            "List",
+            "list",
+            "Tuple",
+            "tuple",
+            "Sequence",
+            "Iterable",
+            "Collection",
+            "MutableSequence",
+        ):
             return None
         members = [e for e in elts if not (isinstance(e, ast.Constant) and e.value is Ellipsis)]
     else:

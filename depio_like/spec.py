@@ -74,8 +74,8 @@ class Step:
     task: str
     entry: Entry
     params: dict[str, ParamInfo]
-    takes_any: bool                 # the function has **kwargs
-    args: dict[str, Any]            # given by the spec (ValueOf/ProductOf inside)
+    takes_any: bool  # the function has **kwargs
+    args: dict[str, Any]  # given by the spec (ValueOf/ProductOf inside)
     line: int
     depends_on: list[tuple[str, int]] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
@@ -147,8 +147,9 @@ def add_import_dirs(dirs: Iterable[str]) -> None:
             sys.path.insert(0, d)
 
 
-def load_spec(path: str | os.PathLike[str], modules: Iterable[str] = (), *,
-              installed: bool = True) -> Spec:
+def load_spec(
+    path: str | os.PathLike[str], modules: Iterable[str] = (), *, installed: bool = True
+) -> Spec:
     """Read and check the spec at ``path``. ``modules``: more task modules (``--tasks``);
     ``installed``: also the installed packages' entry points. SpecError lists every
     problem, each with its line."""
@@ -156,22 +157,30 @@ def load_spec(path: str | os.PathLike[str], modules: Iterable[str] = (), *,
     problems = _Problems()
     data = doc.data
     if not isinstance(data, dict):
-        raise SpecError(f"{doc.at()}: a spec is a mapping with a `steps:` list, got "
-                        f"{describe(data)}")
+        raise SpecError(
+            f"{doc.at()}: a spec is a mapping with a `steps:` list, got {describe(data)}"
+        )
     for k in data:
         if k not in TOP_KEYS:
-            problems.add(doc.line(k), f"{doc.at(k)}: unknown key {k!r}{_hint(str(k), TOP_KEYS)}; "
-                         f"a spec has {', '.join(TOP_KEYS)}")
+            problems.add(
+                doc.line(k),
+                f"{doc.at(k)}: unknown key {k!r}{_hint(str(k), TOP_KEYS)}; "
+                f"a spec has {', '.join(TOP_KEYS)}",
+            )
     name = data.get("name")
     if name is not None and not isinstance(name, str):
-        problems.add(doc.line("name"), f"{doc.at('name')}: name must be a str, got {describe(name)}")
+        problems.add(
+            doc.line("name"), f"{doc.at('name')}: name must be a str, got {describe(name)}"
+        )
     description = data.get("description") or ""
     wanted = data.get("tasks") or []
     if isinstance(wanted, str):
         wanted = [wanted]
     if not isinstance(wanted, list) or not all(isinstance(m, str) for m in wanted):
-        problems.add(doc.line("tasks"), f"{doc.at('tasks')}: tasks must list module names, got "
-                     f"{describe(wanted)}")
+        problems.add(
+            doc.line("tasks"),
+            f"{doc.at('tasks')}: tasks must list module names, got {describe(wanted)}",
+        )
         wanted = []
     user_modules = list(dict.fromkeys([*modules, *wanted]))
     # As `python script.py` does for the script's directory (and `module:function` tasks too).
@@ -190,9 +199,12 @@ def load_spec(path: str | os.PathLike[str], modules: Iterable[str] = (), *,
     steps_raw = data.get("steps")
     steps: dict[str, Step] = {}
     if not isinstance(steps_raw, list) or not steps_raw:
-        problems.add(doc.line("steps"), f"{doc.at('steps') if 'steps' in data else doc.at()}: "
-                     "a spec needs `steps:`, a list of steps (each with an id, a task and its "
-                     "args)")
+        problems.add(
+            doc.line("steps"),
+            f"{doc.at('steps') if 'steps' in data else doc.at()}: "
+            "a spec needs `steps:`, a list of steps (each with an id, a task and its "
+            "args)",
+        )
         steps_raw = []
     first_line: dict[str, int] = {}
     for i, raw in enumerate(steps_raw):
@@ -204,36 +216,52 @@ def load_spec(path: str | os.PathLike[str], modules: Iterable[str] = (), *,
         _check_refs(doc, step, steps, ids, problems)
     _check_cycles(doc, steps, problems)
     problems.raise_if_any()
-    return Spec(doc, name or os.path.splitext(os.path.basename(doc.path))[0], description,
-                steps, registry)
+    return Spec(
+        doc, name or os.path.splitext(os.path.basename(doc.path))[0], description, steps, registry
+    )
 
 
-def _read_step(doc: Doc, i: int, raw: Any, registry: Registry, problems: _Problems,
-               first_line: dict[str, int]) -> Step | None:
+def _read_step(
+    doc: Doc, i: int, raw: Any, registry: Registry, problems: _Problems, first_line: dict[str, int]
+) -> Step | None:
     here = ("steps", i)
     line = doc.line(*here)
     if not isinstance(raw, dict):
-        problems.add(line, f"{doc.at(*here)}: a step is a mapping with id, task and args, got "
-                     f"{describe(raw)}")
+        problems.add(
+            line,
+            f"{doc.at(*here)}: a step is a mapping with id, task and args, got {describe(raw)}",
+        )
         return None
     for k in raw:
         if k not in STEP_KEYS:
-            problems.add(doc.line(*here, k), f"{doc.at(*here, k)}: unknown key {k!r} in a step"
-                         f"{_hint(str(k), STEP_KEYS)}; a step has {', '.join(STEP_KEYS)}")
+            problems.add(
+                doc.line(*here, k),
+                f"{doc.at(*here, k)}: unknown key {k!r} in a step"
+                f"{_hint(str(k), STEP_KEYS)}; a step has {', '.join(STEP_KEYS)}",
+            )
     sid = raw.get("id")
     if not isinstance(sid, str) or not ID.match(sid):
-        problems.add(line, f"{doc.at(*here, 'id')}: each step needs an `id:` made of letters, "
-                     f"digits, _ and - (not starting with a digit or -), got {describe(sid)}")
+        problems.add(
+            line,
+            f"{doc.at(*here, 'id')}: each step needs an `id:` made of letters, "
+            f"digits, _ and - (not starting with a digit or -), got {describe(sid)}",
+        )
         return None
     if sid in first_line:
-        problems.add(line, f"{doc.at(*here, 'id')}: step id {sid!r} is used twice (first on "
-                     f"line {first_line[sid]})")
+        problems.add(
+            line,
+            f"{doc.at(*here, 'id')}: step id {sid!r} is used twice (first on "
+            f"line {first_line[sid]})",
+        )
         return None
     first_line[sid] = doc.line(*here, "id")
     tname = raw.get("task")
     if not isinstance(tname, str) or not tname:
-        problems.add(line, f"{doc.at(*here, 'task')}: step {sid!r} needs `task:`, the name of "
-                     f"a registered task, got {describe(tname)}")
+        problems.add(
+            line,
+            f"{doc.at(*here, 'task')}: step {sid!r} needs `task:`, the name of "
+            f"a registered task, got {describe(tname)}",
+        )
         return None
     try:
         entry = registry.lookup(tname)
@@ -243,8 +271,10 @@ def _read_step(doc: Doc, i: int, raw: Any, registry: Registry, problems: _Proble
     try:
         params = {p.name: p for p in parameters(entry.func)}
     except TaskDeclarationError as e:
-        problems.add(doc.line(*here, "task"), f"{doc.at(*here, 'task')}: step {sid!r}: task "
-                     f"{tname!r} cannot be used: {e}")
+        problems.add(
+            doc.line(*here, "task"),
+            f"{doc.at(*here, 'task')}: step {sid!r}: task {tname!r} cannot be used: {e}",
+        )
         return None
     sig = inspect.signature(entry.function)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
@@ -253,16 +283,22 @@ def _read_step(doc: Doc, i: int, raw: Any, registry: Registry, problems: _Proble
     if args_raw is None:
         args_raw = {}
     if not isinstance(args_raw, dict):
-        problems.add(doc.line(*here, "args"), f"{doc.at(*here, 'args')}: step {sid!r}: args "
-                     f"must be a mapping of parameter: value, got {describe(args_raw)}")
+        problems.add(
+            doc.line(*here, "args"),
+            f"{doc.at(*here, 'args')}: step {sid!r}: args "
+            f"must be a mapping of parameter: value, got {describe(args_raw)}",
+        )
         args_raw = {}
     for name, value in args_raw.items():
         at = (*here, "args", name)
         if not isinstance(name, str) or (name not in params and not takes_any):
             known = list(params)
-            problems.add(doc.line(*at), f"{doc.at(*at)}: step {sid!r}: task {tname!r} has no "
-                         f"parameter {name!r}{_hint(str(name), known)}; its parameters: "
-                         f"{', '.join(known) or 'none'}")
+            problems.add(
+                doc.line(*at),
+                f"{doc.at(*at)}: step {sid!r}: task {tname!r} has no "
+                f"parameter {name!r}{_hint(str(name), known)}; its parameters: "
+                f"{', '.join(known) or 'none'}",
+            )
             continue
         parsed = _parse(doc, at, value, problems)
         if parsed is _BAD:
@@ -272,8 +308,11 @@ def _read_step(doc: Doc, i: int, raw: Any, registry: Registry, problems: _Proble
             try:
                 parsed = convert(parsed, p.type)
             except Invalid as e:
-                problems.add(doc.line(*at), f"{doc.at(*at)}: {sid}.{name}{e.where}: expected "
-                             f"{e.expected}, got {describe(e.value)}{_yaml_hint(e)}")
+                problems.add(
+                    doc.line(*at),
+                    f"{doc.at(*at)}: {sid}.{name}{e.where}: expected "
+                    f"{e.expected}, got {describe(e.value)}{_yaml_hint(e)}",
+                )
                 continue
         args[name] = parsed
     depends = raw.get("depends_on") or []
@@ -281,15 +320,28 @@ def _read_step(doc: Doc, i: int, raw: Any, registry: Registry, problems: _Proble
         depends = [depends]
     deps: list[tuple[str, int]] = []
     if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
-        problems.add(doc.line(*here, "depends_on"), f"{doc.at(*here, 'depends_on')}: step "
-                     f"{sid!r}: depends_on lists step ids, got {describe(depends)}")
+        problems.add(
+            doc.line(*here, "depends_on"),
+            f"{doc.at(*here, 'depends_on')}: step "
+            f"{sid!r}: depends_on lists step ids, got {describe(depends)}",
+        )
     else:
-        deps = [(d, doc.line(*here, "depends_on", j) if isinstance(raw.get("depends_on"), list)
-                 else doc.line(*here, "depends_on")) for j, d in enumerate(depends)]
+        deps = [
+            (
+                d,
+                doc.line(*here, "depends_on", j)
+                if isinstance(raw.get("depends_on"), list)
+                else doc.line(*here, "depends_on"),
+            )
+            for j, d in enumerate(depends)
+        ]
     options = {k: raw[k] for k in ("always", "retries", "resources") if k in raw}
     if "always" in options and type(options["always"]) is not bool:
-        problems.add(doc.line(*here, "always"), f"{doc.at(*here, 'always')}: step {sid!r}: "
-                     f"always must be true or false, got {describe(options['always'])}")
+        problems.add(
+            doc.line(*here, "always"),
+            f"{doc.at(*here, 'always')}: step {sid!r}: "
+            f"always must be true or false, got {describe(options['always'])}",
+        )
     return Step(sid, tname, entry, params, takes_any, args, line, deps, options)
 
 
@@ -310,15 +362,21 @@ def _parse(doc: Doc, at: tuple[Any, ...], value: Any, problems: _Problems) -> An
         return _BAD if any(v is _BAD for v in out_d.values()) else out_d
     line = doc.line(*at, ref_keys[0])
     if len(value) != 1:
-        problems.add(line, f"{doc.at(*at, ref_keys[0])}: a reference is one key, "
-                     f"{{value_of: STEP}} or {{product_of: STEP.PARAM}}; got the keys "
-                     f"{', '.join(map(str, value))}")
+        problems.add(
+            line,
+            f"{doc.at(*at, ref_keys[0])}: a reference is one key, "
+            f"{{value_of: STEP}} or {{product_of: STEP.PARAM}}; got the keys "
+            f"{', '.join(map(str, value))}",
+        )
         return _BAD
     kind = ref_keys[0]
     target = value[kind]
     if not isinstance(target, str) or not target:
-        problems.add(line, f"{doc.at(*at, kind)}: {kind} takes a step id"
-                     f"{'' if kind == 'value_of' else ' (or STEP.PARAM)'}, got {describe(target)}")
+        problems.add(
+            line,
+            f"{doc.at(*at, kind)}: {kind} takes a step id"
+            f"{'' if kind == 'value_of' else ' (or STEP.PARAM)'}, got {describe(target)}",
+        )
         return _BAD
     if kind == "value_of":
         return ValueOf(target, line)
@@ -332,46 +390,63 @@ def _yaml_hint(e: Invalid) -> str:
     return ""
 
 
-def _check_refs(doc: Doc, step: Step, steps: dict[str, Step], ids: set[str],
-                problems: _Problems) -> None:
+def _check_refs(
+    doc: Doc, step: Step, steps: dict[str, Step], ids: set[str], problems: _Problems
+) -> None:
     for ref in step.refs():
         kind = "value_of" if isinstance(ref, ValueOf) else "product_of"
         where = f"{doc.path}:{ref.line}"
         if ref.step not in ids:
-            problems.add(ref.line, f"{where}: step {step.id!r}: {kind} names {ref.step!r}, which "
-                         f"is no step of this spec{_hint(ref.step, ids)}")
+            problems.add(
+                ref.line,
+                f"{where}: step {step.id!r}: {kind} names {ref.step!r}, which "
+                f"is no step of this spec{_hint(ref.step, ids)}",
+            )
             continue
         if isinstance(ref, ProductOf) and ref.step in steps:
             target = steps[ref.step]
             products = [p.name for p in target.params.values() if p.marker == "Product"]
             if ref.param is None:
                 if len(products) != 1:
-                    problems.add(ref.line, f"{where}: step {step.id!r}: product_of "
-                                 f"{ref.step!r} is ambiguous: task {target.task!r} has "
-                                 f"{len(products)} product parameters ({', '.join(products) or 'none'}); "
-                                 f"name one as {ref.step}.PARAM")
+                    problems.add(
+                        ref.line,
+                        f"{where}: step {step.id!r}: product_of "
+                        f"{ref.step!r} is ambiguous: task {target.task!r} has "
+                        f"{len(products)} product parameters ({', '.join(products) or 'none'}); "
+                        f"name one as {ref.step}.PARAM",
+                    )
             elif ref.param not in products:
-                problems.add(ref.line, f"{where}: step {step.id!r}: product_of "
-                             f"{ref.step}.{ref.param}: {ref.param!r} is not a product "
-                             f"parameter of task {target.task!r}{_hint(ref.param, products)}; "
-                             f"its products: {', '.join(products) or 'none'}")
+                problems.add(
+                    ref.line,
+                    f"{where}: step {step.id!r}: product_of "
+                    f"{ref.step}.{ref.param}: {ref.param!r} is not a product "
+                    f"parameter of task {target.task!r}{_hint(ref.param, products)}; "
+                    f"its products: {', '.join(products) or 'none'}",
+                )
     for d, line in step.depends_on:
         if d not in ids:
-            problems.add(line, f"{doc.path}:{line}: step {step.id!r}: depends_on names {d!r}, "
-                         f"which is no step of this spec{_hint(d, ids)}")
+            problems.add(
+                line,
+                f"{doc.path}:{line}: step {step.id!r}: depends_on names {d!r}, "
+                f"which is no step of this spec{_hint(d, ids)}",
+            )
 
 
 def _edges(step: Step) -> list[tuple[str, int, str]]:
     """(the step it needs, the line saying so, how) for each reference and depends_on."""
-    out = [(r.step, r.line, "value_of" if isinstance(r, ValueOf) else "product_of")
-           for r in step.refs()]
+    out = [
+        (r.step, r.line, "value_of" if isinstance(r, ValueOf) else "product_of")
+        for r in step.refs()
+    ]
     out += [(d, line, "depends_on") for d, line in step.depends_on]
     return out
 
 
 def _check_cycles(doc: Doc, steps: dict[str, Step], problems: _Problems) -> None:
-    needs = {sid: [(d, line, how) for d, line, how in _edges(s) if d in steps]
-             for sid, s in steps.items()}
+    needs = {
+        sid: [(d, line, how) for d, line, how in _edges(s) if d in steps]
+        for sid, s in steps.items()
+    }
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     for root in steps:
         if root in state:
@@ -388,21 +463,26 @@ def _check_cycles(doc: Doc, steps: dict[str, Step], problems: _Problems) -> None
             d, line, how = edge
             if state.get(d) == 1:  # back to a step on the current path: a cycle
                 names = [s for s, _ in stack]
-                cycle = names[names.index(d):]
+                cycle = names[names.index(d) :]
                 links = []
                 for i, a in enumerate(cycle):
                     b = cycle[i + 1] if i + 1 < len(cycle) else d
-                    ln, hw = (line, how) if i + 1 == len(cycle) else next(
-                        (ln_, hw_) for d_, ln_, hw_ in needs[a] if d_ == b)
+                    ln, hw = (
+                        (line, how)
+                        if i + 1 == len(cycle)
+                        else next((ln_, hw_) for d_, ln_, hw_ in needs[a] if d_ == b)
+                    )
                     links.append(f"{a} takes {hw} {b} (line {ln})")
-                problems.add(line, f"{doc.path}:{line}: the steps form a cycle: "
-                             + "; ".join(links))
+                problems.add(
+                    line, f"{doc.path}:{line}: the steps form a cycle: " + "; ".join(links)
+                )
             elif d not in state:
                 state[d] = 1
                 stack.append((d, iter(needs[d])))
 
 
 # -- config values ----------------------------------------------------------------------------
+
 
 def read_config(spec: Spec, config: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]]:
     """The open parameters' values from the config file (None: no file), checked against
@@ -416,30 +496,39 @@ def read_config(spec: Spec, config: str | os.PathLike[str] | None) -> dict[str, 
         doc = load_yaml(config)
         data = doc.data if doc.data is not None else {}
         if not isinstance(data, dict):
-            raise SpecError(f"{doc.at()}: a config file maps step ids to their parameters, "
-                            f"got {describe(data)}")
+            raise SpecError(
+                f"{doc.at()}: a config file maps step ids to their parameters, got {describe(data)}"
+            )
     for sid, given in data.items():
         assert doc is not None
         at = doc.at(sid)
         if sid not in spec.steps:
-            problems.add(doc.line(sid), f"{at}: {sid!r} is no step of {spec.path}"
-                         f"{_hint(str(sid), spec.steps)}; its steps: {', '.join(spec.steps)}")
+            problems.add(
+                doc.line(sid),
+                f"{at}: {sid!r} is no step of {spec.path}"
+                f"{_hint(str(sid), spec.steps)}; its steps: {', '.join(spec.steps)}",
+            )
             continue
         step = spec.steps[sid]
         if given is None:
             given = {}
         if not isinstance(given, dict):
-            problems.add(doc.line(sid), f"{at}: {sid} takes a mapping of parameter: value, got "
-                         f"{describe(given)}")
+            problems.add(
+                doc.line(sid),
+                f"{at}: {sid} takes a mapping of parameter: value, got {describe(given)}",
+            )
             continue
         out = values.setdefault(sid, {})
         for name, value in given.items():
             where = doc.at(sid, name)
             line = doc.line(sid, name)
             if name in step.args:
-                problems.add(line, f"{where}: {sid}.{name} is given by the spec "
-                             f"({spec.path}:{spec.doc.line('steps', _index(spec, sid), 'args', name)}); "
-                             "only open parameters go in the config")
+                problems.add(
+                    line,
+                    f"{where}: {sid}.{name} is given by the spec "
+                    f"({spec.path}:{spec.doc.line('steps', _index(spec, sid), 'args', name)}); "
+                    "only open parameters go in the config",
+                )
                 continue
             p = step.params.get(name)
             if p is None:
@@ -447,30 +536,41 @@ def read_config(spec: Spec, config: str | os.PathLike[str] | None) -> dict[str, 
                     out[name] = value
                     continue
                 open_names = [q.name for q in step.open_params()]
-                problems.add(line, f"{where}: {sid}.{name}: task {step.task!r} has no such "
-                             f"parameter{_hint(str(name), open_names)}; open: "
-                             f"{', '.join(open_names) or 'none'}")
+                problems.add(
+                    line,
+                    f"{where}: {sid}.{name}: task {step.task!r} has no such "
+                    f"parameter{_hint(str(name), open_names)}; open: "
+                    f"{', '.join(open_names) or 'none'}",
+                )
                 continue
             try:
                 out[name] = convert(value, p.type)
             except Invalid as e:
                 empty = " (required: fill it in)" if value is None and p.required else ""
-                problems.add(line, f"{where}: {sid}.{name}{e.where}: expected {e.expected}, got "
-                             f"{describe(e.value)}{_yaml_hint(e)}{empty}")
+                problems.add(
+                    line,
+                    f"{where}: {sid}.{name}{e.where}: expected {e.expected}, got "
+                    f"{describe(e.value)}{_yaml_hint(e)}{empty}",
+                )
     for sid, ps in opened.items():
         for p in ps:
             if p.required and p.name not in values.get(sid, {}):
                 if doc is None:
-                    problems.add(0, f"{spec.path}: {sid}.{p.name} ({p.type_text}) needs a value; "
-                                 "none given: write a config file (`depio-like params "
-                                 f"{spec.path} --format yaml > config.yaml`, fill it in) and "
-                                 "pass --config config.yaml")
+                    problems.add(
+                        0,
+                        f"{spec.path}: {sid}.{p.name} ({p.type_text}) needs a value; "
+                        "none given: write a config file (`depio-like params "
+                        f"{spec.path} --format yaml > config.yaml`, fill it in) and "
+                        "pass --config config.yaml",
+                    )
                 elif sid in data and name_given(data[sid], p.name):
                     pass  # reported above as a bad value
                 else:
-                    problems.add(doc.line(sid) if sid in data else 0,
-                                 f"{doc.at(sid) if sid in data else doc.path}: {sid}.{p.name}: "
-                                 f"required ({p.type_text}), not given")
+                    problems.add(
+                        doc.line(sid) if sid in data else 0,
+                        f"{doc.at(sid) if sid in data else doc.path}: {sid}.{p.name}: "
+                        f"required ({p.type_text}), not given",
+                    )
     problems.raise_if_any()
     return values
 
@@ -487,6 +587,7 @@ def _index(spec: Spec, sid: str) -> int:
 
 
 # -- the pipeline -----------------------------------------------------------------------------
+
 
 def build(spec: Spec, values: dict[str, dict[str, Any]], **pipeline_options: Any) -> Any:
     """The Pipeline of ``spec`` with the open parameters set to ``values``."""
@@ -508,14 +609,17 @@ def build(spec: Spec, values: dict[str, dict[str, Any]], **pipeline_options: Any
                 return tasks[v.step]
             if isinstance(v, ProductOf):
                 target = spec.steps[v.step]
-                pname = v.param or next(p.name for p in target.params.values()
-                                        if p.marker == "Product")
+                pname = v.param or next(
+                    p.name for p in target.params.values() if p.marker == "Product"
+                )
                 path = final[v.step].get(pname, MISSING)
                 if path is MISSING:
                     path = target.params[pname].default
                 if path is MISSING or path is None:
-                    raise SpecError(f"{spec.path}:{v.line}: step {sid!r}: product_of "  # noqa: B023
-                                    f"{v.step}.{pname}: step {v.step!r} gives no path for it")
+                    raise SpecError(
+                        f"{spec.path}:{v.line}: step {sid!r}: product_of "  # noqa: B023
+                        f"{v.step}.{pname}: step {v.step!r} gives no path for it"
+                    )
                 extra_deps.append(tasks[v.step])  # noqa: B023
                 return path
             if isinstance(v, list):
@@ -534,8 +638,9 @@ def build(spec: Spec, values: dict[str, dict[str, Any]], **pipeline_options: Any
         try:
             t = _make_task(step, args, kwargs, depends)
         except (TaskDeclarationError, TypeError, ValueError) as e:
-            raise SpecError(f"{spec.path}:{step.line}: step {sid!r} (task {step.task!r}): "
-                            f"{e}") from None
+            raise SpecError(
+                f"{spec.path}:{step.line}: step {sid!r} (task {step.task!r}): {e}"
+            ) from None
         tasks[sid] = pipeline.add_task(t)
     return pipeline
 
@@ -549,13 +654,27 @@ def _make_task(step: Step, args: list[Any], kwargs: dict[str, Any], depends: lis
         t0 = func(*args, **kwargs) if not depends else func(*args, **kwargs, depends_on=depends)
         if not isinstance(t0, Task):
             raise TypeError(f"{step.task} did not declare a task")
-        return Task(step.id, t0.func, t0.args, t0.kwargs, t0.depends_on,
-                    always=opts.get("always", t0.always),
-                    resources=opts.get("resources", t0.resources),
-                    retries=opts.get("retries", t0.retries),
-                    buildmode=None if opts.get("always") else t0.buildmode)
-    return Task(step.id, func, args, kwargs, depends, always=opts.get("always", False),
-                resources=opts.get("resources"), retries=opts.get("retries"))
+        return Task(
+            step.id,
+            t0.func,
+            t0.args,
+            t0.kwargs,
+            t0.depends_on,
+            always=opts.get("always", t0.always),
+            resources=opts.get("resources", t0.resources),
+            retries=opts.get("retries", t0.retries),
+            buildmode=None if opts.get("always") else t0.buildmode,
+        )
+    return Task(
+        step.id,
+        func,
+        args,
+        kwargs,
+        depends,
+        always=opts.get("always", False),
+        resources=opts.get("resources"),
+        retries=opts.get("retries"),
+    )
 
 
 def _order(spec: Spec) -> list[str]:

@@ -25,23 +25,43 @@ def is_spec(path: str) -> bool:
 def add_commands(sub: Any) -> None:
     """Add ``tasks`` and ``params`` to the tool's subcommands."""
     t = sub.add_parser("tasks", help="list the registered tasks and their parameters")
-    t.add_argument("--tasks", action="append", default=[], metavar="MODULE",
-                   help="also the tasks of this module of yours (repeatable)")
+    t.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also the tasks of this module of yours (repeatable)",
+    )
     t.add_argument("--format", choices=("text", "json"), default="text")
     p = sub.add_parser("params", help="print the parameters a spec file leaves open")
     p.add_argument("spec", help="the spec file (.yaml)")
-    p.add_argument("--format", choices=("yaml", "json"), default="yaml",
-                   help="yaml: a form to fill in (default); json: a JSON Schema")
-    p.add_argument("--tasks", action="append", default=[], metavar="MODULE",
-                   help="also the tasks of this module of yours (repeatable)")
+    p.add_argument(
+        "--format",
+        choices=("yaml", "json"),
+        default="yaml",
+        help="yaml: a form to fill in (default); json: a JSON Schema",
+    )
+    p.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also the tasks of this module of yours (repeatable)",
+    )
 
 
 def add_run_options(run_p: argparse.ArgumentParser) -> None:
     """The options ``depio-like run`` takes for a spec file."""
-    run_p.add_argument("--config", metavar="FILLED.yaml",
-                       help="for a spec file: the values of its open parameters")
-    run_p.add_argument("--tasks", action="append", default=[], metavar="MODULE",
-                       help="for a spec file: also the tasks of this module of yours")
+    run_p.add_argument(
+        "--config", metavar="FILLED.yaml", help="for a spec file: the values of its open parameters"
+    )
+    run_p.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="for a spec file: also the tasks of this module of yours",
+    )
 
 
 def guarded(func: Any, *args: Any) -> int:
@@ -58,6 +78,7 @@ def guarded(func: Any, *args: Any) -> int:
 
 
 # -- depio-like tasks -------------------------------------------------------------------------
+
 
 def tasks_command(args: argparse.Namespace) -> int:
     from .registry import load
@@ -88,11 +109,16 @@ def _param_row(p: ParamInfo) -> dict[str, Any]:
 
 def _task_rows(reg: Registry) -> list[dict[str, Any]]:
     rows = []
-    entries = [(n, e) for n, e in reg.entries.items()] + \
-        [(n, e) for n, es in reg.conflicts.items() for e in es]
+    entries = [(n, e) for n, e in reg.entries.items()] + [
+        (n, e) for n, es in reg.conflicts.items() for e in es
+    ]
     for name, e in sorted(entries, key=lambda x: (x[0], x[1].source)):
-        row: dict[str, Any] = {"name": name, "function": e.qualified, "source": e.source,
-                               "summary": summary(e.func)}
+        row: dict[str, Any] = {
+            "name": name,
+            "function": e.qualified,
+            "source": e.source,
+            "summary": summary(e.func),
+        }
         if name in reg.conflicts:
             row["conflict"] = True
         try:
@@ -107,8 +133,10 @@ def _tasks_text(reg: Registry, rows: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
     if not rows:
-        return ("No tasks registered: install a package declaring the entry point group "
-                "'depio_like.tasks', or pass --tasks MODULE.")
+        return (
+            "No tasks registered: install a package declaring the entry point group "
+            "'depio_like.tasks', or pass --tasks MODULE."
+        )
     out = []
     for row in rows:
         head = f"{row['name']}  ({row['function']}, from {row['source']})"
@@ -120,11 +148,21 @@ def _tasks_text(reg: Registry, rows: list[dict[str, Any]]) -> str:
         if "error" in row:
             out.append(f"    cannot be used: {row['error']}")
         elif row["parameters"]:
-            table = [[p["name"], p["type"],
-                      "(required)" if p["required"] else _yaml_scalar(p["default"]),
-                      p["marker"], p["description"]] for p in row["parameters"]]
-            text = tabulate(table, headers=["parameter", "type", "default", "marker",
-                                            "description"], disable_numparse=True)
+            table = [
+                [
+                    p["name"],
+                    p["type"],
+                    "(required)" if p["required"] else _yaml_scalar(p["default"]),
+                    p["marker"],
+                    p["description"],
+                ]
+                for p in row["parameters"]
+            ]
+            text = tabulate(
+                table,
+                headers=["parameter", "type", "default", "marker", "description"],
+                disable_numparse=True,
+            )
             out.extend("    " + ln for ln in text.splitlines())
         else:
             out.append("    (no parameters)")
@@ -133,6 +171,7 @@ def _tasks_text(reg: Registry, rows: list[dict[str, Any]]) -> str:
 
 
 # -- depio-like params ------------------------------------------------------------------------
+
 
 def params_command(args: argparse.Namespace) -> int:
     from .spec import load_spec
@@ -200,9 +239,11 @@ def form_of(spec: Any) -> str:
     """A YAML config file for ``spec`` to fill in: each open parameter commented with its
     type, default and description; required ones to fill, optional ones commented out
     (they keep their default)."""
-    lines = [f"# Parameters left open by {spec.path}. Fill in the values, then run:",
-             f"#   depio-like run {spec.path} --config THIS_FILE",
-             "# A line left commented out keeps the task's default."]
+    lines = [
+        f"# Parameters left open by {spec.path}. Fill in the values, then run:",
+        f"#   depio-like run {spec.path} --config THIS_FILE",
+        "# A line left commented out keeps the task's default.",
+    ]
     opened = spec.open_params()
     if not opened:
         lines.append("# (nothing is left open: run the spec as it is)")
@@ -227,12 +268,14 @@ def form_of(spec: Any) -> str:
                 lines.append(f"  {p.name}:")
             else:
                 d = plain_default(p.default)
-                lines.append(f"  # {p.name}: {_yaml_scalar(d)}" if d is not MISSING
-                             else f"  # {p.name}:")
+                lines.append(
+                    f"  # {p.name}: {_yaml_scalar(d)}" if d is not MISSING else f"  # {p.name}:"
+                )
     return "\n".join(lines) + "\n"
 
 
 # -- depio-like run SPEC ----------------------------------------------------------------------
+
 
 def run_spec(args: argparse.Namespace) -> int:
     """``depio-like run SPEC [--config FILLED.yaml] [run options]``."""
@@ -240,8 +283,9 @@ def run_spec(args: argparse.Namespace) -> int:
     from .spec import build, load_spec, read_config
 
     if args.script_args:
-        raise UsageError(f"{args.script}: a spec file takes no arguments after --; "
-                         "put the values in --config")
+        raise UsageError(
+            f"{args.script}: a spec file takes no arguments after --; put the values in --config"
+        )
     spec = load_spec(args.script, args.tasks)
     values = read_config(spec, args.config)
     executor = make_executor(args.executor, args.slurm) if args.executor else None
@@ -256,5 +300,14 @@ def run_spec(args: argparse.Namespace) -> int:
     return pipeline.run_with(options_of(args, executor))
 
 
-__all__ = ["is_spec", "add_commands", "add_run_options", "tasks_command", "params_command",
-           "run_spec", "schema_of", "form_of", "SpecError"]
+__all__ = [
+    "is_spec",
+    "add_commands",
+    "add_run_options",
+    "tasks_command",
+    "params_command",
+    "run_spec",
+    "schema_of",
+    "form_of",
+    "SpecError",
+]

@@ -37,8 +37,9 @@ def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for k, v in arguments.items():
         try:
-            r = repr(v if type(v) in _PLAIN else
-                     substitute(v, _ValueOf, lambda x: isinstance(x, Task)))
+            r = repr(
+                v if type(v) in _PLAIN else substitute(v, _ValueOf, lambda x: isinstance(x, Task))
+            )
         except Exception:  # noqa: BLE001 - a user's __repr__ may raise anything
             r = f"<{type(v).__name__}>"
         out[k] = r if len(r) <= 80 else r[:77] + "..."
@@ -68,9 +69,16 @@ class Checker:
     record of a task that succeeded. ``assume_changed``: tasks taken to have changed their
     products although the files say otherwise (a dry run, where nothing really runs)."""
 
-    def __init__(self, graph: TaskGraph, records: Mapping[str, Record], hasher: FileHasher,
-                 disk: Disk, *, force: bool = False,
-                 default_mode: BuildMode = BuildMode.IF_NEW) -> None:
+    def __init__(
+        self,
+        graph: TaskGraph,
+        records: Mapping[str, Record],
+        hasher: FileHasher,
+        disk: Disk,
+        *,
+        force: bool = False,
+        default_mode: BuildMode = BuildMode.IF_NEW,
+    ) -> None:
         self.graph = graph
         self.records = records
         self.hasher = hasher
@@ -102,8 +110,11 @@ class Checker:
         try:
             d = self._check(i)
         except PathProblem as e:
-            return Decision(False, (), fail=f"task {self.graph.tasks[i].label} cannot use "
-                            f"{show_path(e.path)}: {e.reason}")
+            return Decision(
+                False,
+                (),
+                fail=f"task {self.graph.tasks[i].label} cannot use {show_path(e.path)}: {e.reason}",
+            )
         except PostconditionError as e:
             return Decision(False, (), fail=str(e))
         if d.run or d.fail or not self.assume_changed:
@@ -131,8 +142,9 @@ class Checker:
             return str(e)
         if not unmet:
             return None
-        return "; ".join(f"task {t.label}: postcondition {n} does not hold after the run"
-                         for n in unmet)
+        return "; ".join(
+            f"task {t.label}: postcondition {n} does not hold after the run" for n in unmet
+        )
 
     def _check(self, i: int) -> Decision:
         t = self.graph.tasks[i]
@@ -199,10 +211,17 @@ class Checker:
         upstream = self.stamps(i)
         if mode is BuildMode.NEVER:
             if missing:
-                return Decision(False, (), inputs, upstream, fail=(
-                    f"task {t.label} has BuildMode.NEVER (it is never run) but its product(s) "
-                    f"{', '.join(show_path(p) for p in missing)} do not exist: make them, or "
-                    "give the task another build mode"))
+                return Decision(
+                    False,
+                    (),
+                    inputs,
+                    upstream,
+                    fail=(
+                        f"task {t.label} has BuildMode.NEVER (it is never run) but its product(s) "
+                        f"{', '.join(show_path(p) for p in missing)} do not exist: make them, or "
+                        "give the task another build mode"
+                    ),
+                )
             return Decision(False, (), inputs, upstream)
         reasons = [Reason(Why.PRODUCT_MISSING, show_path(p)) for p in missing]
         reasons.extend(Reason(Why.POSTCONDITION, n) for n in self.unmet(i))
@@ -227,8 +246,13 @@ class Checker:
         """Names this exact piece of work: the task, its arguments, code and inputs."""
         t = self.graph.tasks[i]
         h = xxhash.xxh3_128()
-        for part in (t.record_key, t.args_digest or "", self.code(i),
-                     repr(sorted(decision.inputs.items())), repr(sorted(decision.upstream.items()))):
+        for part in (
+            t.record_key,
+            t.args_digest or "",
+            self.code(i),
+            repr(sorted(decision.inputs.items())),
+            repr(sorted(decision.upstream.items())),
+        ):
             h.update(part.encode("utf-8", "surrogateescape"))
             h.update(b"\0")
         return h.hexdigest()
@@ -246,8 +270,9 @@ class Checker:
                     pass  # the task will say what is wrong when it writes
                 self._made_dirs.add(parent)
 
-    def missing_products(self, i: int, reported: Mapping[str, Any] | None = None
-                         ) -> tuple[list[str], dict[str, Any]]:
+    def missing_products(
+        self, i: int, reported: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], dict[str, Any]]:
         """The products of task ``i`` that are not there (those ``reported`` by the process
         that wrote them are), and the stat of the others, for ``new_record``: one stat per
         product."""
@@ -262,10 +287,16 @@ class Checker:
                     stats[p] = st
         return missing, stats
 
-    def new_record(self, i: int, inputs: Mapping[str, str | None], upstream: Mapping[str, str],
-                   duration: float, reported: Mapping[str, Any] | None = None,
-                   stats: Mapping[str, Any] | None = None,
-                   failed: Mapping[str, str] | None = None) -> Record:
+    def new_record(
+        self,
+        i: int,
+        inputs: Mapping[str, str | None],
+        upstream: Mapping[str, str],
+        duration: float,
+        reported: Mapping[str, Any] | None = None,
+        stats: Mapping[str, Any] | None = None,
+        failed: Mapping[str, str] | None = None,
+    ) -> Record:
         """The record of task ``i`` having just succeeded (its products exist): ``inputs``
         and ``upstream`` as they were before it ran; ``reported``: the products' digests as
         the process that wrote them found them; ``stats``: the products as just stat'ed;
@@ -288,18 +319,29 @@ class Checker:
         code = self.code(i)
         # One digest of the parts written one after the other (as fed to a streaming hash
         # before: the stamps of existing records stay valid).
-        text = "".join([repr(sorted(part.items()) if isinstance(part, Mapping) else part)
-                        for part in (code, t.args_digest, inputs, products, upstream,
-                                     failed or _NONE)])
+        text = "".join(
+            [
+                repr(sorted(part.items()) if isinstance(part, Mapping) else part)
+                for part in (code, t.args_digest, inputs, products, upstream, failed or _NONE)
+            ]
+        )
         if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
             # Its effects are unknown (or outside files, known by its postconditions only):
             # each run counts as a change downstream.
             text += str(time.time_ns())
-        return Record(t.record_key, t.name, code, t.args_digest, products,
-                      dict(inputs) if inputs else _NONE, dict(upstream) if upstream else _NONE,
-                      arg_reprs(_described(t)), round(duration, 4),
-                      xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
-                      failed=dict(failed) if failed else _NONE)
+        return Record(
+            t.record_key,
+            t.name,
+            code,
+            t.args_digest,
+            products,
+            dict(inputs) if inputs else _NONE,
+            dict(upstream) if upstream else _NONE,
+            arg_reprs(_described(t)),
+            round(duration, 4),
+            xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
+            failed=dict(failed) if failed else _NONE,
+        )
 
 
 def _stat_or_problem(disk: Disk, path: str) -> Any:

@@ -64,7 +64,6 @@ FLUSH_LINES = 2000
 _LOAD_CHUNK = 5000  # lines parsed at once when loading
 
 
-
 @dataclass(slots=True)
 class Record:
     """What a task's last successful run left, compared with the task now to decide whether
@@ -72,17 +71,17 @@ class Record:
     Read-only by convention (``dataclasses.replace`` makes a changed copy): a frozen
     dataclass costs twice as much to build, and 100,000 are built per run."""
 
-    key: str                     # the task's record key (its first product, or its call)
+    key: str  # the task's record key (its first product, or its call)
     name: str = ""
-    code: str | None = None      # digest of the function's code
-    args: str | None = None      # digest of its tracked arguments
+    code: str | None = None  # digest of the function's code
+    args: str | None = None  # digest of its tracked arguments
     products: Mapping[str, str | None] = field(default_factory=dict)  # path -> digest after the run
-    inputs: Mapping[str, str | None] = field(default_factory=dict)    # dependency -> digest before
-    upstream: Mapping[str, str] = field(default_factory=dict)         # depends_on key -> its stamp
-    arg_reprs: Mapping[str, str] = field(default_factory=dict)        # to say which argument changed
+    inputs: Mapping[str, str | None] = field(default_factory=dict)  # dependency -> digest before
+    upstream: Mapping[str, str] = field(default_factory=dict)  # depends_on key -> its stamp
+    arg_reprs: Mapping[str, str] = field(default_factory=dict)  # to say which argument changed
     duration: float | None = None
-    stamp: str = ""              # changes when anything above changes: read downstream
-    incomplete: bool = False     # it started again and has not finished: products may be partial
+    stamp: str = ""  # changes when anything above changes: read downstream
+    incomplete: bool = False  # it started again and has not finished: products may be partial
     failed: Mapping[str, str] = field(default_factory=dict)  # run_if="all_done": dependencies
     # that had failed when it ran (record key -> label): it runs again next time
 
@@ -92,21 +91,33 @@ class Record:
         must not crash every later run)."""
         get = d.get
         key, name, code, args, stamp = get("r"), get("n"), get("c"), get("a"), get("s")
-        p, i, u, av, fl = get("p") or {}, get("d") or {}, get("u") or {}, get("av") or {}, \
-            get("fl") or {}
+        p, i, u, av, fl = (
+            get("p") or {},
+            get("d") or {},
+            get("u") or {},
+            get("av") or {},
+            get("fl") or {},
+        )
         t = get("t")
         # Straight-line checks: 100,000 records are read at the start of a run.
-        if (type(key) is not str or type(p) is not dict or type(i) is not dict
-                or type(u) is not dict or type(av) is not dict or type(fl) is not dict
-                or (name is not None and type(name) is not str)
-                or (code is not None and type(code) is not str)
-                or (args is not None and type(args) is not str)
-                or (stamp is not None and type(stamp) is not str)):
+        if (
+            type(key) is not str
+            or type(p) is not dict
+            or type(i) is not dict
+            or type(u) is not dict
+            or type(av) is not dict
+            or type(fl) is not dict
+            or (name is not None and type(name) is not str)
+            or (code is not None and type(code) is not str)
+            or (args is not None and type(args) is not str)
+            or (stamp is not None and type(stamp) is not str)
+        ):
             raise ValueError("record with fields of the wrong type")
         if type(t) is not float and type(t) is not int:
             t = None
-        return cls(key, name or "", code, args, p, i, u, av, t, stamp or "",
-                   bool(get("incomplete")), fl)
+        return cls(
+            key, name or "", code, args, p, i, u, av, t, stamp or "", bool(get("incomplete")), fl
+        )
 
 
 def recorded_durations(keys: Sequence[str], records: Mapping[str, Record]) -> list[float]:
@@ -121,29 +132,42 @@ def recorded_durations(keys: Sequence[str], records: Mapping[str, Record]) -> li
     return [mean if d is None else d for d in got]
 
 
-def last_run_summary(code: int, statuses: Sequence[Any], max_rows: int,
-                     table: Callable[[Sequence[int]], tuple[list[str], list[list[str]]]],
-                     log_of: Callable[[int], str]) -> dict[str, Any]:
+def last_run_summary(
+    code: int,
+    statuses: Sequence[Any],
+    max_rows: int,
+    table: Callable[[Sequence[int]], tuple[list[str], list[list[str]]]],
+    log_of: Callable[[int], str],
+) -> dict[str, Any]:
     """The final table, for ``depio-like status`` to show without running anything:
     every row for a small pipeline, for a large one the counts and the rows that did not
     end well (writing 10,000 rows would cost more than a no-op run)."""
     n = len(statuses)
-    keep = range(n) if n <= max_rows else \
-        [i for i, st in enumerate(statuses) if not st.ok][:max_rows]
+    keep = (
+        range(n) if n <= max_rows else [i for i, st in enumerate(statuses) if not st.ok][:max_rows]
+    )
     headers, rows = table(keep)
     counts: dict[str, int] = {}
     for st in statuses:
         counts[st.value] = counts.get(st.value, 0) + 1
-    return {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "exit_code": code,
-            "cwd": os.getcwd(), "tasks": n, "counts": counts, "headers": headers,
-            "rows": rows, "logs": [log_of(i) for i in keep]}
+    return {
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "exit_code": code,
+        "cwd": os.getcwd(),
+        "tasks": n,
+        "counts": counts,
+        "headers": headers,
+        "rows": rows,
+        "logs": [log_of(i) for i in keep],
+    }
 
 
 class State:
     """Task records and file digests loaded from, and appended to, ``state_dir``."""
 
-    def __init__(self, state_dir: str, *, wait: bool = True,
-                 notify: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, state_dir: str, *, wait: bool = True, notify: Callable[[str], None] | None = None
+    ) -> None:
         self.dir = os.path.abspath(state_dir)
         self.wait = wait
         self._notify = notify or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -151,7 +175,7 @@ class State:
         self.files: dict[str, FileEntry] = {}
         self.warnings: list[str] = []
         self._lines_on_disk = 0
-        self._torn_bytes = 0   # length of a half-written last line left by a crash
+        self._torn_bytes = 0  # length of a half-written last line left by a crash
         self._bad_lines = 0
         self._rewrite = False  # rewrite the log at close (records forgotten)
         self._format = FORMAT  # of the log on disk (an older one is rewritten)
@@ -188,14 +212,17 @@ class State:
                 try:
                     self._compact()
                 except OSError as e:
-                    raise StateError(f"cannot rewrite {self._path()} in the current format: "
-                                     f"{e.strerror or e}") from None
+                    raise StateError(
+                        f"cannot rewrite {self._path()} in the current format: {e.strerror or e}"
+                    ) from None
                 self._torn_bytes = 0
             try:
                 self._log = os.open(self._path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             except OSError as e:
-                raise StateError(f"cannot write the state directory {self.dir}: {e.strerror} "
-                                 f"({e.filename}); it must be writable by you") from None
+                raise StateError(
+                    f"cannot write the state directory {self.dir}: {e.strerror} "
+                    f"({e.filename}); it must be writable by you"
+                ) from None
             self._size = os.fstat(self._log).st_size
             if self._torn_bytes:  # cut a crash's half line off, so the next record stands alone
                 self._size -= self._torn_bytes
@@ -228,9 +255,13 @@ class State:
                 self._log = None
                 lines = self._lines_on_disk
                 if self.write_error is None and (
-                        self._rewrite or self._bad_lines
-                        or (lines > (len(self.records) + 1) * 3 // 2 + 1000  # cheap bound
-                            and lines > self._live_lines() * 3 // 2 + 1000)):
+                    self._rewrite
+                    or self._bad_lines
+                    or (
+                        lines > (len(self.records) + 1) * 3 // 2 + 1000  # cheap bound
+                        and lines > self._live_lines() * 3 // 2 + 1000
+                    )
+                ):
                     try:
                         self._compact()
                     except OSError as e:  # the old log stays: it is still whole
@@ -317,7 +348,7 @@ class State:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self._log, view):]
+                view = view[os.write(self._log, view) :]
         except OSError as e:
             self._failed(e)
             with contextlib.suppress(OSError):  # no half line: the log ends where it did
@@ -339,14 +370,18 @@ class State:
         of what finishes from now on are not kept (those tasks run again next time), and
         the run ends as failed, saying why."""
         if self.write_error is None:
-            self.write_error = (f"cannot write to the state directory {self.dir}: "
-                                f"{e.strerror or e}; what finished after this is not "
-                                "recorded and will run again")
+            self.write_error = (
+                f"cannot write to the state directory {self.dir}: "
+                f"{e.strerror or e}; what finished after this is not "
+                "recorded and will run again"
+            )
 
     def write_last_run(self, data: dict[str, Any]) -> None:
         """Replace the summary of the last run (atomically)."""
         try:
-            write_atomic(os.path.join(self.dir, LAST_RUN_NAME), json.dumps(data, ensure_ascii=False))
+            write_atomic(
+                os.path.join(self.dir, LAST_RUN_NAME), json.dumps(data, ensure_ascii=False)
+            )
         except OSError as e:  # nothing half written is left: atomic_write removed it
             self._failed(e)
 
@@ -357,7 +392,7 @@ class State:
     def _rel(self, path: str) -> str:
         prefix = self._prefix
         if path.startswith(prefix):
-            return path[len(prefix):]
+            return path[len(prefix) :]
         return "." if path == self._root else path
 
     def _abs(self, path: str) -> str:
@@ -413,11 +448,20 @@ class State:
                 args = binascii.b2a_base64(bytes.fromhex(args), newline=False)[:-2].decode()
             except ValueError:
                 args = r.args
-        item: list[Any] = ["r", key, r.name, code, args, r.duration, r.stamp, products,
-                           dict(r.arg_reprs),
-                           {rel(p): d for p, d in r.inputs.items()},
-                           {self._rel_key(k): v for k, v in r.upstream.items()},
-                           {self._rel_key(k): v for k, v in r.failed.items()}]
+        item: list[Any] = [
+            "r",
+            key,
+            r.name,
+            code,
+            args,
+            r.duration,
+            r.stamp,
+            products,
+            dict(r.arg_reprs),
+            {rel(p): d for p, d in r.inputs.items()},
+            {self._rel_key(k): v for k, v in r.upstream.items()},
+            {self._rel_key(k): v for k, v in r.failed.items()},
+        ]
         while len(item) > 8 and not item[-1]:
             item.pop()
         return head + _encode(item)
@@ -436,14 +480,18 @@ class State:
             args = binascii.a2b_base64(args + "==").hex()
         if type(code) is int:
             code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
-        if (type(key) is not str or type(name) is not str or type(stamp) is not str
-                or type(plist) is not list
-                or (code is not None and type(code) is not str)
-                or (args is not None and type(args) is not str)
-                or (av is not _EMPTY and type(av) is not dict)
-                or (ins is not _EMPTY and type(ins) is not dict)
-                or (ups is not _EMPTY and type(ups) is not dict)
-                or (fl is not _EMPTY and type(fl) is not dict)):
+        if (
+            type(key) is not str
+            or type(name) is not str
+            or type(stamp) is not str
+            or type(plist) is not list
+            or (code is not None and type(code) is not str)
+            or (args is not None and type(args) is not str)
+            or (av is not _EMPTY and type(av) is not dict)
+            or (ins is not _EMPTY and type(ins) is not dict)
+            or (ups is not _EMPTY and type(ups) is not dict)
+            or (fl is not _EMPTY and type(fl) is not dict)
+        ):
             raise ValueError("record with fields of the wrong type")
         if type(t) is not float and type(t) is not int:
             t = None
@@ -464,8 +512,9 @@ class State:
             n_sig = len(e)
             if (n_sig == 5 or n_sig == 6) and d is not None:
                 mtime = int(e[3]) + t0
-                files[p] = FileEntry(int(e[2]), mtime, int(e[4]), d,
-                                     mtime + int(e[5]) if n_sig == 6 else mtime)
+                files[p] = FileEntry(
+                    int(e[2]), mtime, int(e[4]), d, mtime + int(e[5]) if n_sig == 6 else mtime
+                )
         if key == "":
             if not products:
                 raise ValueError("record without a key")
@@ -531,17 +580,20 @@ class State:
                     raise StateError(
                         f"{path} was written by a newer depio_like (state format {version!r}; "
                         f"this one reads formats 1 and {FORMAT}): upgrade depio_like, or "
-                        f"remove {path} to start afresh (every task then runs again)")
+                        f"remove {path} to start afresh (every task then runs again)"
+                    )
                 self._format = version
                 t0 = head.get("t0", 0)
                 self._t0 = t0 if type(t0) is int else 0
         for start in range(0, len(lines), _LOAD_CHUNK):
-            bad += self._load_items(lines[start:start + _LOAD_CHUNK])
+            bad += self._load_items(lines[start : start + _LOAD_CHUNK])
         self._lines_on_disk = len(lines)
         self._bad_lines = bad
         if bad:
-            msg = (f"warning: {bad} unreadable line(s) in {path} were ignored (a crash or an "
-                   "edit cut them); the tasks they described will rerun.")
+            msg = (
+                f"warning: {bad} unreadable line(s) in {path} were ignored (a crash or an "
+                "edit cut them); the tasks they described will rerun."
+            )
             self.warnings.append(msg)
             self._notify(msg)
 
@@ -571,10 +623,15 @@ class State:
                         if len(item) == 6:  # written before ctime was kept: not trusted
                             continue
                         _, p, size, mtime, ino, digest, ctime = item
-                        files[abs_(p)] = FileEntry(int(size), int(mtime), int(ino), str(digest),
-                                                   int(ctime))
-                    elif tag == "c" and len(item) == 3 and type(item[1]) is int \
-                            and type(item[2]) is str:
+                        files[abs_(p)] = FileEntry(
+                            int(size), int(mtime), int(ino), str(digest), int(ctime)
+                        )
+                    elif (
+                        tag == "c"
+                        and len(item) == 3
+                        and type(item[1]) is int
+                        and type(item[2]) is str
+                    ):
                         self._code_list[item[1]] = item[2]
                         self._codes[item[2]] = item[1]
                         self._next_code = max(self._next_code, item[1] + 1)
@@ -660,8 +717,10 @@ def check_private(directory: str) -> None:
     except OSError as e:
         raise StateError(f"cannot use the state directory {directory}: {e.strerror}") from None
     if not _stat.S_ISDIR(st.st_mode):
-        raise StateError(f"the state directory {directory} exists but is not a directory; "
-                         "remove it or choose another state_dir")
+        raise StateError(
+            f"the state directory {directory} exists but is not a directory; "
+            "remove it or choose another state_dir"
+        )
     _check_entry(directory, st, directory)
     if st.st_mode & 0o011:  # others can reach what is inside: check where pickles live
         for sub in ("values", "slurm"):
@@ -685,13 +744,15 @@ def _check_entry(path: str, st: os.stat_result, directory: str) -> None:
             f"{_user(st.st_uid)}, and you are {_user(me)}. What is in it (saved values, "
             "Slurm results) is loaded as Python code, so it must be written by you alone. "
             f"Use your own state_dir=..., or, if you trust its content, take it over with "
-            f"`chown -R {_user(me)} {directory}`")
+            f"`chown -R {_user(me)} {directory}`"
+        )
     if st.st_mode & 0o022 and not _stat.S_ISLNK(st.st_mode):
         raise StateError(
             f"the state directory {directory} can be written by other users: {path} has mode "
             f"{_stat.filemode(st.st_mode)}. What is in it (saved values, Slurm results) is "
             "loaded as Python code, so it must be written by you alone. Fix it with "
-            f"`chmod -R go-w {directory}`")
+            f"`chmod -R go-w {directory}`"
+        )
 
 
 def _user(uid: int) -> str:

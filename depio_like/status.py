@@ -6,16 +6,16 @@ from enum import Enum
 
 
 class Status(str, Enum):
-    WAITING = "WAITING"      # some dependency has not finished yet
-    PENDING = "PENDING"      # ready, waiting for a free executor slot (or queued in Slurm)
+    WAITING = "WAITING"  # some dependency has not finished yet
+    PENDING = "PENDING"  # ready, waiting for a free executor slot (or queued in Slurm)
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
-    SKIPPED = "SKIPPED"      # up to date, not run
+    SKIPPED = "SKIPPED"  # up to date, not run
     FAILED = "FAILED"
     DEPFAILED = "DEPFAILED"  # a task it depends on failed; never started
     CANCELLED = "CANCELLED"  # interrupted (Ctrl-C) before or while running
     WOULD_RUN = "WOULD-RUN"  # dry run: this task would run
-    CANCELED = "CANCELLED"   # depio's spelling (an alias: the same member)
+    CANCELED = "CANCELLED"  # depio's spelling (an alias: the same member)
 
     def __str__(self) -> str:
         return self.value
@@ -29,5 +29,13 @@ class Status(str, Enum):
         return self in (Status.FINISHED, Status.SKIPPED, Status.WOULD_RUN)
 
 
-_DONE = frozenset({Status.FINISHED, Status.SKIPPED, Status.FAILED, Status.DEPFAILED, Status.CANCELLED,
-                   Status.WOULD_RUN})
+_DONE = frozenset(
+    {
+        Status.FINISHED,
+        Status.SKIPPED,
+        Status.FAILED,
+        Status.DEPFAILED,
+        Status.CANCELLED,
+        Status.WOULD_RUN,
+    }
+)

@@ -71,7 +71,8 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple
         except BadPath as e:
             raise TaskDeclarationError(
                 f"{_func_name(func)}(): parameter {param!r} ({kind}) names a path no "
-                f"filesystem takes: {e}") from None
+                f"filesystem takes: {e}"
+            ) from None
     return tuple(out)
 
 
@@ -94,8 +95,10 @@ def finish(result: Any) -> Any:
     if t is types.CoroutineType:
         return _run_coroutine(result)
     if t is types.AsyncGeneratorType:
+
         async def collect() -> list[Any]:
             return [x async for x in result]
+
         return _run_coroutine(collect())
     return result
 
@@ -120,8 +123,9 @@ def _is_task(v: Any) -> bool:
 
 _NO_RESOURCES = Resources()
 # Argument types that can hold no task: no need to look inside them for values.
-_SCALARS = frozenset({str, int, float, bool, type(None), bytes, pathlib.PosixPath,
-                      pathlib.WindowsPath})
+_SCALARS = frozenset(
+    {str, int, float, bool, type(None), bytes, pathlib.PosixPath, pathlib.WindowsPath}
+)
 
 
 def _positional_depends_on(name: str, more: tuple[Any, ...], depends_on: Any) -> Any:
@@ -134,17 +138,20 @@ def _positional_depends_on(name: str, more: tuple[Any, ...], depends_on: Any) ->
             f"task {name!r}: Task() takes at most 5 positional arguments (name, func, args, "
             f"kwargs, depends_on), got {4 + len(more)}; pass the others by keyword "
             "(depio's order: produces=, depends_on=, buildmode=, slurm_parameters=, "
-            "arg_resolver=, description=)")
+            "arg_resolver=, description=)"
+        )
     if depends_on:
-        raise TaskDeclarationError(f"task {name!r}: depends_on given both positionally and "
-                                   "by keyword")
+        raise TaskDeclarationError(
+            f"task {name!r}: depends_on given both positionally and by keyword"
+        )
     items = list(more[0]) if more[0] is not None else []
     if any(not isinstance(t, Task) for t in items):
         raise TaskDeclarationError(
             f"task {name!r}: the 5th positional argument of Task() is depends_on (tasks); "
             f"got {items!r}. In depio the 5th argument was produces: write produces=[...] "
             "for files the task writes beyond its Product parameters, or depends_on=[...] "
-            "by keyword for files whose producer it must wait for")
+            "by keyword for files whose producer it must wait for"
+        )
     return items
 
 
@@ -152,17 +159,25 @@ def _alias(name: str, ours: str, value: Any, depios: str, alias: Any) -> Any:
     if alias is None:
         return value
     if value is not None:
-        raise TaskDeclarationError(f"task {name!r}: pass {ours}= or {depios}= (depio's name), "
-                                   "not both")
+        raise TaskDeclarationError(
+            f"task {name!r}: pass {ours}= or {depios}= (depio's name), not both"
+        )
     return alias
 
 
-def _resolve(name: str, resolver: Callable[..., Any], func: Callable[..., Any],
-             args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _resolve(
+    name: str,
+    resolver: Callable[..., Any],
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """depio's ``arg_resolver(func, args, kwargs) -> (args, kwargs)``, applied before binding."""
     if not callable(resolver):
-        raise TaskDeclarationError(f"task {name!r}: arg_resolver must be callable, got "
-                                   f"{type(resolver).__name__} {resolver!r}")
+        raise TaskDeclarationError(
+            f"task {name!r}: arg_resolver must be callable, got "
+            f"{type(resolver).__name__} {resolver!r}"
+        )
     out = resolver(func, list(args), dict(kwargs))
     try:
         new_args, new_kwargs = out
@@ -171,12 +186,14 @@ def _resolve(name: str, resolver: Callable[..., Any], func: Callable[..., Any],
     except (TypeError, ValueError):
         raise TaskDeclarationError(
             f"task {name!r}: arg_resolver {_func_name(resolver)} must return (args, kwargs), "
-            f"got {out!r}") from None
+            f"got {out!r}"
+        ) from None
     return new_args, new_kwargs
 
 
-def _bind_partial(spec: Any, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _bind_partial(
+    spec: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The arguments given (defaults applied) and the required parameters left out; no
     names missing if the call is wrong in another way (then the full error stands)."""
     try:
@@ -185,8 +202,11 @@ def _bind_partial(spec: Any, args: tuple[Any, ...],
         return {}, ()
     bound.apply_defaults()
     P = inspect.Parameter
-    missing = tuple(n for n, p in spec.signature.parameters.items()
-                    if n not in bound.arguments and p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD))
+    missing = tuple(
+        n
+        for n, p in spec.signature.parameters.items()
+        if n not in bound.arguments and p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD)
+    )
     return dict(bound.arguments), missing
 
 
@@ -199,8 +219,9 @@ def _caller() -> str:
     import sys
 
     frame: types.FrameType | None = sys._getframe(1)
-    while frame is not None and (os.path.abspath(frame.f_code.co_filename) + os.sep) \
-            .startswith(_PACKAGE_DIR + os.sep):
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename) + os.sep).startswith(
+        _PACKAGE_DIR + os.sep
+    ):
         frame = frame.f_back
     if frame is None:
         return ""
@@ -213,8 +234,10 @@ def _slurm_parameters(name: str, params: Any) -> dict[str, Any]:
     if params is None:
         return {}
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        raise TaskDeclarationError(f"task {name!r}: slurm_parameters must be a dict of "
-                                   f"setting names to values, got {params!r}")
+        raise TaskDeclarationError(
+            f"task {name!r}: slurm_parameters must be a dict of "
+            f"setting names to values, got {params!r}"
+        )
     from .resources import sbatch_settings  # unknown names are refused here, when declared
 
     sbatch_settings(params, f"task {name!r}: slurm_parameters", error=TaskDeclarationError)
@@ -224,8 +247,9 @@ def _slurm_parameters(name: str, params: Any) -> dict[str, Any]:
 _PLAIN_REPR = frozenset({str, int, float, bool, type(None)})
 
 
-def _identity_parts(arguments: dict[str, Any], normalised: dict[str, Any],
-                    ignored: frozenset[str]) -> list[str]:
+def _identity_parts(
+    arguments: dict[str, Any], normalised: dict[str, Any], ignored: frozenset[str]
+) -> list[str]:
     """``name=canonical(value)`` for each tracked argument (paths as normalised). Plain
     values and one path, the common case, are spelt out here as ``canonical`` spells them."""
     out = []
@@ -255,12 +279,39 @@ class Task:
 
     # A run holds one per task (a million, declared in a loop): no per-instance dict.
     # ``__weakref__`` and ``__dict__`` stay out; a subclass gets a dict of its own.
-    __slots__ = ("missing", "declared_at", "name", "description", "slurm_parameters", "func",
-                 "args", "kwargs", "arguments", "ignored", "path_params", "buildmode",
-                 "resources", "retries", "depends_on", "products", "dependencies",
-                 "value_inputs", "call_args", "call_kwargs", "_path_call", "args_digest",
-                 "unfingerprintable", "_merge_key", "record_key", "id", "variants",
-                 "_statuses", "_index", "ensure", "run_if")
+    __slots__ = (
+        "missing",
+        "declared_at",
+        "name",
+        "description",
+        "slurm_parameters",
+        "func",
+        "args",
+        "kwargs",
+        "arguments",
+        "ignored",
+        "path_params",
+        "buildmode",
+        "resources",
+        "retries",
+        "depends_on",
+        "products",
+        "dependencies",
+        "value_inputs",
+        "call_args",
+        "call_kwargs",
+        "_path_call",
+        "args_digest",
+        "unfingerprintable",
+        "_merge_key",
+        "record_key",
+        "id",
+        "variants",
+        "_statuses",
+        "_index",
+        "ensure",
+        "run_if",
+    )
 
     def __init__(
         self,
@@ -308,9 +359,11 @@ class Task:
             self.declared_at = _caller()
         self.name: str = name_
         self.description: str = "" if description is None else str(description)
-        self.slurm_parameters: dict[str, Any] = {} if slurm_parameters is None or \
-            slurm_parameters == {} else \
-            _slurm_parameters(name_, slurm_parameters)
+        self.slurm_parameters: dict[str, Any] = (
+            {}
+            if slurm_parameters is None or slurm_parameters == {}
+            else _slurm_parameters(name_, slurm_parameters)
+        )
         self.func = func
         self.args = args
         self.kwargs = kwargs
@@ -318,21 +371,32 @@ class Task:
         self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
         self.path_params: tuple[str, ...] = spec.products + spec.dependencies
         if buildmode is not None and not isinstance(buildmode, BuildMode):
-            raise TaskDeclarationError(f"task {self.name!r}: buildmode must be a BuildMode "
-                                       f"(ALWAYS, IF_MISSING, IF_NEW, NEVER), got {buildmode!r}")
+            raise TaskDeclarationError(
+                f"task {self.name!r}: buildmode must be a BuildMode "
+                f"(ALWAYS, IF_MISSING, IF_NEW, NEVER), got {buildmode!r}"
+            )
         if always:
             buildmode = BuildMode.ALWAYS
         self.buildmode: BuildMode | None = buildmode  # None: the pipeline's default
-        self.resources: Resources = _NO_RESOURCES if resources is None else resources \
-            if type(resources) is Resources else parse_resources(resources, f"task {name_!r}")
-        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
-                                    or retries < 0):
-            raise TaskDeclarationError(f"task {self.name!r}: retries must be an int >= 0, "
-                                       f"got {retries!r}")
+        self.resources: Resources = (
+            _NO_RESOURCES
+            if resources is None
+            else resources
+            if type(resources) is Resources
+            else parse_resources(resources, f"task {name_!r}")
+        )
+        if retries is not None and (
+            isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+        ):
+            raise TaskDeclarationError(
+                f"task {self.name!r}: retries must be an int >= 0, got {retries!r}"
+            )
         self.retries: int | None = retries
         if run_if not in RUN_IF:
-            raise TaskDeclarationError(f"task {self.name!r}: run_if must be one of "
-                                       f"{', '.join(map(repr, RUN_IF))}, got {run_if!r}")
+            raise TaskDeclarationError(
+                f"task {self.name!r}: run_if must be one of "
+                f"{', '.join(map(repr, RUN_IF))}, got {run_if!r}"
+            )
         #: "all_success": runs only if every dependency succeeded; "all_done": once every
         #: dependency has ended, succeeded or failed (a summary over a sweep).
         self.run_if: str = run_if
@@ -367,10 +431,12 @@ class Task:
                 dependencies.extend(paths)
             # Task(..., produces=[...]) and depends_on=[path]: paths beyond the parameters,
             # part of the task's identity (two calls differing there are two tasks).
-            extra = (_norm_paths(list(produces), "produces", "Product", func, cwd)
-                     if produces else (),
-                     _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd)
-                     if extra_deps else ())
+            extra = (
+                _norm_paths(list(produces), "produces", "Product", func, cwd) if produces else (),
+                _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd)
+                if extra_deps
+                else (),
+            )
             products.extend(extra[0])
             dependencies.extend(extra[1])
         else:
@@ -378,10 +444,12 @@ class Task:
         for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
             if p in arguments:  # (a call missing arguments lacks some)
                 normalised[p] = as_path(arguments[p], cls)
-        self.products: tuple[str, ...] = tuple(dict.fromkeys(products)) if len(products) > 1 \
-            else tuple(products)
-        self.dependencies: tuple[str, ...] = tuple(dict.fromkeys(dependencies)) \
-            if len(dependencies) > 1 else tuple(dependencies)
+        self.products: tuple[str, ...] = (
+            tuple(dict.fromkeys(products)) if len(products) > 1 else tuple(products)
+        )
+        self.dependencies: tuple[str, ...] = (
+            tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else tuple(dependencies)
+        )
         # Tasks passed as arguments: their return values replace them when this one runs.
         if all(type(v) in _SCALARS for v in arguments.values()):
             self.value_inputs: tuple[Task, ...] = ()
@@ -389,10 +457,18 @@ class Task:
             found = find_tasks(list(arguments.values()), _is_task)
             self.value_inputs = tuple({id(t): t for t in found}.values())
         #: Postconditions (``ensure=``): checked in the driver before and after the task runs.
-        self.ensure: tuple[Postcondition, ...] = () if ensure is None else parse_ensure(
-            self.name, ensure, arguments,
-            frozenset(k for k, v in arguments.items() if find_tasks([v], _is_task))
-            if self.value_inputs else frozenset())
+        self.ensure: tuple[Postcondition, ...] = (
+            ()
+            if ensure is None
+            else parse_ensure(
+                self.name,
+                ensure,
+                arguments,
+                frozenset(k for k, v in arguments.items() if find_tasks([v], _is_task))
+                if self.value_inputs
+                else frozenset(),
+            )
+        )
         # What the function is called with; the graph swaps the tasks in it for ValueSlots.
         self.call_args: tuple[Any, ...] = args
         self.call_kwargs: dict[str, Any] = kwargs
@@ -401,8 +477,11 @@ class Task:
         code_key: Any = func  # a plain function: nothing but its code and the arguments
         carried = ""
         no_identity = None
-        if type(func) is not _FunctionType or func.__closure__ is not None \
-                or "__wrapped__" in func.__dict__:
+        if (
+            type(func) is not _FunctionType
+            or func.__closure__ is not None
+            or "__wrapped__" in func.__dict__
+        ):
             # A closure, bound method, callable object, partial or decorated function: what it
             # carries (captured values, the instance's state, ...) is part of the call.
             try:
@@ -415,11 +494,16 @@ class Task:
             text = ";".join(_identity_parts(arguments, normalised, spec.ignored))
             if extra[0] or extra[1]:
                 text += f";\x00produces={canonical(extra[0])};\x00depends_on={canonical(extra[1])}"
-            self.args_digest: str | None = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
+            self.args_digest: str | None = xxhash.xxh3_128_hexdigest(
+                text.encode("utf-8", "surrogateescape")
+            )
             self.unfingerprintable: str | None = None
             # By the digest, not the text: a million texts would be kept for this alone.
-            self._merge_key: Any = (func, self.args_digest) if code_key is func \
+            self._merge_key: Any = (
+                (func, self.args_digest)
+                if code_key is func
                 else (code_key, carried, self.args_digest)
+            )
         except Unfingerprintable as e:
             # No stable identity: this call merges with nothing and always runs.
             self.args_digest = None
@@ -432,7 +516,8 @@ class Task:
             if carried and self.args_digest:
                 # Two tasks of one factory (same name, other captured values) are two tasks.
                 ident = xxhash.xxh3_128_hexdigest(
-                    f"{carried}\0{self.args_digest}".encode("utf-8", "surrogateescape"))
+                    f"{carried}\0{self.args_digest}".encode("utf-8", "surrogateescape")
+                )
             self.record_key = f"k:{func_module(func)}.{_func_name(func)}:{ident}"
 
         self.id: int | None = None  # set by the pipeline that holds it
@@ -498,22 +583,42 @@ class Task:
         return paths_for_call(self._path_call, self.call_args, self.call_kwargs)
 
 
-_DECORATOR_OPTIONS = ("name", "always", "pipeline", "resources", "retries", "buildmode",
-                      "skipmode", "slurm_parameters", "ensure", "run_if")
+_DECORATOR_OPTIONS = (
+    "name",
+    "always",
+    "pipeline",
+    "resources",
+    "retries",
+    "buildmode",
+    "skipmode",
+    "slurm_parameters",
+    "ensure",
+    "run_if",
+)
 #: The values of ``run_if=``: when a task runs with respect to its dependencies' ends.
 RUN_IF = ("all_success", "all_done")
 # submitit's own parameter names (AutoExecutor's generic ones, and any slurm_* one): depio
 # passes them as decorator keywords, e.g. @task("train", slurm_gpus_per_task=1).
-_SUBMITIT_GENERIC = frozenset({"timeout_min", "mem_gb", "nodes", "cpus_per_task",
-                               "gpus_per_node", "tasks_per_node", "stderr_to_stdout"})
+_SUBMITIT_GENERIC = frozenset(
+    {
+        "timeout_min",
+        "mem_gb",
+        "nodes",
+        "cpus_per_task",
+        "gpus_per_node",
+        "tasks_per_node",
+        "stderr_to_stdout",
+    }
+)
 
 
 def _is_slurm_option(key: str) -> bool:
     return (key.startswith("slurm_") and key != "slurm_parameters") or key in _SUBMITIT_GENERIC
 
 
-def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = None,
-         **options: Any) -> Any:
+def task(
+    name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = None, **options: Any
+) -> Any:
     """Make a function declare tasks: calling it returns a ``Task`` and does not run it.
 
     Works as ``@task``, ``@task("name")`` and ``@task(name=..., always=True,
@@ -528,9 +633,11 @@ def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = N
     slurm = {k: options.pop(k) for k in [k for k in options if _is_slurm_option(k)]}
     unknown = set(options) - set(_DECORATOR_OPTIONS)
     if unknown:
-        raise TypeError(f"task(): unknown option(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(_DECORATOR_OPTIONS)}, and submitit's parameter "
-                        f"names for Slurm (slurm_*, {', '.join(sorted(_SUBMITIT_GENERIC))})")
+        raise TypeError(
+            f"task(): unknown option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(_DECORATOR_OPTIONS)}, and submitit's parameter "
+            f"names for Slurm (slurm_*, {', '.join(sorted(_SUBMITIT_GENERIC))})"
+        )
     if buildmode is not None:
         options["buildmode"] = buildmode
     if slurm:
@@ -544,8 +651,9 @@ def task(name: Any = None, pipeline: Any = None, buildmode: BuildMode | None = N
     return lambda func: _decorate(func, name, pipeline, options)
 
 
-def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
-              options: dict[str, Any]) -> Callable[..., Task]:
+def _decorate(
+    func: Callable[..., Any], name: str | None, pipeline: Any, options: dict[str, Any]
+) -> Callable[..., Task]:
     # Only the parameter names now: the annotations are read when the first task is declared
     # (a class they name may be defined further down the script).
     reserved = "depends_on" not in signature_of(func).parameters
@@ -558,18 +666,31 @@ def _decorate(func: Callable[..., Any], name: str | None, pipeline: Any,
     ensure = options.get("ensure")
     run_if = options.get("run_if", "all_success")
     if run_if not in RUN_IF:
-        raise TaskDeclarationError(f"{owner}: run_if must be one of "
-                                   f"{', '.join(map(repr, RUN_IF))}, got {run_if!r}")
+        raise TaskDeclarationError(
+            f"{owner}: run_if must be one of {', '.join(map(repr, RUN_IF))}, got {run_if!r}"
+        )
 
     @functools.wraps(func)
     def declare(*args: Any, **kwargs: Any) -> Task:
         depends_on = kwargs.pop("depends_on", ()) if reserved else ()
-        t = Task(name, func, args, kwargs, depends_on=depends_on, always=always,
-                 resources=resources, retries=retries, buildmode=buildmode,
-                 slurm_parameters=slurm_parameters, ensure=ensure, run_if=run_if)
+        t = Task(
+            name,
+            func,
+            args,
+            kwargs,
+            depends_on=depends_on,
+            always=always,
+            resources=resources,
+            retries=retries,
+            buildmode=buildmode,
+            slurm_parameters=slurm_parameters,
+            ensure=ensure,
+            run_if=run_if,
+        )
         if t.missing:  # a call of the function: it must be complete, as any call must
             raise TaskDeclarationError(
-                f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}")
+                f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}"
+            )
         return pipeline.add_task(t) if pipeline is not None else t
 
     declare.task_function = func  # type: ignore[attr-defined]

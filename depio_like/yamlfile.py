@@ -15,8 +15,9 @@ def need_yaml() -> Any:
     try:
         import yaml
     except ImportError:
-        raise SpecError("spec files need PyYAML: pip install 'depio_like[spec]' "
-                            "(or pip install pyyaml)") from None
+        raise SpecError(
+            "spec files need PyYAML: pip install 'depio_like[spec]' (or pip install pyyaml)"
+        ) from None
     return yaml
 
 
@@ -67,8 +68,9 @@ def load(path: str | os.PathLike[str], shown_as: str | None = None) -> Doc:
         where = f"{shown}:{mark.line + 1}" if mark is not None else shown
         problem = getattr(e, "problem", None) or str(e)
         context = getattr(e, "context", None)
-        raise SpecError(f"{where}: not valid YAML: {problem}"
-                            + (f" ({context})" if context else "")) from None
+        raise SpecError(
+            f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+        ) from None
     finally:
         loader.dispose()
     doc = Doc(shown, data)
@@ -81,8 +83,9 @@ def load(path: str | os.PathLike[str], shown_as: str | None = None) -> Doc:
     return doc
 
 
-def _walk(yaml: Any, node: Any, key: Key, lines: dict[Key, int], shown: str,
-          problems: list[str]) -> None:
+def _walk(
+    yaml: Any, node: Any, key: Key, lines: dict[Key, int], shown: str, problems: list[str]
+) -> None:
     stack = [(node, key)]
     while stack:
         n, k = stack.pop()
@@ -93,8 +96,10 @@ def _walk(yaml: Any, node: Any, key: Key, lines: dict[Key, int], shown: str,
                     continue  # merge keys and complex keys: no line of their own
                 line = kn.start_mark.line + 1
                 if kn.value in seen:
-                    problems.append(f"{shown}:{line}: {kn.value!r} is given twice in this "
-                                    f"mapping (first on line {seen[kn.value]})")
+                    problems.append(
+                        f"{shown}:{line}: {kn.value!r} is given twice in this "
+                        f"mapping (first on line {seen[kn.value]})"
+                    )
                     continue
                 seen[kn.value] = line
                 child = k + (kn.value,)

@@ -53,9 +53,16 @@ def run_script(directory, source, *args, timeout=120, **popen):
     script.write_text(textwrap.dedent(source))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("CI", None)
-    return subprocess.run([sys.executable, str(script), *args], cwd=directory, env=env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          **popen)
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **popen,
+    )
 
 
 # ---------------------------------------------------------------- Slurm
@@ -67,7 +74,8 @@ SLURM_USABLE_STATES = {"idle", "mixed", "allocated", "completing"}
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slurm: needs a reachable Slurm cluster with accounting (the `slurm` fixture)")
+        "markers", "slurm: needs a reachable Slurm cluster with accounting (the `slurm` fixture)"
+    )
 
 
 def _env_flag(name):
@@ -77,8 +85,9 @@ def _env_flag(name):
 def _run_slurm_command(*args):
     """(returncode, output) of a Slurm client command; (None, reason) if it cannot run."""
     try:
-        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            list(args), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
     except FileNotFoundError:
         return None, f"`{args[0]}` is not installed"
     except subprocess.TimeoutExpired:
@@ -112,8 +121,13 @@ def slurm():
     if reason is None:
         return
     if _env_flag("CI") or _env_flag("DEPIO_LIKE_SLURM"):
-        pytest.fail(f"Slurm tests must run in CI (or when DEPIO_LIKE_SLURM=1), but Slurm is "
-                    f"not usable: {reason}. Start it with `bash scripts/local-slurm.sh start` "
-                    f"and check with `bash scripts/local-slurm.sh status`.", pytrace=False)
-    pytest.skip(f"no Slurm reachable: start it with `bash scripts/local-slurm.sh start` "
-                f"(root, Debian) [{reason}]")
+        pytest.fail(
+            f"Slurm tests must run in CI (or when DEPIO_LIKE_SLURM=1), but Slurm is "
+            f"not usable: {reason}. Start it with `bash scripts/local-slurm.sh start` "
+            f"and check with `bash scripts/local-slurm.sh status`.",
+            pytrace=False,
+        )
+    pytest.skip(
+        f"no Slurm reachable: start it with `bash scripts/local-slurm.sh start` "
+        f"(root, Debian) [{reason}]"
+    )

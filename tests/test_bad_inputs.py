@@ -39,9 +39,15 @@ def run_script(directory, source, *args, env):
     (Path(directory) / "pipeline.py").write_text(textwrap.dedent(source))
     env = dict(env, PYTHONUNBUFFERED="1")
     env.pop("CI", None)
-    return subprocess.run([sys.executable, "pipeline.py", *args], cwd=directory, env=env,
-                          capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "pipeline.py", *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def step(out: Annotated[Path, Product], src: Annotated[Path, Dependency] = None):
@@ -63,6 +69,7 @@ def statuses(p):
 
 
 # --------------------------------------------------------------------- refused up front
+
 
 def test_cycle(project):
     p = new_pipeline()
@@ -136,6 +143,7 @@ def test_product_inside_a_custom_state_directory(project):
 
 # --------------------------------------------------------------------- they just work
 
+
 def test_lambda_and_local_function_under_parallel_executor(project):
     # Forked workers already hold every task: nothing is pickled.
     def local(out: Annotated[Path, Product], text: str):
@@ -143,8 +151,9 @@ def test_lambda_and_local_function_under_parallel_executor(project):
 
     def build():
         p = new_pipeline(ParallelExecutor(max_workers=2))
-        lam = p.add_task(Task("lambda", lambda path: Path(path).write_text("from a lambda"),
-                              ["lambda.txt"]))
+        lam = p.add_task(
+            Task("lambda", lambda path: Path(path).write_text("from a lambda"), ["lambda.txt"])
+        )
         loc = p.add_task(Task("local", local, ["local.txt", "from a local function"]))
         return p, lam, loc
 
@@ -242,6 +251,7 @@ def test_a_file_name_that_is_not_utf8_with_a_strict_utf8_terminal(tmp_path):
 
 # --------------------------------------------------------------------- fail at run time
 
+
 def write_text_to(out: Annotated[Path, Product]):
     Path(out).write_text("a file where a directory is")
 
@@ -310,25 +320,35 @@ def test_permission_denied_writing_a_product(project):
     env.pop("CI", None)
 
     def python(*args):
-        return subprocess.run([sys.executable, *args], env=env, capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL, **extra)
+        return subprocess.run(
+            [sys.executable, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            **extra,
+        )
 
     try:
         probe = python("-c", "open('readonly/probe', 'w')")
     except subprocess.SubprocessError as e:
-        pytest.skip(f"running as root and cannot drop CAP_DAC_OVERRIDE here ({e}); no "
-                    "other way to make a write fail with EACCES for root")
+        pytest.skip(
+            f"running as root and cannot drop CAP_DAC_OVERRIDE here ({e}); no "
+            "other way to make a write fail with EACCES for root"
+        )
     if probe.returncode == 0:
-        pytest.skip("this process can write into a read-only directory (privileged), and "
-                    "dropping CAP_DAC_OVERRIDE did not stop it")
+        pytest.skip(
+            "this process can write into a read-only directory (privileged), and "
+            "dropping CAP_DAC_OVERRIDE did not stop it"
+        )
     assert "PermissionError" in probe.stderr, probe.stderr
 
     r = python("pipeline.py")
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
     assert "FAILED    [1] 'locked-out'" in r.stdout, out
-    assert "PermissionError: [Errno 13] Permission denied: 'readonly/result.txt'" \
-        in r.stdout, out
+    assert "PermissionError: [Errno 13] Permission denied: 'readonly/result.txt'" in r.stdout, out
     assert "FINISHED  [2] 'elsewhere'" in r.stdout, out
     assert Path("writable.txt").read_text() == "result"
     assert not Path("readonly/result.txt").exists()
@@ -387,7 +407,9 @@ def test_unpicklable_argument_for_an_executor_that_must_pickle(project):
     assert p.run() == 1
     assert bad.status is Status.FAILED and fine.status is Status.FINISHED
     out = p.stream.getvalue()
-    assert "task [1] 'locked': argument 'lock' (lock) cannot be sent to a job (it cannot be " \
-           "pickled" in out
+    assert (
+        "task [1] 'locked': argument 'lock' (lock) cannot be sent to a job (it cannot be "
+        "pickled" in out
+    )
     # Only "fine" went out as a job: the refused task was never submitted.
     assert len(list((project / ".depio_like" / "slurm").glob("*/*_submitted.pkl"))) == 1

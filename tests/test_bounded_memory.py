@@ -17,7 +17,7 @@ MB = 1 << 20
 PRINTED = 150 * MB
 BOUND = 48 * MB  # what the driver may grow by while it runs the pipeline (tables, forks...)
 
-SCRIPT = '''
+SCRIPT = """
 import os, resource
 from pathlib import Path
 from typing import Annotated
@@ -45,21 +45,23 @@ rc = p.run()
 print("GROWTH", peak() - before)
 print("SEEN", seen)
 exit(rc)
-'''
+"""
 
 
 @pytest.mark.parametrize("executor", ["ParallelExecutor", "SequentialExecutor"])
 def test_a_task_printing_a_lot_does_not_grow_the_driver(tmp_path, executor):
-    r = run_script(tmp_path, textwrap.dedent(SCRIPT.format(executor=executor,
-                                                           blocks=PRINTED // 10**6)),
-                   timeout=300)
+    r = run_script(
+        tmp_path,
+        textwrap.dedent(SCRIPT.format(executor=executor, blocks=PRINTED // 10**6)),
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
-    growth = int(out[out.rindex("GROWTH ") + 7:].split()[0])
+    growth = int(out[out.rindex("GROWTH ") + 7 :].split()[0])
     assert growth < BOUND, f"the driver grew by {growth / MB:.0f} MB"
     assert "earlier lines in" in out  # the shown tail says where the rest is
-    assert "x" * 99 in out[-(300 * 1024):]
-    seen = out[out.rindex("SEEN "):]
+    assert "x" * 99 in out[-(300 * 1024) :]
+    seen = out[out.rindex("SEEN ") :]
     name, n_out, n_err, log = eval(seen[5:].splitlines()[0])[0]
     assert name == "loud" and n_err == len("the end\n")
     assert MB <= n_out < MB + 300  # its last MiB, after a line saying where the rest is

@@ -260,7 +260,8 @@ def dir_and_reader(executor, n):
 
 
 def test_a_directory_product_rewritten_after_a_file_in_it_was_checked_is_recorded_new(
-        project, executor_factory):
+    project, executor_factory
+):
     # The chain is checked as one: the reader's file inside out.d is hashed before fill
     # rewrites out.d. fill's record must hold the new content of out.d (found by the
     # oracle: it held the file's old digest, so the next run reran the chain).

@@ -90,7 +90,7 @@ def test_chain_runs_as_one_job_with_its_own_statuses(project):
     p = three_steps(SubmitItExecutor(cluster="local"))
     assert p.run() == 0
     out = p.stream.getvalue()
-    table = out[out.rindex("Tasks:"):].splitlines()[3:]
+    table = out[out.rindex("Tasks:") :].splitlines()[3:]
     rows = [ln.split() for ln in table if ln[:1].isdigit() and "  " in ln]
     slurm_ids = {r[-2] for r in rows if r[2] == "FINISHED"}
     assert len(rows) == 3 and len(slurm_ids) == 1  # three tasks, one job
@@ -194,7 +194,10 @@ def test_skipped_producer_reruns_when_one_consumer_needs_its_value(project, exec
     assert sorted(calls()) == ["sink-b", "source"]
     assert Path("b.txt").read_text() == "payload"
     assert {t.name: t.status.value for t in p.tasks} == {
-        "source": "FINISHED", "a": "SKIPPED", "b": "FINISHED"}
+        "source": "FINISHED",
+        "a": "SKIPPED",
+        "b": "FINISHED",
+    }
 
 
 def test_consumer_key_covers_the_producer(project):
@@ -265,9 +268,11 @@ def test_ctrl_c_in_a_chain_keeps_the_steps_that_ended(project):
 
 # -- the value store: how long a value is kept ---------------------------------------------
 
+
 def store(consumers, producers, units=()):
     dropped = []
     from depio_like.channel import ValueStore
+
     return ValueStore(consumers, producers, dropped.append, units), dropped
 
 
@@ -277,9 +282,9 @@ def test_a_value_is_kept_while_a_skipped_consumer_may_still_be_reopened():
     s, dropped = store({0: [1], 1: [2]}, [(), (0,), (1,)])
     s.put(0, "v0")
     s.ended(0, True)
-    s.ended(1, False)           # skipped
+    s.ended(1, False)  # skipped
     assert s.has(0) and dropped == []
-    s.ended(2, True)            # 2 is over: nothing can reopen 1 any more
+    s.ended(2, True)  # 2 is over: nothing can reopen 1 any more
     assert dropped == ["v0"] and not s.has(0)
 
 
@@ -301,7 +306,7 @@ def test_the_first_task_of_a_chain_keeps_its_inputs_while_the_chain_may_be_reope
     s.ended(1, False)
     s.ended(2, False)
     assert dropped == [] and s.has(0)
-    s.ended(3, True)           # 3 took 2's value or never needed it: the chain settles
+    s.ended(3, True)  # 3 took 2's value or never needed it: the chain settles
     assert not s.has(0) and dropped == ["v0"]
 
 
@@ -315,11 +320,12 @@ def test_a_value_nobody_waits_for_is_dropped_at_once():
 def test_a_run_keeps_only_values_that_cross_from_one_job_to_another(tmp_path):
     # 0 -> 1 in one job (a chain: the very object is handed over), 1 -> 2 across jobs.
     from depio_like.channel import ValueStore, dump_value
+
     s = ValueStore.between_jobs([(), (0,), (1,)], unit_of=[0, 0, 1], units=[(0, 1), (2,)])
     assert list(s.takers(0)) == [] and list(s.takers(1)) == [2]
     assert not s.wanted(0) and s.wanted(1)
     v = dump_value("v1", str(tmp_path / "values" / "1"))
     s.put(1, v)
     assert s.inputs([2]) == {1: v}
-    s.ended(2, True)           # its only taker ran: the value's file goes
+    s.ended(2, True)  # its only taker ran: the value's file goes
     assert not s.has(1) and not os.path.exists(v.path)

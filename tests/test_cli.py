@@ -41,15 +41,27 @@ def project(tmp_path):
 
 
 def py(project, *args, script="main.py", **kw):
-    return subprocess.run([sys.executable, str(project / script), *args], cwd=project,
-                          text=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
-                          **kw)
+    return subprocess.run(
+        [sys.executable, str(project / script), *args],
+        cwd=project,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        **kw,
+    )
 
 
 def tool(project, *args):
     exe = Path(sys.executable).with_name("depio-like")
-    return subprocess.run([str(exe), *args], cwd=project, text=True, capture_output=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=project,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def calls(project):
@@ -66,8 +78,17 @@ def snapshot(root):
 def test_help_lists_the_options(project):
     r = py(project, "--help")
     assert r.returncode == 0
-    for opt in ("--dry-run", "--explain", "--force", "--jobs", "--target", "--graph", "--clean",
-                "--yes", "--executor"):
+    for opt in (
+        "--dry-run",
+        "--explain",
+        "--force",
+        "--jobs",
+        "--target",
+        "--graph",
+        "--clean",
+        "--yes",
+        "--executor",
+    ):
         assert opt in r.stdout
 
 
@@ -86,7 +107,8 @@ def test_dry_run_changes_nothing_on_disk(project):
     assert calls(project) == []
     assert [ln for ln in r.stdout.splitlines() if ln.startswith("WOULD-RUN ")] == [
         "WOULD-RUN [1] 'a': input changed: in.txt",
-        "WOULD-RUN [2] 'b': upstream task reruns: [1] 'a'"]
+        "WOULD-RUN [2] 'b': upstream task reruns: [1] 'a'",
+    ]
 
 
 def test_explain_names_exactly_the_tasks_that_rerun(project):
@@ -96,8 +118,10 @@ def test_explain_names_exactly_the_tasks_that_rerun(project):
     r = py(project, "--explain")
     assert r.returncode == 0, r.stderr
     explained = [ln for ln in r.stdout.splitlines() if ln.startswith("RUN ")]
-    assert explained == ["RUN       [1] 'a': input changed: in.txt",
-                         "RUN       [2] 'b': input changed: a.txt"]
+    assert explained == [
+        "RUN       [1] 'a': input changed: in.txt",
+        "RUN       [2] 'b': input changed: a.txt",
+    ]
     assert sorted(calls(project)) == ["a.txt", "b.txt"]
     predicted = py(project, "-n", "--explain")
     assert predicted.returncode == 0, predicted.stderr
@@ -110,8 +134,10 @@ def test_dry_run_explain_predicts_downstream(project):
     (project / "c.txt").unlink()
     r = py(project, "-n", "--explain")
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("WOULD-RUN ")]
-    assert lines == ["WOULD-RUN [3] 'c': product missing: c.txt",
-                     "WOULD-RUN [4] 'd': input missing: c.txt"]
+    assert lines == [
+        "WOULD-RUN [3] 'c': product missing: c.txt",
+        "WOULD-RUN [4] 'd': input missing: c.txt",
+    ]
 
 
 def test_force_and_target(project):
@@ -152,7 +178,7 @@ def test_graph_mermaid_and_dot(project):
     assert lines[0] == "flowchart TD"
     assert '    t1["[1] a<br/>WOULD-RUN"]' in lines and "    t1 --> t2" in lines
     d = py(project, "--graph", "dot", "--graph-files")
-    graphs = pydot.graph_from_dot_data(d.stdout[d.stdout.index("digraph"):])
+    graphs = pydot.graph_from_dot_data(d.stdout[d.stdout.index("digraph") :])
     g = nx.nx_pydot.from_pydot(graphs[0])
     assert g.has_edge("t1", "f2") and g.has_edge("f2", "t2")  # a -> a.txt -> b
     assert not (project / ".depio_like").exists()
@@ -188,8 +214,9 @@ def test_depio_like_run_and_status(project):
 
 
 def test_a_graph_error_is_one_clean_message(project):
-    (project / "main.py").write_text((project / "main.py").read_text().replace(
-        '"a.txt", "in.txt"', '"a.txt", "b.txt"'))  # a reads b, b reads a: a cycle
+    (project / "main.py").write_text(
+        (project / "main.py").read_text().replace('"a.txt", "in.txt"', '"a.txt", "b.txt"')
+    )  # a reads b, b reads a: a cycle
     r = py(project)
     assert r.returncode == 2
     assert r.stderr.startswith("error: dependency cycle between tasks")

@@ -19,7 +19,8 @@ import pytest
 
 SAFETY = 120  # seconds; a safety net for hung processes, never a pass/fail criterion
 
-HOLD_SCRIPT = textwrap.dedent("""
+HOLD_SCRIPT = textwrap.dedent(
+    """
     import os, sys, time
     from pathlib import Path
     from typing import Annotated
@@ -49,7 +50,9 @@ HOLD_SCRIPT = textwrap.dedent("""
     p.add_task(Task("hold", hold, ["held.txt"]))
     p.add_task(Task("other", other, ["other.txt"]))
     exit(p.run())
-""" % SAFETY)  # noqa: UP031 - a script: its braces are its own
+"""
+    % SAFETY
+)
 
 
 class Script:
@@ -61,9 +64,14 @@ class Script:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("CI", None)
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "pipeline.py", *args], cwd=directory,
-                                         env=env, stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [sys.executable, "pipeline.py", *args],
+                cwd=directory,
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
         self.pid = self.proc.pid
 
     @property
@@ -107,8 +115,11 @@ def scripts(tmp_path):
 
 def calls(directory: Path) -> list[tuple[str, int]]:
     log = directory / "calls.log"
-    return [(n, int(pid)) for n, pid in
-            (ln.split() for ln in log.read_text().splitlines())] if log.exists() else []
+    return (
+        [(n, int(pid)) for n, pid in (ln.split() for ln in log.read_text().splitlines())]
+        if log.exists()
+        else []
+    )
 
 
 def test_a_second_run_waits_for_the_first_naming_its_pid_then_completes(tmp_path, scripts):
@@ -116,8 +127,9 @@ def test_a_second_run_waits_for_the_first_naming_its_pid_then_completes(tmp_path
     first.wait_for(lambda: (tmp_path / "holding").exists())
 
     second = scripts("second")
-    second.wait_for(lambda: "waiting for another run" in second.err_path.read_text()
-                    or len(calls(tmp_path)) > 1)
+    second.wait_for(
+        lambda: "waiting for another run" in second.err_path.read_text() or len(calls(tmp_path)) > 1
+    )
     notice = second.err_path.read_text()
     state_dir = os.path.realpath(tmp_path / ".depio_like")
     assert f"waiting for another run to release {state_dir} (pid {first.pid} on " in notice
@@ -138,8 +150,7 @@ def test_a_second_run_told_not_to_wait_fails_at_once(tmp_path, scripts):
     # The first run holds the lock until "release" exists, which is only created after
     # the second has ended: if the second waited, it would never end.
     second = scripts("second", "nowait")
-    second.wait_for(lambda: "waiting for another run" in second.err_path.read_text(),
-                    may_end=True)
+    second.wait_for(lambda: "waiting for another run" in second.err_path.read_text(), may_end=True)
     assert "waiting for another run" not in second.err_path.read_text()
     rc = second.finish()
     err = second.err_path.read_text()
@@ -149,8 +160,10 @@ def test_a_second_run_told_not_to_wait_fails_at_once(tmp_path, scripts):
     assert rc == 2 and "Traceback" not in err, err
     m = re.search(r"^error: (.*)$", err, re.M)
     assert m, err
-    assert f"the state directory {state_dir} is in use by another run (pid {first.pid} on " \
+    assert (
+        f"the state directory {state_dir} is in use by another run (pid {first.pid} on "
         in m.group(1)
+    )
     assert first.proc.poll() is None  # still holding
     assert calls(tmp_path) == [("hold", first.pid)]  # the refused run ran nothing
 
@@ -190,15 +203,25 @@ def run(directory: Path) -> tuple[int, str, str, list[str]]:
     env.pop("CI", None)
     log = directory / "calls.log"
     log.unlink(missing_ok=True)
-    r = subprocess.run([sys.executable, "pipeline.py"], cwd=directory, env=env,
-                       capture_output=True, text=True, timeout=SAFETY, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "pipeline.py"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SAFETY,
+        stdin=subprocess.DEVNULL,
+    )
     ran = log.read_text().split() if log.exists() else []
     return r.returncode, r.stdout, r.stderr, ran
 
 
 def user_files(directory: Path) -> set[str]:
-    return {str(p.relative_to(directory)) for p in directory.rglob("*")
-            if ".depio_like" not in p.parts and p.name != "calls.log"}
+    return {
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if ".depio_like" not in p.parts and p.name != "calls.log"
+    }
 
 
 def records_left(log: bytes) -> set[str]:
@@ -227,8 +250,11 @@ def cut_mid_line(log: bytes) -> bytes:
 
 
 def garbage_overwrite(log: bytes) -> bytes:
-    return (b"\x89PNG\r\n\x1a\n\x00\x00 not a state log \xff\xfe\n" * 20
-            + b"[]\nnull\n42\n{\"r\": [1]}\n[\"f\", 1]\n" + b"\x00" * 100)
+    return (
+        b"\x89PNG\r\n\x1a\n\x00\x00 not a state log \xff\xfe\n" * 20
+        + b'[]\nnull\n42\n{"r": [1]}\n["f", 1]\n'
+        + b"\x00" * 100
+    )
 
 
 def garbage_line_in_the_middle(log: bytes) -> bytes:
@@ -238,11 +264,14 @@ def garbage_line_in_the_middle(log: bytes) -> bytes:
     return b"\n".join(lines)
 
 
-@pytest.mark.parametrize("damage", [cut_mid_line, garbage_overwrite,
-                                    garbage_line_in_the_middle],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "damage",
+    [cut_mid_line, garbage_overwrite, garbage_line_in_the_middle],
+    ids=lambda f: f.__name__,
+)
 def test_a_damaged_state_log_warns_reruns_what_it_cannot_trust_and_deletes_nothing(
-        tmp_path, damage):
+    tmp_path, damage
+):
     (tmp_path / "pipeline.py").write_text(CHAIN_SCRIPT)
     (tmp_path / "raw.txt").write_text("raw")
     (tmp_path / "notes.txt").write_text("the user's own file")
@@ -258,8 +287,13 @@ def test_a_damaged_state_log_warns_reruns_what_it_cannot_trust_and_deletes_nothi
 
     rc, out, err, ran = run(tmp_path)
     assert rc == 0, out + err
-    assert re.search(r"^warning: \d+ unreadable line\(s\) in " + re.escape(str(
-        os.path.realpath(log_path))) + r" were ignored .*will rerun\.$", err, re.M), err
+    assert re.search(
+        r"^warning: \d+ unreadable line\(s\) in "
+        + re.escape(str(os.path.realpath(log_path)))
+        + r" were ignored .*will rerun\.$",
+        err,
+        re.M,
+    ), err
     assert "Traceback" not in err
     # Tasks whose record survived whole are trusted; the others rerun.
     assert sorted(ran) == sorted(ALL - trusted), out

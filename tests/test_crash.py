@@ -39,7 +39,7 @@ def content(name: str, texts: list[str]) -> str:
 # The pipeline script. Its task bodies log their name with one O_APPEND write (to the
 # file named by $RUNLOG: not an argument, so it does not change the tasks' fingerprints),
 # sleep a little, and write their product in two halves so a kill can land in between.
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import hashlib, json, os, sys, time
     from pathlib import Path
     from typing import Annotated
@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent('''
     for t in json.loads(Path("spec.json").read_text()):
         p.add_task(Task(t["name"], step, [t["out"], t["ins"], t["name"]]))
     sys.exit(p.run())
-''').format(content=inspect.getsource(content))
+""").format(content=inspect.getsource(content))
 
 
 def make_spec(rng: random.Random, layers: int = 10, width: int = 20) -> list[dict]:
@@ -100,9 +100,15 @@ def start(directory: Path, runlog: str) -> subprocess.Popen:
     env = dict(os.environ, RUNLOG=str(directory / runlog), PYTHONUNBUFFERED="1")
     env.pop("CI", None)
     with open(directory / f"{runlog}.out", "w") as out:
-        return subprocess.Popen([sys.executable, "pipeline.py"], cwd=directory, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "pipeline.py"],
+            cwd=directory,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def finish(directory: Path, runlog: str) -> tuple[int, list[str], str]:
@@ -129,7 +135,7 @@ def group_members(pgid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid and fields[0] != "Z":
             pids.append(int(entry))
     return pids
@@ -251,8 +257,9 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
         else:
             log = (d / ".depio_like" / "state.jsonl").read_bytes()
             assert log.startswith(base_log), f"{where}: the state log was not appended to"
-            done = {key_of[key] for key in recorded_finished(log, len(base_log),
-                                                             os.path.realpath(work))}
+            done = {
+                key_of[key] for key in recorded_finished(log, len(base_log), os.path.realpath(work))
+            }
         assert done <= set(killed_ran), f"{where}: records for tasks that never started"
         if 0 < len(done) < len(affected):
             mid_run += 1
@@ -264,8 +271,9 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
             assert got == text, f"{where}: {path} is {got!r}, expected {text!r}"
         assert len(rerun) == len(set(rerun)), f"{where}: a task ran twice in the rerun"
         again = done & set(rerun)
-        assert not again, f"{where}: recorded as finished before the kill, ran again: " \
-                          f"{sorted(again)}"
+        assert not again, (
+            f"{where}: recorded as finished before the kill, ran again: {sorted(again)}"
+        )
         untouched = (set(killed_ran) | set(rerun)) - affected
         assert not untouched, f"{where}: up-to-date tasks ran: {sorted(untouched)}"
         # Everything that had to run and was not recorded as done ran in the rerun.
@@ -283,7 +291,7 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
 # --------------------------------------------------------------------------------------
 # A task killed while it writes its product.
 
-HALF_WRITER = textwrap.dedent('''
+HALF_WRITER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from typing import Annotated
@@ -315,15 +323,21 @@ HALF_WRITER = textwrap.dedent('''
     p.add_task(Task("writer", writer, ["product.txt", "src.txt"]))
     p.add_task(Task("reader", reader, ["reversed.txt", "product.txt"]))
     sys.exit(p.run(force="force" in sys.argv))
-''')
+""")
 
 
 def run_until_signal_then_kill(d: Path, *args: str) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(d / "killed.out", "w") as out:
-        proc = subprocess.Popen([sys.executable, "pipeline.py", *args], cwd=d, env=env,
-                                stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "pipeline.py", *args],
+            cwd=d,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + SAFETY
         while not (d / "signal").exists():
@@ -338,8 +352,15 @@ def run_until_signal_then_kill(d: Path, *args: str) -> None:
 def run_to_end(d: Path) -> tuple[int, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("CI", None)
-    r = subprocess.run([sys.executable, "pipeline.py"], cwd=d, env=env, capture_output=True,
-                       text=True, timeout=SAFETY, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "pipeline.py"],
+        cwd=d,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SAFETY,
+        stdin=subprocess.DEVNULL,
+    )
     return r.returncode, r.stdout + r.stderr
 
 
@@ -353,17 +374,20 @@ def calls(d: Path) -> list[str]:
 FULL = "0123456789" * 100
 
 
-@pytest.mark.parametrize("before, killed_in", [
-    # Never finished before; killed after writing half its product.
-    ("nothing", "half"),
-    # Finished once (a record says what product.txt held), forced to run again, killed
-    # after writing half of it.
-    ("a record", "half"),
-    # Finished once, forced to run again, killed after it rewrote the very same bytes but
-    # before it returned: nothing on disk differs from the record; only the "started"
-    # mark says that the task did not finish.
-    ("a record", "full-then-hang"),
-])
+@pytest.mark.parametrize(
+    "before, killed_in",
+    [
+        # Never finished before; killed after writing half its product.
+        ("nothing", "half"),
+        # Finished once (a record says what product.txt held), forced to run again, killed
+        # after writing half of it.
+        ("a record", "half"),
+        # Finished once, forced to run again, killed after it rewrote the very same bytes but
+        # before it returned: nothing on disk differs from the record; only the "started"
+        # mark says that the task did not finish.
+        ("a record", "full-then-hang"),
+    ],
+)
 def test_a_task_killed_while_writing_its_product_reruns(tmp_path, before, killed_in):
     d = tmp_path
     (d / "pipeline.py").write_text(HALF_WRITER)
@@ -376,8 +400,9 @@ def test_a_task_killed_while_writing_its_product_reruns(tmp_path, before, killed
     (d / "mode").write_text(killed_in)
     run_until_signal_then_kill(d, "force")
     assert calls(d) == ["writer"]
-    assert (d / "product.txt").read_text() == (FULL if killed_in == "full-then-hang"
-                                               else FULL[:len(FULL) // 2])
+    assert (d / "product.txt").read_text() == (
+        FULL if killed_in == "full-then-hang" else FULL[: len(FULL) // 2]
+    )
 
     (d / "mode").write_text("full")
     rc, out = run_to_end(d)

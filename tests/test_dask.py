@@ -47,16 +47,22 @@ def ensure_extra():
     if not missing:
         return None
     try:
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing],
-                              capture_output=True, text=True, timeout=600,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", *missing],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"`pip install {' '.join(missing)}` could not run: {e}"
     importlib.invalidate_caches()
     if proc.returncode == 0 and not _missing():
         return None
-    return (f"`pip install {' '.join(missing)}` failed (exit {proc.returncode}): "
-            f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+    return (
+        f"`pip install {' '.join(missing)}` failed (exit {proc.returncode}): "
+        f"{(proc.stderr or proc.stdout).strip()[-1500:]}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +87,13 @@ def local_cluster(dask_extra):
     from distributed import LocalCluster
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
     yield cluster
     cluster.close()
 
@@ -113,16 +124,35 @@ def cli_cluster(dask_extra, tmp_path_factory):
         home = base / name
         home.mkdir()
         log = open(base / f"{name}.log", "w")  # noqa: SIM115 - the process writes it
-        procs.append(subprocess.Popen([*_dask_command(), *args], cwd=home, stdout=log,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      start_new_session=True, preexec_fn=_die_with_parent))
+        procs.append(
+            subprocess.Popen(
+                [*_dask_command(), *args],
+                cwd=home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        )
         log.close()
         return home
 
     client = None
     try:
-        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-               "--scheduler-file", str(sched_file)], "scheduler")
+        start(
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            "scheduler",
+        )
         deadline = time.monotonic() + 120
         while not sched_file.exists() or not sched_file.read_text().strip():
             assert procs[0].poll() is None, (base / "scheduler.log").read_text()
@@ -130,17 +160,34 @@ def cli_cluster(dask_extra, tmp_path_factory):
             time.sleep(0.1)
         address = json.loads(sched_file.read_text())["address"]
         homes = {}
-        for name, extra in (("one", ["--nthreads", "1", "--resources", "GPU=1"]),
-                            ("two", ["--nthreads", "2"])):
-            homes[name] = start(["worker", address, "--name", name, "--no-dashboard",
-                                 "--local-directory", str(base / f"{name}-scratch"), *extra],
-                                name)
+        for name, extra in (
+            ("one", ["--nthreads", "1", "--resources", "GPU=1"]),
+            ("two", ["--nthreads", "2"]),
+        ):
+            homes[name] = start(
+                [
+                    "worker",
+                    address,
+                    "--name",
+                    name,
+                    "--no-dashboard",
+                    "--local-directory",
+                    str(base / f"{name}-scratch"),
+                    *extra,
+                ],
+                name,
+            )
         client = Client(address, timeout=60)
         client.wait_for_workers(2, timeout=120)
         by_name = {w["name"]: a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
         pids = client.run(os.getpid)
-        yield SimpleNamespace(address=address, client=client, workers=by_name,
-                              pids={n: pids[a] for n, a in by_name.items()}, homes=homes)
+        yield SimpleNamespace(
+            address=address,
+            client=client,
+            workers=by_name,
+            pids={n: pids[a] for n, a in by_name.items()},
+            homes=homes,
+        )
     finally:
         if client is not None:
             client.close()
@@ -171,7 +218,7 @@ def dask_executor(**kwargs):
 
 def rows(out):
     """The last table printed in ``out``, as dicts by header."""
-    lines = out[out.rindex("Tasks:"):].splitlines()[1:]
+    lines = out[out.rindex("Tasks:") :].splitlines()[1:]
     header = re.split(r"\s{2,}", lines[0].strip())
     starts = [lines[0].index(h) for h in header]  # cells may be empty: cut by column
     got = []
@@ -193,7 +240,7 @@ def session_processes(sid):
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z" and int(fields[3]) == sid:
             found.append(int(entry))
     return found
@@ -206,7 +253,7 @@ def alive(pid):
             stat = f.read()
     except OSError:
         return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
 
 
 def wait_until(cond, timeout=60, what="condition"):
@@ -223,9 +270,16 @@ def run_py(directory, source, *args, timeout=300):
     script.write_text(textwrap.dedent(source))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("CI", None)
-    proc = subprocess.Popen([sys.executable, str(script), *args], cwd=directory, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
@@ -263,7 +317,7 @@ QUICKSTART = """
 
 
 def stats(out):
-    return eval(out[out.rindex("STATS ") + 6:].splitlines()[0])  # a dict we printed
+    return eval(out[out.rindex("STATS ") + 6 :].splitlines()[0])  # a dict we printed
 
 
 def test_readme_quickstart_on_dask_matches_local_and_second_run_submits_nothing(tmp_path):
@@ -278,8 +332,11 @@ def test_readme_quickstart_on_dask_matches_local_and_second_run_submits_nothing(
     table = rows(first.stdout)
     assert [r["Status"] for r in table] == ["FINISHED", "FINISHED"]
     assert all(r["Worker"].startswith("127.0.0.1:") for r in table), first.stdout
-    assert re.search(r"Dask: embedded LocalCluster at tcp://\S+, 2 worker\(s\), 2 thread\(s\); "
-                     r"dashboard: http://\S+/status", first.stderr), first.stderr
+    assert re.search(
+        r"Dask: embedded LocalCluster at tcp://\S+, 2 worker\(s\), 2 thread\(s\); "
+        r"dashboard: http://\S+/status",
+        first.stderr,
+    ), first.stderr
     assert "Traceback" not in first.stdout + first.stderr
     # The driver is gone: so is every process it started (the cluster's workers).
     wait_until(lambda: not session_processes(first.pid), 30, "the workers to exit")
@@ -318,8 +375,9 @@ def consume(out: Annotated[Path, Product], value):
     Path(out).write_bytes(value.payload[:3] + f" {os.getpid()}".encode())
 
 
-def afterwards(out: Annotated[Path, Product], a: Annotated[Path, Dependency],
-               b: Annotated[Path, Dependency]):
+def afterwards(
+    out: Annotated[Path, Product], a: Annotated[Path, Dependency], b: Annotated[Path, Dependency]
+):
     Path(out).write_text("done")
 
 
@@ -328,18 +386,23 @@ def test_value_moves_worker_to_worker_never_through_the_driver_or_a_file(project
     log, calls_file = project / "unpickled.log", project / "calls.txt"
     log.touch()
     place = {"produce": "one", "consume_a": "two", "consume_b": "two"}
-    ex = dask_executor(address=cli.address,
-                       submit_options=lambda t: {"workers": [cli.workers[place.get(t.name, "one")]]})
+    ex = dask_executor(
+        address=cli.address,
+        submit_options=lambda t: {"workers": [cli.workers[place.get(t.name, "one")]]},
+    )
     left_over = []
 
     def after_consumers(result):
         if result.name != "after":
             return
+
         # Both consumers have ended: the driver dropped the value's future, and the
         # scheduler forgets it (the executor's client is still connected).
         def value_keys():
             return cli.client.run_on_scheduler(
-                lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks if "-value-" in str(k)])
+                lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks if "-value-" in str(k)]
+            )
+
         deadline = time.monotonic() + 60
         while value_keys() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -365,12 +428,18 @@ def test_value_moves_worker_to_worker_never_through_the_driver_or_a_file(project
     assert unpickled == {cli.pids["two"]}, (unpickled, cli.pids, os.getpid())
     # Dask moved it from worker one to worker two directly.
     transfers = cli.client.run(
-        lambda dask_worker: [(str(k), t["who"]) for t in dask_worker.transfer_incoming_log
-                             for k in t["keys"]], workers=[cli.workers["two"]])[cli.workers["two"]]
-    assert any(k.startswith("produce-value-") and who == cli.workers["one"]
-               for k, who in transfers), transfers
+        lambda dask_worker: [
+            (str(k), t["who"]) for t in dask_worker.transfer_incoming_log for k in t["keys"]
+        ],
+        workers=[cli.workers["two"]],
+    )[cli.workers["two"]]
+    assert any(
+        k.startswith("produce-value-") and who == cli.workers["one"] for k, who in transfers
+    ), transfers
     # Nothing of it under the state directory, and released once its consumers ended.
-    state = sorted(str(f.relative_to(project / ".depio_like")) for f in (project / ".depio_like").rglob("*"))
+    state = sorted(
+        str(f.relative_to(project / ".depio_like")) for f in (project / ".depio_like").rglob("*")
+    )
     assert not [f for f in state if "value" in f], state
     assert left_over == []
 
@@ -399,8 +468,9 @@ def needs_gpu(out: Annotated[Path, Product]):
     Path(out).write_text("gpu")
 
 
-def test_resources_go_to_workers_that_declare_them_and_the_table_says_where(project, cli_cluster,
-                                                                             capsys):
+def test_resources_go_to_workers_that_declare_them_and_the_table_says_where(
+    project, cli_cluster, capsys
+):
     cli = cli_cluster
     p = new_pipeline(dask_executor(address=cli.address))
     for k in range(3):
@@ -434,7 +504,7 @@ def test_output_is_captured_per_task_at_the_fd_level(project, local_cluster):
     p.add_task(Task("noisy", noisy, ["n.txt"]))
     assert p.run() == 0
     out = p.stream.getvalue()
-    block = out[out.index("--- output of [1] 'noisy' ---"):out.index("Tasks:")]
+    block = out[out.index("--- output of [1] 'noisy' ---") : out.index("Tasks:")]
     for line in ("from python", "from fd 1", "from a subprocess", "from fd 2"):
         assert block.count(line) == 1, out
     logs = list((project / ".depio_like" / "logs").glob("noisy-*.out"))
@@ -454,7 +524,9 @@ def chatty(out: Annotated[Path, Product], me: str, other: str):
 
 def test_output_of_tasks_sharing_a_worker_in_threads_stays_apart(project, cli_cluster):
     cli = cli_cluster  # "two" runs two tasks at once, in threads of one process
-    ex = dask_executor(address=cli.address, submit_options=lambda t: {"workers": [cli.workers["two"]]})
+    ex = dask_executor(
+        address=cli.address, submit_options=lambda t: {"workers": [cli.workers["two"]]}
+    )
     p = new_pipeline(ex)
     p.add_task(Task("left", chatty, ["l.txt", "left", "right"]))
     p.add_task(Task("right", chatty, ["r.txt", "right", "left"]))
@@ -462,8 +534,9 @@ def test_output_of_tasks_sharing_a_worker_in_threads_stays_apart(project, cli_cl
     assert Path("l.txt").read_text() == Path("r.txt").read_text() == "together"
     out = p.stream.getvalue()
     for i, me in ((1, "left"), (2, "right")):
-        block = re.search(rf"--- output of \[{i}\] '{me}' ---\n(.*?)\n(?=---|FINISHED|Tasks:)",
-                          out, re.S).group(1)
+        block = re.search(
+            rf"--- output of \[{i}\] '{me}' ---\n(.*?)\n(?=---|FINISHED|Tasks:)", out, re.S
+        ).group(1)
         assert block.splitlines() == [f"{me} says 1", f"{me} says 2", f"{me} complains"], out
 
 
@@ -540,20 +613,36 @@ def test_failures_name_the_error_and_the_worker(project, local_cluster):
     assert p.run() == 1
     out = p.stream.getvalue()
     status = {r["Name"]: r["Status"] for r in rows(out)}
-    assert status == {"raises": "FAILED", "downstream": "DEPFAILED", "dies": "FAILED",
-                      "flaky": "FINISHED", "lock_arg": "FAILED", "lock_value": "FAILED",
-                      "lock_user1": "DEPFAILED", "lock_user2": "DEPFAILED"}
-    assert re.search(r"FAILED    \[1\] 'raises'\n\s+on Dask worker tcp://127\.0\.0\.1:\d+:\n\s+"
-                     r'Traceback \(most recent call last\):\n\s+File ".*test_dask.py", line \d+, '
-                     r'in raises\n\s+raise ValueError\("bad input 42"\)\n\s*ValueError: bad input 42',
-                     out), out
-    assert re.search(r"FAILED    \[3\] 'dies'\n\s+the Dask worker running it \(127\.0\.0\.1:\d+\) "
-                     r"died: a crash, os._exit, or the out-of-memory killer", out), out
-    assert "RETRY     [4] 'flaky' (attempt 2 of 2) after: RuntimeError: first attempt fails" in out, out
+    assert status == {
+        "raises": "FAILED",
+        "downstream": "DEPFAILED",
+        "dies": "FAILED",
+        "flaky": "FINISHED",
+        "lock_arg": "FAILED",
+        "lock_value": "FAILED",
+        "lock_user1": "DEPFAILED",
+        "lock_user2": "DEPFAILED",
+    }
+    assert re.search(
+        r"FAILED    \[1\] 'raises'\n\s+on Dask worker tcp://127\.0\.0\.1:\d+:\n\s+"
+        r'Traceback \(most recent call last\):\n\s+File ".*test_dask.py", line \d+, '
+        r'in raises\n\s+raise ValueError\("bad input 42"\)\n\s*ValueError: bad input 42',
+        out,
+    ), out
+    assert re.search(
+        r"FAILED    \[3\] 'dies'\n\s+the Dask worker running it \(127\.0\.0\.1:\d+\) "
+        r"died: a crash, os._exit, or the out-of-memory killer",
+        out,
+    ), out
+    assert (
+        "RETRY     [4] 'flaky' (attempt 2 of 2) after: RuntimeError: first attempt fails" in out
+    ), out
     assert Path("f.txt").read_text() == "second attempt"
     assert "argument 'value' (lock) cannot be sent to a Dask worker" in out
-    assert ("its return value (lock) cannot be handed to [7] 'lock_user1', [8] 'lock_user2' in "
-            "another process: it cannot be pickled") in out
+    assert (
+        "its return value (lock) cannot be handed to [7] 'lock_user1', [8] 'lock_user2' in "
+        "another process: it cannot be pickled"
+    ) in out
 
 
 def chain_head():
@@ -578,7 +667,7 @@ def test_a_chain_joined_by_a_value_is_one_dask_task(project, local_cluster):
 
 
 def hog(out: Annotated[Path, Product]):
-    held = b"x" * (700 * 2 ** 20)  # written, so resident: more than the worker may use
+    held = b"x" * (700 * 2**20)  # written, so resident: more than the worker may use
     time.sleep(60)
     Path(out).write_bytes(held[:1])
 
@@ -589,9 +678,11 @@ def test_embedded_cluster_worker_over_its_memory_limit_fails_the_task(project):
     p.add_task(Task("hog", hog, ["h.txt"]))
     assert p.run() == 1
     out = p.stream.getvalue()
-    assert re.search(r"the Dask worker running it \(127\.0\.0\.1:\d+\) died: it went over its "
-                     r"memory limit and its nanny stopped it \(out of memory: \d+ MiB in use\)",
-                     out), out
+    assert re.search(
+        r"the Dask worker running it \(127\.0\.0\.1:\d+\) died: it went over its "
+        r"memory limit and its nanny stopped it \(out of memory: \d+ MiB in use\)",
+        out,
+    ), out
     assert ex.client is None and ex._own_cluster is None  # the embedded cluster is closed
 
 
@@ -599,9 +690,18 @@ def test_embedded_cluster_worker_over_its_memory_limit_fails_the_task(project):
 def test_dask_example_runs_then_skips(tmp_path):
     shutil.copy(ROOT / "examples" / "dask.py", tmp_path)  # (named like the package it uses)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    runs = [subprocess.run([sys.executable, "dask.py"], cwd=tmp_path, env=env, text=True,
-                           capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
-            for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "dask.py"],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     assert runs[0].returncode == 0, runs[0].stdout + runs[0].stderr
     assert [r["Status"] for r in rows(runs[0].stdout)] == ["FINISHED", "FINISHED"]
     assert "A function that is reading from build/input.txt" in runs[0].stdout
@@ -646,17 +746,27 @@ def start_script(directory, source):
     (directory / "pipeline.py").write_text(textwrap.dedent(source))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("CI", None)
-    return subprocess.Popen([sys.executable, "pipeline.py"], cwd=directory, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "pipeline.py"],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
 def test_interrupted_or_killed_driver_leaves_no_worker_and_keeps_finished_work(tmp_path, how):
     proc = start_script(tmp_path, CTRL_C)
     try:
-        wait_until(lambda: (tmp_path / "long-started").exists() or proc.poll() is not None,
-                   120, "the long task to start")
+        wait_until(
+            lambda: (tmp_path / "long-started").exists() or proc.poll() is not None,
+            120,
+            "the long task to start",
+        )
         assert proc.poll() is None, proc.stdout.read()
         # A terminal's Ctrl-C reaches the whole foreground process group, workers too.
         if how == "ctrl-c":
@@ -676,7 +786,10 @@ def test_interrupted_or_killed_driver_leaves_no_worker_and_keeps_finished_work(t
         assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
         assert "FINISHED  [1] 'quick'" in out and "Interrupted" in out
         assert {r["Name"]: r["Status"] for r in rows(out)} == {
-            "quick": "FINISHED", "long": "CANCELLED", "later": "CANCELLED"}
+            "quick": "FINISHED",
+            "long": "CANCELLED",
+            "later": "CANCELLED",
+        }
     (tmp_path / "go-fast").touch()
     again = run_py(tmp_path, CTRL_C)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -708,7 +821,8 @@ def test_unreachable_scheduler_is_one_clear_error_before_anything_runs(tmp_path)
     r = run_py(tmp_path, script)
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith(
-        f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "), r.stderr
+        f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "
+    ), r.stderr
     assert "Nothing was run." in r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert not (tmp_path / "out.txt").exists()
@@ -738,14 +852,33 @@ def test_executor_dask_and_dask_address_on_the_command_line(tmp_path, cli_cluste
     assert f"Dask: scheduler at {cli.address}" in r.stderr
     # `depio-like run` for a script ending in run(), with --executor dask spelled out
     (tmp_path / "pipeline.py").write_text(textwrap.dedent(CLI_SCRIPT.replace("END", "run")))
-    tool = subprocess.run([str(Path(sys.executable).parent / "depio-like"), "run", "pipeline.py", "--force",
-                           "--executor", "dask", "--dask-address", cli.address], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    tool = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "depio-like"),
+            "run",
+            "pipeline.py",
+            "--force",
+            "--executor",
+            "dask",
+            "--dask-address",
+            cli.address,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert tool.returncode == 0, tool.stdout + tool.stderr
     assert {row["Worker"] for row in rows(tool.stdout)} <= workers
     assert len(rows(tool.stdout)) == 3
-    bad = run_py(tmp_path, CLI_SCRIPT.replace("END", "main"), "--executor", "parallel",
-                 "--dask-address", cli.address)
+    bad = run_py(
+        tmp_path,
+        CLI_SCRIPT.replace("END", "main"),
+        "--executor",
+        "parallel",
+        "--dask-address",
+        cli.address,
+    )
     assert bad.returncode != 0
     assert "--dask-address applies to --executor dask, not --executor parallel" in bad.stderr
 
@@ -755,10 +888,16 @@ def test_executor_dask_and_dask_address_on_the_command_line(tmp_path, cli_cluste
 def test_dask_jobqueue_slurm_cluster_runs_the_pipeline(project, slurm):
     from dask_jobqueue import SLURMCluster
 
-    cluster = SLURMCluster(cores=1, processes=1, memory="1GB", walltime="00:15:00",
-                           python=sys.executable, log_directory=str(project / "jobqueue-logs"),
-                           local_directory=str(project / "jobqueue-scratch"),
-                           scheduler_options={"dashboard_address": ":0"})
+    cluster = SLURMCluster(
+        cores=1,
+        processes=1,
+        memory="1GB",
+        walltime="00:15:00",
+        python=sys.executable,
+        log_directory=str(project / "jobqueue-logs"),
+        local_directory=str(project / "jobqueue-scratch"),
+        scheduler_options={"dashboard_address": ":0"},
+    )
     try:
         cluster.scale(jobs=2)
         ex = dask_executor(cluster=cluster)
@@ -775,8 +914,11 @@ def test_dask_jobqueue_slurm_cluster_runs_the_pipeline(project, slurm):
         for k in range(2):
             assert Path(f"out{k}.txt").read_text() == f"{project}|in"
         assert Path("ta.txt").read_text().startswith("6 ")
-        jobs = subprocess.run(["squeue", "-h", "-o", "%j", "-u", os.environ.get("USER", "root")],
-                              capture_output=True, text=True).stdout.split()
+        jobs = subprocess.run(
+            ["squeue", "-h", "-o", "%j", "-u", os.environ.get("USER", "root")],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         assert "dask-worker" in jobs  # the workers really are Slurm jobs
         assert not list(Path(".depio_like").rglob("*.value"))
     finally:

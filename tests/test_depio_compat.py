@@ -57,8 +57,13 @@ IMPORT_FORMS = [
 
 @pytest.mark.parametrize("statement", IMPORT_FORMS)
 def test_depio_import_forms_work_in_a_fresh_interpreter(statement):
-    r = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True,
-                       timeout=120, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "-c", statement],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -92,8 +97,13 @@ def test_depio_modules_hold_depio_names_bound_to_ours():
         assert "depio_like.executors.slurm" in sys.modules
         assert SubmitItExecutor is depio_like.SubmitItExecutor
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -107,6 +117,7 @@ def test_no_two_package_files_differ_only_in_case():
 
 
 # ---------------------------------------------------------------- Task
+
 
 def copy(out: Annotated[Path, Product], src: Annotated[Path, Dependency] = None, n: int = 1):
     log_call(f"copy:{Path(out).name}")
@@ -136,7 +147,9 @@ def test_produces_adds_products_beyond_the_parameters(project):
     assert p.run() == 0  # the reader waited for extra.txt's producer, added after it
     assert Path("copy.txt").read_text() == "2"
     # Different extra products are different tasks (not merged, one silently lost).
-    assert Task("x", write_two, ["o"], produces=["e1"]) != Task("x", write_two, ["o"], produces=["e2"])
+    assert Task("x", write_two, ["o"], produces=["e1"]) != Task(
+        "x", write_two, ["o"], produces=["e2"]
+    )
     # A product the task does not write fails it, naming the file.
     p = new_pipeline()
     p.add_task(Task("w", write_two, ["one2.txt"], produces=["never.txt"]))
@@ -182,8 +195,15 @@ def test_description_slurm_parameters_and_arg_resolver(project):
         assert func is copy and isinstance(args, list) and isinstance(kwargs, dict)
         return args, {**kwargs, "out": "resolved.txt"}
 
-    t = Task("t", copy, [], {}, description="makes a file", arg_resolver=resolver,
-             slurm_parameters={"slurm_partition": "gpu", "gpus_per_node": 1})
+    t = Task(
+        "t",
+        copy,
+        [],
+        {},
+        description="makes a file",
+        arg_resolver=resolver,
+        slurm_parameters={"slurm_partition": "gpu", "gpus_per_node": 1},
+    )
     assert t.description == "makes a file"
     assert t.slurm_parameters == {"slurm_partition": "gpu", "gpus_per_node": 1}
     assert t.products == (str(project / "resolved.txt"),)
@@ -205,11 +225,18 @@ def test_task_missing_arguments_is_refused_by_run_before_anything_runs(project):
 
 # ---------------------------------------------------------------- decorator
 
+
 def test_decorator_takes_depios_positional_order_and_slurm_keywords(project):
     p = new_pipeline()
 
-    @task("n", p, BuildMode.ALWAYS, slurm_gpus_per_task=1, timeout_min=30,
-          slurm_parameters={"slurm_mem": "4G"})
+    @task(
+        "n",
+        p,
+        BuildMode.ALWAYS,
+        slurm_gpus_per_task=1,
+        timeout_min=30,
+        slurm_parameters={"slurm_mem": "4G"},
+    )
     def make(out: Annotated[Path, Product]):
         log_call("make")
         Path(out).write_text("x")
@@ -227,12 +254,23 @@ def test_decorator_takes_depios_positional_order_and_slurm_keywords(project):
 
 # ---------------------------------------------------------------- Pipeline
 
+
 def test_add_tasks_and_depios_positional_order(project):
     p = Pipeline(SequentialExecutor(), "named", False, True, True, True, 0.5)
-    assert (p.name, p.hide_successful_terminated_tasks, p.submit_only_if_runnable,
-            p.quiet, p.refreshrate) == ("named", True, True, True, 0.5)
-    a, b, a2 = p.add_tasks([Task("a", copy, ["a.txt"]), Task("b", copy, ["b.txt", "a.txt"]),
-                            Task("again", copy, ["a.txt"])])
+    assert (
+        p.name,
+        p.hide_successful_terminated_tasks,
+        p.submit_only_if_runnable,
+        p.quiet,
+        p.refreshrate,
+    ) == ("named", True, True, True, 0.5)
+    a, b, a2 = p.add_tasks(
+        [
+            Task("a", copy, ["a.txt"]),
+            Task("b", copy, ["b.txt", "a.txt"]),
+            Task("again", copy, ["a.txt"]),
+        ]
+    )
     assert a2 is a and p.tasks == [a, b]
     assert p.run() == 0 and Path("b.txt").read_text() == "++"
     Pipeline(SequentialExecutor(), submit_only_if_runnable=False)  # accepted: see README
@@ -278,6 +316,7 @@ def test_depios_errors_are_raised_where_depio_raises_them(project):
 
 # ---------------------------------------------------------------- executors
 
+
 @pytest.mark.parametrize("make", [SequentialExecutor, ParallelExecutor])
 def test_every_local_executor_takes_depios_job_limits(make):
     ex = make(max_jobs_pending=3, max_jobs_queued=2)
@@ -318,8 +357,11 @@ def test_parallel_executor_takes_a_concurrent_futures_pool_for_its_size():
 
 # ---------------------------------------------------------------- what a script sees
 
+
 def test_declaration_error_is_one_message_and_exit_2(tmp_path):
-    r = run_script(tmp_path, """
+    r = run_script(
+        tmp_path,
+        """
         from pathlib import Path
         from typing import Annotated
         from depio_like import Pipeline, Task, Product
@@ -331,7 +373,8 @@ def test_declaration_error_is_one_message_and_exit_2(tmp_path):
         p.add_task(Task("one", f, ["same.txt"]))
         p.add_task(Task("two", f, ["same.txt"], {"n": 1}))
         exit(p.run())
-    """)
+    """,
+    )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert r.stderr.startswith("error: same.txt is declared as a product by two different tasks")
@@ -339,7 +382,9 @@ def test_declaration_error_is_one_message_and_exit_2(tmp_path):
 
 
 def test_other_errors_keep_their_traceback_and_a_caught_error_is_left_alone(tmp_path):
-    r = run_script(tmp_path, """
+    r = run_script(
+        tmp_path,
+        """
         from depio_like import Pipeline, DuplicateProductError
         p = Pipeline()
         try:
@@ -347,21 +392,25 @@ def test_other_errors_keep_their_traceback_and_a_caught_error_is_left_alone(tmp_
         except DuplicateProductError:
             print("caught")
         raise ValueError("not ours")
-    """)
+    """,
+    )
     assert r.returncode == 1
     assert r.stdout == "caught\n"
     assert "Traceback" in r.stderr and "ValueError: not ours" in r.stderr
 
 
 def test_bare_run_exits_0_and_the_summary_says_what_to_pass_to_exit(tmp_path):
-    r = run_script(tmp_path, """
+    r = run_script(
+        tmp_path,
+        """
         from depio_like import Pipeline, SequentialExecutor, Task
         def boom():
             raise RuntimeError("no")
         p = Pipeline(SequentialExecutor())
         p.add_task(Task("boom", boom))
         p.run()
-    """)
+    """,
+    )
     assert r.returncode == 0  # as documented: only exit(pipeline.run()) passes the code on
     assert "Exit code 1: end the script with exit(pipeline.run()) to pass it on." in r.stdout
 
@@ -376,7 +425,8 @@ def test_summary_of_one_task_is_singular(project):
 def test_a_closed_stdout_pipe_does_not_end_the_run(tmp_path):
     # `python script.py | head`: the reader goes away while the run goes on.
     script = tmp_path / "pipeline.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys, time
         from pathlib import Path
         from depio_like import Pipeline, SequentialExecutor, Task
@@ -390,10 +440,16 @@ def test_a_closed_stdout_pipe_does_not_end_the_run(tmp_path):
         p.add_task(Task("after", after, depends_on=[first]))
         print("started", flush=True)
         exit(p.run())
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         assert proc.stdout.readline() == "started\n"
         proc.stdout.close()  # like `head -1` exiting

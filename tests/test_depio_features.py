@@ -26,8 +26,11 @@ from depio_like import (
 from conftest import calls, log_call, new_pipeline, run_script
 
 
-def copy(out: Annotated[Path, Product], src: Annotated[Path, Dependency],
-         verbose: Annotated[bool, IgnoredForEq] = False):
+def copy(
+    out: Annotated[Path, Product],
+    src: Annotated[Path, Dependency],
+    verbose: Annotated[bool, IgnoredForEq] = False,
+):
     log_call(f"copy:verbose={verbose}")
     if verbose:
         print("copying")
@@ -91,8 +94,10 @@ def test_never_is_a_source_and_fails_clearly_without_its_product(project):
     p = modes_pipeline(BuildMode.NEVER)
     assert p.run() == 1
     assert [t.status for t in p.tasks] == [Status.FAILED, Status.DEPFAILED]
-    assert "[1] 't' has BuildMode.NEVER (it is never run) but its product(s) out.txt do not " \
-           "exist" in p.stream.getvalue()
+    assert (
+        "[1] 't' has BuildMode.NEVER (it is never run) but its product(s) out.txt do not "
+        "exist" in p.stream.getvalue()
+    )
     assert calls() == []
 
 
@@ -159,6 +164,7 @@ def test_hooks_get_each_task_and_the_pipeline_and_survive_a_raising_hook(project
     def loud(out: Annotated[Path, Product]):
         print("to stdout")
         import sys
+
         print("to stderr", file=sys.stderr)
         Path(out).write_text("x")
 
@@ -168,9 +174,11 @@ def test_hooks_get_each_task_and_the_pipeline_and_survive_a_raising_hook(project
     def fails(out: Annotated[Path, Product]):
         raise ValueError("nope")
 
-    p = new_pipeline(ParallelExecutor(max_workers=2),
-                     on_task_finished=[seen.append, broken, make_save_hook("hook-out")],
-                     on_pipeline_finished=finished.append)
+    p = new_pipeline(
+        ParallelExecutor(max_workers=2),
+        on_task_finished=[seen.append, broken, make_save_hook("hook-out")],
+        on_pipeline_finished=finished.append,
+    )
     p.add_task(Task("loud", loud, ["l.txt"]))
     p.add_task(Task("fails", fails, ["f.txt"]))
     assert p.run() == 1

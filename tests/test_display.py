@@ -73,7 +73,7 @@ def test_live_table_redraws_in_place_and_ends_with_the_full_table(project):
     frames = out.split(ESC)
     assert len(frames) > 2  # redrawn, not appended
     assert re.search(r"\x1b\[\d+F\x1b\[J", out)
-    last = out[out.rindex("Tasks:"):]
+    last = out[out.rindex("Tasks:") :]
     assert last.count("FINISHED") == 3 and "WAITING" not in last and "RUNNING" not in last
     assert "FINISHED  [" not in out  # no per-task log lines on a terminal
 

@@ -10,19 +10,36 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ALL = {"decorator.py", "functional.py", "merge.py", "slurm.py", "montecarlo_pi.py",
-       "parallel_sleeps.py", "objects.py", "hydra_sweep.py", "optuna_quadratic.py",
-       "dask.py", "awflow_pi.py"}  # (dask.py: tests/test_dask.py)
+ALL = {
+    "decorator.py",
+    "functional.py",
+    "merge.py",
+    "slurm.py",
+    "montecarlo_pi.py",
+    "parallel_sleeps.py",
+    "objects.py",
+    "hydra_sweep.py",
+    "optuna_quadratic.py",
+    "dask.py",
+    "awflow_pi.py",
+}  # (dask.py: tests/test_dask.py)
 
 
 def run_example(name, cwd, *args):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, str(cwd / name), *args], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, str(cwd / name), *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def table_rows(out):
-    table = out[out.rindex("Tasks:"):].splitlines()
+    table = out[out.rindex("Tasks:") :].splitlines()
     return [ln.split() for ln in table[3:] if ln[:1].isdigit() and "  " in ln]
 
 
@@ -55,11 +72,16 @@ def test_path_examples_run_then_skip_then_explain(workdir, name, request):
     (workdir / "build" / "input.txt").write_text("edited\n")
     explained = run_example(name, workdir, "--explain")
     lines = [ln for ln in explained.stdout.splitlines() if ln.startswith("RUN ")]
-    names = ("functionaldemo1", "functionaldemo2") if name == "functional.py" \
+    names = (
+        ("functionaldemo1", "functionaldemo2")
+        if name == "functional.py"
         else ("datapipeline", "datapipeline")
+    )
     out1 = "build/slurm_output1.txt" if name == "slurm.py" else "build/output1.txt"
-    assert lines == [f"RUN       [1] '{names[0]}': input changed: build/input.txt",
-                     f"RUN       [2] '{names[1]}': input changed: {out1}"]
+    assert lines == [
+        f"RUN       [1] '{names[0]}': input changed: build/input.txt",
+        f"RUN       [2] '{names[1]}': input changed: {out1}",
+    ]
 
 
 def test_merge_example_has_three_tasks(workdir):
@@ -140,13 +162,13 @@ def test_optuna_example_runs_four_generations_and_finds_the_minimum(workdir):
     assert r.stdout.count("Tasks:") == 4
     for g in range(1, 5):
         assert f"optuna: generation {g}/4 told ({5 * g}/20 trials)" in r.stdout
-    best = re.search(r"best: x = ([-\d.]+), \(x - 2\)\^2 = ([\d.]+) \(trial \d+ of 20\)",
-                     r.stdout)
+    best = re.search(r"best: x = ([-\d.]+), \(x - 2\)\^2 = ([\d.]+) \(trial \d+ of 20\)", r.stdout)
     assert best and float(best.group(2)) < 0.5 and abs(float(best.group(1)) - 2) < 0.71
     assert not (workdir / ".depio_like" / "optuna").exists()
 
 
 # -- awflow's README example (issue 17) ------------------------------------------------------
+
 
 def awflow_products(directory):
     return {p.name: p.read_text() for p in sorted(directory.glob("pi*.txt"))}
@@ -174,8 +196,10 @@ def test_awflow_pi_prunes_finished_estimates_on_a_rerun(workdir):
     assert third.returncode == 0, third.stdout + third.stderr
     ran = [(r[0], r[1]) for r in statuses(third.stdout) if r[2] == "FINISHED"]
     assert ran == [("4", "estimate"), ("11", "merge")]
-    assert "RUN       [4] 'estimate': postcondition does not hold: " \
-           "'lambda i: os.path.exists(f\"pi-{i}.txt\")'" in third.stdout
+    assert (
+        "RUN       [4] 'estimate': postcondition does not hold: "
+        "'lambda i: os.path.exists(f\"pi-{i}.txt\")'" in third.stdout
+    )
     assert awflow_products(workdir) == made
 
 
@@ -199,10 +223,18 @@ def test_awflow_pi_makes_the_same_products_under_every_local_executor(tmp_path, 
         shutil.copy(EXAMPLES / "awflow_pi.py", d)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-W", "always::DeprecationWarning"]
-        cmd += ["-c", WITH_A_THREAD, executor] if thread else ["awflow_pi.py", "--executor",
-                                                                executor]
-        proc = subprocess.run(cmd, cwd=d, env=env, text=True, capture_output=True,
-                              timeout=300, stdin=subprocess.DEVNULL)
+        cmd += (
+            ["-c", WITH_A_THREAD, executor] if thread else ["awflow_pi.py", "--executor", executor]
+        )
+        proc = subprocess.run(
+            cmd,
+            cwd=d,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.returncode == 0, executor + proc.stdout + proc.stderr
         assert [r[2] for r in statuses(proc.stdout)] == ["FINISHED"] * 11, executor
         assert "Executing task 7 / 10." in proc.stdout, executor  # the output came back
@@ -229,6 +261,8 @@ def test_awflow_pi_on_slurm_unchanged_but_the_executor(workdir, slurm):
     (workdir / "pi-3.txt").unlink()
     third = run_example("awflow_pi.py", workdir, "--executor", "slurm")
     assert third.returncode == 0, third.stdout + third.stderr
-    assert [(r[0], r[1]) for r in statuses(third.stdout) if r[2] == "FINISHED"] == \
-        [("4", "estimate"), ("11", "merge")]
+    assert [(r[0], r[1]) for r in statuses(third.stdout) if r[2] == "FINISHED"] == [
+        ("4", "estimate"),
+        ("11", "merge"),
+    ]
     assert awflow_products(workdir) == made

@@ -134,8 +134,9 @@ def skewed(p, chain_sec=0.0, short_sec=0.0):
         p.add_task(Task(f"short{k}", note, [f"short{k}", short_sec]))
     prev = None
     for k in range(3):  # then a chain
-        prev = p.add_task(Task(f"chain{k}", note, [f"chain{k}", chain_sec],
-                               depends_on=[prev] if prev else []))
+        prev = p.add_task(
+            Task(f"chain{k}", note, [f"chain{k}", chain_sec], depends_on=[prev] if prev else [])
+        )
 
 
 def test_longest_path_goes_first(project):

@@ -31,7 +31,7 @@ def test_raising_task_fails_its_downstream_and_spares_the_rest(project, executor
     assert sorted(calls()) == ["free.txt", "free2.txt"]
     out = p.stream.getvalue()
     assert "ValueError: the reactor melted" in out
-    assert 'in explode' in out  # the user's frame is in the traceback
+    assert "in explode" in out  # the user's frame is in the traceback
     assert out.count("ValueError: the reactor melted") == 1  # not printed twice
 
 
@@ -83,8 +83,10 @@ def test_retries_resubmit_a_failed_task(project, executor_factory):
     assert p.run() == 0
     assert t.status is Status.FINISHED
     assert calls() == ["try", "try"]
-    assert "RETRY     [1] 'flaky' (attempt 2 of 2) after: RuntimeError: first attempt fails" \
+    assert (
+        "RETRY     [1] 'flaky' (attempt 2 of 2) after: RuntimeError: first attempt fails"
         in p.stream.getvalue()
+    )
 
 
 def test_retries_come_from_the_executor_unless_the_task_says(project):

@@ -74,12 +74,15 @@ class FakeDisk:
         self.reads[path] += 1
         data = self.files[path][0]
         for i in range(0, len(data), 3):  # several chunks, to exercise streaming
-            yield data[i:i + 3]
+            yield data[i : i + 3]
 
     def listdir(self, path):
         prefix = path.rstrip("/") + "/"
-        names = {p[len(prefix):].split("/", 1)[0]
-                 for p in [*self.files, *self.dirs] if p.startswith(prefix) and p != prefix}
+        names = {
+            p[len(prefix) :].split("/", 1)[0]
+            for p in [*self.files, *self.dirs]
+            if p.startswith(prefix) and p != prefix
+        }
         return sorted(names, reverse=True)  # not sorted the way the hasher needs it
 
     def now_ns(self):
@@ -93,6 +96,7 @@ def xxh(data):
 # --------------------------------------------------------------------------------------
 # FileHasher with the in-memory disk
 # --------------------------------------------------------------------------------------
+
 
 def test_digest_is_the_xxh3_of_the_content_streamed_in_chunks():
     disk = FakeDisk()
@@ -121,8 +125,7 @@ def test_a_matching_stat_signature_is_trusted_without_looking_at_the_bytes():
     disk = FakeDisk()
     disk.write("/p/a.txt", b"content")
     st = disk.stat("/p/a.txt")
-    known = {"/p/a.txt": FileEntry(st.size, st.mtime_ns, st.ino, "recorded-digest",
-                                   st.ctime_ns)}
+    known = {"/p/a.txt": FileEntry(st.size, st.mtime_ns, st.ino, "recorded-digest", st.ctime_ns)}
     assert FileHasher(disk, known).digest("/p/a.txt") == "recorded-digest"
     assert disk.reads["/p/a.txt"] == 0
 
@@ -211,9 +214,11 @@ def test_a_file_older_than_the_racy_window_is_trusted():
     disk.write("/p/settled.txt", b"x", mtime_ns=NOW - 2 * RACY_NS)
     hasher = FileHasher(disk, {})
     d = hasher.digest("/p/settled.txt")
-    assert hasher.fresh == {"/p/settled.txt": FileEntry(1, NOW - 2 * RACY_NS,
-                                                       disk.files["/p/settled.txt"][2], d,
-                                                       NOW - 2 * RACY_NS)}
+    assert hasher.fresh == {
+        "/p/settled.txt": FileEntry(
+            1, NOW - 2 * RACY_NS, disk.files["/p/settled.txt"][2], d, NOW - 2 * RACY_NS
+        )
+    }
 
 
 def test_forget_makes_the_next_digest_look_at_the_file_again():
@@ -294,6 +299,7 @@ def test_directory_digest_does_not_depend_on_listdir_order():
 # FileHasher on the real filesystem
 # --------------------------------------------------------------------------------------
 
+
 def test_real_disk_streams_a_large_file_to_the_digest_of_its_whole_content(tmp_path):
     content = os.urandom(2 * (1 << 20) + 12345)  # > 1 MiB: read in reused chunks
     big = tmp_path / "big.bin"
@@ -337,8 +343,9 @@ def test_real_disk_known_entry_skips_reading(tmp_path):
     f = tmp_path / "a.txt"
     f.write_bytes(b"real bytes")
     st = os.stat(f)
-    known = {str(f): FileEntry(st.st_size, st.st_mtime_ns, st.st_ino, "from-the-state",
-                               st.st_ctime_ns)}
+    known = {
+        str(f): FileEntry(st.st_size, st.st_mtime_ns, st.st_ino, "from-the-state", st.st_ctime_ns)
+    }
     hasher = FileHasher(RealDisk(), known)
     assert hasher.digest(str(f)) == "from-the-state"
     assert hasher.bytes_hashed == 0
@@ -347,6 +354,7 @@ def test_real_disk_known_entry_skips_reading(tmp_path):
 # --------------------------------------------------------------------------------------
 # code_digest
 # --------------------------------------------------------------------------------------
+
 
 def define(source, name="f"):
     """Compile ``source`` in a fresh namespace and return the function called ``name``."""
@@ -365,7 +373,7 @@ def f(items, scale):
 
 
 def test_code_digest_ignores_comments_whitespace_blank_lines_and_position():
-    noisy = define('''
+    noisy = define("""
 
 
 
@@ -379,7 +387,7 @@ def test_code_digest_ignores_comments_whitespace_blank_lines_and_position():
                 # the loop
                 total += x*scale
             return total
-        ''')
+        """)
     assert code_digest(noisy) == code_digest(define(PLAIN))
 
 
@@ -416,12 +424,16 @@ def test_code_digest_ignores_adding_a_docstring():
     assert code_digest(documented) == code_digest(define(PLAIN))
 
 
-@pytest.mark.parametrize("changed", [
-    PLAIN.replace("total = 0", "total = 1"),           # a constant
-    PLAIN.replace("x * scale", "x + scale"),           # an operator
-    PLAIN.replace("return total", "return -total"),    # an extra operation
-    PLAIN.replace("x * scale", "scale * x"),           # operand order
-], ids=["constant", "operator", "negation", "operand-order"])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        PLAIN.replace("total = 0", "total = 1"),  # a constant
+        PLAIN.replace("x * scale", "x + scale"),  # an operator
+        PLAIN.replace("return total", "return -total"),  # an extra operation
+        PLAIN.replace("x * scale", "scale * x"),  # operand order
+    ],
+    ids=["constant", "operator", "negation", "operand-order"],
+)
 def test_code_digest_changes_when_the_body_changes(changed):
     assert code_digest(define(changed)) != code_digest(define(PLAIN))
 
@@ -449,6 +461,7 @@ def test_code_digest_sees_values_captured_by_a_closure():
     def make(k):
         def f(x):
             return x * k
+
         return f
 
     assert code_digest(make(2)) == code_digest(make(2))
@@ -459,6 +472,7 @@ def test_code_digest_of_a_recursive_closure_does_not_depend_on_the_call_depth():
     def make():
         def walk(n):
             return 0 if n == 0 else walk(n - 1)
+
         return walk
 
     def at_depth(k):
@@ -469,8 +483,13 @@ def test_code_digest_of_a_recursive_closure_does_not_depend_on_the_call_depth():
 
 def _run_with_seed(seed, code):
     env = dict(os.environ, PYTHONHASHSEED=str(seed))
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
@@ -492,6 +511,7 @@ def test_code_digest_of_a_set_constant_is_stable_across_hash_seeds():
 # --------------------------------------------------------------------------------------
 # canonical
 # --------------------------------------------------------------------------------------
+
 
 def test_dicts_with_different_insertion_order_are_equal():
     a = {"x": 1, "y": [1, 2], "z": {"p": 1, "q": 2}}
@@ -633,5 +653,6 @@ def test_a_plain_object_holding_a_set_is_equal_across_hash_seeds():
 
 
 def test_dict_subclasses_with_different_insertion_order_are_equal():
-    assert canonical(collections.Counter({"a": 1, "b": 2})) == \
-        canonical(collections.Counter({"b": 2, "a": 1}))
+    assert canonical(collections.Counter({"a": 1, "b": 2})) == canonical(
+        collections.Counter({"b": 2, "a": 1})
+    )

@@ -103,7 +103,9 @@ def _noop(i: int):
 
 
 def test_error_out_of_a_script_is_readable_and_nothing_ran(tmp_path):
-    r = run_script(tmp_path, """
+    r = run_script(
+        tmp_path,
+        """
         from pathlib import Path
         from typing import Annotated
         from depio_like import Pipeline, Task, Product, Dependency
@@ -115,7 +117,8 @@ def test_error_out_of_a_script_is_readable_and_nothing_ran(tmp_path):
         p.add_task(Task("one", step, ["a"], {"src": "b"}))
         p.add_task(Task("two", step, ["b"], {"src": "a"}))
         exit(p.run())
-    """)
+    """,
+    )
     # One message and exit 2, no traceback, as the README promises for graph errors.
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr

@@ -21,8 +21,13 @@ from conftest import new_pipeline, run_script
 
 def define(source, name):
     """``name`` from ``source`` run as a module of its own (a version of a user's script)."""
-    ns = {"__name__": "user_script", "functools": functools, "Path": Path,
-          "Annotated": Annotated, "Product": Product}
+    ns = {
+        "__name__": "user_script",
+        "functools": functools,
+        "Path": Path,
+        "Annotated": Annotated,
+        "Product": Product,
+    }
     exec(compile(textwrap.dedent(source), "<user_script>", "exec"), ns)
     return ns[name]
 
@@ -38,6 +43,7 @@ def run(*tasks, expect_ran):
 
 
 # -- bound methods and callable objects ------------------------------------------------------
+
 
 class Model:
     def __init__(self, lr):
@@ -84,7 +90,9 @@ def test_a_callable_object_is_identified_by_its_state(project):
     run(Task("s", Scaler(3), [Path("s.txt")]), expect_ran=["s"])
     assert Path("s.txt").read_text() == "3"
     assert Task("s", Scaler(2), [Path("a")]) != Task("s", Scaler(3), [Path("b")])
-    assert Task("s", Scaler(2), [Path("a")]).record_key == Task("t", Scaler(2), [Path("a")]).record_key
+    assert (
+        Task("s", Scaler(2), [Path("a")]).record_key == Task("t", Scaler(2), [Path("a")]).record_key
+    )
 
 
 def test_an_instance_changed_by_its_own_task_is_up_to_date_on_the_next_run(project):
@@ -153,8 +161,11 @@ def make(out: Annotated[Path, Product], n: int):
 """
 
 
-@pytest.mark.parametrize("source", [LRU, CACHE, WRAPS, CLASS_DECORATOR],
-                         ids=["lru_cache", "cache", "wraps", "class-decorator"])
+@pytest.mark.parametrize(
+    "source",
+    [LRU, CACHE, WRAPS, CLASS_DECORATOR],
+    ids=["lru_cache", "cache", "wraps", "class-decorator"],
+)
 def test_editing_the_body_behind_a_decorator_reruns_the_task(project, source):
     v1 = define(source, "make")
     v2 = define(source.replace("n * 2", "n * 3"), "make")
@@ -173,6 +184,7 @@ def test_a_decorated_function_keeps_its_markers(project, source):
 
 
 # -- no stale code digest within one process -------------------------------------------------
+
 
 def test_a_changed_closure_variable_is_seen_by_the_next_run_in_the_same_process(project):
     greeting = "hello"
@@ -204,10 +216,12 @@ def test_the_same_pipeline_run_again_after_a_closure_variable_changed_reruns(pro
 
 # -- factories -------------------------------------------------------------------------------
 
+
 def make_counter(label):
     def count():
         with open("counts.log", "a") as f:
             f.write(label + "\n")
+
     return count
 
 
@@ -238,12 +252,16 @@ def test_partials_are_identified_by_their_arguments_not_by_their_address(project
     assert "0x" not in ta.record_key
     assert Task("n", functools.partial(note, "a")).record_key == ta.record_key
     run(ta, tb, expect_ran=["n"])
-    run(Task("n", functools.partial(note, "a")), Task("n", functools.partial(note, "b")),
-        expect_ran=[])
+    run(
+        Task("n", functools.partial(note, "a")),
+        Task("n", functools.partial(note, "b")),
+        expect_ran=[],
+    )
     assert sorted(Path("notes.log").read_text().split()) == ["a", "b"]
 
 
 # -- across processes: a script run twice ----------------------------------------------------
+
 
 def test_a_script_with_methods_factories_and_decorators_settles_on_the_second_run(project):
     source = """
@@ -284,8 +302,14 @@ def test_a_script_with_methods_factories_and_decorators_settles_on_the_second_ru
     # Another hash seed: a set's order differs, the identities must not.
     env = dict(os.environ, PYTHONHASHSEED="7")
     env.pop("CI", None)
-    second = subprocess.run([sys.executable, "pipeline.py"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        [sys.executable, "pipeline.py"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     assert "5 up to date" in second.stdout, second.stdout
     assert sorted((project / "log.txt").read_text().splitlines()) == ["scale 1", "scale 2"]
@@ -328,7 +352,7 @@ def test_state_shared_by_many_tasks_is_read_once_per_declaration_burst_and_per_r
     assert CountedState.reads == 3
 
 
-FACTORY_MODULE = '''
+FACTORY_MODULE = """
 import io
 from depio_like import Pipeline, SequentialExecutor, Task
 
@@ -346,11 +370,10 @@ def build():
     p = Pipeline(SequentialExecutor(), stream=io.StringIO())
     p.add_task(Task("t", task_fn))
     return p
-'''
+"""
 
 
-def test_a_captured_dict_changed_in_place_is_seen_by_the_next_pipeline_of_the_process(
-        project):
+def test_a_captured_dict_changed_in_place_is_seen_by_the_next_pipeline_of_the_process(project):
     # The oracle's finding: the state a closure carries was remembered by object identity,
     # so a dict changed in place between two pipelines of one process kept its old identity
     # there, and a fresh process then disagreed with the record (a rerun every time).
@@ -369,8 +392,12 @@ def test_a_captured_dict_changed_in_place_is_seen_by_the_next_pipeline_of_the_pr
     finally:
         sys.path.remove(str(project))
         sys.modules.pop("factory_mod", None)
-    fresh = subprocess.run([sys.executable, "-c", "import factory_mod as m; "
-                            "m.CFG['v'] = 1; exit(m.build().run())"],
-                           cwd=project, capture_output=True, text=True, timeout=120)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import factory_mod as m; m.CFG['v'] = 1; exit(m.build().run())"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert fresh.returncode == 0, fresh.stderr
     assert Path("calls.log").read_text().split("\n")[:-1] == ["t 0", "t 1"]

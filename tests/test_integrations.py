@@ -35,16 +35,22 @@ def ensure_extras():
     if not missing:
         return None
     try:
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing],
-                              capture_output=True, text=True, timeout=600,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", *missing],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"`pip install {' '.join(missing)}` could not run: {e}"
     importlib.invalidate_caches()
     if proc.returncode == 0 and not _missing():
         return None
-    return (f"`pip install {' '.join(missing)}` failed (exit {proc.returncode}): "
-            f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+    return (
+        f"`pip install {' '.join(missing)}` failed (exit {proc.returncode}): "
+        f"{(proc.stderr or proc.stdout).strip()[-1500:]}"
+    )
 
 
 def require_extras():
@@ -53,10 +59,11 @@ def require_extras():
     if reason is None:
         return
     if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on"):
-        pytest.fail(f"the hydra/optuna extras must be installable in CI: {reason}",
-                    pytrace=False)
-    pytest.skip(f"the hydra/optuna extras are not installed and pip cannot install them "
-                f"(no registry?): {reason}")
+        pytest.fail(f"the hydra/optuna extras must be installable in CI: {reason}", pytrace=False)
+    pytest.skip(
+        f"the hydra/optuna extras are not installed and pip cannot install them "
+        f"(no registry?): {reason}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +87,8 @@ def write_config_tree(root):
     conf = Path(root) / "conf"
     (conf / "model").mkdir(parents=True)
     (conf / "config.yaml").write_text(
-        "defaults:\n  - model: small\n  - _self_\n\nlr: 0.1\ndata:\n  raw: raw.txt\n")
+        "defaults:\n  - model: small\n  - _self_\n\nlr: 0.1\ndata:\n  raw: raw.txt\n"
+    )
     (conf / "model" / "small.yaml").write_text("name: small\nwidth: 8\n")
     (conf / "model" / "large.yaml").write_text("name: large\nwidth: 64\n")
     return conf
@@ -91,8 +99,13 @@ def preprocess(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
     Path(out).write_text(" ".join(str(int(x) * 2) for x in Path(src).read_text().split()))
 
 
-def train(out: Annotated[Path, Product], data: Annotated[Path, Dependency], model: str,
-          width: int, lr: float):
+def train(
+    out: Annotated[Path, Product],
+    data: Annotated[Path, Dependency],
+    model: str,
+    width: int,
+    lr: float,
+):
     log_call(f"train:{model}:{lr}")
     total = sum(map(int, Path(data).read_text().split()))
     Path(out).write_text(f"{model} {width} {lr} {total * width * lr}")
@@ -100,15 +113,27 @@ def train(out: Annotated[Path, Product], data: Annotated[Path, Dependency], mode
 
 def build(pipeline, cfg):
     pipeline.add_task(Task("preprocess", preprocess, ["clean.txt", cfg.data.raw]))
-    pipeline.add_task(Task("train", train, [f"model-{cfg.model.name}-{cfg.lr}.txt", "clean.txt",
-                                            cfg.model.name, cfg.model.width, cfg.lr]))
+    pipeline.add_task(
+        Task(
+            "train",
+            train,
+            [
+                f"model-{cfg.model.name}-{cfg.lr}.txt",
+                "clean.txt",
+                cfg.model.name,
+                cfg.model.width,
+                cfg.lr,
+            ],
+        )
+    )
 
 
 OVERRIDE_SETS = [["model=small", "lr=0.1"], ["model=small", "lr=0.01"], ["model=large", "lr=0.1"]]
 
 
-def test_hydra_sweep_shares_preprocessing_and_labels_each_configuration(extras, project,
-                                                                        executor_factory):
+def test_hydra_sweep_shares_preprocessing_and_labels_each_configuration(
+    extras, project, executor_factory
+):
     from depio_like.integrations.hydra import run_hydra_multirun
 
     conf = write_config_tree(project)
@@ -117,8 +142,12 @@ def test_hydra_sweep_shares_preprocessing_and_labels_each_configuration(extras, 
     assert run_hydra_multirun(p, conf, "config", OVERRIDE_SETS, build) is p
     assert [t.name for t in p.tasks] == ["preprocess", "train", "train", "train"]
     assert p.run() == 0
-    assert sorted(calls()) == ["preprocess", "train:large:0.1", "train:small:0.01",
-                               "train:small:0.1"]
+    assert sorted(calls()) == [
+        "preprocess",
+        "train:large:0.1",
+        "train:small:0.01",
+        "train:small:0.1",
+    ]
     assert Path("model-large-0.1.txt").read_text() == "large 64 0.1 " + str(12 * 64 * 0.1)
     [(header, rows)] = table_rows(p.stream.getvalue())
     assert header[-1] == "Variant"
@@ -141,8 +170,13 @@ def test_hydra_sweep_syntax_expands_like_multirun_and_labels_can_be_given(extras
     conf = write_config_tree(project)
     seen = []
     p = new_pipeline()
-    run_hydra_multirun(p, conf, "config", ["model=small,large", "lr=0.1,0.01"],
-                       lambda pl, cfg: seen.append((cfg.model.name, cfg.lr)))
+    run_hydra_multirun(
+        p,
+        conf,
+        "config",
+        ["model=small,large", "lr=0.1,0.01"],
+        lambda pl, cfg: seen.append((cfg.model.name, cfg.lr)),
+    )
     assert seen == [("small", 0.1), ("small", 0.01), ("large", 0.1), ("large", 0.01)]
 
     seen.clear()
@@ -152,13 +186,24 @@ def test_hydra_sweep_syntax_expands_like_multirun_and_labels_can_be_given(extras
         t = pl.add_task(Task("noop", print, [cfg.model.name, cfg.lr]))
         labels[(cfg.model.name, cfg.lr)] = list(t.variants)
 
-    run_hydra_multirun(new_pipeline(), conf, "config", ["model=glob(*)", "lr=range(1,3)"],
-                       record, labels=lambda overrides, cfg: f"{cfg.model.name}/{cfg.lr}")
-    assert labels == {("large", 1): ["large/1"], ("large", 2): ["large/2"],
-                      ("small", 1): ["small/1"], ("small", 2): ["small/2"]}
+    run_hydra_multirun(
+        new_pipeline(),
+        conf,
+        "config",
+        ["model=glob(*)", "lr=range(1,3)"],
+        record,
+        labels=lambda overrides, cfg: f"{cfg.model.name}/{cfg.lr}",
+    )
+    assert labels == {
+        ("large", 1): ["large/1"],
+        ("large", 2): ["large/2"],
+        ("small", 1): ["small/1"],
+        ("small", 2): ["small/2"],
+    }
     labels.clear()
-    run_hydra_multirun(new_pipeline(), conf, "config", [[], ["model=large"]], record,
-                       labels=["base", "big"])
+    run_hydra_multirun(
+        new_pipeline(), conf, "config", [[], ["model=large"]], record, labels=["base", "big"]
+    )
     assert labels == {("small", 0.1): ["base"], ("large", 0.1): ["big"]}
     labels.clear()
     run_hydra_multirun(new_pipeline(), conf, "config", [[]], record)
@@ -215,8 +260,7 @@ def seeded_study(seed=3):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # constant_liar=False (the default before optuna 5): trials see only finished ones, so
     # a seed gives the same trials whatever runs at the same time.
-    return optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed,
-                                                                  constant_liar=False))
+    return optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=False))
 
 
 def test_optuna_study_runs_in_generations_and_learns(extras, project, executor_factory):
@@ -225,9 +269,15 @@ def test_optuna_study_runs_in_generations_and_learns(extras, project, executor_f
     study = seeded_study()
     told = []  # (trial number, how many trials the study had when it was told)
     stream = io.StringIO()
-    out = run_optuna_study(study, quadratic, n_trials=20, batch_size=5,
-                           executor=executor_factory(), pipeline_kwargs={"stream": stream},
-                           callbacks=[lambda s, ft: told.append((ft.number, len(s.trials)))])
+    out = run_optuna_study(
+        study,
+        quadratic,
+        n_trials=20,
+        batch_size=5,
+        executor=executor_factory(),
+        pipeline_kwargs={"stream": stream},
+        callbacks=[lambda s, ft: told.append((ft.number, len(s.trials)))],
+    )
     assert out is study
     trials = study.trials
     assert [t.number for t in trials] == list(range(20))
@@ -235,14 +285,15 @@ def test_optuna_study_runs_in_generations_and_learns(extras, project, executor_f
     # Each generation was asked only after the previous one was told.
     assert told == [(n, 5 * (n // 5 + 1)) for n in range(20)]
     for g in range(1, 4):
-        previous, this = trials[5 * (g - 1):5 * g], trials[5 * g:5 * (g + 1)]
+        previous, this = trials[5 * (g - 1) : 5 * g], trials[5 * g : 5 * (g + 1)]
         assert min(t.datetime_start for t in this) >= max(t.datetime_complete for t in previous)
     assert study.best_value < 0.5
     tables = table_rows(stream.getvalue())
     assert len(tables) == 4
     for g, (_, rows) in enumerate(tables):
-        assert [(r[1], r[2]) for r in rows] == [(f"trial-{n}", "FINISHED")
-                                                for n in range(5 * g, 5 * g + 5)]
+        assert [(r[1], r[2]) for r in rows] == [
+            (f"trial-{n}", "FINISHED") for n in range(5 * g, 5 * g + 5)
+        ]
     assert "optuna: generation 4/4 told (20/20 trials)" in stream.getvalue()
     assert not (project / ".depio_like" / "optuna").exists()  # the journal copy is gone
 
@@ -271,8 +322,9 @@ def flaky_objective(trial):
     return (x - 2) ** 2
 
 
-def test_pruned_trials_finish_and_failed_trials_fail_and_the_study_goes_on(extras, project,
-                                                                          executor_factory):
+def test_pruned_trials_finish_and_failed_trials_fail_and_the_study_goes_on(
+    extras, project, executor_factory
+):
     from depio_like.integrations.optuna import run_optuna_study
 
     study = seeded_study()
@@ -285,8 +337,13 @@ def test_pruned_trials_finish_and_failed_trials_fail_and_the_study_goes_on(extra
     assert "NaN" in study.trials[3].system_attrs["fail_reason"]
     (_, first), (_, second) = table_rows(stream.getvalue())
     assert [(r[1], r[2]) for r in first + second] == [
-        ("trial-0", "FINISHED"), ("trial-1", "FINISHED"), ("trial-2", "FAILED"),
-        ("trial-3", "FAILED"), ("trial-4", "FINISHED"), ("trial-5", "FINISHED")]
+        ("trial-0", "FINISHED"),
+        ("trial-1", "FINISHED"),
+        ("trial-2", "FAILED"),
+        ("trial-3", "FAILED"),
+        ("trial-4", "FINISHED"),
+        ("trial-5", "FINISHED"),
+    ]
     text = stream.getvalue()
     assert "RuntimeError: this trial breaks" in text
     assert "trial 3: the objective returned nan" in text
@@ -335,13 +392,16 @@ def test_a_persistent_storage_is_used_in_place_and_multi_objective_works(extras,
         x = trial.suggest_float("x", 0, 1)
         return x, 1 - x
 
-    study = optuna.create_study(study_name="s", storage=storage,
-                                directions=["minimize", "minimize"])
+    study = optuna.create_study(
+        study_name="s", storage=storage, directions=["minimize", "minimize"]
+    )
     run_optuna_study(study, two, 4, 2, ParallelExecutor(max_workers=2), {"quiet": True})
     again = optuna.load_study(study_name="s", storage=storage)
     assert len(again.trials) == 4
-    assert all(t.state.name == "COMPLETE" and t.values[0] + t.values[1] == pytest.approx(1)
-               for t in again.trials)
+    assert all(
+        t.state.name == "COMPLETE" and t.values[0] + t.values[1] == pytest.approx(1)
+        for t in again.trials
+    )
     assert not (project / ".depio_like" / "optuna").exists()  # no copy was made
 
 
@@ -354,10 +414,17 @@ def test_trials_run_as_submitit_jobs(extras, project, cluster, request):
         request.getfixturevalue("slurm")  # a reachable Slurm, or skip (fail in CI)
     study = seeded_study()
     stream = io.StringIO()
-    run_optuna_study(study, flaky_objective, 6, 3, SubmitItExecutor(cluster=cluster),
-                     {"stream": stream})
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED", "FAIL", "FAIL",
-                                                    "COMPLETE", "COMPLETE"]
+    run_optuna_study(
+        study, flaky_objective, 6, 3, SubmitItExecutor(cluster=cluster), {"stream": stream}
+    )
+    assert [t.state.name for t in study.trials] == [
+        "COMPLETE",
+        "PRUNED",
+        "FAIL",
+        "FAIL",
+        "COMPLETE",
+        "COMPLETE",
+    ]
     statuses = [r[2] for _, rows in table_rows(stream.getvalue()) for r in rows]
     assert statuses == ["FINISHED", "FINISHED", "FAILED", "FAILED", "FINISHED", "FINISHED"]
     assert "RuntimeError: this trial breaks" in stream.getvalue()
@@ -400,8 +467,9 @@ def test_bad_arguments_are_refused(extras, project):
     with pytest.raises(ValueError, match="n_trials=-1"):
         run_optuna_study(study, quadratic, -1, 2)
     with pytest.raises(TypeError, match="executor given twice"):
-        run_optuna_study(study, quadratic, 4, 2, SequentialExecutor(),
-                         {"executor": SequentialExecutor()})
+        run_optuna_study(
+            study, quadratic, 4, 2, SequentialExecutor(), {"executor": SequentialExecutor()}
+        )
     with pytest.raises(TypeError):
         run_optuna_study(study, quadratic, 4, 2, SequentialExecutor(), {"no_such_option": 1})
     assert study.trials == []  # nothing was asked

@@ -35,17 +35,29 @@ SCRIPT = """
 """
 
 
-@pytest.mark.parametrize("executor, arguments", [
-    ("SequentialExecutor", ""), ("ParallelExecutor", ""),
-    ("ParallelExecutor", "start_method='spawn'"), ("ParallelExecutor", "start_method='forkserver'"),
-    ("ThreadExecutor", "2")])
+@pytest.mark.parametrize(
+    "executor, arguments",
+    [
+        ("SequentialExecutor", ""),
+        ("ParallelExecutor", ""),
+        ("ParallelExecutor", "start_method='spawn'"),
+        ("ParallelExecutor", "start_method='forkserver'"),
+        ("ThreadExecutor", "2"),
+    ],
+)
 def test_ctrl_c_keeps_finished_work_and_returns_130(tmp_path, executor, arguments):
     script = tmp_path / "pipeline.py"
     script.write_text(textwrap.dedent(SCRIPT.format(executor=executor, arguments=arguments)))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "long-started").exists():
@@ -59,14 +71,21 @@ def test_ctrl_c_keeps_finished_work_and_returns_130(tmp_path, executor, argument
     assert proc.returncode == 130, out
     assert "FINISHED  [1] 'quick'" in out
     assert "Interrupted" in out
-    table = out[out.index("Tasks:"):]
+    table = out[out.index("Tasks:") :]
     assert "CANCELLED" in table and "FINISHED" in table
     assert not (tmp_path / "l.txt").exists()
 
     # The rerun keeps quick's record: only the interrupted part runs.
     (tmp_path / "go-fast").touch()
-    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, text=True,
-                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "FINISHED  [1]" not in r.stdout
     assert "FINISHED  [2] 'long'" in r.stdout and "FINISHED  [3] 'later'" in r.stdout

@@ -67,13 +67,13 @@ class Screen:
             ch = text[i]
             if ch == "\x1b":
                 m = re.match(r"\x1b\[(\d*)([A-Za-z])", text[i:])
-                assert m, f"unexpected escape {text[i:i + 10]!r}"
+                assert m, f"unexpected escape {text[i : i + 10]!r}"
                 n, cmd = int(m.group(1) or 1), m.group(2)
                 if cmd == "F":
                     self.row, self.col = max(0, self.row - n), 0
                 elif cmd == "J":
-                    self.lines = self.lines[:self.row + 1]
-                    self.lines[self.row] = self.lines[self.row][:self.col]
+                    self.lines = self.lines[: self.row + 1]
+                    self.lines[self.row] = self.lines[self.row][: self.col]
                 else:
                     raise AssertionError(f"unexpected escape sequence {m.group(0)!r}")
                 i += len(m.group(0))
@@ -87,7 +87,7 @@ class Screen:
                 self.col = 0
             else:
                 line = self.lines[self.row].ljust(self.col)
-                self.lines[self.row] = line[:self.col] + ch + line[self.col + 1:]
+                self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
                 self.col += 1
                 self.widest = max(self.widest, self.col)
             i += 1
@@ -109,7 +109,7 @@ def test_live_table_redraws_in_place_and_fits_80_columns(tmp_path):
     assert screen.widest <= 80
     text = "\n".join(screen.lines)
     assert text.count("Tasks:") == 1  # every earlier frame was drawn over
-    final = text[text.index("Tasks:"):]
+    final = text[text.index("Tasks:") :]
     rows = [ln for ln in final.splitlines() if ln[:1].isdigit() and "  " in ln]
     assert len(rows) == 6 and all("FINISHED" in r for r in rows)
     assert "All 6 tasks done (6 ran, 0 up to date)." in final
@@ -151,17 +151,22 @@ def run_progress(tmp_path, executor, args=""):
         os.chdir(cwd)
 
 
-@pytest.mark.parametrize("executor, args", [
-    ("ParallelExecutor", "max_workers=2"),
-    ("ParallelExecutor", "max_workers=2, start_method='spawn'"),
-    ("ParallelExecutor", "max_workers=2, start_method='forkserver'"),
-    ("ThreadExecutor", "2")], ids=["fork", "spawn", "forkserver", "thread"])
+@pytest.mark.parametrize(
+    "executor, args",
+    [
+        ("ParallelExecutor", "max_workers=2"),
+        ("ParallelExecutor", "max_workers=2, start_method='spawn'"),
+        ("ParallelExecutor", "max_workers=2, start_method='forkserver'"),
+        ("ThreadExecutor", "2"),
+    ],
+    ids=["fork", "spawn", "forkserver", "thread"],
+)
 def test_progress_moves_in_the_live_table_with_worker_processes(tmp_path, executor, args):
     code, out = run_progress(tmp_path, executor, args)
     assert code == 0, out
     seen = percentages(out)
-    assert len(set(seen)) >= 3, seen          # it moved while the task ran
-    assert seen == sorted(seen)               # and only forward
+    assert len(set(seen)) >= 3, seen  # it moved while the task ran
+    assert seen == sorted(seen)  # and only forward
     assert 0 < seen[-1] <= 100
 
 
@@ -177,19 +182,26 @@ def test_no_progress_lines_without_a_terminal(tmp_path):
 
     script = tmp_path / "progress.py"
     script.write_text(textwrap.dedent(PROGRESS.format(executor="ParallelExecutor", args="2")))
-    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0
     assert "%" not in r.stdout and "\x1b[" not in r.stdout
 
 
 def test_the_driver_reads_the_progress_files_of_running_tasks_only_when_polling(tmp_path):
     from depio_like.progress import SUFFIX, Watch
+
     (tmp_path / ("t0" + SUFFIX)).write_text(
-        '{"current": 3, "total": 4, "message": "", "phase": ""}')
+        '{"current": 3, "total": 4, "message": "", "phase": ""}'
+    )
     shown: list[tuple[bool, int, int]] = []
     for polling in (True, False):
-        w = Watch(lambda i, snap, p=polling: shown.append((p, i, snap["current"])),
-                  lambda: None, lambda i: str(tmp_path / f"t{i}"), polling=polling)
-        w.poll([0, 1])             # task 1 wrote nothing yet
+        w = Watch(
+            lambda i, snap, p=polling: shown.append((p, i, snap["current"])),
+            lambda: None,
+            lambda i: str(tmp_path / f"t{i}"),
+            polling=polling,
+        )
+        w.poll([0, 1])  # task 1 wrote nothing yet
     assert shown == [(True, 0, 3)]

@@ -126,26 +126,28 @@ try:
 except ImportError:
     if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on"):
         raise  # in CI a missing test dependency is an error, not a reason to skip
-    pytest.skip("the oracle test needs hypothesis: pip install hypothesis",
-                allow_module_level=True)
+    pytest.skip("the oracle test needs hypothesis: pip install hypothesis", allow_module_level=True)
 from hypothesis import HealthCheck, Phase, event, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule  # noqa: E402
 
 from depio_like import ParallelExecutor, Pipeline, SequentialExecutor, Status  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or not os.path.isdir("/proc"),
-                                reason="needs POSIX process groups and /proc")
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "killpg") or not os.path.isdir("/proc"),
+    reason="needs POSIX process groups and /proc",
+)
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
 EXAMPLES = int(os.environ.get("DEPIO_LIKE_ORACLE_EXAMPLES", "0") or 0) or (16 if IN_CI else 40)
 STEPS = int(os.environ.get("DEPIO_LIKE_ORACLE_STEPS", "0") or 0) or 25
-AVOID = frozenset(a.strip() for a in os.environ.get("DEPIO_LIKE_ORACLE_AVOID", "").split(",")
-                  if a.strip())
+AVOID = frozenset(
+    a.strip() for a in os.environ.get("DEPIO_LIKE_ORACLE_AVOID", "").split(",") if a.strip()
+)
 MAX_TASKS = 30
-GROUP = 4           # tasks k may write into out/g<k // GROUP>/
-SAFETY = 120        # seconds: a hung run fails the test instead of stalling it
-LEAK_WAIT = 15      # seconds the workers of a killed driver get to exit
+GROUP = 4  # tasks k may write into out/g<k // GROUP>/
+SAFETY = 120  # seconds: a hung run fails the test instead of stalling it
+LEAK_WAIT = 15  # seconds the workers of a killed driver get to exit
 SOURCES = ["src/s0.txt", "src/s1.txt", "src/s2.txt"]
 SRC_DIR = "src/d"
 MODULE = "oracle_tasks"
@@ -162,6 +164,7 @@ def seen(what: str, times: int = 1) -> None:
     if times:
         event(what)
         STATS[what] += times
+
 
 # ------------------------------------------------------------------ the task module
 # Shared helpers of the generated module; they never change during an example (what a
@@ -281,19 +284,23 @@ HEADER = textwrap.dedent('''
 def task_source(k: int, t: dict) -> str:
     """The source of task ``k``'s function at its current code version."""
     if t["style"] == "def":
-        return (f"def task_{k}(out: Annotated[list, Product], deps: Annotated[list, Dependency],\n"
-                f"           after, vals, param):\n"
-                f"    return body('t{k}', {t['version']}, {t['lossy']}, out, deps, after, vals,"
-                f" param)\n")
-    return (f"CFG_{k} = {{'v': {t['version']}, 'lossy': {t['lossy']}}}\n"
-            f"task_{k} = make_task('t{k}', CFG_{k})\n")
+        return (
+            f"def task_{k}(out: Annotated[list, Product], deps: Annotated[list, Dependency],\n"
+            f"           after, vals, param):\n"
+            f"    return body('t{k}', {t['version']}, {t['lossy']}, out, deps, after, vals,"
+            f" param)\n"
+        )
+    return (
+        f"CFG_{k} = {{'v': {t['version']}, 'lossy': {t['lossy']}}}\n"
+        f"task_{k} = make_task('t{k}', CFG_{k})\n"
+    )
 
 
 def module_source(spec: list[dict]) -> str:
     return HEADER + "\n\n" + "\n\n".join(task_source(k, t) for k, t in enumerate(spec))
 
 
-DRIVER = textwrap.dedent('''
+DRIVER = textwrap.dedent("""
     import json, os, signal, sys
     sys.path.insert(0, os.getcwd())
     import oracle_tasks
@@ -339,7 +346,7 @@ DRIVER = textwrap.dedent('''
         oracle_tasks.build(p, spec)
         rc = p.run(explain=True)
     sys.exit(rc)
-''')
+""")
 
 # ------------------------------------------------------------------ generation
 
@@ -347,8 +354,9 @@ DRIVER = textwrap.dedent('''
 @st.composite
 def pipelines(draw) -> list[dict]:
     n = draw(st.integers(1, MAX_TASKS))
-    kinds = ["file", "file", "file", "multi", "none"] + ([] if "dir-products" in AVOID
-                                                         else ["dir", "dir"])
+    kinds = ["file", "file", "file", "multi", "none"] + (
+        [] if "dir-products" in AVOID else ["dir", "dir"]
+    )
     spec: list[dict] = []
     for k in range(n):
         kind = draw(st.sampled_from(kinds))
@@ -370,17 +378,31 @@ def pipelines(draw) -> list[dict]:
             cands += [f"out/g{g}" for g in range(k // GROUP)]
         deps = draw(st.lists(st.sampled_from(cands), max_size=3, unique=True))
         earlier = st.integers(0, k - 1) if k else st.nothing()
-        after = [] if not k or "depends-on" in AVOID else \
-            draw(st.lists(earlier, max_size=2, unique=True))
-        vals = [] if not k or "values" in AVOID else \
-            draw(st.lists(earlier, max_size=2, unique=True))
+        after = (
+            []
+            if not k or "depends-on" in AVOID
+            else draw(st.lists(earlier, max_size=2, unique=True))
+        )
+        vals = (
+            [] if not k or "values" in AVOID else draw(st.lists(earlier, max_size=2, unique=True))
+        )
         style = draw(st.sampled_from(["def", "def", "factory"]))
         if style == "factory" and not out and "factory-collision" in AVOID:
             style = "def"
-        spec.append({"kind": kind, "out": out, "deps": deps, "after": after, "vals": vals,
-                     "param": draw(st.integers(0, 3)), "version": 0,
-                     "lossy": draw(st.integers(0, 3)) == 0, "style": style,
-                     "decl": draw(st.sampled_from(["Task", "Task", "decorator"]))})
+        spec.append(
+            {
+                "kind": kind,
+                "out": out,
+                "deps": deps,
+                "after": after,
+                "vals": vals,
+                "param": draw(st.integers(0, 3)),
+                "version": 0,
+                "lossy": draw(st.integers(0, 3)) == 0,
+                "style": style,
+                "decl": draw(st.sampled_from(["Task", "Task", "decorator"])),
+            }
+        )
     return spec
 
 
@@ -461,8 +483,9 @@ def features(spec: list[dict], ups: list[set[int]], unit_list: list[list[int]]) 
         if len(u) > 1:
             got["value chain (one unit)"] += 1
             got["value chain of 3+ tasks"] += len(u) > 2
-            got["value chain whose tasks have 2+ upstream units"] += len(
-                {j for m in u for j in ups[m]} - set(u)) > 1
+            got["value chain whose tasks have 2+ upstream units"] += (
+                len({j for m in u for j in ups[m]} - set(u)) > 1
+            )
     return got
 
 
@@ -503,7 +526,7 @@ def session_members(sid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry))
     return pids
@@ -552,8 +575,9 @@ def hang_guard(seconds: float):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
         if old_left:
-            signal.setitimer(signal.ITIMER_REAL, max(old_left - (time.monotonic() - t0), 0.001),
-                             old_interval)
+            signal.setitimer(
+                signal.ITIMER_REAL, max(old_left - (time.monotonic() - t0), 0.001), old_interval
+            )
 
 
 @contextlib.contextmanager
@@ -589,28 +613,42 @@ class Expected:
                 for k, t in enumerate(spec):
                     after = [p for j in t["after"] for p in spec[j]["out"]]
                     vals = [self.values[j] for j in t["vals"]]
-                    self.values.append(ns[f"task_{k}"](t["out"], t["deps"], after, vals,
-                                                       t["param"]))
+                    self.values.append(
+                        ns[f"task_{k}"](t["out"], t["deps"], after, vals, t["param"])
+                    )
             self.products = {p: read_tree(ref / p) for t in spec for p in t["out"]}
             self.records: list[dict] = []
             self.stamps: list[str] = []
             for t in spec:
                 explicit = sorted(set(t["after"]) | set(t["vals"]))
-                rec = {"code": t["version"], "param": t["param"],
-                       "deps": {d: read_tree(ref / d) for d in t["deps"]},
-                       "products": {p: self.products[p] for p in t["out"]},
-                       "up": {j: self.stamps[j] for j in explicit},
-                       "up_out": {j: (h([self.products[p] for p in spec[j]["out"]]),
-                                      self.values[j]) for j in explicit}}
+                rec = {
+                    "code": t["version"],
+                    "param": t["param"],
+                    "deps": {d: read_tree(ref / d) for d in t["deps"]},
+                    "products": {p: self.products[p] for p in t["out"]},
+                    "up": {j: self.stamps[j] for j in explicit},
+                    "up_out": {
+                        j: (h([self.products[p] for p in spec[j]["out"]]), self.values[j])
+                        for j in explicit
+                    },
+                }
                 self.records.append(rec)
-                self.stamps.append(h((rec["code"], rec["param"], rec["deps"], rec["products"],
-                                      rec["up"])))
+                self.stamps.append(
+                    h((rec["code"], rec["param"], rec["deps"], rec["products"], rec["up"]))
+                )
         finally:
             shutil.rmtree(ref, ignore_errors=True)
 
 
-def own_reasons(spec: list[dict], k: int, snap: dict | None, cur: dict,
-                before: dict[str, bytes | None], *, by_outcome: bool) -> list[str]:
+def own_reasons(
+    spec: list[dict],
+    k: int,
+    snap: dict | None,
+    cur: dict,
+    before: dict[str, bytes | None],
+    *,
+    by_outcome: bool,
+) -> list[str]:
     """Why task ``k`` is out of date against its record ``snap``. ``by_outcome``: judge
     explicit upstreams by what they made (necessity) rather than by stamp (minimality)."""
     if snap is None:
@@ -662,7 +700,7 @@ class OracleMachine(RuleBasedStateMachine):
         self.sources: dict[str, bytes] = {}
         self.snaps: list[dict | None] = []
         self.flags: list[str] = []
-        self.loose_units = 0     # killed parallel runs since the last good run
+        self.loose_units = 0  # killed parallel runs since the last good run
         self.code_changed: set[str] = set()  # styles of the tasks whose code changed since a run
         # (task, call) -> (snapshot, flag) of a product-less task's other calls (rekey)
         self.calls: dict[tuple[int, tuple | None], tuple[dict | None, str]] = {}
@@ -670,8 +708,9 @@ class OracleMachine(RuleBasedStateMachine):
         self.procs: list[subprocess.Popen] = []
 
     # -- setup ----------------------------------------------------------------------
-    @initialize(spec=pipelines(), texts=st.lists(st.binary(min_size=1, max_size=12),
-                                                  min_size=4, max_size=4))
+    @initialize(
+        spec=pipelines(), texts=st.lists(st.binary(min_size=1, max_size=12), min_size=4, max_size=4)
+    )
     def setup(self, spec: list[dict], texts: list[bytes]) -> None:
         self.spec = spec
         self.project.mkdir()
@@ -713,8 +752,9 @@ class OracleMachine(RuleBasedStateMachine):
     # -- edits ----------------------------------------------------------------------
     @rule(data=st.data())
     def edit_source(self, data) -> None:
-        extra = sorted(r for r in self.sources if r.startswith(SRC_DIR + "/x") and
-                       not r.endswith("x0.txt"))
+        extra = sorted(
+            r for r in self.sources if r.startswith(SRC_DIR + "/x") and not r.endswith("x0.txt")
+        )
         what = pick(data, ["edit", "edit", "add", "remove"])
         rel = pick(data, extra)
         new = data.draw(st.binary(min_size=1, max_size=12))
@@ -725,8 +765,11 @@ class OracleMachine(RuleBasedStateMachine):
             return
         if what == "add":
             rel = f"{SRC_DIR}/x{pick(data, [1, 2, 3])}.txt"
-            seen("rule edit_source: add a file to the source directory"
-                 if rel not in self.sources else "rule edit_source: edit a file")
+            seen(
+                "rule edit_source: add a file to the source directory"
+                if rel not in self.sources
+                else "rule edit_source: edit a file"
+            )
         else:
             rel = pick(data, sorted(self.sources))
             seen("rule edit_source: edit a file")
@@ -763,8 +806,11 @@ class OracleMachine(RuleBasedStateMachine):
         new = call_key(self.spec[k])
         if new == old:
             return
-        seen("product-less task back to an earlier call" if (k, new) in self.calls else
-             "product-less task, a new call")
+        seen(
+            "product-less task back to an earlier call"
+            if (k, new) in self.calls
+            else "product-less task, a new call"
+        )
         self.calls[(k, old)] = (self.snaps[k], self.flags[k])
         self.snaps[k], self.flags[k] = self.calls.pop((k, new), (None, NEVER))
 
@@ -774,8 +820,9 @@ class OracleMachine(RuleBasedStateMachine):
             for p in t["out"]:
                 full = self.project / p
                 if full.is_dir():
-                    out += sorted(str(q.relative_to(self.project)) for q in full.rglob("*")
-                                  if q.is_file())
+                    out += sorted(
+                        str(q.relative_to(self.project)) for q in full.rglob("*") if q.is_file()
+                    )
                     if not files_only:
                         out.append(p)
                 elif full.exists():
@@ -792,8 +839,10 @@ class OracleMachine(RuleBasedStateMachine):
             seen("rule delete_product: a product directory")
             shutil.rmtree(full)
         else:
-            seen("rule delete_product: a file" + (" in a product directory"
-                                                  if full.parent.name.endswith(".d") else ""))
+            seen(
+                "rule delete_product: a file"
+                + (" in a product directory" if full.parent.name.endswith(".d") else "")
+            )
             full.unlink()
 
     @rule(data=st.data())
@@ -803,8 +852,10 @@ class OracleMachine(RuleBasedStateMachine):
         if rel is None:
             return
         full = self.project / rel
-        seen("rule hand_edit_product: " + ("a stray file in a product directory"
-                                           if full.is_dir() else "append to a file"))
+        seen(
+            "rule hand_edit_product: "
+            + ("a stray file in a product directory" if full.is_dir() else "append to a file")
+        )
         if full.is_dir():  # a stray file in a product directory
             (full / f"stray{len(extra)}.txt").write_bytes(extra)
         else:
@@ -835,8 +886,10 @@ class OracleMachine(RuleBasedStateMachine):
         old = full.read_bytes()
         if not old:
             return
-        seen("rule replace_keeping_size_and_mtime: a "
-             + ("source" if rel in self.sources else "product"))
+        seen(
+            "rule replace_keeping_size_and_mtime: a "
+            + ("source" if rel in self.sources else "product")
+        )
         new = bytes((b + 1) % 256 for b in old)
         with open(full, "r+b") as f:
             f.write(new)
@@ -851,7 +904,7 @@ class OracleMachine(RuleBasedStateMachine):
     def new_log(self) -> list[int]:
         path = self.project / "runlog.txt"
         lines = path.read_text().split() if path.exists() else []
-        got = lines[self.log_lines:]
+        got = lines[self.log_lines :]
         self.log_lines = len(lines)
         return [int(x[1:]) for x in got]
 
@@ -865,12 +918,17 @@ class OracleMachine(RuleBasedStateMachine):
                     seen("decision: " + part.split(": ")[0])
         ran_set = set(ran)
         seen("decision: up to date", len(self.spec) - len(ran_set))
-        seen("decision: up to date though a task upstream ran (early cutoff)",
-             sum(1 for k in range(len(self.spec)) if k not in ran_set and self.ups[k] & ran_set))
+        seen(
+            "decision: up to date though a task upstream ran (early cutoff)",
+            sum(1 for k in range(len(self.spec)) if k not in ran_set and self.ups[k] & ran_set),
+        )
 
     def make_executor(self):
-        return SequentialExecutor() if self.executor == "sequential" \
+        return (
+            SequentialExecutor()
+            if self.executor == "sequential"
             else ParallelExecutor(max_workers=2)
+        )
 
     def run_here(self) -> tuple[int, list[Status], str]:
         stream = io.StringIO()
@@ -894,10 +952,15 @@ class OracleMachine(RuleBasedStateMachine):
             env["ORACLE_DIE"] = die
         # Output to a file, not a pipe: a worker left behind would hold a pipe open.
         with open(self.project / "driver.err", "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-B", "driver.py", self.executor],
-                                    cwd=self.project, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=err, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-B", "driver.py", self.executor],
+                cwd=self.project,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         return proc
 
@@ -920,12 +983,20 @@ class OracleMachine(RuleBasedStateMachine):
             if self.flags[k] in (NEVER, INCOMPLETE):
                 must.add(k)
             elif self.flags[k] in (OK, MAYBE) and own_reasons(
-                    self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=True):
+                self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=True
+            ):
                 must.add(k)
         return must
 
-    def check(self, exp: Expected, before, ran: list[int], out: str,
-              scope: set[int] | None = None, depfailed: set[int] = frozenset()) -> None:
+    def check(
+        self,
+        exp: Expected,
+        before,
+        ran: list[int],
+        out: str,
+        scope: set[int] | None = None,
+        depfailed: set[int] = frozenset(),
+    ) -> None:
         """The invariants, for the tasks in ``scope`` (default: all). ``depfailed``: tasks
         that could not run because a task failed (a producer may have run for them)."""
         n = len(self.spec)
@@ -940,12 +1011,17 @@ class OracleMachine(RuleBasedStateMachine):
                 assert now[p] == exp.products[p], (
                     f"t{k}'s product {p} differs from a clean build:\n  got  {now[p]!r}\n"
                     f"  want {exp.products[p]!r}\n(t{k} {'ran' if k in ran_set else 'did not run'}"
-                    f" in this run){where}")
+                    f" in this run){where}"
+                )
         # 2. minimality: the least set closed under the documented allowances
         # A task a failure stopped may have been decided out of date (its producers ran
         # for it); what it was decided on is not observable, so it counts as justified.
-        justified = set(depfailed) | {k for k in range(n) if self.flags[k] != OK or own_reasons(
-            self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=False)}
+        justified = set(depfailed) | {
+            k
+            for k in range(n)
+            if self.flags[k] != OK
+            or own_reasons(self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=False)
+        }
         # Dispatched: ran, or in one unit (a value chain) with a task that ran.
         dispatched = ran_set | {m for k in ran_set | depfailed for m in self.unit_of[k]}
         # A producer reopened for a consumer that a failure then stopped may be decided
@@ -971,14 +1047,24 @@ class OracleMachine(RuleBasedStateMachine):
             extra = []  # dispatched (marked started) by a killed run, not yet begun
         assert not extra, (
             "task(s) ran though nothing they depend on changed: "
-            + ", ".join(f"t{k}" for k in extra) + where)
+            + ", ".join(f"t{k}" for k in extra)
+            + where
+        )
         # 3. necessity
         must = self.must_run(exp, before) & scope
         missed = sorted(must - ran_set)
-        why = {k: ", ".join(own_reasons(self.spec, k, self.snaps[k], exp.records[k], before,
-                                        by_outcome=True)) or self.flags[k] for k in missed}
-        assert not missed, "task(s) out of date were not run: " + "; ".join(
-            f"t{k} ({why[k]})" for k in missed) + where
+        why = {
+            k: ", ".join(
+                own_reasons(self.spec, k, self.snaps[k], exp.records[k], before, by_outcome=True)
+            )
+            or self.flags[k]
+            for k in missed
+        }
+        assert not missed, (
+            "task(s) out of date were not run: "
+            + "; ".join(f"t{k} ({why[k]})" for k in missed)
+            + where
+        )
 
     def downstream(self, k: int, through: set[int] | None = None) -> set[int]:
         """Tasks downstream of ``k``; with ``through``, only along paths whose tasks are
@@ -1063,16 +1149,22 @@ class OracleMachine(RuleBasedStateMachine):
         # Those ended before shield what lies beyond them: a task that waits only on such
         # a task (not on k through another path) may run, as its inputs are up to date.
         first = ran.index(k)
-        early = {i for i in down if statuses[i] is Status.SKIPPED or
-                 (statuses[i] is Status.FINISHED and i in ran[:first])}
+        early = {
+            i
+            for i in down
+            if statuses[i] is Status.SKIPPED
+            or (statuses[i] is Status.FINISHED and i in ran[:first])
+        }
         reached = self.downstream(k, through=down - early)
         allowed = down
         if "unit-depfailed" in AVOID:  # tolerate a failure taking down its units' heads
             allowed = down | {m for u in self.units if set(u) & down for m in u} - {k}
         assert reached <= got_dep <= allowed, (
-            f"DEPFAILED: {sorted(got_dep)}, want {sorted(reached)}{where}")
-        assert not set(ran[first:]) & (reached | got_dep), \
+            f"DEPFAILED: {sorted(got_dep)}, want {sorted(reached)}{where}"
+        )
+        assert not set(ran[first:]) & (reached | got_dep), (
             f"a task downstream of the failed t{k} ran after it{where}"
+        )
         down = got_dep | early
         rest = set(range(len(self.spec))) - down - {k}
         # A reader that finished before k was reopened read k's good products: it is
@@ -1121,8 +1213,10 @@ class OracleMachine(RuleBasedStateMachine):
         ran = self.new_log()
         self.observe(ran, out)
         seen(f"rule kill_run: {how}, " + ("killed" if k in ran else "not reached"))
-        assert not leaked, (f"{LEAK_WAIT} s after the driver ended ({how}), process(es) "
-                            f"{leaked} of its run were still running\n{self.describe()}")
+        assert not leaked, (
+            f"{LEAK_WAIT} s after the driver ended ({how}), process(es) "
+            f"{leaked} of its run were still running\n{self.describe()}"
+        )
         if k not in ran:  # did not get there (it was not out of date after all): a plain run
             self.ended_well(exp, before, ran, rc, out)
             return
@@ -1152,8 +1246,10 @@ class OracleMachine(RuleBasedStateMachine):
         ran = self.new_log()
         self.observe(ran, out)
         seen(f"rule die_writing_state: {kind}, " + ("died" if died.exists() else "ended first"))
-        assert not leaked, (f"{LEAK_WAIT} s after the driver ended (exit {rc}), process(es) "
-                            f"{leaked} of its run were still running\n{self.describe()}")
+        assert not leaked, (
+            f"{LEAK_WAIT} s after the driver ended (exit {rc}), process(es) "
+            f"{leaked} of its run were still running\n{self.describe()}"
+        )
         if not died.exists():
             self.ended_well(exp, before, ran, rc, out)
             return
@@ -1190,9 +1286,14 @@ def machine(executor: str):
 
 
 # No "explain" phase: it traces every line (slow on Python < 3.12) to say little here.
-COMMON = dict(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-              print_blob=True, suppress_health_check=list(HealthCheck))
+COMMON = dict(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    print_blob=True,
+    suppress_health_check=list(HealthCheck),
+)
 if IN_CI:
     COMMON.update(derandomize=True, database=None)
 
@@ -1212,9 +1313,17 @@ def run_machine(machine_class: type, name: str) -> None:
     finally:
         if STATS_FILE:
             with open(STATS_FILE, "a") as f:
-                f.write(json.dumps({"test": name, "seconds": round(time.monotonic() - t0),
-                                    "examples": STATS["examples"],
-                                    "counts": dict(sorted(STATS.items()))}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "test": name,
+                            "seconds": round(time.monotonic() - t0),
+                            "examples": STATS["examples"],
+                            "counts": dict(sorted(STATS.items())),
+                        }
+                    )
+                    + "\n"
+                )
 
 
 @_timeout

@@ -43,29 +43,55 @@ def by_name(func):
 
 
 def test_types_defaults_markers_and_annotated_descriptions():
-    def f(out: Annotated[Path, Product, "where it goes"], src: Dependency,
-          srcs: Annotated[list[Path], Dependency], n: int = 3,
-          rate: Annotated[float, "the rate", "ignored second note"] = 0.5,
-          mode: Literal["a", "b"] = "a", colour: Colour = Colour.RED,
-          maybe: int | None = None, quiet: Annotated[bool, IgnoredForEq] = False,
-          anything=None, *args, **kwargs):
+    def f(
+        out: Annotated[Path, Product, "where it goes"],
+        src: Dependency,
+        srcs: Annotated[list[Path], Dependency],
+        n: int = 3,
+        rate: Annotated[float, "the rate", "ignored second note"] = 0.5,
+        mode: Literal["a", "b"] = "a",
+        colour: Colour = Colour.RED,
+        maybe: int | None = None,
+        quiet: Annotated[bool, IgnoredForEq] = False,
+        anything=None,
+        *args,
+        **kwargs,
+    ):
         pass
 
     ps = by_name(f)
-    assert list(ps) == ["out", "src", "srcs", "n", "rate", "mode", "colour", "maybe", "quiet",
-                        "anything"]  # *args and **kwargs are no spec parameters
+    assert list(ps) == [
+        "out",
+        "src",
+        "srcs",
+        "n",
+        "rate",
+        "mode",
+        "colour",
+        "maybe",
+        "quiet",
+        "anything",
+    ]  # *args and **kwargs are no spec parameters
     assert [(p.marker, p.type_text, p.required) for p in ps.values()] == [
-        ("Product", "Path", True), ("Dependency", "Path", True),
-        ("Dependency", "list[Path]", True), ("", "int", False), ("", "float", False),
-        ("", "one of 'a', 'b'", False), ("", "Colour (one of 'red', 'blue')", False),
-        ("", "int | None", False), ("IgnoredForEq", "bool", False), ("", "any", False)]
+        ("Product", "Path", True),
+        ("Dependency", "Path", True),
+        ("Dependency", "list[Path]", True),
+        ("", "int", False),
+        ("", "float", False),
+        ("", "one of 'a', 'b'", False),
+        ("", "Colour (one of 'red', 'blue')", False),
+        ("", "int | None", False),
+        ("IgnoredForEq", "bool", False),
+        ("", "any", False),
+    ]
     assert ps["out"].description == "where it goes"
     assert ps["rate"].description == "the rate"
     assert ps["n"].default == 3 and ps["out"].default is MISSING
 
 
 def test_future_annotations_and_an_unresolvable_name(tmp_path, monkeypatch):
-    (tmp_path / "futmod.py").write_text(textwrap.dedent("""\
+    (tmp_path / "futmod.py").write_text(
+        textwrap.dedent("""\
         from __future__ import annotations
         from pathlib import Path
         from typing import Annotated, TYPE_CHECKING
@@ -80,7 +106,8 @@ def test_future_annotations_and_an_unresolvable_name(tmp_path, monkeypatch):
             Args:
                 k: how many.
             '''
-        """))
+        """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import futmod
 
@@ -107,8 +134,11 @@ def test_google_numpy_and_sphinx_docstrings():
     Returns:
         something: not a parameter.
     """
-    assert docstring_params(textwrap.dedent(google)) == {"a": "first and more.", "b": "second.",
-                                                          "args": "rest."}
+    assert docstring_params(textwrap.dedent(google)) == {
+        "a": "first and more.",
+        "b": "second.",
+        "args": "rest.",
+    }
     numpy = """Summary.
 
     Parameters
@@ -124,9 +154,11 @@ def test_google_numpy_and_sphinx_docstrings():
     r : float
         not a parameter.
     """
-    assert docstring_params(textwrap.dedent(numpy)) == {"x": "coordinates in metres.",
-                                                         "y": "coordinates in metres.",
-                                                         "z": "no type."}
+    assert docstring_params(textwrap.dedent(numpy)) == {
+        "x": "coordinates in metres.",
+        "y": "coordinates in metres.",
+        "z": "no type.",
+    }
     sphinx = """Summary.
 
     :param int a: the a
@@ -147,32 +179,62 @@ def test_google_numpy_and_sphinx_docstrings():
     assert summary(f) == "Frame a report with a title."
 
 
-@pytest.mark.parametrize("value,tp,expected", [
-    (3, int, 3), (3.0, int, 3), (3, float, 3.0), ("1e3", float, 1000.0), ("x", str, "x"),
-    (True, bool, True), ("a.txt", Path, Path("a.txt")), (None, Optional[int], None),
-    (4, Optional[int], 4), ([1, 2], list[int], [1, 2]), ([1, 2], tuple[int, ...], (1, 2)),
-    ([1, "a"], tuple[int, str], (1, "a")), ({"a": 1.5}, dict[str, float], {"a": 1.5}),
-    ("blue", Colour, Colour.BLUE), ("BLUE", Colour, Colour.BLUE), (2, Level, Level.HIGH),
-    ("b", Literal["a", "b"], "b"), ([1, 1, 2], set[int], {1, 2}),
-    (["a.txt"], Annotated[list[Path], Dependency], [Path("a.txt")]),
-    ("x", Any, "x"), ({"k": [1]}, dict[str, list[int]], {"k": [1]}),
-    (["a"], Sequence[str], ["a"]), (5, int | str, 5), ("5", int | str, "5"),
-])
+@pytest.mark.parametrize(
+    "value,tp,expected",
+    [
+        (3, int, 3),
+        (3.0, int, 3),
+        (3, float, 3.0),
+        ("1e3", float, 1000.0),
+        ("x", str, "x"),
+        (True, bool, True),
+        ("a.txt", Path, Path("a.txt")),
+        (None, Optional[int], None),
+        (4, Optional[int], 4),
+        ([1, 2], list[int], [1, 2]),
+        ([1, 2], tuple[int, ...], (1, 2)),
+        ([1, "a"], tuple[int, str], (1, "a")),
+        ({"a": 1.5}, dict[str, float], {"a": 1.5}),
+        ("blue", Colour, Colour.BLUE),
+        ("BLUE", Colour, Colour.BLUE),
+        (2, Level, Level.HIGH),
+        ("b", Literal["a", "b"], "b"),
+        ([1, 1, 2], set[int], {1, 2}),
+        (["a.txt"], Annotated[list[Path], Dependency], [Path("a.txt")]),
+        ("x", Any, "x"),
+        ({"k": [1]}, dict[str, list[int]], {"k": [1]}),
+        (["a"], Sequence[str], ["a"]),
+        (5, int | str, 5),
+        ("5", int | str, "5"),
+    ],
+)
 def test_convert_takes(value, tp, expected):
     got = convert(value, tp)
     assert got == expected and type(got) is type(expected)
 
 
-@pytest.mark.parametrize("value,tp,where,expected", [
-    ("3", int, "", "int"), (True, int, "", "int"), (2.5, int, "", "int"),
-    (True, float, "", "float"), ("x", float, "", "float"), (3, str, "", "str"),
-    ("", Path, "", "a path (Path)"), (None, int, "", "int"),
-    ([1, "x"], list[int], "[1]", "int"), ("abc", list[str], "", "list[str]"),
-    ([1], tuple[int, str], "", "tuple[int, str]"), ({"a": "x"}, dict[str, int], ".a", "int"),
-    ("green", Colour, "", "Colour (one of 'red', 'blue')"), (True, Level, "", "Level (one of 1, 2)"),
-    ("c", Literal["a", "b"], "", "one of 'a', 'b'"), ("x", Optional[int], "", "int | None"),
-    (1, Literal[True], "", "one of True"),
-])
+@pytest.mark.parametrize(
+    "value,tp,where,expected",
+    [
+        ("3", int, "", "int"),
+        (True, int, "", "int"),
+        (2.5, int, "", "int"),
+        (True, float, "", "float"),
+        ("x", float, "", "float"),
+        (3, str, "", "str"),
+        ("", Path, "", "a path (Path)"),
+        (None, int, "", "int"),
+        ([1, "x"], list[int], "[1]", "int"),
+        ("abc", list[str], "", "list[str]"),
+        ([1], tuple[int, str], "", "tuple[int, str]"),
+        ({"a": "x"}, dict[str, int], ".a", "int"),
+        ("green", Colour, "", "Colour (one of 'red', 'blue')"),
+        (True, Level, "", "Level (one of 1, 2)"),
+        ("c", Literal["a", "b"], "", "one of 'a', 'b'"),
+        ("x", Optional[int], "", "int | None"),
+        (1, Literal[True], "", "one of True"),
+    ],
+)
 def test_convert_refuses_naming_the_type_and_where(value, tp, where, expected):
     with pytest.raises(Invalid) as e:
         convert(value, tp, "")
@@ -200,8 +262,18 @@ class Same(enum.Enum):  # names equal values: a name is taken as well as a value
     B = "B"
 
 
-LEAVES = [int, float, str, bool, Path, type(None), Any, Literal["a", 1, None], Same,
-          Literal[1.5, 2]]
+LEAVES = [
+    int,
+    float,
+    str,
+    bool,
+    Path,
+    type(None),
+    Any,
+    Literal["a", 1, None],
+    Same,
+    Literal[1.5, 2],
+]
 
 
 def types_():
@@ -215,16 +287,25 @@ def types_():
             inner.map(lambda t: Optional[t]),
             st.tuples(inner, inner).map(lambda ab: typing.Union[ab[0], ab[1]]),
             inner.map(lambda t: Annotated[t, "note"]),
-        ), max_leaves=4)
+        ),
+        max_leaves=4,
+    )
 
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-5, 5),
-              st.floats(allow_nan=False, allow_infinity=False, width=32),
-              st.sampled_from(["a", "A", "", "x.txt", "1.5", "B"]), st.text(max_size=3)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.text(max_size=2), inner, max_size=3)),
-    max_leaves=6)
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 5),
+        st.floats(allow_nan=False, allow_infinity=False, width=32),
+        st.sampled_from(["a", "A", "", "x.txt", "1.5", "B"]),
+        st.text(max_size=3),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

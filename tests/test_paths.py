@@ -69,8 +69,10 @@ def statuses(p):
 
 # --------------------------------------------------------------------- containment edges
 
+
 def test_a_directory_dependency_runs_after_every_task_producing_inside_it(
-        project, executor_factory):
+    project, executor_factory
+):
     # Declared first, so without an edge it would run first and see an empty directory.
     Path("out").mkdir()
     Path("src.txt").write_text("s")
@@ -111,8 +113,7 @@ def test_a_directory_no_task_makes_yet_is_not_missing_when_tasks_write_into_it(p
     assert Path("listing.txt").read_text() == "a.txt=A"
 
 
-def test_a_file_inside_a_directory_another_task_produces_runs_after_it(
-        project, executor_factory):
+def test_a_file_inside_a_directory_another_task_produces_runs_after_it(project, executor_factory):
     def build():
         p = new_pipeline(executor_factory())
         p.add_task(Task("read", copy, ["copy.txt", "gen/x.txt"]))
@@ -196,6 +197,7 @@ def test_one_task_may_declare_a_directory_and_a_file_in_it(project):
 
 # --------------------------------------------------------------------- symlinks
 
+
 def test_a_file_through_a_symlinked_directory_and_its_real_path_is_one_node(project):
     Path("real").mkdir()
     os.symlink("real", "link")
@@ -212,7 +214,8 @@ def test_a_file_through_a_symlinked_directory_and_its_real_path_is_one_node(proj
 
 
 def test_a_consumer_through_the_real_path_waits_for_a_producer_through_a_link(
-        project, executor_factory):
+    project, executor_factory
+):
     Path("real").mkdir()
     os.symlink(os.path.abspath("real"), "link")
 
@@ -259,6 +262,7 @@ def test_a_symlink_made_between_two_declarations_is_seen(project):
 
 # --------------------------------------------------------------------- the state directory
 
+
 @pytest.mark.parametrize("product", ["build", "build/.state"])
 def test_a_state_directory_inside_or_equal_to_a_product_is_refused(project, product):
     p = new_pipeline(state_dir="build/.state")
@@ -285,6 +289,7 @@ def test_a_directory_dependency_holding_the_state_directory_settles(project):
 
 # --------------------------------------------------------------------- ctime
 
+
 def _wait_until_settled(path):
     """Until the file's last change is outside the racy window (so its stat is trusted)."""
     deadline = time.monotonic() + 30
@@ -293,8 +298,7 @@ def _wait_until_settled(path):
         time.sleep(0.05)
 
 
-def test_a_file_rewritten_with_its_size_and_mtime_restored_is_read_again(
-        project, executor_factory):
+def test_a_file_rewritten_with_its_size_and_mtime_restored_is_read_again(project, executor_factory):
     Path("in.txt").write_text("one")
     old = time.time_ns() - 3600 * 10**9
     os.utime("in.txt", ns=(old, old))
@@ -342,6 +346,7 @@ def test_state_file_entries_without_ctime_are_not_trusted(project):
 
 # --------------------------------------------------------------------- stat once
 
+
 class CountingDisk(RealDisk):
     def __init__(self):
         self.stats = {}
@@ -372,11 +377,13 @@ def test_a_no_op_run_stats_each_file_once(project):
     disk = CountingDisk()
     p = build(disk)
     assert p.run() == 0 and calls() == []
-    assert disk.stats and max(disk.stats.values()) == 1, \
-        {k: v for k, v in disk.stats.items() if v > 1}
+    assert disk.stats and max(disk.stats.values()) == 1, {
+        k: v for k, v in disk.stats.items() if v > 1
+    }
 
 
 # --------------------------------------------------------------------- clear errors
+
 
 def test_a_name_over_255_bytes_is_refused_when_the_task_is_declared(project):
     long = "é" * 130  # 260 bytes in UTF-8
@@ -389,7 +396,9 @@ def test_a_name_over_255_bytes_is_refused_when_the_task_is_declared(project):
 
 
 def test_a_name_over_255_bytes_in_a_script_is_one_message_exit_2(tmp_path):
-    r = run_script(tmp_path, """
+    r = run_script(
+        tmp_path,
+        """
         from pathlib import Path
         from typing import Annotated
         from depio_like import Pipeline, Task, Product, Dependency
@@ -400,16 +409,22 @@ def test_a_name_over_255_bytes_in_a_script_is_one_message_exit_2(tmp_path):
         p = Pipeline()
         p.add_task(Task("too-long", step, ["out.txt", "in/" + "n" * 256]))
         exit(p.main())
-    """)
+    """,
+    )
     # Raised while declaring, before main(): the pipeline's excepthook makes it one
     # message and exit 2, as `depio-like run` does. The message names the parameter and
     # the limit.
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert "'src'" in r.stderr and "255" in r.stderr
-    r = subprocess.run([str(Path(sys.executable).with_name("depio-like")), "run", "pipeline.py"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                       stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [str(Path(sys.executable).with_name("depio-like")), "run", "pipeline.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and "'src'" in r.stderr and "255" in r.stderr
 
@@ -496,6 +511,7 @@ def test_a_dangling_symlink_declared_as_a_dependency_says_where_it_points(projec
 
 # --------------------------------------------------------------------- permissions
 
+
 def _without_dac_override() -> None:
     """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
     bounding set, so even uid 0 obeys permission bits after exec."""
@@ -515,8 +531,16 @@ def _unprivileged_python(cwd):
     env.pop("CI", None)
 
     def python(*args):
-        return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL, **extra)
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            **extra,
+        )
 
     Path(cwd, "probe").mkdir()
     Path(cwd, "probe", "f").write_text("x")
@@ -524,13 +548,17 @@ def _unprivileged_python(cwd):
     try:
         probe = python("-c", "import os; os.stat('probe/f')")
     except subprocess.SubprocessError as e:
-        pytest.skip(f"running as root and cannot drop CAP_DAC_READ_SEARCH here ({e}); no "
-                    "other way to make a read fail with EACCES for root")
+        pytest.skip(
+            f"running as root and cannot drop CAP_DAC_READ_SEARCH here ({e}); no "
+            "other way to make a read fail with EACCES for root"
+        )
     finally:
         os.chmod(Path(cwd, "probe"), 0o755)
     if probe.returncode == 0:
-        pytest.skip("this process reads through a 000 directory (privileged), and dropping "
-                    "CAP_DAC_READ_SEARCH did not stop it")
+        pytest.skip(
+            "this process reads through a 000 directory (privileged), and dropping "
+            "CAP_DAC_READ_SEARCH did not stop it"
+        )
     return python
 
 
@@ -649,10 +677,12 @@ def test_a_dependency_that_is_a_symlink_to_a_directory_waits_for_its_writers(pro
 
 def test_remove_files_removes_files_and_leaves_directories_and_missing_paths(tmp_path):
     from depio_like.fs import remove_files
+
     (tmp_path / "half.txt").write_text("half written")
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "inside.txt").write_text("kept")
-    remove_files(RealDisk(), [str(tmp_path / "half.txt"), str(tmp_path / "dir"),
-                              str(tmp_path / "never.txt")])
+    remove_files(
+        RealDisk(), [str(tmp_path / "half.txt"), str(tmp_path / "dir"), str(tmp_path / "never.txt")]
+    )
     assert not (tmp_path / "half.txt").exists()
     assert (tmp_path / "dir" / "inside.txt").read_text() == "kept"

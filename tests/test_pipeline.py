@@ -39,8 +39,10 @@ def test_identical_calls_are_one_task_whatever_the_name(project):
 def test_merged_calls_run_once(project):
     p = new_pipeline()
     count = []
+
     def once(n: int):
         count.append(n)
+
     for _ in range(3):
         p.add_task(Task("x", once, [1]))
     assert p.run() == 0

@@ -16,8 +16,16 @@ from depio_like.status import Status
 
 RUN = Decision(True, (Reason(Why.NEVER_RAN),))
 SKIP = Decision(False)
-W, P, R, F, S, FL, DF, C = (Status.WAITING, Status.PENDING, Status.RUNNING, Status.FINISHED,
-                            Status.SKIPPED, Status.FAILED, Status.DEPFAILED, Status.CANCELLED)
+W, P, R, F, S, FL, DF, C = (
+    Status.WAITING,
+    Status.PENDING,
+    Status.RUNNING,
+    Status.FINISHED,
+    Status.SKIPPED,
+    Status.FAILED,
+    Status.DEPFAILED,
+    Status.CANCELLED,
+)
 
 
 def graph(n, edges=(), values=()):
@@ -48,16 +56,17 @@ def graph(n, edges=(), values=()):
     vals = [tuple(v) for v in vals]
     units, unit_of = _units(order, upstream, downstream, vals)
     tasks = [SimpleNamespace(label=f"[{i}] 't{i}'") for i in range(n)]
-    return TaskGraph(tasks, upstream, downstream, [tuple(v) for v in vals], {}, order, vals,
-                     units, unit_of)
+    return TaskGraph(
+        tasks, upstream, downstream, [tuple(v) for v in vals], {}, order, vals, units, unit_of
+    )
 
 
 class Driver:
     """Drives a plan as the run does, with decisions and outcomes given by the test."""
 
     def __init__(self, g, decide=None, **kw):
-        self.values = set()            # producers whose value is at hand
-        self.decide = decide or {}     # task -> Decision (default RUN)
+        self.values = set()  # producers whose value is at hand
+        self.decide = decide or {}  # task -> Decision (default RUN)
         self.plan = BuildPlan(g, has_value=self.values.__contains__, **kw)
         self.checks, self.dispatched, self.changes, self.retries = [], [], [], []
         self.feed(self.plan.start())
@@ -107,6 +116,7 @@ class Driver:
 
 
 # -- readiness --------------------------------------------------------------------------
+
 
 def test_units_waiting_for_nothing_are_checked_first_in_the_order_they_were_added():
     d = Driver(graph(4, [(0, 3)]))
@@ -161,6 +171,7 @@ def test_free_slots_limit_how_many_units_go_out_at_once():
 
 
 # -- failures --------------------------------------------------------------------------
+
 
 def test_a_failure_marks_exactly_the_transitive_downstream_depfailed():
     #     0       5
@@ -228,6 +239,7 @@ def test_a_long_chain_of_skips_is_decided_without_recursion():
 
 # -- retries ---------------------------------------------------------------------------
 
+
 def test_a_failed_task_with_retries_runs_again_then_fails_for_good():
     d = Driver(graph(2, [(0, 1)]), retries=[1, 0])
     d.dispatch()
@@ -241,6 +253,7 @@ def test_a_failed_task_with_retries_runs_again_then_fails_for_good():
 
 
 # -- guards the run relies on ----------------------------------------------------------
+
 
 def test_a_second_report_of_an_ended_task_is_ignored():
     d = Driver(graph(2, [(0, 1)]))
@@ -268,8 +281,8 @@ def test_in_flight_names_what_an_executor_still_owes():
 
 def test_cancel_cancels_what_has_not_ended_and_nothing_starts_after():
     d = Driver(graph(5, [(0, 1), (1, 2)]))
-    d.dispatch(2)          # 0 and 3 run
-    d.ok(0)                # 1 is decided and queued
+    d.dispatch(2)  # 0 and 3 run
+    d.ok(0)  # 1 is decided and queued
     d.fail(3)
     d.feed(d.plan.cancel())
     assert d.status == [F, C, C, FL, C]
@@ -284,6 +297,7 @@ def test_an_empty_graph_is_done_at_once():
 
 # -- priorities ------------------------------------------------------------------------
 
+
 def test_higher_priority_is_dispatched_first():
     d = Driver(graph(5), priority=[1, 5, 3, 5, -2])
     assert d.dispatch() == [(1,), (3,), (2,), (0,), (4,)]  # ties: the order added
@@ -294,12 +308,13 @@ def test_the_longest_path_ahead_goes_first():
     g = graph(5, [(0, 1), (1, 2)])
     prio = longest_paths(g.order, g.downstream, [1, 1, 1, 2.5, 0.5])
     d = Driver(g, priority=prio)
-    assert d.dispatch(1) == [(0,)]   # 3 s ahead of it
+    assert d.dispatch(1) == [(0,)]  # 3 s ahead of it
     assert d.dispatch(1) == [(3,)]
     assert d.dispatch(1) == [(4,)]
 
 
 # -- chains run as one job ---------------------------------------------------------------
+
 
 def test_a_value_chain_is_one_unit_and_each_task_says_why_it_runs():
     # 0 -> 1 -> 2 joined by values: one job. Only 1 is out of date on its own.
@@ -308,9 +323,11 @@ def test_a_value_chain_is_one_unit_and_each_task_says_why_it_runs():
     (job,) = d.dispatch()
     assert job == (0, 1, 2)
     reasons = [[str(r) for r in dec.reasons] for dec in d.dispatched[0].decisions]
-    assert reasons == [["its return value is needed by: [1] 't1'"],
-                       ["never ran"],
-                       ["upstream task reruns: [1] 't1'"]]
+    assert reasons == [
+        ["its return value is needed by: [1] 't1'"],
+        ["never ran"],
+        ["upstream task reruns: [1] 't1'"],
+    ]
     assert d.status == [R, P, P]
     d.ok(0)
     assert d.status == [F, R, P]
@@ -326,6 +343,7 @@ def test_a_failure_inside_a_chain_fails_the_rest_of_it():
 
 # -- values of skipped producers ---------------------------------------------------------
 
+
 def two_consumers(**kw):
     # 0 produces a value taken by 1 and 2 (so no chain) and a file read by 3.
     return graph(4, [(0, 3)], values=[(0, 1), (0, 2)])
@@ -334,7 +352,7 @@ def two_consumers(**kw):
 def test_a_skipped_producer_is_reopened_once_for_the_consumer_that_runs():
     d = Driver(two_consumers(), decide={0: SKIP, 2: SKIP, 3: SKIP})
     assert d.status == [S, P, S, S]
-    assert d.dispatch() == [(0,)]   # 1 needs the value first: 0 runs again
+    assert d.dispatch() == [(0,)]  # 1 needs the value first: 0 runs again
     assert d.status == [R, W, S, S]
     why = d.dispatched[0].decisions[0].reasons
     assert [str(r) for r in why] == ["its return value is needed by: [1] 't1'"]
@@ -348,11 +366,11 @@ def test_a_producer_reopened_while_a_reader_of_its_file_runs_waits_for_it():
     # 3 reads 0's file and runs (out of date); 1 needs 0's value: 0 must not rewrite the
     # file while 3 reads it.
     d2 = Driver(two_consumers(), decide={0: SKIP, 2: SKIP}, priority=[0, 0, 0, 9])
-    assert d2.dispatch(1) == [(3,)]          # the reader starts
-    assert d2.dispatch(1) == []              # 1 wants 0's value: 0 reopened, but blocked
+    assert d2.dispatch(1) == [(3,)]  # the reader starts
+    assert d2.dispatch(1) == []  # 1 wants 0's value: 0 reopened, but blocked
     assert d2.status[0] is P and d2.status[1] is W
     d2.ok(3)
-    assert d2.dispatch() == [(0,)]           # the reader is done: now 0 may rewrite
+    assert d2.dispatch() == [(0,)]  # the reader is done: now 0 may rewrite
     d2.ok(0, value=True)
     assert d2.dispatch() == [(1,)]
 
@@ -362,7 +380,7 @@ def test_a_reader_not_yet_started_waits_for_the_reopened_producer():
     # 1 (wants the value) comes first, 3 (reads the file) is queued behind it
     assert d.dispatch(1) == [(0,)]
     assert d.status == [R, W, S, P]
-    assert d.dispatch() == []                # 3 waits for 0 to finish rewriting
+    assert d.dispatch() == []  # 3 waits for 0 to finish rewriting
     d.ok(0, value=True)
     assert sorted(d.dispatch()) == [(1,), (3,)]
 
@@ -370,7 +388,7 @@ def test_a_reader_not_yet_started_waits_for_the_reopened_producer():
 def test_a_value_is_asked_once_even_when_two_consumers_need_it():
     d = Driver(two_consumers(), decide={0: SKIP, 3: SKIP})
     assert d.dispatch() == [(0,)]
-    assert d.status == [R, W, P, S]   # 2 keeps its decision and goes once 0 is done
+    assert d.status == [R, W, P, S]  # 2 keeps its decision and goes once 0 is done
     d.ok(0, value=True)
     assert sorted(d.dispatch()) == [(1,), (2,)]
     assert sum(1 for j in d.dispatched for m in j.unit if m == 0) == 1
@@ -383,8 +401,10 @@ def test_reopening_reaches_up_a_chain_of_skipped_producers():
     assert g.units == [(0, 1), (2,), (3,)]
     assert d.dispatch() == [(0, 1)]
     reasons = [str(dec) for dec in d.dispatched[0].decisions]
-    assert reasons == ["its return value is needed by: [1] 't1'",
-                       "its return value is needed by: [2] 't2'"]
+    assert reasons == [
+        "its return value is needed by: [1] 't1'",
+        "its return value is needed by: [2] 't2'",
+    ]
     d.ok(0)
     d.ok(1, value=True)
     assert d.dispatch() == [(2,)]
@@ -423,7 +443,7 @@ def test_a_skipped_task_whose_producer_failed_cannot_be_reopened_for_its_value()
     g = graph(5, values=[(0, 1), (1, 2), (1, 3), (0, 4)])
     d = Driver(g, decide={0: SKIP, 1: SKIP, 2: SKIP}, priority=[0, 0, 0, 0, 9])
     assert d.status == [S, S, S, P, P]
-    assert d.dispatch(1) == [(0,)]           # for 4
+    assert d.dispatch(1) == [(0,)]  # for 4
     d.fail(0)
     assert d.status[4] is DF
     assert d.dispatch() == []
@@ -431,6 +451,7 @@ def test_a_skipped_task_whose_producer_failed_cannot_be_reopened_for_its_value()
 
 
 # -- run_if="all_done" -------------------------------------------------------------------
+
 
 def all_done(n, *indices):
     return [i in indices for i in range(n)]
@@ -518,10 +539,9 @@ def test_a_skipped_reader_of_a_failed_producer_is_not_reopened_for_its_value():
     g = graph(5, [(0, 1), (1, 4)], values=[(0, 2), (1, 3)])
     d = Driver(g, decide={0: SKIP, 1: SKIP, 4: SKIP}, priority=[0, 0, 9, 0, 0])
     assert d.status == [S, S, P, P, S]
-    assert d.dispatch(1) == [(0,)]           # for 2
+    assert d.dispatch(1) == [(0,)]  # for 2
     d.fail(0)
     assert d.status[2] is DF
     assert d.dispatch() == []
     assert d.status == [FL, DF, DF, DF, S] and d.plan.done
     assert [c.cause for c in d.changes if c.index in (1, 3) and c.status is DF] == [0, 0]
-

@@ -24,8 +24,10 @@ def mark(i):
 def test_productless_task_runs_until_its_postcondition_holds(project, executor_factory):
     def build():
         p = new_pipeline(executor_factory())
-        ts = [p.add_task(Task(f"mark{i}", mark, [i],
-                              ensure=lambda i: os.path.exists(f"done_{i}"))) for i in range(3)]
+        ts = [
+            p.add_task(Task(f"mark{i}", mark, [i], ensure=lambda i: os.path.exists(f"done_{i}")))
+            for i in range(3)
+        ]
         return p, ts
 
     p, ts = build()
@@ -50,8 +52,9 @@ def test_work_done_outside_the_pipeline_is_never_redone(project):
     assert t.status is Status.SKIPPED and calls() == []
 
 
-def test_postcondition_unmet_after_the_run_fails_the_task_and_its_downstream(project,
-                                                                            executor_factory):
+def test_postcondition_unmet_after_the_run_fails_the_task_and_its_downstream(
+    project, executor_factory
+):
     def forgetful(i):
         log_call("forgetful")
 
@@ -59,14 +62,14 @@ def test_postcondition_unmet_after_the_run_fails_the_task_and_its_downstream(pro
         Path(out).write_text("x")
 
     p = new_pipeline(executor_factory())
-    t = p.add_task(Task("forgetful", forgetful, [3],
-                        ensure=lambda i: os.path.exists(f"done_{i}")))
+    t = p.add_task(Task("forgetful", forgetful, [3], ensure=lambda i: os.path.exists(f"done_{i}")))
     d = p.add_task(Task("after", after, ["after.txt"], depends_on=[t]))
     assert p.run() == 1
     assert t.status is Status.FAILED and d.status is Status.DEPFAILED
     out = p.stream.getvalue()
-    assert "postcondition 'lambda i: os.path.exists(f\"done_{i}\")' does not hold after " \
-           "the run" in out
+    assert (
+        "postcondition 'lambda i: os.path.exists(f\"done_{i}\")' does not hold after the run" in out
+    )
     assert "forgetful" in out
 
 
@@ -97,8 +100,9 @@ def has_side_effect(out):
 
 def test_explain_names_the_failing_postcondition_among_several(project):
     p = new_pipeline()
-    p.add_task(Task("mark", mark, [1], ensure=[lambda: True,
-                                               lambda i: os.path.exists(f"done_{i}")]))
+    p.add_task(
+        Task("mark", mark, [1], ensure=[lambda: True, lambda i: os.path.exists(f"done_{i}")])
+    )
     assert p.run(dry_run=True, explain=True) == 0
     out = p.stream.getvalue()
     assert "postcondition does not hold: 'lambda i: os.path.exists(f\"done_{i}\")'" in out
@@ -127,8 +131,10 @@ def test_a_raising_postcondition_is_an_error_naming_it_and_the_task(project):
     assert p.run() == 1
     assert t.status is Status.FAILED and calls() == []  # refused before it ran
     out = p.stream.getvalue()
-    assert "task [1] 'mark': postcondition 'test_a_raising_postcondition_is_an_error_naming_" \
-           "it_and_the_task.<locals>.boom' raised OSError: the database is down" in out
+    assert (
+        "task [1] 'mark': postcondition 'test_a_raising_postcondition_is_an_error_naming_"
+        "it_and_the_task.<locals>.boom' raised OSError: the database is down" in out
+    )
     assert "Traceback" not in out
 
 
@@ -148,11 +154,14 @@ def test_postconditions_run_in_the_driver(project):
     assert seen == [os.getpid(), os.getpid()]  # before and after the run, here
 
 
-@pytest.mark.parametrize("ensure, words", [
-    (lambda j: True, "takes 'j', which is not a parameter of the task (it has: i)"),
-    ("done", "ensure= takes a callable or a list of callables, got str"),
-    ([lambda i: True, 3], "got int 3"),
-])
+@pytest.mark.parametrize(
+    "ensure, words",
+    [
+        (lambda j: True, "takes 'j', which is not a parameter of the task (it has: i)"),
+        ("done", "ensure= takes a callable or a list of callables, got str"),
+        ([lambda i: True, 3], "got int 3"),
+    ],
+)
 def test_bad_postconditions_are_refused_when_declared(ensure, words):
     with pytest.raises(TaskDeclarationError) as e:
         Task("mark", mark, [1], ensure=ensure)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc"
 # own: a multiprocessing.Pool, a ProcessPoolExecutor, a subprocess it leaves running (never
 # waited for), and a product written line by line (a worker left writing after its driver
 # died would mix its lines into the next run's product).
-SCRIPT = '''
+SCRIPT = """
 import multiprocessing, os, subprocess, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -80,11 +80,15 @@ for name in tasks:
     p.add_task(Task(name, globals()[name], [Path(f"out/{{name}}.txt")]))
 Path("out").mkdir(exist_ok=True)
 exit(p.run())
-'''
+"""
 
 PLAIN = ["leaves_a_process", "writes_slowly"]
-MARKER = {"with_pool": "pool", "with_executor": "executor", "leaves_a_process": "subprocess",
-          "writes_slowly": "writer"}
+MARKER = {
+    "with_pool": "pool",
+    "with_executor": "executor",
+    "leaves_a_process": "subprocess",
+    "writes_slowly": "writer",
+}
 POOLS = ["with_pool", "with_executor", "leaves_a_process", "writes_slowly"]
 
 
@@ -99,7 +103,7 @@ def session_members(sid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z" and int(fields[3]) == sid:
             found.append(int(entry))
     return found
@@ -109,9 +113,15 @@ def start(directory: Path, log: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("CI", None)
     with open(directory / log, "w") as out:
-        return subprocess.Popen([sys.executable, "pipeline.py"], cwd=directory, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "pipeline.py"],
+            cwd=directory,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def wait_until_gone(sid: int, within: float) -> list[int]:
@@ -128,8 +138,10 @@ def describe(pids: list[int]) -> str:
     out = []
     for pid in pids:
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() \
+            cmd = (
+                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
                 or Path(f"/proc/{pid}/stat").read_text()
+            )
         except OSError:
             cmd = "?"
         out.append(f"{pid}: {cmd}")
@@ -161,8 +173,9 @@ def products(directory: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 @pytest.mark.parametrize("tasks", [PLAIN, POOLS], ids=["plain", "pools"])
-def test_kill_9_of_the_driver_leaves_nothing_and_the_rerun_matches_a_clean_run(tmp_path, tasks,
-                                                                              method):
+def test_kill_9_of_the_driver_leaves_nothing_and_the_rerun_matches_a_clean_run(
+    tmp_path, tasks, method
+):
     kill_driver_then_rerun(tmp_path, tasks, method, signal.SIGKILL)
 
 
@@ -201,8 +214,10 @@ def kill_driver_then_rerun(tmp_path: Path, tasks, method: str, sig: signal.Signa
         rerun = start(work, "rerun.log")  # at once, while the old processes may be alive
         try:
             left = wait_until_gone(driver.pid, GONE_WITHIN)
-            assert not left, (f"{GONE_WITHIN} s after {sig.name} to the driver, processes "
-                              f"of its run are still alive:\n{describe(left)}")
+            assert not left, (
+                f"{GONE_WITHIN} s after {sig.name} to the driver, processes "
+                f"of its run are still alive:\n{describe(left)}"
+            )
             rc = rerun.wait(SAFETY)
         finally:
             left = wait_until_gone(rerun.pid, SAFETY)
@@ -249,9 +264,16 @@ def test_chdir_and_environ_changes_do_not_reach_the_next_task(project, executor)
         del os.environ["HOME"]
 
     def observe(out: Annotated[Path, Product]):
-        Path(out).write_text(repr((os.getcwd(), os.environ.get("DEPIO_LIKE_TEST_LEAK"),
-                                   os.environ.get("DEPIO_LIKE_TEST_KEEP"),
-                                   "HOME" in os.environ)))
+        Path(out).write_text(
+            repr(
+                (
+                    os.getcwd(),
+                    os.environ.get("DEPIO_LIKE_TEST_LEAK"),
+                    os.environ.get("DEPIO_LIKE_TEST_KEEP"),
+                    "HOME" in os.environ,
+                )
+            )
+        )
 
     ex = SequentialExecutor() if executor == "sequential" else ParallelExecutor(max_workers=1)
     p = new_pipeline(ex)
@@ -269,7 +291,7 @@ def test_chdir_and_environ_changes_do_not_reach_the_next_task(project, executor)
         os.chdir(home)
 
 
-NESTED = '''
+NESTED = """
 import subprocess, sys
 from pathlib import Path
 from typing import Annotated
@@ -294,9 +316,9 @@ if __name__ == "__main__":
     p = Pipeline(executor={executor}())
     p.add_task(Task("nested", nested, [Path("outer.txt")]))
     exit(p.run())
-'''
+"""
 
-INNER = '''
+INNER = """
 from pathlib import Path
 from typing import Annotated
 from depio_like import Pipeline, Product, SequentialExecutor, Task
@@ -307,15 +329,17 @@ def inner(out: Annotated[Path, Product]):
 q = Pipeline(executor=SequentialExecutor())
 q.add_task(Task("inner", inner, [Path("inner.txt")]))
 exit(q.main([]))
-'''
+"""
 
 
-@pytest.mark.parametrize("executor,how", [("SequentialExecutor", "call"),
-                                          ("ParallelExecutor", "call"),
-                                          ("ParallelExecutor", "exec")])
+@pytest.mark.parametrize(
+    "executor,how",
+    [("SequentialExecutor", "call"), ("ParallelExecutor", "call"), ("ParallelExecutor", "exec")],
+)
 def test_a_nested_pipeline_on_the_same_state_dir_fails_at_once(tmp_path, executor, how):
-    (tmp_path / "pipeline.py").write_text(textwrap.dedent(NESTED.format(executor=executor,
-                                                                        how=how)))
+    (tmp_path / "pipeline.py").write_text(
+        textwrap.dedent(NESTED.format(executor=executor, how=how))
+    )
     (tmp_path / "inner.py").write_text(textwrap.dedent(INNER))
     proc = start(tmp_path, "nested.log")
     try:

@@ -31,8 +31,9 @@ try:
 except ImportError:
     if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on"):
         raise  # in CI a missing test dependency is an error, not a reason to skip
-    pytest.skip("the property tests need hypothesis: pip install hypothesis",
-                allow_module_level=True)
+    pytest.skip(
+        "the property tests need hypothesis: pip install hypothesis", allow_module_level=True
+    )
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -59,8 +60,14 @@ def content(name: str, texts: list[str]) -> str:
     return f"{name}({','.join(texts)})"
 
 
-def node(out: Annotated[Path, Product], ins: Annotated[list, Dependency], name: str,
-         log: str, marker: str | None = None, how: str = "raise"):
+def node(
+    out: Annotated[Path, Product],
+    ins: Annotated[list, Dependency],
+    name: str,
+    log: str,
+    marker: str | None = None,
+    how: str = "raise",
+):
     """Log start, fail while ``marker`` exists (in the way ``how`` says), else write the
     product from the inputs and log end."""
     _append(log, f"start {name}")
@@ -83,8 +90,16 @@ def dags(draw, failure_kinds):
         ups = draw(st.lists(st.integers(0, i - 1), max_size=min(3, i), unique=True)) if i else []
         # Mostly file edges; some explicit depends_on edges.
         kinds = [draw(st.sampled_from(["path", "path", "path", "task"])) for _ in ups]
-        fail = draw(st.one_of(st.none(), st.none(), st.none(), st.none(), st.none(),
-                              st.sampled_from(failure_kinds)))
+        fail = draw(
+            st.one_of(
+                st.none(),
+                st.none(),
+                st.none(),
+                st.none(),
+                st.none(),
+                st.sampled_from(failure_kinds),
+            )
+        )
         tasks.append((ups, kinds, fail))
     return tasks
 
@@ -98,8 +113,12 @@ def build(root: Path, spec, executor) -> tuple[Pipeline, list[Task]]:
         files = [str(root / f"{u}.txt") for u, k in zip(ups, kinds) if k == "path"]
         after = [added[u] for u, k in zip(ups, kinds) if k == "task"]
         marker = str(root / f"broken-{i}") if fail else None
-        t = Task(name, node, [str(root / f"{i}.txt"), files, name, log, marker, fail or "raise"],
-                 depends_on=after)
+        t = Task(
+            name,
+            node,
+            [str(root / f"{i}.txt"), files, name, log, marker, fail or "raise"],
+            depends_on=after,
+        )
         added.append(p.add_task(t))
     return p, added
 
@@ -122,8 +141,9 @@ def check_order(events, spec) -> None:
         if what == "start":
             ups = spec[int(name[1:])][0]
             for u in ups:
-                assert f"t{u}" in seen_end or f"t{u}" not in runs, \
+                assert f"t{u}" in seen_end or f"t{u}" not in runs, (
                     f"{name} started before its dependency t{u} ended"
+                )
 
 
 def downstream_closure(spec, roots: set[int]) -> set[int]:
@@ -188,8 +208,7 @@ def check_runs(root: Path, spec, make_executor) -> None:
     # What must happen: a failing task fails unless something upstream failed first.
     failing = {i for i, (_, _, f) in enumerate(spec) if f}
     bad = downstream_closure(spec, failing)
-    failed = {i for i in failing
-              if not any(u in bad for u in spec[i][0])}
+    failed = {i for i in failing if not any(u in bad for u in spec[i][0])}
     depfailed = downstream_closure(spec, failed) - failed
     assert bad == failed | depfailed
 
@@ -204,8 +223,9 @@ def check_runs(root: Path, spec, make_executor) -> None:
     out = p.stream.getvalue()
     assert {i for i, s in got.items() if s is Status.FAILED} == failed, out
     assert {i for i, s in got.items() if s is Status.DEPFAILED} == depfailed, out
-    assert {i for i, s in got.items() if s is Status.FINISHED} == \
-        set(range(len(spec))) - failed - depfailed, out
+    assert {i for i, s in got.items() if s is Status.FINISHED} == set(
+        range(len(spec))
+    ) - failed - depfailed, out
     assert not started & depfailed, "a dependent of a failed task started"
     assert started == set(range(len(spec))) - depfailed
     assert ended == set(range(len(spec))) - failed - depfailed
@@ -235,8 +255,13 @@ def check_runs(root: Path, spec, make_executor) -> None:
         assert (root / f"{i}.txt").read_text() == texts[i]
 
 
-COMMON = dict(deadline=None, derandomize=True, database=None, print_blob=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+COMMON = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @settings(max_examples=120, **COMMON)

@@ -34,8 +34,7 @@ def summary(out: Annotated[Path, Product]) -> None:
 def sweep(executor=None):
     p = new_pipeline(executor)
     configs = [p.add_task(Task(f"config{i}", config, [i])) for i in range(3)]
-    s = p.add_task(Task("summary", summary, ["summary.txt"], depends_on=configs,
-                        run_if="all_done"))
+    s = p.add_task(Task("summary", summary, ["summary.txt"], depends_on=configs, run_if="all_done"))
     return p, configs, s
 
 
@@ -92,10 +91,13 @@ def test_decorator_takes_run_if(project):
     assert r.status is Status.FINISHED and Path("report.txt").read_text() == ""
 
 
-@pytest.mark.parametrize("declare", [
-    lambda: Task("summary", summary, ["s.txt"], run_if="always"),
-    lambda: task(run_if="all-done")(summary),
-])
+@pytest.mark.parametrize(
+    "declare",
+    [
+        lambda: Task("summary", summary, ["s.txt"], run_if="always"),
+        lambda: task(run_if="all-done")(summary),
+    ],
+)
 def test_unknown_run_if_is_refused_when_declared(declare):
     with pytest.raises(TaskDeclarationError) as e:
         declare()

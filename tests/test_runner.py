@@ -14,6 +14,7 @@ from conftest import calls, log_call, new_pipeline
 
 # -- explain: one decision, one line, the real reason --------------------------------------
 
+
 def make_numbers():
     log_call("a")
     return [1, 2, 3]
@@ -36,8 +37,7 @@ def explained(p, prefix="RUN "):
 
 
 @pytest.mark.parametrize("dry", [False, True])
-def test_a_value_chain_with_its_product_deleted_names_the_real_reason_of_each_task(
-        project, dry):
+def test_a_value_chain_with_its_product_deleted_names_the_real_reason_of_each_task(project, dry):
     assert value_chain().run() == 0
     calls()
     Path("b.txt").unlink()
@@ -46,7 +46,8 @@ def test_a_value_chain_with_its_product_deleted_names_the_real_reason_of_each_ta
     verdict = "WOULD-RUN" if dry else "RUN"
     assert explained(p, verdict) == [
         f"{verdict:<9} [1] 'a': its return value is needed by: [2] 'b'",
-        f"{verdict:<9} [2] 'b': product missing: b.txt"]
+        f"{verdict:<9} [2] 'b': product missing: b.txt",
+    ]
     assert calls() == ([] if dry else ["a", "b"])
 
 
@@ -65,8 +66,10 @@ def test_a_producer_reopened_for_its_value_is_explained_once(project, executor_f
     Path("c.txt").unlink()
     p = build()
     assert p.run(explain=True) == 0
-    assert explained(p) == ["RUN       [1] 'a': its return value is needed by: [3] 'c'",
-                            "RUN       [3] 'c': product missing: c.txt"]
+    assert explained(p) == [
+        "RUN       [1] 'a': its return value is needed by: [3] 'c'",
+        "RUN       [3] 'c': product missing: c.txt",
+    ]
     assert Path("c.txt").read_text() == "[1, 2, 3]"
 
 
@@ -108,10 +111,12 @@ def test_many_changed_inputs_are_named_a_few_and_counted(project):
     p = build()
     assert p.run(explain=True) == 0
     assert explained(p) == [
-        "RUN       [1] 'merge': input changed: in00.txt, in01.txt, in02.txt and 12 more"]
+        "RUN       [1] 'merge': input changed: in00.txt, in01.txt, in02.txt and 12 more"
+    ]
 
 
 # -- values and files stay consistent (trust issue, item 5) ----------------------------
+
 
 def stamp(event):
     with open("events.log", "a") as f:
@@ -162,8 +167,10 @@ def test_a_producer_rerun_for_its_value_never_rewrites_a_file_while_it_is_read(p
     Path("t.txt").unlink()
     assert reader_and_taker("2").run() == 0
     order = [e for _, e in events()]
-    assert order in (["R-start", "R-end", "P-start", "P-end"],
-                     ["P-start", "P-end", "R-start", "R-end"]), order
+    assert order in (
+        ["R-start", "R-end", "P-start", "P-end"],
+        ["P-start", "P-end", "R-start", "R-end"],
+    ), order
     assert Path("r.txt").read_text() == "partial-then-complete2"
     # and what was recorded is true: nothing left to do
     p = reader_and_taker("2")
@@ -171,8 +178,9 @@ def test_a_producer_rerun_for_its_value_never_rewrites_a_file_while_it_is_read(p
     assert set(p.stream.getvalue().split("Tasks:")[1].split()) & {"FINISHED", "RUNNING"} == set()
 
 
-def edit_my_input_while_running(out: Annotated[Path, Product],
-                                src: Annotated[Path, Dependency], numbers):
+def edit_my_input_while_running(
+    out: Annotated[Path, Product], src: Annotated[Path, Dependency], numbers
+):
     text = Path(src).read_text()
     Path(out).write_text(text + repr(numbers))
     # The user saves a new version of the input while the task runs (after it read it).
@@ -181,7 +189,8 @@ def edit_my_input_while_running(out: Annotated[Path, Product],
 
 @pytest.mark.parametrize("chained", [True, False])
 def test_the_record_holds_the_inputs_as_they_were_before_the_task_ran(
-        project, executor_factory, chained):
+    project, executor_factory, chained
+):
     Path("in.txt").write_text("original")
 
     def build():
@@ -204,6 +213,7 @@ def test_the_record_holds_the_inputs_as_they_were_before_the_task_ran(
 
 
 # -- an executor that misbehaves ---------------------------------------------------------
+
 
 class Scripted(Executor):
     """Runs nothing: answers each job with the outcomes a test scripts."""
@@ -264,7 +274,8 @@ def take_both(out: Annotated[Path, Product], x, y):
 
 
 def test_a_failure_does_not_stop_a_value_producer_that_does_not_depend_on_it(
-        project, executor_factory):
+    project, executor_factory
+):
     p = new_pipeline(executor_factory())
     ta = p.add_task(Task("a", broken))
     tb = p.add_task(Task("b", make_two, ["b.txt"]))

@@ -38,6 +38,7 @@ def script(source, future=True):
 
 # -- markers are never lost ----------------------------------------------------------------
 
+
 def test_a_class_defined_later_in_the_script_does_not_hide_the_markers(project):
     ns = script("""
         @task
@@ -172,15 +173,19 @@ def test_a_parameter_with_two_markers_is_refused():
 
 # -- bare markers, return annotations ------------------------------------------------------
 
+
 @pytest.mark.parametrize("future", [True, False], ids=["future", "eager"])
 def test_a_bare_marker_works_as_annotated_path(project, future):
-    ns = script("""
+    ns = script(
+        """
         seen = []
 
         def copy(out: Product, src: Dependency, extra: Optional[Product] = None):
             seen.append((isinstance(out, Path), isinstance(src, Path)))
             out.write_text(src.read_text())
-    """, future=future)
+    """,
+        future=future,
+    )
     Path("in.txt").write_text("x")
     t = Task("copy", ns["copy"], ["out.txt", "in.txt"])
     assert t.products == (str(project / "out.txt"),)
@@ -194,12 +199,16 @@ def test_a_bare_marker_works_as_annotated_path(project, future):
 
 @pytest.mark.parametrize("future", [True, False], ids=["future", "eager"])
 def test_a_product_in_the_return_annotation_is_refused_saying_what_to_write(future):
-    ns = script("""
+    ns = script(
+        """
         def make(n: int) -> Annotated[Path, Product]:
             return Path(f"{n}.txt")
-    """, future=future)
-    with pytest.raises(TaskDeclarationError,
-                       match=r"make\(\).*return.*out: Annotated\[Path, Product\]"):
+    """,
+        future=future,
+    )
+    with pytest.raises(
+        TaskDeclarationError, match=r"make\(\).*return.*out: Annotated\[Path, Product\]"
+    ):
         Task("make", ns["make"], [1])
 
 
@@ -211,6 +220,7 @@ def test_a_plain_return_annotation_is_fine():
 
 
 # -- str -> Path ----------------------------------------------------------------------------
+
 
 def test_a_str_given_to_a_path_parameter_reaches_the_function_as_a_path(project):
     ns = script("""
@@ -225,9 +235,20 @@ def test_a_str_given_to_a_path_parameter_reaches_the_function_as_a_path(project)
     """)
     Path("in.txt").write_text("x")
     p = new_pipeline()
-    p.add_task(Task("f", ns["f"], ["out.txt", "in.txt", "p.txt", "m.txt", None],
-                    {"many": ["a", Path("b")], "pair": ("c",), "text": "t.txt",
-                     "either": "e.txt", "anything": "n.txt"}))
+    p.add_task(
+        Task(
+            "f",
+            ns["f"],
+            ["out.txt", "in.txt", "p.txt", "m.txt", None],
+            {
+                "many": ["a", Path("b")],
+                "pair": ("c",),
+                "text": "t.txt",
+                "either": "e.txt",
+                "anything": "n.txt",
+            },
+        )
+    )
     assert p.run() == 0
     got = ns["got"]
     for name in ("out", "src", "plain", "maybe", "default"):
@@ -238,8 +259,11 @@ def test_a_str_given_to_a_path_parameter_reaches_the_function_as_a_path(project)
     assert got["text"] == "t.txt" and got["either"] == "e.txt" and got["anything"] == "n.txt"
 
 
-@pytest.mark.parametrize("make_executor", [SequentialExecutor, lambda: ParallelExecutor(2)],
-                         ids=["sequential", "parallel"])
+@pytest.mark.parametrize(
+    "make_executor",
+    [SequentialExecutor, lambda: ParallelExecutor(2)],
+    ids=["sequential", "parallel"],
+)
 def test_the_path_conversion_holds_in_worker_processes(project, make_executor):
     def write(out: Annotated[Path, Product]):
         out.write_text(type(out).__name__)  # a str has no write_text
@@ -262,6 +286,7 @@ def test_str_and_path_spellings_are_one_task(project):
 
 
 # -- binding errors -------------------------------------------------------------------------
+
 
 def test_a_keyword_typo_names_the_unknown_keyword_and_suggests_the_parameter():
     @task
@@ -310,10 +335,14 @@ ASYNC_AND_GENERATORS = """
 """
 
 
-@pytest.mark.parametrize("make_executor", [SequentialExecutor, lambda: ParallelExecutor(2)],
-                         ids=["sequential", "parallel"])
+@pytest.mark.parametrize(
+    "make_executor",
+    [SequentialExecutor, lambda: ParallelExecutor(2)],
+    ids=["sequential", "parallel"],
+)
 def test_async_and_generator_tasks_run_to_completion_and_hand_on_their_results(
-        project, make_executor):
+    project, make_executor
+):
     ns = script(ASYNC_AND_GENERATORS)
     p = new_pipeline(make_executor())
     a = p.add_task(Task("fetch", ns["fetch"], ["a.txt", 4]))
@@ -343,14 +372,19 @@ def test_an_async_task_runs_inside_a_running_event_loop(project):
 def test_an_async_task_in_a_slurm_style_job(project):
     pytest.importorskip("submitit")
     ns_source = FUTURE + HEADER + textwrap.dedent(ASYNC_AND_GENERATORS)
-    result = run_script(project, ns_source + textwrap.dedent("""
+    result = run_script(
+        project,
+        ns_source
+        + textwrap.dedent("""
         from depio_like import Pipeline, SubmitItExecutor
         p = Pipeline(executor=SubmitItExecutor(cluster="local"))
         a = p.add_task(Task("fetch", fetch, ["a.txt", 4]))
         g = p.add_task(Task("numbers", numbers, ["g.txt", 3]))
         p.add_task(Task("total", total, ["t.txt", a, g, None]))
         exit(p.run())
-    """), timeout=300)
+    """),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (project / "t.txt").read_text() == "(40, [0, 1, 2], None)"
     assert "never awaited" not in result.stderr

@@ -14,8 +14,9 @@ try:
 except ImportError:
     if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on"):
         raise
-    pytest.skip("the property tests need hypothesis: pip install hypothesis",
-                allow_module_level=True)
+    pytest.skip(
+        "the property tests need hypothesis: pip install hypothesis", allow_module_level=True
+    )
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -44,31 +45,46 @@ class Ann:
 
 
 # Types: (text, defined when the function is declared in eager mode too)
-TYPES = st.sampled_from([
-    Ann("Path"), Ann("int"), Ann("str"),
-    Ann("Later", eager_ok=False),          # a class defined further down the script
-    Ann("Missing", eager_ok=False),        # a typo: never defined
-    Ann("np.ndarray", eager_ok=False),     # imported only for type checking
-    Ann("Cfg", eager_ok=False),
-])
-MARKERS = st.sampled_from([
-    Ann("Product", {"Product"}), Ann("Dependency", {"Dependency"}),
-    Ann("IgnoredForEq", {"IgnoredForEq"}), Ann("Untracked", {"IgnoredForEq"}),
-    Ann("dl.Product", {"Product"}), Ann("dl.Dependency", {"Dependency"}),
-    Ann("depio_like.Product", {"Product"}, eager_ok=False),  # module only for type checking
-])
+TYPES = st.sampled_from(
+    [
+        Ann("Path"),
+        Ann("int"),
+        Ann("str"),
+        Ann("Later", eager_ok=False),  # a class defined further down the script
+        Ann("Missing", eager_ok=False),  # a typo: never defined
+        Ann("np.ndarray", eager_ok=False),  # imported only for type checking
+        Ann("Cfg", eager_ok=False),
+    ]
+)
+MARKERS = st.sampled_from(
+    [
+        Ann("Product", {"Product"}),
+        Ann("Dependency", {"Dependency"}),
+        Ann("IgnoredForEq", {"IgnoredForEq"}),
+        Ann("Untracked", {"IgnoredForEq"}),
+        Ann("dl.Product", {"Product"}),
+        Ann("dl.Dependency", {"Dependency"}),
+        Ann("depio_like.Product", {"Product"}, eager_ok=False),  # module only for type checking
+    ]
+)
 # Metadata that is no marker, and names in metadata that cannot be read.
 OTHER_META = st.sampled_from([Ann('"a note"'), Ann("Doc"), Ann("3")])
-UNREADABLE_META = st.sampled_from([
-    Ann("Prod", ambiguous=True, eager_ok=False),      # a marker alias for type checking only
-    Ann("Prodcut", ambiguous=True, eager_ok=False),   # a typo
-    Ann("Missing2", ambiguous=True, eager_ok=False),
-])
+UNREADABLE_META = st.sampled_from(
+    [
+        Ann("Prod", ambiguous=True, eager_ok=False),  # a marker alias for type checking only
+        Ann("Prodcut", ambiguous=True, eager_ok=False),  # a typo
+        Ann("Missing2", ambiguous=True, eager_ok=False),
+    ]
+)
 
 
 def combine(text, parts):
-    return Ann(text, frozenset().union(*(p.kinds for p in parts)),
-               any(p.ambiguous for p in parts), all(p.eager_ok for p in parts))
+    return Ann(
+        text,
+        frozenset().union(*(p.kinds for p in parts)),
+        any(p.ambiguous for p in parts),
+        all(p.eager_ok for p in parts),
+    )
 
 
 def annotated(args):
@@ -82,8 +98,9 @@ def extend(inner):
         inner.map(lambda a: combine(f"{a.text} | None", [a])),
         inner.map(lambda a: combine(f"list[{a.text}]", [a])),
         inner.map(lambda a: combine(f"tuple[{a.text}, ...]", [a])),
-        st.tuples(inner, st.lists(st.one_of(MARKERS, OTHER_META, UNREADABLE_META),
-                                  min_size=1, max_size=3)).map(annotated),
+        st.tuples(
+            inner, st.lists(st.one_of(MARKERS, OTHER_META, UNREADABLE_META), min_size=1, max_size=3)
+        ).map(annotated),
     )
 
 
@@ -92,8 +109,11 @@ ANNOTATIONS = st.recursive(st.one_of(TYPES, MARKERS), extend, max_leaves=4)
 
 def declare(annotations, future):
     params = ", ".join(f"p{i}: {a.text}" for i, a in enumerate(annotations))
-    source = ("from __future__ import annotations\n" if future else "") + PRELUDE + \
-        f"def f({params}):\n    pass\n\nclass Later:\n    pass\n"
+    source = (
+        ("from __future__ import annotations\n" if future else "")
+        + PRELUDE
+        + f"def f({params}):\n    pass\n\nclass Later:\n    pass\n"
+    )
     ns = {"__name__": "generated"}
     exec(compile(source, "<generated>", "exec", dont_inherit=True), ns)
     return ns["f"]
@@ -114,8 +134,10 @@ def test_markers_are_read_exactly_or_the_declaration_fails(annotations, future):
         assert "f()" in str(e) and "parameter 'p" in str(e)
         return
     assert not must_fail, f"accepted, though a marker cannot be read:\n{where}"
-    expected = {kind: tuple(f"p{i}" for i, a in enumerate(annotations) if a.kinds == {kind})
-                for kind in ("Product", "Dependency", "IgnoredForEq")}
+    expected = {
+        kind: tuple(f"p{i}" for i, a in enumerate(annotations) if a.kinds == {kind})
+        for kind in ("Product", "Dependency", "IgnoredForEq")
+    }
     assert spec.products == expected["Product"], where
     assert spec.dependencies == expected["Dependency"], where
     assert spec.ignored == frozenset(expected["IgnoredForEq"]), where

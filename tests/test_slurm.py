@@ -51,8 +51,14 @@ BUSY_TIMEOUT = 900
 
 
 def run(path, *args, timeout=BUSY_TIMEOUT):
-    return subprocess.run([sys.executable, str(path), *args], cwd=path.parent, text=True,
-                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        cwd=path.parent,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def calls(out):
@@ -61,13 +67,16 @@ def calls(out):
 
 
 def table_rows(out):
-    table = out[out.rindex("Tasks:"):].splitlines()
+    table = out[out.rindex("Tasks:") :].splitlines()
     return [ln.split() for ln in table[3:] if ln[:1].isdigit() and "  " in ln]
 
 
 def sacct_state(job_id):
-    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", job_id],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", job_id],
+        capture_output=True,
+        text=True,
+    ).stdout
     return {ln.split("|")[0]: ln.split("|")[1].split()[0] for ln in out.splitlines() if "|" in ln}
 
 
@@ -79,7 +88,7 @@ def test_readme_example_on_slurm_matches_local_and_skips_on_rerun(tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     for name in ("output1.txt", "final1.txt"):
         assert (slurm / "build" / name).read_text() == (local / "build" / name).read_text()
-    table = first.stdout[first.stdout.index("Tasks:"):]
+    table = first.stdout[first.stdout.index("Tasks:") :]
     assert "Slurm ID" in table and table.count("COMPLETED") == 2
     assert calls(first.stdout)["sbatch"] == 2  # the second task waits for the first
 
@@ -193,9 +202,14 @@ def _wait_for_runs(tmp_path, n, proc, timeout=BUSY_TIMEOUT):
 
 def _start(tmp_path, extra="{}", minutes=10):
     path = script(tmp_path, SLOW.format(extra=extra, minutes=minutes))
-    return path, subprocess.Popen([sys.executable, str(path)], cwd=tmp_path, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+    return path, subprocess.Popen(
+        [sys.executable, str(path)],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_driver_killed_mid_run_reattaches_and_runs_nothing_twice(tmp_path):
@@ -236,8 +250,9 @@ def test_job_killed_by_slurm_fails_with_the_reason(tmp_path):
     ours = []
     deadline = time.monotonic() + 60
     while not ours:  # this test's running jobs: their working directory is tmp_path
-        lines = subprocess.run(["squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i|%Z"],
-                               capture_output=True, text=True).stdout.splitlines()
+        lines = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i|%Z"], capture_output=True, text=True
+        ).stdout.splitlines()
         ours = [ln.split("|")[0] for ln in lines if ln.split("|")[-1] == str(tmp_path)]
         assert time.monotonic() < deadline, lines
         time.sleep(0.2)
@@ -245,8 +260,11 @@ def test_job_killed_by_slurm_fails_with_the_reason(tmp_path):
     # submitit's job ignores SIGTERM; Slurm kills it KillWait (5 s here) later. Only then
     # let the other tasks finish, so the cancelled one cannot finish first.
     deadline = time.monotonic() + 60
-    while subprocess.run(["squeue", "-h", "-r", "-t", "RUNNING,COMPLETING", "-j", ours[0]],
-                         capture_output=True, text=True).stdout.strip():
+    while subprocess.run(
+        ["squeue", "-h", "-r", "-t", "RUNNING,COMPLETING", "-j", ours[0]],
+        capture_output=True,
+        text=True,
+    ).stdout.strip():
         assert time.monotonic() < deadline
         time.sleep(0.3)
     (tmp_path / "release").touch()
@@ -283,9 +301,14 @@ def test_time_limit_fails_with_timeout(tmp_path):
     # runs its one-minute limit ends it (Slurm checks limits every 30 s, warns the job
     # early enough for submitit to report where the task was).
     path = script(tmp_path, LIMITED)
-    proc = subprocess.Popen([sys.executable, str(path)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(path)],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         _wait_for_runs(tmp_path, 1, proc)
         out, _ = proc.communicate(timeout=600)
@@ -366,16 +389,27 @@ def test_progress_from_a_slurm_job_reaches_the_live_table(tmp_path):
 
 
 def test_executor_swapped_from_the_command_line_with_slurm_settings(tmp_path):
-    path = script(tmp_path, EXAMPLE.replace("code = pipeline.run()", "code = pipeline.main()")
-                  .replace('sys.argv[1:] == ["slurm"]', "False"))
+    path = script(
+        tmp_path,
+        EXAMPLE.replace("code = pipeline.run()", "code = pipeline.main()").replace(
+            'sys.argv[1:] == ["slurm"]', "False"
+        ),
+    )
     env = dict(os.environ, DEPIO_LIKE_SLURM_COMMENT="from-the-environment")
-    r = subprocess.run([sys.executable, str(path), "--executor", "slurm", "--slurm", "time=7"],
-                       cwd=tmp_path, text=True, capture_output=True, timeout=300,
-                       stdin=subprocess.DEVNULL, env=env)
+    r = subprocess.run(
+        [sys.executable, str(path), "--executor", "slurm", "--slurm", "time=7"],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Slurm ID" in r.stdout
-    sbatch = "".join(p.read_text() for p in
-                     (tmp_path / ".depio_like" / "slurm").glob("*/*_submission.sh"))
+    sbatch = "".join(
+        p.read_text() for p in (tmp_path / ".depio_like" / "slurm").glob("*/*_submission.sh")
+    )
     assert "--time=7" in sbatch and "--comment=from-the-environment" in sbatch
 
 

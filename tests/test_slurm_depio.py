@@ -64,8 +64,9 @@ def test_depio_script_with_an_autoexecutor_runs_on_slurm(tmp_path):
 def test_asking_for_gpus_where_there_are_none_fails_before_submitting(tmp_path):
     r = run(script(tmp_path, DEPIO.replace("{gpus}", "1")))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert ("the job asks for GPUs (gpus_per_node=1) but no node of partition 'debug' has "
-            "any") in r.stdout
+    assert (
+        "the job asks for GPUs (gpus_per_node=1) but no node of partition 'debug' has any"
+    ) in r.stdout
     assert "DEPFAILED" in r.stdout  # final1 needs output1
     assert submissions(tmp_path / "slurm") == []  # nothing went to sbatch
 
@@ -90,11 +91,25 @@ SETTINGS = """
 
 def test_submitit_names_from_the_command_line_and_per_task(tmp_path):
     path = script(tmp_path, SETTINGS)
-    r = subprocess.run([sys.executable, str(path), "--executor", "slurm",
-                        "--slurm", "mem_gb=1", "--slurm", "slurm_comment=from-cli",
-                        "--slurm", "name=mine"],
-                       cwd=tmp_path, text=True, capture_output=True, timeout=300,
-                       stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(path),
+            "--executor",
+            "slurm",
+            "--slurm",
+            "mem_gb=1",
+            "--slurm",
+            "slurm_comment=from-cli",
+            "--slurm",
+            "name=mine",
+        ],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     sized, plain = (tmp_path / "w.txt").read_text(), (tmp_path / "v.txt").read_text()
     assert sized.startswith("700 mine-") and plain.startswith("1024 mine-")
@@ -102,13 +117,19 @@ def test_submitit_names_from_the_command_line_and_per_task(tmp_path):
     assert "--mem=700M" in sbatch and "--time=4" in sbatch  # the task's own
     assert "--mem=1GB" in sbatch and "--time=60" in sbatch  # the command line's, the default
     assert sbatch.count("--comment=from-cli") == 2
-    bad = subprocess.run([sys.executable, str(path), "--executor", "slurm",
-                          "--slurm", "slurm_partiton=debug"],
-                         cwd=tmp_path, text=True, capture_output=True, timeout=300,
-                         stdin=subprocess.DEVNULL)
+    bad = subprocess.run(
+        [sys.executable, str(path), "--executor", "slurm", "--slurm", "slurm_partiton=debug"],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
-    assert "unknown sbatch setting(s) ['slurm_partiton'] ('slurm_partiton': did you mean " \
-           "'slurm_partition'?)" in bad.stderr
+    assert (
+        "unknown sbatch setting(s) ['slurm_partiton'] ('slurm_partiton': did you mean "
+        "'slurm_partition'?)" in bad.stderr
+    )
 
 
 BATCHED = """
@@ -163,8 +184,9 @@ def test_max_jobs_pending_holds_the_rest_in_the_driver(tmp_path):
         # 4 tasks that wait for "release", 2 CPUs: two run, one waits in Slurm's queue
         # and the fourth in the driver (without the limit, two would wait in the queue).
         while True:
-            lines = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%Z"], text=True,
-                                   capture_output=True).stdout.splitlines()
+            lines = subprocess.run(
+                ["squeue", "-h", "-r", "-o", "%i|%T|%Z"], text=True, capture_output=True
+            ).stdout.splitlines()
             ours = [ln.split("|") for ln in lines if ln.split("|")[-1] == str(tmp_path)]
             seen |= {jid for jid, _, _ in ours}
             most_pending = max(most_pending, sum(st == "PENDING" for _, st, _ in ours))
@@ -174,8 +196,9 @@ def test_max_jobs_pending_holds_the_rest_in_the_driver(tmp_path):
             assert time.monotonic() < deadline and proc.poll() is None, ours
             time.sleep(0.3)
         for _ in range(10):  # a little longer: nothing more goes out
-            lines = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%Z"], text=True,
-                                   capture_output=True).stdout.splitlines()
+            lines = subprocess.run(
+                ["squeue", "-h", "-r", "-o", "%i|%T|%Z"], text=True, capture_output=True
+            ).stdout.splitlines()
             ours = [ln.split("|") for ln in lines if ln.split("|")[-1] == str(tmp_path)]
             seen |= {jid for jid, _, _ in ours}
             most_pending = max(most_pending, sum(st == "PENDING" for _, st, _ in ours))

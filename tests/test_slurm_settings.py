@@ -20,12 +20,31 @@ from conftest import new_pipeline
 # What depio users write (depio's defaults, its README and tests), and submitit's docs.
 DEPIO_STYLE = [
     {"slurm_time": 2880, "slurm_partition": "gpu", "slurm_mem": 32, "gpus_per_node": 0},
-    {"slurm_partition": "gpu", "mem_gb": 12, "cpus_per_task": 10, "nodes": 1,
-     "slurm_ntasks_per_node": 1, "gpus_per_node": 1, "timeout_min": 2880},
-    {"timeout_min": 30, "mem_gb": 0.5, "name": "sweep", "tasks_per_node": 2,
-     "stderr_to_stdout": True, "slurm_additional_parameters": {"reservation": "lab"}},
-    {"slurm_gpus_per_task": 1, "slurm_setup": ["module load cuda"], "slurm_qos": "high",
-     "slurm_signal_delay_s": 30, "slurm_comment": "x", "slurm_array_parallelism": 4},
+    {
+        "slurm_partition": "gpu",
+        "mem_gb": 12,
+        "cpus_per_task": 10,
+        "nodes": 1,
+        "slurm_ntasks_per_node": 1,
+        "gpus_per_node": 1,
+        "timeout_min": 2880,
+    },
+    {
+        "timeout_min": 30,
+        "mem_gb": 0.5,
+        "name": "sweep",
+        "tasks_per_node": 2,
+        "stderr_to_stdout": True,
+        "slurm_additional_parameters": {"reservation": "lab"},
+    },
+    {
+        "slurm_gpus_per_task": 1,
+        "slurm_setup": ["module load cuda"],
+        "slurm_qos": "high",
+        "slurm_signal_delay_s": 30,
+        "slurm_comment": "x",
+        "slurm_array_parallelism": 4,
+    },
     {"timeout_min": 10, "slurm_time": 20, "mem_gb": 4, "slurm_mem": "8G"},  # specific wins
     {"slurm_mem_gb": 3, "slurm_timeout_min": 7, "local_setup": ["echo local"]},
 ]
@@ -37,29 +56,51 @@ def submitit_parameters(tmp_path, params):
     ex.update_parameters(**params)
     got = dict(ex._executor.parameters)
     # The one documented difference: a GPU count of 0 is left out (asks for none).
-    return {k: v for k, v in got.items()
-            if not (k in ("gpus_per_node", "gpus_per_task", "num_gpus") and v == 0)}
+    return {
+        k: v
+        for k, v in got.items()
+        if not (k in ("gpus_per_node", "gpus_per_task", "num_gpus") and v == 0)
+    }
 
 
 @pytest.mark.parametrize("params", DEPIO_STYLE)
 def test_submitit_names_map_as_submitit_maps_them(tmp_path, params):
     assert sbatch_settings(params, "test") == submitit_parameters(tmp_path, params)
-    assert SubmitItExecutor(cluster="slurm", parameters=params).parameters == \
-        submitit_parameters(tmp_path, params)
+    assert SubmitItExecutor(cluster="slurm", parameters=params).parameters == submitit_parameters(
+        tmp_path, params
+    )
 
 
-NAMES = sorted(set(submitit.AutoExecutor._typed_parameters())
-               | {f"slurm_{k}" for k in ("partition", "mem", "time", "qos", "account",
-                                         "constraint", "gres", "comment", "exclusive",
-                                         "cpus_per_gpu", "mem_per_cpu", "wckey")})
+NAMES = sorted(
+    set(submitit.AutoExecutor._typed_parameters())
+    | {
+        f"slurm_{k}"
+        for k in (
+            "partition",
+            "mem",
+            "time",
+            "qos",
+            "account",
+            "constraint",
+            "gres",
+            "comment",
+            "exclusive",
+            "cpus_per_gpu",
+            "mem_per_cpu",
+            "wckey",
+        )
+    }
+)
 
 
 @pytest.mark.filterwarnings("ignore:.*cpus_per_gpu")
 @settings(max_examples=60, deadline=None)
 @given(st.dictionaries(st.sampled_from(NAMES), st.integers(1, 64), max_size=6))
 def test_any_mix_of_names_maps_as_submitit_maps_it(tmp_path_factory, params):
-    params = {k: (str(v) if k == "name" else bool(v % 2) if k == "stderr_to_stdout" else v)
-              for k, v in params.items()}
+    params = {
+        k: (str(v) if k == "name" else bool(v % 2) if k == "stderr_to_stdout" else v)
+        for k, v in params.items()
+    }
     tmp = tmp_path_factory.mktemp("sub")
     assert sbatch_settings(params, "test") == submitit_parameters(tmp, params)
 
@@ -83,15 +124,18 @@ def test_two_spellings_of_one_setting_with_different_values_are_refused():
 def test_command_line_text_values_are_converted(tmp_path):
     # --slurm mem_gb=0.5 --slurm timeout_min=30 arrive as text.
     got = sbatch_settings({"mem_gb": "0.5", "timeout_min": "30", "stderr_to_stdout": "true"}, "t")
-    assert got == submitit_parameters(tmp_path, {"mem_gb": 0.5, "timeout_min": 30,
-                                                 "stderr_to_stdout": True})
+    assert got == submitit_parameters(
+        tmp_path, {"mem_gb": 0.5, "timeout_min": 30, "stderr_to_stdout": True}
+    )
     with pytest.raises(ValueError, match="mem_gb must be float"):
         sbatch_settings({"mem_gb": "lots"}, "t")
 
 
 def test_resources_slurm_takes_submitit_names_and_raw_sbatch_options():
-    r = parse_resources({"cpus": 2, "slurm": {"slurm_partition": "gpu", "timeout_min": 90,
-                                              "mail-type": "END"}}, "task 'x'")
+    r = parse_resources(
+        {"cpus": 2, "slurm": {"slurm_partition": "gpu", "timeout_min": 90, "mail-type": "END"}},
+        "task 'x'",
+    )
     assert r.cpus == 2 and r.time_min == 90
     assert dict(r.slurm) == {"partition": "gpu", "mail-type": "END"}
     with pytest.raises(TaskDeclarationError, match="slurm_bogus"):
@@ -100,8 +144,9 @@ def test_resources_slurm_takes_submitit_names_and_raw_sbatch_options():
 
 def test_internal_executor_gives_its_folder_and_parameters(tmp_path):
     inner = submitit.AutoExecutor(folder=tmp_path / "slurm" / "%j", cluster="slurm")
-    inner.update_parameters(slurm_partition="debug", slurm_mem="1G", gpus_per_node=0,
-                            timeout_min=5, cpus_per_task=2)
+    inner.update_parameters(
+        slurm_partition="debug", slurm_mem="1G", gpus_per_node=0, timeout_min=5, cpus_per_task=2
+    )
     ex = SubmitItExecutor(internal_executor=inner)
     assert ex.cluster == "slurm"
     assert ex.folder == tmp_path / "slurm"  # the part before "%j"
@@ -115,18 +160,26 @@ def test_internal_executor_gives_its_folder_and_parameters(tmp_path):
 
 
 def test_limits_are_checked():
-    for bad in ({"max_jobs_queued": 0}, {"max_jobs_pending": -1}, {"tasks_per_job": 0},
-                {"target_seconds": 0}):
+    for bad in (
+        {"max_jobs_queued": 0},
+        {"max_jobs_pending": -1},
+        {"tasks_per_job": 0},
+        {"target_seconds": 0},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SubmitItExecutor(cluster="local", **bad)
 
 
 def test_task_slurm_parameters_with_an_unknown_name_fail_when_declared():
-    with pytest.raises(TaskDeclarationError, match=r"task 'made': slurm_parameters: unknown "
-                       r"sbatch setting\(s\) \['slurm_gpus_per_tsk'\] \('slurm_gpus_per_tsk': "
-                       r"did you mean 'slurm_gpus_per_task'\?\)"):
+    with pytest.raises(
+        TaskDeclarationError,
+        match=r"task 'made': slurm_parameters: unknown "
+        r"sbatch setting\(s\) \['slurm_gpus_per_tsk'\] \('slurm_gpus_per_tsk': "
+        r"did you mean 'slurm_gpus_per_task'\?\)",
+    ):
         Task("made", print, slurm_parameters={"slurm_gpus_per_tsk": 1})
     with pytest.raises(TaskDeclarationError, match="slurm_bogus"):
+
         @task("t", slurm_bogus=1)
         def t():
             pass
@@ -139,14 +192,18 @@ def test_task_slurm_parameters_with_an_unknown_name_fail_before_anything_runs(pr
     p = new_pipeline(SubmitItExecutor(cluster="local"))
     t = p.add_task(Task("made", make, ["m.txt"]))
     t.slurm_parameters = {"slurm_gpus_per_tsk": 1}  # changed after it was declared
-    with pytest.raises(TaskDeclarationError, match=r"task \[1\] 'made': slurm_parameters: "
-                                                   r"unknown sbatch setting\(s\) "
-                                                   r"\['slurm_gpus_per_tsk'\]"):
+    with pytest.raises(
+        TaskDeclarationError,
+        match=r"task \[1\] 'made': slurm_parameters: "
+        r"unknown sbatch setting\(s\) "
+        r"\['slurm_gpus_per_tsk'\]",
+    ):
         p.run()
     assert not Path("m.txt").exists()
 
 
 # -- grouping tasks into array elements ----------------------------------------------------
+
 
 def test_short_tasks_with_known_durations_fill_elements_of_about_the_target():
     groups = group_jobs(list(range(5000)), [0.05] * 5000, None, 60, 256)
@@ -155,21 +212,25 @@ def test_short_tasks_with_known_durations_fill_elements_of_about_the_target():
 
 
 def test_long_tasks_each_get_their_own_element():
-    assert group_jobs(["a", "b", "c"], [300.0, 90.0, 61.0], None, 60, 256) == \
-        [["a"], ["b"], ["c"]]
+    assert group_jobs(["a", "b", "c"], [300.0, 90.0, 61.0], None, 60, 256) == [["a"], ["b"], ["c"]]
 
 
 def test_a_small_total_is_still_spread_over_the_slots_while_worth_it():
     # 50 s of work, 2 CPUs: two elements of 25 s rather than one of 50 s.
-    assert [len(g) for g in group_jobs(list(range(5000)), [0.01] * 5000, None, 60, 8, 2)] \
-        == [2500, 2500]
+    assert [len(g) for g in group_jobs(list(range(5000)), [0.01] * 5000, None, 60, 8, 2)] == [
+        2500,
+        2500,
+    ]
     # 10 s of work: not worth a second Python start (under a quarter of the target each).
     assert len(group_jobs(list(range(1000)), [0.01] * 1000, None, 60, 8, 2)) == 1
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.floats(0, 500)), max_size=300),
-       st.floats(1, 120), st.integers(1, 64))
+@given(
+    st.lists(st.one_of(st.none(), st.floats(0, 500)), max_size=300),
+    st.floats(1, 120),
+    st.integers(1, 64),
+)
 def test_grouping_keeps_every_job_once_in_order_and_bounds_elements(secs, target, par):
     jobs = list(range(len(secs)))
     groups = group_jobs(jobs, secs, None, target, par * 4, par)
@@ -212,7 +273,8 @@ def test_max_jobs_queued_keeps_the_rest_in_the_driver(project):
         p.add_task(Task(f"s{n}", stamp, [f"end{n}", n]))
     assert p.run() == 0, p.stream.getvalue()
     assert {t.status for t in p.tasks} == {Status.FINISHED}
-    spans = sorted((float(Path(f"start{n}").read_text()), float(Path(f"end{n}").read_text()))
-                   for n in range(3))
+    spans = sorted(
+        (float(Path(f"start{n}").read_text()), float(Path(f"end{n}").read_text())) for n in range(3)
+    )
     # One job at a time: each starts after the one before it ended.
     assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:])), spans

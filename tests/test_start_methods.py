@@ -42,8 +42,11 @@ def test_an_unpicklable_argument_is_named(project, method):
     with open("handle.txt", "w") as f:
         p = new_pipeline(ParallelExecutor(2, start_method=method))
         p.add_task(Task("with_file", write, ["a.txt", f]))
-        with pytest.raises(TaskNotPicklableError, match=r"task \[1\] 'with_file': argument "
-                                                        r"'n' \(TextIOWrapper\)"):
+        with pytest.raises(
+            TaskNotPicklableError,
+            match=r"task \[1\] 'with_file': argument "
+            r"'n' \(TextIOWrapper\)",
+        ):
             p.run()
 
 
@@ -51,7 +54,9 @@ def test_an_unpicklable_argument_is_named(project, method):
 def test_unguarded_script_runs_once_with_values_and_output(tmp_path, method):
     """A script without a main guard: the workers do not run it again (it would start a
     second pipeline); values and printed output come back."""
-    r = run_script(tmp_path, f"""
+    r = run_script(
+        tmp_path,
+        f"""
         from pathlib import Path
         from typing import Annotated
         from depio_like import ParallelExecutor, Pipeline, Product, Task
@@ -69,7 +74,8 @@ def test_unguarded_script_runs_once_with_values_and_output(tmp_path, method):
         parts = [p.add_task(Task(f"part{{n}}", part, [n])) for n in range(4)]
         p.add_task(Task("total", total, [parts, "total.txt"]))
         exit(p.run())
-    """)
+    """,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "total.txt").read_text() == "14"
     assert (tmp_path / "script-runs").read_text() == "x"
@@ -77,7 +83,9 @@ def test_unguarded_script_runs_once_with_values_and_output(tmp_path, method):
 
 
 def test_a_script_with_an_unpicklable_task_gets_a_message_not_a_traceback(tmp_path):
-    r = run_script(tmp_path, """
+    r = run_script(
+        tmp_path,
+        """
         import threading
         from depio_like import ParallelExecutor, Pipeline, Task
 
@@ -85,7 +93,8 @@ def test_a_script_with_an_unpicklable_task_gets_a_message_not_a_traceback(tmp_pa
         p = Pipeline(executor=ParallelExecutor(2, start_method="spawn"))
         p.add_task(Task("locked", lambda: lock.locked()))
         exit(p.run())
-    """)
+    """,
+    )
     assert r.returncode != 0
     assert "task [1] 'locked'" in r.stderr and "Traceback" not in r.stderr
 
@@ -99,6 +108,7 @@ def test_unknown_start_method_is_refused():
 def test_a_dying_worker_fails_only_its_task(project, method):
     def die(out: Annotated[Path, Product]):
         import os
+
         os._exit(3)
 
     p = new_pipeline(ParallelExecutor(2, start_method=method))

@@ -41,11 +41,21 @@ def append_raw(directory, text):
 # round trip
 # --------------------------------------------------------------------------------------
 
+
 def test_records_and_files_survive_close_and_reopen(tmp_path):
     d = tmp_path / "state"
     s = open_state(d)
-    a = Record("task-a", "a", "c1", None, {"/out/x": "d1"}, duration=0.5, stamp="s1",
-               arg_reprs={"n": "3"}, upstream={"k:up": "s0"})
+    a = Record(
+        "task-a",
+        "a",
+        "c1",
+        None,
+        {"/out/x": "d1"},
+        duration=0.5,
+        stamp="s1",
+        arg_reprs={"n": "3"},
+        upstream={"k:up": "s0"},
+    )
     b = Record("task-b", "b", inputs={"/in/ü.txt": None})
     s.put_record(a)
     s.put_record(b)
@@ -54,8 +64,10 @@ def test_records_and_files_survive_close_and_reopen(tmp_path):
 
     again = open_state(d)
     assert again.records == {"task-a": a, "task-b": b}
-    assert again.files == {"/out/x": FileEntry(3, 1_000, 42, "d1", 0),
-                           "/in/y": FileEntry(0, 7, 9, "e", 0)}
+    assert again.files == {
+        "/out/x": FileEntry(3, 1_000, 42, "d1", 0),
+        "/in/y": FileEntry(0, 7, 9, "e", 0),
+    }
     assert isinstance(again.files["/out/x"], FileEntry)
     assert again.warnings == [] and again.notices == []
     again.close()
@@ -108,8 +120,7 @@ def test_flush_makes_records_visible_to_a_reader_before_close(tmp_path):
     s = open_state(d)
     s.put_record(rec("k", 1))
     s.flush()
-    assert any(json.loads(ln)[:2] == ["r", "k"] for ln in log_lines(d)
-               if ln.startswith("["))
+    assert any(json.loads(ln)[:2] == ["r", "k"] for ln in log_lines(d) if ln.startswith("["))
     s.close()
 
 
@@ -127,6 +138,7 @@ def test_a_file_name_that_is_not_utf8_can_be_recorded(tmp_path):
 # --------------------------------------------------------------------------------------
 # damaged logs
 # --------------------------------------------------------------------------------------
+
 
 def test_a_torn_last_line_is_ignored_and_does_not_swallow_the_next_record(tmp_path):
     d = tmp_path / "state"
@@ -167,13 +179,19 @@ def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
     s.put_record(rec("first", 1))
     s.put_files({"/a": FileEntry(1, 2, 3, "da", 0)})
     s.close()
-    append_raw(d, "\n".join([
-        "this is not json",
-        '{"r":"half", "v":',        # cut short, then a newline from an editor
-        '{"no_record_key": 1}',    # JSON, but not a record
-        '["f","/short",1]',         # a file entry with fields missing
-        "",                         # blank lines are harmless
-    ]) + "\n")
+    append_raw(
+        d,
+        "\n".join(
+            [
+                "this is not json",
+                '{"r":"half", "v":',  # cut short, then a newline from an editor
+                '{"no_record_key": 1}',  # JSON, but not a record
+                '["f","/short",1]',  # a file entry with fields missing
+                "",  # blank lines are harmless
+            ]
+        )
+        + "\n",
+    )
     s = open_state(d)
     assert len(s.warnings) == 1
     assert "4 unreadable line(s)" in s.warnings[0]
@@ -191,6 +209,7 @@ def test_garbage_lines_in_the_middle_are_ignored_with_a_warning(tmp_path):
 # --------------------------------------------------------------------------------------
 # compaction
 # --------------------------------------------------------------------------------------
+
 
 def test_many_rewrites_of_one_key_are_compacted_on_close(tmp_path):
     d = tmp_path / "state"
@@ -246,7 +265,8 @@ def test_compaction_drops_garbage_lines_and_keeps_content(tmp_path):
 
 SAFETY = 60  # seconds; only a safety net, nothing depends on timing
 
-HOLDER = """
+HOLDER = (
+    """
 import os, sys, time
 from depio_like.state import State
 state_dir, release = sys.argv[1], sys.argv[2]
@@ -261,7 +281,9 @@ from depio_like.state import Record
 s.put_record(Record("written-by-holder"))
 s.close()
 print("released", flush=True)
-""" % SAFETY  # noqa: UP031 - a script: its braces are its own
+"""
+    % SAFETY
+)
 
 WAITER = """
 import sys
@@ -278,8 +300,12 @@ class Proc:
     """A Python subprocess whose stdout lines can be awaited one at a time."""
 
     def __init__(self, source, *args):
-        self.p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(source), *args],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.p = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(source), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.pid = self.p.pid
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -319,8 +345,7 @@ def procs():
         p.kill()
 
 
-def test_a_second_run_is_refused_or_waits_while_another_process_holds_the_state(
-        tmp_path, procs):
+def test_a_second_run_is_refused_or_waits_while_another_process_holds_the_state(tmp_path, procs):
     state_dir, release = tmp_path / "state", tmp_path / "release"
     holder = procs(HOLDER, str(state_dir), str(release))
     assert holder.line() == "ready"
@@ -354,12 +379,15 @@ def test_the_lock_is_released_on_close_and_can_be_taken_again(tmp_path, procs):
     s = open_state(state_dir, wait=False)
     s.close()
     # Another process can now take it without waiting.
-    check = procs("""
+    check = procs(
+        """
         import sys
         from depio_like.state import State
         State(sys.argv[1], wait=False).open().close()
         print("ok", flush=True)
-        """, str(state_dir))
+        """,
+        str(state_dir),
+    )
     assert check.line() == "ok"
     check.finish()
     open_state(state_dir, wait=False).close()

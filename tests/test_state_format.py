@@ -22,8 +22,9 @@ def open_state(directory):
 
 
 def lines_of(state_dir):
-    return [json.loads(ln) for ln in
-            (state_dir / LOG_NAME).read_text(encoding="utf-8").splitlines()]
+    return [
+        json.loads(ln) for ln in (state_dir / LOG_NAME).read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def test_a_record_round_trips_with_its_product_signature_inside_it(tmp_path):
@@ -32,9 +33,18 @@ def test_a_record_round_trips_with_its_product_signature_inside_it(tmp_path):
     s = open_state(sd)
     fresh = {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
     args = "0123456789abcdef" * 2  # a 128-bit digest, stored in base64
-    r = Record("p:" + out, "a", "c1", args, {out: "d1"}, inputs={str(tmp_path / "in.txt"): "i"},
-               upstream={"p:" + str(tmp_path / "up.txt"): "s0"}, arg_reprs={"n": "3"},
-               duration=0.5, stamp="s1")
+    r = Record(
+        "p:" + out,
+        "a",
+        "c1",
+        args,
+        {out: "d1"},
+        inputs={str(tmp_path / "in.txt"): "i"},
+        upstream={"p:" + str(tmp_path / "up.txt"): "s0"},
+        arg_reprs={"n": "3"},
+        duration=0.5,
+        stamp="s1",
+    )
     s.put_record(r, fresh)
     assert fresh == {}  # taken into the record: no line of its own
     s.close()
@@ -42,10 +52,22 @@ def test_a_record_round_trips_with_its_product_signature_inside_it(tmp_path):
     lines = lines_of(sd)
     assert lines[0]["depio_like_state"] == 2
     t0 = lines[0]["t0"]  # modification times count from it; the code digest is numbered
-    assert lines[1:] == [["c", 0, "c1"],
-                         ["r", "", "a", 0, "ASNFZ4mrze8BI0VniavN7w", 0.5, "s1",
-                          [["out/a.txt", "d1", 5, 1_000 - t0, 42, 7]], {"n": "3"},
-                          {"in.txt": "i"}, {"p:up.txt": "s0"}]]
+    assert lines[1:] == [
+        ["c", 0, "c1"],
+        [
+            "r",
+            "",
+            "a",
+            0,
+            "ASNFZ4mrze8BI0VniavN7w",
+            0.5,
+            "s1",
+            [["out/a.txt", "d1", 5, 1_000 - t0, 42, 7]],
+            {"n": "3"},
+            {"in.txt": "i"},
+            {"p:up.txt": "s0"},
+        ],
+    ]
     again = open_state(sd)
     assert again.records == {r.key: r}
     assert again.files == {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
@@ -72,17 +94,40 @@ def test_a_format_1_log_is_read_and_rewritten_as_format_2(tmp_path):
     sd = tmp_path / ".depio_like"
     sd.mkdir(mode=0o700)
     out = str(tmp_path / "o.txt")
-    (sd / LOG_NAME).write_text("\n".join(json.dumps(x) for x in [
-        {"depio_like_state": 1},
-        {"r": "p:" + out, "n": "t", "c": "c1", "a": "a1", "p": {out: "d"}, "t": 0.25,
-         "s": "st", "av": {"i": "1"}},
-        ["f", out, 3, 10, 7, "d", 11],
-        ["f", str(tmp_path / "old.txt"), 3, 10, 7, "d"],  # no ctime: not trusted
-        {"x": "p:" + out},
-    ]) + "\n")
+    (sd / LOG_NAME).write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                {"depio_like_state": 1},
+                {
+                    "r": "p:" + out,
+                    "n": "t",
+                    "c": "c1",
+                    "a": "a1",
+                    "p": {out: "d"},
+                    "t": 0.25,
+                    "s": "st",
+                    "av": {"i": "1"},
+                },
+                ["f", out, 3, 10, 7, "d", 11],
+                ["f", str(tmp_path / "old.txt"), 3, 10, 7, "d"],  # no ctime: not trusted
+                {"x": "p:" + out},
+            ]
+        )
+        + "\n"
+    )
     s = open_state(sd)
-    want = Record("p:" + out, "t", "c1", "a1", {out: "d"}, arg_reprs={"i": "1"},
-                  duration=0.25, stamp="st", incomplete=True)
+    want = Record(
+        "p:" + out,
+        "t",
+        "c1",
+        "a1",
+        {out: "d"},
+        arg_reprs={"i": "1"},
+        duration=0.25,
+        stamp="st",
+        incomplete=True,
+    )
     assert s.records == {want.key: want}
     assert s.files == {out: FileEntry(3, 10, 7, "d", 11)}
     assert s.warnings == []
@@ -132,7 +177,7 @@ def test_a_line_cut_by_a_kill_is_dropped_and_the_next_record_stands_alone(tmp_pa
     again.close()
 
 
-SCRIPT = textwrap.dedent('''\
+SCRIPT = textwrap.dedent("""\
     import sys
     from pathlib import Path
     from typing import Annotated
@@ -151,12 +196,13 @@ SCRIPT = textwrap.dedent('''\
     for i in range(3):
         p.add_task(step(Path("out") / f"{i}.txt", "in.txt", i))
     sys.exit(p.run())
-''')
+""")
 
 
 def run(d):
-    r = subprocess.run([sys.executable, "pipeline.py"], cwd=d, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "pipeline.py"], cwd=d, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     ran = (d / "ran.log").read_text().split() if (d / "ran.log").exists() else []
     if (d / "ran.log").exists():
@@ -188,8 +234,9 @@ def test_a_code_digest_is_written_once_and_a_lost_code_line_loses_only_its_recor
     outs = [str(tmp_path / f"o{k}.txt") for k in range(3)]
     s = open_state(sd)
     for k, out in enumerate(outs):
-        s.put_record(Record("p:" + out, "t", "same-code" if k < 2 else "other", f"a{k}",
-                            {out: "d"}))
+        s.put_record(
+            Record("p:" + out, "t", "same-code" if k < 2 else "other", f"a{k}", {out: "d"})
+        )
     s.close()
     text = (sd / LOG_NAME).read_text()
     assert text.count("same-code") == 1 and text.count("other") == 1
@@ -210,7 +257,9 @@ def test_a_code_digest_is_written_once_and_a_lost_code_line_loses_only_its_recor
     damaged.close()
     final = open_state(sd)
     assert {k: r.code for k, r in final.records.items()} == {
-        "p:" + outs[2]: "other", "p:" + new: "third"}
+        "p:" + outs[2]: "other",
+        "p:" + new: "third",
+    }
     final.close()
 
 
@@ -220,8 +269,7 @@ def test_a_format_2_log_without_a_time_base_is_read_with_absolute_times(tmp_path
     sd = tmp_path / ".depio_like"
     sd.mkdir(mode=0o700)
     line = ["r", "", "a", "c1", "a1", 0.5, "s1", [["a.txt", "d1", 5, 1_000, 42, 7]]]
-    (sd / LOG_NAME).write_text(json.dumps({"depio_like_state": 2}) + "\n" + json.dumps(line)
-                               + "\n")
+    (sd / LOG_NAME).write_text(json.dumps({"depio_like_state": 2}) + "\n" + json.dumps(line) + "\n")
     s = open_state(sd)
     out = str(tmp_path / "a.txt")
     assert s.records["p:" + out].code == "c1"

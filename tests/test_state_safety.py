@@ -37,8 +37,7 @@ def pipeline(**kw):
 def test_a_state_dir_others_can_write_is_refused(project, where, mode):
     state = project / ".depio_like"
     state.mkdir(mode=0o700)
-    target = {"top": state, "values": state / "values",
-              "slurm-sub": state / "slurm" / "abc"}[where]
+    target = {"top": state, "values": state / "values", "slurm-sub": state / "slurm" / "abc"}[where]
     target.mkdir(parents=True, exist_ok=True)
     if where != "top":
         state.chmod(0o755)  # others can reach what is inside

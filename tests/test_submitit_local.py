@@ -126,9 +126,14 @@ DRIVER = """
 def _start(tmp_path):
     script = tmp_path / "pipeline.py"
     script.write_text(textwrap.dedent(DRIVER))
-    return subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _wait_for(paths, proc=None, timeout=60):
@@ -146,8 +151,14 @@ def test_driver_killed_then_rerun_reattaches_without_running_twice(tmp_path):
     proc.kill()  # SIGKILL: no cleanup at all
     proc.wait()
     (tmp_path / "release").touch()  # the orphaned jobs now finish on their own
-    rerun = subprocess.run([sys.executable, str(tmp_path / "pipeline.py")], cwd=tmp_path,
-                           text=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    rerun = subprocess.run(
+        [sys.executable, str(tmp_path / "pipeline.py")],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     runs = (tmp_path / "runs.log").read_text().split("\n")
     assert sorted(r for r in runs if r) == [f"start {n}" for n in range(4)]  # each once

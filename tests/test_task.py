@@ -55,8 +55,9 @@ def test_binding_errors_name_the_function(project):
     # naming the function, the missing arguments and where the task was declared.
     p = Pipeline(SequentialExecutor(), stream=io.StringIO())
     p.add_task(Task("t", copy))
-    with pytest.raises(TaskDeclarationError,
-                       match=r"'t'.*test_task.py:\d+.*copy\(.*missing.*'out';"):
+    with pytest.raises(
+        TaskDeclarationError, match=r"'t'.*test_task.py:\d+.*copy\(.*missing.*'out';"
+    ):
         p.run()
     assert not Path(".depio_like").exists()  # refused before anything ran
     with pytest.raises(TypeError, match=r"copy\(\).*missing a required argument: 'out'"):
@@ -136,10 +137,21 @@ def test_unpicklable_argument_gives_a_task_that_never_merges():
 def test_resources_are_checked_when_declared():
     from depio_like.resources import Resources
 
-    t = Task("r", copy, ["o"], resources={"cpus": 4, "memory": "2G", "gpus": 1,
-                                          "time": "01:30:00", "slurm": {"partition": "gpu"}})
-    assert t.resources == Resources(cpus=4, memory_mb=2048, gpus=1, time_min=90,
-                                    slurm={"partition": "gpu"})
+    t = Task(
+        "r",
+        copy,
+        ["o"],
+        resources={
+            "cpus": 4,
+            "memory": "2G",
+            "gpus": 1,
+            "time": "01:30:00",
+            "slurm": {"partition": "gpu"},
+        },
+    )
+    assert t.resources == Resources(
+        cpus=4, memory_mb=2048, gpus=1, time_min=90, slurm={"partition": "gpu"}
+    )
     assert Task("r", copy, ["o"], resources={"memory": 512, "time": 5}).resources.memory_mb == 512
     with pytest.raises(TaskDeclarationError, match=r"task 'r'.*unknown resource key.*'cpu'"):
         Task("r", copy, ["o"], resources={"cpu": 4})

@@ -95,8 +95,11 @@ def test_a_task_that_changes_the_environment_is_named(project, monkeypatch):
 
     p = new_pipeline(ThreadExecutor(2))
     p.add_task(Task("setenv", setenv, ["e.txt"]))
-    with pytest.warns(RuntimeWarning, match=r"task \[1\] 'setenv' .*changed os.environ "
-                                            r"\(DEPIO_LIKE_TEST_VAR\)"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"task \[1\] 'setenv' .*changed os.environ "
+        r"\(DEPIO_LIKE_TEST_VAR\)",
+    ):
         assert p.run() == 0
     assert os.environ.get("DEPIO_LIKE_TEST_VAR") == "1"  # kept, as the warning says
 
@@ -114,7 +117,9 @@ def test_failures_and_downstream_as_with_other_executors(project):
 
 
 def test_jobs_option_and_cli_name(tmp_path):
-    r = run_script(tmp_path, """
+    r = run_script(
+        tmp_path,
+        """
         from pathlib import Path
         from typing import Annotated
         from depio_like import Pipeline, Product, Task
@@ -126,7 +131,12 @@ def test_jobs_option_and_cli_name(tmp_path):
         p = Pipeline()
         p.add_task(Task("w", w, ["w.txt"]))
         exit(p.main())
-    """, "--executor", "thread", "--jobs", "3")
+    """,
+        "--executor",
+        "thread",
+        "--jobs",
+        "3",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "in a thread" in r.stdout and "does not apply" not in r.stderr
 

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import run_script
 
-SCRIPT = '''
+SCRIPT = """
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +29,7 @@ def ok(out: Annotated[Path, Product]):
 p = Pipeline(executor={executor}(), state_dir={state_dir!r})
 p.add_task(Task("ok", ok, [Path("ok.txt")]))
 exit(p.main())
-'''
+"""
 
 
 def script(directory, state_dir=".depio_like", executor="ParallelExecutor"):
@@ -41,8 +41,15 @@ def tool(directory, *args, timeout=120):
     env = dict(os.environ)
     env.pop("CI", None)
     exe = os.path.join(os.path.dirname(sys.executable), "depio-like")
-    return subprocess.run([exe, *args], cwd=directory, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [exe, *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def no_traceback(r):
@@ -83,11 +90,16 @@ def test_a_state_dir_path_that_is_a_file(tmp_path, dry):
     assert not (tmp_path / "ok.txt").exists()
 
 
-@pytest.mark.parametrize("content", ["garbage", "[1, 2]", '{"finished": 1}',
-                                     '{"finished": 1, "cwd": ".", "exit_code": 0, '
-                                     '"headers": 3, "rows": []}',
-                                     '{"finished": 1, "cwd": ".", "exit_code": 0, '
-                                     '"headers": ["ID"], "rows": [1], "tasks": "x"}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "garbage",
+        "[1, 2]",
+        '{"finished": 1}',
+        '{"finished": 1, "cwd": ".", "exit_code": 0, "headers": 3, "rows": []}',
+        '{"finished": 1, "cwd": ".", "exit_code": 0, "headers": ["ID"], "rows": [1], "tasks": "x"}',
+    ],
+)
 def test_status_with_a_damaged_last_run(tmp_path, content):
     (tmp_path / ".depio_like").mkdir(mode=0o700)
     (tmp_path / ".depio_like" / "last_run.json").write_text(content)
@@ -103,8 +115,12 @@ def _can_mount():
     probe = Path(f"/tmp/depio-like-mount-probe-{os.getpid()}")
     probe.mkdir(exist_ok=True)
     try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
-                            capture_output=True).returncode == 0
+        ok = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True
+            ).returncode
+            == 0
+        )
         if ok:
             subprocess.run(["umount", str(probe)], capture_output=True)
         return ok
@@ -147,7 +163,7 @@ def test_a_read_only_state_dir(tmp_path, small_fs):
     assert not (tmp_path / "ok.txt").exists()
 
 
-TASK_INTERRUPT = '''
+TASK_INTERRUPT = """
 import time
 from pathlib import Path
 from typing import Annotated
@@ -164,7 +180,7 @@ p = Pipeline(executor={executor}())
 p.add_task(Task("quits", quits, [Path("q.txt")]))
 p.add_task(Task("works", works, [Path("w.txt")]))
 exit(p.run())
-'''
+"""
 
 
 @pytest.mark.parametrize("executor", ["ParallelExecutor", "SequentialExecutor"])
@@ -177,7 +193,7 @@ def test_a_task_raising_keyboard_interrupt_fails_and_the_run_goes_on(tmp_path, e
     assert (tmp_path / "w.txt").read_text() == "done"
 
 
-TWICE = '''
+TWICE = """
 import signal, time
 from pathlib import Path
 from typing import Annotated
@@ -197,7 +213,7 @@ def stubborn(out: Annotated[Path, Product]):
 p = Pipeline(executor={executor}())
 p.add_task(Task("stubborn", stubborn, [Path("s.txt")]))
 exit(p.run())
-'''
+"""
 
 
 def _wait_for(path, proc, what):
@@ -213,16 +229,26 @@ def test_ctrl_c_twice_still_ends_with_130_and_no_traceback(tmp_path, executor):
     (tmp_path / "pipeline.py").write_text(textwrap.dedent(TWICE.format(executor=executor)))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("CI", None)
-    proc = subprocess.Popen([sys.executable, "pipeline.py"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "pipeline.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _wait_for(tmp_path / "started", proc, "the task's start")
         proc.send_signal(signal.SIGINT)
         # The second Ctrl-C arrives while the run is stopping: the worker is being asked
         # to end (Parallel), or the task's own clean-up runs (Sequential).
-        _wait_for(tmp_path / ("got-term" if executor == "ParallelExecutor" else "cleaning"),
-                  proc, "the stopping")
+        _wait_for(
+            tmp_path / ("got-term" if executor == "ParallelExecutor" else "cleaning"),
+            proc,
+            "the stopping",
+        )
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -234,7 +260,7 @@ def test_ctrl_c_twice_still_ends_with_130_and_no_traceback(tmp_path, executor):
     assert "Interrupted" in out and "CANCELLED" in out
 
 
-FULL = '''
+FULL = """
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -256,7 +282,7 @@ for k in range(20):
     p.add_task(Task(f"small{{k}}", small, [Path(f"small{{k}}.txt"), k]))
 p.add_task(Task("chatty", chatty, [Path("chatty.txt")]))
 exit(p.run())
-'''
+"""
 
 
 @pytest.mark.parametrize("executor", ["ParallelExecutor", "SequentialExecutor"])
@@ -279,6 +305,7 @@ def test_a_full_disk_fails_the_run_cleanly(tmp_path, small_fs, executor):
     # Once space is back, the next run completes.
     for p in (state / "logs").iterdir():
         p.unlink()
-    r = run_script(project, FULL.format(executor=executor, hook=str(hook)).replace(
-        "* 6000", "* 10"))
+    r = run_script(
+        project, FULL.format(executor=executor, hook=str(hook)).replace("* 6000", "* 10")
+    )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -226,4 +226,3 @@ def test_a_dry_run_touches_no_value_file(project):
     p.add_task(Task("a", take, ["a.txt", v]))
     assert p.run(dry_run=True) == 0
     assert stale.exists()
-

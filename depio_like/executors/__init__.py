@@ -4,5 +4,13 @@ from .base import Executor, Job, Outcome, RunContext, Started
 from .local import ParallelExecutor, SequentialExecutor
 from .threads import ThreadExecutor
 
-__all__ = ["Executor", "Job", "Outcome", "RunContext", "Started", "ParallelExecutor",
-           "SequentialExecutor", "ThreadExecutor"]
+__all__ = [
+    "Executor",
+    "Job",
+    "Outcome",
+    "RunContext",
+    "Started",
+    "ParallelExecutor",
+    "SequentialExecutor",
+    "ThreadExecutor",
+]

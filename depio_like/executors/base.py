@@ -79,7 +79,7 @@ class Job:
 class RunContext:
     """What an executor may need to know about the run it serves."""
 
-    state_dir: str   # the pipeline's state directory (an executor may keep files under it)
+    state_dir: str  # the pipeline's state directory (an executor may keep files under it)
     jobs: int | None = None  # --jobs: how many tasks at once, for executors with ``takes_jobs``
     #: Where value files go (``Step.export_to``): the run's own directory, removed when it
     #: ends; None: ``values`` under ``state_dir``.
@@ -146,10 +146,12 @@ class Executor(ABC):
     max_jobs_pending: int | None = None
     max_jobs_queued: int | None = None
 
-    def __init__(self, max_jobs_pending: int | None = None,
-                 max_jobs_queued: int | None = None) -> None:
-        self.max_jobs_pending = _job_limit(type(self).__name__, "max_jobs_pending",
-                                           max_jobs_pending)
+    def __init__(
+        self, max_jobs_pending: int | None = None, max_jobs_queued: int | None = None
+    ) -> None:
+        self.max_jobs_pending = _job_limit(
+            type(self).__name__, "max_jobs_pending", max_jobs_pending
+        )
         self.max_jobs_queued = _job_limit(type(self).__name__, "max_jobs_queued", max_jobs_queued)
 
     def limit_slots(self, free: int, queued: int, pending: int = 0) -> int:
@@ -202,8 +204,9 @@ def _job_limit(owner: str, name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}({name}={value!r}): use a whole number >= 1, or None "
-                         "for no limit")
+        raise ValueError(
+            f"{owner}({name}={value!r}): use a whole number >= 1, or None for no limit"
+        )
     return value
 
 
@@ -215,9 +218,14 @@ class Capturing(Protocol):
     def end(self, log: str, old_log: bool = True) -> bool: ...
 
 
-def run_steps(job: Job, export: Callable[[Step, Any], Any],
-              capture: Capturing | None = None, hash_products: bool = False,
-              own_interrupts: bool = False, isolate: bool = True) -> Iterator[Outcome]:
+def run_steps(
+    job: Job,
+    export: Callable[[Step, Any], Any],
+    capture: Capturing | None = None,
+    hash_products: bool = False,
+    own_interrupts: bool = False,
+    isolate: bool = True,
+) -> Iterator[Outcome]:
     """Run the job's tasks here, in order, each getting the values it takes; yield an
     outcome per task. After a failure the rest of the chain is not run (no outcome).
     ``export(step, value)`` is what to hand back for a value needed outside the job;
@@ -255,27 +263,45 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
                     try:
                         printed = logged.end(step.log, step.old_log)
                     except OSError as e:  # a full disk: the task's output is lost
-                        raise _LogLost(f"its output could not be saved to {step.log}.out / "
-                                       f".err: {e.strerror or e}") from None
+                        raise _LogLost(
+                            f"its output could not be saved to {step.log}.out / "
+                            f".err: {e.strerror or e}"
+                        ) from None
         except JobEnding:
             raise
         except KeyboardInterrupt as e:
             if not own_interrupts and interrupts.from_user():
                 raise
-            yield Outcome(step.index, False, error=format_task_exception(e),
-                          duration=time.perf_counter() - t0, printed=printed)
+            yield Outcome(
+                step.index,
+                False,
+                error=format_task_exception(e),
+                duration=time.perf_counter() - t0,
+                printed=printed,
+            )
             return
         except _LogLost as e:
-            yield Outcome(step.index, False, error=str(e), duration=time.perf_counter() - t0,
-                          printed=False)
+            yield Outcome(
+                step.index, False, error=str(e), duration=time.perf_counter() - t0, printed=False
+            )
             return
         except SystemExit as e:
-            yield Outcome(step.index, False, error=f"the task called sys.exit({e.code!r})",
-                          duration=time.perf_counter() - t0, printed=printed)
+            yield Outcome(
+                step.index,
+                False,
+                error=f"the task called sys.exit({e.code!r})",
+                duration=time.perf_counter() - t0,
+                printed=printed,
+            )
             return
         except BaseException as e:
-            yield Outcome(step.index, False, error=format_task_exception(e),
-                          duration=time.perf_counter() - t0, printed=printed)
+            yield Outcome(
+                step.index,
+                False,
+                error=format_task_exception(e),
+                duration=time.perf_counter() - t0,
+                printed=printed,
+            )
             return
         duration = time.perf_counter() - t0
         values[step.task.id] = value  # type: ignore[index]  # a task in the graph has its id
@@ -284,23 +310,44 @@ def run_steps(job: Job, export: Callable[[Step, Any], Any],
             try:
                 handed = export(step, value)
             except OSError as e:  # a full disk: no half file is left (atomic write)
-                yield Outcome(step.index, False, duration=duration, printed=printed, error=(
-                    f"its return value ({type(value).__name__}) could not be written for "
-                    f"{', '.join(step.export_to)}: {e.strerror or e}"))
+                yield Outcome(
+                    step.index,
+                    False,
+                    duration=duration,
+                    printed=printed,
+                    error=(
+                        f"its return value ({type(value).__name__}) could not be written for "
+                        f"{', '.join(step.export_to)}: {e.strerror or e}"
+                    ),
+                )
                 return
             except Exception as e:  # noqa: BLE001 - pickling can raise anything
-                yield Outcome(step.index, False, duration=duration, printed=printed, error=(
-                    f"its return value ({type(value).__name__}) cannot be handed to "
-                    f"{', '.join(step.export_to)} in another process: it cannot be pickled "
-                    f"({type(e).__name__}: {e})"))
+                yield Outcome(
+                    step.index,
+                    False,
+                    duration=duration,
+                    printed=printed,
+                    error=(
+                        f"its return value ({type(value).__name__}) cannot be handed to "
+                        f"{', '.join(step.export_to)} in another process: it cannot be pickled "
+                        f"({type(e).__name__}: {e})"
+                    ),
+                )
                 return
         products = None
         if hash_products:
             from ..fingerprint import digest_now
 
             products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
-        yield Outcome(step.index, True, value=handed, duration=duration, printed=printed,
-                      products=products, inputs=inputs)
+        yield Outcome(
+            step.index,
+            True,
+            value=handed,
+            duration=duration,
+            printed=printed,
+            products=products,
+            inputs=inputs,
+        )
 
 
 def _digests(paths: Sequence[str]) -> dict[str, str | None]:
@@ -342,8 +389,11 @@ class _Surroundings:
         data = getattr(os.environ, "_data", None)
         if (data if data is not None else dict(os.environ)) == self.env:
             return
-        want = {os.fsdecode(k): os.fsdecode(v) for k, v in self.env.items()} \
-            if data is not None else self.env
+        want = (
+            {os.fsdecode(k): os.fsdecode(v) for k, v in self.env.items()}
+            if data is not None
+            else self.env
+        )
         now = dict(os.environ)
         for k in now.keys() - want.keys():
             del os.environ[k]
@@ -372,9 +422,12 @@ class Capture:
         self._saved: tuple[int, int] | None = None
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
-        self._py = [open(  # noqa: SIM115 - kept open until close()
-           os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
-                    for fd in self._fds]
+        self._py = [
+            open(  # noqa: SIM115 - kept open until close()
+                os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1
+            )
+            for fd in self._fds
+        ]
         if for_good:
             self._redirect()
 
@@ -463,7 +516,7 @@ def _copy(src: int, size: int, path: str) -> None:
                 break
             offset += len(chunk)
             while chunk:  # a short write is not an error: write the rest
-                chunk = chunk[os.write(dst, chunk):]
+                chunk = chunk[os.write(dst, chunk) :]
     except OSError:
         os.close(dst)
         dst = -1

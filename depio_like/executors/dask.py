@@ -62,8 +62,9 @@ sys.path[:] = _without(_shadowing_dir())
 try:
     import distributed
 except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("DaskExecutor needs Dask's distributed package: "
-                      "pip install 'depio_like[dask]'") from e
+    raise ImportError(
+        "DaskExecutor needs Dask's distributed package: pip install 'depio_like[dask]'"
+    ) from e
 finally:
     sys.path[:] = _saved_path
 
@@ -87,18 +88,18 @@ class DaskConnectionError(PipelineError):
 class _Flight:
     """A job handed to Dask and not over yet."""
 
-    name: str                        # of its first task, for Dask keys
-    blob: bytes                      # the pickled steps
-    inputs: dict[int, Any]           # the values it takes (futures), by producer task id
-    exports: list[tuple[int, str]]   # (task index, name) of steps whose value goes on
-    options: dict[str, Any]          # more Client.submit keywords
+    name: str  # of its first task, for Dask keys
+    blob: bytes  # the pickled steps
+    inputs: dict[int, Any]  # the values it takes (futures), by producer task id
+    exports: list[tuple[int, str]]  # (task index, name) of steps whose value goes on
+    options: dict[str, Any]  # more Client.submit keywords
     indices: list[int]
     key: str = ""
-    future: Any = None               # the job's Dask future
+    future: Any = None  # the job's Dask future
     values: dict[int, Any] = field(default_factory=dict)  # task index -> its value's future
     reported: set[int] = field(default_factory=set)
     running: bool = False
-    resent: int = 0                  # times sent again after a worker died before it started
+    resent: int = 0  # times sent again after a worker died before it started
 
 
 class DaskExecutor(Executor):
@@ -127,30 +128,43 @@ class DaskExecutor(Executor):
     queues = True  # a submitted task waits for a free worker thread: PENDING until it starts
     takes_jobs = True  # --jobs N: at most N jobs handed to Dask at once
 
-    def __init__(self, address: str | None = None, *, cluster: Any = None,
-                 n_workers: int | None = None, threads_per_worker: int = 1,
-                 memory_limit: str | float | None = "auto",
-                 dashboard_address: str | None = ":8787",
-                 cluster_kwargs: Mapping[str, Any] | None = None, retries: int = 0,
-                 resources: bool | None = None,
-                 submit_options: Callable[[Any], Mapping[str, Any]] | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        cluster: Any = None,
+        n_workers: int | None = None,
+        threads_per_worker: int = 1,
+        memory_limit: str | float | None = "auto",
+        dashboard_address: str | None = ":8787",
+        cluster_kwargs: Mapping[str, Any] | None = None,
+        retries: int = 0,
+        resources: bool | None = None,
+        submit_options: Callable[[Any], Mapping[str, Any]] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         if address is not None and cluster is not None:
             raise ValueError("DaskExecutor(): pass address= or cluster=, not both")
         embedded = {"n_workers": n_workers, "cluster_kwargs": cluster_kwargs}
         if (address is not None or cluster is not None) and any(
-                v is not None for v in embedded.values()):
+            v is not None for v in embedded.values()
+        ):
             given = ", ".join(k for k, v in embedded.items() if v is not None)
-            raise ValueError(f"DaskExecutor(): {given} shape the embedded cluster; they do "
-                             "not apply with address= or cluster=")
+            raise ValueError(
+                f"DaskExecutor(): {given} shape the embedded cluster; they do "
+                "not apply with address= or cluster="
+            )
         if address is not None and not isinstance(address, str):
-            raise TypeError(f"DaskExecutor(address={address!r}): give the scheduler's address "
-                            "as a string, e.g. 'tcp://host:8786'")
+            raise TypeError(
+                f"DaskExecutor(address={address!r}): give the scheduler's address "
+                "as a string, e.g. 'tcp://host:8786'"
+            )
         if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
             raise ValueError(f"DaskExecutor(n_workers={n_workers!r}): need an int >= 1")
         if not isinstance(threads_per_worker, int) or threads_per_worker < 1:
-            raise ValueError(f"DaskExecutor(threads_per_worker={threads_per_worker!r}): "
-                             "need an int >= 1")
+            raise ValueError(
+                f"DaskExecutor(threads_per_worker={threads_per_worker!r}): need an int >= 1"
+            )
         self.address = address
         self.cluster = cluster
         self.n_workers = n_workers
@@ -175,15 +189,20 @@ class DaskExecutor(Executor):
         self._token = uuid.uuid4().hex[:16]
         self._flights: dict[str, _Flight] = {}
         self._of_task: dict[int, _Flight] = {}
-        self._worker: dict[int, str] = {}       # task index -> where it ran (the table)
+        self._worker: dict[int, str] = {}  # task index -> where it ran (the table)
         self._ready: list[Outcome | Started] = []
         self._inbox: queue.Queue = queue.Queue()
         self._announced = False
         self._declared: dict[str, float] | None = None
         self._undo: list[Callable[[], None]] = []
         self.stats = {"submitted": 0, "results_fetched": 0}
-        self._ctx = (self._token, TOPIC, os.getcwd(), tuple(sys.path),
-                     (socket.gethostname(), os.getpid()))
+        self._ctx = (
+            self._token,
+            TOPIC,
+            os.getcwd(),
+            tuple(sys.path),
+            (socket.gethostname(), os.getpid()),
+        )
         # An existing scheduler must answer before anything runs; the embedded cluster
         # starts with the first task (a run with nothing to do starts none).
         if self.address is not None or self.cluster is not None:
@@ -208,9 +227,14 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - find what cannot go, and say it
             self._ready.append(Outcome(job.index, False, error=_unpicklable(job)))
             return
-        flight = _Flight(_key_name(job.steps[0].task.name), blob, job.values,
-                         [(st.index, _key_name(st.task.name)) for st in job.steps if st.export_to],
-                         self._options(job), job.indices)
+        flight = _Flight(
+            _key_name(job.steps[0].task.name),
+            blob,
+            job.values,
+            [(st.index, _key_name(st.task.name)) for st in job.steps if st.export_to],
+            self._options(job),
+            job.indices,
+        )
         for i in job.indices:
             self._of_task[i] = flight
             self._worker.pop(i, None)
@@ -218,11 +242,22 @@ class DaskExecutor(Executor):
 
     def _send(self, flight: _Flight) -> None:
         key = flight.key = f"{flight.name}-{uuid.uuid4().hex}"
-        flight.future = self.client.submit(_run_job, self._ctx, key, flight.blob, flight.inputs,
-                                           key=key, pure=False, **flight.options)
-        flight.values = {i: self.client.submit(_value_of, flight.future, i, pure=False,
-                                               key=f"{name}-value-{uuid.uuid4().hex}")
-                         for i, name in flight.exports}
+        flight.future = self.client.submit(
+            _run_job,
+            self._ctx,
+            key,
+            flight.blob,
+            flight.inputs,
+            key=key,
+            pure=False,
+            **flight.options,
+        )
+        flight.values = {
+            i: self.client.submit(
+                _value_of, flight.future, i, pure=False, key=f"{name}-value-{uuid.uuid4().hex}"
+            )
+            for i, name in flight.exports
+        }
         self._flights[key] = flight
         self.stats["submitted"] += 1
         flight.future.add_done_callback(lambda f, k=key: self._inbox.put(("done", k)))
@@ -255,14 +290,19 @@ class DaskExecutor(Executor):
             try:
                 self.client.cancel(futures)
             except Exception as e:  # noqa: BLE001 - the scheduler may be gone too
-                print(f"warning: cancelling the Dask tasks failed: {e}", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"warning: cancelling the Dask tasks failed: {e}", file=sys.stderr, flush=True
+                )
         if running and self._own_cluster is None:
             # Dask cannot stop a task that runs in a worker thread; the embedded cluster's
             # workers are stopped with it, a shared cluster's run the task to its end.
-            print(f"Cancelled this run's Dask tasks; {running} already running on workers "
-                  "of the existing cluster run to their end (Dask cannot stop a running "
-                  "task), and their results are dropped.", file=sys.stderr, flush=True)
+            print(
+                f"Cancelled this run's Dask tasks; {running} already running on workers "
+                "of the existing cluster run to their end (Dask cannot stop a running "
+                "task), and their results are dropped.",
+                file=sys.stderr,
+                flush=True,
+            )
         self._flights.clear()
         self._of_task.clear()
         return indices
@@ -303,7 +343,8 @@ class DaskExecutor(Executor):
             raise DaskConnectionError(
                 f"cannot reach the Dask scheduler at {where}: {type(e).__name__}: {e}. "
                 "Is it running, and is the address right (e.g. tcp://host:8786)? "
-                "Nothing was run.") from None
+                "Nothing was run."
+            ) from None
         self.client.subscribe_topic(TOPIC, lambda ev: self._inbox.put(("event", ev[1])))
         # Dask logs what goes wrong with tracebacks (a lost scheduler, a dead worker); the
         # run reports it itself, per task, in a sentence.
@@ -319,11 +360,15 @@ class DaskExecutor(Executor):
         from .local import default_workers
 
         kwargs: dict[str, Any] = dict(
-            n_workers=self.n_workers or default_workers(), processes=True,
-            threads_per_worker=self.threads_per_worker, memory_limit=self.memory_limit,
-            dashboard_address=self.dashboard_address, silence_logs=logging.ERROR,
+            n_workers=self.n_workers or default_workers(),
+            processes=True,
+            threads_per_worker=self.threads_per_worker,
+            memory_limit=self.memory_limit,
+            dashboard_address=self.dashboard_address,
+            silence_logs=logging.ERROR,
             # Ctrl-C is the driver's to handle: workers ignore SIGINT (also when restarted).
-            preload=[__name__])
+            preload=[__name__],
+        )
         kwargs.update(self.cluster_kwargs)
         self._hide_main()
         old_sigint = None
@@ -333,8 +378,15 @@ class DaskExecutor(Executor):
         try:
             # A worker that dies fails its task at once (retries= resubmits), as with the
             # other executors; tasks may use multiprocessing (not daemonic workers).
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                  "distributed.worker.daemon": False}), _quiet_dask():
+            with (
+                dask.config.set(
+                    {
+                        "distributed.scheduler.allowed-failures": 0,
+                        "distributed.worker.daemon": False,
+                    }
+                ),
+                _quiet_dask(),
+            ):
                 return LocalCluster(**kwargs)
         finally:
             if old_sigint is not None:
@@ -369,17 +421,25 @@ class DaskExecutor(Executor):
         info = self._info()
         workers = info.get("workers", {})
         threads = sum(w.get("nthreads", 0) for w in workers.values())
-        kind = "embedded LocalCluster" if self._own_cluster is not None else \
-            type(self.cluster).__name__ if self.cluster is not None else "scheduler"
+        kind = (
+            "embedded LocalCluster"
+            if self._own_cluster is not None
+            else type(self.cluster).__name__
+            if self.cluster is not None
+            else "scheduler"
+        )
         link = None
         if "dashboard" in (info.get("services") or {}):  # (a scheduler may run without)
             with contextlib.suppress(Exception):
                 link = self.client.dashboard_link
         if link and self._own_cluster is not None and importlib.util.find_spec("bokeh") is None:
             link += " (needs `pip install bokeh`)"
-        print(f"Dask: {kind} at {self.client.scheduler.address}, {len(workers)} worker(s), "
-              f"{threads} thread(s)" + (f"; dashboard: {link}" if link else ""),
-              file=sys.stderr, flush=True)
+        print(
+            f"Dask: {kind} at {self.client.scheduler.address}, {len(workers)} worker(s), "
+            f"{threads} thread(s)" + (f"; dashboard: {link}" if link else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         declared: dict[str, float] = {}
         for w in workers.values():
             for name, amount in (w.get("resources") or {}).items():
@@ -397,11 +457,17 @@ class DaskExecutor(Executor):
                     asked.setdefault(kind_, []).append(t.label)
         if asked:
             what = ", ".join(f"{k} ({len(v)} task(s), e.g. {v[0]})" for k, v in asked.items())
-            why = "no worker is connected yet to say what it has" if not workers and \
-                self.resources is None else "no Dask worker declares them"
-            print(f"note: tasks ask for Dask resources {what}; {why}, so they are ignored "
-                  "(start workers with --resources, e.g. `dask worker ... --resources GPU=1`)",
-                  file=sys.stderr, flush=True)
+            why = (
+                "no worker is connected yet to say what it has"
+                if not workers and self.resources is None
+                else "no Dask worker declares them"
+            )
+            print(
+                f"note: tasks ask for Dask resources {what}; {why}, so they are ignored "
+                "(start workers with --resources, e.g. `dask worker ... --resources GPU=1`)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     # -- submitting ------------------------------------------------------------------------
     def _job_resources(self, job: Job) -> dict[str, float]:
@@ -419,9 +485,11 @@ class DaskExecutor(Executor):
             return None
         for k, v in self._job_resources(job).items():
             if v > self._declared[k]:
-                return (f"task {job.steps[0].task.label} asks for Dask resource {k}={v:g}, "
-                        f"more than any worker declares (at most {self._declared[k]:g}); "
-                        "it could never start")
+                return (
+                    f"task {job.steps[0].task.label} asks for Dask resource {k}={v:g}, "
+                    f"more than any worker declares (at most {self._declared[k]:g}); "
+                    "it could never start"
+                )
         return None
 
     def _options(self, job: Job) -> dict[str, Any]:
@@ -482,8 +550,18 @@ class DaskExecutor(Executor):
         flight.reported.add(index)
         if products is not None:
             products = {p: tuple(d) for p, d in products.items()}
-        return [Outcome(index, ok, value=flight.values.get(index) if ok else None, error=error,
-                        duration=duration, printed=printed, products=products, inputs=inputs)]
+        return [
+            Outcome(
+                index,
+                ok,
+                value=flight.values.get(index) if ok else None,
+                error=error,
+                duration=duration,
+                printed=printed,
+                products=products,
+                inputs=inputs,
+            )
+        ]
 
     def _done(self, key: str) -> list[Outcome | Started]:
         flight = self._flights.pop(key, None)
@@ -503,23 +581,39 @@ class DaskExecutor(Executor):
             try:
                 metas = self.client.submit(_metas_of, future, pure=False).result(timeout=60)
             except Exception as e:  # noqa: BLE001
-                return [Outcome(left[0], False, error=f"the job's result could not be read "
-                                f"from its Dask worker: {type(e).__name__}: {e}")]
+                return [
+                    Outcome(
+                        left[0],
+                        False,
+                        error=f"the job's result could not be read "
+                        f"from its Dask worker: {type(e).__name__}: {e}",
+                    )
+                ]
             events: list[Outcome | Started] = []
             for meta in metas:
                 events += self._outcome(flight, meta)
             if not any(not m[1] for m in metas):
                 rest = [i for i in flight.indices if i not in flight.reported]
                 if rest:
-                    events.append(Outcome(rest[0], False, error="the job returned no result "
-                                                                "for this task"))
+                    events.append(
+                        Outcome(rest[0], False, error="the job returned no result for this task")
+                    )
             return events
         if future.status == "cancelled":
-            return [Outcome(left[0], False, error="Dask cancelled the task (another client "
-                            "cancelled it, or the scheduler restarted or was lost)")]
+            return [
+                Outcome(
+                    left[0],
+                    False,
+                    error="Dask cancelled the task (another client "
+                    "cancelled it, or the scheduler restarted or was lost)",
+                )
+            ]
         exc = _exception(future)
-        if isinstance(exc, distributed.KilledWorker) and not flight.running \
-                and flight.resent < _RESEND:
+        if (
+            isinstance(exc, distributed.KilledWorker)
+            and not flight.running
+            and flight.resent < _RESEND
+        ):
             # Dask fails every task a dying worker held, also those queued behind the one
             # that killed it: a job never seen to start is sent again (a few times: one
             # that kills its worker at once may die before its start is heard of).
@@ -535,8 +629,10 @@ class DaskExecutor(Executor):
         if isinstance(exc, distributed.KilledWorker):
             last = getattr(getattr(exc, "last_worker", None), "address", "") or ""
             reason = self._memory_reason(last)
-            return (f"the Dask worker running it{f' ({_short(last)})' if last else ''} died: "
-                    f"{reason}. Dask says: {exc}")
+            return (
+                f"the Dask worker running it{f' ({_short(last)})' if last else ''} died: "
+                f"{reason}. Dask says: {exc}"
+            )
         if isinstance(exc, _WorkerSetupError):
             return str(exc)
         return f"Dask could not run it: {type(exc).__name__}: {exc}"
@@ -546,8 +642,10 @@ class DaskExecutor(Executor):
             for _, msg in reversed(self.client.get_events(_MEMORY_TOPIC)):
                 if isinstance(msg, dict) and msg.get("worker") == worker:
                     rss = msg.get("rss")
-                    return ("it went over its memory limit and its nanny stopped it (out of "
-                            f"memory{f': {rss / 2**20:.0f} MiB in use' if rss else ''})")
+                    return (
+                        "it went over its memory limit and its nanny stopped it (out of "
+                        f"memory{f': {rss / 2**20:.0f} MiB in use' if rss else ''})"
+                    )
         except Exception:  # noqa: BLE001 - a reason is a courtesy
             pass
         return "a crash, os._exit, or the out-of-memory killer"
@@ -568,9 +666,17 @@ class _WorkerSetupError(Exception):
 class _Remote:
     """A task as a worker sees it: its function and arguments, nothing of the graph."""
 
-    def __init__(self, task_id: int, name: str, func: Callable[..., Any], args: Any,
-                 kwargs: Any, products: tuple[str, ...], dependencies: tuple[str, ...],
-                 source: str) -> None:
+    def __init__(
+        self,
+        task_id: int,
+        name: str,
+        func: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        products: tuple[str, ...],
+        dependencies: tuple[str, ...],
+        source: str,
+    ) -> None:
         self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
         self.products, self.dependencies = products, dependencies
         code = getattr(func, "__code__", None)
@@ -587,8 +693,20 @@ class _Remote:
 def _payload(st: Step) -> tuple:
     t = st.task
     code = getattr(t.func, "__code__", None)
-    return (st.index, t.id, t.name, t.func, t.call_args, t.call_kwargs, st.export_to, st.log,
-            st.old_log, t.products, t.dependencies, code.co_filename if code is not None else "")
+    return (
+        st.index,
+        t.id,
+        t.name,
+        t.func,
+        t.call_args,
+        t.call_kwargs,
+        st.export_to,
+        st.log,
+        st.old_log,
+        t.products,
+        t.dependencies,
+        code.co_filename if code is not None else "",
+    )
 
 
 def _dumps(obj: Any) -> bytes:
@@ -609,17 +727,21 @@ def _unpicklable(job: Job) -> str:
             try:
                 cloudpickle.dumps(value)
             except Exception as e:  # noqa: BLE001
-                return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
-                        f"sent to a Dask worker (it cannot be pickled: {e}); pass something "
-                        "picklable, or use ParallelExecutor/SequentialExecutor")
+                return (
+                    f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
+                    f"sent to a Dask worker (it cannot be pickled: {e}); pass something "
+                    "picklable, or use ParallelExecutor/SequentialExecutor"
+                )
     t = job.steps[0].task
     try:
         cloudpickle.dumps([_payload(st) for st in job.steps])
         whole = "unknown reason"
     except Exception as e:  # noqa: BLE001
         whole = str(e)
-    return (f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
-            f"be sent to a Dask worker (it cannot be pickled: {whole})")
+    return (
+        f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
+        f"be sent to a Dask worker (it cannot be pickled: {whole})"
+    )
 
 
 class _CwdGate:
@@ -649,7 +771,8 @@ class _CwdGate:
                     raise _WorkerSetupError(
                         f"the driver's working directory {cwd} cannot be entered on Dask "
                         f"worker {worker} ({e.strerror}): workers must share the driver's "
-                        "filesystem at the same paths") from None
+                        "filesystem at the same paths"
+                    ) from None
                 self._saved, self._cwd = saved, cwd
             self._n += 1
         try:
@@ -783,7 +906,8 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
         except Exception as e:  # noqa: BLE001 - a module the worker cannot import, ...
             raise _WorkerSetupError(
                 f"the task could not be loaded on Dask worker {where}: {type(e).__name__}: {e} "
-                "(workers need the driver's environment and files)") from None
+                "(workers need the driver's environment and files)"
+            ) from None
         try:
             values = {k: v.open() if isinstance(v, _Boxed) else v for k, v in values.items()}
         except Exception as e:  # noqa: BLE001
@@ -792,10 +916,33 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
                 f"{type(e).__name__}: {e} (workers need the driver's environment and files)"
             ) from None
         # A _Remote stands in for the Task: it has what run_steps uses.
-        job = Job([Step(index, _Remote(task_id, name, func, args, kwargs, products, deps, source),  # type: ignore[arg-type]
-                        "", export_to, log, old_log)
-                   for index, task_id, name, func, args, kwargs, export_to, log, old_log,
-                   products, deps, source in steps], values)
+        job = Job(
+            [
+                Step(
+                    index,
+                    _Remote(task_id, name, func, args, kwargs, products, deps, source),  # type: ignore[arg-type]
+                    "",
+                    export_to,
+                    log,
+                    old_log,
+                )
+                for (
+                    index,
+                    task_id,
+                    name,
+                    func,
+                    args,
+                    kwargs,
+                    export_to,
+                    log,
+                    old_log,
+                    products,
+                    deps,
+                    source,
+                ) in steps
+            ],
+            values,
+        )
         by_log = {st.log: st.index for st in job.steps if st.log}
         if not by_log:
             started(job.index)
@@ -810,8 +957,9 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
         exported = {st.index for st in job.steps if st.export_to}
         try:
             # (Ctrl-C never reaches a worker: a KeyboardInterrupt here is the task's own.)
-            for o in run_steps(job, _check_picklable, capture, hash_products=True,
-                               own_interrupts=True):
+            for o in run_steps(
+                job, _check_picklable, capture, hash_products=True, own_interrupts=True
+            ):
                 error = f"on Dask worker {where}:\n{o.error}" if o.error else None
                 products = {p: list(d) for p, d in o.products.items()} if o.products else o.products
                 meta = (o.index, o.ok, error, o.duration, o.printed, products, o.inputs)
@@ -833,8 +981,7 @@ def _flush(worker: Any, msg: dict) -> None:
         done.wait(0.5)
         stream = worker.batched_stream
         deadline = time.monotonic() + 0.2
-        while any(m.get("msg") is msg for m in list(stream.buffer)) \
-                and time.monotonic() < deadline:
+        while any(m.get("msg") is msg for m in list(stream.buffer)) and time.monotonic() < deadline:
             time.sleep(0.001)
         done.clear()
         worker.loop.add_callback(done.set)  # (the round that writes what it took)
@@ -903,9 +1050,11 @@ def dask_setup(worker: Any) -> None:
 # -- helpers ---------------------------------------------------------------------------------
 def _asked(task: Any) -> dict[str, float]:
     r = task.resources
-    return {RESOURCE_NAMES["cpus"]: r.cpus or 0,
-            RESOURCE_NAMES["memory"]: (r.memory_mb or 0) * 2 ** 20,
-            RESOURCE_NAMES["gpus"]: r.gpus or 0}
+    return {
+        RESOURCE_NAMES["cpus"]: r.cpus or 0,
+        RESOURCE_NAMES["memory"]: (r.memory_mb or 0) * 2**20,
+        RESOURCE_NAMES["gpus"]: r.gpus or 0,
+    }
 
 
 def _key_name(name: str) -> str:

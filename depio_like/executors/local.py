@@ -40,8 +40,9 @@ class SequentialExecutor(Executor):
     ``max_jobs_pending`` / ``max_jobs_queued`` (depio's) are accepted; one task at a time
     is below any limit they can set."""
 
-    def __init__(self, max_jobs_pending: int | None = None,
-                 max_jobs_queued: int | None = None) -> None:
+    def __init__(
+        self, max_jobs_pending: int | None = None, max_jobs_queued: int | None = None
+    ) -> None:
         super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
 
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
@@ -128,11 +129,11 @@ class Report:
 class _ChildSetup:
     """What a freshly forked worker does before anything else."""
 
-    driver: int | None              # the driver's pid (to die with it); None: a forkserver's
+    driver: int | None  # the driver's pid (to die with it); None: a forkserver's
     #                                 child, which dies with the server (the server with us)
-    pgid: int | None                # the run's process group
-    close: tuple[Any, ...]          # the driver's ends of the workers' pipes
-    close_fds: tuple[int, ...]      # other descriptors of the driver's (the reaper's pipe)
+    pgid: int | None  # the run's process group
+    close: tuple[Any, ...]  # the driver's ends of the workers' pipes
+    close_fds: tuple[int, ...]  # other descriptors of the driver's (the reaper's pipe)
     start_method: str | None = None  # the driver's default (a spawned child starts with
     #                                  "spawn" as its own: a task's Pool must not see that)
 
@@ -172,13 +173,21 @@ class ParallelExecutor(Executor):
     ``max_workers``: tasks still run in this executor's worker processes.
     """
 
-    def __init__(self, max_workers: int | None = None, max_jobs_pending: int | None = None,
-                 max_jobs_queued: int | None = None, *, internal_executor: Any = None,
-                 start_method: str = "fork") -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        max_jobs_pending: int | None = None,
+        max_jobs_queued: int | None = None,
+        *,
+        internal_executor: Any = None,
+        start_method: str = "fork",
+    ) -> None:
         super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
         if start_method not in START_METHODS:
-            raise ValueError(f"ParallelExecutor(start_method={start_method!r}): use one of "
-                             f"{', '.join(map(repr, START_METHODS))}")
+            raise ValueError(
+                f"ParallelExecutor(start_method={start_method!r}): use one of "
+                f"{', '.join(map(repr, START_METHODS))}"
+            )
         self.start_method = start_method
         self._blobs: list[bytes] = []
         if max_workers is not None and not isinstance(max_workers, int):
@@ -191,7 +200,8 @@ class ParallelExecutor(Executor):
                 raise TypeError(
                     f"ParallelExecutor(internal_executor={internal_executor!r}): tasks run in "
                     "this executor's own worker processes, and the number of workers cannot "
-                    "be read from it; write ParallelExecutor(max_workers=N)")
+                    "be read from it; write ParallelExecutor(max_workers=N)"
+                )
             if max_workers is None:
                 max_workers = size
         if max_workers is not None and max_workers < 1:
@@ -229,11 +239,16 @@ class ParallelExecutor(Executor):
             worker = self._spawn()
         worker.job = job.indices
         worker.started = time.perf_counter()
-        worker.conn.send(JobOrder(tuple(StepOrder(st.index, st.fingerprint, st.export_to,
-                                                  st.log, st.old_log) for st in job.steps),
-                                  job.values,
-                                  {st.index: self._blobs[st.index] for st in job.steps}
-                                  if self._blobs else {}))
+        worker.conn.send(
+            JobOrder(
+                tuple(
+                    StepOrder(st.index, st.fingerprint, st.export_to, st.log, st.old_log)
+                    for st in job.steps
+                ),
+                job.values,
+                {st.index: self._blobs[st.index] for st in job.steps} if self._blobs else {},
+            )
+        )
 
     def _spawn(self) -> _Worker:
         forked = self.start_method == "fork"
@@ -241,9 +256,11 @@ class ParallelExecutor(Executor):
             import multiprocessing
 
             if self.start_method not in multiprocessing.get_all_start_methods():
-                raise RuntimeError(f"ParallelExecutor needs the {self.start_method!r} start "
-                                   "method, which this platform lacks; use another "
-                                   "start_method, or SequentialExecutor")
+                raise RuntimeError(
+                    f"ParallelExecutor needs the {self.start_method!r} start "
+                    "method, which this platform lacks; use another "
+                    "start_method, or SequentialExecutor"
+                )
             self._ctx = multiprocessing.get_context(self.start_method)
         if self._group is None:
             # Spawned workers: the reaper is spawned too (no fork of a driver with threads).
@@ -251,20 +268,29 @@ class ParallelExecutor(Executor):
             self._group.start()
         parent, child = self._ctx.Pipe()
         if forked:  # what the fork copies of the driver's, the worker closes
-            setup = _ChildSetup(os.getpid(), self._group.pgid,
-                                tuple(w.conn for w in self._workers) + (parent,),
-                                self._group.driver_fds())
+            setup = _ChildSetup(
+                os.getpid(),
+                self._group.pgid,
+                tuple(w.conn for w in self._workers) + (parent,),
+                self._group.driver_fds(),
+            )
         else:  # a fresh process inherits nothing but its own pipe
             import multiprocessing
 
-            setup = _ChildSetup(os.getpid() if self.start_method == "spawn" else None,
-                                self._group.pgid, (), (),
-                                multiprocessing.get_start_method(allow_none=True))
+            setup = _ChildSetup(
+                os.getpid() if self.start_method == "spawn" else None,
+                self._group.pgid,
+                (),
+                (),
+                multiprocessing.get_start_method(allow_none=True),
+            )
         # Not daemonic: a daemonic process may not start processes, and tasks do.
-        proc = self._ctx.Process(target=_worker_main,
-                                 args=(child, self._tasks if forked else None,
-                                       self._value_dir, setup),
-                                 name="depio_like-worker", daemon=False)
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(child, self._tasks if forked else None, self._value_dir, setup),
+            name="depio_like-worker",
+            daemon=False,
+        )
         if forked:
             with inherited_by_forks():  # a worker keeps the state lock while it lives
                 proc.start()
@@ -342,9 +368,19 @@ class ParallelExecutor(Executor):
         self._forget(w)
         # The task that was running dies with it; later tasks of its chain never ran and
         # are failed by the driver as downstream of it.
-        return [Outcome(indices[0], False, error=f"the worker process running the task {how} "
-                        "(os._exit, a crash, or the out-of-memory killer)",
-                        duration=time.perf_counter() - w.started)] if indices else []
+        return (
+            [
+                Outcome(
+                    indices[0],
+                    False,
+                    error=f"the worker process running the task {how} "
+                    "(os._exit, a crash, or the out-of-memory killer)",
+                    duration=time.perf_counter() - w.started,
+                )
+            ]
+            if indices
+            else []
+        )
 
     def cancel(self) -> list[int]:
         busy = [w for w in self._workers if w.job is not None]
@@ -407,8 +443,9 @@ def _adopt_main(func: Any) -> None:
             space.setdefault(k, v)
 
 
-def _worker_main(conn: Connection, tasks: Sequence[Any] | None, value_dir: str,
-                 setup: _ChildSetup) -> None:
+def _worker_main(
+    conn: Connection, tasks: Sequence[Any] | None, value_dir: str, setup: _ChildSetup
+) -> None:
     die_with_parent(setup.driver)
     join_group(setup.pgid)
     # The driver's ends of every pipe stay with the driver alone: when it dies, each
@@ -449,13 +486,19 @@ def _worker_main(conn: Connection, tasks: Sequence[Any] | None, value_dir: str,
                 _adopt_main(remote.func)
         else:
             got = tasks
-        job = Job([Step(s.index, got[s.index], s.fingerprint, s.export_to, s.log, s.old_log)
-                   for s in order.steps], order.values)
+        job = Job(
+            [
+                Step(s.index, got[s.index], s.fingerprint, s.export_to, s.log, s.old_log)
+                for s in order.steps
+            ],
+            order.values,
+        )
         # Products are hashed here, by the worker that wrote them: the driver, which
         # records every task, would otherwise read them all itself.
         n = len(job.steps)
-        for k, outcome in enumerate(run_steps(job, export, capture, hash_products=True,
-                                              own_interrupts=True)):
+        for k, outcome in enumerate(
+            run_steps(job, export, capture, hash_products=True, own_interrupts=True)
+        ):
             conn.send(Report(outcome, last=not outcome.ok or k == n - 1))  # a failure ends the job
     # Exit now: multiprocessing's exit would join processes and threads a task left
     # running, keeping this worker, and the driver's shutdown, waiting; the run group's

@@ -178,16 +178,23 @@ def _spawn_reaper(read_end: int, write_end: int, driver: int) -> int:
     from ..locking import held_fds
 
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
-            "from depio_like.executors.processes import _reaper; "
-            "_reaper(int(sys.argv[2]), -1, int(sys.argv[3]))")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from depio_like.executors.processes import _reaper; "
+        "_reaper(int(sys.argv[2]), -1, int(sys.argv[3]))"
+    )
     # Its own process group from the start (before exec: after it, only the reaper itself
     # may move it), so workers started at once can join the group.
-    group: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) \
-        else {"preexec_fn": os.setpgrp}
-    proc = subprocess.Popen([sys.executable, "-c", code, package_parent, str(read_end),
-                             str(driver)], pass_fds=(read_end, *held_fds()),
-                            stdin=subprocess.DEVNULL, close_fds=True, **group)
+    group: dict[str, Any] = (
+        {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, package_parent, str(read_end), str(driver)],
+        pass_fds=(read_end, *held_fds()),
+        stdin=subprocess.DEVNULL,
+        close_fds=True,
+        **group,
+    )
     proc.returncode = 0  # reaped by RunGroup.close (waitpid), not by Popen
     return proc.pid
 
@@ -198,8 +205,16 @@ def _reaper(read_end: int, write_end: int, driver: int) -> None:  # pragma: no c
         if write_end >= 0:
             os.close(write_end)
         os.setpgid(0, 0)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                    signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE):
+        for sig in (
+            signal.SIGINT,
+            signal.SIGTERM,
+            signal.SIGHUP,
+            signal.SIGQUIT,
+            signal.SIGTSTP,
+            signal.SIGTTIN,
+            signal.SIGTTOU,
+            signal.SIGPIPE,
+        ):
             signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, lambda *_: _kill_group())
         die_with_parent(driver, signal.SIGUSR1)

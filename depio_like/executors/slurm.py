@@ -87,23 +87,39 @@ class SubmitItExecutor(Executor):
     takes_jobs = True
     uses_durations = True
 
-    def __init__(self, folder: str | os.PathLike | None = None,
-                 parameters: Mapping[str, Any] | None = None, internal_executor: Any = None,
-                 max_jobs_pending: int | None = None, max_jobs_queued: int | None = None, *,
-                 cluster: str | None = None, retries: int = 0, max_array_size: int = 500,
-                 array_parallelism: int = 64, tasks_per_job: int | None = None,
-                 target_seconds: float = 60.0, poll_interval: float = 2.0,
-                 max_poll_interval: float = 10.0,
-                 default_time_min: int = 60, python: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        internal_executor: Any = None,
+        max_jobs_pending: int | None = None,
+        max_jobs_queued: int | None = None,
+        *,
+        cluster: str | None = None,
+        retries: int = 0,
+        max_array_size: int = 500,
+        array_parallelism: int = 64,
+        tasks_per_job: int | None = None,
+        target_seconds: float = 60.0,
+        poll_interval: float = 2.0,
+        max_poll_interval: float = 10.0,
+        default_time_min: int = 60,
+        python: str | None = None,
+    ) -> None:
         # depio's positional order is (folder, internal_executor, parameters).
-        if parameters is not None and not isinstance(parameters, Mapping) and \
-                hasattr(parameters, "update_parameters"):
+        if (
+            parameters is not None
+            and not isinstance(parameters, Mapping)
+            and hasattr(parameters, "update_parameters")
+        ):
             if internal_executor is not None and not isinstance(internal_executor, Mapping):
                 raise TypeError("SubmitItExecutor(): two submitit executors given")
             parameters, internal_executor = internal_executor, parameters
         if parameters is not None and not isinstance(parameters, Mapping):
-            raise TypeError(f"SubmitItExecutor(parameters=...): need a dict of sbatch "
-                            f"settings, got {type(parameters).__name__}")
+            raise TypeError(
+                f"SubmitItExecutor(parameters=...): need a dict of sbatch "
+                f"settings, got {type(parameters).__name__}"
+            )
         given: dict[str, Any] = {}
         if internal_executor is not None:
             inner_cluster, inner_folder, given, inner_python = _from_submitit(internal_executor)
@@ -118,21 +134,27 @@ class SubmitItExecutor(Executor):
         self.folder = Path(folder).absolute() if folder is not None else None
         # Under our names (submitit's SlurmExecutor's), whatever spelling was used.
         owner = "SubmitItExecutor(parameters=...)"
-        self.parameters = {**sbatch_settings(given, "SubmitItExecutor(internal_executor=...)"),
-                           **sbatch_settings(parameters or {}, owner)}
+        self.parameters = {
+            **sbatch_settings(given, "SubmitItExecutor(internal_executor=...)"),
+            **sbatch_settings(parameters or {}, owner),
+        }
         self._default = task_resources(
-            {k: v for k, v in self.parameters.items() if k == "time"},
-            owner, error=ValueError)
+            {k: v for k, v in self.parameters.items() if k == "time"}, owner, error=ValueError
+        )
         super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
-        for name, v in (("max_array_size", max_array_size), ("array_parallelism", array_parallelism),
-                        ("tasks_per_job", tasks_per_job)):
+        for name, v in (
+            ("max_array_size", max_array_size),
+            ("array_parallelism", array_parallelism),
+            ("tasks_per_job", tasks_per_job),
+        ):
             if v is None and name == "tasks_per_job":
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"SubmitItExecutor({name}={v!r}): need an int >= 1")
         if not isinstance(target_seconds, (int, float)) or target_seconds <= 0:
-            raise ValueError(f"SubmitItExecutor(target_seconds={target_seconds!r}): need a "
-                             "number > 0")
+            raise ValueError(
+                f"SubmitItExecutor(target_seconds={target_seconds!r}): need a number > 0"
+            )
         self.retries = retries
         self.max_array_size = max_array_size
         self.array_parallelism = array_parallelism
@@ -154,9 +176,11 @@ class SubmitItExecutor(Executor):
         self._left_running = False  # a cancel failed: the journal keeps the jobs
         self._base.mkdir(parents=True, exist_ok=True)
         self.calls = {"sbatch": 0, "squeue": 0, "sacct": 0, "scancel": 0}
-        self.backend: Cluster = SlurmCluster(self.calls, self.poll_interval,
-                                             self.max_poll_interval) \
-            if self.cluster == "slurm" else LocalCluster(self.calls)
+        self.backend: Cluster = (
+            SlurmCluster(self.calls, self.poll_interval, self.max_poll_interval)
+            if self.cluster == "slurm"
+            else LocalCluster(self.calls)
+        )
         # depio's per-task sbatch settings, checked before anything is submitted.
         self._task_settings: dict[int, Resources] = {}
         for i, t in enumerate(tasks):
@@ -164,12 +188,13 @@ class SubmitItExecutor(Executor):
             if given:
                 owner = f"task {t.label}: slurm_parameters"
                 self._task_settings[i] = task_resources(
-                    sbatch_settings(given, owner, error=TaskDeclarationError), owner)
+                    sbatch_settings(given, owner, error=TaskDeclarationError), owner
+                )
         self._journal = Journal(Path(context.state_dir) / "slurm" / "jobs.jsonl")
         self._queue: list[Job] = []
-        self._elements: dict[str, Element] = {}      # job id -> element
-        self._of_task: dict[int, Element] = {}       # task index -> element
-        self._ready: list[Outcome | Started] = []    # events found outside wait()
+        self._elements: dict[str, Element] = {}  # job id -> element
+        self._of_task: dict[int, Element] = {}  # task index -> element
+        self._ready: list[Outcome | Started] = []  # events found outside wait()
         self._next_files = 0.0
         self._next_pending = 0.0
         self._attachable = self._journal.load()
@@ -219,12 +244,19 @@ class SubmitItExecutor(Executor):
                 el.state = "CANCELLED"
                 self._journal.collected(list(el.fps.values()))
             if ids:  # (local jobs too: this executor calls every job a Slurm job)
-                print(f"Cancelled Slurm job(s) {', '.join(ids)} ({len(indices)} task(s)).",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"Cancelled Slurm job(s) {', '.join(ids)} ({len(indices)} task(s)).",
+                    file=sys.stderr,
+                    flush=True,
+                )
         else:  # kept in the journal: the next run re-attaches instead of duplicating
             self._left_running = True
-            print(f"Could not cancel Slurm job(s) {', '.join(ids)}; cancel them with scancel. "
-                  "The next run picks up their results.", file=sys.stderr, flush=True)
+            print(
+                f"Could not cancel Slurm job(s) {', '.join(ids)}; cancel them with scancel. "
+                "The next run picks up their results.",
+                file=sys.stderr,
+                flush=True,
+            )
         self._elements.clear()
         self._queue.clear()
         return indices
@@ -266,7 +298,7 @@ class SubmitItExecutor(Executor):
                 chunks = chunks[:room]
             room -= len(chunks)
             for a in range(0, len(chunks), self.max_array_size):
-                self._submit_array(chunks[a:a + self.max_array_size], res, dict(params))
+                self._submit_array(chunks[a : a + self.max_array_size], res, dict(params))
 
     def _chunks(self, jobs: list[Job], params: dict[str, Any]) -> list[list[Job]]:
         """The array elements these jobs (alike in function and resources) go out in."""
@@ -279,8 +311,9 @@ class SubmitItExecutor(Executor):
         # A first run: as few elements as keep the cluster busy.
         return group_jobs(jobs, seconds, per, self.target_seconds, 4 * slots, slots)
 
-    def _submit_array(self, chunks: list[list[Job]], res: Resources,
-                      params: dict[str, Any]) -> None:
+    def _submit_array(
+        self, chunks: list[list[Job]], res: Resources, params: dict[str, Any]
+    ) -> None:
         import cloudpickle
 
         payloads: list[bytes] = []
@@ -324,8 +357,9 @@ class SubmitItExecutor(Executor):
         params["job_name"] = f"{params.get('job_name') or 'depio_like'}-{token}"
         try:
             executor = self.backend.make_executor(folder, params, time_min, self.python)
-            handles = executor.map_array(run_tasks, [list(sys.path)] * len(payloads), payloads,
-                                         [value_dir] * len(payloads))
+            handles = executor.map_array(
+                run_tasks, [list(sys.path)] * len(payloads), payloads, [value_dir] * len(payloads)
+            )
         except Exception as e:  # sbatch refused (bad partition, limits, ...)
             msg = f"submission to {self.cluster} failed: {e}"
             for chunk in sendable:
@@ -336,9 +370,13 @@ class SubmitItExecutor(Executor):
         self.backend.submitted(handles)
         self._journal.submitted(token, [h.job_id for h in handles])
         for handle, chunk in zip(handles, sendable, strict=True):
-            el = Element(handle.job_id, folder, [j.indices for j in chunk],
-                         {st.index: st.fingerprint for j in chunk for st in j.steps},
-                         handle=self.backend.handle(handle))
+            el = Element(
+                handle.job_id,
+                folder,
+                [j.indices for j in chunk],
+                {st.index: st.fingerprint for j in chunk for st in j.steps},
+                handle=self.backend.handle(handle),
+            )
             self._track(el)
 
     def _resources(self, job: Job) -> Resources:
@@ -358,7 +396,8 @@ class SubmitItExecutor(Executor):
             memory_mb=max((r.memory_mb for r in rs if r.memory_mb), default=None),
             gpus=max((r.gpus for r in rs if r.gpus), default=None),
             time_min=int(sum(r.time_min or default for r in rs)),
-            slurm=slurm)
+            slurm=slurm,
+        )
 
     def _parameters(self, res: Resources) -> dict[str, Any]:
         """The SlurmExecutor parameters of a submission needing ``res`` (all but time):
@@ -387,8 +426,9 @@ class SubmitItExecutor(Executor):
             params["additional_parameters"] = extra
         return params
 
-    def _time_limit(self, chunks: list[list[Job]], res: Resources,
-                    params: dict[str, Any]) -> tuple[int, str | None]:
+    def _time_limit(
+        self, chunks: list[list[Job]], res: Resources, params: dict[str, Any]
+    ) -> tuple[int, str | None]:
         """The array's time limit in minutes: an element runs its jobs one after the
         other, so it gets their limits added up; with durations recorded for all its tasks,
         at most ``_TIME_MARGIN`` times what they took (never less than one job's limit); and
@@ -415,12 +455,12 @@ class SubmitItExecutor(Executor):
     def _reattach(self, job: Job) -> bool:
         """Take over the job a dead driver submitted for exactly this work, if it may still
         bring a result; every task of the job must match (a changed step: submit afresh)."""
-        recs: list[Entry | None] = [self._attachable.pop(st.fingerprint, None)
-                                    for st in job.steps]
+        recs: list[Entry | None] = [self._attachable.pop(st.fingerprint, None) for st in job.steps]
         ids = {(r.id or None) if r else None for r in recs}
         if len(ids) != 1 or None in ids:
-            self._journal.collected([st.fingerprint
-                                     for st, r in zip(job.steps, recs, strict=True) if r])
+            self._journal.collected(
+                [st.fingerprint for st, r in zip(job.steps, recs, strict=True) if r]
+            )
             return False
         jid, rec = ids.pop(), recs[0]
         assert jid is not None and rec is not None
@@ -475,8 +515,9 @@ class SubmitItExecutor(Executor):
             if states is not None:  # else Slurm did not answer: ask again next time
                 for el in list(self._elements.values()):
                     events += self._update(el, states.get(el.job_id), now)
-            changed = bool(events) or any(el.state != before.get(jid)
-                                          for jid, el in self._elements.items())
+            changed = bool(events) or any(
+                el.state != before.get(jid) for jid, el in self._elements.items()
+            )
             self.backend.polled(now, changed)
         return events
 
@@ -485,8 +526,9 @@ class SubmitItExecutor(Executor):
             return []
         if state is None:
             if now - el.since > _VANISHED_S:
-                return self._fail(el, "the job is unknown to Slurm (squeue and sacct) for "
-                                      f"{_VANISHED_S:.0f} s")
+                return self._fail(
+                    el, f"the job is unknown to Slurm (squeue and sacct) for {_VANISHED_S:.0f} s"
+                )
             return []
         el.since = now
         el.state = state
@@ -501,8 +543,11 @@ class SubmitItExecutor(Executor):
             if state == "COMPLETED":
                 if now - el.terminal_since >= _RESULT_GRACE_S:
                     # (The local backend says COMPLETED of a job whose process died.)
-                    events += self._fail(el, "the job ended without a result: its process "
-                                             "died (a crash, os._exit, the out-of-memory killer)")
+                    events += self._fail(
+                        el,
+                        "the job ended without a result: its process "
+                        "died (a crash, os._exit, the out-of-memory killer)",
+                    )
             elif now - el.terminal_since >= 2.0:
                 events += self._fail(el, f"Slurm ended the job: {state}")
         return events
@@ -537,13 +582,24 @@ class SubmitItExecutor(Executor):
                 if r is None:
                     break  # what follows in this job did not run: failed just below
                 error = f"{r.error}\n{self._logs(el)}" if r.error else r.error
-                events.append(Outcome(i, r.ok, value=r.value, error=error, duration=r.duration,
-                                      printed=r.printed, products=r.products, inputs=r.inputs))
+                events.append(
+                    Outcome(
+                        i,
+                        r.ok,
+                        value=r.value,
+                        error=error,
+                        duration=r.duration,
+                        printed=r.printed,
+                        products=r.products,
+                        inputs=r.inputs,
+                    )
+                )
                 reported[i] = r.ok
                 if not r.ok:
                     break  # the driver fails the rest of its chain
-        return events + self._failures(el, f"the job returned no result for this task\n"
-                                           f"{self._logs(el)}", reported)
+        return events + self._failures(
+            el, f"the job returned no result for this task\n{self._logs(el)}", reported
+        )
 
     def _failures(self, el: Element, error: str, reported: dict[int, bool]) -> list[Outcome]:
         """Fail each job of ``el`` at its first task with no outcome yet (``reported``:
@@ -561,7 +617,9 @@ class SubmitItExecutor(Executor):
     def _fail(self, el: Element, reason: str) -> list[Outcome | Started]:
         self._forget(el)
         tail = _tail(el.paths().stderr)
-        detail = f"{reason}\n{self._logs(el)}" + (f"\nlast lines of its log:\n{tail}" if tail else "")
+        detail = f"{reason}\n{self._logs(el)}" + (
+            f"\nlast lines of its log:\n{tail}" if tail else ""
+        )
         return list(self._failures(el, detail, {}))
 
     def _forget(self, el: Element) -> None:
@@ -573,8 +631,14 @@ class SubmitItExecutor(Executor):
         return f"Slurm job {el.job_id}, log: {p.stderr} (stdout: {p.stdout})"
 
 
-def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
-               target: float, most: int, slots: int = 1) -> list[list[Any]]:
+def group_jobs(
+    jobs: list[Any],
+    seconds: list[float | None],
+    per: int | None,
+    target: float,
+    most: int,
+    slots: int = 1,
+) -> list[list[Any]]:
     """Jobs in order, cut into consecutive groups (array elements, each running its jobs
     one after the other): ``per`` jobs each if given; else by their expected ``seconds``
     into groups of about ``target`` seconds (a job never timed counts as the mean of those
@@ -584,15 +648,16 @@ def group_jobs(jobs: list[Any], seconds: list[float | None], per: int | None,
     if per is None and all(s is None for s in seconds):
         per = max(1, -(-len(jobs) // most))
     if per is not None:
-        return [jobs[k:k + per] for k in range(0, len(jobs), per)]
+        return [jobs[k : k + per] for k in range(0, len(jobs), per)]
     known = [s for s in seconds if s is not None]
     mean = sum(known) / len(known)
     secs = [mean if s is None else max(0.0, s) for s in seconds]
     total = sum(secs)
     # (Fewer elements than can run at once would leave the cluster idle: split further
     # while each still runs long enough to be worth its Python start.)
-    n = max(1, min(len(jobs), max(round(total / target),
-                                  min(slots, math.floor(total / (target / 4))))))
+    n = max(
+        1, min(len(jobs), max(round(total / target), min(slots, math.floor(total / (target / 4)))))
+    )
     if n == len(jobs):
         return [[job] for job in jobs]
     size = total / n
@@ -638,11 +703,14 @@ def _from_submitit(ex: Any) -> tuple[str, Path | None, dict[str, Any], str | Non
     elif kind in ("LocalExecutor", "DebugExecutor"):
         cluster = "local"
         # (Slurm settings given to an AutoExecutor that found no Slurm are not kept.)
-        params = {k: v for k, v in (getattr(inner, "parameters", {}) or {}).items()
-                  if k == "timeout_min"}
+        params = {
+            k: v for k, v in (getattr(inner, "parameters", {}) or {}).items() if k == "timeout_min"
+        }
     else:
-        raise TypeError(f"SubmitItExecutor(internal_executor=...): need a submitit "
-                        f"AutoExecutor, SlurmExecutor or LocalExecutor, got {kind}")
+        raise TypeError(
+            f"SubmitItExecutor(internal_executor=...): need a submitit "
+            f"AutoExecutor, SlurmExecutor or LocalExecutor, got {kind}"
+        )
     folder = getattr(ex, "folder", None)
     if folder is not None:
         from submitit.core.utils import JobPaths

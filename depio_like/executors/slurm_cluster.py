@@ -18,8 +18,19 @@ from typing import Any
 from .slurm_journal import Entry
 
 # Slurm states after which a job will not write anything any more.
-TERMINAL = {"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL",
-            "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT"}
+TERMINAL = {
+    "COMPLETED",
+    "FAILED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "CANCELLED",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "REVOKED",
+    "SPECIAL_EXIT",
+}
 RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
 
 
@@ -30,8 +41,8 @@ class Element:
 
     job_id: str
     folder: Path
-    jobs: list[list[int]]          # task indices, job by job, in the order they run
-    fps: dict[int, str]            # task index -> fingerprint (results are matched by it)
+    jobs: list[list[int]]  # task indices, job by job, in the order they run
+    fps: dict[int, str]  # task index -> fingerprint (results are matched by it)
     state: str = "PENDING"
     started: bool = False
     since: float = field(default_factory=time.monotonic)  # last time Slurm knew it
@@ -103,8 +114,9 @@ class Cluster:
         """Stop these jobs; False if that could not be done (they may still run)."""
         raise NotImplementedError
 
-    def make_executor(self, folder: Path, params: dict[str, Any], time_min: int,
-                      python: str | None) -> Any:
+    def make_executor(
+        self, folder: Path, params: dict[str, Any], time_min: int, python: str | None
+    ) -> Any:
         """A submitit executor for one submission (an array) into ``folder``;
         ``params``: SlurmExecutor parameters, ``time_min``: the element's time limit."""
         raise NotImplementedError
@@ -135,8 +147,9 @@ class SlurmCluster(Cluster):
 
     name = "slurm"
 
-    def __init__(self, calls: dict[str, int], poll_interval: float,
-                 max_poll_interval: float) -> None:
+    def __init__(
+        self, calls: dict[str, int], poll_interval: float, max_poll_interval: float
+    ) -> None:
         super().__init__(calls)
         self.poll_interval = poll_interval
         self.max_poll_interval = max(poll_interval, max_poll_interval)
@@ -181,8 +194,9 @@ class SlurmCluster(Cluster):
 
     def polled(self, now: float, changed: bool) -> None:
         # Back off while nothing changes; a result file still ends a job at once.
-        self._interval = self.poll_interval if changed else \
-            min(self.max_poll_interval, self._interval * 2)
+        self._interval = (
+            self.poll_interval if changed else min(self.max_poll_interval, self._interval * 2)
+        )
         self._next = now + self._interval
 
     def next_wake(self) -> float:
@@ -192,8 +206,9 @@ class SlurmCluster(Cluster):
         ids = sorted({el.base_id for el in elements})
         return bool(ids) and self.run(["scancel", *ids], "scancel") is not None
 
-    def make_executor(self, folder: Path, params: dict[str, Any], time_min: int,
-                      python: str | None) -> Any:
+    def make_executor(
+        self, folder: Path, params: dict[str, Any], time_min: int, python: str | None
+    ) -> Any:
         from submitit.slurm.slurm import SlurmExecutor
 
         ex = SlurmExecutor(folder=folder, python=python)
@@ -206,8 +221,12 @@ class SlurmCluster(Cluster):
     def _partition(self, params: dict[str, Any]) -> str:
         """The partition a job with ``params`` goes to (after ``_partition_info`` ran)."""
         extra = params.get("additional_parameters") or {}
-        return str(params.get("partition") or extra.get("partition")
-                   or os.environ.get("SBATCH_PARTITION") or self._default_partition)
+        return str(
+            params.get("partition")
+            or extra.get("partition")
+            or os.environ.get("SBATCH_PARTITION")
+            or self._default_partition
+        )
 
     def _partition_info(self, params: dict[str, Any]) -> Partition | None:
         """What sinfo says of the partition a job with ``params`` goes to; None if it
@@ -222,7 +241,8 @@ class SlurmCluster(Cluster):
                     self._default_partition = name
                 # (one line per group of nodes alike: add them up)
                 part = self._partitions.setdefault(
-                    name, Partition(False, _slurm_minutes(limit.strip()), 0))
+                    name, Partition(False, _slurm_minutes(limit.strip()), 0)
+                )
                 part.gpus = part.gpus or "gpu" in gres.lower()
                 total = cpus.strip().rpartition("/")[2]  # allocated/idle/other/total
                 part.cpus += int(total) if total.isdigit() else 0
@@ -232,9 +252,11 @@ class SlurmCluster(Cluster):
         info = self._partition_info(params)
         if info is None or info.gpus:
             return None  # sinfo cannot tell: let sbatch decide
-        return (f"the job asks for GPUs ({gpu_request(params)}) but no node of partition "
-                f"{self._partition(params)!r} has any (sinfo shows no gpu GRES); choose a "
-                "partition with GPUs (slurm_partition=...) or ask for none")
+        return (
+            f"the job asks for GPUs ({gpu_request(params)}) but no node of partition "
+            f"{self._partition(params)!r} has any (sinfo shows no gpu GRES); choose a "
+            "partition with GPUs (slurm_partition=...) or ask for none"
+        )
 
     def max_time(self, params: dict[str, Any]) -> int | None:
         info = self._partition_info(params)
@@ -245,16 +267,18 @@ class SlurmCluster(Cluster):
         if info is None or info.cpus <= 0:
             return None
         asked = params.get("cpus_per_task")
-        each = int(asked) if isinstance(asked, int) else \
-            int(str(asked)) if str(asked).isdigit() else 1
+        each = (
+            int(asked) if isinstance(asked, int) else int(str(asked)) if str(asked).isdigit() else 1
+        )
         return max(1, info.cpus // max(1, each))
 
     def _states(self, job_ids: list[str]) -> dict[str, str] | None:
         """Slurm state of each element id: squeue for all of them, sacct for the rest."""
         bases = sorted({j.split("_")[0] for j in job_ids})
         states: dict[str, str] = {}
-        got = self.run(["squeue", "-r", "-h", "-t", "all", "-o", "%i|%T",
-                        "-j", ",".join(bases)], "squeue")
+        got = self.run(
+            ["squeue", "-r", "-h", "-t", "all", "-o", "%i|%T", "-j", ",".join(bases)], "squeue"
+        )
         if got is None:
             return None
         for line in got[1].splitlines():  # (ids it forgot are no failure: see run)
@@ -263,8 +287,9 @@ class SlurmCluster(Cluster):
                 states[jid.strip()] = st.strip().split()[0]
         left = sorted({j.split("_")[0] for j in job_ids if j not in states})
         if left:
-            got = self.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State",
-                            "-j", ",".join(left)], "sacct")
+            got = self.run(
+                ["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(left)], "sacct"
+            )
             for line in (got[1] if got and got[0] == 0 else "").splitlines():
                 jid, _, st = line.partition("|")
                 if st and "[" not in jid:
@@ -276,14 +301,14 @@ class SlurmCluster(Cluster):
         (missing, timed out) or failed for another reason than unknown job ids."""
         self.calls[kind] = self.calls.get(kind, 0) + 1
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
-                               stdin=subprocess.DEVNULL)
+            r = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             print(f"warning: {' '.join(cmd[:2])} failed: {e}", file=sys.stderr)
             return None
         if r.returncode != 0 and "Invalid job id" not in r.stderr:
-            print(f"warning: {' '.join(cmd[:2])} failed: {r.stderr.strip()[:200]}",
-                  file=sys.stderr)
+            print(f"warning: {' '.join(cmd[:2])} failed: {r.stderr.strip()[:200]}", file=sys.stderr)
             return None
         return r.returncode, r.stdout, r.stderr
 
@@ -305,8 +330,9 @@ class LocalCluster(Cluster):
             _stop_local(el)
         return True
 
-    def make_executor(self, folder: Path, params: dict[str, Any], time_min: int,
-                      python: str | None) -> Any:
+    def make_executor(
+        self, folder: Path, params: dict[str, Any], time_min: int, python: str | None
+    ) -> Any:
         import submitit
 
         ex = submitit.LocalExecutor(folder=folder)
@@ -329,8 +355,7 @@ def gpu_request(params: dict[str, Any]) -> str:
     for source in (params, extra):
         for key, value in source.items():
             k = key.replace("-", "_")
-            if k in ("gpus_per_node", "gpus_per_task", "num_gpus", "gpus") and \
-                    _count(value) != 0:
+            if k in ("gpus_per_node", "gpus_per_task", "num_gpus", "gpus") and _count(value) != 0:
                 asks.append(f"{key}={value}")
             elif k == "gres" and "gpu" in str(value) and not str(value).endswith(":0"):
                 asks.append(f"{key}={value}")
@@ -368,8 +393,9 @@ def _local_state(el: Element) -> str:
     """The state of a job of the local backend, ours or one a dead driver started."""
     if el.handle is not None:
         info = el.handle.get_info()["jobState"]
-        return {"RUNNING": "RUNNING", "FINISHED": "COMPLETED",
-                "INTERRUPTED": "CANCELLED"}.get(info, "UNKNOWN")
+        return {"RUNNING": "RUNNING", "FINISHED": "COMPLETED", "INTERRUPTED": "CANCELLED"}.get(
+            info, "UNKNOWN"
+        )
     return "RUNNING" if _local_pid(el) is not None else "CANCELLED"
 
 

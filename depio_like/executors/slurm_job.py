@@ -17,14 +17,14 @@ from .base import Job, JobEnding, format_task_exception
 class StepPayload:
     """One task as it travels to a job: what to call, and where its output and value go."""
 
-    index: int                  # the task's index in the driver's run
+    index: int  # the task's index in the driver's run
     task_id: int
     name: str
     func: Callable[..., Any]
     args: Any
     kwargs: Any
     fingerprint: str
-    source: str                 # the file the function was defined in (for tracebacks)
+    source: str  # the file the function was defined in (for tracebacks)
     export_to: tuple[str, ...]
     log: str
     old_log: bool
@@ -48,8 +48,8 @@ class StepResult:
     ok: bool
     error: str | None
     duration: float
-    fingerprint: str            # the driver matches results by it (indices may differ)
-    value: Any = None           # the return value, or a ValueFile, for tasks outside
+    fingerprint: str  # the driver matches results by it (indices may differ)
+    value: Any = None  # the return value, or a ValueFile, for tasks outside
     printed: bool = True
     products: dict[str, Any] | None = None
     inputs: dict[str, str | None] | None = None  # inputs as the job read them
@@ -61,10 +61,22 @@ def payload(job: Job) -> JobPayload:
         t = st.task
         code = getattr(t.func, "__code__", None)
         source = code.co_filename if code is not None else ""
-        steps.append(StepPayload(st.index, t.id, t.name, t.func,  # type: ignore[arg-type]  # id set
-                                 *t.prepared_call(),
-                                 st.fingerprint, source, st.export_to, st.log, st.old_log,
-                                 t.products, t.dependencies))
+        steps.append(
+            StepPayload(
+                st.index,
+                t.id,  # type: ignore[arg-type]  # set: the task is in the graph
+                t.name,
+                t.func,
+                *t.prepared_call(),
+                st.fingerprint,
+                source,
+                st.export_to,
+                st.log,
+                st.old_log,
+                t.products,
+                t.dependencies,
+            )
+        )
     return JobPayload(steps, job.values)
 
 
@@ -76,13 +88,14 @@ def unpicklable(cloudpickle: Any, item: JobPayload, job: Job) -> str | None:
     except Exception as e:  # noqa: BLE001 - any pickling failure
         whole = e
     for st in job.steps:
-        why = _bad_argument(cloudpickle, st.task, "a job",
-                            "ParallelExecutor/SequentialExecutor")
+        why = _bad_argument(cloudpickle, st.task, "a job", "ParallelExecutor/SequentialExecutor")
         if why is not None:
             return why
     t = job.steps[0].task
-    return (f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
-            f"be sent to a job (it cannot be pickled: {whole})")
+    return (
+        f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} cannot "
+        f"be sent to a job (it cannot be pickled: {whole})"
+    )
 
 
 def _bad_argument(cloudpickle: Any, t: Any, where: str, instead: str) -> str | None:
@@ -92,9 +105,11 @@ def _bad_argument(cloudpickle: Any, t: Any, where: str, instead: str) -> str | N
         try:
             cloudpickle.dumps(value)
         except Exception as e:  # noqa: BLE001
-            return (f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
-                    f"sent to {where} (it cannot be pickled: {e}); pass something picklable, "
-                    f"or use {instead}")
+            return (
+                f"task {t.label}: argument {name!r} ({type(value).__name__}) cannot be "
+                f"sent to {where} (it cannot be pickled: {e}); pass something picklable, "
+                f"or use {instead}"
+            )
     return None
 
 
@@ -110,9 +125,16 @@ def pickled_tasks(tasks: Sequence[Any]) -> list[bytes]:
     for t in tasks:
         code = getattr(t.func, "__code__", None)
         args, kwargs = t.prepared_call()
-        remote = _Remote(t.id, t.name, t.func, args, kwargs,
-                         code.co_filename if code is not None else "", t.products,
-                         t.dependencies)
+        remote = _Remote(
+            t.id,
+            t.name,
+            t.func,
+            args,
+            kwargs,
+            code.co_filename if code is not None else "",
+            t.products,
+            t.dependencies,
+        )
         try:
             out.append(cloudpickle.dumps(remote))
         except Exception as e:  # noqa: BLE001 - pickling can raise anything
@@ -121,16 +143,25 @@ def pickled_tasks(tasks: Sequence[Any]) -> list[bytes]:
                 _bad_argument(cloudpickle, t, "a spawned worker process", instead)
                 or f"task {t.label}: its function {getattr(t.func, '__qualname__', t.func)!r} "
                 f"cannot be sent to a spawned worker process (it cannot be pickled: {e}); "
-                f"use {instead}") from None
+                f"use {instead}"
+            ) from None
     return out
 
 
 class _Remote:
     """A task as a job sees it: its function and arguments, nothing of the graph."""
 
-    def __init__(self, task_id: int, name: str, func: Callable[..., Any], args: Any,
-                 kwargs: Any, source: str, products: tuple[str, ...] = (),
-                 dependencies: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        task_id: int,
+        name: str,
+        func: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        source: str,
+        products: tuple[str, ...] = (),
+        dependencies: tuple[str, ...] = (),
+    ) -> None:
         self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
         self.products = products
         self.dependencies = dependencies
@@ -151,10 +182,13 @@ class _Remote:
             # raised wherever the task happened to be: the job must end, saying why.
             if type(e).__name__ == "UncompletedJobError" and "timed-out" in str(e):
                 # Where it was when time ran out, as a traceback like any failure's.
-                timeout = TimeoutError(f"TIMEOUT: task {self.name!r} ran into the job's Slurm "
-                                       "time limit; give it more with resources={'time': minutes}")
-                raise JobEnding(format_task_exception(
-                    timeout.with_traceback(e.__traceback__))) from e
+                timeout = TimeoutError(
+                    f"TIMEOUT: task {self.name!r} ran into the job's Slurm "
+                    "time limit; give it more with resources={'time': minutes}"
+                )
+                raise JobEnding(
+                    format_task_exception(timeout.with_traceback(e.__traceback__))
+                ) from e
             raise
         except SystemExit as e:
             # On preemption submitit requeues the job and exits: let it (the requeued job
@@ -173,11 +207,32 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[StepResu
     payloads: list[JobPayload] = pickle.loads(blob)
     # A _Remote stands in for the Task: it has what run_steps uses (id, name, run, products,
     # dependencies).
-    jobs = [Job([Step(s.index, _Remote(s.task_id, s.name, s.func, s.args, s.kwargs, s.source,  # type: ignore[arg-type]
-                                       s.products, s.dependencies), s.fingerprint, s.export_to,
-                      s.log, s.old_log)
-                 for s in p.steps], p.values)
-            for p in payloads]
+    jobs = [
+        Job(
+            [
+                Step(
+                    s.index,
+                    _Remote(
+                        s.task_id,
+                        s.name,
+                        s.func,
+                        s.args,
+                        s.kwargs,
+                        s.source,  # type: ignore[arg-type]
+                        s.products,
+                        s.dependencies,
+                    ),
+                    s.fingerprint,
+                    s.export_to,
+                    s.log,
+                    s.old_log,
+                )
+                for s in p.steps
+            ],
+            p.values,
+        )
+        for p in payloads
+    ]
     export = export_to_file(value_dir)
     capture = Capture(for_good=False)  # between tasks, submitit's own lines reach the Slurm log
     results: list[StepResult] = []
@@ -190,8 +245,19 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[StepResu
             for o in run_steps(current, export, capture, hash_products=True):
                 st = steps[o.index]
                 error = f"task {st.task.name!r} failed in the job:\n{o.error}" if o.error else None
-                results.append(StepResult(o.index, o.ok, error, o.duration, st.fingerprint,
-                                          o.value, o.printed, o.products, o.inputs))
+                results.append(
+                    StepResult(
+                        o.index,
+                        o.ok,
+                        error,
+                        o.duration,
+                        st.fingerprint,
+                        o.value,
+                        o.printed,
+                        o.products,
+                        o.inputs,
+                    )
+                )
     except JobEnding as e:
         capture.close()
         if e.requeued:
@@ -201,8 +267,15 @@ def run_tasks(sys_path: list[str], blob: bytes, value_dir: str) -> list[StepResu
         assert current is not None
         done = {r.index for r in results}
         hit = next(st for st in current.steps if st.index not in done)
-        results.append(StepResult(hit.index, False, f"task {hit.task.name!r} failed in the "
-                                  f"job:\n{e}", 0.0, hit.fingerprint))
+        results.append(
+            StepResult(
+                hit.index,
+                False,
+                f"task {hit.task.name!r} failed in the job:\n{e}",
+                0.0,
+                hit.fingerprint,
+            )
+        )
         return results
     capture.close()
     return results

@@ -57,8 +57,7 @@ class Journal:
             elif "submitted" in rec:
                 # Not strict: the journal is read back from disk, and a run that died
                 # between its lines leaves ids without an intent (or the reverse).
-                for chunk, jid in zip(by_token.get(rec["submitted"], []), rec["ids"],
-                                      strict=False):
+                for chunk, jid in zip(by_token.get(rec["submitted"], []), rec["ids"], strict=False):
                     for fp in chunk:
                         if fp in active:
                             active[fp].id = jid

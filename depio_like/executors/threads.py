@@ -115,13 +115,19 @@ class ThreadExecutor(Executor):
 
     takes_jobs = True
 
-    def __init__(self, max_workers: int | None = None, max_jobs_pending: int | None = None,
-                 max_jobs_queued: int | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        max_jobs_pending: int | None = None,
+        max_jobs_queued: int | None = None,
+    ) -> None:
         super().__init__(max_jobs_pending=max_jobs_pending, max_jobs_queued=max_jobs_queued)
-        if max_workers is not None and (isinstance(max_workers, bool)
-                                        or not isinstance(max_workers, int) or max_workers < 1):
-            raise ValueError(f"ThreadExecutor(max_workers={max_workers!r}): use a whole "
-                             "number >= 1")
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            raise ValueError(
+                f"ThreadExecutor(max_workers={max_workers!r}): use a whole number >= 1"
+            )
         self.max_workers = max_workers or default_workers()
         self._limit = self.max_workers
 
@@ -131,7 +137,7 @@ class ThreadExecutor(Executor):
         self._limit = context.jobs or self.max_workers
         self._tasks = tasks
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._open: dict[int, list[int]] = {}      # job -> its tasks not reported yet
+        self._open: dict[int, list[int]] = {}  # job -> its tasks not reported yet
         self._threads: dict[int, threading.Thread] = {}
         self._cwd = _cwd()
         self._env = dict(os.environ)
@@ -144,8 +150,9 @@ class ThreadExecutor(Executor):
 
     def submit(self, job: Job) -> None:
         self._open[job.index] = job.indices
-        t = threading.Thread(target=self._run, args=(job,), name="depio_like-task",
-                             daemon=True)  # one stuck in C code must not keep the process
+        t = threading.Thread(
+            target=self._run, args=(job,), name="depio_like-task", daemon=True
+        )  # one stuck in C code must not keep the process
         self._threads[job.index] = t
         t.start()
 
@@ -156,14 +163,19 @@ class ThreadExecutor(Executor):
         progress.set_thread_sink(lambda key, snap: put(("progress", key, snap)))
         try:
             # Values stay objects: producer and consumer share this process.
-            for o in run_steps(job, lambda step, value: value, _ThreadCapture(),
-                               hash_products=True, own_interrupts=True, isolate=False):
+            for o in run_steps(
+                job,
+                lambda step, value: value,
+                _ThreadCapture(),
+                hash_products=True,
+                own_interrupts=True,
+                isolate=False,
+            ):
                 put(("outcome", job.index, o))
         except BaseException as e:  # noqa: BLE001 - reported, never raised in a thread
             from .base import format_task_exception
 
-            put(("outcome", job.index, Outcome(job.index, False,
-                                               error=format_task_exception(e))))
+            put(("outcome", job.index, Outcome(job.index, False, error=format_task_exception(e))))
         finally:
             _thread.files = None
             progress.set_thread_sink(None)
@@ -200,8 +212,10 @@ class ThreadExecutor(Executor):
             pending = self._open.pop(event[1], None)
             self._threads.pop(event[1], None)
             if pending:  # the thread ended without a word on these (a bug): say so
-                outcomes.extend(Outcome(i, False, error="its thread ended without "
-                                        "reporting it") for i in pending[:1])
+                outcomes.extend(
+                    Outcome(i, False, error="its thread ended without reporting it")
+                    for i in pending[:1]
+                )
         else:
             job, o = event[1], event[2]
             pending = self._open.get(job)
@@ -221,22 +235,32 @@ class ThreadExecutor(Executor):
             except OSError:
                 pass
             if o.ok:
-                o = Outcome(o.index, False, duration=o.duration, printed=o.printed, error=(
-                    f"task {label} changed the working directory (to {now}); under "
-                    "ThreadExecutor every task shares the driver's, so the paths of the "
-                    f"tasks running beside it moved too. It was set back to {self._cwd}; "
-                    "use ParallelExecutor for tasks that change directory"))
+                o = Outcome(
+                    o.index,
+                    False,
+                    duration=o.duration,
+                    printed=o.printed,
+                    error=(
+                        f"task {label} changed the working directory (to {now}); under "
+                        "ThreadExecutor every task shares the driver's, so the paths of the "
+                        f"tasks running beside it moved too. It was set back to {self._cwd}; "
+                        "use ParallelExecutor for tasks that change directory"
+                    ),
+                )
         env = dict(os.environ)
         if env != self._env:
             changed = sorted(k for k in set(env) | set(self._env) if env.get(k) != self._env.get(k))
             self._env = env
             import warnings
 
-            warnings.warn(f"task {label} (or one running beside it) changed os.environ "
-                          f"({', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}): "
-                          "under ThreadExecutor every task shares the driver's environment, "
-                          "so the change stays and the tasks running at the same time see it",
-                          RuntimeWarning, stacklevel=1)
+            warnings.warn(
+                f"task {label} (or one running beside it) changed os.environ "
+                f"({', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}): "
+                "under ThreadExecutor every task shares the driver's environment, "
+                "so the change stays and the tasks running at the same time see it",
+                RuntimeWarning,
+                stacklevel=1,
+            )
         return o
 
     def cancel(self) -> list[int]:
@@ -271,8 +295,9 @@ class ThreadExecutor(Executor):
 def _interrupt(ident: int) -> None:
     import ctypes
 
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                               ctypes.py_object(KeyboardInterrupt))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt)
+    )
 
 
 def _cwd() -> str | None:

@@ -25,8 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["run_hydra_multirun", "expand_overrides", "compose_configs"]
 
-_EXTRA_HINT = ("depio_like.integrations.hydra needs hydra-core: "
-               "pip install 'depio_like[hydra]' (or: pip install 'hydra-core>=1.3')")
+_EXTRA_HINT = (
+    "depio_like.integrations.hydra needs hydra-core: "
+    "pip install 'depio_like[hydra]' (or: pip install 'hydra-core>=1.3')"
+)
 
 
 def _hydra() -> Any:
@@ -59,13 +61,16 @@ def expand_overrides(overrides: Sequence[str], parser: Any = None) -> list[list[
                 f"overrides {seen[key]!r} and {text!r} set the same key; in a list of strings "
                 f"each key appears once, and its values are swept with Hydra's syntax "
                 f"('{key}=a,b'). For explicit override sets pass a list of lists "
-                f"([['{key}=a'], ['{key}=b']]).")
+                f"([['{key}=a'], ['{key}=b']])."
+            )
         seen[key] = text
         if ov.is_sweep_override():
             if not (ov.is_choice_sweep() or ov.is_range_sweep()):
-                raise ValueError(f"override {text!r}: only choice and range sweeps can be "
-                                 "enumerated (an interval sweep needs a sweeper such as "
-                                 "Optuna: see depio_like.integrations.optuna)")
+                raise ValueError(
+                    f"override {text!r}: only choice and range sweeps can be "
+                    "enumerated (an interval sweep needs a sweeper such as "
+                    "Optuna: see depio_like.integrations.optuna)"
+                )
             choices.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
         else:
             choices.append([text])
@@ -79,17 +84,22 @@ def _is_list_of_lists(overrides: Sequence[Any]) -> bool:
     if kinds == {False}:
         for o in overrides:
             if not isinstance(o, (list, tuple)) or not all(isinstance(x, str) for x in o):
-                raise TypeError(f"overrides: each override set must be a list of strings, "
-                                f"got {o!r}")
+                raise TypeError(
+                    f"overrides: each override set must be a list of strings, got {o!r}"
+                )
         return True
-    raise TypeError("overrides: give either a list of override strings (a Hydra sweep, as "
-                    "on the command line with --multirun) or a list of override sets "
-                    f"(lists of strings), not a mix: {list(overrides)!r}")
+    raise TypeError(
+        "overrides: give either a list of override strings (a Hydra sweep, as "
+        "on the command line with --multirun) or a list of override sets "
+        f"(lists of strings), not a mix: {list(overrides)!r}"
+    )
 
 
-def compose_configs(config_dir: str | os.PathLike, config_name: str,
-                    overrides: Sequence[Sequence[str]] | Sequence[str]
-                    ) -> list[tuple[list[str], DictConfig]]:
+def compose_configs(
+    config_dir: str | os.PathLike,
+    config_name: str,
+    overrides: Sequence[Sequence[str]] | Sequence[str],
+) -> list[tuple[list[str], DictConfig]]:
     """``(override set, composed config)`` for each override set (see
     ``run_hydra_multirun`` for the forms ``overrides`` takes), composed with Hydra's compose
     API. Hydra's global state is restored afterwards, so this works inside a
@@ -99,8 +109,10 @@ def compose_configs(config_dir: str | os.PathLike, config_name: str,
     if not os.path.isdir(config_dir):
         raise FileNotFoundError(f"Hydra config directory {config_dir} does not exist")
     if isinstance(overrides, str):
-        raise TypeError(f"overrides={overrides!r}: give a list of override strings or a list "
-                        "of override sets, not one string")
+        raise TypeError(
+            f"overrides={overrides!r}: give a list of override strings or a list "
+            "of override sets, not one string"
+        )
     overrides = list(overrides)
     gh = GlobalHydra.instance()
     outer = gh.hydra if gh.is_initialized() else None  # e.g. inside @hydra.main
@@ -123,11 +135,14 @@ def compose_configs(config_dir: str | os.PathLike, config_name: str,
             gh.initialize(outer)
 
 
-def run_hydra_multirun(pipeline: Pipeline, config_dir: str | os.PathLike, config_name: str,
-                       overrides: Sequence[Sequence[str]] | Sequence[str],
-                       build: Callable[[Pipeline, DictConfig], Any],
-                       labels: Sequence[str] | Callable[[list[str], DictConfig], str] | None = None,
-                       ) -> Pipeline:
+def run_hydra_multirun(
+    pipeline: Pipeline,
+    config_dir: str | os.PathLike,
+    config_name: str,
+    overrides: Sequence[Sequence[str]] | Sequence[str],
+    build: Callable[[Pipeline, DictConfig], Any],
+    labels: Sequence[str] | Callable[[list[str], DictConfig], str] | None = None,
+) -> Pipeline:
     """Declare, in ``pipeline``, the tasks of every configuration of a Hydra sweep.
 
     ``config_dir``: the directory holding ``<config_name>.yaml`` and its config groups
@@ -154,14 +169,17 @@ def run_hydra_multirun(pipeline: Pipeline, config_dir: str | os.PathLike, config
     interpolations, output directories, launchers and sweepers.
     """
     if not callable(build):
-        raise TypeError(f"run_hydra_multirun(build={build!r}): build must be a callable "
-                        "build(pipeline, cfg)")
+        raise TypeError(
+            f"run_hydra_multirun(build={build!r}): build must be a callable build(pipeline, cfg)"
+        )
     configs = compose_configs(config_dir, config_name, overrides)
     if labels is not None and not callable(labels):
         labels = [str(x) for x in labels]
         if len(labels) != len(configs):
-            raise ValueError(f"run_hydra_multirun: {len(labels)} labels for {len(configs)} "
-                             f"configurations ({[','.join(s) for s, _ in configs]})")
+            raise ValueError(
+                f"run_hydra_multirun: {len(labels)} labels for {len(configs)} "
+                f"configurations ({[','.join(s) for s, _ in configs]})"
+            )
     for k, (override_set, cfg) in enumerate(configs):
         if labels is None:
             label = ",".join(override_set) or "default"

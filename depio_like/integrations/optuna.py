@@ -87,8 +87,10 @@ __all__ = ["run_optuna_study", "RESULT_ATTR"]
 #: The trial system attribute in which a trial's task leaves its result for the driver.
 RESULT_ATTR = "depio_like:result"
 
-_EXTRA_HINT = ("depio_like.integrations.optuna needs optuna: "
-               "pip install 'depio_like[optuna]' (or: pip install 'optuna>=3')")
+_EXTRA_HINT = (
+    "depio_like.integrations.optuna needs optuna: "
+    "pip install 'depio_like[optuna]' (or: pip install 'optuna>=3')"
+)
 
 
 def _optuna() -> Any:
@@ -107,9 +109,11 @@ def _journal_storage(path: str) -> Any:
         try:
             from optuna.storages import JournalFileStorage as JournalFileBackend  # 3.1 - 3.6
         except ImportError as e:
-            raise ImportError("running an in-memory study outside the driver's process needs "
-                              "optuna's JournalStorage (optuna >= 3.1); upgrade optuna, or "
-                              "give the study a storage (e.g. sqlite:///study.db)") from e
+            raise ImportError(
+                "running an in-memory study outside the driver's process needs "
+                "optuna's JournalStorage (optuna >= 3.1); upgrade optuna, or "
+                "give the study a storage (e.g. sqlite:///study.db)"
+            ) from e
     return optuna.storages.JournalStorage(JournalFileBackend(path))
 
 
@@ -148,10 +152,19 @@ def _random_states(root: Any) -> list[Any]:
                 stack.append(rng)
             continue
         if isinstance(obj, BaseSampler):
-            stack.extend(reversed([v for v in vars(obj).values()
-                                   if isinstance(v, (BaseSampler, np.random.RandomState))
-                                   or (isinstance(getattr(type(v), "rng", None), property)
-                                       and hasattr(v, "_rng"))]))
+            stack.extend(
+                reversed(
+                    [
+                        v
+                        for v in vars(obj).values()
+                        if isinstance(v, (BaseSampler, np.random.RandomState))
+                        or (
+                            isinstance(getattr(type(v), "rng", None), property)
+                            and hasattr(v, "_rng")
+                        )
+                    ]
+                )
+            )
     return found
 
 
@@ -184,9 +197,21 @@ class _TrialRef:
     """Everything a trial's task needs: travels to worker processes and Slurm jobs (by
     pickle), and names the trial for the task's identity without hashing any of it."""
 
-    def __init__(self, *, storage: Any, storage_key: str, study_name: str, trial_id: int,
-                 number: int, started: str, objective: Callable[..., Any], sampler: Any,
-                 pruner: Any, seed: int | None, driver: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Any,
+        storage_key: str,
+        study_name: str,
+        trial_id: int,
+        number: int,
+        started: str,
+        objective: Callable[..., Any],
+        sampler: Any,
+        pruner: Any,
+        seed: int | None,
+        driver: tuple[str, int],
+    ) -> None:
         self.storage = storage
         self.storage_key = storage_key
         self.study_name = study_name
@@ -200,8 +225,10 @@ class _TrialRef:
         self.driver = driver
 
     def __depio_canonical__(self) -> str:
-        return (f"optuna-trial:{self.storage_key}:{self.study_name!r}:{self.trial_id}:"
-                f"{self.number}:{self.started}")
+        return (
+            f"optuna-trial:{self.storage_key}:{self.study_name!r}:{self.trial_id}:"
+            f"{self.number}:{self.started}"
+        )
 
     def __repr__(self) -> str:
         return f"<trial {self.number} of study {self.study_name!r}>"
@@ -216,12 +243,16 @@ class _TrialRef:
                     f"trial {self.number} of study {self.study_name!r} runs in another "
                     "process than the driver, but the study is in memory there (this should "
                     "not happen: run_optuna_study copies such a study into a journal file "
-                    "unless the executor is SequentialExecutor)")
+                    "unless the executor is SequentialExecutor)"
+                )
             # A fresh handle: new locks and connections, and (journal) its own worker id.
             storage = pickle.loads(pickle.dumps(storage))
-        study = optuna.load_study(study_name=self.study_name, storage=storage,
-                                  sampler=_trial_sampler(self.sampler, self.seed, self.number),
-                                  pruner=self.pruner)
+        study = optuna.load_study(
+            study_name=self.study_name,
+            storage=storage,
+            sampler=_trial_sampler(self.sampler, self.seed, self.number),
+            pruner=self.pruner,
+        )
         trial = optuna.Trial(study, self.trial_id)
         try:
             try:
@@ -232,13 +263,15 @@ class _TrialRef:
             values = _values(result, len(study.directions), self.number)
         except BaseException as e:
             try:  # where optuna's own optimize() keeps it
-                storage.set_trial_system_attr(self.trial_id, "fail_reason",
-                                              f"{type(e).__name__}: {e}")
+                storage.set_trial_system_attr(
+                    self.trial_id, "fail_reason", f"{type(e).__name__}: {e}"
+                )
             except Exception:  # noqa: BLE001 - the objective's error is the one to show
                 pass
             raise
-        storage.set_trial_system_attr(self.trial_id, RESULT_ATTR,
-                                      {"state": "COMPLETE", "values": values})
+        storage.set_trial_system_attr(
+            self.trial_id, RESULT_ATTR, {"state": "COMPLETE", "values": values}
+        )
         return values[0] if len(values) == 1 else values
 
 
@@ -261,8 +294,9 @@ def _values(result: Any, n: int, number: int) -> list[float]:
                 problem = "NaN is not a value optuna accepts"
             else:
                 return values
-    raise ValueError(f"trial {number}: the objective returned {result!r}: {problem}; the trial "
-                     "is told FAIL")
+    raise ValueError(
+        f"trial {number}: the objective returned {result!r}: {problem}; the trial is told FAIL"
+    )
 
 
 def _run_trial(trial: _TrialRef) -> Any:
@@ -274,8 +308,9 @@ def _run_trial(trial: _TrialRef) -> Any:
 def _storage_key(storage: Any, journal_path: str | None) -> str:
     if journal_path is not None:
         return f"journal:{journal_path}"
-    url = getattr(storage, "url", None) or getattr(getattr(storage, "_backend", None),
-                                                   "_file_path", None)
+    url = getattr(storage, "url", None) or getattr(
+        getattr(storage, "_backend", None), "_file_path", None
+    )
     return f"{type(storage).__name__}:{url or id(storage)}"
 
 
@@ -284,8 +319,10 @@ def _tell_generation(work: Any, numbers: set[int]) -> list[Any]:
     the trial's system attributes; nothing: FAIL); return the trials, in number order."""
     from optuna.trial import TrialState
 
-    for ft in sorted((ft for ft in work.get_trials(deepcopy=False) if ft.number in numbers),
-                     key=lambda ft: ft.number):
+    for ft in sorted(
+        (ft for ft in work.get_trials(deepcopy=False) if ft.number in numbers),
+        key=lambda ft: ft.number,
+    ):
         if ft.state.is_finished():  # told already (by the objective itself)
             continue
         result = ft.system_attrs.get(RESULT_ATTR) or {}
@@ -297,8 +334,10 @@ def _tell_generation(work: Any, numbers: set[int]) -> list[Any]:
                 work.tell(ft.number, state=TrialState.PRUNED, skip_if_finished=True)
             else:  # the task failed, was killed, or never ran
                 work.tell(ft.number, state=TrialState.FAIL, skip_if_finished=True)
-    return sorted((ft for ft in work.get_trials(deepcopy=False) if ft.number in numbers),
-                  key=lambda ft: ft.number)
+    return sorted(
+        (ft for ft in work.get_trials(deepcopy=False) if ft.number in numbers),
+        key=lambda ft: ft.number,
+    )
 
 
 def _mirror(study: Any, trials: list[Any], waiting: dict[int, int]) -> list[Any]:
@@ -339,12 +378,17 @@ def _describe(ft: Any) -> str:
     return f"trial {ft.number} {ft.state.name} ({params})"
 
 
-def run_optuna_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any],
-                     n_trials: int, batch_size: int, executor: Executor | None = None,
-                     pipeline_kwargs: dict[str, Any] | None = None, *,
-                     callbacks: Iterable[Callable[[optuna.Study, Any], Any]] | None = None,
-                     resources: dict[str, Any] | None = None,
-                     ) -> optuna.Study:
+def run_optuna_study(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    n_trials: int,
+    batch_size: int,
+    executor: Executor | None = None,
+    pipeline_kwargs: dict[str, Any] | None = None,
+    *,
+    callbacks: Iterable[Callable[[optuna.Study, Any], Any]] | None = None,
+    resources: dict[str, Any] | None = None,
+) -> optuna.Study:
     """Run ``n_trials`` trials of ``study`` as depio_like tasks, ``batch_size`` at a time.
 
     ``objective(trial)`` is the usual Optuna objective: it calls ``trial.suggest_*`` and
@@ -381,8 +425,10 @@ def run_optuna_study(study: optuna.Study, objective: Callable[[optuna.Trial], An
     kwargs = dict(pipeline_kwargs or {})
     given = [k for k in ("executor", "depioExecutor") if k in kwargs]
     if len(given) + (executor is not None) > 1:
-        raise TypeError("run_optuna_study: executor given twice (as the argument and in "
-                        f"pipeline_kwargs: {', '.join(given)})")
+        raise TypeError(
+            "run_optuna_study: executor given twice (as the argument and in "
+            f"pipeline_kwargs: {', '.join(given)})"
+        )
     if given:
         executor = kwargs.pop(given[0])
     if executor is None:
@@ -401,8 +447,10 @@ def run_optuna_study(study: optuna.Study, objective: Callable[[optuna.Trial], An
 
     generations = -(-n_trials // batch_size)
     if tool is not None and tool.dry_run:
-        say(f"optuna: dry run: would run {n_trials} trial(s) of study {study.study_name!r} "
-            f"in {generations} generation(s) of up to {batch_size}; no trial is asked")
+        say(
+            f"optuna: dry run: would run {n_trials} trial(s) of study {study.study_name!r} "
+            f"in {generations} generation(s) of up to {batch_size}; no trial is asked"
+        )
         return study
 
     storage = study._storage  # optuna keeps it private, but it is the study's storage
@@ -415,14 +463,21 @@ def run_optuna_study(study: optuna.Study, objective: Callable[[optuna.Trial], An
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study.study_name)[:60] or "study"
         journal_path = os.path.join(folder, f"{safe}-{uuid.uuid4().hex[:8]}.journal")
         jstorage = _journal_storage(journal_path)
-        optuna.copy_study(from_study_name=study.study_name, from_storage=storage,
-                          to_storage=jstorage)
-        work = optuna.load_study(study_name=study.study_name, storage=jstorage,
-                                 sampler=study.sampler, pruner=study.pruner)
+        optuna.copy_study(
+            from_study_name=study.study_name, from_storage=storage, to_storage=jstorage
+        )
+        work = optuna.load_study(
+            study_name=study.study_name,
+            storage=jstorage,
+            sampler=study.sampler,
+            pruner=study.pruner,
+        )
         # Enqueued trials are copied as WAITING; the copy's ask() takes them, and their
         # results go back to the same trials of your study.
-        waiting = {t.number: t._trial_id
-                   for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+        waiting = {
+            t.number: t._trial_id
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        }
     work_storage = work._storage
     key = _storage_key(work_storage, journal_path)
     seed = _draw_seed(study.sampler)
@@ -436,13 +491,22 @@ def run_optuna_study(study: optuna.Study, objective: Callable[[optuna.Trial], An
             pipeline = Pipeline(executor=executor, **kwargs)
             for t in trials:
                 started = t.datetime_start.isoformat() if t.datetime_start else ""
-                ref = _TrialRef(storage=work_storage, storage_key=key,
-                                study_name=work.study_name, trial_id=t._trial_id,
-                                number=t.number, started=started, objective=objective,
-                                sampler=study.sampler, pruner=study.pruner, seed=seed,
-                                driver=driver)
-                pipeline.add_task(Task(f"trial-{t.number}", _run_trial, [ref], always=True,
-                                       resources=resources))
+                ref = _TrialRef(
+                    storage=work_storage,
+                    storage_key=key,
+                    study_name=work.study_name,
+                    trial_id=t._trial_id,
+                    number=t.number,
+                    started=started,
+                    objective=objective,
+                    sampler=study.sampler,
+                    pruner=study.pruner,
+                    seed=seed,
+                    driver=driver,
+                )
+                pipeline.add_task(
+                    Task(f"trial-{t.number}", _run_trial, [ref], always=True, resources=resources)
+                )
             code = 130
             try:
                 code = pipeline.run()
@@ -455,7 +519,8 @@ def run_optuna_study(study: optuna.Study, objective: Callable[[optuna.Trial], An
             for ft in ended:
                 say(f"  {_describe(ft)}")
             if len(study.directions) == 1 and any(
-                    ft.state == TrialState.COMPLETE for ft in study.get_trials(deepcopy=False)):
+                ft.state == TrialState.COMPLETE for ft in study.get_trials(deepcopy=False)
+            ):
                 best = study.best_trial
                 say(f"  best so far: trial {best.number}, value {best.value:.6g}")
             for ft in ended:
