@@ -29,8 +29,6 @@ from .runner import Run
 from .state import State
 from .task import Task
 
-_FREEZE_EVERY = 10_000  # tasks declared between two gc.freeze() calls
-
 DEFAULT_STATE_DIR = ".depio_like"
 
 
@@ -166,11 +164,6 @@ class Pipeline:
             self._producer[p] = index
         task.id = index + 1
         self._tasks.append(task)
-        if task.id % _FREEZE_EVERY == 0:
-            # The tasks declared so far live as long as the pipeline: out of the cyclic
-            # collector's way, whose full passes over them cost a third of declaring
-            # 100,000 tasks. ``run`` unfreezes them when it ends.
-            gc.freeze()
         self._survivors[task._merge_key] = task
         self._label(task)
         return task
@@ -263,13 +256,17 @@ class Pipeline:
         # Building the graph, loading the records and the plan make many objects that
         # live until the run ends, and no garbage cycles: the cyclic collector is held off
         # until the tasks start, then those objects are frozen out of its way (its full
-        # passes over them cost a third of a no-op run of 100,000 tasks).
+        # passes over them cost a third of a no-op run of 100,000 tasks). Only what this
+        # run froze is unfrozen: a process that froze objects itself (gc.freeze() before
+        # forking servers) is left as it was, and then nothing is frozen here.
         self._gc_was_enabled = gc.isenabled()
+        self._gc_freezes = gc.get_freeze_count() == 0
         gc.disable()
         try:
             return self._run_with(options)
         finally:
-            gc.unfreeze()
+            if self._gc_freezes:
+                gc.unfreeze()
             if self._gc_was_enabled:
                 gc.enable()
 
@@ -332,7 +329,8 @@ class Pipeline:
             on_pipeline_finished=self.on_pipeline_finished,
             critical_path=self.critical_path,
         )
-        gc.freeze()  # the records, the graph and the plan, made since run() began
+        if self._gc_freezes:
+            gc.freeze()  # the records, the graph and the plan, made since run() began
         if self._gc_was_enabled:
             gc.enable()  # the tasks' own garbage is collected as usual
         return run.execute()

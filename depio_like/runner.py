@@ -192,7 +192,12 @@ class Run:
             deadline = self.display.deadline()
             due = self.state.flush_due()  # lines held back must not wait on a long task
             if due is not None and not self.dry:
-                deadline = due if deadline is None else min(deadline, due)
+                if ex.blocks_in_wait:
+                    # wait() runs the next task here, maybe for hours: the records of
+                    # those that ended go to disk first, or a kill would lose them.
+                    self.state.flush()
+                else:
+                    deadline = due if deadline is None else min(deadline, due)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.in_flight:
                 # wait() without a timeout returns only with news or with nothing left to

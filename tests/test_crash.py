@@ -420,3 +420,59 @@ def test_a_task_killed_while_writing_its_product_reruns(tmp_path, before, killed
     # And now it is done: the next run skips both.
     rc, out = run_to_end(d)
     assert rc == 0 and calls(d) == [], out
+
+
+HELD_BACK = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from typing import Annotated
+    from depio_like import Dependency, Pipeline, Product, SequentialExecutor, Task
+
+    def log(name):
+        with open("calls.log", "a") as f:
+            f.write(name + "\\n")
+
+    def quick(out: Annotated[Path, Product], name: str):
+        log(name)
+        out.write_text(name)
+
+    def slow(out: Annotated[Path, Product], after: Annotated[Path, Dependency]):
+        log("slow")
+        Path("slow-started").touch()
+        while not Path("go").exists():
+            time.sleep(0.02)
+        out.write_text("slow")
+
+    p = Pipeline(executor=SequentialExecutor())
+    p.add_task(Task("a", quick, ["a.txt", "a"]))
+    p.add_task(Task("b", quick, ["b.txt", "b"]))
+    p.add_task(Task("slow", slow, ["s.txt", "b.txt"]))
+    sys.exit(p.run())
+    """
+)
+
+
+def test_records_of_finished_tasks_survive_a_kill_during_a_long_task_in_process(tmp_path):
+    # Records are written in batches; a SequentialExecutor runs the next task inside
+    # wait(), so what ended before a long task must reach the disk before it starts
+    # (found in review: a kill during the long task made a and b run again).
+    (tmp_path / "pipeline.py").write_text(HELD_BACK)
+    run = [sys.executable, "pipeline.py"]
+    driver = subprocess.Popen(run, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + SAFETY
+        while not (tmp_path / "slow-started").exists():
+            assert driver.poll() is None, driver.stderr.read().decode() if driver.stderr else ""
+            assert time.monotonic() < deadline, "the long task never started"
+            time.sleep(0.02)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(SAFETY)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(SAFETY)
+    (tmp_path / "go").touch()
+    again = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=SAFETY)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted((tmp_path / "calls.log").read_text().split()) == ["a", "b", "slow", "slow"]

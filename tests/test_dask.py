@@ -923,3 +923,23 @@ def test_dask_jobqueue_slurm_cluster_runs_the_pipeline(project, slurm):
         assert not list(Path(".depio_like").rglob("*.value"))
     finally:
         cluster.close()
+
+
+async def async_write(out: Annotated[Path, Product], text: str) -> int:
+    out.write_text(text)  # a str given for `out` arrives as a Path, as on every executor
+    return len(text)
+
+
+def count_lines(out: Annotated[Path, Product], n):
+    Path(out).write_text(f"{n}\n")
+
+
+def test_an_async_task_is_awaited_and_a_str_path_arrives_as_a_path(project, local_cluster):
+    # Found in review: Dask's job ran the function bare (a coroutine was handed on, and
+    # never awaited) and passed the arguments as written, not as declared.
+    p = new_pipeline(dask_executor(cluster=local_cluster))
+    size = p.add_task(Task("write", async_write, ["a.txt", "hello"]))
+    p.add_task(Task("count", count_lines, ["n.txt", size]))
+    assert p.run() == 0, p.stream.getvalue()
+    assert Path("a.txt").read_text() == "hello"
+    assert Path("n.txt").read_text() == "5\n"

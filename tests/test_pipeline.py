@@ -112,3 +112,39 @@ def test_graph_edges_from_paths_and_depends_on(project):
     g = p.graph()
     assert set(g.edges) == {(a.id, b.id), (b.id, c.id)}
     assert g.nodes[b.id]["name"] == "b"
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(tmp_path, monkeypatch):
+    # A run holds the collector off and freezes what it built; the process's own
+    # settings (a server that froze its objects before forking, gc switched off) stay.
+    import gc
+
+    monkeypatch.chdir(tmp_path)
+
+    def pipeline():
+        p = new_pipeline()
+        for i in range(3):
+            p.add_task(Task(f"w{i}", write, [f"o{i}.txt", str(i)]))
+        return p
+
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        assert pipeline().run() == 0
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        gc.disable()
+        assert pipeline().run() == 0
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+        gc.enable()
+        kept = [object() for _ in range(10)]
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        assert pipeline().run() == 0
+        assert gc.get_freeze_count() == frozen, "the user's frozen objects were unfrozen"
+        del kept
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+        else:
+            gc.disable()

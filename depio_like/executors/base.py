@@ -139,6 +139,9 @@ class Executor(ABC):
     reattaches: bool = False
     #: True if ``RunContext.jobs`` (``--jobs``) sets how many tasks run at once.
     takes_jobs: bool = False
+    #: True if ``wait`` runs tasks in the calling process (it returns only when they
+    #: end): the run writes the records it holds back before calling it.
+    blocks_in_wait: bool = False
     #: True if the executor reads ``Step.expected_seconds`` (the driver fills it in then).
     uses_durations: bool = False
     #: depio's limits: at most this many jobs submitted and not yet started (pending),

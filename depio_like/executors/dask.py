@@ -686,20 +686,22 @@ class _Remote:
 
     def run(self, values: Any) -> Any:
         from ..channel import fill
+        from ..task import finish  # async def: awaited; generator: exhausted
 
-        return self.func(*fill(self.args, values), **fill(self.kwargs, values))
+        return finish(self.func(*fill(self.args, values), **fill(self.kwargs, values)))
 
 
 def _payload(st: Step) -> tuple:
     t = st.task
     code = getattr(t.func, "__code__", None)
+    args, kwargs = t.prepared_call()  # a str given to a Path parameter is a Path, as elsewhere
     return (
         st.index,
         t.id,
         t.name,
         t.func,
-        t.call_args,
-        t.call_kwargs,
+        args,
+        kwargs,
         st.export_to,
         st.log,
         st.old_log,

@@ -40,6 +40,8 @@ class SequentialExecutor(Executor):
     ``max_jobs_pending`` / ``max_jobs_queued`` (depio's) are accepted; one task at a time
     is below any limit they can set."""
 
+    blocks_in_wait = True
+
     def __init__(
         self, max_jobs_pending: int | None = None, max_jobs_queued: int | None = None
     ) -> None:
