@@ -94,27 +94,44 @@ def describe(f: Callable[..., Any]) -> str:
     name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f)
     if "<lambda>" not in name:
         return repr(name)
+    text = _lambda_source(f)
+    if text is not None:
+        return repr(" ".join(text.split()))
+    code = getattr(f, "__code__", None)
+    return f"<lambda> ({code.co_filename}:{code.co_firstlineno})" if code else "<lambda>"
+
+
+def _lambda_source(f: Callable[..., Any]) -> str | None:
+    """The source text of this very lambda, found in its file's syntax tree: on its line,
+    with its parameters, and where several match (``[lambda i: a(i), lambda i: b(i)]``),
+    the one whose body the code's positions point at (Python >= 3.11)."""
+    import ast
+    import linecache
+
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return None
+    source = "".join(linecache.getlines(code.co_filename))
+    if not source:
+        return None
     try:
-        line = inspect.getsourcelines(f)[0]
-        text = " ".join(s.strip() for s in line)
-    except (OSError, TypeError):
-        text = ""
-    start = text.find("lambda")
-    if start < 0:
-        code = getattr(f, "__code__", None)
-        return f"<lambda> ({code.co_filename}:{code.co_firstlineno})" if code else "<lambda>"
-    # The lambda's text: up to the bracket or comma that closes the expression it is in.
-    depth, end = 0, len(text)
-    for k in range(start, len(text)):
-        c = text[k]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            if depth == 0:
-                end = k
-                break
-            depth -= 1
-        elif c == "," and depth == 0:
-            end = k
-            break
-    return repr(text[start:end].strip())
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    nargs = code.co_argcount + code.co_kwonlyargcount
+    nargs += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    params = set(code.co_varnames[:nargs])
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno:
+            a = n.args
+            names = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs}
+            names |= {x.arg for x in (a.vararg, a.kwarg) if x is not None}
+            if names == params:
+                found.append(n)
+    if len(found) > 1 and hasattr(code, "co_positions"):
+        starts = {(p[0], p[2]) for p in code.co_positions()}
+        found = [n for n in found if (n.body.lineno, n.body.col_offset) in starts] or found
+    if not found:
+        return None
+    return ast.get_source_segment(source, found[0])

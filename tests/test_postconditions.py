@@ -172,3 +172,14 @@ def test_a_postcondition_cannot_take_another_tasks_value():
     producer = Task("p", lambda: 3)
     with pytest.raises(TaskDeclarationError, match="return value of another task"):
         Task("c", mark, [producer], ensure=lambda i: i > 2)
+
+
+def test_explain_names_the_failing_one_of_two_lambdas_with_the_same_parameters(project):
+    # Found when a reformat put both lambdas on one line: the first lambda of the line
+    # was named, whichever failed.
+    p = new_pipeline()
+    p.add_task(Task("mark", mark, [1], ensure=[lambda i: i > 0, lambda i: os.path.exists(f"x{i}")]))
+    assert p.run(dry_run=True, explain=True) == 0
+    out = p.stream.getvalue()
+    assert "postcondition does not hold: 'lambda i: os.path.exists(f\"x{i}\")'" in out, out
+    assert "i > 0" not in out
