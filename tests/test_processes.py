@@ -395,3 +395,43 @@ def test_driver_and_workers_exchange_dataclasses(project, monkeypatch):
         assert dataclasses.is_dataclass(m) and not isinstance(m, tuple), type(m)
     for m in orders:
         assert all(dataclasses.is_dataclass(s) for s in m.steps)
+
+
+EARLY_DEATH = """
+import os, signal, subprocess, sys
+from depio_like.executors.processes import RunGroup
+
+group = RunGroup(spawned=True)
+group.start()
+member = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                          process_group=group.pgid, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+print(member.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # before the reaper's interpreter is even up
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Popen(process_group=) is 3.11+")
+def test_a_driver_dying_while_its_spawned_reaper_starts_still_has_its_group_killed(tmp_path):
+    # Found when CI was busy: a spawned reaper that found its driver already gone exited
+    # without killing the group, and a task's subprocess outlived the run.
+    out = subprocess.run(
+        [sys.executable, "-c", EARLY_DEATH], capture_output=True, text=True, timeout=SAFETY
+    )
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + GONE_WITHIN
+    try:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), "the group's member outlived its driver and reaper"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

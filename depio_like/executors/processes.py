@@ -217,7 +217,10 @@ def _reaper(read_end: int, write_end: int, driver: int) -> None:  # pragma: no c
         ):
             signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, lambda *_: _kill_group())
-        die_with_parent(driver, signal.SIGUSR1)
+        # No parent check here: a driver that died while this interpreter started (a
+        # spawned reaper takes a while) must still have its group killed, which the
+        # end-of-file below does at once.
+        die_with_parent(None, signal.SIGUSR1)
         # Only the driver holds the other end: end-of-file means it has ended.
         while os.read(read_end, 64):
             pass
