@@ -663,34 +663,6 @@ class _WorkerSetupError(Exception):
     """The task could not be set up on the worker (no shared directory, a missing module)."""
 
 
-class _Remote:
-    """A task as a worker sees it: its function and arguments, nothing of the graph."""
-
-    def __init__(
-        self,
-        task_id: int,
-        name: str,
-        func: Callable[..., Any],
-        args: Any,
-        kwargs: Any,
-        products: tuple[str, ...],
-        dependencies: tuple[str, ...],
-        source: str,
-    ) -> None:
-        self.id, self.name, self.func, self.args, self.kwargs = task_id, name, func, args, kwargs
-        self.products, self.dependencies = products, dependencies
-        code = getattr(func, "__code__", None)
-        if source and code is not None and code.co_filename != source:
-            # Functions of the script travel by value: give tracebacks the script's lines.
-            func.__code__ = code.replace(co_filename=source)
-
-    def run(self, values: Any) -> Any:
-        from ..channel import fill
-        from ..task import finish  # async def: awaited; generator: exhausted
-
-        return finish(self.func(*fill(self.args, values), **fill(self.kwargs, values)))
-
-
 def _payload(st: Step) -> tuple:
     t = st.task
     code = getattr(t.func, "__code__", None)
@@ -917,12 +889,14 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
                 f"a value the task takes could not be loaded on Dask worker {where}: "
                 f"{type(e).__name__}: {e} (workers need the driver's environment and files)"
             ) from None
-        # A _Remote stands in for the Task: it has what run_steps uses.
+        # A _Remote (the one Slurm jobs and spawned workers use) stands in for the Task.
+        from .slurm_job import _Remote
+
         job = Job(
             [
                 Step(
                     index,
-                    _Remote(task_id, name, func, args, kwargs, products, deps, source),  # type: ignore[arg-type]
+                    _Remote(task_id, name, func, args, kwargs, source, products, deps),  # type: ignore[arg-type]
                     "",
                     export_to,
                     log,
