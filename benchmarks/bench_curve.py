@@ -157,6 +157,9 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Users' installs have their bytecode cached; a machine that sets PYTHONDONTWRITEBYTECODE
+    # would make every timed run compile the tools' sources (~0.2 s for ours) first.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--repeat", type=int, default=3)
