@@ -5,6 +5,8 @@ Dependency]`` parameters say what they write and read; a ``Pipeline`` runs those
 not up to date.
 """
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     CycleError,
     DependencyNotAvailableException,
@@ -24,7 +26,7 @@ from .errors import (
     UnknownStatusException,
     UnknownTaskError,
 )
-from .executors import Executor, ParallelExecutor, SequentialExecutor, ThreadExecutor
+from .executors import Executor, ParallelExecutor, SequentialExecutor
 from .hooks import PipelineResult, TaskResult, make_save_hook
 from .modes import BuildMode
 from .pipeline import Pipeline
@@ -33,6 +35,12 @@ from .status import Status
 from .task import Dependency, IgnoredForEq, Product, Task, Untracked, task
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__); type checkers see them here
+    from .executors.dask import DaskExecutor
+    from .executors.slurm import SubmitItExecutor
+    from .executors.threads import ThreadExecutor
+    from .registry import register
 
 # depio's module paths (depio_like.Pipeline, .Executors, .Task, ...): see depio_modules.
 import sys as _sys  # noqa: E402
@@ -52,6 +60,10 @@ def __getattr__(name: str):
         from .registry import register
 
         return register
+    if name == "ThreadExecutor":
+        from .executors.threads import ThreadExecutor
+
+        return ThreadExecutor
     if name == "DaskExecutor":  # distributed takes ~0.5 s to import; an extra
         from .executors.dask import DaskExecutor
 

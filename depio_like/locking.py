@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 import threading
 import time
@@ -95,8 +94,7 @@ class StateLock:
         try:
             with open(self.path + OWNER_SUFFIX, "w", encoding="utf-8") as f:
                 f.write(
-                    f"pid {os.getpid()} on {socket.gethostname()} since "
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+                    f"pid {os.getpid()} on {_host()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
                 )
         except OSError:
             pass  # only informative
@@ -119,9 +117,9 @@ class StateLock:
 
     def _wait(self, fd: int, wait: bool, notify: Callable[[str], None]) -> None:
         pid, host, text = self.owner()
-        if pid is not None and host == socket.gethostname() and pid in _ancestors():
+        if pid is not None and host == _host() and pid in _ancestors():
             raise self._nested()
-        ended = pid is not None and host == socket.gethostname() and not _alive(pid)
+        ended = pid is not None and host == _host() and not _alive(pid)
         if ended:
             notify(
                 f"waiting for the processes of an earlier run on {self.dir} to exit "
@@ -233,3 +231,10 @@ def _ancestors() -> set[int]:
             break
         found.add(pid)
     return found
+
+
+def _host() -> str:
+    # socket is imported only here: a run that meets no other holder never needs it.
+    import socket
+
+    return socket.gethostname()

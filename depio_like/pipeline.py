@@ -7,9 +7,8 @@ import gc
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .display import Display
 from .errors import (
     DuplicateProductError,
     GraphError,
@@ -20,14 +19,19 @@ from .errors import (
 from .executors.base import Executor
 from .fingerprint import forget_carried_state
 from .fs import Disk, RealDisk
-from .graph import TaskGraph, build_graph
 from .hooks import as_list
 from .modes import BuildMode
 from .options import RunOptions, tool_options
 from .paths import BadPath, forget_dirs, normalise, show_path
-from .runner import Run
-from .state import State
 from .task import Task
+
+if TYPE_CHECKING:
+    from .display import Display
+    from .graph import TaskGraph
+    from .state import State
+
+# The run's modules (graph, plan, runner, state, display) are imported when a run starts:
+# a worker that imports the user's script (Slurm, spawned processes) only runs tasks.
 
 DEFAULT_STATE_DIR = ".depio_like"
 
@@ -217,6 +221,8 @@ class Pipeline:
                     "state_dir, or the task another product"
                 )
             d = d.rpartition("/")[0]
+        from .graph import build_graph
+
         return build_graph(self._tasks, self._producer, self._survivors, self.disk)
 
     def graph(self) -> Any:
@@ -285,6 +291,9 @@ class Pipeline:
                 f"note: --jobs {options.jobs} does not apply to {type(executor).__name__}",
                 file=sys.stderr,
             )
+        from .display import Display
+        from .state import State
+
         display = Display(
             self.stream,
             quiet=self.quiet,
@@ -314,6 +323,8 @@ class Pipeline:
         display: Display,
         options: RunOptions,
     ) -> int:
+        from .runner import Run
+
         run = Run(
             graph,
             executor,
@@ -350,6 +361,10 @@ class Pipeline:
         render = {"mermaid": to_mermaid, "dot": to_dot}.get(fmt)
         if render is None:
             raise ValueError(f"export_graph(fmt={fmt!r}): use 'mermaid' or 'dot'")
+        from .display import Display
+        from .runner import Run
+        from .state import State
+
         graph = self.validate()
         state = State(self.state_dir, notify=lambda m: None).read_only()
         run = Run(

@@ -24,7 +24,6 @@ from .base import (
     run_steps,
 )
 from .processes import RunGroup, die_with_parent, join_group, spawning
-from .slurm_job import pickled_tasks
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiprocessing.connection import Connection
@@ -219,7 +218,12 @@ class ParallelExecutor(Executor):
     def prepare(self, tasks: Sequence[Any]) -> None:
         """Spawned workers get their tasks pickled: pickle them all now, before anything
         runs, so that one that cannot be is refused naming it (and the argument)."""
-        self._blobs = [] if self.start_method == "fork" else pickled_tasks(tasks)
+        if self.start_method == "fork":
+            self._blobs = []
+        else:  # pickle and cloudpickle: imported only for the start methods that need them
+            from .slurm_job import pickled_tasks
+
+            self._blobs = pickled_tasks(tasks)
 
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
         self._limit = context.jobs or self.max_workers
