@@ -6,7 +6,9 @@ import os
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .modes import BuildMode
 
 if TYPE_CHECKING:  # pragma: no cover
     from .executors.base import Executor
@@ -61,6 +63,20 @@ class RunOptions:
             self.jobs if self.jobs is not None else base.jobs,
             self.executor if self.executor is not None else base.executor,
         )
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What a pipeline sets for each of its runs (the ``Pipeline`` arguments of the same
+    names; ``default_mode`` is its ``buildmode``)."""
+
+    name: str = "default"
+    default_mode: BuildMode = BuildMode.IF_NEW
+    delete_on_error: bool = False
+    show_output: bool = True
+    critical_path: bool = True
+    on_task_finished: Sequence[Any] = ()
+    on_pipeline_finished: Sequence[Any] = ()
 
 
 #: Options of the ``depio-like run`` command for the script it runs: every

@@ -21,7 +21,7 @@ from .fingerprint import forget_carried_state
 from .fs import Disk, RealDisk
 from .hooks import as_list
 from .modes import BuildMode
-from .options import RunOptions, tool_options
+from .options import PipelineSettings, RunOptions, tool_options
 from .paths import BadPath, forget_dirs, normalise, show_path
 from .task import Task
 
@@ -325,26 +325,23 @@ class Pipeline:
     ) -> int:
         from .runner import Run
 
-        run = Run(
-            graph,
-            executor,
-            state,
-            display,
-            self.disk,
-            options,
-            delete_on_error=self.delete_on_error,
-            show_output=self.show_output,
-            default_mode=self.buildmode,
-            name=self.name,
-            on_task_finished=self.on_task_finished,
-            on_pipeline_finished=self.on_pipeline_finished,
-            critical_path=self.critical_path,
-        )
+        run = Run(graph, executor, state, display, self.disk, options, self._settings())
         if self._gc_freezes:
             gc.freeze()  # the records, the graph and the plan, made since run() began
         if self._gc_was_enabled:
             gc.enable()  # the tasks' own garbage is collected as usual
         return run.execute()
+
+    def _settings(self) -> PipelineSettings:
+        return PipelineSettings(
+            self.name,
+            self.buildmode,
+            self.delete_on_error,
+            self.show_output,
+            self.critical_path,
+            self.on_task_finished,
+            self.on_pipeline_finished,
+        )
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run with options from the script's command line (``python pipeline.py --help``):
@@ -367,15 +364,9 @@ class Pipeline:
 
         graph = self.validate()
         state = State(self.state_dir, notify=lambda m: None).read_only()
-        run = Run(
-            graph,
-            self.executor,
-            state,
-            Display(self.stream, quiet=True),
-            self.disk,
-            RunOptions(dry_run=True),
-            default_mode=self.buildmode,
-        )
+        quiet = Display(self.stream, quiet=True)
+        dry = RunOptions(dry_run=True)
+        run = Run(graph, self.executor, state, quiet, self.disk, dry, self._settings())
         run.execute()
         return render(graph, run.status, files=files)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from .channel import ValueStore
 from .display import Display
@@ -24,14 +23,13 @@ from .fs import Disk, remove_files
 from .graph import TaskGraph
 from .hooks import RunHooks
 from .logs import TaskLogs
-from .modes import BuildMode
-from .options import RunOptions
-from .paths import show_path
+from .options import PipelineSettings, RunOptions
 from .plan import Action, BuildPlan, Changed, Check, Dispatch, Retry
 from .progress import Watch
+from .record import Recorder
 from .scheduler import longest_paths
 from .staleness import Checker
-from .state import State, last_run_summary, recorded_durations
+from .state import State, last_durations, recorded_durations
 from .status import Status
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -48,27 +46,25 @@ class Run:
         display: Display,
         disk: Disk,
         options: RunOptions = RunOptions(),
-        *,
-        delete_on_error: bool = False,
-        show_output: bool = True,
-        default_mode: BuildMode = BuildMode.IF_NEW,
-        name: str = "default",
-        on_task_finished: Sequence[Any] = (),
-        on_pipeline_finished: Sequence[Any] = (),
-        critical_path: bool = True,
+        settings: PipelineSettings = PipelineSettings(),
     ) -> None:
         from .executors.dry import DryRunExecutor
 
         self.graph, self.state, self.display, self.disk = graph, state, display, disk
         self.dry = options.dry_run
         self.executor = DryRunExecutor() if self.dry else executor
-        self.options = options
-        self.delete_on_error, self.show_output, self.name = delete_on_error, show_output, name
+        self.options, self.settings = options, settings
         tasks = graph.tasks
         hasher = FileHasher(disk, state.files, stats=graph.stats, skip=(state.dir,))
         self.checker = Checker(
-            graph, state.records, hasher, disk, force=options.force, default_mode=default_mode
+            graph,
+            state.records,
+            hasher,
+            disk,
+            force=options.force,
+            default_mode=settings.default_mode,
         )
+        self.recorder = Recorder(graph, self.checker, state, self.dry)
         self.logs = TaskLogs(os.path.join(state.dir, "logs"), tasks)
         # A dry run writes no value file (and leaves those of others alone).
         self.values = ValueStore.between_jobs(
@@ -77,25 +73,13 @@ class Run:
             graph.units,
             None if self.dry else os.path.join(state.dir, "values"),
         )
-        priority = (
-            longest_paths(
-                graph.order,
-                graph.downstream,
-                recorded_durations([t.record_key for t in tasks], state.records),
-            )
-            if critical_path
-            else None
-        )
-        # Seconds each task took when it last ran (None: never), for an executor that
-        # groups short tasks by it (Slurm).
-        self.expected = (
-            [
-                r.duration if (r := state.records.get(t.record_key)) is not None else None
-                for t in tasks
-            ]
-            if executor.uses_durations
-            else None
-        )
+        keys = [t.record_key for t in tasks]
+        priority = None
+        if settings.critical_path:
+            durations = recorded_durations(keys, state.records)
+            priority = longest_paths(graph.order, graph.downstream, durations)
+        # For an executor that groups short tasks by them (Slurm).
+        self.expected = last_durations(keys, state.records) if executor.uses_durations else None
         self.plan = BuildPlan(
             graph,
             priority=priority,
@@ -112,8 +96,8 @@ class Run:
             self.status,
             self._ran,
             self.logs,
-            () if self.dry else on_task_finished,
-            () if self.dry else on_pipeline_finished,
+            () if self.dry else settings.on_task_finished,
+            () if self.dry else settings.on_pipeline_finished,
             display.note,
         )
         # Without hooks, a skipped task is only counted (by the table) and settled (values).
@@ -158,7 +142,7 @@ class Run:
             self.watch.stop()
             self.executor.shutdown()
             self.values.close(keep_area=self.executor.outlived())
-            self._save(force=True)
+            self.recorder.save(force=True)
         self.display.finish(interrupted)
         code = (
             EXIT_INTERRUPTED
@@ -167,16 +151,8 @@ class Run:
             if self.dry or all(s.ok for s in self.status)
             else EXIT_FAILED
         )
-        if not self.dry and self.state.write_error is None:
-            self.state.write_last_run(
-                last_run_summary(
-                    code, self.status, self.display.max_rows, self.display.table, self.logs.base
-                )
-            )
-        if not self.dry and self.state.write_error is not None:  # a full disk: say so, fail
-            self.display.note(f"error: {self.state.write_error}")
-            code = EXIT_FAILED if code == EXIT_OK else code
-        self.hooks.finished(self.name, code)
+        code = self.recorder.finish(code, self.status, self.display, self.logs.base)
+        self.hooks.finished(self.settings.name, code)
         self.display.close()
         return code
 
@@ -186,7 +162,7 @@ class Run:
             self._apply(plan.dispatch(ex.free_slots()))
             if plan.done:
                 break
-            self._save()
+            self.recorder.save()
             self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
             deadline = self.display.deadline()
@@ -233,22 +209,12 @@ class Run:
             self._dispatch(dispatched)
 
     def _dispatch(self, batch: list[Dispatch]) -> None:
-        if not self.dry:
-            # Recorded before the tasks touch their products: if we die while they write,
-            # the next run knows those products may be partial.
-            for a in batch:
-                for m in a.unit:
-                    key = self.graph.tasks[m].record_key
-                    if key in self.state.records:
-                        self.state.mark_started(key)
-            self._save()  # written now if a task above had a record (mark_started)
+        self.recorder.starting([a.unit for a in batch])
         for a in batch:
             steps = []
             for m, d in zip(a.unit, a.decisions, strict=True):
                 if self.options.explain and a.attempt == 1:
                     self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))
-                if not self.dry:
-                    self.checker.before_run(m)
                 exports = self.values.takers(m)
                 # Fingerprints name work for re-attaching and value files; skip them otherwise.
                 fp = self.checker.fingerprint(m, d) if self.executor.reattaches or exports else ""
@@ -276,47 +242,17 @@ class Run:
         self._ran.add(i)
         if o.printed:
             self.logs.wrote(i)
-        t = self.graph.tasks[i]
-        if o.ok and not self.dry:
-            missing, stats = self.checker.missing_products(i, o.products)
-            unmet = None if missing else self.checker.after_run(i)
-            if missing or unmet:
-                self.values.refuse(o.value)
-                o = Outcome(
-                    i,
-                    False,
-                    error=unmet
-                    or f"task {t.label} returned without creating "
-                    f"its declared product(s): {', '.join(show_path(p) for p in missing)}",
-                    duration=o.duration,
-                    printed=o.printed,
-                )
+        value = o.value  # a success that fails its checks hands on nothing
+        o, stats = self.recorder.checked(o)
         if o.ok:
             d = self.plan.decision(i)
             assert d is not None
-            if self.dry:
-                if not d.only_for_value:  # its products would change: downstream reruns
-                    self.checker.assume_changed.add(i)
-            else:
-                head = self.plan.unit(i)[0] == i
-                # Inputs as they were before it ran: a chain's later tasks had theirs read
-                # by the process that ran them, just before each.
-                inputs = o.inputs if o.inputs is not None else d.inputs
-                upstream = d.upstream if head else self.checker.stamps(i)
-                failed = {
-                    self.graph.tasks[j].record_key: self.graph.tasks[j].label
-                    for j in self.plan.failed_upstream(i)
-                }
-                self.state.put_record(
-                    self.checker.new_record(
-                        i, inputs, upstream, o.duration, o.products, stats, failed
-                    ),
-                    self.checker.hasher.fresh,
-                )
-            self.values.put(i, o.value)  # kept only if a task may still take it
+            head = self.plan.unit(i)[0] == i
+            self.recorder.record(o, d, head, stats, self.plan.failed_upstream(i))
+            self.values.put(i, value)  # kept only if a task may still take it
             actions = self.plan.ended(i, True, duration=o.duration)
         else:
-            self.values.refuse(o.value)
+            self.values.refuse(value)
             actions = self.plan.ended(
                 i,
                 False,
@@ -324,7 +260,7 @@ class Run:
                 error=(o.error or "failed") + (self.logs.where(i) if o.printed else ""),
             )
         self._apply(actions)
-        if o.printed and self.show_output:
+        if o.printed and self.settings.show_output:
             self.display.output(i, self.logs.tail(i))
 
     def _changed(self, a: Changed) -> None:
@@ -347,12 +283,5 @@ class Run:
 
     def _discard(self, i: int) -> None:
         """With ``delete_on_error``, remove what a failed task may have half written."""
-        if self.delete_on_error:
+        if self.settings.delete_on_error:
             remove_files(self.disk, self.graph.tasks[i].products)
-
-    def _save(self, force: bool = False) -> None:
-        """Hand new file digests and records to the state, written in batches (``force``:
-        now)."""
-        if not self.dry:
-            self.state.put_files(self.checker.hasher.fresh)
-            self.state.flush(force)

@@ -120,13 +120,15 @@ class Record:
         )
 
 
+def last_durations(keys: Sequence[str], records: Mapping[str, Record]) -> list[float | None]:
+    """How long each task (by record key) took when it last ran (None: never)."""
+    return [r.duration if (r := records.get(key)) is not None else None for key in keys]
+
+
 def recorded_durations(keys: Sequence[str], records: Mapping[str, Record]) -> list[float]:
     """How long each task (by record key) took when it last ran; one never timed counts as
     the mean of the others (1 s when none was)."""
-    got = []
-    for key in keys:
-        r = records.get(key)
-        got.append(r.duration if r is not None else None)
+    got = last_durations(keys, records)
     known = [d for d in got if d is not None]
     mean = sum(known) / len(known) if known else 1.0
     return [mean if d is None else d for d in got]
