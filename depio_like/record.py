@@ -102,6 +102,19 @@ class Recorder:
             return 1 if code == 0 else code
         return code
 
+    def before_wait(self, deadline: float | None, blocks: bool) -> float | None:
+        """The run is about to wait for its executor until ``deadline`` (None: news): the
+        deadline that lets records held back reach the disk in time. ``blocks``: the wait
+        runs a task in this process, maybe for hours, so they are written now, or a kill
+        would lose them."""
+        due = self.state.flush_due()
+        if due is None or self.dry:
+            return deadline
+        if blocks:
+            self.state.flush()
+            return deadline
+        return due if deadline is None else min(deadline, due)
+
     def save(self, force: bool = False) -> None:
         """Hand new file digests and records to the state, written in batches (``force``:
         now)."""

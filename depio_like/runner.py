@@ -165,15 +165,7 @@ class Run:
             self.recorder.save()
             self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
-            deadline = self.display.deadline()
-            due = self.state.flush_due()  # lines held back must not wait on a long task
-            if due is not None and not self.dry:
-                if ex.blocks_in_wait:
-                    # wait() runs the next task here, maybe for hours: the records of
-                    # those that ended go to disk first, or a kill would lose them.
-                    self.state.flush()
-                else:
-                    deadline = due if deadline is None else min(deadline, due)
+            deadline = self.recorder.before_wait(self.display.deadline(), ex.blocks_in_wait)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
