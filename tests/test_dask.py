@@ -540,6 +540,34 @@ def test_output_of_tasks_sharing_a_worker_in_threads_stays_apart(project, cli_cl
         assert block.splitlines() == [f"{me} says 1", f"{me} says 2", f"{me} complains"], out
 
 
+def test_tasks_in_threads_of_the_driver_process_print_apart_and_streams_come_back(project):
+    """Workers in the driver's own process (``processes=False``): each task's output still
+    goes to its own log, and the driver's ``sys.stdout`` / ``sys.stderr`` are given back
+    when the run ends (they stayed routers, which also said they were no terminal)."""
+    from distributed import LocalCluster
+
+    before = sys.stdout, sys.stderr
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    try:
+        p = new_pipeline(dask_executor(cluster=cluster))
+        p.add_task(Task("left", chatty, ["l.txt", "left", "right"]))
+        p.add_task(Task("right", chatty, ["r.txt", "right", "left"]))
+        assert p.run() == 0, p.stream.getvalue()
+    finally:
+        cluster.close()
+    assert Path("l.txt").read_text() == Path("r.txt").read_text() == "together"
+    for me in ("left", "right"):
+        (log,) = (project / ".depio_like" / "logs").glob(f"{me}-*.out")
+        assert log.read_text().splitlines() == [f"{me} says 1", f"{me} says 2"]
+    assert (sys.stdout, sys.stderr) == before
+
+
 class FakeTTY(io.StringIO):
     def isatty(self):
         return True

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
 import logging
 import os
 import pickle
@@ -41,7 +40,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 
 def _shadowing_dir() -> str | None:
@@ -70,6 +69,7 @@ finally:
 
 from ..errors import PipelineError  # noqa: E402 - after sys.path is restored
 from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps  # noqa: E402
+from .routing import ThreadCapture, route, unroute  # noqa: E402
 
 # One topic for every run (a run's events carry its token): a long-lived scheduler keeps
 # a bounded log per topic, and a topic per run would leave one behind each time.
@@ -324,6 +324,7 @@ class DaskExecutor(Executor):
         for undo in reversed(getattr(self, "_undo", [])):
             undo()
         self._undo = []
+        _unroute_here()
 
     # -- connecting ------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -765,63 +766,17 @@ class _CwdGate:
 _GATE = _CwdGate()
 _captures: dict[str, Any] = {}
 _captures_lock = threading.Lock()
+_routed: tuple[TextIO, TextIO] | None = None  # the streams routing replaced in this process
 
 
-class _ThreadCapture:
-    """Per-task output where tasks share the process's fds (several worker threads):
-    ``sys.stdout`` / ``sys.stderr`` become routers that write to the buffers of the task
-    running in the calling thread, and to the real streams from any other thread."""
-
-    _tls = threading.local()
-
-    def __init__(self) -> None:
-        self._real = (sys.stdout, sys.stderr)
-        sys.stdout = _Router(self._real[0], self._tls, 0)
-        sys.stderr = _Router(self._real[1], self._tls, 1)
-
-    def begin(self, log: str) -> None:
-        self._tls.buffers = (io.StringIO(), io.StringIO())
-
-    def end(self, log: str, old_log: bool = True) -> bool:
-        buffers = getattr(self._tls, "buffers", None)
-        self._tls.buffers = None
-        printed = False
-        # Not strict: no buffers at all (nothing was captured) pairs with nothing.
-        for buf, ext in zip(buffers or (), (".out", ".err"), strict=False):
-            text = buf.getvalue()
-            if text:
-                printed = True
-                with open(log + ext, "w", encoding="utf-8", errors="replace") as f:
-                    f.write(text)
-            elif old_log:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(log + ext)
-        return printed
-
-
-class _Router(io.TextIOBase):
-    def __init__(self, real: Any, tls: Any, k: int) -> None:
-        self._real, self._tls, self._k = real, tls, k
-
-    def write(self, s: str) -> int:
-        buffers = getattr(self._tls, "buffers", None)
-        if buffers is not None:
-            return buffers[self._k].write(s)
-        return self._real.write(s)
-
-    def flush(self) -> None:
-        if getattr(self._tls, "buffers", None) is None:
-            self._real.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return self._real.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._real, "encoding", "utf-8")
+def _unroute_here() -> None:
+    """The driver's run ended: tasks that ran in its own process (in threads) print no
+    more, so its streams are given back."""
+    global _routed
+    with _captures_lock:
+        if _captures.pop("thread", None) is not None:
+            unroute(_routed)
+            _routed = None
 
 
 class _Steps:
@@ -846,7 +801,13 @@ def _capture_for(worker: Any, driver: tuple[str, int]) -> Any:
     with _captures_lock:
         cap = _captures.get(kind)
         if cap is None:
-            cap = _captures[kind] = Capture(for_good=False) if kind == "fd" else _ThreadCapture()
+            if kind == "fd":
+                cap = Capture(for_good=False)
+            else:  # for the process's life (a worker's), or until the driver's run ends
+                global _routed
+                _routed = route()
+                cap = ThreadCapture()
+            _captures[kind] = cap
         return cap
 
 

@@ -22,88 +22,16 @@ What threads share, and what that means:
 
 from __future__ import annotations
 
-import io
 import os
 import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from .base import Executor, Job, Outcome, RunContext, run_steps
 from .local import default_workers
-
-_thread = threading.local()  # .files: the running task's (out, err) log files, in its thread
-
-
-class _LazyLog:
-    """A task's ``.out`` or ``.err`` file, created on the first write (a silent task costs
-    no file)."""
-
-    __slots__ = ("path", "file")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.file: TextIO | None = None
-
-    def write(self, text: str) -> None:
-        if self.file is None:
-            # Kept open across writes, closed by close(): no context manager fits.
-            self.file = open(self.path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
-        self.file.write(text)
-
-    def close(self, old_log: bool) -> bool:
-        if self.file is not None:
-            self.file.close()
-            return True
-        if old_log:
-            try:
-                os.unlink(self.path)  # what an earlier run of it printed is stale now
-            except FileNotFoundError:
-                pass
-        return False
-
-
-class _Router(io.TextIOBase):
-    """Stands for ``sys.stdout`` (or ``sys.stderr``) while tasks run in threads: a write
-    goes to the log of the task running in the writing thread, or else where it went."""
-
-    def __init__(self, stream: Any, which: int) -> None:
-        self.stream, self.which = stream, which
-
-    def write(self, text: str) -> int:
-        files = getattr(_thread, "files", None)
-        if files is not None:
-            files[self.which].write(text)
-        else:
-            self.stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        if getattr(_thread, "files", None) is None:
-            self.stream.flush()
-
-    def isatty(self) -> bool:
-        return getattr(_thread, "files", None) is None and self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer, ...
-        return getattr(self.stream, name)
-
-
-class _ThreadCapture:
-    """``run_steps``'s capture for a task run in this thread (see ``base.Capture``)."""
-
-    def begin(self, log: str) -> None:
-        _thread.files = (_LazyLog(log + ".out"), _LazyLog(log + ".err"))
-
-    def end(self, log: str, old_log: bool = True) -> bool:
-        out, err = _thread.files
-        _thread.files = None
-        printed = out.close(old_log)
-        return err.close(old_log) or printed
+from .routing import ThreadCapture, forget_task, route, unroute
 
 
 class ThreadExecutor(Executor):
@@ -132,8 +60,6 @@ class ThreadExecutor(Executor):
         self._limit = self.max_workers
 
     def start(self, tasks: Sequence[Any], context: RunContext) -> None:
-        import sys
-
         self._limit = context.jobs or self.max_workers
         self._tasks = tasks
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -141,8 +67,7 @@ class ThreadExecutor(Executor):
         self._threads: dict[int, threading.Thread] = {}
         self._cwd = _cwd()
         self._env = dict(os.environ)
-        self._saved: tuple[TextIO, TextIO] | None = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Router(sys.stdout, 0), _Router(sys.stderr, 1)
+        self._saved = route()
 
     def free_slots(self) -> int:
         busy = len(self._open)
@@ -166,7 +91,7 @@ class ThreadExecutor(Executor):
             for o in run_steps(
                 job,
                 lambda step, value: value,
-                _ThreadCapture(),
+                ThreadCapture(),
                 hash_products=True,
                 own_interrupts=True,
                 isolate=False,
@@ -177,7 +102,7 @@ class ThreadExecutor(Executor):
 
             put(("outcome", job.index, Outcome(job.index, False, error=format_task_exception(e))))
         finally:
-            _thread.files = None
+            forget_task()
             progress.set_thread_sink(None)
             put(("over", job.index))
 
@@ -280,15 +205,7 @@ class ThreadExecutor(Executor):
         return cancelled
 
     def shutdown(self) -> None:
-        import sys
-
-        saved = getattr(self, "_saved", None)
-        if saved is None:
-            return
-        if isinstance(sys.stdout, _Router):
-            sys.stdout = saved[0]
-        if isinstance(sys.stderr, _Router):
-            sys.stderr = saved[1]
+        unroute(getattr(self, "_saved", None))
         self._saved = None
 
 
