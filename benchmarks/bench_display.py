@@ -77,7 +77,7 @@ def timed(argv: list[str], cwd: Path, tty: bool) -> tuple[float, int]:
         os.close(master)
         size = got[0]
     else:
-        with tempfile.TemporaryFile() as out:
+        with tempfile.TemporaryFile(dir=cwd) as out:  # on the same (tmpfs) disk
             t0 = time.perf_counter()
             rc = subprocess.call(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
             wall = time.perf_counter() - t0
