@@ -32,18 +32,20 @@ from .state import Record
 def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
     """Short readable forms of arguments, kept in the record to say what changed. A task
     given as an argument (its value is passed) is named by its identity, never its status."""
-    from .task import Task
-
     out = {}
     for k, v in arguments.items():
         try:
-            r = repr(
-                v if type(v) in _PLAIN else substitute(v, _ValueOf, lambda x: isinstance(x, Task))
-            )
+            r = repr(v if type(v) in _PLAIN else substitute(v, _ValueOf, _is_task))
         except Exception:  # noqa: BLE001 - a user's __repr__ may raise anything
             r = f"<{type(v).__name__}>"
         out[k] = r if len(r) <= 80 else r[:77] + "..."
     return out
+
+
+def _is_task(x: Any) -> bool:
+    from .task import Task
+
+    return isinstance(x, Task)
 
 
 # The inputs and upstream stamps of a task that has none: one shared, read-only mapping
@@ -319,11 +321,9 @@ class Checker:
         code = self.code(i)
         # One digest of the parts written one after the other (as fed to a streaming hash
         # before: the stamps of existing records stay valid).
-        text = "".join(
-            [
-                repr(sorted(part.items()) if isinstance(part, Mapping) else part)
-                for part in (code, t.args_digest, inputs, products, upstream, failed or _NONE)
-            ]
+        text = (
+            f"{code!r}{t.args_digest!r}{_items(inputs)}{_items(products)}"
+            f"{_items(upstream)}{_items(failed)}"
         )
         if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
             # Its effects are unknown (or outside files, known by its postconditions only):
@@ -342,6 +342,11 @@ class Checker:
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
             failed=dict(failed) if failed else _NONE,
         )
+
+
+def _items(part: Mapping[str, Any] | None) -> str:
+    """A mapping as the record's stamp spells it: its sorted items' repr."""
+    return repr(sorted(part.items())) if part else "[]"
 
 
 def _stat_or_problem(disk: Disk, path: str) -> Any:
