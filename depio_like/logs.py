@@ -19,9 +19,17 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def task_log(log_dir: str, task: Any) -> str:
     """The base path of a task's log files: its name and a hash of its identity."""
-    safe = _UNSAFE.sub("_", task.name)[:40] or "task"
+    name = task.name
+    safe = _SAFE.get(name)
+    if safe is None:
+        safe = _UNSAFE.sub("_", name)[:40] or "task"
+        if len(_SAFE) < 1000:  # the same few names over and over (one per function)
+            _SAFE[name] = safe
     key = xxhash.xxh3_64_hexdigest(task.record_key.encode("utf-8", "surrogateescape"))
     return os.path.join(log_dir, f"{safe}-{key[:10]}")
+
+
+_SAFE: dict[str, str] = {}
 
 
 def read_all(path: str, limit: int = RESULT_BYTES) -> str:
@@ -79,6 +87,8 @@ class TaskLogs:
         return b
 
     def may_exist(self, i: int) -> bool:
+        if not self._existing:  # a first run: no log of any task yet
+            return False
         return os.path.basename(self.base(i)) in self._existing
 
     def wrote(self, i: int) -> None:

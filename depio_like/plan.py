@@ -330,9 +330,18 @@ class BuildPlan:
         return out
 
     # -- inside --------------------------------------------------------------------------
-    def _set(self, i: int, status: Status, out: list[Action], **info: object) -> None:
+    def _set(
+        self,
+        i: int,
+        status: Status,
+        out: list[Action],
+        *,
+        cause: int | None = None,
+        error: str | None = None,
+        duration: float | None = None,
+    ) -> None:
         self.status[i] = status
-        out.append(Changed(i, status, **info))  # type: ignore[arg-type]
+        out.append(Changed(i, status, cause, error, duration))
 
     def _ready(self, u: int, out: list[Action]) -> None:
         self._phase[u] = _Phase.READY

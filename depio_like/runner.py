@@ -236,12 +236,15 @@ class Run:
         if not self.dry:
             # Recorded before the tasks touch their products: if we die while they write,
             # the next run knows those products may be partial.
+            marked = False
             for a in batch:
                 for m in a.unit:
                     key = self.graph.tasks[m].record_key
                     if key in self.state.records:
                         self.state.mark_started(key)
-            self._save()  # written now if a task above had a record (mark_started)
+                        marked = True
+            if marked:
+                self._save()  # written now: a task above had a record (mark_started)
         for a in batch:
             steps = []
             for m, d in zip(a.unit, a.decisions, strict=True):
@@ -303,10 +306,14 @@ class Run:
                 # by the process that ran them, just before each.
                 inputs = o.inputs if o.inputs is not None else d.inputs
                 upstream = d.upstream if head else self.checker.stamps(i)
-                failed = {
-                    self.graph.tasks[j].record_key: self.graph.tasks[j].label
-                    for j in self.plan.failed_upstream(i)
-                }
+                failed = (
+                    {
+                        self.graph.tasks[j].record_key: self.graph.tasks[j].label
+                        for j in self.plan.failed_upstream(i)
+                    }
+                    if self.graph.upstream[i]
+                    else None
+                )
                 self.state.put_record(
                     self.checker.new_record(
                         i, inputs, upstream, o.duration, o.products, stats, failed
