@@ -71,7 +71,9 @@ class TaskLogs:
     def __init__(self, log_dir: str, tasks: Sequence[Any]) -> None:
         self.dir = log_dir
         self._tasks = tasks
-        self._bases: list[str | None] = [None] * len(tasks)
+        # The last path made: asked for again at once (base, then may_exist). Not one kept
+        # per task: 100,000 paths would stay for the run's length.
+        self._last: tuple[int, str] = (-1, "")
         self._existing: set[str] = set()  # basenames of log files that may exist
 
     def open(self) -> None:
@@ -81,9 +83,11 @@ class TaskLogs:
 
     def base(self, i: int) -> str:
         """The base path of task ``i``'s log files (stable across runs)."""
-        b = self._bases[i]
-        if b is None:
-            b = self._bases[i] = task_log(self.dir, self._tasks[i])
+        last = self._last
+        if last[0] == i:
+            return last[1]
+        b = task_log(self.dir, self._tasks[i])
+        self._last = (i, b)
         return b
 
     def may_exist(self, i: int) -> bool:

@@ -32,7 +32,7 @@ from .progress import Watch
 from .scheduler import longest_paths
 from .staleness import Checker
 from .state import State, last_run_summary, recorded_durations
-from .status import Status
+from .status import Flags, Status
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -106,7 +106,7 @@ class Run:
             all_done=[t.run_if == "all_done" for t in tasks],
         )
         self.status = self.plan.status  # per task; the table reads it
-        self._ran: set[int] = set()  # tasks an executor reported on
+        self._ran = Flags(len(tasks))  # tasks an executor reported on
         self.hooks = RunHooks(
             tasks,
             self.status,

@@ -52,6 +52,11 @@ def _is_task(x: Any) -> bool:
 # (a run keeps every task's decision).
 _NONE: Mapping[str, Any] = MappingProxyType({})
 
+# A run keeps every task's decision: those of the tasks a first run finds with no record,
+# no inputs and no upstream are this one (both are immutable).
+_NEVER_RAN = Reason(Why.NEVER_RAN)
+_FIRST_RUN = Decision(True, (_NEVER_RAN,), _NONE, _NONE)
+
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
 
@@ -169,7 +174,7 @@ class Checker:
         if t.unfingerprintable:
             reasons.append(Reason(Why.UNFINGERPRINTABLE, t.unfingerprintable))
         if rec is None:
-            reasons.append(Reason(Why.NEVER_RAN))
+            reasons.append(_NEVER_RAN)
         else:
             if rec.incomplete:
                 reasons.append(Reason(Why.INCOMPLETE))
@@ -203,6 +208,8 @@ class Checker:
                     reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
                 elif d != rec.products.get(p):
                     reasons.append(Reason(Why.PRODUCT_CHANGED, show_path(p)))
+        if len(reasons) == 1 and reasons[0] is _NEVER_RAN and inputs is _NONE and upstream is _NONE:
+            return _FIRST_RUN  # most tasks of a first run: one decision (immutable) for all
         return Decision(bool(reasons), tuple(reasons), inputs, upstream)
 
     def _by_presence(self, i: int, rec: Record | None, mode: BuildMode) -> Decision:

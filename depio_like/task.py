@@ -122,6 +122,7 @@ def _is_task(v: Any) -> bool:
 
 
 _NO_RESOURCES = Resources()
+_WAITING = (Status.WAITING,)  # a task's status before a run attaches it
 # Argument types that can hold no task: no need to look inside them for values.
 _SCALARS = frozenset(
     {str, int, float, bool, type(None), bytes, pathlib.PosixPath, pathlib.WindowsPath}
@@ -522,7 +523,7 @@ class Task:
 
         self.id: int | None = None  # set by the pipeline that holds it
         self.variants: tuple[str, ...] = ()  # the configurations (sweep) it belongs to
-        self._statuses: Sequence[Status] = (Status.WAITING,)
+        self._statuses: Sequence[Status] = _WAITING  # one tuple for every task
         self._index = 0
 
     def __eq__(self, other: object) -> bool:
