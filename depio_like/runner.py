@@ -187,7 +187,8 @@ class Run:
             if plan.done:
                 break
             self._save()
-            self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
+            if self.watch.polling:
+                self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
             deadline = self.display.deadline()
             due = self.state.flush_due()  # lines held back must not wait on a long task
