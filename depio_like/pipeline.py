@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 import sys
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
@@ -186,7 +187,10 @@ class Pipeline:
             return
         gc.collect()
         gc.freeze()
-        self._froze = True
+        if not self._froze:
+            self._froze = True
+            # Never run (only its graph looked at): unfrozen when the pipeline goes.
+            self._thaw = weakref.finalize(self, gc.unfreeze)
 
     def _label(self, task: Task) -> None:
         if self._variant is not None and self._variant not in task.variants:
@@ -287,6 +291,8 @@ class Pipeline:
         finally:
             if self._gc_freezes:
                 gc.unfreeze()
+                if self._froze:
+                    self._thaw.detach()
                 self._froze = False
                 self._freeze_at = max(_FREEZE_FIRST, 2 * len(self._tasks))
             if self._gc_was_enabled:
