@@ -19,9 +19,17 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def task_log(log_dir: str, task: Any) -> str:
     """The base path of a task's log files: its name and a hash of its identity."""
-    safe = _UNSAFE.sub("_", task.name)[:40] or "task"
+    name = task.name
+    safe = _SAFE.get(name)
+    if safe is None:
+        safe = _UNSAFE.sub("_", name)[:40] or "task"
+        if len(_SAFE) < 1000:  # the same few names over and over (one per function)
+            _SAFE[name] = safe
     key = xxhash.xxh3_64_hexdigest(task.record_key.encode("utf-8", "surrogateescape"))
     return os.path.join(log_dir, f"{safe}-{key[:10]}")
+
+
+_SAFE: dict[str, str] = {}
 
 
 def read_all(path: str, limit: int = RESULT_BYTES) -> str:
@@ -63,7 +71,9 @@ class TaskLogs:
     def __init__(self, log_dir: str, tasks: Sequence[Any]) -> None:
         self.dir = log_dir
         self._tasks = tasks
-        self._bases: list[str | None] = [None] * len(tasks)
+        # The last path made: asked for again at once (base, then may_exist). Not one kept
+        # per task: 100,000 paths would stay for the run's length.
+        self._last: tuple[int, str] = (-1, "")
         self._existing: set[str] = set()  # basenames of log files that may exist
 
     def open(self) -> None:
@@ -73,12 +83,16 @@ class TaskLogs:
 
     def base(self, i: int) -> str:
         """The base path of task ``i``'s log files (stable across runs)."""
-        b = self._bases[i]
-        if b is None:
-            b = self._bases[i] = task_log(self.dir, self._tasks[i])
+        last = self._last
+        if last[0] == i:
+            return last[1]
+        b = task_log(self.dir, self._tasks[i])
+        self._last = (i, b)
         return b
 
     def may_exist(self, i: int) -> bool:
+        if not self._existing:  # a first run: no log of any task yet
+            return False
         return os.path.basename(self.base(i)) in self._existing
 
     def wrote(self, i: int) -> None:

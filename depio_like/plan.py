@@ -26,6 +26,7 @@ import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import cast
 
 from .decision import Decision, Reason, Why
 from .graph import TaskGraph
@@ -161,8 +162,10 @@ class BuildPlan:
         self._priority = priority  # the heap's keys are made when a unit is queued
         self._queued: list[tuple[float, int, int]] = []
         self.status: list[Status] = [Status.WAITING] * n
-        self._decided: dict[int, Decision] = {}  # the decision of each task decided so far
-        self._attempts: dict[int, int] = {}
+        # Per task (lists, not dicts: a run holds 100,000 of each): its decision once
+        # decided, and how many times it was handed out.
+        self._decided: list[Decision | None] = [None] * n
+        self._attempts: list[int] = [0] * n
         self._in_flight: set[int] = set()  # tasks handed over and not ended
         self._blocked: dict[int, int] = {}  # reopened unit -> readers it waits for
         self._blocking: dict[int, list[int]] = {}  # running unit -> reopened units waiting
@@ -180,7 +183,7 @@ class BuildPlan:
         return frozenset(self._in_flight)
 
     def decision(self, i: int) -> Decision | None:
-        return self._decided.get(i)
+        return self._decided[i]
 
     def unit(self, i: int) -> tuple[int, ...]:
         return self._units[self._unit_of[i]]
@@ -264,12 +267,17 @@ class BuildPlan:
             self._phase[u] = _Phase.RUNNING
             attempt = 0
             for k, m in enumerate(members):
-                attempt = self._attempts[m] = self._attempts.get(m, 0) + 1
+                attempt = self._attempts[m] = self._attempts[m] + 1
                 self._in_flight.add(m)
                 first = k == 0 and not self._queues
                 self._set(m, Status.RUNNING if first else Status.PENDING, out)
             out.append(
-                Dispatch(members, tuple(self._decided[m] for m in members), tuple(outside), attempt)
+                Dispatch(
+                    members,
+                    tuple(cast(Decision, self._decided[m]) for m in members),  # decided: queued
+                    tuple(outside),
+                    attempt,
+                )
             )
             sent += 1
         return out
@@ -301,7 +309,7 @@ class BuildPlan:
                 self._unit_ended_well(u, out)
             return out
         retries = self._retries[i]
-        attempt = self._attempts.get(i, 1)
+        attempt = self._attempts[i] or 1
         if len(members) == 1 and attempt <= retries:
             out.append(Retry(i, attempt + 1, retries + 1, error or "failed"))
             self._set(i, Status.PENDING, out)
@@ -330,9 +338,18 @@ class BuildPlan:
         return out
 
     # -- inside --------------------------------------------------------------------------
-    def _set(self, i: int, status: Status, out: list[Action], **info: object) -> None:
+    def _set(
+        self,
+        i: int,
+        status: Status,
+        out: list[Action],
+        *,
+        cause: int | None = None,
+        error: str | None = None,
+        duration: float | None = None,
+    ) -> None:
         self.status[i] = status
-        out.append(Changed(i, status, **info))  # type: ignore[arg-type]
+        out.append(Changed(i, status, cause, error, duration))
 
     def _ready(self, u: int, out: list[Action]) -> None:
         self._phase[u] = _Phase.READY
@@ -453,7 +470,7 @@ class BuildPlan:
                 if k == len(members) - 1
                 else Reason(Why.VALUE_NEEDED, self._tasks[members[k + 1]].label)
             )  # feeds the next
-            self._decided[m] = self._decided[m].rerun(why)
+            self._decided[m] = cast(Decision, self._decided[m]).rerun(why)
             self._set(m, Status.PENDING, out)
         readers = 0
         for d in self._down[pu]:

@@ -190,6 +190,11 @@ class Watch:
         self._polling = polling
         self._next = 0.0
 
+    @property
+    def polling(self) -> bool:
+        """Whether ``poll`` reads anything (on a terminal only)."""
+        return self._polling
+
     def listen(self) -> None:
         set_local_sink(self._here)
 

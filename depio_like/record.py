@@ -34,12 +34,15 @@ class Recorder:
         if self.dry:
             return
         tasks, records = self.graph.tasks, self.state.records
+        marked = False
         for unit in units:
             for m in unit:
                 key = tasks[m].record_key
                 if key in records:
                     self.state.mark_started(key)
-        self.save()  # written now if a task above had a record (mark_started)
+                    marked = True
+        if marked:
+            self.save()  # written now: a task above had a record (mark_started)
         for unit in units:
             for m in unit:
                 self.checker.before_run(m)
@@ -80,7 +83,11 @@ class Recorder:
             return
         inputs = o.inputs if o.inputs is not None else d.inputs
         upstream = d.upstream if head else self.checker.stamps(i)
-        failed = {tasks[j].record_key: tasks[j].label for j in failed_upstream}
+        failed = (
+            {tasks[j].record_key: tasks[j].label for j in failed_upstream}
+            if self.graph.upstream[i]
+            else None
+        )
         self.state.put_record(
             self.checker.new_record(i, inputs, upstream, o.duration, o.products, stats, failed),
             self.checker.hasher.fresh,

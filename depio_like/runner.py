@@ -30,7 +30,7 @@ from .record import Recorder
 from .scheduler import longest_paths
 from .staleness import Checker
 from .state import State, last_durations, recorded_durations
-from .status import Status
+from .status import Flags, Status
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -90,7 +90,7 @@ class Run:
             all_done=[t.run_if == "all_done" for t in tasks],
         )
         self.status = self.plan.status  # per task; the table reads it
-        self._ran: set[int] = set()  # tasks an executor reported on
+        self._ran = Flags(len(tasks))  # tasks an executor reported on
         self.hooks = RunHooks(
             tasks,
             self.status,
@@ -163,7 +163,8 @@ class Run:
             if plan.done:
                 break
             self.recorder.save()
-            self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
+            if self.watch.polling:
+                self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
             deadline = self.recorder.before_wait(self.display.deadline(), ex.blocks_in_wait)
             events: Sequence[Outcome | Started] = ex.wait(deadline)

@@ -32,23 +32,30 @@ from .state import Record
 def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
     """Short readable forms of arguments, kept in the record to say what changed. A task
     given as an argument (its value is passed) is named by its identity, never its status."""
-    from .task import Task
-
     out = {}
     for k, v in arguments.items():
         try:
-            r = repr(
-                v if type(v) in _PLAIN else substitute(v, _ValueOf, lambda x: isinstance(x, Task))
-            )
+            r = repr(v if type(v) in _PLAIN else substitute(v, _ValueOf, _is_task))
         except Exception:  # noqa: BLE001 - a user's __repr__ may raise anything
             r = f"<{type(v).__name__}>"
         out[k] = r if len(r) <= 80 else r[:77] + "..."
     return out
 
 
+def _is_task(x: Any) -> bool:
+    from .task import Task
+
+    return isinstance(x, Task)
+
+
 # The inputs and upstream stamps of a task that has none: one shared, read-only mapping
 # (a run keeps every task's decision).
 _NONE: Mapping[str, Any] = MappingProxyType({})
+
+# A run keeps every task's decision: those of the tasks a first run finds with no record,
+# no inputs and no upstream are this one (both are immutable).
+_NEVER_RAN = Reason(Why.NEVER_RAN)
+_FIRST_RUN = Decision(True, (_NEVER_RAN,), _NONE, _NONE)
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -167,7 +174,7 @@ class Checker:
         if t.unfingerprintable:
             reasons.append(Reason(Why.UNFINGERPRINTABLE, t.unfingerprintable))
         if rec is None:
-            reasons.append(Reason(Why.NEVER_RAN))
+            reasons.append(_NEVER_RAN)
         else:
             if rec.incomplete:
                 reasons.append(Reason(Why.INCOMPLETE))
@@ -201,6 +208,8 @@ class Checker:
                     reasons.append(Reason(Why.PRODUCT_MISSING, show_path(p)))
                 elif d != rec.products.get(p):
                     reasons.append(Reason(Why.PRODUCT_CHANGED, show_path(p)))
+        if len(reasons) == 1 and reasons[0] is _NEVER_RAN and inputs is _NONE and upstream is _NONE:
+            return _FIRST_RUN  # most tasks of a first run: one decision (immutable) for all
         return Decision(bool(reasons), tuple(reasons), inputs, upstream)
 
     def _by_presence(self, i: int, rec: Record | None, mode: BuildMode) -> Decision:
@@ -319,11 +328,9 @@ class Checker:
         code = self.code(i)
         # One digest of the parts written one after the other (as fed to a streaming hash
         # before: the stamps of existing records stay valid).
-        text = "".join(
-            [
-                repr(sorted(part.items()) if isinstance(part, Mapping) else part)
-                for part in (code, t.args_digest, inputs, products, upstream, failed or _NONE)
-            ]
+        text = (
+            f"{code!r}{t.args_digest!r}{_items(inputs)}{_items(products)}"
+            f"{_items(upstream)}{_items(failed)}"
         )
         if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
             # Its effects are unknown (or outside files, known by its postconditions only):
@@ -342,6 +349,11 @@ class Checker:
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
             failed=dict(failed) if failed else _NONE,
         )
+
+
+def _items(part: Mapping[str, Any] | None) -> str:
+    """A mapping as the record's stamp spells it: its sorted items' repr."""
+    return repr(sorted(part.items())) if part else "[]"
 
 
 def _stat_or_problem(disk: Disk, path: str) -> Any:

@@ -450,22 +450,18 @@ class State:
                 args = binascii.b2a_base64(bytes.fromhex(args), newline=False)[:-2].decode()
             except ValueError:
                 args = r.args
-        item: list[Any] = [
-            "r",
-            key,
-            r.name,
-            code,
-            args,
-            r.duration,
-            r.stamp,
-            products,
-            dict(r.arg_reprs),
-            {rel(p): d for p, d in r.inputs.items()},
-            {self._rel_key(k): v for k, v in r.upstream.items()},
-            {self._rel_key(k): v for k, v in r.failed.items()},
-        ]
-        while len(item) > 8 and not item[-1]:
-            item.pop()
+        item: list[Any] = ["r", key, r.name, code, args, r.duration, r.stamp, products]
+        # Trailing empty parts are left out (most records have no inputs, upstream or
+        # failed dependencies: nothing is built for them).
+        av, ins, ups, fl = r.arg_reprs, r.inputs, r.upstream, r.failed
+        if av or ins or ups or fl:
+            item.append(av if type(av) is dict else dict(av))
+            if ins or ups or fl:
+                item.append({rel(p): d for p, d in ins.items()})
+                if ups or fl:
+                    item.append({self._rel_key(k): v for k, v in ups.items()})
+                    if fl:
+                        item.append({self._rel_key(k): v for k, v in fl.items()})
         return head + _encode(item)
 
     def _parse_record(self, item: list[Any]) -> Record:

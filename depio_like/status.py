@@ -39,3 +39,19 @@ _DONE = frozenset(
         Status.WOULD_RUN,
     }
 )
+
+
+class Flags:
+    """A set of the task indices ``0 .. n-1``, one byte each (a set of 100,000 ints costs
+    some 50 times as much, for the whole run)."""
+
+    __slots__ = ("_bytes",)
+
+    def __init__(self, n: int) -> None:
+        self._bytes = bytearray(n)
+
+    def add(self, i: int) -> None:
+        self._bytes[i] = 1
+
+    def __contains__(self, i: object) -> bool:
+        return type(i) is int and 0 <= i < len(self._bytes) and self._bytes[i] == 1

@@ -122,6 +122,7 @@ def _is_task(v: Any) -> bool:
 
 
 _NO_RESOURCES = Resources()
+_WAITING = (Status.WAITING,)  # a task's status before a run attaches it
 # Argument types that can hold no task: no need to look inside them for values.
 _SCALARS = frozenset(
     {str, int, float, bool, type(None), bytes, pathlib.PosixPath, pathlib.WindowsPath}
@@ -288,7 +289,7 @@ class Task:
         "func",
         "args",
         "kwargs",
-        "arguments",
+        "_arguments",
         "ignored",
         "path_params",
         "buildmode",
@@ -367,7 +368,9 @@ class Task:
         self.func = func
         self.args = args
         self.kwargs = kwargs
-        self.arguments: dict[str, Any] = arguments
+        # Bound again when asked for (rarely: a record's description, postconditions): a
+        # dict per task kept for the run's length costs more. Kept when it cannot be.
+        self._arguments: dict[str, Any] | None = arguments if self.missing else None
         self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
         self.path_params: tuple[str, ...] = spec.products + spec.dependencies
         if buildmode is not None and not isinstance(buildmode, BuildMode):
@@ -522,7 +525,7 @@ class Task:
 
         self.id: int | None = None  # set by the pipeline that holds it
         self.variants: tuple[str, ...] = ()  # the configurations (sweep) it belongs to
-        self._statuses: Sequence[Status] = (Status.WAITING,)
+        self._statuses: Sequence[Status] = _WAITING  # one tuple for every task
         self._index = 0
 
     def __eq__(self, other: object) -> bool:
@@ -550,6 +553,14 @@ class Task:
     def always(self) -> bool:
         """Whether the task runs every time (``always=True`` or ``BuildMode.ALWAYS``)."""
         return self.buildmode is BuildMode.ALWAYS
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The arguments by parameter name, defaults applied (a new dict each time)."""
+        a = self._arguments
+        if a is not None:
+            return dict(a)
+        return _bind(_spec(self.func), self.args, self.kwargs)
 
     @property
     def tracked_arguments(self) -> dict[str, Any]:

@@ -480,9 +480,10 @@ class Capture:
         import sys
 
         sys.breakpointhook = self._hook
-        _flush(sys.stdout, sys.stderr, *self._py)
-        if not self.for_good:
-            self._restore()
+        if self.for_good or self._saved is None:
+            _flush(sys.stdout, sys.stderr, *self._py)
+        else:
+            self._restore()  # which flushes them first
         return self._hand_over(log, old_log)
 
     def _hand_over(self, log: str, old_log: bool) -> bool:
