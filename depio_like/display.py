@@ -142,6 +142,26 @@ class Display:
             self._failed.add(i)
         self._dirty = True
 
+    def track_all(self, indices: Sequence[int], status: Status) -> None:
+        """``track`` for each of ``indices``, at the cost of one when none was RUNNING or
+        FAILED and ``status`` is neither (tasks becoming PENDING or SKIPPED)."""
+        if status is Status.RUNNING or status is Status.FAILED:
+            for i in indices:
+                self.track(i, status)
+            return
+        seen, counts = self._seen, self._counts
+        for i in indices:
+            old = seen[i]
+            if old is status:
+                continue
+            if old is Status.RUNNING or old is Status.FAILED:
+                self.track(i, status)
+                continue
+            seen[i] = status
+            counts[old] -= 1
+            counts[status] += 1
+        self._dirty = True
+
     def changed(
         self,
         i: int,

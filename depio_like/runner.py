@@ -24,7 +24,7 @@ from .graph import TaskGraph
 from .hooks import RunHooks
 from .logs import TaskLogs
 from .options import PipelineSettings, RunOptions
-from .plan import Action, BuildPlan, Changed, Check, Dispatch, Retry
+from .plan import Action, BuildPlan, Changed, Check, Checks, Dispatch, Retry, Statuses
 from .progress import Watch
 from .record import Recorder
 from .scheduler import longest_paths
@@ -88,6 +88,8 @@ class Run:
             retries=[t.retries if t.retries is not None else executor.retries for t in tasks],
             has_value=self.values.has,
             all_done=[t.run_if == "all_done" for t in tasks],
+            # Without hooks, what is only counted comes in bulk (Statuses, Checks).
+            batch=self.dry or not (settings.on_task_finished or settings.on_pipeline_finished),
         )
         self.status = self.plan.status  # per task; the table reads it
         self._ran = Flags(len(tasks))  # tasks an executor reported on
@@ -192,8 +194,16 @@ class Run:
             a = todo.popleft()
             if isinstance(a, Check):
                 todo.extend(self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit]))
+            elif isinstance(a, Checks):
+                todo.extend(self.plan.decided_all(a.units, self.checker.check_all(a.units)))
             elif isinstance(a, Changed):
                 self._changed(a)
+            elif isinstance(a, Statuses):  # no hooks to tell (see BuildPlan's batch)
+                self.display.track_all(a.indices, a.status)
+                if a.status is Status.SKIPPED:
+                    self.values.ended_all(a.indices)
+                else:
+                    self.values.reopened_all(a.indices)
             elif isinstance(a, Dispatch):
                 dispatched.append(a)
             elif isinstance(a, Retry):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -130,6 +130,11 @@ class Checker:
             if j in self.assume_changed:
                 return d.rerun(Reason(Why.UPSTREAM, self.graph.tasks[j].label))
         return d
+
+    def check_all(self, units: Sequence[Sequence[int]]) -> list[list[Decision]]:
+        """``check`` for each task of each of ``units``: their decisions, unit by unit."""
+        check = self.check
+        return [[check(m) for m in unit] for unit in units]
 
     def unmet(self, i: int) -> list[str]:
         """The postconditions of task ``i`` that do not hold now (``PostconditionError``
