@@ -185,7 +185,10 @@ class ValueStore:
         (within a job the very object is handed over), and dropped with ``drop_value``.
         ``top``: where runs keep value files (each its own directory in it); None: the run
         writes none (a dry run)."""
-        outside = [tuple(p for p in ps if unit_of[p] != unit_of[i]) for i, ps in enumerate(values)]
+        outside = [
+            tuple(p for p in ps if unit_of[p] != unit_of[i]) if ps else ps
+            for i, ps in enumerate(values)
+        ]
         consumers: dict[int, list[int]] = {}
         for c, ps in enumerate(outside):
             for p in ps:

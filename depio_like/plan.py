@@ -157,9 +157,10 @@ class BuildPlan:
                     d.append(u)  # type: ignore[attr-defined]  # a list once not empty
         self._up = ups
         # Per unit: the producers outside it whose values it takes (most take none).
+        vals = graph.values
         self._takes: list[tuple[int, ...]] = [
-            tuple(sorted({p for m in unit for p in graph.values[m] if self._unit_of[p] != u}))
-            if any(graph.values[m] for m in unit)
+            tuple(sorted({p for m in unit for p in vals[m] if self._unit_of[p] != u}))
+            if (vals[unit[0]] if len(unit) == 1 else any(vals[m] for m in unit))
             else ()
             for u, unit in enumerate(self._units)
         ]
