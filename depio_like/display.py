@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from .paths import show_path
-from .status import Status
+from .status import Status, count
 
 _HEADERS = ("ID", "Name", "Status", "Task Deps", "Path Deps", "Products")
 _ORDER = list(Status)
@@ -110,10 +110,18 @@ class Display:
         self._dirty = True
         # Running counts (``track``), so a frame of a big run costs its rows, not a pass
         # over every task.
-        self._seen = list(status)
-        self._counts = Counter(self._seen)
-        self._running: set[int] = {i for i, s in enumerate(self._seen) if s is Status.RUNNING}
-        self._failed: set[int] = {i for i, s in enumerate(self._seen) if s is Status.FAILED}
+        self._seen = seen = list(status)
+        self._counts = Counter(count(seen))
+        self._running: set[int] = (
+            {i for i, s in enumerate(seen) if s is Status.RUNNING}
+            if Status.RUNNING in self._counts
+            else set()
+        )
+        self._failed: set[int] = (
+            {i for i, s in enumerate(seen) if s is Status.FAILED}
+            if Status.FAILED in self._counts
+            else set()
+        )
 
     def progress(self, i: int, snapshot: dict) -> None:
         """Task ``i`` reported progress; shown on a terminal only."""
@@ -150,6 +158,7 @@ class Display:
                 self.track(i, status)
             return
         seen, counts = self._seen, self._counts
+        prev, k = None, 0  # runs of the same old status, counted at once
         for i in indices:
             old = seen[i]
             if old is status:
@@ -158,8 +167,15 @@ class Display:
                 self.track(i, status)
                 continue
             seen[i] = status
-            counts[old] -= 1
-            counts[status] += 1
+            if old is not prev:
+                if prev is not None:
+                    counts[prev] -= k
+                    counts[status] += k
+                prev, k = old, 0
+            k += 1
+        if prev is not None:
+            counts[prev] -= k
+            counts[status] += k
         self._dirty = True
 
     def changed(

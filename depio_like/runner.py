@@ -30,7 +30,7 @@ from .record import Recorder
 from .scheduler import longest_paths
 from .staleness import Checker
 from .state import State, last_durations, recorded_durations
-from .status import Flags, Status
+from .status import Flags, Status, not_ok
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -150,7 +150,7 @@ class Run:
             EXIT_INTERRUPTED
             if interrupted
             else EXIT_OK
-            if self.dry or all(s.ok for s in self.status)
+            if self.dry or not not_ok(self.status)
             else EXIT_FAILED
         )
         code = self.recorder.finish(code, self.status, self.display, self.logs.base)

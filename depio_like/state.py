@@ -48,6 +48,7 @@ from .errors import StateError
 from .fingerprint import FileEntry
 from .fs import atomic_write, write_atomic
 from .paths import normalise
+from .status import count, not_ok
 
 LOG_NAME = "state.jsonl"
 LAST_RUN_NAME = "last_run.json"  # the table of the last run, for `depio-like status`
@@ -146,13 +147,12 @@ def last_run_summary(
     every row for a small pipeline, for a large one the counts and the rows that did not
     end well (writing 10,000 rows would cost more than a no-op run)."""
     n = len(statuses)
-    keep = (
-        range(n) if n <= max_rows else [i for i, st in enumerate(statuses) if not st.ok][:max_rows]
-    )
+    every = list(statuses)
+    keep = range(n) if n <= max_rows else not_ok(every)[:max_rows]
     headers, rows = table(keep)
-    counts: dict[str, int] = {}
-    for st in statuses:
-        counts[st.value] = counts.get(st.value, 0) + 1
+    got = count(every)
+    # In the order each status first appears, as they were counted before.
+    counts = {st.value: got[st] for st in sorted(got, key=every.index)}
     return {
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "exit_code": code,
