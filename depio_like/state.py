@@ -465,6 +465,70 @@ class State:
                         item.append({self._rel_key(k): v for k, v in fl.items()})
         return head + _encode(item)
 
+    def _quick_record(self, item: list[Any]) -> Record | None:
+        """The record of the usual line (a task of one file, keyed by it, its code by
+        number, its arguments described or not), as ``_parse_record`` makes it without
+        its generality (100,000 lines are read at the start of a run); None for any other
+        line (``_parse_record`` takes it). KeyError or ValueError as there."""
+        n = len(item)
+        if n != 9 and n != 8:
+            return None
+        key, name, code, args, t, stamp, plist = item[1:8]
+        av = item[8] if n == 9 else _EMPTY
+        if not (
+            key == ""
+            and type(name) is str
+            and type(code) is int
+            and type(args) is str
+            and len(args) == 22
+            and (type(t) is float or type(t) is int)
+            and type(stamp) is str
+            and type(plist) is list
+            and len(plist) == 1
+            and (n == 8 or type(av) is dict)
+        ):
+            return None
+        e = plist[0]
+        if type(e) is not list or len(e) != 5:
+            return None
+        p, d, size, mtime, ino = e
+        if not (
+            type(p) is str
+            and type(d) is str
+            and type(size) is int
+            and type(mtime) is int
+            and type(ino) is int
+            and p[:1] != "/"
+            and p != "."
+        ):
+            return None
+        code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
+        args = binascii.a2b_base64(args + "==").hex()  # before the file entry is kept
+        p = self._prefix + p
+        mtime += self._t0
+        self.files[p] = _new_tuple(FileEntry, (size, mtime, ino, d, mtime))
+        intern = self._interned
+        got = intern.get(name)
+        if got is not None:
+            name = got
+        elif len(intern) < 1000:
+            intern[name] = name
+        key = "p:" + p
+        return Record(
+            key,
+            name,
+            intern.setdefault(code, code),
+            args,
+            {p: d},
+            _EMPTY,
+            _EMPTY,
+            av,
+            t,
+            stamp,
+            False,
+            _EMPTY,
+        )
+
     def _parse_record(self, item: list[Any]) -> Record:
         """The record of a format-2 line; ValueError if it is not one."""
         n = len(item)
@@ -620,11 +684,16 @@ class State:
                     bad += 1
         records, files = self.records, self.files
         abs_, abs_key = self._abs, self._abs_key
+        quick = self._quick_record
         for item in items:
             try:
                 if type(item) is list and item:
                     tag = item[0]
                     if tag == "r":
+                        rec = quick(item)
+                        if rec is not None:
+                            records[rec.key] = rec
+                            continue
                         rec = self._parse_record(item)
                         records[rec.key] = rec
                     elif tag == "f":
