@@ -113,7 +113,7 @@ class BuildPlan:
         self,
         graph: TaskGraph,
         *,
-        priority: Sequence[float] | None = None,
+        priority: Sequence[float] | Callable[[], Sequence[float]] | None = None,
         retries: Sequence[int] | None = None,
         queues: bool = False,
         dry: bool = False,
@@ -183,7 +183,10 @@ class BuildPlan:
         self._waiting_on = [len(vs) for vs in ups]
         self._phase = [_Phase.WAITING] * nu
         # Highest priority first; ties in the order the tasks were added.
-        self._priority = priority  # the heap's keys are made when a unit is queued
+        # The heap's keys are made when a unit is queued; a callable is called then, the
+        # first time (a run where everything is up to date never needs them).
+        self._priority_of = priority if callable(priority) else None
+        self._priority: Sequence[float] | None = None if callable(priority) else priority
         self._queued: list[tuple[float, int, int]] = []
         self.status: list[Status] = [Status.WAITING] * n
         # Per task (lists, not dicts: a run holds 100,000 of each): its decision once
@@ -225,6 +228,21 @@ class BuildPlan:
     def start(self) -> list[Action]:
         """The first actions: decide every unit that waits for nothing."""
         out: list[Action] = []
+        if self._batch:  # what _ready does for each, at once: one Statuses, one Checks
+            ready = [u for u, w in enumerate(self._waiting_on) if w == 0]
+            if not ready:
+                return out
+            phase, st, pending = self._phase, self.status, Status.PENDING
+            checks = [self._units[u] for u in ready]
+            fresh = []
+            for u in ready:
+                phase[u] = _Phase.READY
+            for members in checks:
+                for m in members:
+                    if st[m] is not pending:
+                        st[m] = pending
+                        fresh.append(m)
+            return [Statuses(fresh, pending), Checks(checks)]
         for u in range(len(self._units)):
             if self._waiting_on[u] == 0:
                 self._ready(u, out)
@@ -447,6 +465,8 @@ class BuildPlan:
     def _queue(self, u: int) -> None:
         self._phase[u] = _Phase.QUEUED
         first = self._units[u][0]
+        if self._priority_of is not None:
+            self._priority, self._priority_of = self._priority_of(), None
         heapq.heappush(self._queued, (-self._priority[first] if self._priority else 0.0, first, u))
 
     def _chain(self, members: Sequence[int], own: Sequence[Decision]) -> list[Decision]:
@@ -485,7 +505,8 @@ class BuildPlan:
                 self._waiting_on[d] -= 1
                 if self._waiting_on[d] == 0:
                     self._ready(d, out)
-        self._unblock(u)
+        if self._blocking:  # else no unit waits for any (most runs)
+            self._unblock(u)
 
     def _fail(
         self, u: int, i: int, error: str, out: list[Action], duration: float | None = None

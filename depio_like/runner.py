@@ -74,15 +74,16 @@ class Run:
             None if self.dry else os.path.join(state.dir, "values"),
         )
         keys = [t.record_key for t in tasks]
-        priority = None
-        if settings.critical_path:
+
+        def priority() -> list[float]:  # made when a task is first queued: a no-op needs none
             durations = recorded_durations(keys, state.records)
-            priority = longest_paths(graph.order, graph.downstream, durations)
+            return longest_paths(graph.order, graph.downstream, durations)
+
         # For an executor that groups short tasks by them (Slurm).
         self.expected = last_durations(keys, state.records) if executor.uses_durations else None
         self.plan = BuildPlan(
             graph,
-            priority=priority,
+            priority=priority if settings.critical_path else None,
             queues=self.executor.queues,
             dry=self.dry,
             retries=[t.retries if t.retries is not None else executor.retries for t in tasks],

@@ -345,6 +345,21 @@ def test_higher_priority_is_dispatched_first():
     assert d.dispatch() == [(1,), (3,), (2,), (0,), (4,)]  # ties: the order added
 
 
+def test_priorities_given_as_a_callable_are_made_once_when_a_task_is_first_queued():
+    calls = []
+
+    def priority():
+        calls.append(1)
+        return [1, 5, 3, 5, -2]
+
+    d = Driver(graph(5), priority=priority)
+    assert len(calls) == 1  # the checks queued them all
+    assert d.dispatch() == [(1,), (3,), (2,), (0,), (4,)]
+    assert len(calls) == 1
+    skip = Driver(graph(5), decide=dict.fromkeys(range(5), SKIP), priority=priority)
+    assert skip.plan.done and len(calls) == 1  # all up to date: never made
+
+
 def test_the_longest_path_ahead_goes_first():
     #  0 -> 1 -> 2     3 (alone, long)     4 (alone, short)
     g = graph(5, [(0, 1), (1, 2)])
