@@ -271,6 +271,20 @@ def build_graph(
 
     none: list[int] = []  # shared by the tasks nothing depends on (most of a wide run)
     downstream: list[list[int]] = [none] * n
+    if not any(upstream):  # no edge at all (a wide run): the order is the declared one
+        units, unit_of = _units(list(range(n)), upstream, downstream, values)
+        return TaskGraph(
+            tasks,
+            upstream,
+            downstream,
+            explicit,
+            producer,
+            list(range(n)),
+            values,
+            units,
+            unit_of,
+            stats,
+        )
     indegree = [0] * n
     for i, before in enumerate(upstream):
         indegree[i] = len(before)
