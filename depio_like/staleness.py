@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -138,41 +138,45 @@ class Checker:
         check = self.check
         if self.force or self.assume_changed:
             return [[check(m) for m in unit] for unit in units]
-        quick = self._quick
+        quick = self._quick()
         return [[quick(m) or check(m) for m in unit] for unit in units]
 
-    def _quick(self, i: int) -> Decision | None:
-        """``check``'s answer for the usual task found up to date: the default build mode,
-        files only as products, nothing named upstream, its record matching, its products
-        as recorded. None: not that case (``check`` decides, and says why)."""
-        t = self.graph.tasks[i]
-        if (
-            t.dependencies
-            or t.ensure
-            or t.unfingerprintable
-            or self.graph.explicit[i]
-            or (t.buildmode or self.default_mode) is not BuildMode.IF_NEW
-        ):
-            return None
-        rec = self.records.get(t.record_key)
-        if (
-            rec is None
-            or rec.failed
-            or rec.incomplete
-            or rec.args != t.args_digest
-            or rec.code != self.code(i)
-        ):
-            return None
-        recorded = rec.products
-        digest = self.hasher.digest
-        try:
-            for p in t.products:
-                d = recorded.get(p)
-                if d is None or digest(p) != d:
-                    return None
-        except PathProblem:
-            return None
-        return _UP_TO_DATE
+    def _quick(self) -> Callable[[int], Decision | None]:
+        """A function answering as ``check`` for the usual task found up to date: the
+        default build mode, files only as products, nothing named upstream, its record
+        matching, its products as recorded; None when not that case (``check`` then
+        decides, and says why). What it reads is bound once, not looked up per task."""
+        tasks, explicit, records = self.graph.tasks, self.graph.explicit, self.records
+        default_mode, if_new = self.default_mode, BuildMode.IF_NEW
+        digest, codes, code = self.hasher.digest, self._codes, self.code
+
+        def quick(i: int) -> Decision | None:
+            t = tasks[i]
+            if (
+                t.dependencies
+                or t.ensure
+                or t.unfingerprintable
+                or explicit[i]
+                or (t.buildmode or default_mode) is not if_new
+            ):
+                return None
+            rec = records.get(t.record_key)
+            if rec is None or rec.failed or rec.incomplete or rec.args != t.args_digest:
+                return None
+            c = codes.get(i)
+            if rec.code != (c if c is not None else code(i)):
+                return None
+            recorded = rec.products
+            try:
+                for p in t.products:
+                    d = recorded.get(p)
+                    if d is None or digest(p) != d:
+                        return None
+            except PathProblem:
+                return None
+            return _UP_TO_DATE
+
+        return quick
 
     def unmet(self, i: int) -> list[str]:
         """The postconditions of task ``i`` that do not hold now (``PostconditionError``
