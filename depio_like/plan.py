@@ -260,8 +260,40 @@ class BuildPlan:
         """``decided`` for each unit of a ``Checks``, in order."""
         out: list[Action] = []
         one = self._decided_unit
+        if not self._batch:
+            for unit, ds in zip(units, decisions, strict=True):
+                one(unit, ds, out)
+            return out
+        # The usual unit of a no-op run: one task, up to date, nothing downstream, nothing
+        # blocked: what _decided_unit does for it, without the calls.
+        phase, unit_of, down, tolerates = self._phase, self._unit_of, self._down, self._tolerates
+        decided, status, skipped_status = self._decided, self.status, Status.SKIPPED
+        ready, done = _Phase.READY, _Phase.DONE
+        skipped: list[int] = []
         for unit, ds in zip(units, decisions, strict=True):
+            if len(unit) == 1 and len(ds) == 1 and not self._blocking:
+                d = ds[0]
+                m = unit[0]
+                u = unit_of[m]
+                if (
+                    not d.run
+                    and not d.fail
+                    and phase[u] is ready
+                    and not down[u]
+                    and not tolerates[u]
+                ):
+                    decided[m] = d
+                    status[m] = skipped_status
+                    skipped.append(m)
+                    phase[u] = done
+                    self._open -= 1
+                    continue
+            if skipped:
+                self._set_all(skipped, skipped_status, out)
+                skipped = []
             one(unit, ds, out)
+        if skipped:
+            self._set_all(skipped, skipped_status, out)
         return out
 
     def _decided_unit(

@@ -257,6 +257,32 @@ def test_a_batched_plan_skips_a_wave_of_up_to_date_tasks_in_a_few_actions():
     assert one.actions > 3 * n
 
 
+def test_a_batched_plan_decides_a_wide_mix_as_one_by_one_does():
+    # Independent tasks, most up to date, some to run, one that cannot be made, with a
+    # few downstream of them: the same statuses, dispatches and changes either way.
+    never = Decision(False, fail="missing")
+    decide = {i: SKIP for i in range(0, 300)}
+    decide.update({i: RUN for i in range(100, 300, 7)})
+    decide[150] = never
+    edges = [(5, 300), (150, 301), (120, 302)]
+
+    def drive(batch):
+        d = Driver(graph(303, edges), decide=decide, batch=batch)
+        d.run_all()
+        return d
+
+    one, many = drive(False), drive(True)
+    assert many.status == one.status and many.plan.done
+    assert [a.unit for a in many.dispatched] == [a.unit for a in one.dispatched]
+    assert sorted((c.index, c.status) for c in many.changes) == sorted(
+        (c.index, c.status) for c in one.changes
+    )
+    assert [c.index for c in many.changes if c.status is FL] == [150]
+    assert many.actions < one.actions // 5
+    wide = Driver(graph(1000), decide=dict.fromkeys(range(1000), SKIP), batch=True)
+    assert wide.status == [S] * 1000 and wide.plan.done and wide.actions == 3
+
+
 def test_a_failure_at_the_head_of_a_long_chain_takes_it_all_down():
     n = 10_000
     assert n > sys.getrecursionlimit()
