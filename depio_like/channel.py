@@ -12,7 +12,7 @@ import os
 import pickle
 import shutil
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +185,10 @@ class ValueStore:
         (within a job the very object is handed over), and dropped with ``drop_value``.
         ``top``: where runs keep value files (each its own directory in it); None: the run
         writes none (a dry run)."""
-        outside = [tuple(p for p in ps if unit_of[p] != unit_of[i]) for i, ps in enumerate(values)]
+        outside = [
+            tuple(p for p in ps if unit_of[p] != unit_of[i]) if ps else ps
+            for i, ps in enumerate(values)
+        ]
         consumers: dict[int, list[int]] = {}
         for c, ps in enumerate(outside):
             for p in ps:
@@ -252,6 +255,17 @@ class ValueStore:
             self._settle(i)
         else:
             self._skipped.add(i)
+
+    def ended_all(self, skipped: Iterable[int]) -> None:
+        """``ended(i, False)`` for each of ``skipped``."""
+        if self._pending:  # else nothing to settle (most runs)
+            for i in skipped:
+                self.ended(i, False)
+
+    def reopened_all(self, indices: Iterable[int]) -> None:
+        """``reopened`` for each of ``indices``."""
+        if self._skipped:
+            self._skipped.difference_update(indices)
 
     def reopened(self, i: int) -> None:
         """Skipped task ``i`` runs after all: it settles when it ends."""

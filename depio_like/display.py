@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from .paths import show_path
-from .status import Status
+from .status import Status, count
 
 _HEADERS = ("ID", "Name", "Status", "Task Deps", "Path Deps", "Products")
 _ORDER = list(Status)
@@ -110,10 +110,18 @@ class Display:
         self._dirty = True
         # Running counts (``track``), so a frame of a big run costs its rows, not a pass
         # over every task.
-        self._seen = list(status)
-        self._counts = Counter(self._seen)
-        self._running: set[int] = {i for i, s in enumerate(self._seen) if s is Status.RUNNING}
-        self._failed: set[int] = {i for i, s in enumerate(self._seen) if s is Status.FAILED}
+        self._seen = seen = list(status)
+        self._counts = Counter(count(seen))
+        self._running: set[int] = (
+            {i for i, s in enumerate(seen) if s is Status.RUNNING}
+            if Status.RUNNING in self._counts
+            else set()
+        )
+        self._failed: set[int] = (
+            {i for i, s in enumerate(seen) if s is Status.FAILED}
+            if Status.FAILED in self._counts
+            else set()
+        )
 
     def progress(self, i: int, snapshot: dict) -> None:
         """Task ``i`` reported progress; shown on a terminal only."""
@@ -140,6 +148,34 @@ class Display:
             self._running.add(i)
         elif status is Status.FAILED:
             self._failed.add(i)
+        self._dirty = True
+
+    def track_all(self, indices: Sequence[int], status: Status) -> None:
+        """``track`` for each of ``indices``, at the cost of one when none was RUNNING or
+        FAILED and ``status`` is neither (tasks becoming PENDING or SKIPPED)."""
+        if status is Status.RUNNING or status is Status.FAILED:
+            for i in indices:
+                self.track(i, status)
+            return
+        seen, counts = self._seen, self._counts
+        prev, k = None, 0  # runs of the same old status, counted at once
+        for i in indices:
+            old = seen[i]
+            if old is status:
+                continue
+            if old is Status.RUNNING or old is Status.FAILED:
+                self.track(i, status)
+                continue
+            seen[i] = status
+            if old is not prev:
+                if prev is not None:
+                    counts[prev] -= k
+                    counts[status] += k
+                prev, k = old, 0
+            k += 1
+        if prev is not None:
+            counts[prev] -= k
+            counts[status] += k
         self._dirty = True
 
     def changed(

@@ -111,6 +111,19 @@ def remove_files(disk: Disk, paths: Iterable[str]) -> None:
 _CHUNK = 1 << 20
 
 
+def file_stat(st: os.stat_result) -> FileStat:
+    """``RealDisk.stat``'s answer for what ``os.stat`` returned."""
+    return FileStat(
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ino,
+        _stat.S_ISDIR(st.st_mode),
+        st.st_ctime_ns,
+        st.st_dev,
+        st.st_mode,
+    )
+
+
 class RealDisk:
     """The operating system's filesystem."""
 
@@ -121,15 +134,7 @@ class RealDisk:
             return None
         except OSError as e:
             raise problem(path, e) from None
-        return FileStat(
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ino,
-            _stat.S_ISDIR(st.st_mode),
-            st.st_ctime_ns,
-            st.st_dev,
-            st.st_mode,
-        )
+        return file_stat(st)
 
     def readlink(self, path: str) -> str | None:
         """The target of a symlink, None if ``path`` is not one."""

@@ -150,6 +150,12 @@ def build_graph(
                     f"  {_show(p)}, a product of task {t.label}, is inside "
                     f"{_show(outer)}, a product of task {tasks[j].label}"
                 )
+        if not t.dependencies and not t.depends_on and not t.value_inputs:
+            # Waits for nothing (most of a wide run): no dictionaries, shared empty tuples.
+            upstream.append(())
+            explicit.append(())
+            values.append(())
+            continue
         ups: dict[int, None] = {}
         for path in t.dependencies:
             j = producer.get(path)
@@ -265,6 +271,20 @@ def build_graph(
 
     none: list[int] = []  # shared by the tasks nothing depends on (most of a wide run)
     downstream: list[list[int]] = [none] * n
+    if not any(upstream):  # no edge at all (a wide run): the order is the declared one
+        units, unit_of = _units(list(range(n)), upstream, downstream, values)
+        return TaskGraph(
+            tasks,
+            upstream,
+            downstream,
+            explicit,
+            producer,
+            list(range(n)),
+            values,
+            units,
+            unit_of,
+            stats,
+        )
     indegree = [0] * n
     for i, before in enumerate(upstream):
         indegree[i] = len(before)
@@ -378,7 +398,7 @@ def _units(
     nxt: dict[int, int] = {}
     has_prev: set[int] = set()
     for i, producers in enumerate(values):
-        if len(upstream[i]) != 1:
+        if not producers or len(upstream[i]) != 1:
             continue
         for j in producers:
             if downstream[j] == [i] and i not in has_prev:
@@ -387,6 +407,11 @@ def _units(
                 break
     units: list[tuple[int, ...]] = []
     unit_of = [0] * len(upstream)
+    if not nxt:  # no chain: a unit per task (most runs)
+        units = [(i,) for i in order]
+        for u, i in enumerate(order):
+            unit_of[i] = u
+        return units, unit_of
     for i in order:
         if i in has_prev:
             continue

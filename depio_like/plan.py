@@ -63,6 +63,24 @@ class Changed:
 
 
 @dataclass(slots=True)
+class Checks:
+    """Decide the tasks of each of ``units`` (read their inputs), then call
+    ``decided_all`` with their decisions, in the same order (a plan made with
+    ``batch=True``: one action for many units)."""
+
+    units: list[tuple[int, ...]]
+
+
+@dataclass(slots=True)
+class Statuses:
+    """Tasks ``indices`` now have ``status`` (PENDING or SKIPPED), with nothing more to
+    say (a plan made with ``batch=True``; otherwise one ``Changed`` each)."""
+
+    indices: list[int]
+    status: Status
+
+
+@dataclass(slots=True)
 class Retry:
     """Task ``index`` failed and runs again: attempt ``attempt`` of ``attempts``."""
 
@@ -72,7 +90,7 @@ class Retry:
     error: str
 
 
-Action = Check | Dispatch | Changed | Retry
+Action = Check | Checks | Dispatch | Changed | Statuses | Retry
 
 
 class _Phase(Enum):
@@ -95,14 +113,19 @@ class BuildPlan:
         self,
         graph: TaskGraph,
         *,
-        priority: Sequence[float] | None = None,
+        priority: Sequence[float] | Callable[[], Sequence[float]] | None = None,
         retries: Sequence[int] | None = None,
         queues: bool = False,
         dry: bool = False,
         has_value: Callable[[int], bool] = lambda p: False,
         all_done: Sequence[bool] | None = None,
+        batch: bool = False,
     ) -> None:
+        """``batch``: units becoming ready, and tasks becoming PENDING or SKIPPED, come
+        out in bulk (``Checks``, ``Statuses``) instead of one action each: a no-op run of
+        100,000 tasks is then a few actions, not 300,000."""
         n = len(graph.tasks)
+        self._batch = batch
         self._graph = graph
         self._units = graph.units
         self._unit_of = graph.unit_of
@@ -134,9 +157,10 @@ class BuildPlan:
                     d.append(u)  # type: ignore[attr-defined]  # a list once not empty
         self._up = ups
         # Per unit: the producers outside it whose values it takes (most take none).
+        vals = graph.values
         self._takes: list[tuple[int, ...]] = [
-            tuple(sorted({p for m in unit for p in graph.values[m] if self._unit_of[p] != u}))
-            if any(graph.values[m] for m in unit)
+            tuple(sorted({p for m in unit for p in vals[m] if self._unit_of[p] != u}))
+            if (vals[unit[0]] if len(unit) == 1 else any(vals[m] for m in unit))
             else ()
             for u, unit in enumerate(self._units)
         ]
@@ -159,7 +183,10 @@ class BuildPlan:
         self._waiting_on = [len(vs) for vs in ups]
         self._phase = [_Phase.WAITING] * nu
         # Highest priority first; ties in the order the tasks were added.
-        self._priority = priority  # the heap's keys are made when a unit is queued
+        # The heap's keys are made when a unit is queued; a callable is called then, the
+        # first time (a run where everything is up to date never needs them).
+        self._priority_of = priority if callable(priority) else None
+        self._priority: Sequence[float] | None = None if callable(priority) else priority
         self._queued: list[tuple[float, int, int]] = []
         self.status: list[Status] = [Status.WAITING] * n
         # Per task (lists, not dicts: a run holds 100,000 of each): its decision once
@@ -201,6 +228,21 @@ class BuildPlan:
     def start(self) -> list[Action]:
         """The first actions: decide every unit that waits for nothing."""
         out: list[Action] = []
+        if self._batch:  # what _ready does for each, at once: one Statuses, one Checks
+            ready = [u for u, w in enumerate(self._waiting_on) if w == 0]
+            if not ready:
+                return out
+            phase, st, pending = self._phase, self.status, Status.PENDING
+            checks = [self._units[u] for u in ready]
+            fresh = []
+            for u in ready:
+                phase[u] = _Phase.READY
+            for members in checks:
+                for m in members:
+                    if st[m] is not pending:
+                        st[m] = pending
+                        fresh.append(m)
+            return [Statuses(fresh, pending), Checks(checks)]
         for u in range(len(self._units)):
             if self._waiting_on[u] == 0:
                 self._ready(u, out)
@@ -208,29 +250,86 @@ class BuildPlan:
 
     def decided(self, unit: Sequence[int], decisions: Sequence[Decision]) -> list[Action]:
         """The decisions of a unit's tasks, as the up-to-date check made them."""
-        u = self._unit_of[unit[0]]
         out: list[Action] = []
-        if self._phase[u] is not _Phase.READY:  # taken back meanwhile: a Check will come again
+        self._decided_unit(unit, decisions, out)
+        return out
+
+    def decided_all(
+        self, units: Sequence[Sequence[int]], decisions: Sequence[Sequence[Decision]]
+    ) -> list[Action]:
+        """``decided`` for each unit of a ``Checks``, in order."""
+        out: list[Action] = []
+        one = self._decided_unit
+        if not self._batch:
+            for unit, ds in zip(units, decisions, strict=True):
+                one(unit, ds, out)
             return out
+        # The usual unit of a no-op run: one task, up to date, nothing downstream, nothing
+        # blocked: what _decided_unit does for it, without the calls.
+        phase, unit_of, down, tolerates = self._phase, self._unit_of, self._down, self._tolerates
+        decided, status, skipped_status = self._decided, self.status, Status.SKIPPED
+        ready, done = _Phase.READY, _Phase.DONE
+        skipped: list[int] = []
+        for unit, ds in zip(units, decisions, strict=True):
+            if len(unit) == 1 and len(ds) == 1 and not self._blocking:
+                d = ds[0]
+                m = unit[0]
+                u = unit_of[m]
+                if (
+                    not d.run
+                    and not d.fail
+                    and phase[u] is ready
+                    and not down[u]
+                    and not tolerates[u]
+                ):
+                    decided[m] = d
+                    status[m] = skipped_status
+                    skipped.append(m)
+                    phase[u] = done
+                    self._open -= 1
+                    continue
+            if skipped:
+                self._set_all(skipped, skipped_status, out)
+                skipped = []
+            one(unit, ds, out)
+        if skipped:
+            self._set_all(skipped, skipped_status, out)
+        return out
+
+    def _decided_unit(
+        self, unit: Sequence[int], decisions: Sequence[Decision], out: list[Action]
+    ) -> None:
+        u = self._unit_of[unit[0]]
+        if self._phase[u] is not _Phase.READY:  # taken back meanwhile: a Check will come again
+            return
         members = self._units[u]
         if self._tolerates[u]:
             decisions = self._after_failures(members, decisions)
+        if len(members) == 1:  # most units: the same as below, without the loops
+            d = decisions[0]
+            self._decided[members[0]] = d
+            if d.fail:
+                self._fail(u, members[0], d.fail, out)
+            elif not d.run:
+                self._set_all(members, Status.SKIPPED, out)
+                self._unit_ended_well(u, out)
+            else:
+                self._queue(u)
+            return
         for m, d in zip(members, decisions, strict=True):
             self._decided[m] = d
         failing = next((k for k, d in enumerate(decisions) if d.fail), None)
         if failing is not None:  # e.g. BuildMode.NEVER with a product missing
             bad = members[failing]
             self._fail(u, bad, decisions[failing].fail or "", out)
-            return out
+            return
         if not any(d.run for d in decisions):
-            for m in members:
-                self._set(m, Status.SKIPPED, out)
+            self._set_all(members, Status.SKIPPED, out)
             self._unit_ended_well(u, out)
-            return out
+            return
         for m, d in zip(members, self._chain(members, decisions), strict=True):
             self._decided[m] = d
         self._queue(u)
-        return out
 
     def _after_failures(
         self, members: Sequence[int], decisions: Sequence[Decision]
@@ -351,16 +450,55 @@ class BuildPlan:
         self.status[i] = status
         out.append(Changed(i, status, cause, error, duration))
 
+    def _set_all(self, members: Sequence[int], status: Status, out: list[Action]) -> None:
+        """``_set`` without details for each of ``members``; in bulk when batching (added
+        to the ``Statuses`` just before, if it has this status)."""
+        if not self._batch:
+            for m in members:
+                self._set(m, status, out)
+            return
+        st = self.status
+        for m in members:
+            st[m] = status
+        last = out[-1] if out else None
+        if type(last) is Statuses and last.status is status:
+            last.indices.extend(members)
+        else:
+            out.append(Statuses(list(members), status))
+
     def _ready(self, u: int, out: list[Action]) -> None:
         self._phase[u] = _Phase.READY
-        for m in self._units[u]:
+        members = self._units[u]
+        if self._batch:
+            # PENDING then the check, added to the pair just before if there is one: a
+            # wave of units becoming ready is two actions.
+            st = self.status
+            fresh = [m for m in members if st[m] is not Status.PENDING]
+            for m in fresh:
+                st[m] = Status.PENDING
+            if len(out) >= 2:
+                checks, pending = out[-1], out[-2]
+                if (
+                    type(checks) is Checks
+                    and type(pending) is Statuses
+                    and pending.status is Status.PENDING
+                ):
+                    pending.indices.extend(fresh)
+                    checks.units.append(members)
+                    return
+            out.append(Statuses(fresh, Status.PENDING))
+            out.append(Checks([members]))
+            return
+        for m in members:
             if self.status[m] is not Status.PENDING:
                 self._set(m, Status.PENDING, out)
-        out.append(Check(self._units[u]))
+        out.append(Check(members))
 
     def _queue(self, u: int) -> None:
         self._phase[u] = _Phase.QUEUED
         first = self._units[u][0]
+        if self._priority_of is not None:
+            self._priority, self._priority_of = self._priority_of(), None
         heapq.heappush(self._queued, (-self._priority[first] if self._priority else 0.0, first, u))
 
     def _chain(self, members: Sequence[int], own: Sequence[Decision]) -> list[Decision]:
@@ -399,7 +537,8 @@ class BuildPlan:
                 self._waiting_on[d] -= 1
                 if self._waiting_on[d] == 0:
                     self._ready(d, out)
-        self._unblock(u)
+        if self._blocking:  # else no unit waits for any (most runs)
+            self._unblock(u)
 
     def _fail(
         self, u: int, i: int, error: str, out: list[Action], duration: float | None = None

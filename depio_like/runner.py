@@ -24,13 +24,13 @@ from .graph import TaskGraph
 from .hooks import RunHooks
 from .logs import TaskLogs
 from .options import PipelineSettings, RunOptions
-from .plan import Action, BuildPlan, Changed, Check, Dispatch, Retry
+from .plan import Action, BuildPlan, Changed, Check, Checks, Dispatch, Retry, Statuses
 from .progress import Watch
 from .record import Recorder
 from .scheduler import longest_paths
 from .staleness import Checker
 from .state import State, last_durations, recorded_durations
-from .status import Flags, Status
+from .status import Flags, Status, not_ok
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -74,20 +74,23 @@ class Run:
             None if self.dry else os.path.join(state.dir, "values"),
         )
         keys = [t.record_key for t in tasks]
-        priority = None
-        if settings.critical_path:
+
+        def priority() -> list[float]:  # made when a task is first queued: a no-op needs none
             durations = recorded_durations(keys, state.records)
-            priority = longest_paths(graph.order, graph.downstream, durations)
+            return longest_paths(graph.order, graph.downstream, durations)
+
         # For an executor that groups short tasks by them (Slurm).
         self.expected = last_durations(keys, state.records) if executor.uses_durations else None
         self.plan = BuildPlan(
             graph,
-            priority=priority,
+            priority=priority if settings.critical_path else None,
             queues=self.executor.queues,
             dry=self.dry,
             retries=[t.retries if t.retries is not None else executor.retries for t in tasks],
             has_value=self.values.has,
             all_done=[t.run_if == "all_done" for t in tasks],
+            # Without hooks, what is only counted comes in bulk (Statuses, Checks).
+            batch=self.dry or not (settings.on_task_finished or settings.on_pipeline_finished),
         )
         self.status = self.plan.status  # per task; the table reads it
         self._ran = Flags(len(tasks))  # tasks an executor reported on
@@ -148,7 +151,7 @@ class Run:
             EXIT_INTERRUPTED
             if interrupted
             else EXIT_OK
-            if self.dry or all(s.ok for s in self.status)
+            if self.dry or not not_ok(self.status)
             else EXIT_FAILED
         )
         code = self.recorder.finish(code, self.status, self.display, self.logs.base)
@@ -192,8 +195,16 @@ class Run:
             a = todo.popleft()
             if isinstance(a, Check):
                 todo.extend(self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit]))
+            elif isinstance(a, Checks):
+                todo.extend(self.plan.decided_all(a.units, self.checker.check_all(a.units)))
             elif isinstance(a, Changed):
                 self._changed(a)
+            elif isinstance(a, Statuses):  # no hooks to tell (see BuildPlan's batch)
+                self.display.track_all(a.indices, a.status)
+                if a.status is Status.SKIPPED:
+                    self.values.ended_all(a.indices)
+                else:
+                    self.values.reopened_all(a.indices)
             elif isinstance(a, Dispatch):
                 dispatched.append(a)
             elif isinstance(a, Retry):

@@ -13,6 +13,7 @@ def longest_paths(
     are ready than workers are free. ``order`` is topological."""
     longest = [0.0] * len(durations)
     for i in reversed(order):  # iterative: a 10,000-long chain is fine
-        tail = max((longest[j] for j in downstream[i]), default=0.0)
-        longest[i] = durations[i] + tail
+        down = downstream[i]
+        # No generator for a task nothing waits for (most of a wide run).
+        longest[i] = durations[i] + (max([longest[j] for j in down]) if down else 0.0)
     return longest

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -56,6 +56,8 @@ _NONE: Mapping[str, Any] = MappingProxyType({})
 # no inputs and no upstream are this one (both are immutable).
 _NEVER_RAN = Reason(Why.NEVER_RAN)
 _FIRST_RUN = Decision(True, (_NEVER_RAN,), _NONE, _NONE)
+# The decision of a task found up to date that reads nothing (shared: immutable).
+_UP_TO_DATE = Decision(False, (), _NONE, _NONE)
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -130,6 +132,51 @@ class Checker:
             if j in self.assume_changed:
                 return d.rerun(Reason(Why.UPSTREAM, self.graph.tasks[j].label))
         return d
+
+    def check_all(self, units: Sequence[Sequence[int]]) -> list[list[Decision]]:
+        """``check`` for each task of each of ``units``: their decisions, unit by unit."""
+        check = self.check
+        if self.force or self.assume_changed:
+            return [[check(m) for m in unit] for unit in units]
+        quick = self._quick()
+        return [[quick(m) or check(m) for m in unit] for unit in units]
+
+    def _quick(self) -> Callable[[int], Decision | None]:
+        """A function answering as ``check`` for the usual task found up to date: the
+        default build mode, files only as products, nothing named upstream, its record
+        matching, its products as recorded; None when not that case (``check`` then
+        decides, and says why). What it reads is bound once, not looked up per task."""
+        tasks, explicit, records = self.graph.tasks, self.graph.explicit, self.records
+        default_mode, if_new = self.default_mode, BuildMode.IF_NEW
+        digest, codes, code = self.hasher.digest, self._codes, self.code
+
+        def quick(i: int) -> Decision | None:
+            t = tasks[i]
+            if (
+                t.dependencies
+                or t.ensure
+                or t.unfingerprintable
+                or explicit[i]
+                or (t.buildmode or default_mode) is not if_new
+            ):
+                return None
+            rec = records.get(t.record_key)
+            if rec is None or rec.failed or rec.incomplete or rec.args != t.args_digest:
+                return None
+            c = codes.get(i)
+            if rec.code != (c if c is not None else code(i)):
+                return None
+            recorded = rec.products
+            try:
+                for p in t.products:
+                    d = recorded.get(p)
+                    if d is None or digest(p) != d:
+                        return None
+            except PathProblem:
+                return None
+            return _UP_TO_DATE
+
+        return quick
 
     def unmet(self, i: int) -> list[str]:
         """The postconditions of task ``i`` that do not hold now (``PostconditionError``

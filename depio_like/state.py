@@ -48,6 +48,7 @@ from .errors import StateError
 from .fingerprint import FileEntry
 from .fs import atomic_write, write_atomic
 from .paths import normalise
+from .status import count, not_ok
 
 LOG_NAME = "state.jsonl"
 LAST_RUN_NAME = "last_run.json"  # the table of the last run, for `depio-like status`
@@ -62,6 +63,7 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
 _LOAD_CHUNK = 5000  # lines parsed at once when loading
+_new_tuple = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -145,13 +147,12 @@ def last_run_summary(
     every row for a small pipeline, for a large one the counts and the rows that did not
     end well (writing 10,000 rows would cost more than a no-op run)."""
     n = len(statuses)
-    keep = (
-        range(n) if n <= max_rows else [i for i, st in enumerate(statuses) if not st.ok][:max_rows]
-    )
+    every = list(statuses)
+    keep = range(n) if n <= max_rows else not_ok(every)[:max_rows]
     headers, rows = table(keep)
-    counts: dict[str, int] = {}
-    for st in statuses:
-        counts[st.value] = counts.get(st.value, 0) + 1
+    got = count(every)
+    # In the order each status first appears, as they were counted before.
+    counts = {st.value: got[st] for st in sorted(got, key=every.index)}
     return {
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "exit_code": code,
@@ -464,6 +465,70 @@ class State:
                         item.append({self._rel_key(k): v for k, v in fl.items()})
         return head + _encode(item)
 
+    def _quick_record(self, item: list[Any]) -> Record | None:
+        """The record of the usual line (a task of one file, keyed by it, its code by
+        number, its arguments described or not), as ``_parse_record`` makes it without
+        its generality (100,000 lines are read at the start of a run); None for any other
+        line (``_parse_record`` takes it). KeyError or ValueError as there."""
+        n = len(item)
+        if n != 9 and n != 8:
+            return None
+        key, name, code, args, t, stamp, plist = item[1:8]
+        av = item[8] if n == 9 else _EMPTY
+        if not (
+            key == ""
+            and type(name) is str
+            and type(code) is int
+            and type(args) is str
+            and len(args) == 22
+            and (type(t) is float or type(t) is int)
+            and type(stamp) is str
+            and type(plist) is list
+            and len(plist) == 1
+            and (n == 8 or type(av) is dict)
+        ):
+            return None
+        e = plist[0]
+        if type(e) is not list or len(e) != 5:
+            return None
+        p, d, size, mtime, ino = e
+        if not (
+            type(p) is str
+            and type(d) is str
+            and type(size) is int
+            and type(mtime) is int
+            and type(ino) is int
+            and p[:1] != "/"
+            and p != "."
+        ):
+            return None
+        code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
+        args = binascii.a2b_base64(args + "==").hex()  # before the file entry is kept
+        p = self._prefix + p
+        mtime += self._t0
+        self.files[p] = _new_tuple(FileEntry, (size, mtime, ino, d, mtime))
+        intern = self._interned
+        got = intern.get(name)
+        if got is not None:
+            name = got
+        elif len(intern) < 1000:
+            intern[name] = name
+        key = "p:" + p
+        return Record(
+            key,
+            name,
+            intern.setdefault(code, code),
+            args,
+            {p: d},
+            _EMPTY,
+            _EMPTY,
+            av,
+            t,
+            stamp,
+            False,
+            _EMPTY,
+        )
+
     def _parse_record(self, item: list[Any]) -> Record:
         """The record of a format-2 line; ValueError if it is not one."""
         n = len(item)
@@ -493,21 +558,29 @@ class State:
             raise ValueError("record with fields of the wrong type")
         if type(t) is not float and type(t) is not int:
             t = None
-        abs_ = self._abs
         files = self.files
         # A line of a log without "t0" (written before it was kept) has absolute times,
         # and always the sixth element.
         t0 = self._t0
+        prefix = self._prefix
         products: dict[str, str | None] = {}
         for e in plist:
-            if type(e) is not list or type(e[0]) is not str:
+            if type(e) is not list or type(p := e[0]) is not str:
                 raise ValueError("product entry of the wrong type")
-            p = abs_(e[0])
+            if p[:1] != "/":  # self._abs, inlined: once per product of 100,000 records
+                p = self._root if p == "." else prefix + p
             d = e[1]
             if d is not None and type(d) is not str:
                 raise ValueError("product digest of the wrong type")
             products[p] = d
             n_sig = len(e)
+            if n_sig == 5 and d is not None:
+                size, mtime, ino = e[2], e[3], e[4]
+                if type(size) is int and type(mtime) is int and type(ino) is int:
+                    mtime += t0
+                    # FileEntry(...) without its Python-level __new__ (a third of the cost)
+                    files[p] = _new_tuple(FileEntry, (size, mtime, ino, d, mtime))
+                    continue
             if (n_sig == 5 or n_sig == 6) and d is not None:
                 mtime = int(e[3]) + t0
                 files[p] = FileEntry(
@@ -516,10 +589,11 @@ class State:
         if key == "":
             if not products:
                 raise ValueError("record without a key")
-            key = "p:" + min(products)
+            key = "p:" + (p if len(products) == 1 else min(products))
         else:
             key = self._abs_key(key)
         if ins:
+            abs_ = self._abs
             ins = {abs_(p): d for p, d in ins.items()}
         if ups:
             ups = {self._abs_key(k): v for k, v in ups.items()}
@@ -610,11 +684,16 @@ class State:
                     bad += 1
         records, files = self.records, self.files
         abs_, abs_key = self._abs, self._abs_key
+        quick = self._quick_record
         for item in items:
             try:
                 if type(item) is list and item:
                     tag = item[0]
                     if tag == "r":
+                        rec = quick(item)
+                        if rec is not None:
+                            records[rec.key] = rec
+                            continue
                         rec = self._parse_record(item)
                         records[rec.key] = rec
                     elif tag == "f":

@@ -29,6 +29,26 @@ class Status(str, Enum):
         return self in (Status.FINISHED, Status.SKIPPED, Status.WOULD_RUN)
 
 
+def count(statuses: list[Status]) -> dict[Status, int]:
+    """How many of ``statuses`` have each status (those with none left out): a pass in C
+    per status, not a Python hash per entry (an Enum's ``__hash__`` is Python code)."""
+    out = {}
+    for st in Status:
+        k = statuses.count(st)
+        if k:
+            out[st] = k
+    return out
+
+
+def not_ok(statuses: list[Status]) -> list[int]:
+    """The indices of the statuses that are not ``ok``."""
+    ok = (Status.FINISHED, Status.SKIPPED, Status.WOULD_RUN)
+    a, b, c = ok
+    if statuses.count(a) + statuses.count(b) + statuses.count(c) == len(statuses):
+        return []
+    return [i for i, st in enumerate(statuses) if st is not a and st is not b and st is not c]
+
+
 _DONE = frozenset(
     {
         Status.FINISHED,

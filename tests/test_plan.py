@@ -8,9 +8,11 @@ as the scenario it drives.
 import sys
 from types import SimpleNamespace
 
+import pytest
+
 from depio_like.decision import Decision, Reason, Why
 from depio_like.graph import TaskGraph, _units
-from depio_like.plan import BuildPlan, Changed, Check, Dispatch, Retry
+from depio_like.plan import BuildPlan, Changed, Check, Checks, Dispatch, Retry, Statuses
 from depio_like.scheduler import longest_paths
 from depio_like.status import Status
 
@@ -61,23 +63,49 @@ def graph(n, edges=(), values=()):
     )
 
 
+# Every scenario here runs twice: with a plan acting task by task, and with one batching
+# (``batch=True``: ``Checks`` and ``Statuses`` for many tasks at once, as a run without hooks
+# uses); the Driver spells the bulk actions out, so each scenario reads the same either way.
+BATCH = [False]
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["one-by-one", "batched"])
+def _batch(request):
+    BATCH[0] = request.param
+    yield
+    BATCH[0] = False
+
+
 class Driver:
     """Drives a plan as the run does, with decisions and outcomes given by the test."""
 
     def __init__(self, g, decide=None, **kw):
         self.values = set()  # producers whose value is at hand
         self.decide = decide or {}  # task -> Decision (default RUN)
+        kw.setdefault("batch", BATCH[0])
         self.plan = BuildPlan(g, has_value=self.values.__contains__, **kw)
         self.checks, self.dispatched, self.changes, self.retries = [], [], [], []
+        self.actions = 0  # how many actions the plan gave
         self.feed(self.plan.start())
 
     def feed(self, actions):
         todo = list(actions)
         while todo:
             a = todo.pop(0)
+            self.actions += 1
             if isinstance(a, Check):
+                assert not self.plan._batch
                 self.checks.append(a.unit)
                 todo += self.plan.decided(a.unit, [self.decide.get(m, RUN) for m in a.unit])
+            elif isinstance(a, Checks):
+                assert self.plan._batch and a.units
+                self.checks += a.units
+                todo += self.plan.decided_all(
+                    a.units, [[self.decide.get(m, RUN) for m in unit] for unit in a.units]
+                )
+            elif isinstance(a, Statuses):
+                assert self.plan._batch and a.status in (P, S)
+                self.changes += [Changed(i, a.status) for i in a.indices]
             elif isinstance(a, Dispatch):
                 self.dispatched.append(a)
             elif isinstance(a, Changed):
@@ -215,6 +243,46 @@ def test_a_decision_that_cannot_be_made_fails_the_task_before_it_runs():
     assert d.changes[-2].error == "BuildMode.NEVER but out.txt is missing"
 
 
+def test_a_batched_plan_skips_a_wave_of_up_to_date_tasks_in_a_few_actions():
+    # 1,000 independent tasks, up to date, then one task waiting for all of them.
+    n = 1000
+    skip_all = {i: SKIP for i in range(n + 1)}
+    d = Driver(graph(n + 1, [(i, n) for i in range(n)]), decide=skip_all, batch=True)
+    assert d.status == [S] * (n + 1) and d.plan.done
+    # PENDING + Checks for the wave, SKIPPED for it; then the same three for the last.
+    assert d.actions == 6
+    one = Driver(graph(n + 1, [(i, n) for i in range(n)]), decide=skip_all, batch=False)
+    assert one.status == d.status and one.checks == d.checks
+    assert [(c.index, c.status) for c in one.changes] == [(c.index, c.status) for c in d.changes]
+    assert one.actions > 3 * n
+
+
+def test_a_batched_plan_decides_a_wide_mix_as_one_by_one_does():
+    # Independent tasks, most up to date, some to run, one that cannot be made, with a
+    # few downstream of them: the same statuses, dispatches and changes either way.
+    never = Decision(False, fail="missing")
+    decide = {i: SKIP for i in range(0, 300)}
+    decide.update({i: RUN for i in range(100, 300, 7)})
+    decide[150] = never
+    edges = [(5, 300), (150, 301), (120, 302)]
+
+    def drive(batch):
+        d = Driver(graph(303, edges), decide=decide, batch=batch)
+        d.run_all()
+        return d
+
+    one, many = drive(False), drive(True)
+    assert many.status == one.status and many.plan.done
+    assert [a.unit for a in many.dispatched] == [a.unit for a in one.dispatched]
+    assert sorted((c.index, c.status) for c in many.changes) == sorted(
+        (c.index, c.status) for c in one.changes
+    )
+    assert [c.index for c in many.changes if c.status is FL] == [150]
+    assert many.actions < one.actions // 5
+    wide = Driver(graph(1000), decide=dict.fromkeys(range(1000), SKIP), batch=True)
+    assert wide.status == [S] * 1000 and wide.plan.done and wide.actions == 3
+
+
 def test_a_failure_at_the_head_of_a_long_chain_takes_it_all_down():
     n = 10_000
     assert n > sys.getrecursionlimit()
@@ -301,6 +369,21 @@ def test_an_empty_graph_is_done_at_once():
 def test_higher_priority_is_dispatched_first():
     d = Driver(graph(5), priority=[1, 5, 3, 5, -2])
     assert d.dispatch() == [(1,), (3,), (2,), (0,), (4,)]  # ties: the order added
+
+
+def test_priorities_given_as_a_callable_are_made_once_when_a_task_is_first_queued():
+    calls = []
+
+    def priority():
+        calls.append(1)
+        return [1, 5, 3, 5, -2]
+
+    d = Driver(graph(5), priority=priority)
+    assert len(calls) == 1  # the checks queued them all
+    assert d.dispatch() == [(1,), (3,), (2,), (0,), (4,)]
+    assert len(calls) == 1
+    skip = Driver(graph(5), decide=dict.fromkeys(range(5), SKIP), priority=priority)
+    assert skip.plan.done and len(calls) == 1  # all up to date: never made
 
 
 def test_the_longest_path_ahead_goes_first():

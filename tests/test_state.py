@@ -405,3 +405,19 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_when_the_write_fails(
     assert os.listdir(tmp_path) == ["f.json"]
     write_atomic(target, b"new", fsync=True)
     assert target.read_bytes() == b"new"
+
+
+def test_the_last_run_summary_counts_statuses_in_the_order_they_first_appear():
+    from depio_like.state import last_run_summary
+    from depio_like.status import Status
+
+    S, F, FL = Status.SKIPPED, Status.FINISHED, Status.FAILED
+    statuses = [S, F, S, FL, F, S]
+    table = lambda keep: (["#"], [[str(i)] for i in keep])  # noqa: E731
+    small = last_run_summary(1, statuses, 40, table, str)
+    assert list(small["counts"].items()) == [("SKIPPED", 3), ("FINISHED", 2), ("FAILED", 1)]
+    assert small["rows"] == [[str(i)] for i in range(6)]
+    # Over max_rows: only the rows that did not end well.
+    big = last_run_summary(1, statuses, 2, table, str)
+    assert big["rows"] == [["3"]] and big["counts"] == small["counts"]
+    assert last_run_summary(0, [S] * 5, 2, table, str)["rows"] == []

@@ -294,3 +294,43 @@ def test_the_failed_dependencies_of_a_record_round_trip_relative_to_the_project(
     assert again.records[r.key].failed == {up_key: "[1] 'up'"}
     assert again.records[r.key] == r
     again.close()
+
+
+def test_the_usual_record_line_reads_as_the_general_reader_reads_it(tmp_path):
+    # One product with its signature, a numbered code, a 128-bit argument digest: the line
+    # almost every task writes, read by a shortcut; it must agree with _parse_record.
+    sd = tmp_path / ".depio_like"
+    s = open_state(sd)
+    for k in range(3):
+        out = str(tmp_path / "out" / f"f{k}.txt")
+        r = Record(
+            "p:" + out,
+            "wide",
+            "code-a",
+            f"{k:032x}",
+            {out: f"d{k}"},
+            arg_reprs={"i": str(k)} if k else {},
+            duration=0.25 if k else 1,
+            stamp=f"s{k}",
+        )
+        s.put_record(r, {out: FileEntry(7, 5_000 + k, 40 + k, f"d{k}", 5_000 + k)})
+    s.close()
+    lines = lines_of(sd)
+    assert all(len(ln) in (8, 9) and ln[1] == "" for ln in lines[2:])  # the usual shape
+    loaded = open_state(sd)
+    slow = State(str(sd))
+    slow._t0, slow._code_list = loaded._t0, loaded._code_list
+    for item in lines[2:]:
+        got = loaded._quick_record(item)
+        assert got is not None and got == slow._parse_record(item)
+    assert len(loaded.records) == 3
+    assert loaded.files == slow.files and len(loaded.files) == 3
+    assert loaded.records["p:" + str(tmp_path / "out" / "f1.txt")].args == f"{1:032x}"
+    loaded.close()
+
+    # Its code line lost: the record is unreadable, and so is the signature inside it.
+    text = (sd / LOG_NAME).read_text().replace('"code-a"', "nul")
+    (sd / LOG_NAME).write_text(text)
+    damaged = open_state(sd)
+    assert damaged.records == {} and damaged.files == {}
+    damaged.close()
