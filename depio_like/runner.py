@@ -17,11 +17,12 @@ from collections.abc import Iterable, Sequence
 
 from .channel import ValueStore
 from .display import Display
-from .executors.base import Executor, Job, Outcome, RunContext, Started, Step
+from .executors.base import Executor, Outcome, RunContext, Started
 from .fingerprint import FileHasher
 from .fs import Disk, remove_files
 from .graph import TaskGraph
 from .hooks import RunHooks
+from .jobs import JobMaker
 from .logs import TaskLogs
 from .options import PipelineSettings, RunOptions
 from .plan import Action, BuildPlan, Changed, Check, Checks, Dispatch, Retry, Statuses
@@ -79,8 +80,6 @@ class Run:
             durations = recorded_durations(keys, state.records)
             return longest_paths(graph.order, graph.downstream, durations)
 
-        # For an executor that groups short tasks by them (Slurm).
-        self.expected = last_durations(keys, state.records) if executor.uses_durations else None
         self.plan = BuildPlan(
             graph,
             priority=priority if settings.critical_path else None,
@@ -93,6 +92,10 @@ class Run:
             batch=self.dry or not (settings.on_task_finished or settings.on_pipeline_finished),
         )
         self.status = self.plan.status  # per task; the table reads it
+        expected = last_durations(keys, state.records) if executor.uses_durations else None
+        self.jobs = JobMaker(
+            graph, self.checker, self.values, self.logs, expected, self.executor.reattaches
+        )
         self._ran = Flags(len(tasks))  # tasks an executor reported on
         self.hooks = RunHooks(
             tasks,
@@ -215,27 +218,10 @@ class Run:
     def _dispatch(self, batch: list[Dispatch]) -> None:
         self.recorder.starting([a.unit for a in batch])
         for a in batch:
-            steps = []
-            for m, d in zip(a.unit, a.decisions, strict=True):
-                if self.options.explain and a.attempt == 1:
+            if self.options.explain and a.attempt == 1:
+                for m, d in zip(a.unit, a.decisions, strict=True):
                     self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))
-                exports = self.values.takers(m)
-                # Fingerprints name work for re-attaching and value files; skip them otherwise.
-                fp = self.checker.fingerprint(m, d) if self.executor.reattaches or exports else ""
-                steps.append(
-                    Step(
-                        m,
-                        self.graph.tasks[m],
-                        fp,
-                        tuple(self.graph.tasks[c].label for c in exports),
-                        self.logs.base(m),
-                        self.logs.may_exist(m),
-                        self.expected[m] if self.expected is not None else None,
-                    )
-                )
-            tasks = self.graph.tasks  # a job's values go by task id
-            values = {tasks[p].id: v for p, v in self.values.inputs(a.unit).items()}
-            self.executor.submit(Job(steps, values))  # type: ignore[arg-type]  # ids are set
+            self.executor.submit(self.jobs.job(a.unit, a.decisions))
 
     def _ended(self, o: Outcome) -> None:
         """An executor's report: check and record it, tell the plan, show the output."""

@@ -1,0 +1,51 @@
+"""What a dispatched unit becomes for its executor: a ``Job`` of ``Step``s, each with what
+the executor needs besides the task (its fingerprint, who takes its value, its log files,
+how long it took last time) and the values the job takes from outside it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .channel import ValueStore
+from .decision import Decision
+from .executors.base import Job, Step
+from .graph import TaskGraph
+from .logs import TaskLogs
+from .staleness import Checker
+
+
+class JobMaker:
+    """Makes the jobs of one run. ``expected``: seconds each task took when it last ran
+    (None: never), for an executor that groups short tasks by them (Slurm); ``fingerprints``:
+    the executor re-attaches to work by them (otherwise only value files need one)."""
+
+    def __init__(
+        self,
+        graph: TaskGraph,
+        checker: Checker,
+        values: ValueStore,
+        logs: TaskLogs,
+        expected: Sequence[float | None] | None,
+        fingerprints: bool,
+    ) -> None:
+        self.graph, self.checker, self.values, self.logs = graph, checker, values, logs
+        self.expected, self.fingerprints = expected, fingerprints
+
+    def job(self, unit: Sequence[int], decisions: Sequence[Decision]) -> Job:
+        tasks, steps = self.graph.tasks, []
+        for m, d in zip(unit, decisions, strict=True):
+            exports = self.values.takers(m)
+            fp = self.checker.fingerprint(m, d) if self.fingerprints or exports else ""
+            steps.append(
+                Step(
+                    m,
+                    tasks[m],
+                    fp,
+                    tuple(tasks[c].label for c in exports),
+                    self.logs.base(m),
+                    self.logs.may_exist(m),
+                    self.expected[m] if self.expected is not None else None,
+                )
+            )
+        values = {tasks[p].id: v for p, v in self.values.inputs(unit).items()}
+        return Job(steps, values)  # type: ignore[arg-type]  # a run's tasks have their ids
