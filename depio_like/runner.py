@@ -6,7 +6,8 @@ hooks and the value store (``Changed``), and write the record of each task that 
 A dry run is the same loop with an executor that succeeds at once and writes nothing.
 What the run leans on owns the rest: value lifetimes (``channel.ValueStore``), what hooks
 are told (``hooks.RunHooks``), progress from running tasks (``progress.Watch``), task logs
-(``logs.TaskLogs``), records and the last-run summary (``state``).
+(``logs.TaskLogs``), what a job carries (``jobs.JobMaker``), when records and the last-run
+summary are written (``record.Recorder``) and their form (``state``).
 """
 
 from __future__ import annotations
