@@ -6,7 +6,6 @@ import contextlib
 import gc
 import os
 import sys
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -191,10 +190,7 @@ class Pipeline:
             return
         gc.collect()
         gc.freeze()
-        if not self._froze:
-            self._froze = True
-            # Never run (only its graph looked at): unfrozen when the pipeline goes.
-            self._thaw = weakref.finalize(self, gc.unfreeze)
+        self._froze = True
 
     def _label(self, task: Task) -> None:
         if self._variant is not None and self._variant not in task.variants:
@@ -297,8 +293,6 @@ class Pipeline:
         finally:
             if self._gc_freezes:
                 gc.unfreeze()
-                if self._froze:
-                    self._thaw.detach()
                 self._froze = False
                 self._freeze_at = max(_FREEZE_FIRST, 2 * len(self._tasks))
             if self._gc_was_enabled:
