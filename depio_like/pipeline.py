@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 # a worker that imports the user's script (Slurm, spawned processes) only runs tasks.
 
 DEFAULT_STATE_DIR = ".depio_like"
-_FREEZE_FIRST = 1_000  # declared tasks before the first freeze (see _freeze_declared)
 
 
 class Pipeline:
@@ -119,10 +118,6 @@ class Pipeline:
         self._survivors: dict[Any, Task] = {}
         self._producer: dict[str, int] = {}
         self._variant: str | None = None
-        # Declared tasks live until the run: frozen out of the cyclic collector's way as
-        # the pipeline grows (see _freeze_declared), unfrozen when a run ends.
-        self._freeze_at = _FREEZE_FIRST
-        self._froze = False
 
     @property
     def tasks(self) -> list[Task]:
@@ -175,22 +170,7 @@ class Pipeline:
         self._tasks.append(task)
         self._survivors[task._merge_key] = task
         self._label(task)
-        if index >= self._freeze_at:
-            self._freeze_declared()
         return task
-
-    def _freeze_declared(self) -> None:
-        """Each time the pipeline has doubled: collect what is garbage now, and freeze the
-        rest, so that the collector's full passes do not walk the declared tasks again and
-        again (they cost a quarter of declaring 100,000 tasks). Only the objects made
-        since the last freeze are walked: all in all, one pass. A process that froze
-        objects itself, or switched the collector off, is left alone."""
-        self._freeze_at = 2 * len(self._tasks)
-        if not gc.isenabled() or (not self._froze and gc.get_freeze_count() != 0):
-            return
-        gc.collect()
-        gc.freeze()
-        self._froze = True
 
     def _label(self, task: Task) -> None:
         if self._variant is not None and self._variant not in task.variants:
@@ -286,15 +266,13 @@ class Pipeline:
         # run froze is unfrozen: a process that froze objects itself (gc.freeze() before
         # forking servers) is left as it was, and then nothing is frozen here.
         self._gc_was_enabled = gc.isenabled()
-        self._gc_freezes = self._froze or gc.get_freeze_count() == 0
+        self._gc_freezes = gc.get_freeze_count() == 0
         gc.disable()
         try:
             return self._run_with(options)
         finally:
             if self._gc_freezes:
                 gc.unfreeze()
-                self._froze = False
-                self._freeze_at = max(_FREEZE_FIRST, 2 * len(self._tasks))
             if self._gc_was_enabled:
                 gc.enable()
 

@@ -114,47 +114,6 @@ def test_graph_edges_from_paths_and_depends_on(project):
     assert g.nodes[b.id]["name"] == "b"
 
 
-def test_declared_tasks_are_frozen_as_the_pipeline_grows_and_unfrozen_by_the_run(
-    tmp_path, monkeypatch
-):
-    # Declaring many tasks freezes them (the collector's full passes would walk them again
-    # and again), after collecting what is garbage then; the run unfreezes them.
-    import gc
-    import weakref
-
-    import depio_like.pipeline as pipeline_module
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(pipeline_module, "_FREEZE_FIRST", 4)
-    was_enabled, thresholds = gc.isenabled(), gc.get_threshold()
-    try:
-        gc.enable()
-        gc.set_threshold(0)  # no collection of its own: only the pipeline's
-        assert gc.get_freeze_count() == 0
-
-        class Cycle:
-            pass
-
-        c = Cycle()
-        c.me = c  # type: ignore[attr-defined]
-        gone = weakref.ref(c)
-        del c
-        p = new_pipeline()
-        for i in range(10):
-            p.add_task(Task(f"w{i}", write, [f"o{i}.txt", str(i)]))
-        assert gc.get_freeze_count() > 0
-        assert gone() is None, "garbage was frozen instead of collected"
-        assert p.run() == 0
-        assert gc.get_freeze_count() == 0
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
-        if was_enabled:
-            gc.enable()
-        else:
-            gc.disable()
-
-
 def test_a_run_leaves_the_garbage_collector_as_it_found_it(tmp_path, monkeypatch):
     # A run holds the collector off and freezes what it built; the process's own
     # settings (a server that froze its objects before forking, gc switched off) stay.
