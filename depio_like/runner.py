@@ -1,13 +1,14 @@
 """One run: the I/O around the build plan.
 
 The plan (``plan.py``) decides; the run does what its actions ask: read a unit's inputs
-and decide it (``Check``), hand a job to the executor (``Dispatch``), tell the table, the
-hooks and the value store (``Changed``), and write the record of each task that succeeded.
+and decide it (``Check``), hand a job to the executor (``Dispatch``), pass a new status on
+(``Changed``, to ``notify.StatusNews``), and write the record of each task that succeeded.
 A dry run is the same loop with an executor that succeeds at once and writes nothing.
-What the run leans on owns the rest: value lifetimes (``channel.ValueStore``), what hooks
-are told (``hooks.RunHooks``), progress from running tasks (``progress.Watch``), task logs
-(``logs.TaskLogs``), what a job carries (``jobs.JobMaker``), when records and the last-run
-summary are written (``record.Recorder``) and their form (``state``).
+What the run leans on owns the rest: value lifetimes (``channel.ValueStore``), who hears
+of a status (``notify.StatusNews``: the table, the values, the hooks), progress from
+running tasks (``progress.Watch``), task logs (``logs.TaskLogs``), what a job carries
+(``jobs.JobMaker``), when records and the last-run summary are written
+(``record.Recorder``) and their form (``state``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from .channel import ValueStore
 from .display import Display
 from .executors.base import Executor, Outcome, RunContext, Started
 from .fingerprint import FileHasher
-from .fs import Disk, remove_files
+from .fs import Disk
 from .graph import TaskGraph
-from .hooks import RunHooks
 from .jobs import JobMaker
 from .logs import TaskLogs
+from .notify import StatusNews
 from .options import PipelineSettings, RunOptions
 from .plan import Action, BuildPlan, Changed, Check, Checks, Dispatch, Retry, Statuses
 from .progress import Watch
@@ -32,7 +33,7 @@ from .record import Recorder
 from .scheduler import longest_paths
 from .staleness import Checker
 from .state import State, last_durations, recorded_durations
-from .status import Flags, Status, not_ok
+from .status import Status, not_ok
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -97,18 +98,9 @@ class Run:
         self.jobs = JobMaker(
             graph, self.checker, self.values, self.logs, expected, self.executor.reattaches
         )
-        self._ran = Flags(len(tasks))  # tasks an executor reported on
-        self.hooks = RunHooks(
-            tasks,
-            self.status,
-            self._ran,
-            self.logs,
-            () if self.dry else settings.on_task_finished,
-            () if self.dry else settings.on_pipeline_finished,
-            display.note,
+        self.news = StatusNews(
+            tasks, self.status, display, self.values, self.logs, disk, settings, self.dry
         )
-        # Without hooks, a skipped task is only counted (by the table) and settled (values).
-        self._quiet_skips = not self.hooks.active
         self.watch = Watch(
             display.progress,
             display.tick,
@@ -140,7 +132,7 @@ class Run:
             interrupted = True
             cancelled = self.executor.cancel()
             for i in cancelled:
-                self._discard(i)
+                self.news.discard(i)
             self._apply(self.plan.cancel())
             self.display.note(
                 f"Interrupted: stopped {len(cancelled)} running task(s); nothing more was started."
@@ -159,7 +151,7 @@ class Run:
             else EXIT_FAILED
         )
         code = self.recorder.finish(code, self.status, self.display, self.logs.base)
-        self.hooks.finished(self.settings.name, code)
+        self.news.hooks.finished(self.settings.name, code)
         self.display.close()
         return code
 
@@ -202,13 +194,9 @@ class Run:
             elif isinstance(a, Checks):
                 todo.extend(self.plan.decided_all(a.units, self.checker.check_all(a.units)))
             elif isinstance(a, Changed):
-                self._changed(a)
-            elif isinstance(a, Statuses):  # no hooks to tell (see BuildPlan's batch)
-                self.display.track_all(a.indices, a.status)
-                if a.status is Status.SKIPPED:
-                    self.values.ended_all(a.indices)
-                else:
-                    self.values.reopened_all(a.indices)
+                self.news.changed(a)
+            elif isinstance(a, Statuses):
+                self.news.statuses(a)
             elif isinstance(a, Dispatch):
                 dispatched.append(a)
             elif isinstance(a, Retry):
@@ -230,7 +218,7 @@ class Run:
         if i not in self.plan.in_flight:
             self.values.refuse(o.value)
             return  # an ended task's second report
-        self._ran.add(i)
+        self.news.ran.add(i)
         if o.printed:
             self.logs.wrote(i)
         value = o.value  # a success that fails its checks hands on nothing
@@ -253,26 +241,3 @@ class Run:
         self._apply(actions)
         if o.printed and self.settings.show_output:
             self.display.output(i, self.logs.tail(i))
-
-    def _changed(self, a: Changed) -> None:
-        i, st = a.index, a.status
-        self.display.track(i, st)
-        if st is Status.SKIPPED and self._quiet_skips:  # most of a no-op run: only count it
-            self.values.ended(i, False)
-            return
-        if self.dry and st is Status.FAILED:
-            self.display.explain(i, "WOULD-FAIL", a.error or "")
-        elif not self.dry:
-            self.display.changed(i, st, duration=a.duration, error=a.error, cause=a.cause)
-        if st is Status.PENDING:
-            self.values.reopened(i)
-        if st.done:
-            self.values.ended(i, st is not Status.SKIPPED)
-            if st is Status.FAILED and i in self._ran:
-                self._discard(i)
-        self.hooks.changed(i, st.done, a.duration, a.error)
-
-    def _discard(self, i: int) -> None:
-        """With ``delete_on_error``, remove what a failed task may have half written."""
-        if self.settings.delete_on_error:
-            remove_files(self.disk, self.graph.tasks[i].products)
