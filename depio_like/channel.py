@@ -244,6 +244,8 @@ class ValueStore:
 
     def inputs(self, members: Sequence[int]) -> dict[int, Any]:
         """The values a job of these tasks takes from outside it, by producer."""
+        if len(members) == 1:  # the usual job: one task, whose producers are all outside
+            return {p: self._values[p] for p in self._producers[members[0]]}
         inside = set(members)
         return {p: self._values[p] for m in members for p in self._producers[m] if p not in inside}
 

@@ -41,11 +41,12 @@ class JobMaker:
                     m,
                     tasks[m],
                     fp,
-                    tuple(tasks[c].label for c in exports),
+                    tuple([tasks[c].label for c in exports]) if exports else (),
                     self.logs.base(m),
                     self.logs.may_exist(m),
                     self.expected[m] if self.expected is not None else None,
                 )
             )
-        values = {tasks[p].id: v for p, v in self.values.inputs(unit).items()}
+        inputs = self.values.inputs(unit)
+        values = {tasks[p].id: v for p, v in inputs.items()} if inputs else {}
         return Job(steps, values)  # type: ignore[arg-type]  # a run's tasks have their ids

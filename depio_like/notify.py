@@ -51,6 +51,8 @@ class StatusNews:
     def changed(self, a: Changed) -> None:
         i, st = a.index, a.status
         self.display.track(i, st)
+        if st is Status.RUNNING:  # only the table shows it (no line, no value, no hook)
+            return
         if st is Status.SKIPPED and self._quiet_skips:  # most of a no-op run: only count it
             self.values.ended(i, False)
             return

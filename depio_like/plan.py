@@ -209,6 +209,14 @@ class BuildPlan:
         """Tasks handed to the executor that have not ended."""
         return frozenset(self._in_flight)
 
+    def is_in_flight(self, i: int) -> bool:
+        """Whether task ``i`` was handed to the executor and has not ended (no copy made)."""
+        return i in self._in_flight
+
+    @property
+    def any_in_flight(self) -> bool:
+        return bool(self._in_flight)
+
     def decision(self, i: int) -> Decision | None:
         return self._decided[i]
 
@@ -359,25 +367,22 @@ class BuildPlan:
                 self._take_down(u, broken, out)
                 continue
             outside = self._takes[u]
-            missing = [p for p in outside if not self._has_value(p)]
-            if missing:
-                self._await_values(u, missing, out)
-                continue
+            if outside:
+                missing = [p for p in outside if not self._has_value(p)]
+                if missing:
+                    self._await_values(u, missing, out)
+                    continue
             self._phase[u] = _Phase.RUNNING
             attempt = 0
+            attempts, decided = self._attempts, self._decided
             for k, m in enumerate(members):
-                attempt = self._attempts[m] = self._attempts[m] + 1
+                attempt = attempts[m] = attempts[m] + 1
                 self._in_flight.add(m)
                 first = k == 0 and not self._queues
                 self._set(m, Status.RUNNING if first else Status.PENDING, out)
-            out.append(
-                Dispatch(
-                    members,
-                    tuple(cast(Decision, self._decided[m]) for m in members),  # decided: queued
-                    tuple(outside),
-                    attempt,
-                )
-            )
+            # Decided: it was queued.
+            decisions = cast(tuple[Decision, ...], tuple([decided[m] for m in members]))
+            out.append(Dispatch(members, decisions, tuple(outside), attempt))
             sent += 1
         return out
 

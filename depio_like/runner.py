@@ -158,16 +158,18 @@ class Run:
     def _loop(self) -> None:
         plan, ex = self.plan, self.executor
         while not plan.done:
-            self._apply(plan.dispatch(ex.free_slots()))
-            if plan.done:
-                break
+            free = ex.free_slots()
+            if free > 0:
+                self._apply(plan.dispatch(free))
+                if plan.done:
+                    break
             self.recorder.save()
             if self.watch.polling:
                 self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
             self.display.tick()
             deadline = self.recorder.before_wait(self.display.deadline(), ex.blocks_in_wait)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
-            if not events and deadline is None and plan.in_flight:
+            if not events and deadline is None and plan.any_in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
                 # run: tasks it never reported would keep this loop spinning.
                 events = [
@@ -189,17 +191,19 @@ class Run:
         dispatched: list[Dispatch] = []
         while todo:
             a = todo.popleft()
-            if isinstance(a, Check):
-                todo.extend(self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit]))
-            elif isinstance(a, Checks):
-                todo.extend(self.plan.decided_all(a.units, self.checker.check_all(a.units)))
-            elif isinstance(a, Changed):
+            # The usual ones first (two status changes and a job per task); type() is
+            # cheaper than isinstance() and these classes have no subclasses.
+            if type(a) is Changed:
                 self.news.changed(a)
-            elif isinstance(a, Statuses):
-                self.news.statuses(a)
-            elif isinstance(a, Dispatch):
+            elif type(a) is Dispatch:
                 dispatched.append(a)
-            elif isinstance(a, Retry):
+            elif type(a) is Check:
+                todo.extend(self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit]))
+            elif type(a) is Checks:
+                todo.extend(self.plan.decided_all(a.units, self.checker.check_all(a.units)))
+            elif type(a) is Statuses:
+                self.news.statuses(a)
+            elif type(a) is Retry:
                 self.display.retry(a.index, a.attempt, a.attempts, a.error)
         if dispatched:
             self._dispatch(dispatched)
@@ -215,7 +219,7 @@ class Run:
     def _ended(self, o: Outcome) -> None:
         """An executor's report: check and record it, tell the plan, show the output."""
         i = o.index
-        if i not in self.plan.in_flight:
+        if not self.plan.is_in_flight(i):
             self.values.refuse(o.value)
             return  # an ended task's second report
         self.news.ran.add(i)
