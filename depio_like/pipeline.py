@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import os
 import sys
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,6 +36,25 @@ if TYPE_CHECKING:
 # a worker that imports the user's script (Slurm, spawned processes) only runs tasks.
 
 DEFAULT_STATE_DIR = ".depio_like"
+
+# Every pipeline of this process, to let go of their tasks when the interpreter exits.
+_PIPELINES: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def _release_at_exit() -> None:
+    """The interpreter is exiting: the pipelines drop their tasks now, so what only they
+    held goes by reference counting, while the interpreter is whole (a ``__del__`` of the
+    user's runs as usual), instead of being traversed by the collections of its shutdown:
+    about 0.8 s of a 100,000-task script, and ten times that at 1,000,000. Registered when
+    depio_like is imported, so handlers a script registers later run first and still see
+    every task."""
+    for p in list(_PIPELINES):
+        p._tasks.clear()
+        p._survivors.clear()
+        p._producer.clear()
+
+
+atexit.register(_release_at_exit)
 
 
 class Pipeline:
@@ -118,6 +139,7 @@ class Pipeline:
         self._survivors: dict[Any, Task] = {}
         self._producer: dict[str, int] = {}
         self._variant: str | None = None
+        _PIPELINES.add(self)
 
     @property
     def tasks(self) -> list[Task]:
