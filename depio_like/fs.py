@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
+import re
 import stat as _stat
 import tempfile
 import time
@@ -241,6 +242,33 @@ def atomic_write(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# What ``atomic_write``'s temporary files are called: ``.<name>.<8 of mkstemp's>.tmp``.
+_TEMP = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temps(directory: str, names: Iterable[str] | None = None) -> int:
+    """Remove the temporary files ``atomic_write`` left in ``directory`` (those of
+    ``names`` only, if given) when its process was killed while writing; one that lives
+    through an error removes its own. Only where no one else may be writing now (the
+    state lock held). Returns how many went."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return 0
+    wanted = None if names is None else set(names)
+    gone = 0
+    for entry in entries:
+        m = _TEMP.fullmatch(entry)
+        if m is None or (wanted is not None and m.group(1) not in wanted):
+            continue
+        try:
+            os.unlink(os.path.join(directory, entry))
+            gone += 1
+        except OSError:
+            pass  # not ours to remove after all, or gone already
+    return gone
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, fsync: bool = False) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import xxhash
 
+from .fs import remove_stale_temps
 from .paths import show_path
 
 SHOWN_LINES = 200  # of a task's output shown when it ends; all of it is in its log
@@ -79,6 +80,7 @@ class TaskLogs:
     def open(self) -> None:
         """The run starts: note the log files earlier runs left."""
         os.makedirs(self.dir, exist_ok=True)
+        remove_stale_temps(self.dir)  # progress files of tasks killed while writing them
         self._existing = {name.rsplit(".", 1)[0] for name in os.listdir(self.dir)}
 
     def base(self, i: int) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 
 from .errors import StateError
 from .fingerprint import FileEntry
-from .fs import atomic_write, write_atomic
+from .fs import atomic_write, remove_stale_temps, write_atomic
 from .paths import normalise
 from .status import count, not_ok
 
@@ -209,6 +209,9 @@ class State:
         check_private(self.dir)  # before anything in it is read
         self._acquire()
         try:
+            # A run killed while it rewrote the log or the last-run summary left a
+            # temporary file (kept: nothing reads it; the lock says no one writes now).
+            remove_stale_temps(self.dir, (LOG_NAME, LAST_RUN_NAME))
             self._load()
             if self._format != FORMAT and self._lines_on_disk:
                 # An older format: rewritten now, before anything is appended to it.

@@ -476,3 +476,66 @@ def test_records_of_finished_tasks_survive_a_kill_during_a_long_task_in_process(
     again = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=SAFETY)
     assert again.returncode == 0, again.stdout + again.stderr
     assert sorted((tmp_path / "calls.log").read_text().split()) == ["a", "b", "slow", "slow"]
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from depio_like.fs import atomic_write
+with atomic_write(sys.argv[1]) as f:  # killed in the middle of the write
+    f.write("half")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+TEMP_SCRIPT = """
+from pathlib import Path
+from typing import Annotated
+from depio_like import Pipeline, Product, SequentialExecutor, task
+
+@task("make")
+def make(out: Annotated[Path, Product]):
+    Path(out).write_text("made")
+
+pipeline = Pipeline(executor=SequentialExecutor(), quiet=True)
+pipeline.add_task(make(Path("out.txt")))
+exit(pipeline.run())
+"""
+
+
+def test_temporary_files_of_writers_killed_midway_are_removed_by_the_next_run(tmp_path):
+    # A real kill -9 inside atomic_write, on each file a run rewrites whole (the state
+    # log when compacted, the last-run summary, a task's progress file, the Slurm
+    # journal): the temporary file stays behind, and the next run removes it. Files that
+    # only look alike (another name, not the pattern) are left alone.
+    from conftest import run_script
+
+    r = run_script(tmp_path, TEMP_SCRIPT)
+    assert r.returncode == 0, r.stderr
+    state = tmp_path / ".depio_like"
+    (state / "slurm").mkdir()
+    targets = [
+        state / "state.jsonl",
+        state / "last_run.json",
+        state / "logs" / "make-0123456789.progress",
+        state / "slurm" / "jobs.jsonl",
+    ]
+    for target in targets:
+        k = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], cwd=tmp_path)
+        assert k.returncode == -signal.SIGKILL
+    left = sorted(p.relative_to(state) for p in state.rglob(".*.tmp"))
+    assert len(left) == len(targets), left
+    keep = [state / ".notes.tmp", state / ".mine.abcdefgh.tmp", state / "logs" / "x.tmp"]
+    for p in keep:
+        p.write_text("mine")
+    r = run_script(tmp_path, TEMP_SCRIPT)
+    assert r.returncode == 0, r.stderr
+    # The Slurm journal's is removed when the Slurm executor reads the journal (this run
+    # did not use it).
+    left = sorted(str(p.relative_to(state)) for p in state.rglob("*.tmp") if p not in keep)
+    assert len(left) == 1 and left[0].startswith("slurm/.jobs.jsonl."), left
+    from depio_like.executors.slurm_journal import Journal
+
+    assert Journal(state / "slurm" / "jobs.jsonl").load() == {}
+    assert not list(state.rglob(".jobs.jsonl.*.tmp"))
+    assert all(p.read_text() == "mine" for p in keep)
+    assert (tmp_path / "out.txt").read_text() == "made"

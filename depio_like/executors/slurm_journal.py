@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..fs import atomic_write
+from ..fs import atomic_write, remove_stale_temps
 
 
 @dataclass
@@ -40,6 +40,8 @@ class Journal:
         """Fingerprint -> Entry for jobs submitted and not collected."""
         active: dict[str, Entry] = {}
         by_token: dict[str, list[list[str]]] = {}
+        # Left by a driver killed while it rewrote the journal (the state lock is held).
+        remove_stale_temps(str(self.path.parent), (self.path.name,))
         try:
             lines = self.path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
