@@ -111,8 +111,8 @@ class Run:
     def execute(self) -> int:
         tasks = self.graph.tasks
         self.executor.prepare(tasks)  # refuses what it cannot take, before anything shows
-        for i, t in enumerate(tasks):
-            t._attach(self.status, i)
+        for i in self.graph.order:  # the graph's own ints: none made per task
+            tasks[i]._attach(self.status, i)
         self.display.preview = self.dry
         self.display.start(
             tasks, self.status, self.graph.upstream, self.executor.columns, self.executor.cells
