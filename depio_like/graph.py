@@ -271,6 +271,7 @@ def build_graph(
 
     none: list[int] = []  # shared by the tasks nothing depends on (most of a wide run)
     downstream: list[list[int]] = [none] * n
+    order: list[int]
     if not any(upstream):  # no edge at all (a wide run): the order is the declared one
         order = list(range(n))
         units, unit_of = _units(order, upstream, downstream, values)
@@ -295,7 +296,7 @@ def build_graph(
             else:
                 downstream[u].append(i)
     queue = deque(i for i in range(n) if indegree[i] == 0)
-    order: list[int] = []
+    order = []
     while queue:
         u = queue.popleft()
         order.append(u)
