@@ -79,6 +79,9 @@ class FileHasher:
         # whichever way it was looked at (a file inside a product directory is often a
         # dependency on its own).
         self._kids: dict[str, set[str]] = {}
+        # Paths looked at and not yet in ``_kids``: indexed when a ``forget`` first needs
+        # it (a run that rewrites nothing, as a no-op rerun, never pays for the index).
+        self._unindexed: list[str] = []
         self.fresh: dict[str, FileEntry] = {}
         self.bytes_hashed = 0
         # The real disk: os.stat straight away, and a file whose signature is known
@@ -113,7 +116,7 @@ class FileHasher:
                     and known.ctime_ns == s.st_ctime_ns
                 ):
                     d = self._memo[path] = known.digest
-                    self._known_under(path)
+                    self._unindexed.append(path)  # _known_under, inlined: once per file
                     return d
             st = file_stat(s)
         if st is None:
@@ -129,16 +132,23 @@ class FileHasher:
 
     def _known_under(self, path: str) -> None:
         """Note that this run knows something of ``path`` (see ``_kids``)."""
-        while True:
-            parent = path.rpartition("/")[0]
-            if not parent:
-                return
-            kids = self._kids.get(parent)
-            if kids is not None:  # the parent is noted already, and so are those above it
-                kids.add(path)
-                return
-            self._kids[parent] = {path}
-            path = parent
+        self._unindexed.append(path)
+
+    def _index_known(self) -> None:
+        """Put the paths looked at since the last time into ``_kids``."""
+        all_kids = self._kids
+        for path in self._unindexed:
+            while True:
+                parent = path.rpartition("/")[0]
+                if not parent:
+                    break
+                kids = all_kids.get(parent)
+                if kids is not None:  # the parent is noted already, and those above it
+                    kids.add(path)
+                    break
+                all_kids[parent] = {path}
+                path = parent
+        self._unindexed.clear()
 
     def _file_digest(self, path: str, st: FileStat) -> str:
         kind = st.special
@@ -174,6 +184,8 @@ class FileHasher:
     def forget(self, path: str) -> None:
         """Drop what this run knows of ``path``, of what is under it, and of the digests of
         the directories above it (a task is about to rewrite it)."""
+        if self._unindexed:
+            self._index_known()
         self._memo.pop(path, None)
         self._stats.pop(path, None)
         self._dirs.pop(path, None)
