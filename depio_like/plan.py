@@ -226,11 +226,11 @@ class BuildPlan:
     def failed_upstream(self, i: int) -> tuple[int, ...]:
         """The tasks ``i`` depends on that failed (or could not run) in this run: only a
         ``run_if="all_done"`` task runs after that."""
-        return tuple(
-            j
-            for j in self._graph.upstream[i]
-            if self.status[j] is Status.FAILED or self.status[j] is Status.DEPFAILED
-        )
+        up = self._graph.upstream[i]
+        if not up:  # most tasks of a wide pipeline
+            return ()
+        st = self.status
+        return tuple(j for j in up if st[j] is Status.FAILED or st[j] is Status.DEPFAILED)
 
     # -- events --------------------------------------------------------------------------
     def start(self) -> list[Action]:
