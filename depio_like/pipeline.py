@@ -49,6 +49,8 @@ def _release_at_exit() -> None:
     depio_like is imported, so handlers a script registers later run first and still see
     every task."""
     for p in list(_PIPELINES):
+        if p._running:  # a run in another (daemon) thread goes on until the process ends
+            continue
         p._tasks.clear()
         p._survivors.clear()
         p._producer.clear()
@@ -139,6 +141,7 @@ class Pipeline:
         self._survivors: dict[Any, Task] = {}
         self._producer: dict[str, int] = {}
         self._variant: str | None = None
+        self._running = 0  # runs going on (in any thread): their tasks stay at exit
         _PIPELINES.add(self)
 
     @property
@@ -290,9 +293,11 @@ class Pipeline:
         self._gc_was_enabled = gc.isenabled()
         self._gc_freezes = gc.get_freeze_count() == 0
         gc.disable()
+        self._running += 1
         try:
             return self._run_with(options)
         finally:
+            self._running -= 1
             if self._gc_freezes:
                 gc.unfreeze()
             if self._gc_was_enabled:

@@ -234,3 +234,56 @@ def test_the_pipelines_let_go_of_their_tasks_when_the_interpreter_exits(tmp_path
     assert "tasks seen by a later handler: 51 w" in r.stdout
     assert "tasks alive at the end: 1" in r.stdout
     assert sorted(p.name for p in tmp_path.glob("o*.txt")) == sorted(f"o{i}.txt" for i in range(50))
+
+
+BACKGROUND_RUN_SCRIPT = """
+import atexit, threading
+from pathlib import Path
+
+done = threading.Event()
+
+def release_and_wait():  # registered before depio_like is imported: runs after its handler
+    Path("go").touch()  # let the background run's first task end only now
+    done.wait(60)
+
+atexit.register(release_and_wait)
+
+import time
+from typing import Annotated
+from depio_like import Pipeline, Product, SequentialExecutor, task
+
+@task("w")
+def w(out: Annotated[Path, Product], i: int):
+    Path("started").touch()
+    while not Path("go").exists():
+        time.sleep(0.01)
+    Path(out).write_text(str(i))
+
+pipeline = Pipeline(executor=SequentialExecutor(), quiet=True)
+for i in range(3):
+    pipeline.add_task(w(Path(f"o{i}.txt"), i))
+
+def background():  # a run in a daemon thread (a service, a GUI), still going at exit
+    try:
+        Path("code").write_text(str(pipeline.run()))
+    except BaseException as e:
+        Path("code").write_text(repr(e))
+    finally:
+        done.set()
+
+threading.Thread(target=background, daemon=True).start()
+while not Path("started").exists():
+    time.sleep(0.01)
+"""
+
+
+def test_a_run_going_on_in_another_thread_keeps_its_tasks_at_exit(tmp_path):
+    # The exit handler must not empty the task list under a run that has not ended:
+    # handlers that run after it (registered earlier, or a library's: a cluster's close)
+    # give that run's thread time to go on, and it indexes the pipeline's tasks.
+    from conftest import run_script
+
+    r = run_script(tmp_path, BACKGROUND_RUN_SCRIPT)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "code").read_text() == "0", r.stderr
+    assert sorted(p.name for p in tmp_path.glob("o*.txt")) == ["o0.txt", "o1.txt", "o2.txt"]
