@@ -287,3 +287,40 @@ def test_a_run_going_on_in_another_thread_keeps_its_tasks_at_exit(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "code").read_text() == "0", r.stderr
     assert sorted(p.name for p in tmp_path.glob("o*.txt")) == ["o0.txt", "o1.txt", "o2.txt"]
+
+
+FINALIZER_SCRIPT = """
+import weakref
+import dask.distributed  # noqa: F401 - a Dask script: imported before depio_like
+
+from pathlib import Path
+from typing import Annotated
+from depio_like import Pipeline, Product, SequentialExecutor, task
+
+@task("w")
+def w(out: Annotated[Path, Product], i: int):
+    Path(out).write_text(str(i))
+
+pipeline = Pipeline(executor=SequentialExecutor(), quiet=True)
+for i in range(5):
+    pipeline.add_task(w(Path(f"o{i}.txt"), i))
+
+class Report:
+    pass
+
+report = Report()  # the script's end-of-process report, registered after the import
+weakref.finalize(report, lambda p: print("finalizer sees", len(p.tasks), flush=True), pipeline)
+exit(pipeline.run())
+"""
+
+
+def test_a_finalizer_the_script_registers_sees_every_task(tmp_path):
+    # weakref.finalize's exit hook is registered once, by the first finalizer made: here by
+    # dask.distributed's import, before depio_like's handler, so it runs after it although
+    # the script made its finalizer after importing depio_like.
+    pytest.importorskip("dask.distributed")
+    from conftest import run_script
+
+    r = run_script(tmp_path, FINALIZER_SCRIPT)
+    assert r.returncode == 0, r.stderr
+    assert "finalizer sees 5" in r.stdout, r.stdout
