@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR = ".depio_like"
 
-# Every pipeline of this process, to let go of their tasks when the interpreter exits.
-_PIPELINES: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+# Every pipeline of this process, to let go of their tasks when the interpreter exits;
+# by id, not in a WeakSet: that hashes them, and a subclass with __eq__ has no hash.
+_PIPELINES: weakref.WeakValueDictionary[int, Pipeline] = weakref.WeakValueDictionary()
 
 
 def _release_at_exit() -> None:
@@ -48,7 +49,7 @@ def _release_at_exit() -> None:
     about 0.8 s of a 100,000-task script, and ten times that at 1,000,000. Registered when
     depio_like is imported, so handlers a script registers later run first and still see
     every task."""
-    for p in list(_PIPELINES):
+    for p in list(_PIPELINES.values()):
         if p._running:  # a run in another (daemon) thread goes on until the process ends
             continue
         p._tasks.clear()
@@ -142,7 +143,7 @@ class Pipeline:
         self._producer: dict[str, int] = {}
         self._variant: str | None = None
         self._running = 0  # runs going on (in any thread): their tasks stay at exit
-        _PIPELINES.add(self)
+        _PIPELINES[id(self)] = self
 
     @property
     def tasks(self) -> list[Task]:

@@ -1,5 +1,6 @@
 """Pipeline.add_task: merging identical calls, one producer per path, depio aliases."""
 
+import io
 from pathlib import Path
 from typing import Annotated
 
@@ -202,6 +203,7 @@ def last():  # registered before depio_like is imported: it runs after depio_lik
 
 atexit.register(last)
 
+import io
 from pathlib import Path
 from typing import Annotated
 from depio_like import Pipeline, Product, SequentialExecutor, task
@@ -238,6 +240,7 @@ def test_the_pipelines_let_go_of_their_tasks_when_the_interpreter_exits(tmp_path
 
 BACKGROUND_RUN_SCRIPT = """
 import atexit, threading
+import io
 from pathlib import Path
 
 done = threading.Event()
@@ -293,6 +296,7 @@ FINALIZER_SCRIPT = """
 import weakref
 import dask.distributed  # noqa: F401 - a Dask script: imported before depio_like
 
+import io
 from pathlib import Path
 from typing import Annotated
 from depio_like import Pipeline, Product, SequentialExecutor, task
@@ -324,3 +328,22 @@ def test_a_finalizer_the_script_registers_sees_every_task(tmp_path):
     r = run_script(tmp_path, FINALIZER_SCRIPT)
     assert r.returncode == 0, r.stderr
     assert "finalizer sees 5" in r.stdout, r.stdout
+
+
+class NamedPipeline(Pipeline):
+    """A user's pipeline compared by name: defining __eq__ leaves it without a hash."""
+
+    def __init__(self, label: str, **kwargs):
+        self.label = label
+        super().__init__(**kwargs)
+
+    def __eq__(self, other):
+        return isinstance(other, NamedPipeline) and other.label == self.label
+
+
+def test_a_pipeline_subclass_without_a_hash_runs(project):
+    # What keeps track of the pipelines for the exit must not need them hashable.
+    p = NamedPipeline("a", executor=SequentialExecutor(), stream=io.StringIO())
+    p.add_task(Task("w", write, ["a.txt"]))
+    assert p.run() == 0
+    assert Path("a.txt").read_text() == "x"
