@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import gc
 import os
@@ -46,9 +45,8 @@ def _release_at_exit() -> None:
     """The interpreter is exiting: the pipelines drop their tasks now, so what only they
     held goes by reference counting, while the interpreter is whole (a ``__del__`` of the
     user's runs as usual), instead of being traversed by the collections of its shutdown:
-    about 0.8 s of a 100,000-task script, and ten times that at 1,000,000. Registered when
-    depio_like is imported, so handlers a script registers later run first and still see
-    every task."""
+    about 0.8 s of a 100,000-task script, and ten times that at 1,000,000. A pipeline
+    with a run going on (in another thread) keeps them."""
     for p in list(_PIPELINES.values()):
         if p._running:  # a run in another (daemon) thread goes on until the process ends
             continue
@@ -57,7 +55,17 @@ def _release_at_exit() -> None:
         p._producer.clear()
 
 
-atexit.register(_release_at_exit)
+class _Forever:
+    """Lives as long as this module: what the exit release hangs on."""
+
+
+# A finalizer made when depio_like is imported, run at exit: after the exit handlers
+# registered once weakref's exit hook was (by the first finalizer of the process: ours,
+# or an earlier import's), and after every finalizer made later (they run newest first).
+# So what a script registers after importing depio_like still sees every task; only a
+# handler registered before any finalizer existed runs after the release.
+_FOREVER = _Forever()
+weakref.finalize(_FOREVER, _release_at_exit)
 
 
 class Pipeline:

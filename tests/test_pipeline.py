@@ -320,8 +320,8 @@ exit(pipeline.run())
 
 def test_a_finalizer_the_script_registers_sees_every_task(tmp_path):
     # weakref.finalize's exit hook is registered once, by the first finalizer made: here by
-    # dask.distributed's import, before depio_like's handler, so it runs after it although
-    # the script made its finalizer after importing depio_like.
+    # dask.distributed's import, before depio_like's import. The script's finalizer, made
+    # after importing depio_like, must still run before the tasks are let go.
     pytest.importorskip("dask.distributed")
     from conftest import run_script
 
