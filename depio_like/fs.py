@@ -248,15 +248,19 @@ def atomic_write(
 _TEMP = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
 
 
-def remove_stale_temps(directory: str, names: Iterable[str] | None = None) -> int:
+def remove_stale_temps(
+    directory: str, names: Iterable[str] | None = None, entries: Iterable[str] | None = None
+) -> int:
     """Remove the temporary files ``atomic_write`` left in ``directory`` (those of
     ``names`` only, if given) when its process was killed while writing; one that lives
     through an error removes its own. Only where no one else may be writing now (the
-    state lock held). Returns how many went."""
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return 0
+    state lock held). ``entries``: the directory's listing, if just made. Returns how
+    many went."""
+    if entries is None:
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            return 0
     wanted = None if names is None else set(names)
     gone = 0
     for entry in entries:

@@ -80,8 +80,11 @@ class TaskLogs:
     def open(self) -> None:
         """The run starts: note the log files earlier runs left."""
         os.makedirs(self.dir, exist_ok=True)
-        remove_stale_temps(self.dir)  # progress files of tasks killed while writing them
-        self._existing = {name.rsplit(".", 1)[0] for name in os.listdir(self.dir)}
+        names = os.listdir(self.dir)
+        # Progress files of tasks killed while writing them (one listing for both).
+        if remove_stale_temps(self.dir, entries=names):
+            names = os.listdir(self.dir)
+        self._existing = {name.rsplit(".", 1)[0] for name in names}
 
     def base(self, i: int) -> str:
         """The base path of task ``i``'s log files (stable across runs)."""
