@@ -39,7 +39,7 @@ import os
 import stat as _stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -64,6 +64,59 @@ FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
 _LOAD_CHUNK = 5000  # lines parsed at once when loading
 _new_tuple = tuple.__new__
+
+
+def _compact(m: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``m`` as a loaded record keeps it: one shared empty mapping, ``One``, or the dict."""
+    n = len(m)
+    if n == 1:
+        for k, v in m.items():
+            return One(k, v)
+    return m if n else _EMPTY
+
+
+class One(Mapping[str, Any]):
+    """A read-only mapping of one entry: what a loaded record holds for its one product and
+    its one described argument (the usual task), in 48 bytes where a dict takes 184.
+    Equal to a dict of the same entry, and shown as one."""
+
+    __slots__ = ("_k", "_v")
+
+    def __init__(self, key: str, value: Any) -> None:
+        self._k = key
+        self._v = value
+
+    def __getitem__(self, key: str) -> Any:
+        if key == self._k:
+            return self._v
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._v if key == self._k else default
+
+    def __contains__(self, key: object) -> bool:
+        return key == self._k
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self._k,))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is One:
+            return self._k == other._k and self._v == other._v
+        if isinstance(other, Mapping):
+            return len(other) == 1 and self._k in other and other[self._k] == self._v
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to dicts, which are unhashable
+
+    def __repr__(self) -> str:
+        return f"{{{self._k!r}: {self._v!r}}}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (One, (self._k, self._v))
 
 
 @dataclass(slots=True)
@@ -474,7 +527,7 @@ class State:
         if n != 9 and n != 8:
             return None
         key, name, code, args, t, stamp, plist = item[1:8]
-        av = item[8] if n == 9 else _EMPTY
+        av: Any = item[8] if n == 9 else _EMPTY
         if not (
             key == ""
             and type(name) is str
@@ -513,16 +566,17 @@ class State:
             name = got
         elif len(intern) < 1000:
             intern[name] = name
-        key = "p:" + p
+        if av:
+            av = _compact(av)
         return Record(
-            key,
+            "p:" + p,
             name,
             intern.setdefault(code, code),
             args,
-            {p: d},
+            One(p, d),
             _EMPTY,
             _EMPTY,
-            av,
+            av or _EMPTY,
             t,
             stamp,
             False,
@@ -608,7 +662,19 @@ class State:
             code = intern.setdefault(code, code)
         if fl:
             fl = {self._abs_key(k): v for k, v in fl.items()}
-        return Record(key, name, code, args, products, ins, ups, av, t, stamp, failed=fl)
+        return Record(
+            key,
+            name,
+            code,
+            args,
+            _compact(products),
+            _compact(ins),
+            _compact(ups),
+            _compact(av),
+            t,
+            stamp,
+            failed=_compact(fl),
+        )
 
     # -- reading ---------------------------------------------------------------------
     def _load(self) -> None:
