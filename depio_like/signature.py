@@ -93,6 +93,10 @@ class Spec(typing.NamedTuple):
     to_path: tuple[tuple[str, type], ...]
     plain_paths: dict[str, type]
     path_call: PathCall | None
+    # For a plain signature: (name, index) of the parameters annotated ``Path`` (or
+    # ``PosixPath``), where a task may keep the str of a ``PosixPath`` it was given: the call
+    # makes it that same path again.
+    str_paths: tuple[tuple[str, int], ...]
 
 
 _MISSING = object()
@@ -362,6 +366,13 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
         tuple(to_path),
         {n: c for n, c in to_path if n not in products and n not in deps},
         path_call,
+        tuple(
+            (n, [p.name for p in params].index(n))
+            for n, c in to_path
+            if c is pathlib.Path or c is pathlib.PosixPath
+        )
+        if plain
+        else (),
     )
 
 

@@ -50,9 +50,13 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple
         p = value if t is str else str(value)
         if p:
             try:
-                return (normalise(p, cwd),)
+                norm = normalise(p, cwd)
             except BadPath:
                 pass  # said with the task's name below
+            else:
+                # An absolute path as normalised: its str (kept by the task's arguments
+                # too) is the identity; no second copy per task.
+                return (p if norm == p else norm,)
     items = value if isinstance(value, (list, tuple)) else (value,)
     out = []
     for item in items:
@@ -121,6 +125,23 @@ def _is_task(v: Any) -> bool:
     return isinstance(v, Task)
 
 
+class _FrozenDict(dict[str, Any]):
+    """An empty dict no one may fill: one shared by every task declared without keyword
+    arguments or Slurm settings (a dict apiece would cost 64 bytes per task)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("this task's dict is shared and read-only; assign a new dict")
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, ())
+
+
+_NO_KWARGS: dict[str, Any] = _FrozenDict()
 _NO_RESOURCES = Resources()
 _WAITING = (Status.WAITING,)  # a task's status before a run attaches it
 # Argument types that can hold no task: no need to look inside them for values.
@@ -287,8 +308,9 @@ class Task:
         "description",
         "slurm_parameters",
         "func",
-        "args",
-        "kwargs",
+        "_args",
+        "_kwargs",
+        "_str_paths",
         "_arguments",
         "ignored",
         "path_params",
@@ -343,7 +365,7 @@ class Task:
             kwargs = _alias(name_, "kwargs", kwargs, "func_kwargs", func_kwargs)
         spec = _spec(func)
         args = tuple(args) if args is not None else ()
-        kwargs = dict(kwargs) if kwargs else {}
+        kwargs = dict(kwargs) if kwargs else _NO_KWARGS
         if arg_resolver is not None:
             args, kwargs = _resolve(name_, arg_resolver, func, args, kwargs)
         # depio accepts a call missing required arguments (its own tests declare
@@ -361,13 +383,11 @@ class Task:
         self.name: str = name_
         self.description: str = "" if description is None else str(description)
         self.slurm_parameters: dict[str, Any] = (
-            {}
+            _NO_KWARGS
             if slurm_parameters is None or slurm_parameters == {}
             else _slurm_parameters(name_, slurm_parameters)
         )
         self.func = func
-        self.args = args
-        self.kwargs = kwargs
         # Bound again when asked for (rarely: a record's description, postconditions): a
         # dict per task kept for the run's length costs more. Kept when it cannot be.
         self._arguments: dict[str, Any] | None = arguments if self.missing else None
@@ -472,6 +492,27 @@ class Task:
                 else frozenset(),
             )
         )
+        # The user's PosixPaths given to parameters annotated Path are kept as their strs
+        # (a path object and its list of parts cost 300 bytes a task, and the collector's
+        # time): the call turns them back into paths, ``args`` and ``kwargs`` too.
+        str_paths = 0
+        if spec.str_paths and not self.missing:
+            given: list[Any] | None = None
+            for p, i in spec.str_paths:
+                if i < len(args):
+                    if type(args[i]) is _PosixPath:
+                        if given is None:
+                            given = list(args)
+                        given[i] = str(args[i])
+                        str_paths |= 1 << i
+                elif kwargs and type(kwargs.get(p)) is _PosixPath:
+                    kwargs[p] = str(kwargs[p])  # its own copy, made above
+                    str_paths |= 1 << i
+            if given is not None:
+                args = tuple(given)
+        self._args = args
+        self._kwargs = kwargs
+        self._str_paths = str_paths
         # What the function is called with; the graph swaps the tasks in it for ValueSlots.
         self.call_args: tuple[Any, ...] = args
         self.call_kwargs: dict[str, Any] = kwargs
@@ -539,6 +580,26 @@ class Task:
     def __repr__(self) -> str:
         ident = f"{self.id} " if self.id is not None else ""
         return f"<Task {ident}{self.name!r} {_func_name(self.func)} {self.status}>"
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """The positional arguments, as given."""
+        m = self._str_paths
+        if not m:
+            return self._args
+        return tuple(_PosixPath(v) if m >> i & 1 else v for i, v in enumerate(self._args))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments, as given."""
+        kw = self._kwargs
+        m = self._str_paths >> len(self._args)
+        if not m or not kw:
+            return kw
+        names = _spec(self.func).names[len(self._args) :]
+        return {
+            k: _PosixPath(v) if k in names and m >> names.index(k) & 1 else v for k, v in kw.items()
+        }
 
     @property
     def status(self) -> Status:
