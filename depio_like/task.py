@@ -40,7 +40,7 @@ from .status import Status
 _PosixPath = pathlib.PosixPath
 
 
-def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple[str, ...]:
+def _norm_paths(value: Any, param: str, kind: str, func: Any) -> tuple[str, ...]:
     """Path identities (``paths.normalise``: absolute, the directory's symlinks and ``..``
     resolved) from a path, a str, a list/tuple of them, or None."""
     if value is None:
@@ -50,7 +50,7 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple
         p = value if t is str else str(value)
         if p:
             try:
-                norm = normalise(p, cwd)
+                norm = normalise(p, "" if p[:1] == "/" else os.getcwd())
             except BadPath:
                 pass  # said with the task's name below
             else:
@@ -59,6 +59,7 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple
                 return (p if norm == p else norm,)
     items = value if isinstance(value, (list, tuple)) else (value,)
     out = []
+    cwd = os.getcwd()
     for item in items:
         if item is None:
             continue
@@ -313,7 +314,6 @@ class Task:
         "_str_paths",
         "_arguments",
         "ignored",
-        "path_params",
         "buildmode",
         "resources",
         "retries",
@@ -368,6 +368,30 @@ class Task:
         kwargs = dict(kwargs) if kwargs else _NO_KWARGS
         if arg_resolver is not None:
             args, kwargs = _resolve(name_, arg_resolver, func, args, kwargs)
+        # The user's PosixPaths given to parameters annotated Path are kept as their strs
+        # (a path object and its list of parts cost 300 bytes a task, and the collector's
+        # time): the call turns them back into paths, ``args``, ``kwargs`` and
+        # ``arguments`` too. The identity is the same: such a parameter counts as a path.
+        # (Postconditions are handed the arguments as given.)
+        str_paths = 0
+        if spec.str_paths and ensure is None:
+            given: list[Any] | None = None
+            for p, i in spec.str_paths:
+                if i < len(args):
+                    if type(args[i]) is _PosixPath:
+                        if given is None:
+                            given = list(args)
+                        given[i] = str(args[i])
+                        str_paths |= 1 << i
+                elif kwargs and type(kwargs.get(p)) is _PosixPath:
+                    if not str_paths >> len(args):
+                        kwargs = dict(kwargs)  # the one given is kept if binding fails
+                    kwargs[p] = str(kwargs[p])
+                    str_paths |= 1 << i
+            if str_paths:
+                as_given = args, kwargs
+                if given is not None:
+                    args = tuple(given)
         # depio accepts a call missing required arguments (its own tests declare
         # Task("t", f) for an f that takes some); such a task may be compared and added,
         # and run() refuses it before anything runs (Pipeline.validate).
@@ -376,6 +400,9 @@ class Task:
         try:
             arguments = _bind(spec, args, kwargs)
         except TypeError as e:
+            if str_paths:  # the arguments it keeps are as given
+                args, kwargs = as_given
+                str_paths = 0
             arguments, self.missing = _bind_partial(spec, args, kwargs)
             if not self.missing:
                 raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
@@ -392,7 +419,6 @@ class Task:
         # dict per task kept for the run's length costs more. Kept when it cannot be.
         self._arguments: dict[str, Any] | None = arguments if self.missing else None
         self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
-        self.path_params: tuple[str, ...] = spec.products + spec.dependencies
         if buildmode is not None and not isinstance(buildmode, BuildMode):
             raise TaskDeclarationError(
                 f"task {self.name!r}: buildmode must be a BuildMode "
@@ -443,22 +469,19 @@ class Task:
         products: list[str] = []
         dependencies: list[str] = []
         if spec.products or spec.dependencies or produces or extra_deps:
-            cwd = os.getcwd()
             for p in spec.products:
-                paths = _norm_paths(arguments.get(p), p, "Product", func, cwd)
+                paths = _norm_paths(arguments.get(p), p, "Product", func)
                 normalised[p] = paths
                 products.extend(paths)
             for p in spec.dependencies:
-                paths = _norm_paths(arguments.get(p), p, "Dependency", func, cwd)
+                paths = _norm_paths(arguments.get(p), p, "Dependency", func)
                 normalised[p] = paths
                 dependencies.extend(paths)
             # Task(..., produces=[...]) and depends_on=[path]: paths beyond the parameters,
             # part of the task's identity (two calls differing there are two tasks).
             extra = (
-                _norm_paths(list(produces), "produces", "Product", func, cwd) if produces else (),
-                _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd)
-                if extra_deps
-                else (),
+                _norm_paths(list(produces), "produces", "Product", func) if produces else (),
+                _norm_paths(extra_deps, "depends_on", "Dependency", func) if extra_deps else (),
             )
             products.extend(extra[0])
             dependencies.extend(extra[1])
@@ -492,24 +515,6 @@ class Task:
                 else frozenset(),
             )
         )
-        # The user's PosixPaths given to parameters annotated Path are kept as their strs
-        # (a path object and its list of parts cost 300 bytes a task, and the collector's
-        # time): the call turns them back into paths, ``args`` and ``kwargs`` too.
-        str_paths = 0
-        if spec.str_paths and not self.missing:
-            given: list[Any] | None = None
-            for p, i in spec.str_paths:
-                if i < len(args):
-                    if type(args[i]) is _PosixPath:
-                        if given is None:
-                            given = list(args)
-                        given[i] = str(args[i])
-                        str_paths |= 1 << i
-                elif kwargs and type(kwargs.get(p)) is _PosixPath:
-                    kwargs[p] = str(kwargs[p])  # its own copy, made above
-                    str_paths |= 1 << i
-            if given is not None:
-                args = tuple(given)
         self._args = args
         self._kwargs = kwargs
         self._str_paths = str_paths
@@ -600,6 +605,12 @@ class Task:
         return {
             k: _PosixPath(v) if k in names and m >> names.index(k) & 1 else v for k, v in kw.items()
         }
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The parameters that name products and dependencies."""
+        spec = _spec(self.func)
+        return spec.products + spec.dependencies
 
     @property
     def status(self) -> Status:
