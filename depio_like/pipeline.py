@@ -137,7 +137,8 @@ class Pipeline:
         """
         if not isinstance(task, Task):
             raise TypeError(f"add_task() takes a Task, got {type(task).__name__} {task!r}")
-        survivor = self._survivors.get(task._merge_key)
+        survivors, key = self._survivors, task._merge_key
+        survivor = survivors.get(key)
         if survivor is not None:
             if survivor is not task:
                 for d in task.depends_on:
@@ -145,11 +146,13 @@ class Pipeline:
                         survivor.depends_on.append(d)
             self._label(survivor)
             return survivor
-        index = len(self._tasks)
-        for p in task.products:
-            other = self._producer.get(p)
+        tasks, producer = self._tasks, self._producer
+        index = len(tasks)
+        products = task.products
+        for p in products:
+            other = producer.get(p)
             if other is not None:
-                first = self._tasks[other]
+                first = tasks[other]
                 raise DuplicateProductError(
                     f"{show_path(p)} is declared as a product by two different tasks: "
                     f"{first.label} (as {_spelling(first, p)!r}) and {task.name!r} "
@@ -158,18 +161,19 @@ class Pipeline:
                     "resolved)"
                 )
         for d in task.depends_on:
-            if d._merge_key not in self._survivors:
+            if d._merge_key not in survivors:
                 raise UnknownTaskError(
                     f"task {task.name!r} ({_describe_call(task)}) depends on task {d.name!r} "
                     f"({_describe_call(d)}), which is not in the pipeline: add it with "
                     "add_task() first (depio's TaskNotInQueueException)"
                 )
-        for p in task.products:
-            self._producer[p] = index
+        for p in products:
+            producer[p] = index
         task.id = index + 1
-        self._tasks.append(task)
-        self._survivors[task._merge_key] = task
-        self._label(task)
+        tasks.append(task)
+        survivors[key] = task
+        if self._variant is not None:
+            self._label(task)
         return task
 
     def _label(self, task: Task) -> None:

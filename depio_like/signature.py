@@ -113,10 +113,20 @@ def bind(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str,
             raise
         bound.apply_defaults()
         return dict(bound.arguments)
-    if len(args) > spec.n_positional:
-        raise TypeError(
-            f"takes {spec.n_positional} positional argument(s) but {len(args)} were given"
-        )
+    n = len(args)
+    if n > spec.n_positional:
+        raise TypeError(f"takes {spec.n_positional} positional argument(s) but {n} were given")
+    names = spec.names
+    if not kwargs:  # the common call: positional arguments, then defaults
+        out = dict(zip(names, args, strict=False))
+        if n < len(names):
+            defaults = spec.defaults
+            for name in names[n:]:
+                v = defaults.get(name, _MISSING)
+                if v is _MISSING:
+                    raise TypeError(f"missing a required argument: {name!r}")
+                out[name] = v
+        return out
     # Not strict: fewer positional arguments than parameters is the common case.
     given = dict(zip(spec.names, args, strict=False))
     for k, v in kwargs.items():

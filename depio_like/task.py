@@ -277,7 +277,7 @@ def _identity_parts(
     values and one path, the common case, are spelt out here as ``canonical`` spells them."""
     out = []
     for k, v in arguments.items():
-        if k in ignored:
+        if ignored and k in ignored:
             continue
         if k in normalised:
             v = normalised[k]
@@ -364,7 +364,8 @@ class Task:
             args = _alias(name_, "args", args, "func_args", func_args)
             kwargs = _alias(name_, "kwargs", kwargs, "func_kwargs", func_kwargs)
         spec = _spec(func)
-        args = tuple(args) if args is not None else ()
+        if type(args) is not tuple:
+            args = tuple(args) if args is not None else ()
         kwargs = dict(kwargs) if kwargs else _NO_KWARGS
         if arg_resolver is not None:
             args, kwargs = _resolve(name_, arg_resolver, func, args, kwargs)
@@ -452,52 +453,56 @@ class Task:
         self.depends_on: list[Task] = []
         # A path in depends_on (depio) is a dependency: the task waits for its producer.
         extra_deps: list[Any] = []
-        for t in depends_on:
-            if isinstance(t, Task):
-                self.depends_on.append(t)
-            elif isinstance(t, (str, os.PathLike)):
-                extra_deps.append(t)
-            else:
-                raise TaskDeclarationError(
-                    f"task {self.name!r}: depends_on takes tasks or paths, got "
-                    f"{type(t).__name__} {t!r}"
-                )
+        if depends_on:
+            for t in depends_on:
+                if isinstance(t, Task):
+                    self.depends_on.append(t)
+                elif isinstance(t, (str, os.PathLike)):
+                    extra_deps.append(t)
+                else:
+                    raise TaskDeclarationError(
+                        f"task {self.name!r}: depends_on takes tasks or paths, got "
+                        f"{type(t).__name__} {t!r}"
+                    )
         if produces is not None and isinstance(produces, (str, os.PathLike)):
             produces = [produces]
 
         normalised: dict[str, Any] = {}
-        products: list[str] = []
-        dependencies: list[str] = []
+        # Tuples, joined only when there are several (one path is the common case).
+        products: tuple[str, ...] = ()
+        dependencies: tuple[str, ...] = ()
+        extra: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         if spec.products or spec.dependencies or produces or extra_deps:
             for p in spec.products:
                 paths = _norm_paths(arguments.get(p), p, "Product", func)
                 normalised[p] = paths
-                products.extend(paths)
+                products = products + paths if products else paths
             for p in spec.dependencies:
                 paths = _norm_paths(arguments.get(p), p, "Dependency", func)
                 normalised[p] = paths
-                dependencies.extend(paths)
-            # Task(..., produces=[...]) and depends_on=[path]: paths beyond the parameters,
-            # part of the task's identity (two calls differing there are two tasks).
-            extra = (
-                _norm_paths(list(produces), "produces", "Product", func) if produces else (),
-                _norm_paths(extra_deps, "depends_on", "Dependency", func) if extra_deps else (),
-            )
-            products.extend(extra[0])
-            dependencies.extend(extra[1])
-        else:
-            extra = ((), ())
-        for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
-            if p in arguments:  # (a call missing arguments lacks some)
-                normalised[p] = as_path(arguments[p], cls)
+                dependencies = dependencies + paths if dependencies else paths
+            if produces or extra_deps:
+                # Task(..., produces=[...]) and depends_on=[path]: paths beyond the
+                # parameters, part of the task's identity (two calls differing there are
+                # two tasks).
+                extra = (
+                    _norm_paths(list(produces), "produces", "Product", func) if produces else (),
+                    _norm_paths(extra_deps, "depends_on", "Dependency", func) if extra_deps else (),
+                )
+                products += extra[0]
+                dependencies += extra[1]
+        if spec.plain_paths:
+            for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
+                if p in arguments:  # (a call missing arguments lacks some)
+                    normalised[p] = as_path(arguments[p], cls)
         self.products: tuple[str, ...] = (
-            tuple(dict.fromkeys(products)) if len(products) > 1 else tuple(products)
+            tuple(dict.fromkeys(products)) if len(products) > 1 else products
         )
         self.dependencies: tuple[str, ...] = (
-            tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else tuple(dependencies)
+            tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else dependencies
         )
         # Tasks passed as arguments: their return values replace them when this one runs.
-        if all(type(v) in _SCALARS for v in arguments.values()):
+        if _SCALARS.issuperset(map(type, arguments.values())):
             self.value_inputs: tuple[Task, ...] = ()
         else:
             found = find_tasks(list(arguments.values()), _is_task)
@@ -559,7 +564,9 @@ class Task:
             self.unfingerprintable = str(e)
             self._merge_key = ("unfingerprintable", id(self))
         if self.products:
-            self.record_key = "p:" + min(self.products)
+            self.record_key = "p:" + (
+                self.products[0] if len(self.products) == 1 else min(self.products)
+            )
         else:
             ident = self.args_digest or id(self)
             if carried and self.args_digest:
@@ -734,6 +741,17 @@ def task(
     return lambda func: _decorate(func, name, pipeline, options)
 
 
+_TASK_DEFAULTS: dict[str, Any] = {
+    "always": False,
+    "resources": _NO_RESOURCES,
+    "retries": None,
+    "buildmode": None,
+    "slurm_parameters": None,
+    "ensure": None,
+    "run_if": "all_success",
+}
+
+
 def _decorate(
     func: Callable[..., Any], name: str | None, pipeline: Any, options: dict[str, Any]
 ) -> Callable[..., Task]:
@@ -745,7 +763,7 @@ def _decorate(
     owner = f"@task on {_func_name(func)}"
     resources = parse_resources(options.get("resources"), owner)  # fail at decoration time
     retries = options.get("retries")
-    slurm_parameters = _slurm_parameters(owner, options.get("slurm_parameters"))
+    slurm_parameters = _slurm_parameters(owner, options.get("slurm_parameters")) or None
     ensure = options.get("ensure")
     run_if = options.get("run_if", "all_success")
     if run_if not in RUN_IF:
@@ -753,23 +771,28 @@ def _decorate(
             f"{owner}: run_if must be one of {', '.join(map(repr, RUN_IF))}, got {run_if!r}"
         )
 
+    # Only the options set are passed on (each keyword costs every declaration its time).
+    given: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("always", always),
+            ("resources", resources),
+            ("retries", retries),
+            ("buildmode", buildmode),
+            ("slurm_parameters", slurm_parameters),
+            ("ensure", ensure),
+            ("run_if", run_if),
+        )
+        if v != _TASK_DEFAULTS[k]
+    }
+
     @functools.wraps(func)
     def declare(*args: Any, **kwargs: Any) -> Task:
-        depends_on = kwargs.pop("depends_on", ()) if reserved else ()
-        t = Task(
-            name,
-            func,
-            args,
-            kwargs,
-            depends_on=depends_on,
-            always=always,
-            resources=resources,
-            retries=retries,
-            buildmode=buildmode,
-            slurm_parameters=slurm_parameters,
-            ensure=ensure,
-            run_if=run_if,
-        )
+        depends_on = kwargs.pop("depends_on", None) if reserved and kwargs else None
+        if depends_on:
+            t = Task(name, func, args, kwargs, depends_on=depends_on, **given)
+        else:
+            t = Task(name, func, args, kwargs, **given)
         if t.missing:  # a call of the function: it must be complete, as any call must
             raise TaskDeclarationError(
                 f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}"
