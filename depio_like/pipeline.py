@@ -306,14 +306,16 @@ class Pipeline:
         )
         notify = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
         if options.dry_run:
-            state = State(self.state_dir, notify=notify).read_only()
+            state = State(self.state_dir, notify=notify)
+            state.share(self._producer, self._tasks).read_only()
             return self._run(graph, executor, state, display, options)
         from . import interrupts
 
         # A second Ctrl-C must not break the stopping the first one started.
         with interrupts.guarded():
             try:
-                with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
+                state = State(self.state_dir, wait=self.wait_for_lock, notify=notify)
+                with state.share(self._producer, self._tasks):
                     return self._run(graph, executor, state, display, options)
             except KeyboardInterrupt:  # before the run started, or after it ended
                 notify("Interrupted.")

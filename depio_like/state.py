@@ -245,6 +245,11 @@ class State:
         self._root = root
         self._prefix = root if root.endswith("/") else root + "/"
         self._interned: dict[str, str] = {}
+        self._durations: dict[float, float] = {}
+        # The declared tasks by product path (``share``): their strings are reused.
+        self._producers: Mapping[str, int] = _EMPTY
+        self._declared: Sequence[Any] = ()
+        self._next = 0  # the declared task the next record is likely to be of
         self._t0 = 0  # the log's base for modification times (its header's "t0")
         self._codes: dict[str, int] = {}  # code digest -> its number in the log
         self._code_list: dict[int, str] = {}  # number -> digest, as read
@@ -252,6 +257,13 @@ class State:
         #: Why writing to the state directory failed (a full disk), if it did.
         self.write_error: str | None = None
         self._lock: Any = None
+
+    def share(self, producers: Mapping[str, int], tasks: Sequence[Any]) -> State:
+        """Before loading: the declared ``tasks`` (``producers``: product path -> index),
+        whose product paths, record keys and argument digests a loaded record reuses
+        where equal, instead of holding copies of them (a third of a record's size)."""
+        self._producers, self._declared = producers, tasks
+        return self
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> State:
@@ -558,6 +570,25 @@ class State:
         code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
         args = binascii.a2b_base64(args + "==").hex()  # before the file entry is kept
         p = self._prefix + p
+        key = None
+        declared = self._declared
+        if declared:
+            # The task declared for this product holds the same strings: kept once. The
+            # records are usually in the order the tasks are declared: the next task is
+            # tried first (no lookup).
+            c = self._next
+            task = declared[c] if c < len(declared) else None
+            own: Sequence[str] = task.products if task is not None else ()
+            if len(own) != 1 or own[0] != p:
+                c = self._producers.get(p, -1)
+                task = declared[c] if c >= 0 else None
+                own = task.products if task is not None else ()
+            if task is not None:
+                self._next = c + 1
+                if len(own) == 1:
+                    p, key = own[0], task.record_key
+                if args == task.args_digest:
+                    args = task.args_digest
         mtime += self._t0
         self.files[p] = _new_tuple(FileEntry, (size, mtime, ino, d, mtime))
         intern = self._interned
@@ -568,8 +599,11 @@ class State:
             intern[name] = name
         if av:
             av = _compact(av)
+        # Durations are rounded: the same few thousand values recur.
+        if type(t) is float and len(self._durations) < 10000:
+            t = self._durations.setdefault(t, t)
         return Record(
-            "p:" + p,
+            key or "p:" + p,
             name,
             intern.setdefault(code, code),
             args,
@@ -618,11 +652,18 @@ class State:
         t0 = self._t0
         prefix = self._prefix
         products: dict[str, str | None] = {}
+        producers, declared = self._producers, self._declared
         for e in plist:
             if type(e) is not list or type(p := e[0]) is not str:
                 raise ValueError("product entry of the wrong type")
             if p[:1] != "/":  # self._abs, inlined: once per product of 100,000 records
                 p = self._root if p == "." else prefix + p
+            i = producers.get(p)
+            if i is not None:  # the declared task's equal string, kept once
+                for q in declared[i].products:
+                    if q == p:
+                        p = q
+                        break
             d = e[1]
             if d is not None and type(d) is not str:
                 raise ValueError("product digest of the wrong type")
@@ -643,7 +684,15 @@ class State:
         if key == "":
             if not products:
                 raise ValueError("record without a key")
-            key = "p:" + (p if len(products) == 1 else min(products))
+            first = p if len(products) == 1 else min(products)
+            i = producers.get(first)
+            task = declared[i] if i is not None else None
+            if task is not None and len(task.products) == 1:
+                key = task.record_key  # "p:" + first, the same string
+            else:
+                key = "p:" + first
+            if task is not None and args == task.args_digest:
+                args = task.args_digest
         else:
             key = self._abs_key(key)
         if ins:
