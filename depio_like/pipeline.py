@@ -140,8 +140,8 @@ class Pipeline:
         survivors, key = self._survivors, task._merge_key
         survivor = survivors.get(key)
         if survivor is not None:
-            if survivor is not task:
-                for d in task.depends_on:
+            if survivor is not task and task._depends_on:
+                for d in task._depends_on:
                     if d not in survivor.depends_on:
                         survivor.depends_on.append(d)
             self._label(survivor)
@@ -160,7 +160,7 @@ class Pipeline:
                     "only one producer (paths are compared with symlinked directories "
                     "resolved)"
                 )
-        for d in task.depends_on:
+        for d in task._depends_on or ():
             if d._merge_key not in survivors:
                 raise UnknownTaskError(
                     f"task {task.name!r} ({_describe_call(task)}) depends on task {d.name!r} "

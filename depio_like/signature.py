@@ -97,6 +97,8 @@ class Spec(typing.NamedTuple):
     # ``PosixPath``), where a task may keep the str of a ``PosixPath`` it was given: the call
     # makes it that same path again.
     str_paths: tuple[tuple[str, int], ...]
+    # id() of the function the spec was read from (made once, not once per task).
+    func_id: int
 
 
 _MISSING = object()
@@ -383,6 +385,7 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
         )
         if plain
         else (),
+        id(func),
     )
 
 

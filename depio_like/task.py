@@ -317,7 +317,7 @@ class Task:
         "buildmode",
         "resources",
         "retries",
-        "depends_on",
+        "_depends_on",
         "products",
         "dependencies",
         "value_inputs",
@@ -450,7 +450,9 @@ class Task:
         #: "all_success": runs only if every dependency succeeded; "all_done": once every
         #: dependency has ended, succeeded or failed (a summary over a sweep).
         self.run_if: str = run_if
-        self.depends_on: list[Task] = []
+        # The list is made when there is something in it, or when asked for: a list per
+        # task is 56 bytes and one more object for the cyclic collector to walk.
+        self._depends_on: list[Task] | None = None
         # A path in depends_on (depio) is a dependency: the task waits for its producer.
         extra_deps: list[Any] = []
         if depends_on:
@@ -553,9 +555,12 @@ class Task:
             )
             self.unfingerprintable: str | None = None
             # By the digest, not the text: a million texts would be kept for this alone.
+            # A plain function by its id (the task keeps it alive, so no other function
+            # has that id meanwhile): a key of an int and a str, which the cyclic collector
+            # stops tracking, where one holding the function it would walk for good.
             self._merge_key: Any = (
-                (func, self.args_digest)
-                if code_key is func
+                (spec.func_id, self.args_digest)
+                if code_key is func and spec.func_id == id(func)
                 else (code_key, carried, self.args_digest)
             )
         except Unfingerprintable as e:
@@ -612,6 +617,19 @@ class Task:
         return {
             k: _PosixPath(v) if k in names and m >> names.index(k) & 1 else v for k, v in kw.items()
         }
+
+    @property
+    def depends_on(self) -> list[Task]:
+        """The tasks this one waits for besides those producing its dependencies (a list
+        that may be added to)."""
+        d = self._depends_on
+        if d is None:
+            d = self._depends_on = []
+        return d
+
+    @depends_on.setter
+    def depends_on(self, tasks: Iterable[Task]) -> None:
+        self._depends_on = list(tasks)
 
     @property
     def path_params(self) -> tuple[str, ...]:
