@@ -597,8 +597,9 @@ class State:
             name = got
         elif len(intern) < 1000:
             intern[name] = name
-        if av:
-            av = _compact(av)
+        if av and len(av) == 1:  # (more entries: the dict as parsed)
+            for k, v in av.items():
+                av = One(k, v)
         # Durations are rounded: the same few thousand values recur.
         if type(t) is float and len(self._durations) < 10000:
             t = self._durations.setdefault(t, t)
