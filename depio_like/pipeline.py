@@ -196,7 +196,7 @@ class Pipeline:
         """Build the graph and check it can run (cycles, missing files, unknown tasks, the
         state directory apart from every product)."""
         for t in self._tasks:
-            if t.missing:
+            if t._rare is not None and t.missing:
                 where = f" (declared at {show_path(t.declared_at)})" if t.declared_at else ""
                 names = ", ".join(repr(m) for m in t.missing)
                 raise TaskDeclarationError(

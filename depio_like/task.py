@@ -8,7 +8,7 @@ import os
 import pathlib
 import types
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import xxhash
 
@@ -288,6 +288,42 @@ def _identity_parts(
     return out
 
 
+_V = TypeVar("_V")
+
+
+class _Rare(Generic[_V]):
+    """A task's attribute that most tasks leave at its default: kept in the task's ``_rare``
+    dict (made when the first one is set), not in a slot of its own that every task of a
+    million would pay 8 bytes for."""
+
+    __slots__ = ("name", "default")
+
+    def __init__(self, default: _V) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, task: None, owner: type | None = None) -> _Rare[_V]: ...
+    @overload
+    def __get__(self, task: Task, owner: type | None = None) -> _V: ...
+    def __get__(self, task: Task | None, owner: type | None = None) -> Any:
+        if task is None:
+            return self
+        rare = task._rare
+        return self.default if rare is None else rare.get(self.name, self.default)
+
+    def __set__(self, task: Task, value: _V) -> None:
+        rare = task._rare
+        if rare is None:
+            if value is self.default:
+                return
+            rare = task._rare = {}
+        rare[self.name] = value
+
+
 class Task:
     """One call of a function, bound to its arguments; declaring it does not run it.
 
@@ -303,17 +339,12 @@ class Task:
     # A run holds one per task (a million, declared in a loop): no per-instance dict.
     # ``__weakref__`` and ``__dict__`` stay out; a subclass gets a dict of its own.
     __slots__ = (
-        "missing",
-        "declared_at",
+        "_rare",
         "name",
-        "description",
-        "slurm_parameters",
         "func",
         "_args",
         "_kwargs",
         "_str_paths",
-        "_arguments",
-        "ignored",
         "buildmode",
         "resources",
         "retries",
@@ -329,7 +360,6 @@ class Task:
         "_merge_key",
         "record_key",
         "id",
-        "variants",
         "_statuses",
         "_index",
         "ensure",
@@ -396,30 +426,29 @@ class Task:
         # depio accepts a call missing required arguments (its own tests declare
         # Task("t", f) for an f that takes some); such a task may be compared and added,
         # and run() refuses it before anything runs (Pipeline.validate).
-        self.missing: tuple[str, ...] = ()
-        self.declared_at: str = ""
+        self._rare: dict[str, Any] | None = None
         try:
             arguments = _bind(spec, args, kwargs)
         except TypeError as e:
             if str_paths:  # the arguments it keeps are as given
                 args, kwargs = as_given
                 str_paths = 0
-            arguments, self.missing = _bind_partial(spec, args, kwargs)
-            if not self.missing:
+            arguments, missing = _bind_partial(spec, args, kwargs)
+            if not missing:
                 raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
+            self.missing = missing
             self.declared_at = _caller()
+            # Bound again when asked for (rarely: a record's description, postconditions):
+            # a dict per task kept for the run's length costs more. Kept when it cannot be.
+            self._arguments = arguments
         self.name: str = name_
-        self.description: str = "" if description is None else str(description)
-        self.slurm_parameters: dict[str, Any] = (
-            _NO_KWARGS
-            if slurm_parameters is None or slurm_parameters == {}
-            else _slurm_parameters(name_, slurm_parameters)
-        )
+        if description is not None:
+            self.description = str(description)
+        if slurm_parameters is not None and slurm_parameters != {}:
+            self.slurm_parameters = _slurm_parameters(name_, slurm_parameters)
         self.func = func
-        # Bound again when asked for (rarely: a record's description, postconditions): a
-        # dict per task kept for the run's length costs more. Kept when it cannot be.
-        self._arguments: dict[str, Any] | None = arguments if self.missing else None
-        self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
+        if spec.ignored:
+            self.ignored = spec.ignored  # IgnoredForEq parameters
         if buildmode is not None and not isinstance(buildmode, BuildMode):
             raise TaskDeclarationError(
                 f"task {self.name!r}: buildmode must be a BuildMode "
@@ -582,9 +611,21 @@ class Task:
             self.record_key = f"k:{func_module(func)}.{_func_name(func)}:{ident}"
 
         self.id: int | None = None  # set by the pipeline that holds it
-        self.variants: tuple[str, ...] = ()  # the configurations (sweep) it belongs to
         self._statuses: Sequence[Status] = _WAITING  # one tuple for every task
         self._index = 0
+
+    #: The required parameters a call missing some (depio allows it) left out; run() refuses.
+    missing = _Rare[tuple[str, ...]](())
+    #: ``file:line`` where such a task was declared, for that message.
+    declared_at = _Rare[str]("")
+    description = _Rare[str]("")
+    #: Task-level Slurm settings as given (submitit's names); the local executors ignore it.
+    slurm_parameters = _Rare[dict[str, Any]](_NO_KWARGS)
+    _arguments = _Rare[dict[str, Any] | None](None)
+    #: The IgnoredForEq parameters.
+    ignored = _Rare[frozenset[str]](frozenset())
+    #: The configurations (``Pipeline.variant``) it belongs to.
+    variants = _Rare[tuple[str, ...]](())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):

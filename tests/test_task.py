@@ -222,3 +222,21 @@ def test_a_task_without_keyword_arguments_shares_no_dict_it_can_change():
     with pytest.raises(TypeError):
         t.kwargs["n"] = 2
     assert Task("u", copy, ["b.txt"]).kwargs == {}
+
+
+def test_attributes_most_tasks_leave_unset_read_back_per_task(project):
+    t = Task("t", copy, ["a.txt"], description="first", slurm_parameters={"slurm_partition": "x"})
+    u = Task("u", copy, ["b.txt"])
+    assert (t.description, t.slurm_parameters) == ("first", {"slurm_partition": "x"})
+    assert (u.description, u.slurm_parameters, u.missing, u.declared_at) == ("", {}, (), "")
+    u.description = "second"
+    t.variants = ("v1",)
+    assert (t.description, u.description, t.variants, u.variants) == (
+        "first",
+        "second",
+        ("v1",),
+        (),
+    )
+    m = Task("m", copy)  # depio allows a call missing arguments: run() refuses it
+    assert m.missing == ("out",) and "test_task.py" in m.declared_at and t.missing == ()
+    assert m.arguments == {"src": None, "n": 1}
