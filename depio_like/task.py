@@ -294,12 +294,14 @@ _V = TypeVar("_V")
 class _Rare(Generic[_V]):
     """A task's attribute that most tasks leave at its default: kept in the task's ``_rare``
     dict (made when the first one is set), not in a slot of its own that every task of a
-    million would pay 8 bytes for."""
+    million would pay 8 bytes for. With ``made``: a mutable default, made for the task (and
+    kept) when first read."""
 
-    __slots__ = ("name", "default")
+    __slots__ = ("name", "default", "made")
 
-    def __init__(self, default: _V) -> None:
+    def __init__(self, default: _V, made: Callable[[], _V] | None = None) -> None:
         self.default = default
+        self.made = made
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -313,12 +315,18 @@ class _Rare(Generic[_V]):
         if task is None:
             return self
         rare = task._rare
-        return self.default if rare is None else rare.get(self.name, self.default)
+        if self.made is None:
+            return self.default if rare is None else rare.get(self.name, self.default)
+        if rare is None or self.name not in rare:
+            value = self.made()
+            self.__set__(task, value)
+            return value
+        return rare[self.name]
 
     def __set__(self, task: Task, value: _V) -> None:
         rare = task._rare
         if rare is None:
-            if value is self.default:
+            if value is self.default and self.made is None:
                 return
             rare = task._rare = {}
         rare[self.name] = value
@@ -620,7 +628,7 @@ class Task:
     declared_at = _Rare[str]("")
     description = _Rare[str]("")
     #: Task-level Slurm settings as given (submitit's names); the local executors ignore it.
-    slurm_parameters = _Rare[dict[str, Any]](_NO_KWARGS)
+    slurm_parameters = _Rare[dict[str, Any]](_NO_KWARGS, dict)
     _arguments = _Rare[dict[str, Any] | None](None)
     #: The IgnoredForEq parameters.
     ignored = _Rare[frozenset[str]](frozenset())

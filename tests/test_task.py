@@ -217,11 +217,13 @@ def test_path_arguments_read_back_and_reach_the_call_as_given(project):
 
 
 def test_a_task_without_keyword_arguments_shares_no_dict_it_can_change():
-    t = Task("t", copy, ["a.txt"])
+    t, u = Task("t", copy, ["a.txt"]), Task("u", copy, ["b.txt"])
     assert t.kwargs == {} and t.slurm_parameters == {}
     with pytest.raises(TypeError):
         t.kwargs["n"] = 2
-    assert Task("u", copy, ["b.txt"]).kwargs == {}
+    t.slurm_parameters["slurm_partition"] = "gpu"  # its own, as it always was
+    assert t.slurm_parameters == {"slurm_partition": "gpu"}
+    assert u.kwargs == {} and u.slurm_parameters == {}
 
 
 def test_attributes_most_tasks_leave_unset_read_back_per_task(project):
