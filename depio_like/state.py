@@ -39,7 +39,16 @@ import os
 import stat as _stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -102,6 +111,16 @@ class One(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return 1
+
+    # The views of a dict of the entry: iterated in C, as a dict's are.
+    def keys(self) -> KeysView[str]:
+        return {self._k: self._v}.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return {self._k: self._v}.values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return {self._k: self._v}.items()
 
     def __eq__(self, other: object) -> bool:
         if type(other) is One:
