@@ -171,19 +171,22 @@ class Pipeline:
         """
         if not isinstance(task, Task):
             raise TypeError(f"add_task() takes a Task, got {type(task).__name__} {task!r}")
-        survivor = self._survivors.get(task._merge_key)
+        survivors, key = self._survivors, task._merge_key
+        survivor = survivors.get(key)
         if survivor is not None:
-            if survivor is not task:
-                for d in task.depends_on:
+            if survivor is not task and task._depends_on:
+                for d in task._depends_on:
                     if d not in survivor.depends_on:
                         survivor.depends_on.append(d)
             self._label(survivor)
             return survivor
-        index = len(self._tasks)
-        for p in task.products:
-            other = self._producer.get(p)
+        tasks, producer = self._tasks, self._producer
+        index = len(tasks)
+        products = task.products
+        for p in products:
+            other = producer.get(p)
             if other is not None:
-                first = self._tasks[other]
+                first = tasks[other]
                 raise DuplicateProductError(
                     f"{show_path(p)} is declared as a product by two different tasks: "
                     f"{first.label} (as {_spelling(first, p)!r}) and {task.name!r} "
@@ -191,19 +194,20 @@ class Pipeline:
                     "only one producer (paths are compared with symlinked directories "
                     "resolved)"
                 )
-        for d in task.depends_on:
-            if d._merge_key not in self._survivors:
+        for d in task._depends_on or ():
+            if d._merge_key not in survivors:
                 raise UnknownTaskError(
                     f"task {task.name!r} ({_describe_call(task)}) depends on task {d.name!r} "
                     f"({_describe_call(d)}), which is not in the pipeline: add it with "
                     "add_task() first (depio's TaskNotInQueueException)"
                 )
-        for p in task.products:
-            self._producer[p] = index
+        for p in products:
+            producer[p] = index
         task.id = index + 1
-        self._tasks.append(task)
-        self._survivors[task._merge_key] = task
-        self._label(task)
+        tasks.append(task)
+        survivors[key] = task
+        if self._variant is not None:
+            self._label(task)
         return task
 
     def _label(self, task: Task) -> None:
@@ -226,7 +230,7 @@ class Pipeline:
         """Build the graph and check it can run (cycles, missing files, unknown tasks, the
         state directory apart from every product)."""
         for t in self._tasks:
-            if t.missing:
+            if t._rare is not None and t.missing:
                 where = f" (declared at {show_path(t.declared_at)})" if t.declared_at else ""
                 names = ", ".join(repr(m) for m in t.missing)
                 raise TaskDeclarationError(
@@ -338,14 +342,16 @@ class Pipeline:
         )
         notify = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
         if options.dry_run:
-            state = State(self.state_dir, notify=notify).read_only()
+            state = State(self.state_dir, notify=notify)
+            state.share(self._producer, self._tasks).read_only()
             return self._run(graph, executor, state, display, options)
         from . import interrupts
 
         # A second Ctrl-C must not break the stopping the first one started.
         with interrupts.guarded():
             try:
-                with State(self.state_dir, wait=self.wait_for_lock, notify=notify) as state:
+                state = State(self.state_dir, wait=self.wait_for_lock, notify=notify)
+                with state.share(self._producer, self._tasks):
                     return self._run(graph, executor, state, display, options)
             except KeyboardInterrupt:  # before the run started, or after it ended
                 notify("Interrupted.")

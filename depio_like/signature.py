@@ -93,6 +93,12 @@ class Spec(typing.NamedTuple):
     to_path: tuple[tuple[str, type], ...]
     plain_paths: dict[str, type]
     path_call: PathCall | None
+    # For a plain signature: (name, index) of the parameters annotated ``Path`` (or
+    # ``PosixPath``), where a task may keep the str of a ``PosixPath`` it was given: the call
+    # makes it that same path again.
+    str_paths: tuple[tuple[str, int], ...]
+    # id() of the function the spec was read from (made once, not once per task).
+    func_id: int
 
 
 _MISSING = object()
@@ -109,10 +115,20 @@ def bind(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str,
             raise
         bound.apply_defaults()
         return dict(bound.arguments)
-    if len(args) > spec.n_positional:
-        raise TypeError(
-            f"takes {spec.n_positional} positional argument(s) but {len(args)} were given"
-        )
+    n = len(args)
+    if n > spec.n_positional:
+        raise TypeError(f"takes {spec.n_positional} positional argument(s) but {n} were given")
+    names = spec.names
+    if not kwargs:  # the common call: positional arguments, then defaults
+        out = dict(zip(names, args, strict=False))
+        if n < len(names):
+            defaults = spec.defaults
+            for name in names[n:]:
+                v = defaults.get(name, _MISSING)
+                if v is _MISSING:
+                    raise TypeError(f"missing a required argument: {name!r}")
+                out[name] = v
+        return out
     # Not strict: fewer positional arguments than parameters is the common case.
     given = dict(zip(spec.names, args, strict=False))
     for k, v in kwargs.items():
@@ -362,6 +378,14 @@ def _make_spec(func: Any, sig: inspect.Signature) -> Spec:
         tuple(to_path),
         {n: c for n, c in to_path if n not in products and n not in deps},
         path_call,
+        tuple(
+            (n, [p.name for p in params].index(n))
+            for n, c in to_path
+            if c is pathlib.Path or c is pathlib.PosixPath
+        )
+        if plain
+        else (),
+        id(func),
     )
 
 

@@ -8,7 +8,7 @@ import os
 import pathlib
 import types
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import xxhash
 
@@ -40,7 +40,7 @@ from .status import Status
 _PosixPath = pathlib.PosixPath
 
 
-def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple[str, ...]:
+def _norm_paths(value: Any, param: str, kind: str, func: Any) -> tuple[str, ...]:
     """Path identities (``paths.normalise``: absolute, the directory's symlinks and ``..``
     resolved) from a path, a str, a list/tuple of them, or None."""
     if value is None:
@@ -50,11 +50,16 @@ def _norm_paths(value: Any, param: str, kind: str, func: Any, cwd: str) -> tuple
         p = value if t is str else str(value)
         if p:
             try:
-                return (normalise(p, cwd),)
+                norm = normalise(p, "" if p[:1] == "/" else os.getcwd())
             except BadPath:
                 pass  # said with the task's name below
+            else:
+                # An absolute path as normalised: its str (kept by the task's arguments
+                # too) is the identity; no second copy per task.
+                return (p if norm == p else norm,)
     items = value if isinstance(value, (list, tuple)) else (value,)
     out = []
+    cwd = os.getcwd()
     for item in items:
         if item is None:
             continue
@@ -121,6 +126,23 @@ def _is_task(v: Any) -> bool:
     return isinstance(v, Task)
 
 
+class _FrozenDict(dict[str, Any]):
+    """An empty dict no one may fill: one shared by every task declared without keyword
+    arguments or Slurm settings (a dict apiece would cost 64 bytes per task)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("this task's dict is shared and read-only; assign a new dict")
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, ())
+
+
+_NO_KWARGS: dict[str, Any] = _FrozenDict()
 _NO_RESOURCES = Resources()
 _WAITING = (Status.WAITING,)  # a task's status before a run attaches it
 # Argument types that can hold no task: no need to look inside them for values.
@@ -255,7 +277,7 @@ def _identity_parts(
     values and one path, the common case, are spelt out here as ``canonical`` spells them."""
     out = []
     for k, v in arguments.items():
-        if k in ignored:
+        if ignored and k in ignored:
             continue
         if k in normalised:
             v = normalised[k]
@@ -264,6 +286,50 @@ def _identity_parts(
                 continue
         out.append(f"{k}={v!r}" if type(v) in _PLAIN_REPR else f"{k}={canonical(v)}")
     return out
+
+
+_V = TypeVar("_V")
+
+
+class _Rare(Generic[_V]):
+    """A task's attribute that most tasks leave at its default: kept in the task's ``_rare``
+    dict (made when the first one is set), not in a slot of its own that every task of a
+    million would pay 8 bytes for. With ``made``: a mutable default, made for the task (and
+    kept) when first read."""
+
+    __slots__ = ("name", "default", "made")
+
+    def __init__(self, default: _V, made: Callable[[], _V] | None = None) -> None:
+        self.default = default
+        self.made = made
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, task: None, owner: type | None = None) -> _Rare[_V]: ...
+    @overload
+    def __get__(self, task: Task, owner: type | None = None) -> _V: ...
+    def __get__(self, task: Task | None, owner: type | None = None) -> Any:
+        if task is None:
+            return self
+        rare = task._rare
+        if self.made is None:
+            return self.default if rare is None else rare.get(self.name, self.default)
+        if rare is None or self.name not in rare:
+            value = self.made()
+            self.__set__(task, value)
+            return value
+        return rare[self.name]
+
+    def __set__(self, task: Task, value: _V) -> None:
+        rare = task._rare
+        if rare is None:
+            if value is self.default and self.made is None:
+                return
+            rare = task._rare = {}
+        rare[self.name] = value
 
 
 class Task:
@@ -281,21 +347,16 @@ class Task:
     # A run holds one per task (a million, declared in a loop): no per-instance dict.
     # ``__weakref__`` and ``__dict__`` stay out; a subclass gets a dict of its own.
     __slots__ = (
-        "missing",
-        "declared_at",
+        "_rare",
         "name",
-        "description",
-        "slurm_parameters",
         "func",
-        "args",
-        "kwargs",
-        "_arguments",
-        "ignored",
-        "path_params",
+        "_args",
+        "_kwargs",
+        "_str_paths",
         "buildmode",
         "resources",
         "retries",
-        "depends_on",
+        "_depends_on",
         "products",
         "dependencies",
         "value_inputs",
@@ -307,7 +368,6 @@ class Task:
         "_merge_key",
         "record_key",
         "id",
-        "variants",
         "_statuses",
         "_index",
         "ensure",
@@ -342,37 +402,61 @@ class Task:
             args = _alias(name_, "args", args, "func_args", func_args)
             kwargs = _alias(name_, "kwargs", kwargs, "func_kwargs", func_kwargs)
         spec = _spec(func)
-        args = tuple(args) if args is not None else ()
-        kwargs = dict(kwargs) if kwargs else {}
+        if type(args) is not tuple:
+            args = tuple(args) if args is not None else ()
+        kwargs = dict(kwargs) if kwargs else _NO_KWARGS
         if arg_resolver is not None:
             args, kwargs = _resolve(name_, arg_resolver, func, args, kwargs)
+        # The user's PosixPaths given to parameters annotated Path are kept as their strs
+        # (a path object and its list of parts cost 300 bytes a task, and the collector's
+        # time): the call turns them back into paths, ``args``, ``kwargs`` and
+        # ``arguments`` too. The identity is the same: such a parameter counts as a path.
+        # (Postconditions are handed the arguments as given.)
+        str_paths = 0
+        if spec.str_paths and ensure is None:
+            given: list[Any] | None = None
+            for p, i in spec.str_paths:
+                if i < len(args):
+                    if type(args[i]) is _PosixPath:
+                        if given is None:
+                            given = list(args)
+                        given[i] = str(args[i])
+                        str_paths |= 1 << i
+                elif kwargs and type(kwargs.get(p)) is _PosixPath:
+                    if not str_paths >> len(args):
+                        kwargs = dict(kwargs)  # the one given is kept if binding fails
+                    kwargs[p] = str(kwargs[p])
+                    str_paths |= 1 << i
+            if str_paths:
+                as_given = args, kwargs
+                if given is not None:
+                    args = tuple(given)
         # depio accepts a call missing required arguments (its own tests declare
         # Task("t", f) for an f that takes some); such a task may be compared and added,
         # and run() refuses it before anything runs (Pipeline.validate).
-        self.missing: tuple[str, ...] = ()
-        self.declared_at: str = ""
+        self._rare: dict[str, Any] | None = None
         try:
             arguments = _bind(spec, args, kwargs)
         except TypeError as e:
-            arguments, self.missing = _bind_partial(spec, args, kwargs)
-            if not self.missing:
+            if str_paths:  # the arguments it keeps are as given
+                args, kwargs = as_given
+                str_paths = 0
+            arguments, missing = _bind_partial(spec, args, kwargs)
+            if not missing:
                 raise TaskDeclarationError(f"{_func_name(func)}(): {e}") from None
+            self.missing = missing
             self.declared_at = _caller()
+            # Bound again when asked for (rarely: a record's description, postconditions):
+            # a dict per task kept for the run's length costs more. Kept when it cannot be.
+            self._arguments = arguments
         self.name: str = name_
-        self.description: str = "" if description is None else str(description)
-        self.slurm_parameters: dict[str, Any] = (
-            {}
-            if slurm_parameters is None or slurm_parameters == {}
-            else _slurm_parameters(name_, slurm_parameters)
-        )
+        if description is not None:
+            self.description = str(description)
+        if slurm_parameters is not None and slurm_parameters != {}:
+            self.slurm_parameters = _slurm_parameters(name_, slurm_parameters)
         self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        # Bound again when asked for (rarely: a record's description, postconditions): a
-        # dict per task kept for the run's length costs more. Kept when it cannot be.
-        self._arguments: dict[str, Any] | None = arguments if self.missing else None
-        self.ignored: frozenset[str] = spec.ignored  # IgnoredForEq parameters
-        self.path_params: tuple[str, ...] = spec.products + spec.dependencies
+        if spec.ignored:
+            self.ignored = spec.ignored  # IgnoredForEq parameters
         if buildmode is not None and not isinstance(buildmode, BuildMode):
             raise TaskDeclarationError(
                 f"task {self.name!r}: buildmode must be a BuildMode "
@@ -403,58 +487,61 @@ class Task:
         #: "all_success": runs only if every dependency succeeded; "all_done": once every
         #: dependency has ended, succeeded or failed (a summary over a sweep).
         self.run_if: str = run_if
-        self.depends_on: list[Task] = []
+        # The list is made when there is something in it, or when asked for: a list per
+        # task is 56 bytes and one more object for the cyclic collector to walk.
+        self._depends_on: list[Task] | None = None
         # A path in depends_on (depio) is a dependency: the task waits for its producer.
         extra_deps: list[Any] = []
-        for t in depends_on:
-            if isinstance(t, Task):
-                self.depends_on.append(t)
-            elif isinstance(t, (str, os.PathLike)):
-                extra_deps.append(t)
-            else:
-                raise TaskDeclarationError(
-                    f"task {self.name!r}: depends_on takes tasks or paths, got "
-                    f"{type(t).__name__} {t!r}"
-                )
+        if depends_on:
+            for t in depends_on:
+                if isinstance(t, Task):
+                    self.depends_on.append(t)
+                elif isinstance(t, (str, os.PathLike)):
+                    extra_deps.append(t)
+                else:
+                    raise TaskDeclarationError(
+                        f"task {self.name!r}: depends_on takes tasks or paths, got "
+                        f"{type(t).__name__} {t!r}"
+                    )
         if produces is not None and isinstance(produces, (str, os.PathLike)):
             produces = [produces]
 
         normalised: dict[str, Any] = {}
-        products: list[str] = []
-        dependencies: list[str] = []
+        # Tuples, joined only when there are several (one path is the common case).
+        products: tuple[str, ...] = ()
+        dependencies: tuple[str, ...] = ()
+        extra: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         if spec.products or spec.dependencies or produces or extra_deps:
-            cwd = os.getcwd()
             for p in spec.products:
-                paths = _norm_paths(arguments.get(p), p, "Product", func, cwd)
+                paths = _norm_paths(arguments.get(p), p, "Product", func)
                 normalised[p] = paths
-                products.extend(paths)
+                products = products + paths if products else paths
             for p in spec.dependencies:
-                paths = _norm_paths(arguments.get(p), p, "Dependency", func, cwd)
+                paths = _norm_paths(arguments.get(p), p, "Dependency", func)
                 normalised[p] = paths
-                dependencies.extend(paths)
-            # Task(..., produces=[...]) and depends_on=[path]: paths beyond the parameters,
-            # part of the task's identity (two calls differing there are two tasks).
-            extra = (
-                _norm_paths(list(produces), "produces", "Product", func, cwd) if produces else (),
-                _norm_paths(extra_deps, "depends_on", "Dependency", func, cwd)
-                if extra_deps
-                else (),
-            )
-            products.extend(extra[0])
-            dependencies.extend(extra[1])
-        else:
-            extra = ((), ())
-        for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
-            if p in arguments:  # (a call missing arguments lacks some)
-                normalised[p] = as_path(arguments[p], cls)
+                dependencies = dependencies + paths if dependencies else paths
+            if produces or extra_deps:
+                # Task(..., produces=[...]) and depends_on=[path]: paths beyond the
+                # parameters, part of the task's identity (two calls differing there are
+                # two tasks).
+                extra = (
+                    _norm_paths(list(produces), "produces", "Product", func) if produces else (),
+                    _norm_paths(extra_deps, "depends_on", "Dependency", func) if extra_deps else (),
+                )
+                products += extra[0]
+                dependencies += extra[1]
+        if spec.plain_paths:
+            for p, cls in spec.plain_paths.items():  # "a.txt" and Path("a.txt"): one task
+                if p in arguments:  # (a call missing arguments lacks some)
+                    normalised[p] = as_path(arguments[p], cls)
         self.products: tuple[str, ...] = (
-            tuple(dict.fromkeys(products)) if len(products) > 1 else tuple(products)
+            tuple(dict.fromkeys(products)) if len(products) > 1 else products
         )
         self.dependencies: tuple[str, ...] = (
-            tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else tuple(dependencies)
+            tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else dependencies
         )
         # Tasks passed as arguments: their return values replace them when this one runs.
-        if all(type(v) in _SCALARS for v in arguments.values()):
+        if _SCALARS.issuperset(map(type, arguments.values())):
             self.value_inputs: tuple[Task, ...] = ()
         else:
             found = find_tasks(list(arguments.values()), _is_task)
@@ -472,6 +559,9 @@ class Task:
                 else frozenset(),
             )
         )
+        self._args = args
+        self._kwargs = kwargs
+        self._str_paths = str_paths
         # What the function is called with; the graph swaps the tasks in it for ValueSlots.
         self.call_args: tuple[Any, ...] = args
         self.call_kwargs: dict[str, Any] = kwargs
@@ -502,9 +592,12 @@ class Task:
             )
             self.unfingerprintable: str | None = None
             # By the digest, not the text: a million texts would be kept for this alone.
+            # A plain function by its id (the task keeps it alive, so no other function
+            # has that id meanwhile): a key of an int and a str, which the cyclic collector
+            # stops tracking, where one holding the function it would walk for good.
             self._merge_key: Any = (
-                (func, self.args_digest)
-                if code_key is func
+                (spec.func_id, self.args_digest)
+                if code_key is func and spec.func_id == id(func)
                 else (code_key, carried, self.args_digest)
             )
         except Unfingerprintable as e:
@@ -513,7 +606,9 @@ class Task:
             self.unfingerprintable = str(e)
             self._merge_key = ("unfingerprintable", id(self))
         if self.products:
-            self.record_key = "p:" + min(self.products)
+            self.record_key = "p:" + (
+                self.products[0] if len(self.products) == 1 else min(self.products)
+            )
         else:
             ident = self.args_digest or id(self)
             if carried and self.args_digest:
@@ -524,9 +619,21 @@ class Task:
             self.record_key = f"k:{func_module(func)}.{_func_name(func)}:{ident}"
 
         self.id: int | None = None  # set by the pipeline that holds it
-        self.variants: tuple[str, ...] = ()  # the configurations (sweep) it belongs to
         self._statuses: Sequence[Status] = _WAITING  # one tuple for every task
         self._index = 0
+
+    #: The required parameters a call missing some (depio allows it) left out; run() refuses.
+    missing = _Rare[tuple[str, ...]](())
+    #: ``file:line`` where such a task was declared, for that message.
+    declared_at = _Rare[str]("")
+    description = _Rare[str]("")
+    #: Task-level Slurm settings as given (submitit's names); the local executors ignore it.
+    slurm_parameters = _Rare[dict[str, Any]](_NO_KWARGS, dict)
+    _arguments = _Rare[dict[str, Any] | None](None)
+    #: The IgnoredForEq parameters.
+    ignored = _Rare[frozenset[str]](frozenset())
+    #: The configurations (``Pipeline.variant``) it belongs to.
+    variants = _Rare[tuple[str, ...]](())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):
@@ -539,6 +646,45 @@ class Task:
     def __repr__(self) -> str:
         ident = f"{self.id} " if self.id is not None else ""
         return f"<Task {ident}{self.name!r} {_func_name(self.func)} {self.status}>"
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """The positional arguments, as given."""
+        m = self._str_paths
+        if not m:
+            return self._args
+        return tuple(_PosixPath(v) if m >> i & 1 else v for i, v in enumerate(self._args))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments, as given."""
+        kw = self._kwargs
+        m = self._str_paths >> len(self._args)
+        if not m or not kw:
+            return kw
+        names = _spec(self.func).names[len(self._args) :]
+        return {
+            k: _PosixPath(v) if k in names and m >> names.index(k) & 1 else v for k, v in kw.items()
+        }
+
+    @property
+    def depends_on(self) -> list[Task]:
+        """The tasks this one waits for besides those producing its dependencies (a list
+        that may be added to)."""
+        d = self._depends_on
+        if d is None:
+            d = self._depends_on = []
+        return d
+
+    @depends_on.setter
+    def depends_on(self, tasks: Iterable[Task]) -> None:
+        self._depends_on = list(tasks)
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The parameters that name products and dependencies."""
+        spec = _spec(self.func)
+        return spec.products + spec.dependencies
 
     @property
     def status(self) -> Status:
@@ -662,6 +808,17 @@ def task(
     return lambda func: _decorate(func, name, pipeline, options)
 
 
+_TASK_DEFAULTS: dict[str, Any] = {
+    "always": False,
+    "resources": _NO_RESOURCES,
+    "retries": None,
+    "buildmode": None,
+    "slurm_parameters": None,
+    "ensure": None,
+    "run_if": "all_success",
+}
+
+
 def _decorate(
     func: Callable[..., Any], name: str | None, pipeline: Any, options: dict[str, Any]
 ) -> Callable[..., Task]:
@@ -673,7 +830,7 @@ def _decorate(
     owner = f"@task on {_func_name(func)}"
     resources = parse_resources(options.get("resources"), owner)  # fail at decoration time
     retries = options.get("retries")
-    slurm_parameters = _slurm_parameters(owner, options.get("slurm_parameters"))
+    slurm_parameters = _slurm_parameters(owner, options.get("slurm_parameters")) or None
     ensure = options.get("ensure")
     run_if = options.get("run_if", "all_success")
     if run_if not in RUN_IF:
@@ -681,23 +838,28 @@ def _decorate(
             f"{owner}: run_if must be one of {', '.join(map(repr, RUN_IF))}, got {run_if!r}"
         )
 
+    # Only the options set are passed on (each keyword costs every declaration its time).
+    given: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("always", always),
+            ("resources", resources),
+            ("retries", retries),
+            ("buildmode", buildmode),
+            ("slurm_parameters", slurm_parameters),
+            ("ensure", ensure),
+            ("run_if", run_if),
+        )
+        if v != _TASK_DEFAULTS[k]
+    }
+
     @functools.wraps(func)
     def declare(*args: Any, **kwargs: Any) -> Task:
-        depends_on = kwargs.pop("depends_on", ()) if reserved else ()
-        t = Task(
-            name,
-            func,
-            args,
-            kwargs,
-            depends_on=depends_on,
-            always=always,
-            resources=resources,
-            retries=retries,
-            buildmode=buildmode,
-            slurm_parameters=slurm_parameters,
-            ensure=ensure,
-            run_if=run_if,
-        )
+        depends_on = kwargs.pop("depends_on", None) if reserved and kwargs else None
+        if depends_on:
+            t = Task(name, func, args, kwargs, depends_on=depends_on, **given)
+        else:
+            t = Task(name, func, args, kwargs, **given)
         if t.missing:  # a call of the function: it must be complete, as any call must
             raise TaskDeclarationError(
                 f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}"

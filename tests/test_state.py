@@ -1,5 +1,6 @@
 """The state log: JSON lines that survive crashes and edits, compaction, and the run lock."""
 
+import io
 import json
 import os
 import queue
@@ -7,9 +8,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
+from typing import Annotated
 
 import pytest
 
+from depio_like import Pipeline, Product, SequentialExecutor, task
 from depio_like.errors import StateLockedError
 from depio_like.fingerprint import FileEntry
 from depio_like.state import LOG_NAME, Record, State
@@ -421,3 +425,40 @@ def test_the_last_run_summary_counts_statuses_in_the_order_they_first_appear():
     big = last_run_summary(1, statuses, 2, table, str)
     assert big["rows"] == [["3"]] and big["counts"] == small["counts"]
     assert last_run_summary(0, [S] * 5, 2, table, str)["rows"] == []
+
+
+@task("write")
+def write_n(out: Annotated[Path, Product], n: int):
+    Path(out).write_text(str(n))
+
+
+def test_records_loaded_beside_declared_tasks_are_the_records_written(tmp_path, monkeypatch):
+    # Loading may take the declared tasks' strings for the equal ones a record holds; what
+    # is loaded must not change: a task whose arguments changed keeps its old digest.
+    monkeypatch.chdir(tmp_path)
+    sd = str(tmp_path / ".depio_like")
+
+    def declare(ns, order=(0, 1, 2, 3)):
+        p = Pipeline(SequentialExecutor(), stream=io.StringIO(), state_dir=sd)
+        for j in order:
+            p.add_task(write_n(tmp_path / f"o{j}.txt", ns[j]))
+        return p
+
+    s = State(sd).open()
+    for j, t in enumerate(declare([1, 2, 3, 4]).tasks):
+        (out,) = t.products
+        r = Record(t.record_key, t.name, "c", t.args_digest, {out: f"d{j}"}, duration=0.5)
+        # The product's signature inside the record (the usual line), or not.
+        s.put_record(r, {out: FileEntry(1, 2, 3, f"d{j}", 2)} if j % 2 == 0 else None)
+    s.close()
+
+    plain = State(sd).read_only()
+    # Two tasks' arguments changed; declared in another order than the records were.
+    p = declare([1, 5, 7, 4], order=(0, 1, 3, 2))
+    shared = State(sd).share(p._producer, p._tasks).read_only()
+    assert shared.records == plain.records and len(plain.records) == 4
+    assert shared.files == plain.files and len(plain.files) == 2
+    for t in p.tasks:
+        rec = shared.records[t.record_key]
+        assert list(rec.products) == list(t.products)
+        assert (rec.args == t.args_digest) is (t.arguments["n"] in (1, 4))

@@ -334,3 +334,58 @@ def test_the_usual_record_line_reads_as_the_general_reader_reads_it(tmp_path):
     damaged = open_state(sd)
     assert damaged.records == {} and damaged.files == {}
     damaged.close()
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_records_with_none_one_or_many_entries_load_as_written(tmp_path, n):
+    # Loaded records keep one-entry mappings in a compact form: they must read, compare,
+    # pickle and be written again exactly as the dicts they were written from.
+    import pickle
+
+    sd = tmp_path / ".depio_like"
+
+    def paths(kind):
+        return [str(tmp_path / kind / f"{kind}{j}.txt") for j in range(n)]
+
+    written = {}
+    s = open_state(sd)
+    for name in ("plain", "with_files"):
+        products = {p: f"d{j}" for j, p in enumerate(paths(name + "_out"))}
+        r = Record(
+            "p:" + min(products) if products else f"k:mod.{name}:{n}",
+            name,
+            "c1",
+            "0123456789abcdef" * 2,
+            products,
+            inputs={p: f"i{j}" for j, p in enumerate(paths(name + "_in"))},
+            upstream={"p:" + p: f"s{j}" for j, p in enumerate(paths(name + "_up"))},
+            arg_reprs={f"a{j}": repr(j) for j in range(n)},
+            duration=0.25,
+            stamp="st",
+            failed={"p:" + p: f"[{j}] x" for j, p in enumerate(paths(name + "_failed"))},
+        )
+        # The product's signature inside the record, or not.
+        fresh = {p: FileEntry(5, 1_000, 42, d, 1_000) for p, d in products.items()}
+        s.put_record(r, fresh if name == "with_files" else None)
+        written[r.key] = r
+    s.close()
+
+    for _ in range(2):  # as loaded, then as rewritten from what was loaded
+        again = open_state(sd)
+        assert again.records == written
+        for key, r in written.items():
+            got = again.records[key]
+            for field in ("products", "inputs", "upstream", "arg_reprs", "failed"):
+                want, have = getattr(r, field), getattr(got, field)
+                assert dict(have) == want and have == want and want == have
+                assert len(have) == len(want) and sorted(have) == sorted(want)
+                assert list(have.items()) == list(want.items())
+                for k, v in want.items():
+                    assert k in have and have[k] == v and have.get(k) == v
+                assert have.get("nowhere") is None and "nowhere" not in have
+                with pytest.raises(KeyError):
+                    have["nowhere"]
+                if want:  # (the shared empty mapping never was picklable)
+                    assert pickle.loads(pickle.dumps(have)) == want
+        again.forget([])  # rewritten at close: from the loaded records
+        again.close()

@@ -161,3 +161,84 @@ def test_resources_are_checked_when_declared():
         task(resources={"ram": 1})(copy)
     with pytest.raises(TaskDeclarationError, match="retries"):
         Task("r", copy, ["o"], retries=-1)
+
+
+_GOT = []
+
+
+def paths_of_call(
+    out: Annotated[Path, Product],
+    src: Annotated[Path, Dependency] = None,
+    note: Path = None,
+    label: str = "",
+    *,
+    log: Annotated[Path, Product] = None,
+):
+    _GOT.append((out, src, note, label, log))
+    for p in (out, log):
+        if p is not None:
+            Path(p).write_text("x")
+
+
+def test_path_arguments_read_back_and_reach_the_call_as_given(project):
+    # A task may keep the PosixPaths it was given as strs: what it shows (args, kwargs,
+    # arguments) and what the function gets must still be the paths given, and a str
+    # given stays a str where the task shows it.
+    import pickle
+
+    got = _GOT
+    got.clear()
+    Path("in.txt").write_text("i")
+    out, src, note, log = Path("a.txt"), project / "in.txt", Path("n/x"), Path("a.log")
+    t = Task("t", paths_of_call, [out, src], {"note": note, "label": "l", "log": log})
+    assert t.args == (out, src) and [type(a) for a in t.args] == [type(out)] * 2
+    assert t.kwargs == {"note": note, "label": "l", "log": log}
+    assert type(t.kwargs["note"]) is type(note) and type(t.kwargs["log"]) is type(log)
+    assert t.arguments == {"out": out, "src": src, "note": note, "label": "l", "log": log}
+    assert type(t.arguments["out"]) is type(out)
+    u = Task("u", paths_of_call, ["b.txt"], {"note": "n/x"})  # strs: shown as given
+    assert t.products == (str(project / "a.txt"), str(project / "a.log"))
+    assert u.args == ("b.txt",) and u.kwargs == {"note": "n/x"}
+    assert u.arguments["out"] == "b.txt" and u.arguments["note"] == "n/x"
+    assert (
+        Task("t2", paths_of_call, [str(out), str(src)], {"note": note, "label": "l", "log": log})
+        == t
+    )
+    back = pickle.loads(pickle.dumps(t))
+    assert back.args == t.args and back.kwargs == t.kwargs and back == t
+
+    p = Pipeline(SequentialExecutor(), stream=io.StringIO())
+    p.add_task(t)
+    p.add_task(u)
+    assert p.run() == 0
+    assert got[0] == (out, src, note, "l", log)
+    assert [type(v) for v in got[0] if v != "l"] == [type(out)] * 4
+    assert got[1] == (Path("b.txt"), None, Path("n/x"), "", None)
+
+
+def test_a_task_without_keyword_arguments_shares_no_dict_it_can_change():
+    t, u = Task("t", copy, ["a.txt"]), Task("u", copy, ["b.txt"])
+    assert t.kwargs == {} and t.slurm_parameters == {}
+    with pytest.raises(TypeError):
+        t.kwargs["n"] = 2
+    t.slurm_parameters["slurm_partition"] = "gpu"  # its own, as it always was
+    assert t.slurm_parameters == {"slurm_partition": "gpu"}
+    assert u.kwargs == {} and u.slurm_parameters == {}
+
+
+def test_attributes_most_tasks_leave_unset_read_back_per_task(project):
+    t = Task("t", copy, ["a.txt"], description="first", slurm_parameters={"slurm_partition": "x"})
+    u = Task("u", copy, ["b.txt"])
+    assert (t.description, t.slurm_parameters) == ("first", {"slurm_partition": "x"})
+    assert (u.description, u.slurm_parameters, u.missing, u.declared_at) == ("", {}, (), "")
+    u.description = "second"
+    t.variants = ("v1",)
+    assert (t.description, u.description, t.variants, u.variants) == (
+        "first",
+        "second",
+        ("v1",),
+        (),
+    )
+    m = Task("m", copy)  # depio allows a call missing arguments: run() refuses it
+    assert m.missing == ("out",) and "test_task.py" in m.declared_at and t.missing == ()
+    assert m.arguments == {"src": None, "n": 1}
