@@ -150,7 +150,8 @@ def build_graph(
                     f"  {_show(p)}, a product of task {t.label}, is inside "
                     f"{_show(outer)}, a product of task {tasks[j].label}"
                 )
-        if not t.dependencies and not t.depends_on and not t.value_inputs:
+        # _depends_on, not depends_on: that makes the list a task without one does not have.
+        if not t.dependencies and not t._depends_on and not t.value_inputs:
             # Waits for nothing (most of a wide run): no dictionaries, shared empty tuples.
             upstream.append(())
             explicit.append(())
@@ -231,7 +232,7 @@ def build_graph(
                         f"produces and which does not exist{_dangling(disk, path)}"
                     )
         ex: dict[int, None] = {}
-        for dep in t.depends_on:
+        for dep in t._depends_on or ():
             j = _index_of(dep, survivors, t, "depends on")
             if j == i:
                 self_loops.append(f"  task {t.label} lists itself in depends_on")
