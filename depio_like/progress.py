@@ -119,16 +119,18 @@ def current_progress() -> Progress | None:
 def begin(key: int, path: str | None) -> Progress:
     """Start reporting for task ``key`` (called by the executor around each task)."""
     global _current
-    _current = _thread.current = Progress(key, path, getattr(_thread, "sink", None) or _local_sink)
-    return _current
+    here = _thread
+    p = _current = here.current = Progress(key, path, getattr(here, "sink", None) or _local_sink)
+    return p
 
 
 def end() -> None:
     global _current
-    p = getattr(_thread, "current", None) or _current
-    if p is not None:
+    here = _thread
+    p = getattr(here, "current", None) or _current
+    if p is not None and p._wrote:  # else close() has nothing to remove
         p.close()
-    _thread.current = None
+    here.current = None
     if _current is p:
         _current = None
 
