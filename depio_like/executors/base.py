@@ -10,6 +10,7 @@ outcomes. An executor that queues jobs (Slurm) sets ``queues = True`` and report
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -437,8 +438,6 @@ class Capture:
             self._redirect()
 
     def _redirect(self) -> None:
-        import sys
-
         out, err = sys.stdout, sys.stderr
         _flush(out, err)
         self._saved = os.dup(1), os.dup(2)
@@ -451,8 +450,6 @@ class Capture:
             sys.stderr = self._py[1]
 
     def _restore(self) -> None:
-        import sys
-
         saved = self._saved
         if saved is None:
             return
@@ -466,8 +463,6 @@ class Capture:
 
     def begin(self, log: str) -> None:
         """A task is about to run: send what it prints to our files."""
-        import sys
-
         if not self.for_good:
             self._redirect()
         self._hook = sys.breakpointhook
@@ -481,8 +476,6 @@ class Capture:
     def end(self, log: str, old_log: bool = True) -> bool:
         """The task is over: hand it its output; True if it printed anything.
         ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing)."""
-        import sys
-
         sys.breakpointhook = self._hook
         if self.for_good or self._saved is None:
             _flush(sys.stdout, sys.stderr, *self._py)
