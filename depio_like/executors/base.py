@@ -426,6 +426,7 @@ class Capture:
         self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]  # noqa: SIM115 - kept open until close()
         self._fds = [f.fileno() for f in self._files]
         self._saved: tuple[int, int] | None = None
+        self._py_used = False  # whether self._py ever stood in for sys.stdout/err
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
         self._py = [
@@ -446,20 +447,30 @@ class Capture:
         self._streams = out, err
         if _fileno(out) != 1:
             sys.stdout = self._py[0]
+            self._py_used = True
         if _fileno(err) != 2:
             sys.stderr = self._py[1]
+            self._py_used = True
 
     def _restore(self) -> None:
         saved = self._saved
         if saved is None:
             return
-        _flush(sys.stdout, sys.stderr, *self._py)
+        self._flush_all()
         sys.stdout, sys.stderr = self._streams
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         os.close(saved[0])
         os.close(saved[1])
         self._saved = None
+
+    def _flush_all(self) -> None:
+        """Flush what the task may have written through: sys.stdout/err, and our
+        wrappers once they have stood in for them (never before: nothing holds them)."""
+        if self._py_used:
+            _flush(sys.stdout, sys.stderr, *self._py)
+        else:
+            _flush(sys.stdout, sys.stderr)
 
     def begin(self, log: str) -> None:
         """A task is about to run: send what it prints to our files."""
@@ -478,15 +489,12 @@ class Capture:
         ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing)."""
         sys.breakpointhook = self._hook
         if self.for_good or self._saved is None:
-            _flush(sys.stdout, sys.stderr, *self._py)
+            self._flush_all()
         else:
             self._restore()  # which flushes them first
-        return self._hand_over(log, old_log)
-
-    def _hand_over(self, log: str, old_log: bool) -> bool:
         printed = False
         for fd, ext in ((self._fds[0], ".out"), (self._fds[1], ".err")):
-            # Its size, without a stat_result: fd 1/2 share this file's offset, at its end.
+            # The file's size (SEEK_END), without the stat_result of os.fstat.
             size = os.lseek(fd, 0, os.SEEK_END)
             if size:
                 printed = True
