@@ -413,7 +413,12 @@ class Checker:
 
 def _items(part: Mapping[str, Any] | None) -> str:
     """A mapping as the record's stamp spells it: its sorted items' repr."""
-    return repr(sorted(part.items())) if part else "[]"
+    if not part:
+        return "[]"
+    if len(part) == 1:  # most products: the same text without a sorted list of a tuple
+        for k, v in part.items():
+            return f"[({k!r}, {v!r})]"
+    return repr(sorted(part.items()))
 
 
 def _described(t: Any) -> dict[str, Any]:

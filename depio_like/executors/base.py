@@ -344,15 +344,7 @@ def run_steps(
             from ..fingerprint import digest_now
 
             products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
-        yield Outcome(
-            step.index,
-            True,
-            value=handed,
-            duration=duration,
-            printed=printed,
-            products=products,
-            inputs=inputs,
-        )
+        yield Outcome(step.index, True, handed, None, duration, printed, products, inputs)
 
 
 def _digests(paths: Sequence[str]) -> dict[str, str | None]:
