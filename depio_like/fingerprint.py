@@ -323,19 +323,21 @@ def digest_now(path: str) -> tuple[str, int, int, int, int] | None:
     """(digest, size, mtime_ns, inode, ctime_ns) of a regular file as it is now; None if
     missing or not a regular file. Used where a file was just written (in a worker, in a
     Slurm job) to spare the driver reading it again."""
-    from .fs import RealDisk
-
     disk = RealDisk()
     try:
         st = disk.stat(path)
         if st is None or st.is_dir or st.special:
             return None
-        h = xxhash.xxh3_64()
-        for chunk in disk.chunks(path, st.size):
-            h.update(chunk)
+        if st.size <= _SMALL:
+            d = _hash_small(path, st.size)
+        else:
+            h = xxhash.xxh3_64()
+            for chunk in disk.chunks(path, st.size):
+                h.update(chunk)
+            d = h.hexdigest()
     except (OSError, PathProblem):  # the driver will look, and say what is wrong
         return None
-    return h.hexdigest(), st.size, st.mtime_ns, st.ino, st.ctime_ns
+    return d, st.size, st.mtime_ns, st.ino, st.ctime_ns
 
 
 class Unfingerprintable(Exception):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import interrupts, progress
+from ..fingerprint import FileHasher, digest_now
+from ..fs import RealDisk
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..task import Task
@@ -341,16 +343,11 @@ def run_steps(
                 return
         products = None
         if hash_products:
-            from ..fingerprint import digest_now
-
             products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
         yield Outcome(step.index, True, handed, None, duration, printed, products, inputs)
 
 
 def _digests(paths: Sequence[str]) -> dict[str, str | None]:
-    from ..fingerprint import FileHasher
-    from ..fs import RealDisk
-
     hasher = FileHasher(RealDisk(), {})
     return {p: hasher.digest(p) for p in paths}
 
