@@ -9,6 +9,7 @@ import functools
 import os
 import pickle
 import sys
+import time
 import types
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,37 @@ from .paths import normalise
 # within the same filesystem clock tick without its mtime changing ("racy" in git's words);
 # such a hash is used for this run but its stat signature is not trusted next time.
 RACY_NS = 100_000_000
+
+
+_S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
+# Files up to this size (most products) are hashed from one read, without ``Disk.chunks``.
+_SMALL = 1 << 16
+
+
+def _hash_small(path: str, size: int) -> str:
+    """The digest of a file of about ``size`` bytes on the real disk, read as
+    ``RealDisk.chunks`` reads it (to the end, whatever its size now) and hashed at once (the
+    same digest as a streaming hash of its chunks)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: see RealDisk.chunks
+    except OSError as e:
+        raise problem(path, e) from None
+    try:
+        data = os.read(fd, max(size + 1, 4096))
+        if data:
+            parts = [data]
+            left = size - len(data) if len(data) <= size else size
+            while more := os.read(fd, max(left + 1, 4096)):
+                parts.append(more)
+                if len(more) <= left:
+                    left -= len(more)
+            if len(parts) > 1:
+                data = b"".join(parts)
+    except OSError as e:
+        raise problem(path, e) from None
+    finally:
+        os.close(fd)
+    return xxhash.xxh3_64_hexdigest(data)
 
 
 class FileEntry(NamedTuple):
@@ -151,7 +183,8 @@ class FileHasher:
         self._unindexed.clear()
 
     def _file_digest(self, path: str, st: FileStat) -> str:
-        kind = st.special
+        fmt = st.mode & _S_IFMT  # st.special, without its cost for the usual file
+        kind = st.special if fmt and fmt != _S_IFREG and fmt != _S_IFDIR else ""
         if kind:
             d = f"special:{kind}"
         else:
@@ -165,7 +198,8 @@ class FileHasher:
                 d = known.digest
             else:
                 d = self._hash_file(path, st.size)
-                if self._disk.now_ns() - max(st.mtime_ns, st.ctime_ns) > RACY_NS:
+                now = time.time_ns() if self._real else self._disk.now_ns()
+                if now - max(st.mtime_ns, st.ctime_ns) > RACY_NS:
                     entry = FileEntry(st.size, st.mtime_ns, st.ino, d, st.ctime_ns)
                     self._known[path] = entry
                     self.fresh[path] = entry
@@ -187,16 +221,21 @@ class FileHasher:
         if self._unindexed:
             self._index_known()
         self._memo.pop(path, None)
-        self._stats.pop(path, None)
-        self._dirs.pop(path, None)
-        stack = [path]
-        while stack:
-            for p in self._kids.pop(stack.pop(), ()):
+        if self._stats:
+            self._stats.pop(path, None)
+        dirs = self._dirs
+        if dirs:
+            dirs.pop(path, None)
+        kids = self._kids.pop(path, None)
+        if kids:  # a directory: what is under it goes too
+            stack = list(kids)
+            while stack:
+                p = stack.pop()
                 self._memo.pop(p, None)
-                self._dirs.pop(p, None)
+                dirs.pop(p, None)
                 self._stats.pop(p, None)
-                stack.append(p)
-        if not self._dirs:
+                stack.extend(self._kids.pop(p, ()))
+        if not dirs:
             return
         d = path
         while True:
@@ -206,6 +245,10 @@ class FileHasher:
             self._dirs.pop(d, None)
 
     def _hash_file(self, path: str, size: int) -> str:
+        if self._real and size <= _SMALL:
+            d = _hash_small(path, size)
+            self.bytes_hashed += size
+            return d
         h = xxhash.xxh3_64()
         try:
             for chunk in self._disk.chunks(path, size):
@@ -292,19 +335,21 @@ def digest_now(path: str) -> tuple[str, int, int, int, int] | None:
     """(digest, size, mtime_ns, inode, ctime_ns) of a regular file as it is now; None if
     missing or not a regular file. Used where a file was just written (in a worker, in a
     Slurm job) to spare the driver reading it again."""
-    from .fs import RealDisk
-
     disk = RealDisk()
     try:
         st = disk.stat(path)
         if st is None or st.is_dir or st.special:
             return None
-        h = xxhash.xxh3_64()
-        for chunk in disk.chunks(path, st.size):
-            h.update(chunk)
+        if st.size <= _SMALL:
+            d = _hash_small(path, st.size)
+        else:
+            h = xxhash.xxh3_64()
+            for chunk in disk.chunks(path, st.size):
+                h.update(chunk)
+            d = h.hexdigest()
     except (OSError, PathProblem):  # the driver will look, and say what is wrong
         return None
-    return h.hexdigest(), st.size, st.mtime_ns, st.ino, st.ctime_ns
+    return d, st.size, st.mtime_ns, st.ino, st.ctime_ns
 
 
 class Unfingerprintable(Exception):

@@ -26,7 +26,16 @@ _current: Progress | None = None
 _local_sink: Callable[[int, dict[str, Any]], None] | None = None
 # A process that runs several tasks at once in threads (a Dask worker) keeps each task's
 # progress, and where it goes, per thread; the globals above serve threads a task starts.
-_thread = threading.local()
+
+
+class _PerThread(threading.local):
+    # Class-level defaults: a thread that set neither reads None without an
+    # AttributeError raised and caught inside getattr (twice per task otherwise).
+    current: Progress | None = None
+    sink: Callable[[int, dict[str, Any]], None] | None = None
+
+
+_thread = _PerThread()
 
 
 class Progress:
@@ -113,22 +122,24 @@ class Progress:
 
 def current_progress() -> Progress | None:
     """The progress of the task running in this process, or None outside a task."""
-    return getattr(_thread, "current", None) or _current
+    return _thread.current or _current
 
 
 def begin(key: int, path: str | None) -> Progress:
     """Start reporting for task ``key`` (called by the executor around each task)."""
     global _current
-    _current = _thread.current = Progress(key, path, getattr(_thread, "sink", None) or _local_sink)
-    return _current
+    here = _thread
+    p = _current = here.current = Progress(key, path, here.sink or _local_sink)
+    return p
 
 
 def end() -> None:
     global _current
-    p = getattr(_thread, "current", None) or _current
-    if p is not None:
+    here = _thread
+    p = here.current or _current
+    if p is not None and p._wrote:  # else close() has nothing to remove
         p.close()
-    _thread.current = None
+    here.current = None
     if _current is p:
         _current = None
 

@@ -26,6 +26,7 @@ from .graph import TaskGraph
 from .modes import BuildMode
 from .paths import show_path
 from .postconditions import PostconditionError
+from .signature import spec_of
 from .state import Record
 
 
@@ -96,6 +97,7 @@ class Checker:
         self.default_mode = default_mode
         self.assume_changed: set[int] = set()
         self._made_dirs: set[str] = set()
+        self._made_heads: set[str] = set()  # products' paths up to their last "/" (done)
         # Each task's code digest, taken once per run, when it is first checked: its record
         # keeps the state the run decided on (a bound method may change its instance as it
         # runs). The memo shares the digest of one closure or instance among its tasks.
@@ -316,15 +318,21 @@ class Checker:
     def before_run(self, i: int) -> None:
         """Task ``i`` is about to (re)write its products: forget their old digests, and make
         the directories they go in (as pytask does: a task should not have to)."""
+        forget, made = self.hasher.forget, self._made_dirs
         for p in self.graph.tasks[i].products:
-            self.hasher.forget(p)
-            parent = os.path.dirname(p)
-            if parent not in self._made_dirs:
-                try:
-                    self.disk.makedirs(parent)
-                except OSError:
-                    pass  # the task will say what is wrong when it writes
-                self._made_dirs.add(parent)
+            forget(p)
+            # Up to its last "/": the same for every file of a directory, and cheaper than
+            # os.path.dirname (taken the first time only).
+            head = p[: p.rfind("/") + 1]
+            if head not in self._made_heads:
+                self._made_heads.add(head)
+                parent = os.path.dirname(p)
+                if parent not in made:
+                    try:
+                        self.disk.makedirs(parent)
+                    except OSError:
+                        pass  # the task will say what is wrong when it writes
+                    made.add(parent)
 
     def missing_products(
         self, i: int, reported: Mapping[str, Any] | None = None
@@ -332,14 +340,17 @@ class Checker:
         """The products of task ``i`` that are not there (those ``reported`` by the process
         that wrote them are), and the stat of the others, for ``new_record``: one stat per
         product."""
-        reported = reported or {}
         missing, stats = [], {}
+        stat = self.disk.stat
         for p in self.graph.tasks[i].products:
-            if p not in reported:
-                st = _stat_or_problem(self.disk, p)
+            if reported is None or p not in reported:
+                try:
+                    st = stat(p)
+                except PathProblem:  # there, but not usable: hashing it says why
+                    continue
                 if st is None:
                     missing.append(p)
-                elif not isinstance(st, PathProblem):
+                else:
                     stats[p] = st
         return missing, stats
 
@@ -359,27 +370,29 @@ class Checker:
         ``failed``: the dependencies that had failed when it ran (``run_if="all_done"``;
         record key -> label), so that it runs again next time."""
         t = self.graph.tasks[i]
+        hasher = self.hasher
         products: dict[str, str | None] = {}
         for p in t.products:
             got = reported.get(p) if reported is not None else None
             if got is not None:
                 digest, size, mtime_ns, ino, *ctime = got
-                self.hasher.remember(p, size, mtime_ns, ino, digest, *ctime)
+                hasher.remember(p, size, mtime_ns, ino, digest, *ctime)
                 products[p] = digest
             else:
-                self.hasher.forget(p)
+                hasher.forget(p)
                 try:
-                    products[p] = self.hasher.digest(p, stats.get(p) if stats else None)
+                    products[p] = hasher.digest(p, stats.get(p) if stats else None)
                 except PathProblem:  # unreadable: whoever needs it next fails, naming it
                     products[p] = "unreadable"
-        code = self.code(i)
+        code = self._codes.get(i) or self.code(i)
         # One digest of the parts written one after the other (as fed to a streaming hash
         # before: the stamps of existing records stay valid).
         text = (
-            f"{code!r}{t.args_digest!r}{_items(inputs)}{_items(products)}"
-            f"{_items(upstream)}{_items(failed)}"
+            f"{code!r}{t.args_digest!r}{_items(inputs) if inputs else '[]'}"
+            f"{_items(products) if products else '[]'}{_items(upstream) if upstream else '[]'}"
+            f"{_items(failed) if failed else '[]'}"
         )
-        if self.mode(i) is BuildMode.ALWAYS or (t.ensure and not t.products):
+        if (t.buildmode or self.default_mode) is BuildMode.ALWAYS or (t.ensure and not t.products):
             # Its effects are unknown (or outside files, known by its postconditions only):
             # each run counts as a change downstream.
             text += str(time.time_ns())
@@ -400,18 +413,34 @@ class Checker:
 
 def _items(part: Mapping[str, Any] | None) -> str:
     """A mapping as the record's stamp spells it: its sorted items' repr."""
-    return repr(sorted(part.items())) if part else "[]"
-
-
-def _stat_or_problem(disk: Disk, path: str) -> Any:
-    try:
-        return disk.stat(path)
-    except PathProblem as e:  # there, but not usable: hashing it says why
-        return e
+    if not part:
+        return "[]"
+    if len(part) == 1:  # most products: the same text without a sorted list of a tuple
+        for k, v in part.items():
+            return f"[({k!r}, {v!r})]"
+    return repr(sorted(part.items()))
 
 
 def _described(t: Any) -> dict[str, Any]:
     """The arguments a record describes: tracked ones, paths excepted."""
+    spec = spec_of(t.func)
+    if spec.plain and not t.missing:
+        # What binding the call again gives (``signature.bind``), in the parameters' order,
+        # without the dict of every argument that ``Task.arguments`` builds to get there.
+        left_out, ignored = t.path_params, t.ignored
+        given, kwargs, defaults = t.args, t.kwargs, spec.defaults
+        n = len(given)
+        out = {}
+        for k, name in enumerate(spec.names):
+            if name in left_out or name in ignored:
+                continue
+            if k < n:
+                out[name] = given[k]
+            elif name in kwargs:
+                out[name] = kwargs[name]
+            else:
+                out[name] = defaults[name]
+        return out
     args = t.tracked_arguments
     if t.path_params:
         args = {k: v for k, v in args.items() if k not in t.path_params}

@@ -68,6 +68,31 @@ _HEADER = {"depio_like_state": FORMAT}
 _EMPTY: Mapping[str, Any] = MappingProxyType({})  # shared by the records that have none
 # One encoder for every line (json.dumps builds one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _line_encoder() -> Callable[[Any], str]:
+    """``_encode`` without its per-call cost (``JSONEncoder.encode`` builds a new C encoder
+    for every line): the C encoder, made once, for the lines written per task. The same
+    text; no circularity check (a line holds strings, numbers and flat containers)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - a Python without the C accelerator
+        return _encode
+    enc = make(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    join = "".join
+    return lambda item: join(enc(item, 0))
+
+
+_encode_line = _line_encoder()
 # Lines are appended at least this often, and whenever this many are pending.
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
@@ -414,7 +439,7 @@ class State:
         rel = self._rel
         for path, e in entries.items():
             self.files[path] = e
-            self._pending.append(_encode(["f", rel(path), *e]))
+            self._pending.append(_encode_line(["f", rel(path), *e]))
         entries.clear()
 
     def flush(self, force: bool = True) -> None:
@@ -436,9 +461,11 @@ class State:
         # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
         data = ("\n".join(self._pending) + "\n").encode("utf-8", "surrogateescape")
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._log, view) :]
+            done = os.write(self._log, data)
+            if done < len(data):  # a short write is not an error: write the rest
+                view = memoryview(data)[done:]
+                while view:
+                    view = view[os.write(self._log, view) :]
         except OSError as e:
             self._failed(e)
             with contextlib.suppress(OSError):  # no half line: the log ends where it did
@@ -515,7 +542,7 @@ class State:
                 # a number never names two digests, so a record never reads another's code.
                 n = self._codes[r.code] = self._next_code
                 self._next_code += 1
-                head = _encode(["c", n, r.code]) + "\n"
+                head = _encode_line(["c", n, r.code]) + "\n"
             code = n
         products = []
         for p, d in r.products.items():
@@ -550,7 +577,7 @@ class State:
                     item.append({self._rel_key(k): v for k, v in ups.items()})
                     if fl:
                         item.append({self._rel_key(k): v for k, v in fl.items()})
-        return head + _encode(item)
+        return head + _encode_line(item)
 
     def _quick_record(self, item: list[Any]) -> Record | None:
         """The record of the usual line (a task of one file, keyed by it, its code by

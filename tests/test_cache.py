@@ -7,7 +7,7 @@ from typing import Annotated
 
 import pytest
 
-from depio_like import Dependency, Product, Task
+from depio_like import Dependency, IgnoredForEq, Product, Task
 
 from conftest import calls, log_call, new_pipeline, run_script
 
@@ -271,3 +271,60 @@ def test_a_directory_product_rewritten_after_a_file_in_it_was_checked_is_recorde
     p = dir_and_reader(executor_factory(), 2)
     assert p.run() == 0
     assert calls() == [] and set(statuses(p).values()) == {"SKIPPED"}
+
+
+def described(
+    out: Annotated[Path, Product],
+    n: int,
+    scale: float = 1.5,
+    *,
+    label: str = "x",
+    verbose: Annotated[bool, IgnoredForEq] = False,
+    src: Annotated[Path, Dependency] = None,
+):
+    Path(out).write_text(f"{n} {scale} {label}")
+
+
+def test_record_describes_the_arguments_as_bound(sources):
+    """A record names the task's tracked arguments (defaults applied, in the parameters'
+    order; paths and IgnoredForEq ones left out), however the call gave them."""
+    from depio_like.state import State
+
+    p = new_pipeline()
+    p.add_task(Task("pos", described, ["a.txt", 1]))
+    p.add_task(Task("kw", described, [], {"out": "b.txt", "n": 2, "label": "y", "verbose": True}))
+    p.add_task(Task("mix", described, ["c.txt", 3, 0.5], {"src": "raw.txt"}))
+    assert p.run() == 0
+    state = State(p.state_dir).read_only()
+    got = {r.name: dict(r.arg_reprs) for r in state.records.values()}
+    assert got == {
+        "pos": {"n": "1", "scale": "1.5", "label": "'x'"},
+        "kw": {"n": "2", "scale": "1.5", "label": "'y'"},
+        "mix": {"n": "3", "scale": "0.5", "label": "'x'"},
+    }
+    for t in p.tasks:  # as the task's own binding of its call has them
+        tracked = {k: repr(v) for k, v in t.tracked_arguments.items() if k not in t.path_params}
+        assert got[t.name] == tracked
+
+
+def sized(out: Annotated[Path, Product], size: int):
+    Path(out).write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+
+
+def test_recorded_digest_is_the_content_hash_whatever_the_size(project):
+    """Small products are hashed from one read, big ones in chunks: the record holds the
+    xxh3 digest of the content either way (the empty file included)."""
+    import xxhash
+
+    from depio_like.state import State
+
+    p = new_pipeline()
+    sizes = [0, 1, 4095, 4096, 4097, 65536, 65537, (1 << 20) + 3]
+    for k, size in enumerate(sizes):
+        p.add_task(Task(f"s{k}", sized, [f"s{k}.bin", size]))
+    assert p.run() == 0
+    state = State(p.state_dir).read_only()
+    for r in state.records.values():
+        ((path, digest),) = r.products.items()
+        assert digest == xxhash.xxh3_64(Path(path).read_bytes()).hexdigest(), path
+    assert len(state.records) == len(sizes)

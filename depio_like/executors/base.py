@@ -10,12 +10,17 @@ outcomes. An executor that queues jobs (Slurm) sets ``queues = True`` and report
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .. import interrupts, progress
+from ..fingerprint import FileHasher, digest_now
+from ..fs import RealDisk
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..task import Task
@@ -243,19 +248,19 @@ def run_steps(
     ``own_interrupts`` (a worker, which Ctrl-C does not reach), else when ``interrupts``
     can tell it was not the user's.
     """
-    from .. import interrupts, progress
-
     values = dict(job.values)
+    clock = time.perf_counter
     for k, step in enumerate(job.steps):
         inputs = _digests(step.task.dependencies) if k else None
-        t0 = time.perf_counter()
+        t0 = clock()
         printed = True
-        logged = capture if step.log else None
+        log = step.log
+        logged = capture if log else None
         saved = _Surroundings() if isolate else None
         try:
             if logged is not None:
-                logged.begin(step.log)
-            progress.begin(step.index, step.log + progress.SUFFIX if step.log else None)
+                logged.begin(log)
+            progress.begin(step.index, log + progress.SUFFIX if log else None)
             try:
                 value = step.task.run(values)
             finally:
@@ -264,11 +269,10 @@ def run_steps(
                 progress.end()
                 if logged is not None:
                     try:
-                        printed = logged.end(step.log, step.old_log)
+                        printed = logged.end(log, step.old_log)
                     except OSError as e:  # a full disk: the task's output is lost
                         raise _LogLost(
-                            f"its output could not be saved to {step.log}.out / "
-                            f".err: {e.strerror or e}"
+                            f"its output could not be saved to {log}.out / .err: {e.strerror or e}"
                         ) from None
         except JobEnding:
             raise
@@ -306,7 +310,7 @@ def run_steps(
                 printed=printed,
             )
             return
-        duration = time.perf_counter() - t0
+        duration = clock() - t0
         values[step.task.id] = value  # type: ignore[index]  # a task in the graph has its id
         handed = None
         if step.export_to:
@@ -339,24 +343,11 @@ def run_steps(
                 return
         products = None
         if hash_products:
-            from ..fingerprint import digest_now
-
             products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
-        yield Outcome(
-            step.index,
-            True,
-            value=handed,
-            duration=duration,
-            printed=printed,
-            products=products,
-            inputs=inputs,
-        )
+        yield Outcome(step.index, True, handed, None, duration, printed, products, inputs)
 
 
 def _digests(paths: Sequence[str]) -> dict[str, str | None]:
-    from ..fingerprint import FileHasher
-    from ..fs import RealDisk
-
     hasher = FileHasher(RealDisk(), {})
     return {p: hasher.digest(p) for p in paths}
 
@@ -377,16 +368,17 @@ class _Surroundings:
             self.cwd = None
         # The encoded mapping behind os.environ: copied and compared without decoding.
         data = getattr(os.environ, "_data", None)
-        self.env = dict(data) if data is not None else dict(os.environ)
+        self.env = data.copy() if data is not None else dict(os.environ)
 
     def restore(self) -> None:
-        if self.cwd is not None:
+        cwd = self.cwd
+        if cwd is not None:
             try:
-                if os.getcwd() != self.cwd:
-                    os.chdir(self.cwd)
+                if os.getcwd() != cwd:
+                    os.chdir(cwd)
             except OSError:
                 try:
-                    os.chdir(self.cwd)
+                    os.chdir(cwd)
                 except OSError:
                     pass
         data = getattr(os.environ, "_data", None)
@@ -423,6 +415,7 @@ class Capture:
         self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]  # noqa: SIM115 - kept open until close()
         self._fds = [f.fileno() for f in self._files]
         self._saved: tuple[int, int] | None = None
+        self._py_used = False  # whether self._py ever stood in for sys.stdout/err
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
         self._py = [
@@ -435,61 +428,63 @@ class Capture:
             self._redirect()
 
     def _redirect(self) -> None:
-        import sys
-
-        _flush(sys.stdout, sys.stderr)
+        out, err = sys.stdout, sys.stderr
+        _flush(out, err)
         self._saved = os.dup(1), os.dup(2)
         os.dup2(self._fds[0], 1)
         os.dup2(self._fds[1], 2)
-        self._streams = sys.stdout, sys.stderr
-        if _fileno(sys.stdout) != 1:
+        self._streams = out, err
+        if _fileno(out) != 1:
             sys.stdout = self._py[0]
-        if _fileno(sys.stderr) != 2:
+            self._py_used = True
+        if _fileno(err) != 2:
             sys.stderr = self._py[1]
+            self._py_used = True
 
     def _restore(self) -> None:
-        import sys
-
-        if self._saved is None:
+        saved = self._saved
+        if saved is None:
             return
-        _flush(sys.stdout, sys.stderr, *self._py)
+        self._flush_all()
         sys.stdout, sys.stderr = self._streams
-        os.dup2(self._saved[0], 1)
-        os.dup2(self._saved[1], 2)
-        for fd in self._saved:
-            os.close(fd)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
         self._saved = None
+
+    def _flush_all(self) -> None:
+        """Flush what the task may have written through: sys.stdout/err, and our
+        wrappers once they have stood in for them (never before: nothing holds them)."""
+        if self._py_used:
+            _flush(sys.stdout, sys.stderr, *self._py)
+        else:
+            _flush(sys.stdout, sys.stderr)
 
     def begin(self, log: str) -> None:
         """A task is about to run: send what it prints to our files."""
-        import sys
-
         if not self.for_good:
             self._redirect()
-        hook = self._hook = sys.breakpointhook
+        self._hook = sys.breakpointhook
+        sys.breakpointhook = self._debug
 
-        def debug(*args: Any, **kwargs: Any) -> Any:
-            self._restore()  # the debugger talks to the terminal, not to the log
-            return hook(*args, **kwargs)
-
-        sys.breakpointhook = debug
+    def _debug(self, *args: Any, **kwargs: Any) -> Any:
+        """``breakpoint()`` in a task: the debugger talks to the terminal, not to the log."""
+        self._restore()
+        return self._hook(*args, **kwargs)
 
     def end(self, log: str, old_log: bool = True) -> bool:
         """The task is over: hand it its output; True if it printed anything.
         ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing)."""
-        import sys
-
         sys.breakpointhook = self._hook
         if self.for_good or self._saved is None:
-            _flush(sys.stdout, sys.stderr, *self._py)
+            self._flush_all()
         else:
             self._restore()  # which flushes them first
-        return self._hand_over(log, old_log)
-
-    def _hand_over(self, log: str, old_log: bool) -> bool:
         printed = False
-        for fd, ext in zip(self._fds, (".out", ".err"), strict=True):
-            size = os.fstat(fd).st_size
+        for fd, ext in ((self._fds[0], ".out"), (self._fds[1], ".err")):
+            # The file's size (SEEK_END), without the stat_result of os.fstat.
+            size = os.lseek(fd, 0, os.SEEK_END)
             if size:
                 printed = True
                 try:

@@ -64,12 +64,12 @@ class SequentialExecutor(Executor):
         if self._capture is None:
             self._capture = Capture(for_good=False)
         outcomes = []
-        # Values stay objects: producer and consumer share this process.
-        for o in run_steps(job, lambda step, value: value, self._capture):
+        ended = self._ended
+        for o in run_steps(job, _as_is, self._capture):
             outcomes.append(o)
-            self._ended.add(o.index)  # a Ctrl-C in a later step must not count it cancelled
+            ended.add(o.index)  # a Ctrl-C in a later step must not count it cancelled
         self._queue.popleft()
-        self._ended.clear()
+        ended.clear()
         return outcomes
 
     def cancel(self) -> list[int]:
@@ -82,6 +82,12 @@ class SequentialExecutor(Executor):
         if self._capture is not None:
             self._capture.close()
             self._capture = None
+
+
+def _as_is(step: Step, value: Any) -> Any:
+    """The ``export`` of a job run in the driver: values stay objects (producer and
+    consumer share this process)."""
+    return value
 
 
 def default_workers() -> int:
