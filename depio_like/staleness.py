@@ -101,12 +101,12 @@ class Checker:
         # Each task's code digest, taken once per run, when it is first checked: its record
         # keeps the state the run decided on (a bound method may change its instance as it
         # runs). The memo shares the digest of one closure or instance among its tasks.
-        self._codes: dict[int, str] = {}
+        self._codes: list[str | None] = [None] * len(graph.tasks)  # by task, not a dict
         self._code_memo: dict[Any, str] = {}
 
     def code(self, i: int) -> str:
         """Task ``i``'s code digest in this run (see ``fingerprint.code_digest``)."""
-        c = self._codes.get(i)
+        c = self._codes[i]
         if c is None:
             c = self._codes[i] = code_digest(self.graph.tasks[i].func, self._code_memo)
         return c
@@ -165,7 +165,7 @@ class Checker:
             rec = records.get(t.record_key)
             if rec is None or rec.failed or rec.incomplete or rec.args != t.args_digest:
                 return None
-            c = codes.get(i)
+            c = codes[i]
             if rec.code != (c if c is not None else code(i)):
                 return None
             recorded = rec.products
@@ -384,7 +384,7 @@ class Checker:
                     products[p] = hasher.digest(p, stats.get(p) if stats else None)
                 except PathProblem:  # unreadable: whoever needs it next fails, naming it
                     products[p] = "unreadable"
-        code = self._codes.get(i) or self.code(i)
+        code = self._codes[i] or self.code(i)
         # One digest of the parts written one after the other (as fed to a streaming hash
         # before: the stamps of existing records stay valid).
         text = (
