@@ -127,19 +127,23 @@ def _is_task(v: Any) -> bool:
 
 
 class _FrozenDict(dict[str, Any]):
-    """An empty dict no one may fill: one shared by every task declared without keyword
-    arguments or Slurm settings (a dict apiece would cost 64 bytes per task)."""
+    """A dict no one may fill or change: the empty one shared by every task declared
+    without keyword arguments (a dict apiece would cost 64 bytes per task), and the one
+    ``Task.kwargs`` builds to give paths back (a write to it would reach nothing)."""
 
     __slots__ = ()
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("this task's dict is shared and read-only; assign a new dict")
+        raise TypeError(
+            "a task's keyword arguments are read-only here (they are fixed when it is "
+            "declared): declare a new task"
+        )
 
     __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
     __ior__ = _refuse  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, ())
+        return (dict, (dict(self),) if self else ())
 
 
 _NO_KWARGS: dict[str, Any] = _FrozenDict()
@@ -635,6 +639,24 @@ class Task:
     #: The configurations (``Pipeline.variant``) it belongs to.
     variants = _Rare[tuple[str, ...]](())
 
+    def __setstate__(self, state: Any) -> None:
+        # Unpickled or copied (copy.copy comes here too). A merge key holding a function's
+        # id() is only valid in the process that made it: a task unpickled elsewhere
+        # (declared in a worker, sent back) takes its function's id here, so that it stays
+        # equal to the same call declared here. A copy gets its own dict of rare
+        # attributes: one set on the copy must not change the original.
+        d, slots = state if isinstance(state, tuple) else (state, None)
+        for part in (d, slots):
+            if part:
+                for k, v in part.items():
+                    object.__setattr__(self, k, v)
+        key = getattr(self, "_merge_key", None)
+        if type(key) is tuple and len(key) == 2 and type(key[0]) is int:
+            self._merge_key = (id(self.func), key[1])
+        rare = getattr(self, "_rare", None)
+        if rare is not None:
+            self._rare = dict(rare)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):
             return NotImplemented
@@ -663,9 +685,13 @@ class Task:
         if not m or not kw:
             return kw
         names = _spec(self.func).names[len(self._args) :]
-        return {
-            k: _PosixPath(v) if k in names and m >> names.index(k) & 1 else v for k, v in kw.items()
-        }
+        # Read-only: a new dict each time, so a write to it would be lost without a word.
+        return _FrozenDict(
+            {
+                k: _PosixPath(v) if k in names and m >> names.index(k) & 1 else v
+                for k, v in kw.items()
+            }
+        )
 
     @property
     def depends_on(self) -> list[Task]:
