@@ -96,8 +96,8 @@ class Checker:
         self.force = force
         self.default_mode = default_mode
         self.assume_changed: set[int] = set()
-        self._made_dirs: set[str] = set()
-        self._made_heads: set[str] = set()  # products' paths up to their last "/" (done)
+        # Products' paths up to their last "/": their directories, made once per run.
+        self._made_heads: set[str] = set()
         # Each task's code digest, taken once per run, when it is first checked: its record
         # keeps the state the run decided on (a bound method may change its instance as it
         # runs). The memo shares the digest of one closure or instance among its tasks.
@@ -318,21 +318,18 @@ class Checker:
     def before_run(self, i: int) -> None:
         """Task ``i`` is about to (re)write its products: forget their old digests, and make
         the directories they go in (as pytask does: a task should not have to)."""
-        forget, made = self.hasher.forget, self._made_dirs
+        forget, made = self.hasher.forget, self._made_heads
         for p in self.graph.tasks[i].products:
             forget(p)
             # Up to its last "/": the same for every file of a directory, and cheaper than
             # os.path.dirname (taken the first time only).
             head = p[: p.rfind("/") + 1]
-            if head not in self._made_heads:
-                self._made_heads.add(head)
-                parent = os.path.dirname(p)
-                if parent not in made:
-                    try:
-                        self.disk.makedirs(parent)
-                    except OSError:
-                        pass  # the task will say what is wrong when it writes
-                    made.add(parent)
+            if head not in made:
+                made.add(head)
+                try:
+                    self.disk.makedirs(os.path.dirname(p))
+                except OSError:
+                    pass  # the task will say what is wrong when it writes
 
     def missing_products(
         self, i: int, reported: Mapping[str, Any] | None = None
