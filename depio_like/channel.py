@@ -41,17 +41,20 @@ class ValueFile:
 
 
 def find_tasks(value: Any, is_task: Callable[[Any], bool]) -> list[Any]:
-    """Tasks in ``value``: itself, or inside lists, tuples and dict values."""
+    """Tasks in ``value``: itself, or inside lists, tuples and dict values (each container
+    looked into once: a list that holds itself is walked, not followed for ever)."""
     found: list[Any] = []
     stack = [value]
+    seen: set[int] = set()
     while stack:
         v = stack.pop()
         if is_task(v):
             found.append(v)
-        elif isinstance(v, (list, tuple)):
-            stack.extend(reversed(v))
-        elif isinstance(v, dict):
-            stack.extend(reversed(list(v.values())))
+        elif isinstance(v, (list, tuple, dict)):
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            stack.extend(reversed(v if not isinstance(v, dict) else list(v.values())))
     return found
 
 

@@ -242,3 +242,20 @@ def test_attributes_most_tasks_leave_unset_read_back_per_task(project):
     m = Task("m", copy)  # depio allows a call missing arguments: run() refuses it
     assert m.missing == ("out",) and "test_task.py" in m.declared_at and t.missing == ()
     assert m.arguments == {"src": None, "n": 1}
+
+
+@pytest.mark.timeout(60)
+def test_an_argument_that_holds_itself_is_declared_not_walked_for_ever():
+    # A list that contains itself (or a dict holding its own list): looking for tasks in
+    # the arguments walked it for ever, and the declaration hung.
+    def f(data):
+        pass
+
+    data: list = [1]
+    data.append(data)
+    box = {"data": data, "self": None}
+    box["self"] = box
+    a = Task("a", f, [data])
+    b = Task("b", f, [box])
+    assert a.unfingerprintable and b.unfingerprintable
+    assert a.value_inputs == () and b.value_inputs == ()
