@@ -651,8 +651,13 @@ class Task:
                 for k, v in part.items():
                     object.__setattr__(self, k, v)
         key = getattr(self, "_merge_key", None)
-        if type(key) is tuple and len(key) == 2 and type(key[0]) is int:
-            self._merge_key = (id(self.func), key[1])
+        if type(key) is tuple and len(key) == 2:
+            if type(key[0]) is int:
+                self._merge_key = (id(self.func), key[1])
+            elif key[0] == "unfingerprintable":
+                # Never merged: by its own id, not the id of the object it was made from
+                # (another process's id may be a live task's here).
+                self._merge_key = ("unfingerprintable", id(self))
         rare = getattr(self, "_rare", None)
         if rare is not None:
             self._rare = dict(rare)

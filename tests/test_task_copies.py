@@ -97,3 +97,23 @@ def test_pickled_tasks_keep_their_paths_and_kwargs(tmp_path, proto):
     assert u == t and u.args == t.args and type(u.args[0]) is type(tmp_path)
     u.kwargs["n"] = 3
     assert t.kwargs == {}
+
+
+def cyclic_reader(out: Annotated[Path, Product], data: list) -> None:
+    out.write_text(str(len(data)))
+
+
+def test_an_unfingerprintable_task_sent_back_is_never_merged_by_a_foreign_id(tmp_path):
+    # An unfingerprintable task (here: a cyclic list argument, which pickles) is never
+    # merged with another: its merge key holds its own id(). Sent to another process and
+    # back, it must not keep the id of the object it was made from: there, that id may be
+    # a live task's, and two different calls would be taken for one. As two declarations of
+    # the same such call here, the copy is a task of its own.
+    data: list = []
+    data.append(data)
+    t = Task("c", cyclic_reader, (tmp_path / "c.txt", data))
+    assert t.unfingerprintable
+    u = pickle.loads(pickle.dumps(t))
+    assert u.unfingerprintable
+    assert u != t
+    assert Task("c", cyclic_reader, (tmp_path / "c.txt", data)) != t  # as declared twice here
