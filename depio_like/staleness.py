@@ -27,7 +27,7 @@ from .modes import BuildMode
 from .paths import show_path
 from .postconditions import PostconditionError
 from .signature import spec_of
-from .state import Record
+from .state import Record, compact_mapping
 
 
 def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
@@ -393,18 +393,19 @@ class Checker:
             # Its effects are unknown (or outside files, known by its postconditions only):
             # each run counts as a change downstream.
             text += str(time.time_ns())
+        described = arg_reprs(_described(t))
         return Record(
             t.record_key,
             t.name,
             code,
             t.args_digest,
-            products,
-            dict(inputs) if inputs else _NONE,
-            dict(upstream) if upstream else _NONE,
-            arg_reprs(_described(t)),
+            compact_mapping(products),
+            compact_mapping(inputs, copy=True) if inputs else _NONE,
+            compact_mapping(upstream, copy=True) if upstream else _NONE,
+            compact_mapping(described) if described else _NONE,
             round(duration, 4),
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
-            failed=dict(failed) if failed else _NONE,
+            failed=compact_mapping(failed, copy=True) if failed else _NONE,
         )
 
 

@@ -100,13 +100,14 @@ _LOAD_CHUNK = 5000  # lines parsed at once when loading
 _new_tuple = tuple.__new__
 
 
-def _compact(m: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``m`` as a loaded record keeps it: one shared empty mapping, ``One``, or the dict."""
+def compact_mapping(m: Mapping[str, Any], copy: bool = False) -> Mapping[str, Any]:
+    """``m`` as a record keeps it for the run: one shared empty mapping, the usual one entry
+    as a 48-byte ``One`` (a dict takes 184), or the dict (a copy of it with ``copy``)."""
     n = len(m)
     if n == 1:
         for k, v in m.items():
             return One(k, v)
-    return m if n else _EMPTY
+    return (dict(m) if copy else m) if n else _EMPTY
 
 
 class One(Mapping[str, Any]):
@@ -766,13 +767,13 @@ class State:
             name,
             code,
             args,
-            _compact(products),
-            _compact(ins),
-            _compact(ups),
-            _compact(av),
+            compact_mapping(products),
+            compact_mapping(ins),
+            compact_mapping(ups),
+            compact_mapping(av),
             t,
             stamp,
-            failed=_compact(fl),
+            failed=compact_mapping(fl),
         )
 
     # -- reading ---------------------------------------------------------------------
