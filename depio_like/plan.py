@@ -263,14 +263,20 @@ class BuildPlan:
         return out
 
     def decided_all(
-        self, units: Sequence[Sequence[int]], decisions: Sequence[Sequence[Decision]]
+        self, units: Sequence[Sequence[int]], decisions: Sequence[Decision]
     ) -> list[Action]:
-        """``decided`` for each unit of a ``Checks``, in order."""
+        """``decided`` for each unit of a ``Checks``, in order: ``decisions`` holds those of
+        every unit's tasks, unit after unit."""
+        if len(decisions) != sum(map(len, units)):
+            raise ValueError(f"{len(decisions)} decisions for {len(units)} units' tasks")
         out: list[Action] = []
         one = self._decided_unit
+        at = 0
         if not self._batch:
-            for unit, ds in zip(units, decisions, strict=True):
-                one(unit, ds, out)
+            for unit in units:
+                n = len(unit)
+                one(unit, decisions[at : at + n], out)
+                at += n
             return out
         # The usual unit of a no-op run: one task, up to date, nothing downstream, nothing
         # blocked: what _decided_unit does for it, without the calls.
@@ -278,24 +284,30 @@ class BuildPlan:
         decided, status, skipped_status = self._decided, self.status, Status.SKIPPED
         ready, done = _Phase.READY, _Phase.DONE
         skipped: list[int] = []
-        for unit, ds in zip(units, decisions, strict=True):
-            if len(unit) == 1 and len(ds) == 1 and not self._blocking:
-                d = ds[0]
-                m = unit[0]
-                u = unit_of[m]
-                if (
-                    not d.run
-                    and not d.fail
-                    and phase[u] is ready
-                    and not down[u]
-                    and not tolerates[u]
-                ):
-                    decided[m] = d
-                    status[m] = skipped_status
-                    skipped.append(m)
-                    phase[u] = done
-                    self._open -= 1
-                    continue
+        for unit in units:
+            if len(unit) == 1:
+                d = decisions[at]
+                at += 1
+                if not self._blocking:
+                    m = unit[0]
+                    u = unit_of[m]
+                    if (
+                        not d.run
+                        and not d.fail
+                        and phase[u] is ready
+                        and not down[u]
+                        and not tolerates[u]
+                    ):
+                        decided[m] = d
+                        status[m] = skipped_status
+                        skipped.append(m)
+                        phase[u] = done
+                        self._open -= 1
+                        continue
+                ds: Sequence[Decision] = (d,)
+            else:
+                ds = decisions[at : at + len(unit)]
+                at += len(unit)
             if skipped:
                 self._set_all(skipped, skipped_status, out)
                 skipped = []

@@ -101,7 +101,7 @@ class Driver:
                 assert self.plan._batch and a.units
                 self.checks += a.units
                 todo += self.plan.decided_all(
-                    a.units, [[self.decide.get(m, RUN) for m in unit] for unit in a.units]
+                    a.units, [self.decide.get(m, RUN) for unit in a.units for m in unit]
                 )
             elif isinstance(a, Statuses):
                 assert self.plan._batch and a.status in (P, S)
