@@ -1,0 +1,173 @@
+"""The decorator's quick declaration of the usual call (task.py ``_usual_task``) must make
+the very task ``Task(name, func, args)`` makes: every slot equal, the same identity (the
+args digest is kept in records: a difference would rerun every task once), the same merge.
+Property test over paths (str and PosixPath, relative, with ``.``/``..``/trailing slashes,
+non-ASCII and undecodable bytes) and plain values of every kind."""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from depio_like import Dependency, Pipeline, Product, SequentialExecutor, Task, task
+
+_task_mod = sys.modules["depio_like.task"]
+
+_SENTINEL = object()
+
+
+def _slots(t: Task) -> dict[str, Any]:
+    out = {}
+    for cls in type(t).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            out[name] = getattr(t, name, _SENTINEL)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def out3(out: Annotated[Path, Product], a, b: int = 3, c: str = "x"):
+    pass
+
+
+def out_first(out: Annotated[Path, Product]):
+    pass
+
+
+def out_last(a, b, out: Annotated[Path, Product]):
+    pass
+
+
+def out_str(out: Annotated[str, Product], n):
+    pass
+
+
+FUNCS = [(out3, 0, 4), (out_first, 0, 1), (out_last, 2, 3), (out_str, 0, 2)]
+
+_name_chars = st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",))
+names = st.one_of(
+    st.text(_name_chars, min_size=1, max_size=8),
+    st.sampled_from([".", "..", "f.txt", "d", "é", "\udcff"]),
+)
+paths = st.builds(
+    lambda absolute, parts, trail: ("/" if absolute else "") + "/".join(parts) + trail,
+    st.booleans(),
+    st.lists(names, min_size=1, max_size=4),
+    st.sampled_from(["", "/", "/."]),
+)
+plain = st.one_of(
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=6),
+    st.sampled_from(["\udcff", "a'b", 'q"']),
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    which=st.sampled_from(range(len(FUNCS))),
+    path=paths,
+    as_posix=st.booleans(),
+    values=st.lists(plain, min_size=3, max_size=3),
+)
+def test_the_quick_declaration_makes_the_task_the_general_one_makes(
+    tmp_path: Path, which: int, path: str, as_posix: bool, values: list[Any]
+) -> None:
+    func, k, n = FUNCS[which]
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        given_path = pathlib.PosixPath(path) if as_posix else path
+        args = list(values[: n - 1])
+        args.insert(k, given_path)
+        declare = task("t")(func)
+        shape = _task_mod._usual_shape(func)
+        assert shape is not None
+        try:
+            general = Task("t", func, list(args))
+        except Exception as e:  # a path no filesystem takes: both refuse it
+            with pytest.raises(type(e)):
+                declare(*args)
+            return
+        quick = _task_mod._usual_task(shape, "t", func, tuple(args))
+        if quick is None:
+            # Only a PosixPath to a str-annotated product (kept as given) is not usual here.
+            assert func is out_str and as_posix
+        else:
+            a, b = _slots(quick), _slots(general)
+            assert set(a) == set(b)
+            for name in a:
+                assert _same(a[name], b[name]), (name, a[name], b[name])
+            assert quick == general and hash(quick) == hash(general)
+            assert _same(quick.args, general.args) and quick.kwargs == general.kwargs
+            assert quick.arguments.keys() == general.arguments.keys()
+        made = declare(*args)
+        assert made == general and made.args_digest == general.args_digest
+        assert made.products == general.products and made.record_key == general.record_key
+    finally:
+        os.chdir(old)
+
+
+def test_unusual_calls_are_declared_the_general_way(tmp_path: Path) -> None:
+    shape = _task_mod._usual_shape(out3)
+    out = str(tmp_path / "o.txt")
+    for args in [
+        (out, [1, 2], 3, "x"),  # a list: it may hold tasks, and has its own canonical form
+        (out, 1, 3),  # a default left out
+        (out, 1, 3, "x", 5),  # too many: the general way says why
+        ("", 1, 3, "x"),  # no path: refused, naming the parameter
+        (tmp_path / "o.txt", Path("p"), 3, "x"),  # a path in a plain parameter
+    ]:
+        assert _task_mod._usual_task(shape, "t", out3, args) is None
+    # Functions whose tasks are never of the usual shape.
+
+    def closure(out: Annotated[Path, Product], a):
+        return shape
+
+    def with_dep(out: Annotated[Path, Product], d: Annotated[Path, Dependency]):
+        pass
+
+    def no_product(a, b):
+        pass
+
+    for f in (closure, with_dep, no_product):
+        assert _task_mod._usual_shape(f) is None
+
+
+def test_quick_declarations_merge_and_run_as_general_ones(tmp_path: Path) -> None:
+    """In a pipeline: a quick declaration and a general one of the same call are one task
+    (add_task returns the first), and a run of quick ones records what a rerun of general
+    ones finds up to date (the identities match on disk too)."""
+    os.chdir(tmp_path)
+
+    @task("w")
+    def w(out: Annotated[Path, Product], i: int):
+        Path(out).write_text(str(i))
+
+    p = Pipeline(executor=SequentialExecutor(), quiet=True)
+    first = p.add_task(w(tmp_path / "a.txt", 1))
+    again = p.add_task(Task("w", w.task_function, [str(tmp_path / "a.txt"), 1]))
+    assert again is first
+    assert p.run() == 0
+    q = Pipeline(executor=SequentialExecutor(), quiet=True)
+    t = q.add_task(Task("w", w.task_function, [tmp_path / "a.txt", 1]))
+    assert q.run() == 0
+    assert t.status.name == "SKIPPED"
