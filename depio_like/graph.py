@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from stat import S_ISREG as _S_ISREG
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .channel import ValueSlot, substitute
 from .errors import (
@@ -27,7 +27,7 @@ from .paths import show_path as _show
 if TYPE_CHECKING:  # pragma: no cover
     import networkx
 
-    from .task import Task
+    from .task import CallIndex, Task
 
 _MAX_LISTED = 20
 
@@ -117,7 +117,7 @@ class TaskGraph:
 
 
 def build_graph(
-    tasks: Sequence[Task], producer: dict[str, int], survivors: dict[Any, Task], disk: Disk
+    tasks: Sequence[Task], producer: dict[str, int], survivors: CallIndex, disk: Disk
 ) -> TaskGraph:
     """Connect ``tasks`` (index = id - 1) and check the graph can run; raise a GraphError if not.
 
@@ -378,8 +378,8 @@ def _dangling(disk: Disk, path: str) -> str:
     return f" (it is a symlink to {target}, which does not exist)" if target else ""
 
 
-def _index_of(t: Task, survivors: dict[Any, Task], user: Task, how: str) -> int:
-    s = survivors.get(t._merge_key)
+def _index_of(t: Task, survivors: CallIndex, user: Task, how: str) -> int:
+    s = survivors.get(t)
     if s is None:
         raise UnknownTaskError(
             f"task {user.label} {how} task {t.name!r} ({t.func.__qualname__}), "

@@ -24,7 +24,7 @@ from .hooks import as_list
 from .modes import BuildMode
 from .options import PipelineSettings, RunOptions, tool_options
 from .paths import BadPath, forget_dirs, normalise, show_path
-from .task import Task
+from .task import CallIndex, Task
 
 if TYPE_CHECKING:
     from .display import Display
@@ -147,7 +147,7 @@ class Pipeline:
         self.submit_only_if_runnable = bool(submit_only_if_runnable)
         _install_excepthook()
         self._tasks: list[Task] = []
-        self._survivors: dict[Any, Task] = {}
+        self._survivors = CallIndex()
         self._producer: dict[str, int] = {}
         self._variant: str | None = None
         self._running = 0  # runs going on (in any thread): their tasks stay at exit
@@ -171,8 +171,8 @@ class Pipeline:
         """
         if not isinstance(task, Task):
             raise TypeError(f"add_task() takes a Task, got {type(task).__name__} {task!r}")
-        survivors, key = self._survivors, task._merge_key
-        survivor = survivors.get(key)
+        survivors = self._survivors
+        survivor = survivors.get(task)
         if survivor is not None:
             if survivor is not task and task._depends_on:
                 for d in task._depends_on:
@@ -195,7 +195,7 @@ class Pipeline:
                     "resolved)"
                 )
         for d in task._depends_on or ():
-            if d._merge_key not in survivors:
+            if survivors.get(d) is None:
                 raise UnknownTaskError(
                     f"task {task.name!r} ({_describe_call(task)}) depends on task {d.name!r} "
                     f"({_describe_call(d)}), which is not in the pipeline: add it with "
@@ -205,7 +205,7 @@ class Pipeline:
             producer[p] = index
         task.id = index + 1
         tasks.append(task)
-        survivors[key] = task
+        survivors.add(task)
         if self._variant is not None:
             self._label(task)
         return task

@@ -596,13 +596,11 @@ class Task:
             )
             self.unfingerprintable: str | None = None
             # By the digest, not the text: a million texts would be kept for this alone.
-            # A plain function by its id (the task keeps it alive, so no other function
-            # has that id meanwhile): a key of an int and a str, which the cyclic collector
-            # stops tracking, where one holding the function it would walk for good.
+            # A plain function's call by the digest alone (the str the task keeps anyway):
+            # two such tasks are one call when their functions are one object too (see
+            # ``same_call`` and ``CallIndex``).
             self._merge_key: Any = (
-                (spec.func_id, self.args_digest)
-                if code_key is func and spec.func_id == id(func)
-                else (code_key, carried, self.args_digest)
+                self.args_digest if code_key is func else (code_key, carried, self.args_digest)
             )
         except Unfingerprintable as e:
             # No stable identity: this call merges with nothing and always runs.
@@ -651,13 +649,10 @@ class Task:
                 for k, v in part.items():
                     object.__setattr__(self, k, v)
         key = getattr(self, "_merge_key", None)
-        if type(key) is tuple and len(key) == 2:
-            if type(key[0]) is int:
-                self._merge_key = (id(self.func), key[1])
-            elif key[0] == "unfingerprintable":
-                # Never merged: by its own id, not the id of the object it was made from
-                # (another process's id may be a live task's here).
-                self._merge_key = ("unfingerprintable", id(self))
+        if type(key) is tuple and len(key) == 2 and key[0] == "unfingerprintable":
+            # Never merged: by its own id, not the id of the object it was made from
+            # (another process's id may be a live task's here).
+            self._merge_key = ("unfingerprintable", id(self))
         rare = getattr(self, "_rare", None)
         if rare is not None:
             self._rare = dict(rare)
@@ -665,7 +660,7 @@ class Task:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):
             return NotImplemented
-        return self._merge_key == other._merge_key
+        return same_call(self, other)
 
     def __hash__(self) -> int:
         return hash(self._merge_key)
@@ -850,6 +845,47 @@ _TASK_DEFAULTS: dict[str, Any] = {
 }
 
 
+def same_call(a: Task, b: Task) -> bool:
+    """Whether two tasks are one call (the same function, the same arguments)."""
+    k = a._merge_key
+    return k == b._merge_key and (type(k) is not str or a.func is b.func)
+
+
+class CallIndex:
+    """A pipeline's tasks by call (``same_call``): a plain function's tasks are found by
+    their args digest (no key object per task), the rare task of another function with the
+    same digest (a product-less ``g(1)`` beside ``f(1)``) by (function id, digest)."""
+
+    __slots__ = ("_by_key", "_aside")
+
+    def __init__(self) -> None:
+        self._by_key: dict[Any, Task] = {}
+        self._aside: dict[Any, Task] = {}
+
+    def get(self, t: Task) -> Task | None:
+        """The task of this index that is the same call as ``t``, if any."""
+        k = t._merge_key
+        s = self._by_key.get(k)
+        if s is None or type(k) is not str or s.func is t.func:
+            return s
+        return self._aside.get((id(t.func), k))  # the function is kept alive by its task
+
+    def add(self, t: Task) -> None:
+        """Add ``t``, of a call not in the index yet."""
+        k = t._merge_key
+        if type(k) is str and k in self._by_key:
+            self._aside[(id(t.func), k)] = t
+        else:
+            self._by_key[k] = t
+
+    def clear(self) -> None:
+        self._by_key.clear()
+        self._aside.clear()
+
+    def __len__(self) -> int:
+        return len(self._by_key) + len(self._aside)
+
+
 class _Usual(NamedTuple):
     """How ``_usual_task`` declares a call of one function: the usual shape of a task,
     computed once per function (see ``_usual_shape``)."""
@@ -940,7 +976,7 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
     task._path_call = shape.spec.path_call
     task.args_digest = digest
     task.unfingerprintable = None
-    task._merge_key = (shape.spec.func_id, digest)
+    task._merge_key = digest
     task.record_key = "p:" + product
     task.id = None
     task._statuses = _WAITING

@@ -171,3 +171,34 @@ def test_quick_declarations_merge_and_run_as_general_ones(tmp_path: Path) -> Non
     t = q.add_task(Task("w", w.task_function, [tmp_path / "a.txt", 1]))
     assert q.run() == 0
     assert t.status.name == "SKIPPED"
+
+
+def same_f(n):
+    return n
+
+
+def same_g(n):
+    return -n
+
+
+def test_calls_of_two_functions_with_the_same_arguments_stay_two_tasks() -> None:
+    """A plain function's task is indexed by its args digest: a task of another function
+    with the same arguments (the same digest) is another call, before and after pickling."""
+    import pickle
+
+    f, g = same_f, same_g
+    p = Pipeline(executor=SequentialExecutor(), quiet=True)
+    a = p.add_task(Task("f", f, [1]))
+    b = p.add_task(Task("g", g, [1]))
+    assert a.args_digest == b.args_digest  # the same identity text: only the function differs
+    assert a is not b and a != b and len(p.tasks) == 2
+    assert p.add_task(Task("g again", g, [1])) is b
+    assert p.add_task(Task("f again", f, [1])) is a
+    c = p.add_task(Task("h", lambda n: n, [1]))  # a third function, the same digest
+    assert c not in (a, b) and len(p.tasks) == 3
+    # Depending on the second one finds it, not the first.
+    d = p.add_task(Task("after g", f, [2], depends_on=[Task("g", g, [1])]))
+    graph = p.validate()
+    assert list(graph.upstream[d.id - 1]) == [b.id - 1]
+    copy = pickle.loads(pickle.dumps(a))
+    assert copy == a and copy != b
