@@ -152,6 +152,7 @@ class Checker:
         tasks, explicit, records = self.graph.tasks, self.graph.explicit, self.records
         default_mode, if_new = self.default_mode, BuildMode.IF_NEW
         digest, codes, code = self.hasher.digest, self._codes, self.code
+        unchanged, downstream = self.hasher.unchanged, self.graph.downstream
 
         def quick(i: int) -> Decision | None:
             t = tasks[i]
@@ -170,10 +171,19 @@ class Checker:
             if rec.code != (c if c is not None else code(i)):
                 return None
             recorded = rec.products
+            read_later = downstream[i]  # else its products are looked at here alone
             try:
                 for p in t.products:
                     d = recorded.get(p)
-                    if d is None or digest(p) != d:
+                    if d is None:
+                        return None
+                    if not read_later:
+                        same = unchanged(p, d)
+                        if same is not None:
+                            if same:
+                                continue
+                            return None
+                    if digest(p) != d:
                         return None
             except PathProblem:
                 return None
