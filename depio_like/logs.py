@@ -11,6 +11,7 @@ import xxhash
 
 from .fs import remove_stale_temps
 from .paths import show_path
+from .task import disk_key
 
 SHOWN_LINES = 200  # of a task's output shown when it ends; all of it is in its log
 SHOWN_BYTES = 256 * 1024  # read from the end of a log to find those lines
@@ -26,7 +27,7 @@ def task_log(log_dir: str, task: Any) -> str:
         safe = _UNSAFE.sub("_", name)[:40] or "task"
         if len(_SAFE) < 1000:  # the same few names over and over (one per function)
             _SAFE[name] = safe
-    key = xxhash.xxh3_64_hexdigest(task.record_key.encode("utf-8", "surrogateescape"))
+    key = xxhash.xxh3_64_hexdigest(disk_key(task.record_key).encode("utf-8", "surrogateescape"))
     return os.path.join(log_dir, f"{safe}-{key[:10]}")
 
 

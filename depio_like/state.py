@@ -14,7 +14,8 @@ absent); each other line is one self-contained JSON array:
   ``[path, digest]``, or ``[path, digest, size, mtime_ns - T, inode]`` (``ctime_ns -
   mtime_ns`` as a sixth element when not 0) when the product's stat signature is known
   (no separate file line is needed then); a key ``""`` stands for ``"p:"`` + its first
-  product (sorted), the usual key.
+  product (sorted), the usual key. (In memory, such a key is the product's path itself:
+  the task's str, not one more per task; ``"p:"`` is added and taken off at the disk.)
 - ``["x", key]`` for a task that started (its products are incomplete until its next
   ``"r"`` line);
 - ``["f", path, size, mtime_ns, inode, digest, ctime_ns]`` for a file's content digest (an
@@ -520,10 +521,10 @@ class State:
         return self._root if path == "." else self._prefix + path
 
     def _rel_key(self, key: str) -> str:
-        return "p:" + self._rel(key[2:]) if key[:3] == "p:/" else key
+        return "p:" + self._rel(key) if key[:1] == "/" else key
 
     def _abs_key(self, key: str) -> str:
-        return "p:" + self._abs(key[2:]) if key[:2] == "p:" and key[2:3] != "/" else key
+        return self._abs(key[2:]) if key[:2] == "p:" else key
 
     def _header(self) -> str:
         """The first line of a new log; the modification times it holds count from now."""
@@ -557,7 +558,7 @@ class State:
             else:
                 products.append([rel(p), d])
         key = r.key
-        if r.products and key == "p:" + min(r.products):
+        if r.products and key == min(r.products):
             key = ""
         else:
             key = self._rel_key(key)
@@ -655,7 +656,7 @@ class State:
         if type(t) is float and len(self._durations) < 10000:
             t = self._durations.setdefault(t, t)
         return Record(
-            key or "p:" + p,
+            key or p,
             name,
             intern.setdefault(code, code),
             args,
@@ -740,9 +741,9 @@ class State:
             i = producers.get(first)
             task = declared[i] if i is not None else None
             if task is not None and len(task.products) == 1:
-                key = task.record_key  # "p:" + first, the same string
+                key = task.record_key  # first, the same string
             else:
-                key = "p:" + first
+                key = first
             if task is not None and args == task.args_digest:
                 args = task.args_digest
         else:
@@ -910,11 +911,18 @@ class State:
                         bad += 1
                 elif isinstance(item, dict) and "r" in item:  # format 1
                     rec = Record.from_json(item)
+                    rec = replace(
+                        rec,
+                        key=abs_key(rec.key),
+                        upstream={abs_key(k): v for k, v in rec.upstream.items()},
+                        failed={abs_key(k): v for k, v in rec.failed.items()},
+                    )
                     records[rec.key] = rec
                 elif isinstance(item, dict) and "x" in item:
-                    old = records.get(item["x"])
+                    key = abs_key(item["x"])
+                    old = records.get(key)
                     if old is not None:
-                        records[item["x"]] = replace(old, incomplete=True)
+                        records[key] = replace(old, incomplete=True)
                 elif isinstance(item, dict) and "depio_like_state" in item:
                     pass
                 else:

@@ -608,9 +608,8 @@ class Task:
             self.unfingerprintable = str(e)
             self._merge_key = ("unfingerprintable", id(self))
         if self.products:
-            self.record_key = "p:" + (
-                self.products[0] if len(self.products) == 1 else min(self.products)
-            )
+            # Its first product itself (the same str): the record is the product's.
+            self.record_key = self.products[0] if len(self.products) == 1 else min(self.products)
         else:
             ident = self.args_digest or id(self)
             if carried and self.args_digest:
@@ -747,7 +746,7 @@ class Task:
         return f"[{self.id}] {self.name!r}" if self.id is not None else repr(self.name)
 
     def __depio_canonical__(self) -> str:
-        return f"T{self.record_key}:{self.args_digest}"
+        return f"T{disk_key(self.record_key)}:{self.args_digest}"
 
     def run(self, values: Any = None) -> Any:
         """Call the function here and now; ``values`` maps producer task id -> return value
@@ -843,6 +842,12 @@ _TASK_DEFAULTS: dict[str, Any] = {
     "ensure": None,
     "run_if": "all_success",
 }
+
+
+def disk_key(record_key: str) -> str:
+    """A task's record key as it was first spelt, ``"p:"`` before a product's path: what
+    identities (a task passed as an argument) and log file names are made of."""
+    return "p:" + record_key if record_key[:1] == "/" else record_key
 
 
 def same_call(a: Task, b: Task) -> bool:
@@ -977,7 +982,7 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
     task.args_digest = digest
     task.unfingerprintable = None
     task._merge_key = digest
-    task.record_key = "p:" + product
+    task.record_key = product
     task.id = None
     task._statuses = _WAITING
     task._index = 0

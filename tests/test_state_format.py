@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -34,13 +35,13 @@ def test_a_record_round_trips_with_its_product_signature_inside_it(tmp_path):
     fresh = {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
     args = "0123456789abcdef" * 2  # a 128-bit digest, stored in base64
     r = Record(
-        "p:" + out,
+        out,
         "a",
         "c1",
         args,
         {out: "d1"},
         inputs={str(tmp_path / "in.txt"): "i"},
-        upstream={"p:" + str(tmp_path / "up.txt"): "s0"},
+        upstream={str(tmp_path / "up.txt"): "s0"},
         arg_reprs={"n": "3"},
         duration=0.5,
         stamp="s1",
@@ -118,7 +119,7 @@ def test_a_format_1_log_is_read_and_rewritten_as_format_2(tmp_path):
     )
     s = open_state(sd)
     want = Record(
-        "p:" + out,
+        out,
         "t",
         "c1",
         "a1",
@@ -159,7 +160,7 @@ def test_a_line_cut_by_a_kill_is_dropped_and_the_next_record_stands_alone(tmp_pa
     sd = tmp_path / ".depio_like"
     out = str(tmp_path / "a.txt")
     s = open_state(sd)
-    s.put_record(Record("p:" + out, "a", "c", "x", {out: "d"}))
+    s.put_record(Record(out, "a", "c", "x", {out: "d"}))
     s.close()
     whole = (sd / LOG_NAME).read_bytes()
     line = whole.splitlines()[1]
@@ -167,12 +168,12 @@ def test_a_line_cut_by_a_kill_is_dropped_and_the_next_record_stands_alone(tmp_pa
         f.write(line[: len(line) // 2])  # the second record, cut halfway
 
     s = open_state(sd)
-    assert list(s.records) == ["p:" + out] and len(s.warnings) == 1
+    assert list(s.records) == [out] and len(s.warnings) == 1
     b = str(tmp_path / "b.txt")
-    s.put_record(Record("p:" + b, "b", "c", "y", {b: "e"}))
+    s.put_record(Record(b, "b", "c", "y", {b: "e"}))
     s.close()
     again = open_state(sd)
-    assert sorted(again.records) == sorted(["p:" + out, "p:" + b])
+    assert sorted(again.records) == sorted([out, b])
     assert again.warnings == []
     again.close()
 
@@ -234,14 +235,12 @@ def test_a_code_digest_is_written_once_and_a_lost_code_line_loses_only_its_recor
     outs = [str(tmp_path / f"o{k}.txt") for k in range(3)]
     s = open_state(sd)
     for k, out in enumerate(outs):
-        s.put_record(
-            Record("p:" + out, "t", "same-code" if k < 2 else "other", f"a{k}", {out: "d"})
-        )
+        s.put_record(Record(out, "t", "same-code" if k < 2 else "other", f"a{k}", {out: "d"}))
     s.close()
     text = (sd / LOG_NAME).read_text()
     assert text.count("same-code") == 1 and text.count("other") == 1
     again = open_state(sd)
-    assert [again.records["p:" + o].code for o in outs] == ["same-code", "same-code", "other"]
+    assert [again.records[o].code for o in outs] == ["same-code", "same-code", "other"]
     again.close()
 
     # The line numbering "same-code" is damaged (an edit): its records are unreadable, and
@@ -250,15 +249,15 @@ def test_a_code_digest_is_written_once_and_a_lost_code_line_loses_only_its_recor
     lines = [ln if "same-code" not in ln else ln.replace('"same-code"', "nul") for ln in lines]
     (sd / LOG_NAME).write_text("\n".join(lines) + "\n")
     damaged = open_state(sd)
-    assert set(damaged.records) == {"p:" + outs[2]}
+    assert set(damaged.records) == {outs[2]}
     assert damaged.warnings and "3 unreadable line(s)" in damaged.warnings[0]
     new = str(tmp_path / "new.txt")
-    damaged.put_record(Record("p:" + new, "t", "third", "a", {new: "d"}))
+    damaged.put_record(Record(new, "t", "third", "a", {new: "d"}))
     damaged.close()
     final = open_state(sd)
     assert {k: r.code for k, r in final.records.items()} == {
-        "p:" + outs[2]: "other",
-        "p:" + new: "third",
+        outs[2]: "other",
+        new: "third",
     }
     final.close()
 
@@ -272,7 +271,7 @@ def test_a_format_2_log_without_a_time_base_is_read_with_absolute_times(tmp_path
     (sd / LOG_NAME).write_text(json.dumps({"depio_like_state": 2}) + "\n" + json.dumps(line) + "\n")
     s = open_state(sd)
     out = str(tmp_path / "a.txt")
-    assert s.records["p:" + out].code == "c1"
+    assert s.records[out].code == "c1"
     assert s.files == {out: FileEntry(5, 1_000, 42, "d1", 1_007)}
     assert s.warnings == []
     s.close()
@@ -283,9 +282,9 @@ def test_the_failed_dependencies_of_a_record_round_trip_relative_to_the_project(
     # again next time; format 2 keeps that part too.
     sd = tmp_path / ".depio_like"
     out = str(tmp_path / "a.txt")
-    up_key = "p:" + str(tmp_path / "up.txt")
+    up_key = str(tmp_path / "up.txt")
     s = open_state(sd)
-    r = Record("p:" + out, "a", "c", "a", {out: "d"}, failed={up_key: "[1] 'up'"})
+    r = Record(out, "a", "c", "a", {out: "d"}, failed={up_key: "[1] 'up'"})
     s.put_record(r)
     s.close()
     last = lines_of(sd)[-1]
@@ -304,7 +303,7 @@ def test_the_usual_record_line_reads_as_the_general_reader_reads_it(tmp_path):
     for k in range(3):
         out = str(tmp_path / "out" / f"f{k}.txt")
         r = Record(
-            "p:" + out,
+            out,
             "wide",
             "code-a",
             f"{k:032x}",
@@ -325,7 +324,7 @@ def test_the_usual_record_line_reads_as_the_general_reader_reads_it(tmp_path):
         assert got is not None and got == slow._parse_record(item)
     assert len(loaded.records) == 3
     assert loaded.files == slow.files and len(loaded.files) == 3
-    assert loaded.records["p:" + str(tmp_path / "out" / "f1.txt")].args == f"{1:032x}"
+    assert loaded.records[str(tmp_path / "out" / "f1.txt")].args == f"{1:032x}"
     loaded.close()
 
     # Its code line lost: the record is unreadable, and so is the signature inside it.
@@ -352,17 +351,17 @@ def test_records_with_none_one_or_many_entries_load_as_written(tmp_path, n):
     for name in ("plain", "with_files"):
         products = {p: f"d{j}" for j, p in enumerate(paths(name + "_out"))}
         r = Record(
-            "p:" + min(products) if products else f"k:mod.{name}:{n}",
+            min(products) if products else f"k:mod.{name}:{n}",
             name,
             "c1",
             "0123456789abcdef" * 2,
             products,
             inputs={p: f"i{j}" for j, p in enumerate(paths(name + "_in"))},
-            upstream={"p:" + p: f"s{j}" for j, p in enumerate(paths(name + "_up"))},
+            upstream={p: f"s{j}" for j, p in enumerate(paths(name + "_up"))},
             arg_reprs={f"a{j}": repr(j) for j in range(n)},
             duration=0.25,
             stamp="st",
-            failed={"p:" + p: f"[{j}] x" for j, p in enumerate(paths(name + "_failed"))},
+            failed={p: f"[{j}] x" for j, p in enumerate(paths(name + "_failed"))},
         )
         # The product's signature inside the record, or not.
         fresh = {p: FileEntry(5, 1_000, 42, d, 1_000) for p, d in products.items()}
@@ -389,3 +388,29 @@ def test_records_with_none_one_or_many_entries_load_as_written(tmp_path, n):
                     assert pickle.loads(pickle.dumps(have)) == want
         again.forget([])  # rewritten at close: from the loaded records
         again.close()
+
+
+def test_a_product_tasks_identity_and_log_name_are_spelt_as_on_disk(tmp_path: Path) -> None:
+    """In memory a product task's record key is its product's path; what other tasks'
+    identities and the log file names are made of is still "p:" + that path (a change
+    would rerun every task that takes another's value, and lose every log once)."""
+    from typing import Annotated
+
+    import xxhash
+
+    from depio_like import Product, Task
+    from depio_like.fingerprint import canonical
+    from depio_like.logs import task_log
+
+    def f(out: Annotated[Path, Product], i: int) -> None:
+        pass
+
+    out = str(tmp_path / "o.txt")
+    t = Task("f", f, [out, 1])
+    assert t.record_key == out
+    assert canonical(t) == f"Tp:{out}:{t.args_digest}"
+    key = xxhash.xxh3_64_hexdigest(("p:" + out).encode())[:10]
+    assert task_log(str(tmp_path), t) == str(tmp_path / f"f-{key}")
+    # A product-less task keeps its key, "k:..." on disk and in memory.
+    g = Task("g", lambda i: None, [1])
+    assert g.record_key.startswith("k:") and canonical(g).startswith(f"T{g.record_key}:")
