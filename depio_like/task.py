@@ -357,26 +357,40 @@ class Task:
         "_args",
         "_kwargs",
         "_str_paths",
-        "buildmode",
-        "resources",
-        "retries",
-        "_depends_on",
         "products",
         "dependencies",
-        "value_inputs",
-        "call_args",
-        "call_kwargs",
         "_path_call",
         "args_digest",
-        "unfingerprintable",
         "_merge_key",
         "record_key",
         "id",
         "_statuses",
         "_index",
-        "ensure",
-        "run_if",
+        # Set only where not the class's default below (most tasks: never), so made
+        # only for those tasks.
+        "__dict__",
     )
+
+    # Defaults, read through the class by every task that does not set its own: eight
+    # slots fewer, 64 bytes a task, and less for the cyclic collector to walk.
+    buildmode: BuildMode | None = None  # None: the pipeline's default
+    resources: Resources = _NO_RESOURCES
+    retries: int | None = None
+    #: "all_success": runs only if every dependency succeeded; "all_done": once every
+    #: dependency has ended, succeeded or failed (a summary over a sweep).
+    run_if: str = "all_success"
+    # Made when there is something in it, or when asked for (``depends_on``).
+    _depends_on: list[Task] | None = None
+    #: Tasks passed as arguments: their return values replace them when this one runs.
+    value_inputs: tuple[Task, ...] = ()
+    #: Postconditions (``ensure=``): checked in the driver before and after the task runs.
+    ensure: tuple[Postcondition, ...] = ()
+    #: Why this call has no stable identity (then it merges with nothing, always runs).
+    unfingerprintable: str | None = None
+    # What the function is called with, where the graph swapped the tasks in the
+    # arguments for ValueSlots (else the arguments themselves).
+    _call_args: tuple[Any, ...] | None = None
+    _call_kwargs: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -468,32 +482,29 @@ class Task:
             )
         if always:
             buildmode = BuildMode.ALWAYS
-        self.buildmode: BuildMode | None = buildmode  # None: the pipeline's default
-        self.resources: Resources = (
-            _NO_RESOURCES
-            if resources is None
-            else resources
-            if type(resources) is Resources
-            else parse_resources(resources, f"task {name_!r}")
-        )
+        if buildmode is not None:
+            self.buildmode = buildmode
+        if resources is not None and resources is not _NO_RESOURCES:
+            self.resources = (
+                resources
+                if type(resources) is Resources
+                else parse_resources(resources, f"task {name_!r}")
+            )
         if retries is not None and (
             isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
         ):
             raise TaskDeclarationError(
                 f"task {self.name!r}: retries must be an int >= 0, got {retries!r}"
             )
-        self.retries: int | None = retries
+        if retries is not None:
+            self.retries = retries
         if run_if not in RUN_IF:
             raise TaskDeclarationError(
                 f"task {self.name!r}: run_if must be one of "
                 f"{', '.join(map(repr, RUN_IF))}, got {run_if!r}"
             )
-        #: "all_success": runs only if every dependency succeeded; "all_done": once every
-        #: dependency has ended, succeeded or failed (a summary over a sweep).
-        self.run_if: str = run_if
-        # The list is made when there is something in it, or when asked for: a list per
-        # task is 56 bytes and one more object for the cyclic collector to walk.
-        self._depends_on: list[Task] | None = None
+        if run_if != "all_success":
+            self.run_if = run_if
         # A path in depends_on (depio) is a dependency: the task waits for its producer.
         extra_deps: list[Any] = []
         if depends_on:
@@ -545,16 +556,12 @@ class Task:
             tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else dependencies
         )
         # Tasks passed as arguments: their return values replace them when this one runs.
-        if _SCALARS.issuperset(map(type, arguments.values())):
-            self.value_inputs: tuple[Task, ...] = ()
-        else:
+        if not _SCALARS.issuperset(map(type, arguments.values())):
             found = find_tasks(list(arguments.values()), _is_task)
-            self.value_inputs = tuple({id(t): t for t in found}.values())
-        #: Postconditions (``ensure=``): checked in the driver before and after the task runs.
-        self.ensure: tuple[Postcondition, ...] = (
-            ()
-            if ensure is None
-            else parse_ensure(
+            if found:
+                self.value_inputs = tuple({id(t): t for t in found}.values())
+        if ensure is not None:
+            self.ensure = parse_ensure(
                 self.name,
                 ensure,
                 arguments,
@@ -562,13 +569,9 @@ class Task:
                 if self.value_inputs
                 else frozenset(),
             )
-        )
         self._args = args
         self._kwargs = kwargs
         self._str_paths = str_paths
-        # What the function is called with; the graph swaps the tasks in it for ValueSlots.
-        self.call_args: tuple[Any, ...] = args
-        self.call_kwargs: dict[str, Any] = kwargs
         self._path_call = spec.path_call  # strs to turn into paths when called
 
         code_key: Any = func  # a plain function: nothing but its code and the arguments
@@ -594,7 +597,6 @@ class Task:
             self.args_digest: str | None = xxhash.xxh3_128_hexdigest(
                 text.encode("utf-8", "surrogateescape")
             )
-            self.unfingerprintable: str | None = None
             # By the digest, not the text: a million texts would be kept for this alone.
             # A plain function's call by the digest alone (the str the task keeps anyway):
             # two such tasks are one call when their functions are one object too (see
@@ -691,6 +693,27 @@ class Task:
                 for k, v in kw.items()
             }
         )
+
+    @property
+    def call_args(self) -> tuple[Any, ...]:
+        """The positional arguments the function is called with (tasks given as arguments
+        swapped for ValueSlots by the graph)."""
+        c = self._call_args
+        return self._args if c is None else c
+
+    @call_args.setter
+    def call_args(self, args: tuple[Any, ...]) -> None:
+        self._call_args = args
+
+    @property
+    def call_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments the function is called with (see ``call_args``)."""
+        c = self._call_kwargs
+        return self._kwargs if c is None else c
+
+    @call_kwargs.setter
+    def call_kwargs(self, kwargs: dict[str, Any]) -> None:
+        self._call_kwargs = kwargs
 
     @property
     def depends_on(self) -> list[Task]:
@@ -964,23 +987,13 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
     task._rare = None
     task.name = name
     task.func = func
-    task.buildmode = None
-    task.resources = _NO_RESOURCES
-    task.retries = None
-    task.run_if = "all_success"
-    task._depends_on = None
     task.products = (product,)
     task.dependencies = ()
-    task.value_inputs = ()
-    task.ensure = ()
     task._args = args
     task._kwargs = _NO_KWARGS
     task._str_paths = str_paths
-    task.call_args = args
-    task.call_kwargs = _NO_KWARGS
     task._path_call = shape.spec.path_call
     task.args_digest = digest
-    task.unfingerprintable = None
     task._merge_key = digest
     task.record_key = product
     task.id = None
