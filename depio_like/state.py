@@ -588,10 +588,14 @@ class State:
         its generality (100,000 lines are read at the start of a run); None for any other
         line (``_parse_record`` takes it). KeyError or ValueError as there."""
         n = len(item)
-        if n != 9 and n != 8:
+        av: Any
+        if n == 9:
+            _, key, name, code, args, t, stamp, plist, av = item
+        elif n == 8:
+            _, key, name, code, args, t, stamp, plist = item
+            av = _EMPTY
+        else:
             return None
-        key, name, code, args, t, stamp, plist = item[1:8]
-        av: Any = item[8] if n == 9 else _EMPTY
         if not (
             key == ""
             and type(name) is str
@@ -622,7 +626,6 @@ class State:
         code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
         args = binascii.a2b_base64(args + "==").hex()  # before the file entry is kept
         p = self._prefix + p
-        key = None
         declared = self._declared
         if declared:
             # The task declared for this product holds the same strings: kept once. The
@@ -638,7 +641,7 @@ class State:
             if task is not None:
                 self._next = c + 1
                 if len(own) == 1:
-                    p, key = own[0], task.record_key
+                    p = own[0]  # its record key too
                 if args == task.args_digest:
                     args = task.args_digest
         mtime += self._t0
@@ -655,10 +658,11 @@ class State:
         # Durations are rounded: the same few thousand values recur.
         if type(t) is float and len(self._durations) < 10000:
             t = self._durations.setdefault(t, t)
+        # The key is the product's path (the code's digest is the one str of its number).
         return Record(
-            key or p,
+            p,
             name,
-            intern.setdefault(code, code),
+            code,
             args,
             One(p, d),
             _EMPTY,
