@@ -153,6 +153,7 @@ class Checker:
         default_mode, if_new = self.default_mode, BuildMode.IF_NEW
         digest, codes, code = self.hasher.digest, self._codes, self.code
         unchanged, downstream = self.hasher.unchanged, self.graph.downstream
+        last: list[Any] = [None, ""]  # the function last seen, its code digest
 
         def quick(i: int) -> Decision | None:
             t = tasks[i]
@@ -167,8 +168,13 @@ class Checker:
             rec = records.get(t.record_key)
             if rec is None or rec.failed or rec.incomplete or rec.args != t.args_digest:
                 return None
-            c = codes[i]
-            if rec.code != (c if c is not None else code(i)):
+            f = t.func
+            if f is last[0]:  # the tasks of one function, one after the other: one digest
+                c = last[1]
+            else:
+                c = codes[i] or code(i)
+                last[0], last[1] = f, c
+            if rec.code != c:
                 return None
             recorded = rec.products
             read_later = downstream[i]  # else its products are looked at here alone
