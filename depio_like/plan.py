@@ -140,30 +140,35 @@ class BuildPlan:
         none: tuple[int, ...] = ()
         ups: list[Sequence[int]] = [none] * nu
         unit_of, upstream = self._unit_of, graph.upstream
-        for i in range(n):
-            if upstream[i]:
-                u = unit_of[i]
-                vs = {unit_of[j] for j in upstream[i]} | set(ups[u])
-                vs.discard(u)
-                if vs:
-                    ups[u] = sorted(vs)
         self._down: list[Sequence[int]] = [none] * nu
-        for u, up in enumerate(ups):
-            for v in up:
-                d = self._down[v]
-                if d is none:
-                    self._down[v] = [u]
-                else:
-                    d.append(u)  # type: ignore[attr-defined]  # a list once not empty
+        if any(upstream):  # else no unit waits for another (a wide run): nothing to look at
+            for i in range(n):
+                if upstream[i]:
+                    u = unit_of[i]
+                    vs = {unit_of[j] for j in upstream[i]} | set(ups[u])
+                    vs.discard(u)
+                    if vs:
+                        ups[u] = sorted(vs)
+            for u, up in enumerate(ups):
+                for v in up:
+                    d = self._down[v]
+                    if d is none:
+                        self._down[v] = [u]
+                    else:
+                        d.append(u)  # type: ignore[attr-defined]  # a list once not empty
         self._up = ups
         # Per unit: the producers outside it whose values it takes (most take none).
         vals = graph.values
-        self._takes: list[tuple[int, ...]] = [
-            tuple(sorted({p for m in unit for p in vals[m] if self._unit_of[p] != u}))
-            if (vals[unit[0]] if len(unit) == 1 else any(vals[m] for m in unit))
-            else ()
-            for u, unit in enumerate(self._units)
-        ]
+        self._takes: list[tuple[int, ...]] = (
+            [
+                tuple(sorted({p for m in unit for p in vals[m] if self._unit_of[p] != u}))
+                if (vals[unit[0]] if len(unit) == 1 else any(vals[m] for m in unit))
+                else ()
+                for u, unit in enumerate(self._units)
+            ]
+            if any(vals)
+            else [()] * nu
+        )
         # Per unit: the units upstream whose failure it outlives (run_if="all_done": every
         # task of it reading from there says so, and takes no return value from there).
         self._tolerates: list[frozenset[int]] = [frozenset()] * nu
@@ -180,7 +185,7 @@ class BuildPlan:
                             if self._unit_of[j] == v
                         )
                     )
-        self._waiting_on = [len(vs) for vs in ups]
+        self._waiting_on = [len(vs) for vs in ups] if any(upstream) else [0] * nu
         self._phase = [_Phase.WAITING] * nu
         # Highest priority first; ties in the order the tasks were added.
         # The heap's keys are made when a unit is queued; a callable is called then, the
