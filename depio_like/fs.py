@@ -12,7 +12,6 @@ import errno as _errno
 import os
 import re
 import stat as _stat
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, NamedTuple, Protocol
@@ -223,9 +222,7 @@ def atomic_write(
     raises (a full disk leaves neither half a file nor a temporary one). ``fsync``: make the
     content durable before the rename (state a crash must not lose)."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or "."
-    )
+    fd, tmp = _temp_beside(path)
     try:
         # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
         with (
@@ -244,7 +241,26 @@ def atomic_write(
         raise
 
 
-# What ``atomic_write``'s temporary files are called: ``.<name>.<8 of mkstemp's>.tmp``.
+_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _temp_beside(path: str) -> tuple[int, str]:
+    """A new file ``.<name>.<8 random characters>.tmp`` in ``path``'s directory, opened
+    for writing, only for us (what ``tempfile.mkstemp`` does, without importing it and
+    ``random``: a no-op run writes one such file)."""
+    head, name = os.path.split(path)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tag = "".join(_TEMP_CHARS[b % len(_TEMP_CHARS)] for b in os.urandom(8))
+        tmp = os.path.join(head or ".", f".{name}.{tag}.tmp")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(_errno.EEXIST, "no free temporary name", path)
+
+
+# What ``atomic_write``'s temporary files are called: ``.<name>.<8 random characters>.tmp``.
 _TEMP = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
 
 
