@@ -11,6 +11,7 @@ and the ``Disk``; records come from the ``State``.
 from __future__ import annotations
 
 import os
+import pathlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -59,6 +60,8 @@ _NEVER_RAN = Reason(Why.NEVER_RAN)
 _FIRST_RUN = Decision(True, (_NEVER_RAN,), _NONE, _NONE)
 # The decision of a task found up to date that reads nothing (shared: immutable).
 _UP_TO_DATE = Decision(False, (), _NONE, _NONE)
+
+_PosixPath = pathlib.PosixPath
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -424,19 +427,25 @@ def _described(t: Any) -> dict[str, Any]:
     if spec.plain and not t.missing:
         # What binding the call again gives (``signature.bind``), in the parameters' order,
         # without the dict of every argument that ``Task.arguments`` builds to get there.
+        # From the arguments as the task keeps them: a PosixPath it was given is kept as
+        # its str (bit k of ``_str_paths`` for parameter k) and made a path again only for
+        # an argument described here, not for the paths left out (``Task.args`` would
+        # parse every one of them, to be thrown away).
         left_out, ignored = t.path_params, t.ignored
-        given, kwargs, defaults = t.args, t.kwargs, spec.defaults
+        given, kwargs, defaults, as_str = t._args, t._kwargs, spec.defaults, t._str_paths
         n = len(given)
         out = {}
         for k, name in enumerate(spec.names):
             if name in left_out or name in ignored:
                 continue
             if k < n:
-                out[name] = given[k]
+                v = given[k]
             elif name in kwargs:
-                out[name] = kwargs[name]
+                v = kwargs[name]
             else:
                 out[name] = defaults[name]
+                continue
+            out[name] = _PosixPath(v) if as_str and as_str >> k & 1 else v
         return out
     args = t.tracked_arguments
     if t.path_params:
