@@ -387,7 +387,12 @@ class Display:
         if self._broken:
             return
         try:
-            self._write_now(text)
+            if self._wants_own or self._own is not None:
+                self._write_now(text)
+            else:  # a plain line (not a terminal): what _write_now does then
+                stream = self.stream
+                stream.write(text)
+                stream.flush()
         except BrokenPipeError:
             # `python script.py | head`: the reader is gone; the run goes on (and is
             # recorded) without a table. Point stdout at /dev/null so the interpreter's
