@@ -405,7 +405,8 @@ class Checker:
             dict(inputs) if inputs else _NONE,
             dict(upstream) if upstream else _NONE,
             arg_reprs(_described(t)),
-            round(duration, 4),
+            # Four decimals, as round(duration, 4) but without its decimal conversion.
+            int(duration * 10000 + 0.5) / 10000,
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
             failed=dict(failed) if failed else _NONE,
         )
@@ -424,26 +425,27 @@ def _items(part: Mapping[str, Any] | None) -> str:
 def _described(t: Any) -> dict[str, Any]:
     """The arguments a record describes: tracked ones, paths excepted."""
     spec = spec_of(t.func)
-    if spec.plain and not t.missing:
+    ignored = t.ignored
+    if spec.plain and not t.missing and (ignored is spec.ignored or not (ignored or spec.ignored)):
         # What binding the call again gives (``signature.bind``), in the parameters' order,
         # without the dict of every argument that ``Task.arguments`` builds to get there.
         # From the arguments as the task keeps them: a PosixPath it was given is kept as
         # its str (bit k of ``_str_paths`` for parameter k) and made a path again only for
         # an argument described here, not for the paths left out (``Task.args`` would
         # parse every one of them, to be thrown away).
-        left_out, ignored = t.path_params, t.ignored
-        given, kwargs, defaults, as_str = t._args, t._kwargs, spec.defaults, t._str_paths
+        layout = _layouts.get(id(spec))
+        if layout is None or layout[0] is not spec:
+            layout = _layouts[id(spec)] = (spec, _layout(spec))
+        given, kwargs, as_str = t._args, t._kwargs, t._str_paths
         n = len(given)
         out = {}
-        for k, name in enumerate(spec.names):
-            if name in left_out or name in ignored:
-                continue
+        for k, name in layout[1]:
             if k < n:
                 v = given[k]
             elif name in kwargs:
                 v = kwargs[name]
             else:
-                out[name] = defaults[name]
+                out[name] = spec.defaults[name]
                 continue
             out[name] = _PosixPath(v) if as_str and as_str >> k & 1 else v
         return out
@@ -451,6 +453,17 @@ def _described(t: Any) -> dict[str, Any]:
     if t.path_params:
         args = {k: v for k, v in args.items() if k not in t.path_params}
     return args
+
+
+def _layout(spec: Any) -> tuple[tuple[int, str], ...]:
+    """The parameters a record describes (position, name): all but paths and ignored ones."""
+    left_out = frozenset(spec.products + spec.dependencies) | spec.ignored
+    return tuple((k, name) for k, name in enumerate(spec.names) if name not in left_out)
+
+
+# Per function's spec (by id, the spec kept with it: an id is reused once freed): the
+# parameters described, worked out once, not for every task.
+_layouts: dict[int, tuple[Any, tuple[tuple[int, str], ...]]] = {}
 
 
 def _args_diff(old: Mapping[str, str], arguments: Mapping[str, Any]) -> str:
