@@ -155,18 +155,25 @@ class Run:
         return code
 
     def _loop(self) -> None:
-        plan, ex = self.plan, self.executor
+        plan, ex, recorder, display = self.plan, self.executor, self.recorder, self.display
+        blocks = ex.blocks_in_wait
         while not plan.done:
             free = ex.free_slots()
             if free > 0:
                 self._apply(plan.dispatch(free))
                 if plan.done:
                     break
-            self.recorder.save()
             if self.watch.polling:
                 self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
-            self.display.tick()
-            deadline = self.recorder.before_wait(self.display.deadline(), ex.blocks_in_wait)
+            display.tick()
+            if blocks:
+                # The wait runs a task in this process, maybe for hours: what is held back
+                # is written now, or a kill would lose it (what before_wait does then).
+                recorder.save(force=True)
+                deadline = display.deadline()
+            else:
+                recorder.save()
+                deadline = recorder.before_wait(display.deadline(), False)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.any_in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
