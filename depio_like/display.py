@@ -408,6 +408,9 @@ class Display:
                     os.close(devnull)
                 except (OSError, ValueError, AttributeError):
                     pass
+                from .executors.base import stdio_replaced
+
+                stdio_replaced()  # a task run here must not get the old stdout back after it
 
     def _write_now(self, text: str) -> None:
         if self._wants_own:
