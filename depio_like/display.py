@@ -111,15 +111,17 @@ class Display:
         # Running counts (``track``), so a frame of a big run costs its rows, not a pass
         # over every task.
         self._seen = seen = list(status)
-        self._counts = Counter(count(seen))
+        # A plain dict with every status (a Counter's item access costs twice as much).
+        self._counts = dict.fromkeys(Status, 0)
+        self._counts.update(count(seen))
         self._running: set[int] = (
             {i for i, s in enumerate(seen) if s is Status.RUNNING}
-            if Status.RUNNING in self._counts
+            if self._counts[Status.RUNNING]
             else set()
         )
         self._failed: set[int] = (
             {i for i, s in enumerate(seen) if s is Status.FAILED}
-            if Status.FAILED in self._counts
+            if self._counts[Status.FAILED]
             else set()
         )
 
@@ -197,7 +199,8 @@ class Display:
         t = self._tasks[i]
         if status is Status.FINISHED:
             took = f" ({duration:.2f} s)" if duration is not None else ""
-            self._write(f"FINISHED  {t.label}{took}\n")
+            label = f"[{t.id}] {t.name!r}" if t.id is not None else t.label  # t.label, inlined
+            self._write(f"FINISHED  {label}{took}\n")
         elif status is Status.FAILED:
             self._write(f"FAILED    {t.label}\n{_indent(error or '')}\n")
         elif status is Status.DEPFAILED:
@@ -387,7 +390,12 @@ class Display:
         if self._broken:
             return
         try:
-            self._write_now(text)
+            if self._wants_own or self._own is not None:
+                self._write_now(text)
+            else:  # a plain line (not a terminal): what _write_now does then
+                stream = self.stream
+                stream.write(text)
+                stream.flush()
         except BrokenPipeError:
             # `python script.py | head`: the reader is gone; the run goes on (and is
             # recorded) without a table. Point stdout at /dev/null so the interpreter's
@@ -400,6 +408,9 @@ class Display:
                     os.close(devnull)
                 except (OSError, ValueError, AttributeError):
                     pass
+                from .executors.base import stdio_replaced
+
+                stdio_replaced()  # a task run here must not get the old stdout back after it
 
     def _write_now(self, text: str) -> None:
         if self._wants_own:

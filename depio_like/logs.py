@@ -28,6 +28,8 @@ def task_log(log_dir: str, task: Any) -> str:
         if len(_SAFE) < 1000:  # the same few names over and over (one per function)
             _SAFE[name] = safe
     key = xxhash.xxh3_64_hexdigest(disk_key(task.record_key).encode("utf-8", "surrogateescape"))
+    if log_dir[-1:] not in ("/", ""):  # what os.path.join does then, without its cost
+        return f"{log_dir}/{safe}-{key[:10]}"
     return os.path.join(log_dir, f"{safe}-{key[:10]}")
 
 

@@ -379,10 +379,11 @@ class BuildPlan:
             if self._phase[u] is not _Phase.QUEUED:
                 continue  # a stale entry: the unit was taken back or requeued
             members = self._units[u]
-            broken = self._ended_badly_upstream(u)
-            if broken is not None:  # reopened after a producer of its inputs failed
-                self._take_down(u, broken, out)
-                continue
+            if self._up[u]:  # else nothing upstream can have ended badly (most units)
+                broken = self._ended_badly_upstream(u)
+                if broken is not None:  # reopened after a producer of its inputs failed
+                    self._take_down(u, broken, out)
+                    continue
             outside = self._takes[u]
             if outside:
                 missing = [p for p in outside if not self._has_value(p)]
@@ -390,16 +391,27 @@ class BuildPlan:
                     self._await_values(u, missing, out)
                     continue
             self._phase[u] = _Phase.RUNNING
-            attempt = 0
-            attempts, decided = self._attempts, self._decided
-            for k, m in enumerate(members):
+            attempts, decided, status = self._attempts, self._decided, self.status
+            # What _set does for each, without the calls: the first runs now (unless the
+            # executor queues it), the rest of a chain waits for it.
+            st = Status.PENDING if self._queues else Status.RUNNING
+            m = members[0]
+            attempt = attempts[m] = attempts[m] + 1
+            self._in_flight.add(m)
+            status[m] = st
+            out.append(Changed(m, st))
+            if len(members) == 1:
+                # Decided: it was queued.
+                out.append(Dispatch(members, (decided[m],), outside, attempt))  # type: ignore[arg-type]
+                sent += 1
+                continue
+            for m in members[1:]:
                 attempt = attempts[m] = attempts[m] + 1
                 self._in_flight.add(m)
-                first = k == 0 and not self._queues
-                self._set(m, Status.RUNNING if first else Status.PENDING, out)
-            # Decided: it was queued.
-            decisions = cast(tuple[Decision, ...], tuple([decided[m] for m in members]))
-            out.append(Dispatch(members, decisions, tuple(outside), attempt))
+                status[m] = Status.PENDING
+                out.append(Changed(m, Status.PENDING))
+            decisions = tuple([decided[m] for m in members])
+            out.append(Dispatch(members, decisions, outside, attempt))  # type: ignore[arg-type]
             sent += 1
         return out
 
@@ -420,10 +432,11 @@ class BuildPlan:
         self._in_flight.discard(i)
         u = self._unit_of[i]
         members = self._units[u]
-        k = members.index(i)
         if ok:
-            self._set(i, self._ok_status, out, duration=duration)
-            if k + 1 < len(members):
+            st = self.status[i] = self._ok_status
+            out.append(Changed(i, st, None, None, duration))
+            if members[-1] != i:
+                k = members.index(i)
                 if not self._queues:
                     self._set(members[k + 1], Status.RUNNING, out)
             else:

@@ -35,7 +35,7 @@ class Recorder:
             return
         tasks, records = self.graph.tasks, self.state.records
         marked = False
-        for unit in units:
+        for unit in units if records else ():  # a first run: no task has a record
             for m in unit:
                 key = tasks[m].record_key
                 if key in records:

@@ -14,7 +14,6 @@ running tasks (``progress.Watch``), task logs (``logs.TaskLogs``), what a job ca
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterable, Sequence
 
 from .channel import ValueStore
@@ -156,18 +155,25 @@ class Run:
         return code
 
     def _loop(self) -> None:
-        plan, ex = self.plan, self.executor
+        plan, ex, recorder, display = self.plan, self.executor, self.recorder, self.display
+        blocks = ex.blocks_in_wait
         while not plan.done:
             free = ex.free_slots()
             if free > 0:
                 self._apply(plan.dispatch(free))
                 if plan.done:
                     break
-            self.recorder.save()
             if self.watch.polling:
                 self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
-            self.display.tick()
-            deadline = self.recorder.before_wait(self.display.deadline(), ex.blocks_in_wait)
+            display.tick()
+            if blocks:
+                # The wait runs a task in this process, maybe for hours: what is held back
+                # is written now, or a kill would lose it (what before_wait does then).
+                recorder.save(force=True)
+                deadline = display.deadline()
+            else:
+                recorder.save()
+                deadline = recorder.before_wait(display.deadline(), False)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.any_in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
@@ -187,14 +193,22 @@ class Run:
     def _apply(self, actions: Iterable[Action]) -> None:
         """Do what the plan asks, and what that brings, in order (no recursion: a skipped
         chain of 10,000 tasks is 10,000 rounds here)."""
-        todo = deque(actions)
+        # A list read by position and added to at its end (cheaper than a deque: most
+        # lists here are one or two actions).
+        todo = actions if type(actions) is list else list(actions)
         dispatched: list[Dispatch] = []
-        while todo:
-            a = todo.popleft()
+        changed = self.news.changed
+        k = 0
+        while k < len(todo):
+            a = todo[k]
+            k += 1
+            if k == 4096:  # what is done is let go (a wave of 100,000 skipped tasks)
+                del todo[:k]
+                k = 0
             # The usual ones first (two status changes and a job per task); type() is
             # cheaper than isinstance() and these classes have no subclasses.
             if type(a) is Changed:
-                self.news.changed(a)
+                changed(a)
             elif type(a) is Dispatch:
                 dispatched.append(a)
             elif type(a) is Check:

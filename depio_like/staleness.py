@@ -11,6 +11,7 @@ and the ``Disk``; records come from the ``State``.
 from __future__ import annotations
 
 import os
+import pathlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -59,6 +60,8 @@ _NEVER_RAN = Reason(Why.NEVER_RAN)
 _FIRST_RUN = Decision(True, (_NEVER_RAN,), _NONE, _NONE)
 # The decision of a task found up to date that reads nothing (shared: immutable).
 _UP_TO_DATE = Decision(False, (), _NONE, _NONE)
+
+_PosixPath = pathlib.PosixPath
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -420,7 +423,8 @@ class Checker:
             compact_mapping(inputs, copy=True) if inputs else _NONE,
             compact_mapping(upstream, copy=True) if upstream else _NONE,
             compact_mapping(described) if described else _NONE,
-            round(duration, 4),
+            # Four decimals, as round(duration, 4) but without its decimal conversion.
+            int(duration * 10000 + 0.5) / 10000,
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
             failed=compact_mapping(failed, copy=True) if failed else _NONE,
         )
@@ -439,27 +443,45 @@ def _items(part: Mapping[str, Any] | None) -> str:
 def _described(t: Any) -> dict[str, Any]:
     """The arguments a record describes: tracked ones, paths excepted."""
     spec = spec_of(t.func)
-    if spec.plain and not t.missing:
+    ignored = t.ignored
+    if spec.plain and not t.missing and (ignored is spec.ignored or not (ignored or spec.ignored)):
         # What binding the call again gives (``signature.bind``), in the parameters' order,
         # without the dict of every argument that ``Task.arguments`` builds to get there.
-        left_out, ignored = t.path_params, t.ignored
-        given, kwargs, defaults = t.args, t.kwargs, spec.defaults
+        # From the arguments as the task keeps them: a PosixPath it was given is kept as
+        # its str (bit k of ``_str_paths`` for parameter k) and made a path again only for
+        # an argument described here, not for the paths left out (``Task.args`` would
+        # parse every one of them, to be thrown away).
+        layout = _layouts.get(id(spec))
+        if layout is None or layout[0] is not spec:
+            layout = _layouts[id(spec)] = (spec, _layout(spec))
+        given, kwargs, as_str = t._args, t._kwargs, t._str_paths
         n = len(given)
         out = {}
-        for k, name in enumerate(spec.names):
-            if name in left_out or name in ignored:
-                continue
+        for k, name in layout[1]:
             if k < n:
-                out[name] = given[k]
+                v = given[k]
             elif name in kwargs:
-                out[name] = kwargs[name]
+                v = kwargs[name]
             else:
-                out[name] = defaults[name]
+                out[name] = spec.defaults[name]
+                continue
+            out[name] = _PosixPath(v) if as_str and as_str >> k & 1 else v
         return out
     args = t.tracked_arguments
     if t.path_params:
         args = {k: v for k, v in args.items() if k not in t.path_params}
     return args
+
+
+def _layout(spec: Any) -> tuple[tuple[int, str], ...]:
+    """The parameters a record describes (position, name): all but paths and ignored ones."""
+    left_out = frozenset(spec.products + spec.dependencies) | spec.ignored
+    return tuple((k, name) for k, name in enumerate(spec.names) if name not in left_out)
+
+
+# Per function's spec (by id, the spec kept with it: an id is reused once freed): the
+# parameters described, worked out once, not for every task.
+_layouts: dict[int, tuple[Any, tuple[tuple[int, str], ...]]] = {}
 
 
 def _args_diff(old: Mapping[str, str], arguments: Mapping[str, Any]) -> str:

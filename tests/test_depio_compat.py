@@ -422,6 +422,52 @@ def test_summary_of_one_task_is_singular(project):
     assert "The 1 task is done (1 ran, 0 up to date)." in p.stream.getvalue()
 
 
+def test_after_a_closed_stdout_pipe_a_task_run_in_process_leaves_stdout_harmless(tmp_path):
+    # The run points stdout at /dev/null once the reader is gone; a task run in this
+    # process after that must not get the closed pipe back as its stdout, nor leave it
+    # there for what the script prints after the run.
+    script = tmp_path / "pipeline.py"
+    script.write_text(
+        textwrap.dedent("""
+        import sys, time
+        from pathlib import Path
+        from depio_like import Pipeline, SequentialExecutor, Task
+        def wait_for_reader_to_go():
+            while not Path("reader-gone").exists():
+                time.sleep(0.05)
+        def after():
+            Path("after-ran").write_text("yes")
+        p = Pipeline(SequentialExecutor())
+        first = p.add_task(Task("first", wait_for_reader_to_go))
+        second = p.add_task(Task("second", after, depends_on=[first]))
+        print("started", flush=True)
+        code = p.run()
+        print("after the run " * 1000, flush=True)
+        exit(code)
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout.readline() == "started\n"
+        proc.stdout.close()  # like `head -1` exiting
+        (tmp_path / "reader-gone").touch()
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+    assert code == 0
+    assert (tmp_path / "after-ran").read_text() == "yes"
+
+
 def test_a_closed_stdout_pipe_does_not_end_the_run(tmp_path):
     # `python script.py | head`: the reader goes away while the run goes on.
     script = tmp_path / "pipeline.py"

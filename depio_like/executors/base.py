@@ -415,6 +415,11 @@ class Capture:
         self._files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]  # noqa: SIM115 - kept open until close()
         self._fds = [f.fileno() for f in self._files]
         self._saved: tuple[int, int] | None = None
+        # Copies of fd 1/2 as they were before the first task, kept between tasks (not
+        # made and closed again for each); taken again if the run replaced fd 1/2 since
+        # (``stdio_replaced``).
+        self._kept: tuple[int, int] | None = None
+        self._epoch = -1
         self._py_used = False  # whether self._py ever stood in for sys.stdout/err
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
@@ -429,8 +434,25 @@ class Capture:
 
     def _redirect(self) -> None:
         out, err = sys.stdout, sys.stderr
-        _flush(out, err)
-        self._saved = os.dup(1), os.dup(2)
+        try:  # what was printed before goes where it was going (_flush, inlined)
+            out.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            err.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        if self.for_good:
+            self._saved = os.dup(1), os.dup(2)
+        else:
+            kept = self._kept
+            if kept is None or self._epoch != _stdio_epoch:
+                if kept is not None:
+                    os.close(kept[0])
+                    os.close(kept[1])
+                self._epoch = _stdio_epoch
+                kept = self._kept = os.dup(1), os.dup(2)
+            self._saved = kept
         os.dup2(self._fds[0], 1)
         os.dup2(self._fds[1], 2)
         self._streams = out, err
@@ -449,8 +471,9 @@ class Capture:
         sys.stdout, sys.stderr = self._streams
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+        if saved is not self._kept:
+            os.close(saved[0])
+            os.close(saved[1])
         self._saved = None
 
     def _flush_all(self) -> None:
@@ -501,8 +524,23 @@ class Capture:
 
     def close(self) -> None:
         self._restore()
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            os.close(kept[0])
+            os.close(kept[1])
         for f in (*self._py, *self._files):
             f.close()
+
+
+# Changed by ``stdio_replaced``: copies of fd 1/2 kept by a ``Capture`` are taken again.
+_stdio_epoch = 0
+
+
+def stdio_replaced() -> None:
+    """This process pointed fd 1 or 2 elsewhere between tasks (the display, when its
+    reader went away): what a ``Capture`` puts back after a task is taken anew."""
+    global _stdio_epoch
+    _stdio_epoch += 1
 
 
 def _copy(src: int, size: int, path: str) -> None:
