@@ -16,7 +16,9 @@ import builtins
 import collections.abc
 import functools
 import inspect
+import os
 import pathlib
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -175,14 +177,59 @@ def _unknown_keyword(spec: Spec, kwargs: dict[str, Any]) -> None:
             raise TypeError(f"got an unexpected keyword argument {k!r}{hint}")
 
 
+# What each pathlib class makes here (Path makes a PosixPath on this system).
+_CONCRETE: dict[Any, Any] = (
+    {
+        pathlib.PosixPath: pathlib.PosixPath,
+        pathlib.Path: pathlib.PosixPath,
+        pathlib.PurePosixPath: pathlib.PurePosixPath,
+        pathlib.PurePath: pathlib.PurePosixPath,
+    }
+    if os.name == "posix"
+    else {}
+)
+
+if sys.version_info < (3, 12) and hasattr(pathlib.PurePath, "_from_parsed_parts"):
+
+    def make_path(cls: Any, s: str) -> Any:
+        """``cls(s)`` for a pathlib class, without parsing ``s`` when it is spelt as
+        pathlib spells a path (the str of a PosixPath a task kept: each task that runs makes
+        its paths again, and parsing is two thirds of the cost). Anything else (``//`` or
+        ``.`` parts, a trailing ``/``, a class of the user's) is parsed. Python 3.10 and 3.11 only
+        (pathlib's internals changed in 3.12); tests/test_declare_fast.py checks it against
+        ``cls(s)``."""
+        if (
+            "//" in s
+            or "/./" in s
+            or s[-1:] == "/"
+            or s[-2:] == "/."
+            or s[:2] == "./"
+            or s == "."
+            or not s
+        ):
+            return cls(s)
+        made = _CONCRETE.get(cls)
+        if made is None:  # a class of the user's: its own way
+            return cls(s)
+        if s[0] == "/":
+            return made._from_parsed_parts("", "/", ["/", *s[1:].split("/")])
+        return made._from_parsed_parts("", "", s.split("/"))
+
+else:
+
+    def make_path(cls: Any, s: str) -> Any:
+        """``cls(s)`` for a pathlib class."""
+        return cls(s)
+
+
 def as_path(value: Any, cls: type) -> Any:
     """``value`` with a str turned into ``cls`` (a pathlib class), also inside a list or
     tuple (which keeps its type); anything else as it is."""
     t = type(value)
     if t is str:
-        return cls(value) if value else value
+        return make_path(cls, value) if value else value
     if (t is list or t is tuple) and any(type(x) is str for x in value):
-        return t([cls(x) if type(x) is str and x else x for x in value])
+        return t([make_path(cls, x) if type(x) is str and x else x for x in value])
     return value
 
 

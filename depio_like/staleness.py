@@ -27,7 +27,7 @@ from .graph import TaskGraph
 from .modes import BuildMode
 from .paths import show_path
 from .postconditions import PostconditionError
-from .signature import spec_of
+from .signature import make_path, spec_of
 from .state import Record, compact_mapping
 
 
@@ -465,7 +465,7 @@ def _described(t: Any) -> dict[str, Any]:
             else:
                 out[name] = spec.defaults[name]
                 continue
-            out[name] = _PosixPath(v) if as_str and as_str >> k & 1 else v
+            out[name] = make_path(_PosixPath, v) if as_str and as_str >> k & 1 else v
         return out
     args = t.tracked_arguments
     if t.path_params:

@@ -29,6 +29,7 @@ from .signature import (  # noqa: F401
     Untracked,
     as_path,
     func_module,
+    make_path,
     paths_for_call,
     signature_of,
 )
@@ -676,7 +677,9 @@ class Task:
         m = self._str_paths
         if not m:
             return self._args
-        return tuple(_PosixPath(v) if m >> i & 1 else v for i, v in enumerate(self._args))
+        return tuple(
+            make_path(_PosixPath, v) if m >> i & 1 else v for i, v in enumerate(self._args)
+        )
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -689,7 +692,7 @@ class Task:
         # Read-only: a new dict each time, so a write to it would be lost without a word.
         return _FrozenDict(
             {
-                k: _PosixPath(v) if k in names and m >> names.index(k) & 1 else v
+                k: make_path(_PosixPath, v) if k in names and m >> names.index(k) & 1 else v
                 for k, v in kw.items()
             }
         )

@@ -202,3 +202,37 @@ def test_calls_of_two_functions_with_the_same_arguments_stay_two_tasks() -> None
     assert list(graph.upstream[d.id - 1]) == [b.id - 1]
     copy = pickle.loads(pickle.dumps(a))
     assert copy == a and copy != b
+
+
+class _MyPath(pathlib.PosixPath):
+    """A user's path class: made its own way."""
+
+
+_segments = st.one_of(
+    st.sampled_from(["", ".", "..", "a", "b.txt", "é", "\udcff", " ", "~", "a b", "x.", ".h"]),
+    st.text(_name_chars, min_size=1, max_size=5),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    lead=st.sampled_from(["", "/", "//", "///", "./", "../"]),
+    segments=st.lists(_segments, max_size=6),
+    trail=st.sampled_from(["", "/", "/.", "//"]),
+    cls=st.sampled_from([pathlib.PosixPath, pathlib.Path, pathlib.PurePosixPath, pathlib.PurePath]),
+)
+def test_make_path_is_the_pathlib_class_of_the_str(
+    lead: str, segments: list[str], trail: str, cls: type
+) -> None:
+    """signature.make_path (each task that runs makes its paths again) gives what
+    ``cls(s)`` gives, for any str: the same class, parts, str, equality and hash."""
+    from depio_like.signature import make_path
+
+    s = lead + "/".join(segments) + trail
+    if not s:
+        return
+    want, got = cls(s), make_path(cls, s)
+    assert type(got) is type(want)
+    assert got.parts == want.parts and str(got) == str(want) and os.fspath(got) == str(want)
+    assert got == want and hash(got) == hash(want)
+    assert got.name == want.name and got.parent == want.parent and got.suffix == want.suffix
