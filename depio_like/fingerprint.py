@@ -43,7 +43,10 @@ def _hash_small(path: str, size: int) -> str:
         raise problem(path, e) from None
     try:
         data = os.read(fd, max(size + 1, 4096))
-        if data:
+        # Asked for more than its size and given exactly its size: that is its end, no
+        # second read to find it (one system call a product fewer). Else (it grew, or a
+        # short read) read on to the end.
+        if data and len(data) != size:
             parts = [data]
             left = size - len(data) if len(data) <= size else size
             while more := os.read(fd, max(left + 1, 4096)):
