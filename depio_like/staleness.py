@@ -29,6 +29,7 @@ from .paths import show_path
 from .postconditions import PostconditionError
 from .signature import make_path, spec_of
 from .state import Record, compact_mapping
+from .task import disk_key
 
 
 def arg_reprs(arguments: Mapping[str, Any]) -> dict[str, str]:
@@ -325,11 +326,11 @@ class Checker:
         t = self.graph.tasks[i]
         h = xxhash.xxh3_128()
         for part in (
-            t.record_key,
+            disk_key(t.record_key),  # as spelt before: a job outliving an upgrade is found
             t.args_digest or "",
             self.code(i),
             repr(sorted(decision.inputs.items())),
-            repr(sorted(decision.upstream.items())),
+            repr(sorted((disk_key(k), v) for k, v in decision.upstream.items())),
         ):
             h.update(part.encode("utf-8", "surrogateescape"))
             h.update(b"\0")
@@ -406,8 +407,9 @@ class Checker:
         # before: the stamps of existing records stay valid).
         text = (
             f"{code!r}{t.args_digest!r}{_items(inputs) if inputs else '[]'}"
-            f"{_items(products) if products else '[]'}{_items(upstream) if upstream else '[]'}"
-            f"{_items(failed) if failed else '[]'}"
+            f"{_items(products) if products else '[]'}"
+            f"{_keyed_items(upstream) if upstream else '[]'}"
+            f"{_keyed_items(failed) if failed else '[]'}"
         )
         if (t.buildmode or self.default_mode) is BuildMode.ALWAYS or (t.ensure and not t.products):
             # Its effects are unknown (or outside files, known by its postconditions only):
@@ -438,6 +440,13 @@ def _items(part: Mapping[str, Any] | None) -> str:
         for k, v in part.items():
             return f"[({k!r}, {v!r})]"
     return repr(sorted(part.items()))
+
+
+def _keyed_items(part: Mapping[str, Any]) -> str:
+    """A mapping by record key as the stamp spells it: each key as the log does (``"p:"``
+    before a product's path, as every key was in memory before): stamps written by
+    earlier versions stay valid, so a rerun with the same products changes no reader."""
+    return repr(sorted((disk_key(k), v) for k, v in part.items()))
 
 
 def _described(t: Any) -> dict[str, Any]:
