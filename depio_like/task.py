@@ -913,9 +913,6 @@ class CallIndex:
         self._by_key.clear()
         self._aside.clear()
 
-    def __len__(self) -> int:
-        return len(self._by_key) + len(self._aside)
-
 
 class _Usual(NamedTuple):
     """How ``_usual_task`` declares a call of one function: the usual shape of a task,
