@@ -71,7 +71,9 @@ for every task that does not depend on it):
 4. Status: a run exits 0 iff nothing failed; with a failing task, exactly it is FAILED and
    the tasks downstream of it (paths, containment, depends_on, values) DEPFAILED, except
    those that had already ended well when it ran (a producer rerun only for its value may
-   fail after its readers were skipped), and what lies beyond them only through them.
+   fail after its readers were skipped), those that ran after it on products of tasks up
+   to date at the time (skipped, then reopened for a value they could no longer compute),
+   and what lies beyond them only through them.
 
 A product-less task is recorded by its call (README "A task is one call": its arguments,
 and for a factory's function the values its closure captured): changed back to an earlier
@@ -680,6 +682,19 @@ def call_key(t: dict) -> tuple | None:
     return (t["param"], t["version"] if t["style"] == "factory" else None)
 
 
+def event_lines(out: str) -> tuple[dict[int, int], dict[int, int]]:
+    """From a run's output (``explain=True``): per task, the line where it was dispatched
+    (``RUN``) and the line where it was taken down (``DEPFAILED``), first of each."""
+    started: dict[int, int] = {}
+    taken_down: dict[int, int] = {}
+    for n, line in enumerate(out.splitlines()):
+        m = re.match(r"(RUN|DEPFAILED)\s+\[(\d+)\] ", line)
+        if m:
+            where = started if m.group(1) == "RUN" else taken_down
+            where.setdefault(int(m.group(2)) - 1, n)
+    return started, taken_down
+
+
 def pick(data, items):
     """One of ``items`` (None if empty). Always draws the same shape whatever ``items`` is,
     so a replayed example stays the same example while the pipeline's state differs
@@ -1148,13 +1163,34 @@ class OracleMachine(RuleBasedStateMachine):
         # (or already FINISHED: a reader that ran before the producer was reopened).
         # Those ended before shield what lies beyond them: a task that waits only on such
         # a task (not on k through another path) may run, as its inputs are up to date.
+        # (or FINISHED after it, having read only products of tasks that had ended well,
+        # up to date, and were taken down later: skipped, then reopened for a value they
+        # could no longer compute. The output says when each task started and when each
+        # was taken down; final statuses alone do not.)
         first = ran.index(k)
-        early = {
-            i
-            for i in down
-            if statuses[i] is Status.SKIPPED
-            or (statuses[i] is Status.FINISHED and i in ran[:first])
-        }
+        started_at, down_at = event_lines(out)
+        producers = {j for t in self.spec for j in t["vals"]}
+        early: set[int] = set()
+        for i in sorted(down):  # upstream first: the spec is in topological order
+            if statuses[i] is Status.SKIPPED or (
+                statuses[i] is Status.FINISHED and i in ran[:first]
+            ):
+                early.add(i)
+            elif (
+                statuses[i] is Status.FINISHED
+                and i in started_at
+                and all(
+                    u in early
+                    or (
+                        u != k
+                        and u in producers
+                        and statuses[u] is Status.DEPFAILED
+                        and down_at.get(u, -1) > started_at[i]
+                    )
+                    for u in self.ups[i] & (down | {k})
+                )
+            ):
+                early.add(i)
         reached = self.downstream(k, through=down - early)
         allowed = down
         if "unit-depfailed" in AVOID:  # tolerate a failure taking down its units' heads
