@@ -1,5 +1,6 @@
 import io
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -8,6 +9,13 @@ from pathlib import Path
 import pytest
 
 from depio_like import ParallelExecutor, Pipeline, SequentialExecutor
+
+# A test suite started in the background by a shell without job control (``cmd &`` in a
+# script) has Ctrl-C ignored, and every process it starts inherits that: the tests that
+# press Ctrl-C on a pipeline script would wait on a run that never hears it. Ctrl-C is
+# given back its default here, which the scripts these tests start inherit.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 EXECUTORS = {
     "sequential": SequentialExecutor,
