@@ -94,6 +94,8 @@ def _line_encoder() -> Callable[[Any], str]:
 
 
 _encode_line = _line_encoder()
+# A str as JSON, as ``_encode_line`` writes it (quoted, escaped, not ASCII-only).
+_encode_str = json.encoder.encode_basestring
 # Lines are appended at least this often, and whenever this many are pending.
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
@@ -535,6 +537,83 @@ class State:
     def _record_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str:
         """The line of a record (after the line numbering its code digest, the first time
         the log holds that digest)."""
+        line = self._usual_line(r, entries)
+        return line if line is not None else self._any_line(r, entries)
+
+    def _usual_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str | None:
+        """``_any_line`` for the usual record (one product, keyed by it, its arguments a
+        128-bit digest, no inputs, upstream or failed dependencies), written as text:
+        the same line without the lists and dicts built to be encoded (one per task of a
+        run, and per record when the log is rewritten). None for any other record."""
+        products, key = r.products, r.key
+        if len(products) != 1 or r.inputs or r.upstream or r.failed:
+            return None
+        d = products.get(key)
+        code, args, name, stamp, t = r.code, r.args, r.name, r.stamp, r.duration
+        if (
+            type(d) is not str
+            or type(code) is not str
+            or type(args) is not str
+            or len(args) != 32
+            or type(name) is not str
+            or type(stamp) is not str
+        ):
+            return None
+        if type(t) is float:
+            if t - t != 0.0:  # NaN or infinite: JSON's own spelling (_any_line)
+                return None
+            duration = repr(t)
+        elif t is None:
+            duration = "null"
+        elif type(t) is int:
+            duration = repr(t)
+        else:
+            return None
+        av = r.arg_reprs
+        enc = _encode_str
+        if not av:
+            tail = "]"
+        elif type(av) is One:
+            k, v = av._k, av._v
+            if type(k) is not str or type(v) is not str:
+                return None
+            tail = f",{{{enc(k)}:{enc(v)}}}]"
+        else:
+            parts = []
+            for k, v in av.items():
+                if type(k) is not str or type(v) is not str:
+                    return None
+                parts.append(f"{enc(k)}:{enc(v)}")
+            tail = ",{" + ",".join(parts) + "}]"
+        try:  # 22 characters in base64, not 32 in hex
+            args = binascii.b2a_base64(bytes.fromhex(args), newline=False)[:-2].decode()
+        except ValueError:
+            return None
+        # Past this point the line is written: the code's number may be taken.
+        head = ""
+        n = self._codes.get(code)
+        if n is None:
+            n = self._codes[code] = self._next_code
+            self._next_code += 1
+            head = _encode_line(["c", n, code]) + "\n"
+        prefix = self._prefix
+        if key.startswith(prefix):  # self._rel, inlined
+            p = key[len(prefix) :]
+        else:
+            p = "." if key == self._root else key
+        e = entries.get(key) if entries else None
+        if e is not None and e.digest == d:
+            mtime, ctime = e.mtime_ns, e.ctime_ns
+            if ctime != mtime:
+                sig = f"[[{enc(p)},{enc(d)},{e.size},{mtime - self._t0},{e.ino},{ctime - mtime}]]"
+            else:
+                sig = f"[[{enc(p)},{enc(d)},{e.size},{mtime - self._t0},{e.ino}]]"
+        else:
+            sig = f"[[{enc(p)},{enc(d)}]]"
+        return f'{head}["r","",{enc(name)},{n},"{args}",{duration},{enc(stamp)},{sig}{tail}'
+
+    def _any_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str:
+        """The line of any record (see ``_record_line``)."""
         rel, t0 = self._rel, self._t0
         code: str | int | None = r.code
         head = ""
