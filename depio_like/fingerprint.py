@@ -74,6 +74,10 @@ class FileEntry(NamedTuple):
     ctime_ns: int
 
 
+# FileEntry(...) without its Python-level __new__.
+_new_tuple = tuple.__new__
+
+
 def _signature(st: FileStat) -> tuple[int, int, int, int]:
     return (st.size, st.mtime_ns, st.ino, st.ctime_ns)
 
@@ -164,6 +168,38 @@ class FileHasher:
             self._known_under(path)
             return d
         return self._file_digest(path, st)
+
+    def written(self, path: str, s: os.stat_result) -> str:
+        """``forget(path)`` then ``digest(path, st)`` for a regular file of the real disk
+        just written and stat'ed (``s``, as ``os.stat`` returned it): the same digest, and
+        entry kept, without making its ``FileStat`` or forgetting what was not known."""
+        if (
+            self._unindexed  # forget would index them first: it does all of it
+            or self._stats
+            or self._dirs
+            or path in self._memo
+            or path in self._kids
+        ):
+            self.forget(path)
+        size, mtime, ino, ctime = s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns
+        known = self._known.get(path)
+        if (
+            known is not None
+            and known.size == size
+            and known.mtime_ns == mtime
+            and known.ino == ino
+            and known.ctime_ns == ctime
+        ):
+            d = known.digest
+        else:
+            d = self._hash_file(path, size)
+            if time.time_ns() - (mtime if mtime > ctime else ctime) > RACY_NS:
+                entry = _new_tuple(FileEntry, (size, mtime, ino, d, ctime))
+                self._known[path] = entry
+                self.fresh[path] = entry
+        self._memo[path] = d
+        self._unindexed.append(path)
+        return d
 
     def unchanged(self, path: str, digest: str) -> bool | None:
         """For a file nothing else this run reads (a product no task depends on): True when

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -22,13 +23,13 @@ import xxhash
 from .channel import substitute
 from .decision import Decision, Reason, Why
 from .fingerprint import FileHasher, code_digest
-from .fs import Disk, PathProblem
+from .fs import Disk, PathProblem, RealDisk, file_stat
 from .graph import TaskGraph
 from .modes import BuildMode
 from .paths import show_path
 from .postconditions import PostconditionError
 from .signature import make_path, spec_of
-from .state import Record, compact_mapping
+from .state import One, Record, compact_mapping
 from .task import disk_key
 
 
@@ -63,6 +64,7 @@ _FIRST_RUN = Decision(True, (_NEVER_RAN,), _NONE, _NONE)
 _UP_TO_DATE = Decision(False, (), _NONE, _NONE)
 
 _PosixPath = pathlib.PosixPath
+_S_ISREG = stat.S_ISREG
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -97,6 +99,7 @@ class Checker:
         self.records = records
         self.hasher = hasher
         self.disk = disk
+        self._real = type(disk) is RealDisk  # os.stat straight away
         self.force = force
         self.default_mode = default_mode
         self.assume_changed: set[int] = set()
@@ -358,7 +361,19 @@ class Checker:
         """The products of task ``i`` that are not there (those ``reported`` by the process
         that wrote them are), and the stat of the others, for ``new_record``: one stat per
         product."""
-        missing, stats = [], {}
+        missing: list[str] = []
+        stats: dict[str, Any] = {}
+        if self._real:
+            # os.stat's own result (``new_record`` takes it as it is): no FileStat made.
+            for p in self.graph.tasks[i].products:
+                if reported is None or p not in reported:
+                    try:
+                        stats[p] = os.stat(p)
+                    except (FileNotFoundError, NotADirectoryError):
+                        missing.append(p)
+                    except OSError:  # there, but not usable: hashing it says why
+                        pass
+            return missing, stats
         stat = self.disk.stat
         for p in self.graph.tasks[i].products:
             if reported is None or p not in reported:
@@ -388,6 +403,15 @@ class Checker:
         ``failed``: the dependencies that had failed when it ran (``run_if="all_done"``;
         record key -> label), so that it runs again next time."""
         t = self.graph.tasks[i]
+        if (
+            stats
+            and len(t.products) == 1
+            and not (reported or inputs or upstream or failed)
+            and (t.buildmode or self.default_mode) is not BuildMode.ALWAYS
+        ):
+            rec = self._usual_record(t, i, duration, stats)
+            if rec is not None:
+                return rec
         hasher = self.hasher
         products: dict[str, str | None] = {}
         for p in t.products:
@@ -398,8 +422,11 @@ class Checker:
                 products[p] = digest
             else:
                 hasher.forget(p)
+                st = stats.get(p) if stats else None
+                if type(st) is os.stat_result:  # as missing_products took it
+                    st = file_stat(st)
                 try:
-                    products[p] = hasher.digest(p, stats.get(p) if stats else None)
+                    products[p] = hasher.digest(p, st)
                 except PathProblem:  # unreadable: whoever needs it next fails, naming it
                     products[p] = "unreadable"
         code = self._codes[i] or self.code(i)
@@ -429,6 +456,40 @@ class Checker:
             int(duration * 10000 + 0.5) / 10000,
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
             failed=compact_mapping(failed, copy=True) if failed else _NONE,
+        )
+
+    def _usual_record(
+        self, t: Any, i: int, duration: float, stats: Mapping[str, Any]
+    ) -> Record | None:
+        """``new_record`` for the usual task (one product, a regular file just stat'ed by
+        ``missing_products``, no inputs, upstream or failed dependencies, run for a
+        change): the same record, without the general path's dicts. None when its product
+        is not such a file."""
+        p = t.products[0]
+        s = stats.get(p)
+        if type(s) is not os.stat_result or not _S_ISREG(s.st_mode):
+            return None
+        try:
+            d = self.hasher.written(p, s)
+        except PathProblem:  # unreadable: whoever needs it next fails, naming it
+            d = "unreadable"
+        code = self._codes[i] or self.code(i)
+        args = t.args_digest
+        # The stamp's text as new_record spells it for one product and nothing else.
+        text = f"{code!r}{args!r}[][({p!r}, {d!r})][][]"
+        described = arg_reprs(_described(t))
+        return Record(
+            t.record_key,
+            t.name,
+            code,
+            args,
+            One(p, d),
+            _NONE,
+            _NONE,
+            compact_mapping(described) if described else _NONE,
+            int(duration * 10000 + 0.5) / 10000,
+            xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
+            failed=_NONE,
         )
 
 

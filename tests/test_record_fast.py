@@ -3,12 +3,20 @@
 (``Checker._usual_record`` against the general ``new_record``)."""
 
 import os
+import time
+from pathlib import Path
+from typing import Annotated
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depio_like.fingerprint import FileEntry
+from depio_like import Product, Task
+from depio_like.fingerprint import RACY_NS, FileEntry, FileHasher
+from depio_like.fs import RealDisk, file_stat
+from depio_like.staleness import Checker
 from depio_like.state import One, Record, State
+
+from conftest import new_pipeline
 
 # -- the line ----------------------------------------------------------------------------
 
@@ -112,3 +120,101 @@ def test_the_usual_line_is_taken_for_the_usual_record():
         '["r","","t",0,"ASNFZ4mrze8BI0VniavN7w",0.25,"0123456789abcdef",'
         '[["out/a.txt","0011223344556677",5,1000000000,9,-1700000001000000000]],{"i":"3"}]'
     )
+
+
+# -- the record --------------------------------------------------------------------------
+
+
+def mk(out: Annotated[str, Product], a, b=None, *, c=0) -> None:
+    pass
+
+
+def two(out: Annotated[Path, Product], other: Path, n: int = 1) -> None:
+    pass
+
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | text
+    | st.binary(max_size=8)
+    | st.builds(Path, st.sampled_from(["x.txt", "/abs/y", "d/é"])),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner),
+    max_leaves=5,
+)
+
+
+@st.composite
+def calls(draw):
+    """(name, function, args, kwargs, file content) of a task of one product."""
+    name = draw(st.sampled_from(["t", "é", "x\ny"]) | text)
+    size = draw(st.sampled_from([0, 1, 4095, 4096, 65536, 65537, 200_000]) | st.integers(0, 99))
+    content = draw(st.binary(min_size=min(size, 8), max_size=8)) * (size // 8 + 1)
+    if draw(st.booleans()):
+        kw = draw(st.dictionaries(st.sampled_from(["b", "c"]), values, max_size=2))
+        return name, mk, [draw(values)], kw, content[:size]
+    n = draw(st.integers(-5, 5))
+    return name, two, [Path("other.txt")] + ([n] if draw(st.booleans()) else []), {}, content
+
+
+def _checker(graph, known):
+    return Checker(graph, {}, FileHasher(RealDisk(), known), RealDisk())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(calls(), min_size=1, max_size=4),
+    st.floats(0, 1e5),
+    st.sampled_from(["none", "same", "stale"]),
+)
+def test_the_usual_record_is_the_general_one(tmp_path_factory, tasks, duration, known):
+    d = tmp_path_factory.mktemp("p")
+    p = new_pipeline()
+    for k, (name, func, args, kwargs, content) in enumerate(tasks):
+        out = d / "out" / f"{k}.bin"
+        out.parent.mkdir(exist_ok=True)
+        out.write_bytes(content)
+        first = str(out) if func is mk else out
+        p.add_task(Task(name, func, [first, *args], kwargs))
+    graph = p.validate()
+    for i, t in enumerate(graph.tasks):
+        (q,) = t.products
+        s = os.stat(q)
+        # What the hasher knew of the file: nothing, its signature now (not read again),
+        # or an older one (read again).
+        entries = {
+            "none": {},
+            "same": {q: FileEntry(s.st_size, s.st_mtime_ns, s.st_ino, "known", s.st_ctime_ns)},
+            "stale": {q: FileEntry(s.st_size + 1, s.st_mtime_ns, s.st_ino, "old", s.st_ctime_ns)},
+        }[known]
+        fast, general = _checker(graph, dict(entries)), _checker(graph, dict(entries))
+        missing, stats = fast.missing_products(i)
+        assert missing == [] and type(stats[q]) is os.stat_result
+        # The fast path is the one taken.
+        assert _checker(graph, dict(entries))._usual_record(t, i, duration, stats) is not None
+        got = fast.new_record(i, {}, {}, duration, None, stats, None)
+        # The general path: given a FileStat, as a disk other than the real one gives.
+        want = general.new_record(i, {}, {}, duration, None, {q: file_stat(s)}, None)
+        assert got == want
+        assert got.stamp == want.stamp and type(got.products) is One
+        for h in ("_memo", "_known", "fresh", "_unindexed", "bytes_hashed"):
+            assert getattr(fast.hasher, h) == getattr(general.hasher, h), h
+
+
+def test_a_product_written_long_enough_ago_is_recorded_with_its_signature(tmp_path):
+    # Not racy (written over RACY_NS before it is hashed): its entry is kept, as by the
+    # general path.
+    out = tmp_path / "a.txt"
+    out.write_text("a")
+    p = new_pipeline()
+    p.add_task(Task("a", mk, [str(out), 1]))
+    graph = p.validate()
+    time.sleep(RACY_NS / 1e9 * 1.5)
+    fast, general = _checker(graph, {}), _checker(graph, {})
+    stats = fast.missing_products(0)[1]
+    got = fast.new_record(0, {}, {}, 0.5, None, stats, None)
+    want = general.new_record(0, {}, {}, 0.5, None, {str(out): file_stat(os.stat(out))}, None)
+    assert got == want
+    assert fast.hasher.fresh == general.hasher.fresh != {}
