@@ -295,6 +295,7 @@ class State:
         self._prefix = root if root.endswith("/") else root + "/"
         self._interned: dict[str, str] = {}
         self._durations: dict[float, float] = {}
+        self._duration_text: dict[float, str] = {}  # a duration as a line spells it
         # The declared tasks by product path (``share``): their strings are reused.
         self._producers: Mapping[str, int] = _EMPTY
         self._declared: Sequence[Any] = ()
@@ -546,9 +547,14 @@ class State:
         the same line without the lists and dicts built to be encoded (one per task of a
         run, and per record when the log is rewritten). None for any other record."""
         products, key = r.products, r.key
-        if len(products) != 1 or r.inputs or r.upstream or r.failed:
+        if type(products) is One:  # its fields, not its Python-level methods
+            d = products._v if products._k == key else None
+        elif len(products) == 1:
+            d = products.get(key)
+        else:
             return None
-        d = products.get(key)
+        if r.inputs or r.upstream or r.failed:
+            return None
         code, args, name, stamp, t = r.code, r.args, r.name, r.stamp, r.duration
         if (
             type(d) is not str
@@ -562,7 +568,12 @@ class State:
         if type(t) is float:
             if t - t != 0.0:  # NaN or infinite: JSON's own spelling (_any_line)
                 return None
-            duration = repr(t)
+            # Rounded durations recur: their text is kept (not 0.0, equal to -0.0).
+            duration = self._duration_text.get(t) if t else None
+            if duration is None:
+                duration = repr(t)
+                if t and len(self._duration_text) < 10000:
+                    self._duration_text[t] = duration
         elif t is None:
             duration = "null"
         elif type(t) is int:
@@ -571,13 +582,13 @@ class State:
             return None
         av = r.arg_reprs
         enc = _encode_str
-        if not av:
-            tail = "]"
-        elif type(av) is One:
+        if type(av) is One:
             k, v = av._k, av._v
             if type(k) is not str or type(v) is not str:
                 return None
             tail = f",{{{enc(k)}:{enc(v)}}}]"
+        elif not av:
+            tail = "]"
         else:
             parts = []
             for k, v in av.items():
@@ -586,8 +597,10 @@ class State:
                 parts.append(f"{enc(k)}:{enc(v)}")
             tail = ",{" + ",".join(parts) + "}]"
         try:  # 22 characters in base64, not 32 in hex
-            args = binascii.b2a_base64(bytes.fromhex(args), newline=False)[:-2].decode()
-        except ValueError:
+            # unhexlify: bytes.fromhex without its cost (or its allowance of spaces, which
+            # _any_line takes).
+            args = binascii.b2a_base64(binascii.unhexlify(args), newline=False)[:-2].decode()
+        except ValueError:  # binascii.Error too
             return None
         # Past this point the line is written: the code's number may be taken.
         head = ""
