@@ -55,7 +55,8 @@ class Recorder:
             return o, {}
         i = o.index
         missing, stats = self.checker.missing_products(i, o.products)
-        unmet = None if missing else self.checker.after_run(i)
+        # after_run, called only for a task with postconditions (most have none).
+        unmet = self.checker.after_run(i) if self.graph.tasks[i].ensure and not missing else None
         if not (missing or unmet):
             return o, stats
         label = self.graph.tasks[i].label
@@ -82,6 +83,13 @@ class Recorder:
                 self.checker.assume_changed.add(i)
             return
         inputs = o.inputs if o.inputs is not None else d.inputs
+        if not (inputs or self.graph.upstream[i] or (head and d.upstream)):
+            # Nothing read, nothing upstream (no stamps, no failed dependencies): the
+            # usual record, if it is one, without new_record's general path.
+            rec = self.checker.usual_record(i, o.duration, o.products, stats)
+            if rec is not None:
+                self.state.put_record(rec, self.checker.hasher.fresh)
+                return
         upstream = d.upstream if head else self.checker.stamps(i)
         failed = (
             {tasks[j].record_key: tasks[j].label for j in failed_upstream}

@@ -402,16 +402,11 @@ class Checker:
         the process that wrote them found them; ``stats``: the products as just stat'ed;
         ``failed``: the dependencies that had failed when it ran (``run_if="all_done"``;
         record key -> label), so that it runs again next time."""
-        t = self.graph.tasks[i]
-        if (
-            stats
-            and len(t.products) == 1
-            and not (reported or inputs or upstream or failed)
-            and (t.buildmode or self.default_mode) is not BuildMode.ALWAYS
-        ):
-            rec = self._usual_record(t, i, duration, stats)
+        if not (inputs or upstream or failed):
+            rec = self.usual_record(i, duration, reported, stats)
             if rec is not None:
                 return rec
+        t = self.graph.tasks[i]
         hasher = self.hasher
         products: dict[str, str | None] = {}
         for p in t.products:
@@ -458,14 +453,27 @@ class Checker:
             failed=compact_mapping(failed, copy=True) if failed else _NONE,
         )
 
-    def _usual_record(
-        self, t: Any, i: int, duration: float, stats: Mapping[str, Any]
+    def usual_record(
+        self,
+        i: int,
+        duration: float,
+        reported: Mapping[str, Any] | None,
+        stats: Mapping[str, Any] | None,
     ) -> Record | None:
-        """``new_record`` for the usual task (one product, a regular file just stat'ed by
-        ``missing_products``, no inputs, upstream or failed dependencies, run for a
-        change): the same record, without the general path's dicts. None when its product
-        is not such a file."""
-        p = t.products[0]
+        """``new_record`` of task ``i`` with no inputs, upstream or failed dependencies,
+        for the usual such task (one product, a regular file just stat'ed by
+        ``missing_products``, not reported, not run each time): the same record, without
+        the general path's dicts. None when not that case (``new_record`` then)."""
+        t = self.graph.tasks[i]
+        products = t.products
+        if (
+            reported
+            or not stats
+            or len(products) != 1
+            or (t.buildmode or self.default_mode) is BuildMode.ALWAYS
+        ):
+            return None
+        p = products[0]
         s = stats.get(p)
         if type(s) is not os.stat_result or not _S_ISREG(s.st_mode):
             return None
@@ -477,7 +485,6 @@ class Checker:
         args = t.args_digest
         # The stamp's text as new_record spells it for one product and nothing else.
         text = f"{code!r}{args!r}[][({p!r}, {d!r})][][]"
-        described = arg_reprs(_described(t))
         return Record(
             t.record_key,
             t.name,
@@ -486,10 +493,11 @@ class Checker:
             One(p, d),
             _NONE,
             _NONE,
-            compact_mapping(described) if described else _NONE,
+            _described_reprs(t),
             int(duration * 10000 + 0.5) / 10000,
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
-            failed=_NONE,
+            False,
+            _NONE,
         )
 
 
@@ -541,6 +549,40 @@ def _described(t: Any) -> dict[str, Any]:
     if t.path_params:
         args = {k: v for k, v in args.items() if k not in t.path_params}
     return args
+
+
+def _described_reprs(t: Any) -> Mapping[str, str]:
+    """``arg_reprs(_described(t))`` as a record keeps it (``compact_mapping``; the shared
+    empty one when there are none), without the dict of the arguments in between."""
+    spec = spec_of(t.func)
+    ignored = t.ignored
+    if not (
+        spec.plain and not t.missing and (ignored is spec.ignored or not (ignored or spec.ignored))
+    ):
+        described = arg_reprs(_described(t))
+        return compact_mapping(described) if described else _NONE
+    layout = _layouts.get(id(spec))  # as _described does
+    if layout is None or layout[0] is not spec:
+        layout = _layouts[id(spec)] = (spec, _layout(spec))
+    given, kwargs, as_str = t._args, t._kwargs, t._str_paths
+    n = len(given)
+    out: dict[str, str] = {}
+    for k, name in layout[1]:
+        if k < n or name in kwargs:
+            v = given[k] if k < n else kwargs[name]
+            if as_str and as_str >> k & 1:
+                v = make_path(_PosixPath, v)
+        else:
+            v = spec.defaults[name]  # described as it is
+        if type(v) in _PLAIN:
+            r = repr(v)
+            out[name] = r if len(r) <= 80 else r[:77] + "..."
+        else:
+            out.update(arg_reprs({name: v}))
+    if len(out) == 1:
+        for name, r in out.items():
+            return One(name, r)
+    return out or _NONE
 
 
 def _layout(spec: Any) -> tuple[tuple[int, str], ...]:

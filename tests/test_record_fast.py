@@ -30,7 +30,8 @@ paths = st.sampled_from(["/proj/out/a.txt", "/proj", "/elsewhere/b", "/proj/é �
 hexes = st.text("0123456789abcdef", min_size=32, max_size=32)
 args_ = hexes | st.text(max_size=33) | st.none() | st.just("0123456789abcdef 123456789abcdef")
 durations = (
-    st.floats(allow_nan=True, allow_infinity=True)
+    st.sampled_from([0.0, -0.0, 0.5, 1e-05, 0.0001, 1e16, 3.0])
+    | st.floats(allow_nan=True, allow_infinity=True)
     | st.integers(-(10**20), 10**20)
     | st.none()
     | st.just(True)
@@ -72,9 +73,14 @@ entries = st.none() | st.tuples(
 )
 
 
+# The texts of durations as one state keeps them across lines (and examples).
+_DURATIONS: dict = {}
+
+
 def _state():
     s = State(os.path.join(ROOT, ".depio_like"))
     s._t0 = 1_700_000_000 * 10**9
+    s._duration_text = _DURATIONS
     return s
 
 
@@ -133,6 +139,14 @@ def two(out: Annotated[Path, Product], other: Path, n: int = 1) -> None:
     pass
 
 
+def three(out: Annotated[str, Product], where: Path = Path("d/x"), xs=(1, 2), s="") -> None:
+    pass
+
+
+def four(out: Annotated[str, Product], *rest, **more) -> None:  # not a plain signature
+    pass
+
+
 values = st.recursive(
     st.none()
     | st.booleans()
@@ -152,9 +166,18 @@ def calls(draw):
     name = draw(st.sampled_from(["t", "é", "x\ny"]) | text)
     size = draw(st.sampled_from([0, 1, 4095, 4096, 65536, 65537, 200_000]) | st.integers(0, 99))
     content = draw(st.binary(min_size=min(size, 8), max_size=8)) * (size // 8 + 1)
-    if draw(st.booleans()):
+    kind = draw(st.sampled_from(["mk", "two", "three", "four"]))
+    if kind == "mk":
         kw = draw(st.dictionaries(st.sampled_from(["b", "c"]), values, max_size=2))
         return name, mk, [draw(values)], kw, content[:size]
+    if kind == "three":
+        kw = draw(st.dictionaries(st.sampled_from(["where", "xs", "s"]), values, max_size=3))
+        if "s" in kw and draw(st.booleans()):
+            kw["s"] = "long " * 30  # shown cut short
+        return name, three, [], kw, content[:size]
+    if kind == "four":
+        args = draw(st.lists(values, max_size=2))
+        return name, four, args, draw(st.dictionaries(text, values, max_size=2)), content
     n = draw(st.integers(-5, 5))
     return name, two, [Path("other.txt")] + ([n] if draw(st.booleans()) else []), {}, content
 
@@ -176,7 +199,7 @@ def test_the_usual_record_is_the_general_one(tmp_path_factory, tasks, duration, 
         out = d / "out" / f"{k}.bin"
         out.parent.mkdir(exist_ok=True)
         out.write_bytes(content)
-        first = str(out) if func is mk else out
+        first = out if func is two else str(out)
         p.add_task(Task(name, func, [first, *args], kwargs))
     graph = p.validate()
     for i, t in enumerate(graph.tasks):
@@ -193,12 +216,13 @@ def test_the_usual_record_is_the_general_one(tmp_path_factory, tasks, duration, 
         missing, stats = fast.missing_products(i)
         assert missing == [] and type(stats[q]) is os.stat_result
         # The fast path is the one taken.
-        assert _checker(graph, dict(entries))._usual_record(t, i, duration, stats) is not None
+        assert _checker(graph, dict(entries)).usual_record(i, duration, None, stats) is not None
         got = fast.new_record(i, {}, {}, duration, None, stats, None)
         # The general path: given a FileStat, as a disk other than the real one gives.
         want = general.new_record(i, {}, {}, duration, None, {q: file_stat(s)}, None)
         assert got == want
         assert got.stamp == want.stamp and type(got.products) is One
+        assert type(got.arg_reprs) is type(want.arg_reprs)  # One, a dict, or none
         for h in ("_memo", "_known", "fresh", "_unindexed", "bytes_hashed"):
             assert getattr(fast.hasher, h) == getattr(general.hasher, h), h
 
