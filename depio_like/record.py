@@ -43,9 +43,10 @@ class Recorder:
                     marked = True
         if marked:
             self.save()  # written now: a task above had a record (mark_started)
+        before_run = self.checker.before_run
         for unit in units:
             for m in unit:
-                self.checker.before_run(m)
+                before_run(m)
 
     def checked(self, o: Outcome) -> tuple[Outcome, dict[str, Any]]:
         """``o`` as it stands once its task's products and postconditions are checked (a
@@ -134,5 +135,7 @@ class Recorder:
         """Hand new file digests and records to the state, written in batches (``force``:
         now)."""
         if not self.dry:
-            self.state.put_files(self.checker.hasher.fresh)
+            fresh = self.checker.hasher.fresh
+            if fresh:  # (most products are just written: none to keep)
+                self.state.put_files(fresh)
             self.state.flush(force)

@@ -555,10 +555,16 @@ def _described_reprs(t: Any) -> Mapping[str, str]:
     """``arg_reprs(_described(t))`` as a record keeps it (``compact_mapping``; the shared
     empty one when there are none), without the dict of the arguments in between."""
     spec = spec_of(t.func)
-    ignored = t.ignored
-    if not (
-        spec.plain and not t.missing and (ignored is spec.ignored or not (ignored or spec.ignored))
-    ):
+    if t._rare is None:  # no missing or ignored arguments of its own: _described's test
+        usual = spec.plain and not spec.ignored
+    else:
+        ignored = t.ignored
+        usual = (
+            spec.plain
+            and not t.missing
+            and (ignored is spec.ignored or not (ignored or spec.ignored))
+        )
+    if not usual:
         described = arg_reprs(_described(t))
         return compact_mapping(described) if described else _NONE
     layout = _layouts.get(id(spec))  # as _described does

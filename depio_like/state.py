@@ -553,16 +553,14 @@ class State:
             d = products.get(key)
         else:
             return None
-        if r.inputs or r.upstream or r.failed:
-            return None
-        code, args, name, stamp, t = r.code, r.args, r.name, r.stamp, r.duration
+        code, args, t = r.code, r.args, r.duration
         if (
-            type(d) is not str
+            r.inputs
+            or r.upstream
+            or r.failed
             or type(code) is not str
             or type(args) is not str
             or len(args) != 32
-            or type(name) is not str
-            or type(stamp) is not str
         ):
             return None
         if type(t) is float:
@@ -580,27 +578,36 @@ class State:
             duration = repr(t)
         else:
             return None
-        av = r.arg_reprs
-        enc = _encode_str
-        if type(av) is One:
-            k, v = av._k, av._v
-            if type(k) is not str or type(v) is not str:
-                return None
-            tail = f",{{{enc(k)}:{enc(v)}}}]"
-        elif not av:
-            tail = "]"
+        prefix = self._prefix
+        if key.startswith(prefix):  # self._rel, inlined
+            p = key[len(prefix) :]
         else:
-            parts = []
-            for k, v in av.items():
-                if type(k) is not str or type(v) is not str:
-                    return None
-                parts.append(f"{enc(k)}:{enc(v)}")
-            tail = ",{" + ",".join(parts) + "}]"
-        try:  # 22 characters in base64, not 32 in hex
-            # unhexlify: bytes.fromhex without its cost (or its allowance of spaces, which
-            # _any_line takes).
+            p = "." if key == self._root else key
+        e = entries.get(key) if entries else None
+        enc = _encode_str
+        av = r.arg_reprs
+        # enc takes a str alone: TypeError for anything else (then _any_line, which
+        # writes it as it is).
+        try:
+            if type(av) is One:
+                tail = f",{{{enc(av._k)}:{enc(av._v)}}}]"
+            elif not av:
+                tail = "]"
+            else:
+                tail = ",{" + ",".join([f"{enc(k)}:{enc(v)}" for k, v in av.items()]) + "}]"
+            if e is not None and e.digest == d:
+                mtime, ctime = e.mtime_ns, e.ctime_ns
+                sig = f"[[{enc(p)},{enc(d)},{e.size},{mtime - self._t0},{e.ino}" + (
+                    f",{ctime - mtime}]]" if ctime != mtime else "]]"
+                )
+            else:
+                sig = f"[[{enc(p)},{enc(d)}]]"  # type: ignore[arg-type]  # None: TypeError
+            # 22 characters in base64, not 32 in hex; unhexlify: bytes.fromhex without its
+            # cost (or its allowance of spaces, which _any_line takes).
             args = binascii.b2a_base64(binascii.unhexlify(args), newline=False)[:-2].decode()
-        except ValueError:  # binascii.Error too
+            name = enc(r.name)
+            rest = f'"{args}",{duration},{enc(r.stamp)},{sig}{tail}'
+        except (TypeError, ValueError):  # binascii.Error too
             return None
         # Past this point the line is written: the code's number may be taken.
         head = ""
@@ -609,21 +616,7 @@ class State:
             n = self._codes[code] = self._next_code
             self._next_code += 1
             head = _encode_line(["c", n, code]) + "\n"
-        prefix = self._prefix
-        if key.startswith(prefix):  # self._rel, inlined
-            p = key[len(prefix) :]
-        else:
-            p = "." if key == self._root else key
-        e = entries.get(key) if entries else None
-        if e is not None and e.digest == d:
-            mtime, ctime = e.mtime_ns, e.ctime_ns
-            if ctime != mtime:
-                sig = f"[[{enc(p)},{enc(d)},{e.size},{mtime - self._t0},{e.ino},{ctime - mtime}]]"
-            else:
-                sig = f"[[{enc(p)},{enc(d)},{e.size},{mtime - self._t0},{e.ino}]]"
-        else:
-            sig = f"[[{enc(p)},{enc(d)}]]"
-        return f'{head}["r","",{enc(name)},{n},"{args}",{duration},{enc(stamp)},{sig}{tail}'
+        return f'{head}["r","",{name},{n},{rest}'
 
     def _any_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str:
         """The line of any record (see ``_record_line``)."""

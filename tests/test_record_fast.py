@@ -10,7 +10,7 @@ from typing import Annotated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depio_like import Product, Task
+from depio_like import IgnoredForEq, Product, Task
 from depio_like.fingerprint import RACY_NS, FileEntry, FileHasher
 from depio_like.fs import RealDisk, file_stat
 from depio_like.staleness import Checker
@@ -143,6 +143,10 @@ def three(out: Annotated[str, Product], where: Path = Path("d/x"), xs=(1, 2), s=
     pass
 
 
+def ign(out: Annotated[str, Product], seed: int, verbose: Annotated[bool, IgnoredForEq] = False):
+    pass
+
+
 def four(out: Annotated[str, Product], *rest, **more) -> None:  # not a plain signature
     pass
 
@@ -166,7 +170,10 @@ def calls(draw):
     name = draw(st.sampled_from(["t", "é", "x\ny"]) | text)
     size = draw(st.sampled_from([0, 1, 4095, 4096, 65536, 65537, 200_000]) | st.integers(0, 99))
     content = draw(st.binary(min_size=min(size, 8), max_size=8)) * (size // 8 + 1)
-    kind = draw(st.sampled_from(["mk", "two", "three", "four"]))
+    kind = draw(st.sampled_from(["mk", "two", "three", "four", "ign"]))
+    if kind == "ign":  # an argument ignored: not described
+        kw = draw(st.dictionaries(st.just("verbose"), st.booleans()))
+        return name, ign, [draw(st.integers())], kw, content
     if kind == "mk":
         kw = draw(st.dictionaries(st.sampled_from(["b", "c"]), values, max_size=2))
         return name, mk, [draw(values)], kw, content[:size]
@@ -200,7 +207,9 @@ def test_the_usual_record_is_the_general_one(tmp_path_factory, tasks, duration, 
         out.parent.mkdir(exist_ok=True)
         out.write_bytes(content)
         first = out if func is two else str(out)
-        p.add_task(Task(name, func, [first, *args], kwargs))
+        # A description: the task keeps rare attributes (``_rare``), read otherwise.
+        described = {"description": "d"} if k % 2 else {}
+        p.add_task(Task(name, func, [first, *args], kwargs, **described))
     graph = p.validate()
     for i, t in enumerate(graph.tasks):
         (q,) = t.products
