@@ -152,10 +152,11 @@ class Checker:
         return [quick(m) or check(m) for unit in units for m in unit]
 
     def _quick(self) -> Callable[[int], Decision | None]:
-        """A function answering as ``check`` for the usual task found up to date: the
+        """A function answering as ``check`` for the usual task found up to date (the
         default build mode, files only as products, nothing named upstream, its record
-        matching, its products as recorded; None when not that case (``check`` then
-        decides, and says why). What it reads is bound once, not looked up per task."""
+        matching, its products as recorded) or never run; None when not that case
+        (``check`` then decides, and says why). What it reads is bound once, not looked
+        up per task."""
         tasks, explicit, records = self.graph.tasks, self.graph.explicit, self.records
         default_mode, if_new = self.default_mode, BuildMode.IF_NEW
         digest, codes, code = self.hasher.digest, self._codes, self.code
@@ -173,7 +174,13 @@ class Checker:
             ):
                 return None
             rec = records.get(t.record_key)
-            if rec is None or rec.failed or rec.incomplete or rec.args != t.args_digest:
+            if rec is None:
+                # Never ran: what _check answers for such a task (nothing read, nothing
+                # upstream), its code digest taken now, as check does.
+                if codes[i] is None:
+                    code(i)
+                return _FIRST_RUN
+            if rec.failed or rec.incomplete or rec.args != t.args_digest:
                 return None
             f = t.func
             if f is last[0]:  # the tasks of one function, one after the other: one digest

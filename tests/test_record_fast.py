@@ -10,7 +10,7 @@ from typing import Annotated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depio_like import IgnoredForEq, Product, Task
+from depio_like import BuildMode, Dependency, IgnoredForEq, Product, Task
 from depio_like.fingerprint import RACY_NS, FileEntry, FileHasher
 from depio_like.fs import RealDisk, file_stat
 from depio_like.staleness import Checker
@@ -251,3 +251,100 @@ def test_a_product_written_long_enough_ago_is_recorded_with_its_signature(tmp_pa
     want = general.new_record(0, {}, {}, 0.5, None, {str(out): file_stat(os.stat(out))}, None)
     assert got == want
     assert fast.hasher.fresh == general.hasher.fresh != {}
+
+
+# -- the decision ------------------------------------------------------------------------
+
+
+def made(out: Annotated[str, Product], n: int) -> None:
+    Path(out).write_text(str(n))
+
+
+def reads(out: Annotated[str, Product], src: Annotated[str, Dependency], n: int) -> None:
+    Path(out).write_text(Path(src).read_text() + str(n))
+
+
+@st.composite
+def pipelines(draw):
+    """Tasks (kind, n, extra) of a pipeline: plain ones, readers of an earlier task's
+    product, tasks named in depends_on, other build modes, postconditions; which of them
+    ran before (have a record), and which products were changed or removed since."""
+    n = draw(st.integers(1, 8))
+    tasks = []
+    for k in range(n):
+        kind = draw(st.sampled_from(["made", "made", "reads", "after", "always", "ensure"]))
+        if kind in ("reads", "after") and k == 0:
+            kind = "made"
+        tasks.append((kind, draw(st.integers(0, 3)), draw(st.integers(0, max(k - 1, 0)))))
+    ran = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    touched = draw(st.lists(st.sampled_from(["", "", "edit", "remove"]), min_size=n, max_size=n))
+    return tasks, ran, touched
+
+
+def _pipeline(tasks, keep):
+    p = new_pipeline()
+    declared = []
+    for k, (kind, n, up) in enumerate(tasks):
+        out = f"t{k}.txt"
+        if kind == "reads":
+            t = Task(f"t{k}", reads, [out, f"t{up}.txt", n])
+        elif kind == "after":
+            t = Task(f"t{k}", made, [out, n], depends_on=[declared[up]])
+        elif kind == "always":
+            t = Task(f"t{k}", made, [out, n], buildmode=BuildMode.ALWAYS)
+        elif kind == "ensure":
+            t = Task(f"t{k}", made, [out, n], ensure=lambda out: Path(out).exists())
+        else:
+            t = Task(f"t{k}", made, [out, n])
+        declared.append(t)
+    for k in keep:
+        p.add_task(declared[k])
+    return p
+
+
+@settings(max_examples=60, deadline=None)
+@given(pipelines())
+def test_the_quick_decision_is_the_one_check_makes(tmp_path_factory, drawn):
+    tasks, ran, touched = drawn
+    os.chdir(tmp_path_factory.mktemp("q"))
+    # The tasks that ran before, with what they need (a reader's producer, a task named
+    # in depends_on).
+    keep = set()
+    for k in reversed(range(len(tasks))):
+        if ran[k] or k in keep:
+            keep.add(k)
+            if tasks[k][0] in ("reads", "after"):
+                keep.add(tasks[k][2])
+    if keep:
+        assert _pipeline(tasks, sorted(keep)).run() == 0
+    for k, how in enumerate(touched):
+        if how == "edit" and os.path.exists(f"t{k}.txt"):
+            Path(f"t{k}.txt").write_text("edited")
+        elif how == "remove" and os.path.exists(f"t{k}.txt"):
+            os.remove(f"t{k}.txt")
+    p = _pipeline(tasks, range(len(tasks)))
+    for kind, _, up in tasks:  # a reader's input must exist to validate
+        if kind == "reads" and not os.path.exists(f"t{up}.txt"):
+            Path(f"t{up}.txt").write_text("again")
+    graph = p.validate()
+    state = State(p.state_dir).read_only()
+    quick_checker = Checker(
+        graph, state.records, FileHasher(RealDisk(), dict(state.files)), RealDisk()
+    )
+    checker = Checker(graph, state.records, FileHasher(RealDisk(), dict(state.files)), RealDisk())
+    quick = quick_checker._quick()
+    for i in graph.order:
+        got = quick(i)
+        want = checker.check(i)
+        if tasks[i][0] == "made" and i not in keep:  # never ran: answered quickly
+            assert got is not None
+        if got is not None:
+            assert (got.run, got.reasons, dict(got.inputs), dict(got.upstream), got.fail) == (
+                want.run,
+                want.reasons,
+                dict(want.inputs),
+                dict(want.upstream),
+                want.fail,
+            )
+            if got.run:  # its code digest taken before it runs (its record keeps that one)
+                assert quick_checker._codes[i] == checker._codes[i] is not None
