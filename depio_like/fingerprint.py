@@ -174,12 +174,8 @@ class FileHasher:
         just written and stat'ed (``s``, as ``os.stat`` returned it): the same digest, and
         entry kept, without making its ``FileStat`` or forgetting what was not known."""
         if (
-            self._unindexed  # forget would index them first: it does all of it
-            or self._stats
-            or self._dirs
-            or path in self._memo
-            or path in self._kids
-        ):
+            self._unindexed or self._dirs or self._stats or path in self._memo or path in self._kids
+        ):  # else forget would do nothing
             self.forget(path)
         size, mtime, ino, ctime = s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns
         known = self._known.get(path)
@@ -197,8 +193,10 @@ class FileHasher:
                 entry = _new_tuple(FileEntry, (size, mtime, ino, d, ctime))
                 self._known[path] = entry
                 self.fresh[path] = entry
+        # Not noted in _unindexed (what a forget of a directory above it needs): the
+        # product of a task of one product, which no other product contains (the graph
+        # refuses that), and only products are forgotten.
         self._memo[path] = d
-        self._unindexed.append(path)
         return d
 
     def unchanged(self, path: str, digest: str) -> bool | None:
@@ -285,6 +283,8 @@ class FileHasher:
         the directories above it (a task is about to rewrite it)."""
         if self._unindexed:
             self._index_known()
+        elif not (self._dirs or self._stats or path in self._memo or path in self._kids):
+            return  # nothing known of it (most products, before their task runs)
         self._memo.pop(path, None)
         if self._stats:
             self._stats.pop(path, None)
