@@ -422,7 +422,9 @@ class State:
                     if entries is None:
                         entries = {}
                     entries[p] = e
-        self._pending.append(self._record_line(record, entries))
+        # _record_line, without its call: the usual line, or any.
+        line = self._usual_line(record, entries)
+        self._pending.append(line if line is not None else self._any_line(record, entries))
 
     def forget(self, keys: Iterable[str], paths: Iterable[str] = ()) -> None:
         """Drop the records ``keys`` and the file digests of ``paths`` (rewritten at close)."""
@@ -465,7 +467,9 @@ class State:
             self._pending.clear()
             return
         # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
-        data = ("\n".join(self._pending) + "\n").encode("utf-8", "surrogateescape")
+        pending = self._pending
+        text = pending[0] + "\n" if len(pending) == 1 else "\n".join(pending) + "\n"
+        data = text.encode("utf-8", "surrogateescape")
         try:
             done = os.write(self._log, data)
             if done < len(data):  # a short write is not an error: write the rest
