@@ -74,6 +74,10 @@ class FileEntry(NamedTuple):
     ctime_ns: int
 
 
+# FileEntry(...) without its Python-level __new__.
+_new_tuple = tuple.__new__
+
+
 def _signature(st: FileStat) -> tuple[int, int, int, int]:
     return (st.size, st.mtime_ns, st.ino, st.ctime_ns)
 
@@ -165,6 +169,40 @@ class FileHasher:
             return d
         return self._file_digest(path, st)
 
+    def written(self, path: str, s: os.stat_result) -> str:
+        """``forget(path)`` then ``digest(path, st)`` for a regular file of the real disk
+        just written and stat'ed (``s``, as ``os.stat`` returned it): the same digest, and
+        entry kept, without making its ``FileStat`` or forgetting what was not known."""
+        if (
+            self._unindexed or self._dirs or self._stats or path in self._memo or path in self._kids
+        ):  # else forget would do nothing
+            self.forget(path)
+        size, mtime, ino, ctime = s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns
+        known = self._known.get(path)
+        if (
+            known is not None
+            and known.size == size
+            and known.mtime_ns == mtime
+            and known.ino == ino
+            and known.ctime_ns == ctime
+        ):
+            d = known.digest
+        else:
+            if size <= _SMALL:  # _hash_file, without its call (the real disk)
+                d = _hash_small(path, size)
+                self.bytes_hashed += size
+            else:
+                d = self._hash_file(path, size)
+            if time.time_ns() - (mtime if mtime > ctime else ctime) > RACY_NS:
+                entry = _new_tuple(FileEntry, (size, mtime, ino, d, ctime))
+                self._known[path] = entry
+                self.fresh[path] = entry
+        # Not noted in _unindexed (what a forget of a directory above it needs): the
+        # product of a task of one product, which no other product contains (the graph
+        # refuses that), and only products are forgotten.
+        self._memo[path] = d
+        return d
+
     def unchanged(self, path: str, digest: str) -> bool | None:
         """For a file nothing else this run reads (a product no task depends on): True when
         its stat matches the signature recorded with ``digest``, False when it is gone;
@@ -249,6 +287,8 @@ class FileHasher:
         the directories above it (a task is about to rewrite it)."""
         if self._unindexed:
             self._index_known()
+        elif not (self._dirs or self._stats or path in self._memo or path in self._kids):
+            return  # nothing known of it (most products, before their task runs)
         self._memo.pop(path, None)
         if self._stats:
             self._stats.pop(path, None)

@@ -43,9 +43,10 @@ class Recorder:
                     marked = True
         if marked:
             self.save()  # written now: a task above had a record (mark_started)
+        before_run = self.checker.before_run
         for unit in units:
             for m in unit:
-                self.checker.before_run(m)
+                before_run(m)
 
     def checked(self, o: Outcome) -> tuple[Outcome, dict[str, Any]]:
         """``o`` as it stands once its task's products and postconditions are checked (a
@@ -55,7 +56,8 @@ class Recorder:
             return o, {}
         i = o.index
         missing, stats = self.checker.missing_products(i, o.products)
-        unmet = None if missing else self.checker.after_run(i)
+        # after_run, called only for a task with postconditions (most have none).
+        unmet = self.checker.after_run(i) if self.graph.tasks[i].ensure and not missing else None
         if not (missing or unmet):
             return o, stats
         label = self.graph.tasks[i].label
@@ -82,6 +84,13 @@ class Recorder:
                 self.checker.assume_changed.add(i)
             return
         inputs = o.inputs if o.inputs is not None else d.inputs
+        if not (inputs or self.graph.upstream[i] or (head and d.upstream)):
+            # Nothing read, nothing upstream (no stamps, no failed dependencies): the
+            # usual record, if it is one, without new_record's general path.
+            rec = self.checker.usual_record(i, o.duration, o.products, stats)
+            if rec is not None:
+                self.state.put_record(rec, self.checker.hasher.fresh)
+                return
         upstream = d.upstream if head else self.checker.stamps(i)
         failed = (
             {tasks[j].record_key: tasks[j].label for j in failed_upstream}
@@ -126,5 +135,7 @@ class Recorder:
         """Hand new file digests and records to the state, written in batches (``force``:
         now)."""
         if not self.dry:
-            self.state.put_files(self.checker.hasher.fresh)
+            fresh = self.checker.hasher.fresh
+            if fresh:  # (most products are just written: none to keep)
+                self.state.put_files(fresh)
             self.state.flush(force)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -22,13 +23,13 @@ import xxhash
 from .channel import substitute
 from .decision import Decision, Reason, Why
 from .fingerprint import FileHasher, code_digest
-from .fs import Disk, PathProblem
+from .fs import Disk, PathProblem, RealDisk, file_stat
 from .graph import TaskGraph
 from .modes import BuildMode
 from .paths import show_path
 from .postconditions import PostconditionError
 from .signature import make_path, spec_of
-from .state import Record, compact_mapping
+from .state import One, Record, compact_mapping
 from .task import disk_key
 
 
@@ -63,6 +64,7 @@ _FIRST_RUN = Decision(True, (_NEVER_RAN,), _NONE, _NONE)
 _UP_TO_DATE = Decision(False, (), _NONE, _NONE)
 
 _PosixPath = pathlib.PosixPath
+_S_ISREG = stat.S_ISREG
 
 # Argument types that hold no task: shown as they are.
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
@@ -97,6 +99,7 @@ class Checker:
         self.records = records
         self.hasher = hasher
         self.disk = disk
+        self._real = type(disk) is RealDisk  # os.stat straight away
         self.force = force
         self.default_mode = default_mode
         self.assume_changed: set[int] = set()
@@ -149,10 +152,11 @@ class Checker:
         return [quick(m) or check(m) for unit in units for m in unit]
 
     def _quick(self) -> Callable[[int], Decision | None]:
-        """A function answering as ``check`` for the usual task found up to date: the
+        """A function answering as ``check`` for the usual task found up to date (the
         default build mode, files only as products, nothing named upstream, its record
-        matching, its products as recorded; None when not that case (``check`` then
-        decides, and says why). What it reads is bound once, not looked up per task."""
+        matching, its products as recorded) or never run; None when not that case
+        (``check`` then decides, and says why). What it reads is bound once, not looked
+        up per task."""
         tasks, explicit, records = self.graph.tasks, self.graph.explicit, self.records
         default_mode, if_new = self.default_mode, BuildMode.IF_NEW
         digest, codes, code = self.hasher.digest, self._codes, self.code
@@ -170,7 +174,13 @@ class Checker:
             ):
                 return None
             rec = records.get(t.record_key)
-            if rec is None or rec.failed or rec.incomplete or rec.args != t.args_digest:
+            if rec is None:
+                # Never ran: what _check answers for such a task (nothing read, nothing
+                # upstream), its code digest taken now, as check does.
+                if codes[i] is None:
+                    code(i)
+                return _FIRST_RUN
+            if rec.failed or rec.incomplete or rec.args != t.args_digest:
                 return None
             f = t.func
             if f is last[0]:  # the tasks of one function, one after the other: one digest
@@ -358,7 +368,19 @@ class Checker:
         """The products of task ``i`` that are not there (those ``reported`` by the process
         that wrote them are), and the stat of the others, for ``new_record``: one stat per
         product."""
-        missing, stats = [], {}
+        missing: list[str] = []
+        stats: dict[str, Any] = {}
+        if self._real:
+            # os.stat's own result (``new_record`` takes it as it is): no FileStat made.
+            for p in self.graph.tasks[i].products:
+                if reported is None or p not in reported:
+                    try:
+                        stats[p] = os.stat(p)
+                    except (FileNotFoundError, NotADirectoryError):
+                        missing.append(p)
+                    except OSError:  # there, but not usable: hashing it says why
+                        pass
+            return missing, stats
         stat = self.disk.stat
         for p in self.graph.tasks[i].products:
             if reported is None or p not in reported:
@@ -387,6 +409,10 @@ class Checker:
         the process that wrote them found them; ``stats``: the products as just stat'ed;
         ``failed``: the dependencies that had failed when it ran (``run_if="all_done"``;
         record key -> label), so that it runs again next time."""
+        if not (inputs or upstream or failed):
+            rec = self.usual_record(i, duration, reported, stats)
+            if rec is not None:
+                return rec
         t = self.graph.tasks[i]
         hasher = self.hasher
         products: dict[str, str | None] = {}
@@ -398,8 +424,11 @@ class Checker:
                 products[p] = digest
             else:
                 hasher.forget(p)
+                st = stats.get(p) if stats else None
+                if type(st) is os.stat_result:  # as missing_products took it
+                    st = file_stat(st)
                 try:
-                    products[p] = hasher.digest(p, stats.get(p) if stats else None)
+                    products[p] = hasher.digest(p, st)
                 except PathProblem:  # unreadable: whoever needs it next fails, naming it
                     products[p] = "unreadable"
         code = self._codes[i] or self.code(i)
@@ -429,6 +458,53 @@ class Checker:
             int(duration * 10000 + 0.5) / 10000,
             xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
             failed=compact_mapping(failed, copy=True) if failed else _NONE,
+        )
+
+    def usual_record(
+        self,
+        i: int,
+        duration: float,
+        reported: Mapping[str, Any] | None,
+        stats: Mapping[str, Any] | None,
+    ) -> Record | None:
+        """``new_record`` of task ``i`` with no inputs, upstream or failed dependencies,
+        for the usual such task (one product, a regular file just stat'ed by
+        ``missing_products``, not reported, not run each time): the same record, without
+        the general path's dicts. None when not that case (``new_record`` then)."""
+        t = self.graph.tasks[i]
+        products = t.products
+        if (
+            reported
+            or not stats
+            or len(products) != 1
+            or (t.buildmode or self.default_mode) is BuildMode.ALWAYS
+        ):
+            return None
+        p = products[0]
+        s = stats.get(p)
+        if type(s) is not os.stat_result or not _S_ISREG(s.st_mode):
+            return None
+        try:
+            d = self.hasher.written(p, s)
+        except PathProblem:  # unreadable: whoever needs it next fails, naming it
+            d = "unreadable"
+        code = self._codes[i] or self.code(i)
+        args = t.args_digest
+        # The stamp's text as new_record spells it for one product and nothing else.
+        text = f"{code!r}{args!r}[][({p!r}, {d!r})][][]"
+        return Record(
+            t.record_key,
+            t.name,
+            code,
+            args,
+            One(p, d),
+            _NONE,
+            _NONE,
+            _described_reprs(t),
+            int(duration * 10000 + 0.5) / 10000,
+            xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogateescape")),
+            False,
+            _NONE,
         )
 
 
@@ -480,6 +556,46 @@ def _described(t: Any) -> dict[str, Any]:
     if t.path_params:
         args = {k: v for k, v in args.items() if k not in t.path_params}
     return args
+
+
+def _described_reprs(t: Any) -> Mapping[str, str]:
+    """``arg_reprs(_described(t))`` as a record keeps it (``compact_mapping``; the shared
+    empty one when there are none), without the dict of the arguments in between."""
+    spec = spec_of(t.func)
+    if t._rare is None:  # no missing or ignored arguments of its own: _described's test
+        usual = spec.plain and not spec.ignored
+    else:
+        ignored = t.ignored
+        usual = (
+            spec.plain
+            and not t.missing
+            and (ignored is spec.ignored or not (ignored or spec.ignored))
+        )
+    if not usual:
+        described = arg_reprs(_described(t))
+        return compact_mapping(described) if described else _NONE
+    layout = _layouts.get(id(spec))  # as _described does
+    if layout is None or layout[0] is not spec:
+        layout = _layouts[id(spec)] = (spec, _layout(spec))
+    given, kwargs, as_str = t._args, t._kwargs, t._str_paths
+    n = len(given)
+    out: dict[str, str] = {}
+    for k, name in layout[1]:
+        if k < n or name in kwargs:
+            v = given[k] if k < n else kwargs[name]
+            if as_str and as_str >> k & 1:
+                v = make_path(_PosixPath, v)
+        else:
+            v = spec.defaults[name]  # described as it is
+        if type(v) in _PLAIN:
+            r = repr(v)
+            out[name] = r if len(r) <= 80 else r[:77] + "..."
+        else:
+            out.update(arg_reprs({name: v}))
+    if len(out) == 1:
+        for name, r in out.items():
+            return One(name, r)
+    return out or _NONE
 
 
 def _layout(spec: Any) -> tuple[tuple[int, str], ...]:

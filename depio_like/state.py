@@ -94,6 +94,8 @@ def _line_encoder() -> Callable[[Any], str]:
 
 
 _encode_line = _line_encoder()
+# A str as JSON, as ``_encode_line`` writes it (quoted, escaped, not ASCII-only).
+_encode_str = json.encoder.encode_basestring
 # Lines are appended at least this often, and whenever this many are pending.
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
@@ -293,6 +295,7 @@ class State:
         self._prefix = root if root.endswith("/") else root + "/"
         self._interned: dict[str, str] = {}
         self._durations: dict[float, float] = {}
+        self._duration_text: dict[float, str] = {}  # a duration as a line spells it
         # The declared tasks by product path (``share``): their strings are reused.
         self._producers: Mapping[str, int] = _EMPTY
         self._declared: Sequence[Any] = ()
@@ -419,7 +422,9 @@ class State:
                     if entries is None:
                         entries = {}
                     entries[p] = e
-        self._pending.append(self._record_line(record, entries))
+        # _record_line, without its call: the usual line, or any.
+        line = self._usual_line(record, entries)
+        self._pending.append(line if line is not None else self._any_line(record, entries))
 
     def forget(self, keys: Iterable[str], paths: Iterable[str] = ()) -> None:
         """Drop the records ``keys`` and the file digests of ``paths`` (rewritten at close)."""
@@ -462,7 +467,9 @@ class State:
             self._pending.clear()
             return
         # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
-        data = ("\n".join(self._pending) + "\n").encode("utf-8", "surrogateescape")
+        pending = self._pending
+        text = pending[0] + "\n" if len(pending) == 1 else "\n".join(pending) + "\n"
+        data = text.encode("utf-8", "surrogateescape")
         try:
             done = os.write(self._log, data)
             if done < len(data):  # a short write is not an error: write the rest
@@ -535,6 +542,88 @@ class State:
     def _record_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str:
         """The line of a record (after the line numbering its code digest, the first time
         the log holds that digest)."""
+        line = self._usual_line(r, entries)
+        return line if line is not None else self._any_line(r, entries)
+
+    def _usual_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str | None:
+        """``_any_line`` for the usual record (one product, keyed by it, its arguments a
+        128-bit digest, no inputs, upstream or failed dependencies), written as text:
+        the same line without the lists and dicts built to be encoded (one per task of a
+        run, and per record when the log is rewritten). None for any other record."""
+        products, key = r.products, r.key
+        if type(products) is One:  # its fields, not its Python-level methods
+            d = products._v if products._k == key else None
+        elif len(products) == 1:
+            d = products.get(key)
+        else:
+            return None
+        code, args, t = r.code, r.args, r.duration
+        if (
+            r.inputs
+            or r.upstream
+            or r.failed
+            or type(code) is not str
+            or type(args) is not str
+            or len(args) != 32
+        ):
+            return None
+        if type(t) is float:
+            if t - t != 0.0:  # NaN or infinite: JSON's own spelling (_any_line)
+                return None
+            # Rounded durations recur: their text is kept (not 0.0, equal to -0.0).
+            duration = self._duration_text.get(t) if t else None
+            if duration is None:
+                duration = repr(t)
+                if t and len(self._duration_text) < 10000:
+                    self._duration_text[t] = duration
+        elif t is None:
+            duration = "null"
+        elif type(t) is int:
+            duration = repr(t)
+        else:
+            return None
+        prefix = self._prefix
+        if key.startswith(prefix):  # self._rel, inlined
+            p = key[len(prefix) :]
+        else:
+            p = "." if key == self._root else key
+        e = entries.get(key) if entries else None
+        enc = _encode_str
+        av = r.arg_reprs
+        # enc takes a str alone: TypeError for anything else (then _any_line, which
+        # writes it as it is).
+        try:
+            if type(av) is One:
+                tail = f",{{{enc(av._k)}:{enc(av._v)}}}]"
+            elif not av:
+                tail = "]"
+            else:
+                tail = ",{" + ",".join([f"{enc(k)}:{enc(v)}" for k, v in av.items()]) + "}]"
+            if e is not None and e.digest == d:
+                mtime, ctime = e.mtime_ns, e.ctime_ns
+                sig = f"[[{enc(p)},{enc(d)},{e.size},{mtime - self._t0},{e.ino}" + (
+                    f",{ctime - mtime}]]" if ctime != mtime else "]]"
+                )
+            else:
+                sig = f"[[{enc(p)},{enc(d)}]]"  # type: ignore[arg-type]  # None: TypeError
+            # 22 characters in base64, not 32 in hex; unhexlify: bytes.fromhex without its
+            # cost (or its allowance of spaces, which _any_line takes).
+            args = binascii.b2a_base64(binascii.unhexlify(args), newline=False)[:-2].decode()
+            name = enc(r.name)
+            rest = f'"{args}",{duration},{enc(r.stamp)},{sig}{tail}'
+        except (TypeError, ValueError):  # binascii.Error too
+            return None
+        # Past this point the line is written: the code's number may be taken.
+        head = ""
+        n = self._codes.get(code)
+        if n is None:
+            n = self._codes[code] = self._next_code
+            self._next_code += 1
+            head = _encode_line(["c", n, code]) + "\n"
+        return f'{head}["r","",{name},{n},{rest}'
+
+    def _any_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str:
+        """The line of any record (see ``_record_line``)."""
         rel, t0 = self._rel, self._t0
         code: str | int | None = r.code
         head = ""
