@@ -260,7 +260,7 @@ def run_steps(
         try:
             if logged is not None:
                 logged.begin(log)
-            progress.begin(step.index, log + progress.SUFFIX if log else None)
+            progress.begin(step.index, log)
             try:
                 value = step.task.run(values)
             finally:
@@ -420,6 +420,9 @@ class Capture:
         # (``stdio_replaced``).
         self._kept: tuple[int, int] | None = None
         self._epoch = -1
+        # sys.stdout/err as last seen when both wrote to fd 1/2 (then no need to ask again).
+        self._plain_out: Any = None
+        self._plain_err: Any = None
         self._py_used = False  # whether self._py ever stood in for sys.stdout/err
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
@@ -456,12 +459,19 @@ class Capture:
         os.dup2(self._fds[0], 1)
         os.dup2(self._fds[1], 2)
         self._streams = out, err
+        if out is self._plain_out and err is self._plain_err:
+            return  # the streams of last time, which write to fd 1/2 (held: not reused ids)
+        plain = True
         if _fileno(out) != 1:
             sys.stdout = self._py[0]
             self._py_used = True
+            plain = False
         if _fileno(err) != 2:
             sys.stderr = self._py[1]
             self._py_used = True
+            plain = False
+        if plain:
+            self._plain_out, self._plain_err = out, err
 
     def _restore(self) -> None:
         saved = self._saved
@@ -481,8 +491,15 @@ class Capture:
         wrappers once they have stood in for them (never before: nothing holds them)."""
         if self._py_used:
             _flush(sys.stdout, sys.stderr, *self._py)
-        else:
-            _flush(sys.stdout, sys.stderr)
+            return
+        try:  # _flush, inlined: this is every task's
+            sys.stdout.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def begin(self, log: str) -> None:
         """A task is about to run: send what it prints to our files."""
@@ -504,10 +521,15 @@ class Capture:
             self._flush_all()
         else:
             self._restore()  # which flushes them first
+        # The files' sizes (SEEK_END), without the stat_result of os.fstat.
+        fds = self._fds
+        sizes = os.lseek(fds[0], 0, os.SEEK_END), os.lseek(fds[1], 0, os.SEEK_END)
+        if not (sizes[0] or sizes[1]):  # the usual task: it printed nothing
+            if old_log:
+                _unlink_old(log)
+            return False
         printed = False
-        for fd, ext in ((self._fds[0], ".out"), (self._fds[1], ".err")):
-            # The file's size (SEEK_END), without the stat_result of os.fstat.
-            size = os.lseek(fd, 0, os.SEEK_END)
+        for fd, ext, size in ((fds[0], ".out", sizes[0]), (fds[1], ".err", sizes[1])):
             if size:
                 printed = True
                 try:
@@ -530,6 +552,15 @@ class Capture:
             os.close(kept[1])
         for f in (*self._py, *self._files):
             f.close()
+
+
+def _unlink_old(log: str) -> None:
+    """What an earlier run of a task that printed nothing now printed is stale."""
+    for ext in (".out", ".err"):
+        try:
+            os.unlink(log + ext)
+        except FileNotFoundError:
+            pass
 
 
 # Changed by ``stdio_replaced``: copies of fd 1/2 kept by a ``Capture`` are taken again.
