@@ -75,6 +75,10 @@ class StatusNews:
                 self.discard(i)
         self.hooks.changed(i, st.done, a.duration, a.error)
 
+    def running(self, i: int) -> None:
+        """``changed`` for task ``i`` now RUNNING (said by a ``Dispatch``)."""
+        self.display.track(i, Status.RUNNING)
+
     def statuses(self, a: Statuses) -> None:
         """Many tasks at once, with no hook to tell (the plan batches only then)."""
         self.display.track_all(a.indices, a.status)

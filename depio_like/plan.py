@@ -43,12 +43,15 @@ class Check:
 @dataclass(slots=True)
 class Dispatch:
     """Run ``unit`` as one job, with these decisions; it takes the values of
-    ``values_from`` (producers outside the unit)."""
+    ``values_from`` (producers outside the unit). Its tasks' new statuses come as
+    ``Changed`` just before it, but for the usual one: ``running``, its one task is now
+    RUNNING (one action per task run, not two)."""
 
     unit: tuple[int, ...]
     decisions: tuple[Decision, ...]
     values_from: tuple[int, ...]
     attempt: int = 1
+    running: bool = False
 
 
 @dataclass(slots=True)
@@ -394,14 +397,19 @@ class BuildPlan:
             attempts, decided, status = self._attempts, self._decided, self.status
             # What _set does for each, without the calls: the first runs now (unless the
             # executor queues it), the rest of a chain waits for it.
-            st = Status.PENDING if self._queues else Status.RUNNING
             m = members[0]
             attempt = attempts[m] = attempts[m] + 1
             self._in_flight.add(m)
+            if len(members) == 1 and not self._queues:
+                status[m] = Status.RUNNING  # the Dispatch says so
+                # Decided: it was queued.
+                out.append(Dispatch(members, (decided[m],), outside, attempt, True))  # type: ignore[arg-type]
+                sent += 1
+                continue
+            st = Status.PENDING if self._queues else Status.RUNNING
             status[m] = st
             out.append(Changed(m, st))
             if len(members) == 1:
-                # Decided: it was queued.
                 out.append(Dispatch(members, (decided[m],), outside, attempt))  # type: ignore[arg-type]
                 sent += 1
                 continue

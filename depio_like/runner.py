@@ -193,38 +193,37 @@ class Run:
     def _apply(self, actions: Iterable[Action]) -> None:
         """Do what the plan asks, and what that brings, in order (no recursion: a skipped
         chain of 10,000 tasks is 10,000 rounds here)."""
-        # A list read by position and added to at its end (cheaper than a deque: most
-        # lists here are one or two actions).
         todo = actions if type(actions) is list else list(actions)
         dispatched: list[Dispatch] = []
         changed = self.news.changed
-        k = 0
-        while k < len(todo):
-            a = todo[k]
-            k += 1
-            if k == 4096:  # what is done is let go (a wave of 100,000 skipped tasks)
-                del todo[:k]
-                k = 0
-            # The usual ones first (two status changes and a job per task); type() is
-            # cheaper than isinstance() and these classes have no subclasses.
-            if type(a) is Changed:
-                changed(a)
-            elif type(a) is Dispatch:
-                dispatched.append(a)
-            elif type(a) is Check:
-                todo.extend(self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit]))
-            elif type(a) is Checks:
-                todo.extend(self.plan.decided_all(a.units, self.checker.check_all(a.units)))
-            elif type(a) is Statuses:
-                self.news.statuses(a)
-            elif type(a) is Retry:
-                self.display.retry(a.index, a.attempt, a.attempts, a.error)
+        # In waves: what a wave's checks bring comes after the whole wave (the order a queue
+        # would give), and a wave is let go once done (a wave of 100,000 skipped tasks).
+        while todo:
+            more: list[Action] = []
+            for a in todo:
+                # The usual ones first (two status changes and a job per task); type() is
+                # cheaper than isinstance() and these classes have no subclasses.
+                if type(a) is Changed:
+                    changed(a)
+                elif type(a) is Dispatch:
+                    dispatched.append(a)
+                elif type(a) is Check:
+                    more += self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit])
+                elif type(a) is Checks:
+                    more += self.plan.decided_all(a.units, self.checker.check_all(a.units))
+                elif type(a) is Statuses:
+                    self.news.statuses(a)
+                elif type(a) is Retry:
+                    self.display.retry(a.index, a.attempt, a.attempts, a.error)
+            todo = more
         if dispatched:
             self._dispatch(dispatched)
 
     def _dispatch(self, batch: list[Dispatch]) -> None:
         self.recorder.starting([a.unit for a in batch])
         for a in batch:
+            if a.running:  # its Changed(RUNNING), which only the table hears of
+                self.news.running(a.unit[0])
             if self.options.explain and a.attempt == 1:
                 for m, d in zip(a.unit, a.decisions, strict=True):
                     self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))

@@ -107,6 +107,9 @@ class Driver:
                 assert self.plan._batch and a.status in (P, S)
                 self.changes += [Changed(i, a.status) for i in a.indices]
             elif isinstance(a, Dispatch):
+                if a.running:  # its Changed(RUNNING), spelt out
+                    assert len(a.unit) == 1 and self.plan.status[a.unit[0]] is R
+                    self.changes.append(Changed(a.unit[0], R))
                 self.dispatched.append(a)
             elif isinstance(a, Changed):
                 self.changes.append(a)
