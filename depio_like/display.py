@@ -180,6 +180,28 @@ class Display:
             counts[status] += k
         self._dirty = True
 
+    def finished(self, i: int, duration: float | None) -> None:
+        """``track`` and ``changed`` for task ``i`` now FINISHED, in one call (every task run
+        comes here)."""
+        seen = self._seen
+        if seen[i] is Status.RUNNING:  # what track does then
+            seen[i] = Status.FINISHED
+            counts = self._counts
+            counts[Status.RUNNING] -= 1
+            counts[Status.FINISHED] += 1
+            self._running.discard(i)
+        else:
+            self.track(i, Status.FINISHED)
+        self._dirty = True
+        if self.quiet or self.tty:
+            return
+        t = self._tasks[i]
+        label = f"[{t.id}] {t.name!r}" if t.id is not None else t.label  # t.label, inlined
+        if duration is None:
+            self._write(f"FINISHED  {label}\n")
+        else:
+            self._write(f"FINISHED  {label} ({duration:.2f} s)\n")
+
     def changed(
         self,
         i: int,

@@ -211,9 +211,15 @@ if sys.version_info < (3, 12) and hasattr(pathlib.PurePath, "_from_parsed_parts"
         made = _CONCRETE.get(cls)
         if made is None:  # a class of the user's: its own way
             return cls(s)
+        # What _from_parsed_parts does, without its call.
+        p = _new(made)
         if s[0] == "/":
-            return made._from_parsed_parts("", "/", ["/", *s[1:].split("/")])
-        return made._from_parsed_parts("", "", s.split("/"))
+            p._drv, p._root, p._parts = "", "/", ["/", *s[1:].split("/")]
+        else:
+            p._drv, p._root, p._parts = "", "", s.split("/")
+        return p
+
+    _new = object.__new__
 
 else:
 
@@ -250,7 +256,7 @@ def paths_for_call(
     new_args: list[Any] | None = None
     new_kwargs: dict[str, Any] | None = None
     for name, cls in spec.to_path:
-        if name in kwargs:
+        if kwargs and name in kwargs:
             v = kwargs[name]
             nv = as_path(v, cls)
             if nv is not v:
@@ -261,7 +267,8 @@ def paths_for_call(
         pos = spec.positions.get(name)
         if pos is not None and pos < len(args):
             v = args[pos]
-            nv = as_path(v, cls)
+            # as_path, its usual case inlined (a str, given positionally)
+            nv = make_path(cls, v) if type(v) is str and v else as_path(v, cls)
             if nv is not v:
                 if new_args is None:
                     new_args = list(args)
