@@ -31,8 +31,16 @@ class JobMaker:
         self.graph, self.checker, self.values, self.logs = graph, checker, values, logs
         self.expected, self.fingerprints = expected, fingerprints
 
-    def job(self, unit: Sequence[int], decisions: Sequence[Decision]) -> Job:
-        tasks, steps = self.graph.tasks, []
+    def job(
+        self,
+        unit: Sequence[int],
+        decisions: Sequence[Decision],
+        values_from: Sequence[int] | None = None,
+    ) -> Job:
+        """The job of ``unit``; ``values_from``: the producers outside it whose values it
+        takes, if known (the plan's ``Dispatch`` says: none, for most)."""
+        tasks, logs, expected = self.graph.tasks, self.logs, self.expected
+        steps = []
         for m, d in zip(unit, decisions, strict=True):
             exports = self.values.takers(m)
             fp = self.checker.fingerprint(m, d) if self.fingerprints or exports else ""
@@ -42,11 +50,13 @@ class JobMaker:
                     tasks[m],
                     fp,
                     tuple([tasks[c].label for c in exports]) if exports else (),
-                    self.logs.base(m),
-                    self.logs.may_exist(m),
-                    self.expected[m] if self.expected is not None else None,
+                    logs.base(m),
+                    logs.may_exist(m),
+                    expected[m] if expected is not None else None,
                 )
             )
+        if values_from is not None and not values_from:
+            return Job(steps, {})
         inputs = self.values.inputs(unit)
         values = {tasks[p].id: v for p, v in inputs.items()} if inputs else {}
         return Job(steps, values)  # type: ignore[arg-type]  # a run's tasks have their ids

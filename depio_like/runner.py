@@ -227,7 +227,7 @@ class Run:
             if self.options.explain and a.attempt == 1:
                 for m, d in zip(a.unit, a.decisions, strict=True):
                     self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))
-            self.executor.submit(self.jobs.job(a.unit, a.decisions))
+            self.executor.submit(self.jobs.job(a.unit, a.decisions, a.values_from))
 
     def _ended(self, o: Outcome) -> None:
         """An executor's report: check and record it, tell the plan, show the output."""

@@ -249,102 +249,120 @@ def run_steps(
     can tell it was not the user's.
     """
     values = dict(job.values)
-    clock = time.perf_counter
+    last = len(job.steps) - 1
     for k, step in enumerate(job.steps):
-        inputs = _digests(step.task.dependencies) if k else None
-        t0 = clock()
-        printed = True
-        log = step.log
-        logged = capture if log else None
-        saved = _Surroundings() if isolate else None
+        o = run_step(
+            step, values, k, k < last, export, capture, hash_products, own_interrupts, isolate
+        )
+        yield o
+        if not o.ok:
+            return
+
+
+def run_step(
+    step: Step,
+    values: dict[Any, Any],
+    k: int = 0,
+    keep: bool = False,
+    export: Callable[[Step, Any], Any] = lambda step, value: value,
+    capture: Capturing | None = None,
+    hash_products: bool = False,
+    own_interrupts: bool = False,
+    isolate: bool = True,
+) -> Outcome:
+    """Step ``k`` of a job (``run_steps``, which says how), given the ``values`` it takes;
+    ``keep``: its value goes into ``values`` for the steps after it. A one-step job run in
+    the driver comes here directly (no generator, no copy of its values)."""
+    inputs = _digests(step.task.dependencies) if k else None
+    t0 = _clock()
+    printed = True
+    log = step.log
+    logged = capture if log else None
+    saved = _surroundings() if isolate else None
+    try:
+        if logged is not None:
+            logged.begin(log)
+        progress.begin(step.index, log)
         try:
+            value = step.task.run(values)
+        finally:
+            if saved is not None:
+                _put_back(saved)
+            progress.end()
             if logged is not None:
-                logged.begin(log)
-            progress.begin(step.index, log)
-            try:
-                value = step.task.run(values)
-            finally:
-                if saved is not None:
-                    saved.restore()
-                progress.end()
-                if logged is not None:
-                    try:
-                        printed = logged.end(log, step.old_log)
-                    except OSError as e:  # a full disk: the task's output is lost
-                        raise _LogLost(
-                            f"its output could not be saved to {log}.out / .err: {e.strerror or e}"
-                        ) from None
-        except JobEnding:
+                try:
+                    printed = logged.end(log, step.old_log)
+                except OSError as e:  # a full disk: the task's output is lost
+                    raise _LogLost(
+                        f"its output could not be saved to {log}.out / .err: {e.strerror or e}"
+                    ) from None
+    except JobEnding:
+        raise
+    except KeyboardInterrupt as e:
+        if not own_interrupts and interrupts.from_user():
             raise
-        except KeyboardInterrupt as e:
-            if not own_interrupts and interrupts.from_user():
-                raise
-            yield Outcome(
+        return Outcome(
+            step.index,
+            False,
+            error=format_task_exception(e),
+            duration=_clock() - t0,
+            printed=printed,
+        )
+    except _LogLost as e:
+        return Outcome(step.index, False, error=str(e), duration=_clock() - t0, printed=False)
+    except SystemExit as e:
+        return Outcome(
+            step.index,
+            False,
+            error=f"the task called sys.exit({e.code!r})",
+            duration=_clock() - t0,
+            printed=printed,
+        )
+    except BaseException as e:
+        return Outcome(
+            step.index,
+            False,
+            error=format_task_exception(e),
+            duration=_clock() - t0,
+            printed=printed,
+        )
+    duration = _clock() - t0
+    if keep:
+        values[step.task.id] = value
+    handed = None
+    if step.export_to:
+        try:
+            handed = export(step, value)
+        except OSError as e:  # a full disk: no half file is left (atomic write)
+            return Outcome(
                 step.index,
                 False,
-                error=format_task_exception(e),
-                duration=time.perf_counter() - t0,
+                duration=duration,
                 printed=printed,
+                error=(
+                    f"its return value ({type(value).__name__}) could not be written for "
+                    f"{', '.join(step.export_to)}: {e.strerror or e}"
+                ),
             )
-            return
-        except _LogLost as e:
-            yield Outcome(
-                step.index, False, error=str(e), duration=time.perf_counter() - t0, printed=False
-            )
-            return
-        except SystemExit as e:
-            yield Outcome(
+        except Exception as e:  # noqa: BLE001 - pickling can raise anything
+            return Outcome(
                 step.index,
                 False,
-                error=f"the task called sys.exit({e.code!r})",
-                duration=time.perf_counter() - t0,
+                duration=duration,
                 printed=printed,
+                error=(
+                    f"its return value ({type(value).__name__}) cannot be handed to "
+                    f"{', '.join(step.export_to)} in another process: it cannot be pickled "
+                    f"({type(e).__name__}: {e})"
+                ),
             )
-            return
-        except BaseException as e:
-            yield Outcome(
-                step.index,
-                False,
-                error=format_task_exception(e),
-                duration=time.perf_counter() - t0,
-                printed=printed,
-            )
-            return
-        duration = clock() - t0
-        values[step.task.id] = value  # type: ignore[index]  # a task in the graph has its id
-        handed = None
-        if step.export_to:
-            try:
-                handed = export(step, value)
-            except OSError as e:  # a full disk: no half file is left (atomic write)
-                yield Outcome(
-                    step.index,
-                    False,
-                    duration=duration,
-                    printed=printed,
-                    error=(
-                        f"its return value ({type(value).__name__}) could not be written for "
-                        f"{', '.join(step.export_to)}: {e.strerror or e}"
-                    ),
-                )
-                return
-            except Exception as e:  # noqa: BLE001 - pickling can raise anything
-                yield Outcome(
-                    step.index,
-                    False,
-                    duration=duration,
-                    printed=printed,
-                    error=(
-                        f"its return value ({type(value).__name__}) cannot be handed to "
-                        f"{', '.join(step.export_to)} in another process: it cannot be pickled "
-                        f"({type(e).__name__}: {e})"
-                    ),
-                )
-                return
-        products = None
-        if hash_products:
-            products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
-        yield Outcome(step.index, True, handed, None, duration, printed, products, inputs)
+    products = None
+    if hash_products:
+        products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
+    return Outcome(step.index, True, handed, None, duration, printed, products, inputs)
+
+
+_clock = time.perf_counter
 
 
 def _digests(paths: Sequence[str]) -> dict[str, str | None]:
@@ -356,45 +374,38 @@ class _LogLost(Exception):
     """A task's output could not be copied to its log files."""
 
 
-class _Surroundings:
+def _surroundings() -> tuple[str | None, dict[Any, Any]]:
     """The working directory and environment before a task, to put back after it."""
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # it was deleted: nothing to return to
+        cwd = None
+    # The encoded mapping behind os.environ: copied and compared without decoding.
+    data = getattr(os.environ, "_data", None)
+    return cwd, (data.copy() if data is not None else dict(os.environ))
 
-    __slots__ = ("cwd", "env")
 
-    def __init__(self) -> None:
+def _put_back(saved: tuple[str | None, dict[Any, Any]]) -> None:
+    cwd, env = saved
+    if cwd is not None:
         try:
-            self.cwd: str | None = os.getcwd()
-        except OSError:  # it was deleted: nothing to return to
-            self.cwd = None
-        # The encoded mapping behind os.environ: copied and compared without decoding.
-        data = getattr(os.environ, "_data", None)
-        self.env = data.copy() if data is not None else dict(os.environ)
-
-    def restore(self) -> None:
-        cwd = self.cwd
-        if cwd is not None:
+            if os.getcwd() != cwd:
+                os.chdir(cwd)
+        except OSError:
             try:
-                if os.getcwd() != cwd:
-                    os.chdir(cwd)
+                os.chdir(cwd)
             except OSError:
-                try:
-                    os.chdir(cwd)
-                except OSError:
-                    pass
-        data = getattr(os.environ, "_data", None)
-        if (data if data is not None else dict(os.environ)) == self.env:
-            return
-        want = (
-            {os.fsdecode(k): os.fsdecode(v) for k, v in self.env.items()}
-            if data is not None
-            else self.env
-        )
-        now = dict(os.environ)
-        for k in now.keys() - want.keys():
-            del os.environ[k]
-        for k, v in want.items():
-            if now.get(k) != v:
-                os.environ[k] = v
+                pass
+    data = getattr(os.environ, "_data", None)
+    if (data if data is not None else dict(os.environ)) == env:
+        return
+    want = {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()} if data is not None else env
+    now = dict(os.environ)
+    for k in now.keys() - want.keys():
+        del os.environ[k]
+    for k, v in want.items():
+        if now.get(k) != v:
+            os.environ[k] = v
 
 
 class Capture:

@@ -21,6 +21,7 @@ from .base import (
     Step,
     compact_pickle,
     export_to_file,
+    run_step,
     run_steps,
 )
 from .processes import RunGroup, die_with_parent, join_group, spawning
@@ -63,6 +64,10 @@ class SequentialExecutor(Executor):
         job = self._queue[0]
         if self._capture is None:
             self._capture = Capture(for_good=False)
+        if len(job.steps) == 1:  # the usual job: run_steps without its generator
+            o = run_step(job.steps[0], job.values, export=_as_is, capture=self._capture)
+            self._queue.popleft()
+            return [o]
         outcomes = []
         ended = self._ended
         for o in run_steps(job, _as_is, self._capture):
