@@ -180,6 +180,22 @@ class Display:
             counts[status] += k
         self._dirty = True
 
+    def running(self, i: int) -> None:
+        """``track(i, RUNNING)``: every task run comes here (from PENDING, as a rule)."""
+        seen = self._seen
+        old = seen[i]
+        if old is Status.RUNNING:
+            return
+        if old is Status.FAILED:  # a retry
+            self.track(i, Status.RUNNING)
+            return
+        seen[i] = Status.RUNNING
+        counts = self._counts
+        counts[old] -= 1
+        counts[Status.RUNNING] += 1
+        self._running.add(i)
+        self._dirty = True
+
     def finished(self, i: int, duration: float | None) -> None:
         """``track`` and ``changed`` for task ``i`` now FINISHED, in one call (every task run
         comes here)."""

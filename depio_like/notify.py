@@ -77,7 +77,7 @@ class StatusNews:
 
     def running(self, i: int) -> None:
         """``changed`` for task ``i`` now RUNNING (said by a ``Dispatch``)."""
-        self.display.track(i, Status.RUNNING)
+        self.display.running(i)
 
     def statuses(self, a: Statuses) -> None:
         """Many tasks at once, with no hook to tell (the plan batches only then)."""

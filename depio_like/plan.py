@@ -377,9 +377,10 @@ class BuildPlan:
         not at hand waits for their producers instead (reopened if they were skipped)."""
         out: list[Action] = []
         sent = 0
-        while sent < free and self._queued:
-            u = heapq.heappop(self._queued)[2]
-            if self._phase[u] is not _Phase.QUEUED:
+        queued, phase = self._queued, self._phase
+        while sent < free and queued:
+            u = heapq.heappop(queued)[2]
+            if phase[u] is not _Phase.QUEUED:
                 continue  # a stale entry: the unit was taken back or requeued
             members = self._units[u]
             if self._up[u]:  # else nothing upstream can have ended badly (most units)
@@ -393,7 +394,7 @@ class BuildPlan:
                 if missing:
                     self._await_values(u, missing, out)
                     continue
-            self._phase[u] = _Phase.RUNNING
+            phase[u] = _Phase.RUNNING
             attempts, decided, status = self._attempts, self._decided, self.status
             # What _set does for each, without the calls: the first runs now (unless the
             # executor queues it), the rest of a chain waits for it.
@@ -447,6 +448,9 @@ class BuildPlan:
                 k = members.index(i)
                 if not self._queues:
                     self._set(members[k + 1], Status.RUNNING, out)
+            elif not self._down[u] and not self._blocking:  # _unit_ended_well, for most
+                self._phase[u] = _Phase.DONE
+                self._open -= 1
             else:
                 self._unit_ended_well(u, out)
             return out

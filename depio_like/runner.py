@@ -157,23 +157,27 @@ class Run:
     def _loop(self) -> None:
         plan, ex, recorder, display = self.plan, self.executor, self.recorder, self.display
         blocks = ex.blocks_in_wait
+        polling = self.watch.polling
+        # Without a live table, tick() does nothing and deadline() is None: not asked.
+        live = display.tty and not display.quiet
         while not plan.done:
             free = ex.free_slots()
             if free > 0:
                 self._apply(plan.dispatch(free))
                 if plan.done:
                     break
-            if self.watch.polling:
+            if polling:
                 self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
-            display.tick()
+            if live:
+                display.tick()
             if blocks:
                 # The wait runs a task in this process, maybe for hours: what is held back
                 # is written now, or a kill would lose it (what before_wait does then).
                 recorder.save(force=True)
-                deadline = display.deadline()
+                deadline = display.deadline() if live else None
             else:
                 recorder.save()
-                deadline = recorder.before_wait(display.deadline(), False)
+                deadline = recorder.before_wait(display.deadline() if live else None, False)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.any_in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
@@ -231,8 +235,8 @@ class Run:
 
     def _ended(self, o: Outcome) -> None:
         """An executor's report: check and record it, tell the plan, show the output."""
-        i = o.index
-        if not self.plan.is_in_flight(i):
+        i, plan = o.index, self.plan
+        if not plan.is_in_flight(i):
             self.values.refuse(o.value)
             return  # an ended task's second report
         self.news.ran.add(i)
@@ -241,20 +245,23 @@ class Run:
         value = o.value  # a success that fails its checks hands on nothing
         o, stats = self.recorder.checked(o)
         if o.ok:
-            d = self.plan.decision(i)
+            d = plan.decision(i)
             assert d is not None
-            head = self.plan.unit(i)[0] == i
-            self.recorder.record(o, d, head, stats, self.plan.failed_upstream(i))
+            head = plan.unit(i)[0] == i
+            self.recorder.record(o, d, head, stats, plan.failed_upstream(i))
             self.values.put(i, value)  # kept only if a task may still take it
-            actions = self.plan.ended(i, True, duration=o.duration)
+            actions = plan.ended(i, True, duration=o.duration)
         else:
             self.values.refuse(value)
-            actions = self.plan.ended(
+            actions = plan.ended(
                 i,
                 False,
                 duration=o.duration,
                 error=(o.error or "failed") + (self.logs.where(i) if o.printed else ""),
             )
-        self._apply(actions)
+        if len(actions) == 1 and type(actions[0]) is Changed:  # the usual: nothing follows
+            self.news.changed(actions[0])
+        else:
+            self._apply(actions)
         if o.printed and self.settings.show_output:
             self.display.output(i, self.logs.tail(i))
