@@ -133,7 +133,8 @@ class BuildPlan:
         self._units = graph.units
         self._unit_of = graph.unit_of
         self._tasks = graph.tasks  # their labels, for reasons (not built for every task)
-        self._retries = list(retries) if retries is not None else [0] * n
+        # Read only when a task fails (a run's may be worked out then, not for every task).
+        self._retries = retries if retries is not None else [0] * n
         self._queues = queues
         self._ok_status = Status.WOULD_RUN if dry else Status.FINISHED
         self._has_value = has_value

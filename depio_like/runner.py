@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any, overload
 
 from .channel import ValueStore
 from .display import Display
@@ -35,6 +36,27 @@ from .state import State, last_durations, recorded_durations
 from .status import Status, not_ok
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+class _Retries(Sequence[int]):
+    """How many times each task runs again after a failure (its own ``retries``, else its
+    executor's), worked out when one fails, not for every task before the run."""
+
+    def __init__(self, tasks: Sequence[Any], default: int) -> None:
+        self._tasks, self._default = tasks, default
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self))[i]]
+        r = self._tasks[i].retries
+        return self._default if r is None else r
 
 
 class Run:
@@ -86,7 +108,7 @@ class Run:
             priority=priority if settings.critical_path else None,
             queues=self.executor.queues,
             dry=self.dry,
-            retries=[t.retries if t.retries is not None else executor.retries for t in tasks],
+            retries=_Retries(tasks, executor.retries),
             has_value=self.values.has,
             all_done=[t.run_if == "all_done" for t in tasks],
             # Without hooks, what is only counted comes in bulk (Statuses, Checks).

@@ -194,29 +194,32 @@ if sys.version_info < (3, 12) and hasattr(pathlib.PurePath, "_from_parsed_parts"
     def make_path(cls: Any, s: str) -> Any:
         """``cls(s)`` for a pathlib class, without parsing ``s`` when it is spelt as
         pathlib spells a path (the str of a PosixPath a task kept: each task that runs makes
-        its paths again, and parsing is two thirds of the cost). Anything else (``//`` or
-        ``.`` parts, a trailing ``/``, a class of the user's) is parsed. Python 3.10 and 3.11 only
+        its paths again, and parsing is two thirds of the cost). Python 3.10 and 3.11 only
         (pathlib's internals changed in 3.12); tests/test_declare_fast.py checks it against
         ``cls(s)``."""
-        if (
-            "//" in s
-            or "/./" in s
-            or s[-1:] == "/"
-            or s[-2:] == "/."
-            or s[:2] == "./"
-            or s == "."
-            or not s
-        ):
-            return cls(s)
         made = _CONCRETE.get(cls)
-        if made is None:  # a class of the user's: its own way
+        # Spelt otherwise (``//``, ``.`` parts, a trailing ``/``; a relative one starting
+        # with ``.``, ``..`` included, which is never stored), or a class of the user's:
+        # parsed, its own way.
+        if (
+            made is None
+            or not s
+            or "//" in s
+            or "/./" in s
+            or s[-1] == "/"
+            or s[-2:] == "/."
+            or s[0] == "."
+        ):
             return cls(s)
         # What _from_parsed_parts does, without its call.
         p = _new(made)
+        p._drv = ""
+        parts = s.split("/")
         if s[0] == "/":
-            p._drv, p._root, p._parts = "", "/", ["/", *s[1:].split("/")]
+            p._root = parts[0] = "/"
         else:
-            p._drv, p._root, p._parts = "", "", s.split("/")
+            p._root = ""
+        p._parts = parts
         return p
 
     _new = object.__new__
