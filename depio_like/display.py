@@ -215,6 +215,8 @@ class Display:
         label = f"[{t.id}] {t.name!r}" if t.id is not None else t.label  # t.label, inlined
         if duration is None:
             self._write(f"FINISHED  {label}\n")
+        elif 0.0 < duration < 0.005:  # what :.2f makes of it (short tasks), without dtoa
+            self._write(f"FINISHED  {label} (0.00 s)\n")
         else:
             self._write(f"FINISHED  {label} ({duration:.2f} s)\n")
 

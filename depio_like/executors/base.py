@@ -40,7 +40,7 @@ def compact_pickle(cls: Any) -> Any:
     return cls
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """One task of a job. ``index`` is the task's position in the run's task list.
 
@@ -62,7 +62,7 @@ class Step:
     expected_seconds: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """Tasks to run in order in one process (a chain joined by return values, or a single
     task). ``values`` holds the return values (or ``ValueFile``s) of tasks outside the job
@@ -104,7 +104,7 @@ class JobEnding(BaseException):
         self.requeued = requeued
 
 
-@dataclass
+@dataclass(slots=True)
 class Started:
     """A queued job began to run (only from executors with ``queues = True``)."""
 
@@ -112,7 +112,7 @@ class Started:
 
 
 @compact_pickle
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """How a job ended. ``error`` is the traceback (or the reason) when ``ok`` is False."""
 
