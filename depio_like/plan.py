@@ -23,6 +23,7 @@ once all have ended it is decided and runs, whatever the cache says.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -196,7 +197,11 @@ class BuildPlan:
         # first time (a run where everything is up to date never needs them).
         self._priority_of = priority if callable(priority) else None
         self._priority: Sequence[float] | None = None if callable(priority) else priority
+        # Queued units, as (-priority, first task, unit): a heap, and beside it a run of
+        # entries pushed in increasing order (all of them, in a wide run), taken from its
+        # front at no cost; the next unit is the smaller of the two heads.
         self._queued: list[tuple[float, int, int]] = []
+        self._in_order: deque[tuple[float, int, int]] = deque()
         self.status: list[Status] = [Status.WAITING] * n
         # Per task (lists, not dicts: a run holds 100,000 of each): its decision once
         # decided, and how many times it was handed out.
@@ -378,9 +383,14 @@ class BuildPlan:
         not at hand waits for their producers instead (reopened if they were skipped)."""
         out: list[Action] = []
         sent = 0
-        queued, phase = self._queued, self._phase
-        while sent < free and queued:
-            u = heapq.heappop(queued)[2]
+        queued, in_order, phase = self._queued, self._in_order, self._phase
+        while sent < free:
+            if in_order and (not queued or in_order[0] < queued[0]):
+                u = in_order.popleft()[2]
+            elif queued:
+                u = heapq.heappop(queued)[2]
+            else:
+                break
             if phase[u] is not _Phase.QUEUED:
                 continue  # a stale entry: the unit was taken back or requeued
             members = self._units[u]
@@ -480,6 +490,7 @@ class BuildPlan:
                 self._set(i, Status.CANCELLED, out)
         self._in_flight.clear()
         self._queued.clear()
+        self._in_order.clear()
         self._phase = [_Phase.DONE] * len(self._units)
         self._open = 0
         return out
@@ -547,7 +558,12 @@ class BuildPlan:
         first = self._units[u][0]
         if self._priority_of is not None:
             self._priority, self._priority_of = self._priority_of(), None
-        heapq.heappush(self._queued, (-self._priority[first] if self._priority else 0.0, first, u))
+        entry = (-self._priority[first] if self._priority else 0.0, first, u)
+        in_order = self._in_order
+        if not in_order or in_order[-1] < entry:
+            in_order.append(entry)
+        else:
+            heapq.heappush(self._queued, entry)
 
     def _chain(self, members: Sequence[int], own: Sequence[Decision]) -> list[Decision]:
         """A unit runs as a whole: a task that would be skipped runs because the next one
