@@ -185,7 +185,11 @@ class Run:
         while not plan.done:
             free = ex.free_slots()
             if free > 0:
-                self._apply(plan.dispatch(free))
+                actions = plan.dispatch(free)
+                if len(actions) == 1 and type(actions[0]) is Dispatch:  # one task runs (the usual)
+                    self._dispatch(actions)  # type: ignore[arg-type]
+                else:
+                    self._apply(actions)
                 if plan.done:
                     break
             if polling:
@@ -246,7 +250,7 @@ class Run:
             self._dispatch(dispatched)
 
     def _dispatch(self, batch: list[Dispatch]) -> None:
-        self.recorder.starting([a.unit for a in batch])
+        self.recorder.starting([batch[0].unit] if len(batch) == 1 else [a.unit for a in batch])
         for a in batch:
             if a.running:  # its Changed(RUNNING), which only the table hears of
                 self.news.running(a.unit[0])
