@@ -135,6 +135,8 @@ def current_progress() -> Progress | None:
             p = slot[3]
             if p is None:
                 log = slot[1]
+                if log and not isinstance(log, str):  # a function making it (see begin)
+                    log = log()
                 p = slot[3] = Progress(slot[0], log + SUFFIX if log else None, slot[2])
     return p
 
@@ -142,9 +144,10 @@ def current_progress() -> Progress | None:
 _making = threading.Lock()
 
 
-def begin(key: int, log: str | None) -> None:
+def begin(key: int, log: str | Callable[[], str] | None) -> None:
     """Start reporting for task ``key`` (called by the executor around each task), to
-    ``log + SUFFIX`` if there is no sink (``log``: the base path of its log files)."""
+    ``log + SUFFIX`` if there is no sink (``log``: the base path of its log files, or a
+    function making it, called only then)."""
     global _current
     here = _thread
     _current = here.current = [key, log, here.sink or _local_sink, None]

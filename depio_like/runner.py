@@ -117,7 +117,13 @@ class Run:
         self.status = self.plan.status  # per task; the table reads it
         expected = last_durations(keys, state.records) if executor.uses_durations else None
         self.jobs = JobMaker(
-            graph, self.checker, self.values, self.logs, expected, self.executor.reattaches
+            graph,
+            self.checker,
+            self.values,
+            self.logs,
+            expected,
+            self.executor.reattaches,
+            self.executor.names_logs_late,
         )
         self.news = StatusNews(
             tasks, self.status, display, self.values, self.logs, disk, settings, self.dry

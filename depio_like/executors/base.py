@@ -40,6 +40,17 @@ def compact_pickle(cls: Any) -> Any:
     return cls
 
 
+#: Where a task's output goes: the base path of its log files, or a function making it when
+#: first needed (the driver's own executor, ``Executor.names_logs_late``: a task that prints
+#: nothing, and left no earlier log, never needs it).
+LogPath = str | Callable[[], str]
+
+
+def log_path(log: LogPath) -> str:
+    """The base path ``log`` stands for."""
+    return log if isinstance(log, str) else log()
+
+
 @dataclass(slots=True)
 class Step:
     """One task of a job. ``index`` is the task's position in the run's task list.
@@ -55,7 +66,7 @@ class Step:
     task: Task
     fingerprint: str = ""
     export_to: tuple[str, ...] = ()
-    log: str = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
+    log: LogPath = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
     old_log: bool = True  # log files of an earlier run may exist: remove them if it is silent
     #: How long the task took when it last ran, in seconds (None: never timed); filled in
     #: for executors with ``uses_durations`` (Slurm groups short tasks into one job by it).
@@ -149,6 +160,9 @@ class Executor(ABC):
     blocks_in_wait: bool = False
     #: True if the executor reads ``Step.expected_seconds`` (the driver fills it in then).
     uses_durations: bool = False
+    #: True if a ``Step.log`` may be a function making the path (see ``LogPath``): the
+    #: executor runs its jobs in the driver's process, where the function is at hand.
+    names_logs_late: bool = False
     #: depio's limits: at most this many jobs submitted and not yet started (pending),
     #: and submitted and not yet ended (queued); None: no limit. Set by ``__init__``.
     max_jobs_pending: int | None = None
@@ -221,9 +235,9 @@ def _job_limit(owner: str, name: str, value: Any) -> int | None:
 class Capturing(Protocol):
     """Where a task's output goes while it runs (``Capture``, or one wrapping it)."""
 
-    def begin(self, log: str) -> None: ...
+    def begin(self, log: LogPath) -> None: ...
 
-    def end(self, log: str, old_log: bool = True) -> bool: ...
+    def end(self, log: LogPath, old_log: bool = True) -> bool: ...
 
 
 def run_steps(
@@ -293,6 +307,7 @@ def run_step(
                 try:
                     printed = logged.end(log, step.old_log)
                 except OSError as e:  # a full disk: the task's output is lost
+                    log = log_path(log)
                     raise _LogLost(
                         f"its output could not be saved to {log}.out / .err: {e.strerror or e}"
                     ) from None
@@ -512,7 +527,7 @@ class Capture:
         except (OSError, ValueError, AttributeError):
             pass
 
-    def begin(self, log: str) -> None:
+    def begin(self, log: LogPath) -> None:
         """A task is about to run: send what it prints to our files."""
         if not self.for_good:
             self._redirect()
@@ -524,9 +539,10 @@ class Capture:
         self._restore()
         return self._hook(*args, **kwargs)
 
-    def end(self, log: str, old_log: bool = True) -> bool:
+    def end(self, log: LogPath, old_log: bool = True) -> bool:
         """The task is over: hand it its output; True if it printed anything.
-        ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing)."""
+        ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing).
+        A ``log`` that is a function is called only then."""
         sys.breakpointhook = self._hook
         if self.for_good or self._saved is None:
             self._flush_all()
@@ -537,8 +553,9 @@ class Capture:
         sizes = os.lseek(fds[0], 0, os.SEEK_END), os.lseek(fds[1], 0, os.SEEK_END)
         if not (sizes[0] or sizes[1]):  # the usual task: it printed nothing
             if old_log:
-                _unlink_old(log)
+                _unlink_old(log_path(log))
             return False
+        log = log_path(log)
         printed = False
         for fd, ext, size in ((fds[0], ".out", sizes[0]), (fds[1], ".err", sizes[1])):
             if size:

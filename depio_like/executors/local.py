@@ -21,6 +21,7 @@ from .base import (
     Step,
     compact_pickle,
     export_to_file,
+    log_path,
     run_step,
     run_steps,
 )
@@ -41,6 +42,7 @@ class SequentialExecutor(Executor):
     is below any limit they can set."""
 
     blocks_in_wait = True
+    names_logs_late = True
 
     def __init__(
         self, max_jobs_pending: int | None = None, max_jobs_queued: int | None = None
@@ -259,7 +261,7 @@ class ParallelExecutor(Executor):
         worker.conn.send(
             JobOrder(
                 tuple(
-                    StepOrder(st.index, st.fingerprint, st.export_to, st.log, st.old_log)
+                    StepOrder(st.index, st.fingerprint, st.export_to, log_path(st.log), st.old_log)
                     for st in job.steps
                 ),
                 job.values,
