@@ -35,6 +35,7 @@ class JobMaker:
         self.graph, self.checker, self.values, self.logs = graph, checker, values, logs
         self.expected, self.fingerprints = expected, fingerprints
         self.logs_late = logs_late
+        self._base = logs.base  # one bound method for every late name
 
     def job(
         self,
@@ -56,7 +57,7 @@ class JobMaker:
                     tasks[m],
                     fp,
                     tuple([tasks[c].label for c in exports]) if exports else (),
-                    partial(logs.base, m) if self.logs_late and not old else logs.base(m),
+                    partial(self._base, m) if self.logs_late and not old else logs.base(m),
                     old,
                     expected[m] if expected is not None else None,
                 )

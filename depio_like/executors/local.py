@@ -60,16 +60,16 @@ class SequentialExecutor(Executor):
     def submit(self, job: Job) -> None:
         self._queue.append(job)
 
-    def wait(self, timeout: float | None) -> list[Outcome]:
+    def wait(self, timeout: float | None) -> Sequence[Outcome]:
         if not self._queue:
-            return []
+            return ()
         job = self._queue[0]
         if self._capture is None:
             self._capture = Capture(for_good=False)
         if len(job.steps) == 1:  # the usual job: run_steps without its generator
             o = run_step(job.steps[0], job.values, export=_as_is, capture=self._capture)
             self._queue.popleft()
-            return [o]
+            return (o,)
         outcomes = []
         ended = self._ended
         for o in run_steps(job, _as_is, self._capture):
