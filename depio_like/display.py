@@ -180,6 +180,46 @@ class Display:
             counts[status] += k
         self._dirty = True
 
+    def running(self, i: int) -> None:
+        """``track(i, RUNNING)``: every task run comes here (from PENDING, as a rule)."""
+        seen = self._seen
+        old = seen[i]
+        if old is Status.RUNNING:
+            return
+        if old is Status.FAILED:  # a retry
+            self.track(i, Status.RUNNING)
+            return
+        seen[i] = Status.RUNNING
+        counts = self._counts
+        counts[old] -= 1
+        counts[Status.RUNNING] += 1
+        self._running.add(i)
+        self._dirty = True
+
+    def finished(self, i: int, duration: float | None) -> None:
+        """``track`` and ``changed`` for task ``i`` now FINISHED, in one call (every task run
+        comes here)."""
+        seen = self._seen
+        if seen[i] is Status.RUNNING:  # what track does then
+            seen[i] = Status.FINISHED
+            counts = self._counts
+            counts[Status.RUNNING] -= 1
+            counts[Status.FINISHED] += 1
+            self._running.discard(i)
+        else:
+            self.track(i, Status.FINISHED)
+        self._dirty = True
+        if self.quiet or self.tty:
+            return
+        t = self._tasks[i]
+        label = f"[{t.id}] {t.name!r}" if t.id is not None else t.label  # t.label, inlined
+        if duration is None:
+            self._write(f"FINISHED  {label}\n")
+        elif 0.0 < duration < 0.005:  # what :.2f makes of it (short tasks), without dtoa
+            self._write(f"FINISHED  {label} (0.00 s)\n")
+        else:
+            self._write(f"FINISHED  {label} ({duration:.2f} s)\n")
+
     def changed(
         self,
         i: int,

@@ -34,6 +34,7 @@ def task_log(log_dir: str, task: Any) -> str:
 
 
 _SAFE: dict[str, str] = {}
+_xxh3_64 = xxhash.xxh3_64_hexdigest
 
 
 def read_all(path: str, limit: int = RESULT_BYTES) -> str:
@@ -78,6 +79,8 @@ class TaskLogs:
         # The last path made: asked for again at once (base, then may_exist). Not one kept
         # per task: 100,000 paths would stay for the run's length.
         self._last: tuple[int, str] = (-1, "")
+        # What task_log puts before a task's own part, when it is a plain join.
+        self._prefix = log_dir + "/" if log_dir[-1:] not in ("/", "") else None
         self._existing: set[str] = set()  # basenames of log files that may exist
 
     def open(self) -> None:
@@ -90,11 +93,21 @@ class TaskLogs:
         self._existing = {name.rsplit(".", 1)[0] for name in names}
 
     def base(self, i: int) -> str:
-        """The base path of task ``i``'s log files (stable across runs)."""
+        """The base path of task ``i``'s log files (stable across runs): ``task_log``."""
         last = self._last
         if last[0] == i:
             return last[1]
-        b = task_log(self.dir, self._tasks[i])
+        # task_log, inlined (every task that runs comes here): the directory's part made
+        # once, disk_key spelt out.
+        task = self._tasks[i]
+        safe = _SAFE.get(task.name)
+        key = task.record_key
+        if safe is None or self._prefix is None:
+            b = task_log(self.dir, task)
+        else:
+            if key[:1] == "/":
+                key = "p:" + key
+            b = f"{self._prefix}{safe}-{_xxh3_64(key.encode('utf-8', 'surrogateescape'))[:10]}"
         self._last = (i, b)
         return b
 

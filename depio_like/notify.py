@@ -51,14 +51,14 @@ class StatusNews:
 
     def changed(self, a: Changed) -> None:
         i, st = a.index, a.status
-        self.display.track(i, st)
-        if st is Status.RUNNING:  # only the table shows it (no line, no value, no hook)
-            return
         if st is Status.FINISHED and not self.dry:  # the other change of every task run
-            self.display.changed(i, st, duration=a.duration, error=a.error)
+            self.display.finished(i, a.duration)  # (a FINISHED has no error)
             self.values.ended(i, True)
             if self._hooked:
-                self.hooks.changed(i, True, a.duration, a.error)
+                self.hooks.changed(i, True, a.duration, None)
+            return
+        self.display.track(i, st)
+        if st is Status.RUNNING:  # only the table shows it (no line, no value, no hook)
             return
         if st is Status.SKIPPED and self._quiet_skips:  # most of a no-op run: only count it
             self.values.ended(i, False)
@@ -74,6 +74,10 @@ class StatusNews:
             if st is Status.FAILED and i in self.ran:
                 self.discard(i)
         self.hooks.changed(i, st.done, a.duration, a.error)
+
+    def running(self, i: int) -> None:
+        """``changed`` for task ``i`` now RUNNING (said by a ``Dispatch``)."""
+        self.display.running(i)
 
     def statuses(self, a: Statuses) -> None:
         """Many tasks at once, with no hook to tell (the plan batches only then)."""

@@ -23,6 +23,7 @@ once all have ended it is decided and runs, whatever the cache says.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -43,12 +44,15 @@ class Check:
 @dataclass(slots=True)
 class Dispatch:
     """Run ``unit`` as one job, with these decisions; it takes the values of
-    ``values_from`` (producers outside the unit)."""
+    ``values_from`` (producers outside the unit). Its tasks' new statuses come as
+    ``Changed`` just before it, but for the usual one: ``running``, its one task is now
+    RUNNING (one action per task run, not two)."""
 
     unit: tuple[int, ...]
     decisions: tuple[Decision, ...]
     values_from: tuple[int, ...]
     attempt: int = 1
+    running: bool = False
 
 
 @dataclass(slots=True)
@@ -130,7 +134,8 @@ class BuildPlan:
         self._units = graph.units
         self._unit_of = graph.unit_of
         self._tasks = graph.tasks  # their labels, for reasons (not built for every task)
-        self._retries = list(retries) if retries is not None else [0] * n
+        # Read only when a task fails (a run's may be worked out then, not for every task).
+        self._retries = retries if retries is not None else [0] * n
         self._queues = queues
         self._ok_status = Status.WOULD_RUN if dry else Status.FINISHED
         self._has_value = has_value
@@ -192,7 +197,11 @@ class BuildPlan:
         # first time (a run where everything is up to date never needs them).
         self._priority_of = priority if callable(priority) else None
         self._priority: Sequence[float] | None = None if callable(priority) else priority
+        # Queued units, as (-priority, first task, unit): a heap, and beside it a run of
+        # entries pushed in increasing order (all of them, in a wide run), taken from its
+        # front at no cost; the next unit is the smaller of the two heads.
         self._queued: list[tuple[float, int, int]] = []
+        self._in_order: deque[tuple[float, int, int]] = deque()
         self.status: list[Status] = [Status.WAITING] * n
         # Per task (lists, not dicts: a run holds 100,000 of each): its decision once
         # decided, and how many times it was handed out.
@@ -374,9 +383,15 @@ class BuildPlan:
         not at hand waits for their producers instead (reopened if they were skipped)."""
         out: list[Action] = []
         sent = 0
-        while sent < free and self._queued:
-            u = heapq.heappop(self._queued)[2]
-            if self._phase[u] is not _Phase.QUEUED:
+        queued, in_order, phase = self._queued, self._in_order, self._phase
+        while sent < free:
+            if in_order and (not queued or in_order[0] < queued[0]):
+                u = in_order.popleft()[2]
+            elif queued:
+                u = heapq.heappop(queued)[2]
+            else:
+                break
+            if phase[u] is not _Phase.QUEUED:
                 continue  # a stale entry: the unit was taken back or requeued
             members = self._units[u]
             if self._up[u]:  # else nothing upstream can have ended badly (most units)
@@ -390,18 +405,23 @@ class BuildPlan:
                 if missing:
                     self._await_values(u, missing, out)
                     continue
-            self._phase[u] = _Phase.RUNNING
+            phase[u] = _Phase.RUNNING
             attempts, decided, status = self._attempts, self._decided, self.status
             # What _set does for each, without the calls: the first runs now (unless the
             # executor queues it), the rest of a chain waits for it.
-            st = Status.PENDING if self._queues else Status.RUNNING
             m = members[0]
             attempt = attempts[m] = attempts[m] + 1
             self._in_flight.add(m)
+            if len(members) == 1 and not self._queues:
+                status[m] = Status.RUNNING  # the Dispatch says so
+                # Decided: it was queued.
+                out.append(Dispatch(members, (decided[m],), outside, attempt, True))  # type: ignore[arg-type]
+                sent += 1
+                continue
+            st = Status.PENDING if self._queues else Status.RUNNING
             status[m] = st
             out.append(Changed(m, st))
             if len(members) == 1:
-                # Decided: it was queued.
                 out.append(Dispatch(members, (decided[m],), outside, attempt))  # type: ignore[arg-type]
                 sent += 1
                 continue
@@ -439,6 +459,9 @@ class BuildPlan:
                 k = members.index(i)
                 if not self._queues:
                     self._set(members[k + 1], Status.RUNNING, out)
+            elif not self._down[u] and not self._blocking:  # _unit_ended_well, for most
+                self._phase[u] = _Phase.DONE
+                self._open -= 1
             else:
                 self._unit_ended_well(u, out)
             return out
@@ -467,6 +490,7 @@ class BuildPlan:
                 self._set(i, Status.CANCELLED, out)
         self._in_flight.clear()
         self._queued.clear()
+        self._in_order.clear()
         self._phase = [_Phase.DONE] * len(self._units)
         self._open = 0
         return out
@@ -534,7 +558,12 @@ class BuildPlan:
         first = self._units[u][0]
         if self._priority_of is not None:
             self._priority, self._priority_of = self._priority_of(), None
-        heapq.heappush(self._queued, (-self._priority[first] if self._priority else 0.0, first, u))
+        entry = (-self._priority[first] if self._priority else 0.0, first, u)
+        in_order = self._in_order
+        if not in_order or in_order[-1] < entry:
+            in_order.append(entry)
+        else:
+            heapq.heappush(self._queued, entry)
 
     def _chain(self, members: Sequence[int], own: Sequence[Decision]) -> list[Decision]:
         """A unit runs as a whole: a task that would be skipped runs because the next one

@@ -21,7 +21,11 @@ from .fs import write_atomic
 _INTERVAL = 0.2  # seconds between two publications of the same task's progress
 SUFFIX = ".progress"  # of a task's progress file, beside its logs
 
-_current: Progress | None = None
+# A task being run: [key, log, sink, its Progress or None] (a list costs no call to make).
+_Slot = list
+# The task running in this process; its Progress is made only when the task asks for it
+# (most never do: a task that runs costs no object here).
+_current: _Slot | None = None
 # Set by the driver for tasks it runs in its own process; workers reset it.
 _local_sink: Callable[[int, dict[str, Any]], None] | None = None
 # A process that runs several tasks at once in threads (a Dask worker) keeps each task's
@@ -31,7 +35,7 @@ _local_sink: Callable[[int, dict[str, Any]], None] | None = None
 class _PerThread(threading.local):
     # Class-level defaults: a thread that set neither reads None without an
     # AttributeError raised and caught inside getattr (twice per task otherwise).
-    current: Progress | None = None
+    current: _Slot | None = None
     sink: Callable[[int, dict[str, Any]], None] | None = None
 
 
@@ -122,25 +126,43 @@ class Progress:
 
 def current_progress() -> Progress | None:
     """The progress of the task running in this process, or None outside a task."""
-    return _thread.current or _current
+    slot = _thread.current or _current
+    if slot is None:
+        return None
+    p = slot[3]
+    if p is None:  # the task's first ask: made now, once (the task's threads may ask too)
+        with _making:
+            p = slot[3]
+            if p is None:
+                log = slot[1]
+                if log and not isinstance(log, str):  # a function making it (see begin)
+                    log = log()
+                p = slot[3] = Progress(slot[0], log + SUFFIX if log else None, slot[2])
+    return p
 
 
-def begin(key: int, path: str | None) -> Progress:
-    """Start reporting for task ``key`` (called by the executor around each task)."""
+_making = threading.Lock()
+
+
+def begin(key: int, log: str | Callable[[], str] | None) -> None:
+    """Start reporting for task ``key`` (called by the executor around each task), to
+    ``log + SUFFIX`` if there is no sink (``log``: the base path of its log files, or a
+    function making it, called only then)."""
     global _current
     here = _thread
-    p = _current = here.current = Progress(key, path, here.sink or _local_sink)
-    return p
+    _current = here.current = [key, log, here.sink or _local_sink, None]
 
 
 def end() -> None:
     global _current
     here = _thread
-    p = here.current or _current
-    if p is not None and p._wrote:  # else close() has nothing to remove
-        p.close()
+    slot = here.current or _current
+    if slot is not None:
+        p = slot[3]
+        if p is not None and p._wrote:  # else close() has nothing to remove
+            p.close()
     here.current = None
-    if _current is p:
+    if _current is slot:
         _current = None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any, overload
 
 from .channel import ValueStore
 from .display import Display
@@ -35,6 +36,27 @@ from .state import State, last_durations, recorded_durations
 from .status import Status, not_ok
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+class _Retries(Sequence[int]):
+    """How many times each task runs again after a failure (its own ``retries``, else its
+    executor's), worked out when one fails, not for every task before the run."""
+
+    def __init__(self, tasks: Sequence[Any], default: int) -> None:
+        self._tasks, self._default = tasks, default
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self))[i]]
+        r = self._tasks[i].retries
+        return self._default if r is None else r
 
 
 class Run:
@@ -86,7 +108,7 @@ class Run:
             priority=priority if settings.critical_path else None,
             queues=self.executor.queues,
             dry=self.dry,
-            retries=[t.retries if t.retries is not None else executor.retries for t in tasks],
+            retries=_Retries(tasks, executor.retries),
             has_value=self.values.has,
             all_done=[t.run_if == "all_done" for t in tasks],
             # Without hooks, what is only counted comes in bulk (Statuses, Checks).
@@ -95,7 +117,13 @@ class Run:
         self.status = self.plan.status  # per task; the table reads it
         expected = last_durations(keys, state.records) if executor.uses_durations else None
         self.jobs = JobMaker(
-            graph, self.checker, self.values, self.logs, expected, self.executor.reattaches
+            graph,
+            self.checker,
+            self.values,
+            self.logs,
+            expected,
+            self.executor.reattaches,
+            self.executor.names_logs_late,
         )
         self.news = StatusNews(
             tasks, self.status, display, self.values, self.logs, disk, settings, self.dry
@@ -157,23 +185,31 @@ class Run:
     def _loop(self) -> None:
         plan, ex, recorder, display = self.plan, self.executor, self.recorder, self.display
         blocks = ex.blocks_in_wait
+        polling = self.watch.polling
+        # Without a live table, tick() does nothing and deadline() is None: not asked.
+        live = display.tty and not display.quiet
         while not plan.done:
             free = ex.free_slots()
             if free > 0:
-                self._apply(plan.dispatch(free))
+                actions = plan.dispatch(free)
+                if len(actions) == 1 and type(actions[0]) is Dispatch:  # one task runs (the usual)
+                    self._dispatch(actions)  # type: ignore[arg-type]
+                else:
+                    self._apply(actions)
                 if plan.done:
                     break
-            if self.watch.polling:
+            if polling:
                 self.watch.poll(i for i in plan.in_flight if self.status[i] is Status.RUNNING)
-            display.tick()
+            if live:
+                display.tick()
             if blocks:
                 # The wait runs a task in this process, maybe for hours: what is held back
                 # is written now, or a kill would lose it (what before_wait does then).
                 recorder.save(force=True)
-                deadline = display.deadline()
+                deadline = display.deadline() if live else None
             else:
                 recorder.save()
-                deadline = recorder.before_wait(display.deadline(), False)
+                deadline = recorder.before_wait(display.deadline() if live else None, False)
             events: Sequence[Outcome | Started] = ex.wait(deadline)
             if not events and deadline is None and plan.any_in_flight:
                 # wait() without a timeout returns only with news or with nothing left to
@@ -193,47 +229,46 @@ class Run:
     def _apply(self, actions: Iterable[Action]) -> None:
         """Do what the plan asks, and what that brings, in order (no recursion: a skipped
         chain of 10,000 tasks is 10,000 rounds here)."""
-        # A list read by position and added to at its end (cheaper than a deque: most
-        # lists here are one or two actions).
         todo = actions if type(actions) is list else list(actions)
         dispatched: list[Dispatch] = []
         changed = self.news.changed
-        k = 0
-        while k < len(todo):
-            a = todo[k]
-            k += 1
-            if k == 4096:  # what is done is let go (a wave of 100,000 skipped tasks)
-                del todo[:k]
-                k = 0
-            # The usual ones first (two status changes and a job per task); type() is
-            # cheaper than isinstance() and these classes have no subclasses.
-            if type(a) is Changed:
-                changed(a)
-            elif type(a) is Dispatch:
-                dispatched.append(a)
-            elif type(a) is Check:
-                todo.extend(self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit]))
-            elif type(a) is Checks:
-                todo.extend(self.plan.decided_all(a.units, self.checker.check_all(a.units)))
-            elif type(a) is Statuses:
-                self.news.statuses(a)
-            elif type(a) is Retry:
-                self.display.retry(a.index, a.attempt, a.attempts, a.error)
+        # In waves: what a wave's checks bring comes after the whole wave (the order a queue
+        # would give), and a wave is let go once done (a wave of 100,000 skipped tasks).
+        while todo:
+            more: list[Action] = []
+            for a in todo:
+                # The usual ones first (two status changes and a job per task); type() is
+                # cheaper than isinstance() and these classes have no subclasses.
+                if type(a) is Changed:
+                    changed(a)
+                elif type(a) is Dispatch:
+                    dispatched.append(a)
+                elif type(a) is Check:
+                    more += self.plan.decided(a.unit, [self.checker.check(m) for m in a.unit])
+                elif type(a) is Checks:
+                    more += self.plan.decided_all(a.units, self.checker.check_all(a.units))
+                elif type(a) is Statuses:
+                    self.news.statuses(a)
+                elif type(a) is Retry:
+                    self.display.retry(a.index, a.attempt, a.attempts, a.error)
+            todo = more
         if dispatched:
             self._dispatch(dispatched)
 
     def _dispatch(self, batch: list[Dispatch]) -> None:
-        self.recorder.starting([a.unit for a in batch])
+        self.recorder.starting([batch[0].unit] if len(batch) == 1 else [a.unit for a in batch])
         for a in batch:
+            if a.running:  # its Changed(RUNNING), which only the table hears of
+                self.news.running(a.unit[0])
             if self.options.explain and a.attempt == 1:
                 for m, d in zip(a.unit, a.decisions, strict=True):
                     self.display.explain(m, "WOULD-RUN" if self.dry else "RUN", str(d))
-            self.executor.submit(self.jobs.job(a.unit, a.decisions))
+            self.executor.submit(self.jobs.job(a.unit, a.decisions, a.values_from))
 
     def _ended(self, o: Outcome) -> None:
         """An executor's report: check and record it, tell the plan, show the output."""
-        i = o.index
-        if not self.plan.is_in_flight(i):
+        i, plan = o.index, self.plan
+        if not plan.is_in_flight(i):
             self.values.refuse(o.value)
             return  # an ended task's second report
         self.news.ran.add(i)
@@ -242,20 +277,23 @@ class Run:
         value = o.value  # a success that fails its checks hands on nothing
         o, stats = self.recorder.checked(o)
         if o.ok:
-            d = self.plan.decision(i)
+            d = plan.decision(i)
             assert d is not None
-            head = self.plan.unit(i)[0] == i
-            self.recorder.record(o, d, head, stats, self.plan.failed_upstream(i))
+            head = plan.unit(i)[0] == i
+            self.recorder.record(o, d, head, stats, plan.failed_upstream(i))
             self.values.put(i, value)  # kept only if a task may still take it
-            actions = self.plan.ended(i, True, duration=o.duration)
+            actions = plan.ended(i, True, duration=o.duration)
         else:
             self.values.refuse(value)
-            actions = self.plan.ended(
+            actions = plan.ended(
                 i,
                 False,
                 duration=o.duration,
                 error=(o.error or "failed") + (self.logs.where(i) if o.printed else ""),
             )
-        self._apply(actions)
+        if len(actions) == 1 and type(actions[0]) is Changed:  # the usual: nothing follows
+            self.news.changed(actions[0])
+        else:
+            self._apply(actions)
         if o.printed and self.settings.show_output:
             self.display.output(i, self.logs.tail(i))

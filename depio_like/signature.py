@@ -194,26 +194,35 @@ if sys.version_info < (3, 12) and hasattr(pathlib.PurePath, "_from_parsed_parts"
     def make_path(cls: Any, s: str) -> Any:
         """``cls(s)`` for a pathlib class, without parsing ``s`` when it is spelt as
         pathlib spells a path (the str of a PosixPath a task kept: each task that runs makes
-        its paths again, and parsing is two thirds of the cost). Anything else (``//`` or
-        ``.`` parts, a trailing ``/``, a class of the user's) is parsed. Python 3.10 and 3.11 only
+        its paths again, and parsing is two thirds of the cost). Python 3.10 and 3.11 only
         (pathlib's internals changed in 3.12); tests/test_declare_fast.py checks it against
         ``cls(s)``."""
+        made = _CONCRETE.get(cls)
+        # Spelt otherwise (``//``, ``.`` parts, a trailing ``/``; a relative one starting
+        # with ``.``, ``..`` included, which is never stored), or a class of the user's:
+        # parsed, its own way.
         if (
-            "//" in s
-            or "/./" in s
-            or s[-1:] == "/"
-            or s[-2:] == "/."
-            or s[:2] == "./"
-            or s == "."
+            made is None
             or not s
+            or "//" in s
+            or "/./" in s
+            or s[-1] == "/"
+            or s[-2:] == "/."
+            or s[0] == "."
         ):
             return cls(s)
-        made = _CONCRETE.get(cls)
-        if made is None:  # a class of the user's: its own way
-            return cls(s)
+        # What _from_parsed_parts does, without its call.
+        p = _new(made)
+        p._drv = ""
+        parts = s.split("/")
         if s[0] == "/":
-            return made._from_parsed_parts("", "/", ["/", *s[1:].split("/")])
-        return made._from_parsed_parts("", "", s.split("/"))
+            p._root = parts[0] = "/"
+        else:
+            p._root = ""
+        p._parts = parts
+        return p
+
+    _new = object.__new__
 
 else:
 
@@ -250,7 +259,7 @@ def paths_for_call(
     new_args: list[Any] | None = None
     new_kwargs: dict[str, Any] | None = None
     for name, cls in spec.to_path:
-        if name in kwargs:
+        if kwargs and name in kwargs:
             v = kwargs[name]
             nv = as_path(v, cls)
             if nv is not v:
@@ -261,7 +270,8 @@ def paths_for_call(
         pos = spec.positions.get(name)
         if pos is not None and pos < len(args):
             v = args[pos]
-            nv = as_path(v, cls)
+            # as_path, its usual case inlined (a str, given positionally)
+            nv = make_path(cls, v) if type(v) is str and v else as_path(v, cls)
             if nv is not v:
                 if new_args is None:
                     new_args = list(args)

@@ -777,7 +777,14 @@ class Task:
     def run(self, values: Any = None) -> Any:
         """Call the function here and now; ``values`` maps producer task id -> return value
         (or ``ValueFile``) for the tasks given as arguments."""
-        args, kwargs = self.prepared_call()
+        # prepared_call, inlined (this is every task's).
+        args, kwargs = self._call_args, self._call_kwargs
+        if args is None:
+            args = self._args
+        if kwargs is None:
+            kwargs = self._kwargs
+        if self._path_call is not None:
+            args, kwargs = paths_for_call(self._path_call, args, kwargs)
         if self.value_inputs:
             args, kwargs = fill(args, values or {}), fill(kwargs, values or {})
         result = self.func(*args, **kwargs)

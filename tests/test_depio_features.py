@@ -216,6 +216,33 @@ def test_progress_is_none_outside_a_task_and_counts_inside(project):
     assert current_progress() is None
 
 
+def test_a_task_and_the_threads_it_starts_share_one_progress(project):
+    # The progress is made when first asked for: by the task, or first by a thread of it.
+    import threading
+
+    seen = []
+
+    def work(first_in_thread: bool):
+        got = []
+        t = threading.Thread(target=lambda: got.append(current_progress()))
+        if first_in_thread:
+            t.start()
+            t.join()
+        mine = current_progress()
+        if not first_in_thread:
+            t.start()
+            t.join()
+        mine.advance(2)
+        seen.append((mine is got[0], got[0].current))
+
+    p = new_pipeline(SequentialExecutor())
+    p.add_task(Task("a", work, [True]))
+    p.add_task(Task("b", work, [False]))
+    assert p.run() == 0
+    assert seen == [(True, 2), (True, 2)]
+    assert current_progress() is None
+
+
 def test_a_sweep_shares_identical_tasks_and_labels_each_configuration(project):
     Path("raw.txt").write_text("1 2 3 4")
 

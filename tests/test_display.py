@@ -117,3 +117,47 @@ def test_a_large_table_is_counts_kept_as_statuses_change(project):
     assert "50 tasks: 44 WAITING, 1 RUNNING, 3 FINISHED, 1 SKIPPED, 1 FAILED" in out, out
     rows = [ln.split()[:3] for ln in out.splitlines() if re.match(r"^\d+\s+t\d", ln)]
     assert rows == [["5", "t4", "RUNNING"], ["4", "t3", "FAILED"]], out
+
+
+def test_the_per_task_fast_calls_show_and_count_what_track_and_changed_do(project):
+    # Display.running / Display.finished (every task run) against the general path: the
+    # same counts, rows and FINISHED lines, for any durations (the short ones are not
+    # formatted, the rest are, as :.2f has it).
+    import random
+
+    from depio_like.display import Display
+    from depio_like.status import Status
+
+    rng = random.Random(7)
+    durations = [0.0, -0.0, 0.004999999999999999, 0.005, 0.00500001, 0.0049, 1e-9, 0.125]
+    durations += [rng.uniform(0, 0.01) for _ in range(200)] + [
+        rng.uniform(0, 100) for _ in range(50)
+    ]
+    durations += [None]
+    n = len(durations)
+    tasks = []
+    for k in range(n):
+        t = Task(f"t{k}", write, [f"t{k}.txt"])
+        t.id = k + 1
+        tasks.append(t)
+
+    def show(fast):
+        status = [Status.PENDING] * n
+        stream = io.StringIO()
+        d = Display(stream, tty=False, quiet=False, max_rows=10)
+        d.start(tasks, status, [[] for _ in tasks])
+        for i, took in enumerate(durations):
+            status[i] = Status.RUNNING
+            d.running(i) if fast else d.track(i, Status.RUNNING)
+            if i % 7 == 3:
+                continue  # left running
+            status[i] = Status.FINISHED
+            if fast:
+                d.finished(i, took)
+            else:
+                d.track(i, Status.FINISHED)
+                d.changed(i, Status.FINISHED, duration=took)
+        d.finish()
+        return stream.getvalue(), dict(d._counts), set(d._running)
+
+    assert show(True) == show(False)

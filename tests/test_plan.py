@@ -9,6 +9,8 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from depio_like.decision import Decision, Reason, Why
 from depio_like.graph import TaskGraph, _units
@@ -107,6 +109,9 @@ class Driver:
                 assert self.plan._batch and a.status in (P, S)
                 self.changes += [Changed(i, a.status) for i in a.indices]
             elif isinstance(a, Dispatch):
+                if a.running:  # its Changed(RUNNING), spelt out
+                    assert len(a.unit) == 1 and self.plan.status[a.unit[0]] is R
+                    self.changes.append(Changed(a.unit[0], R))
                 self.dispatched.append(a)
             elif isinstance(a, Changed):
                 self.changes.append(a)
@@ -384,6 +389,39 @@ def test_priorities_given_as_a_callable_are_made_once_when_a_task_is_first_queue
     assert len(calls) == 1
     skip = Driver(graph(5), decide=dict.fromkeys(range(5), SKIP), priority=priority)
     assert skip.plan.done and len(calls) == 1  # all up to date: never made
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_ready_unit_of_highest_priority_always_goes_next(data):
+    # Whatever order units become ready in (the plan keeps a run of them queued in
+    # increasing order beside its heap), each dispatch takes the highest priority of
+    # those ready, the earliest added on a tie; checked against a plain scan.
+    n = data.draw(st.integers(1, 25))
+    edges = data.draw(
+        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=2 * n)
+    )
+    edges = sorted({(a, b) for a, b in edges if a < b})
+    prio = data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    fails = data.draw(st.sets(st.integers(0, n - 1), max_size=2))
+    d = Driver(graph(n, edges), priority=prio)
+    up = {i: {a for a, b in edges if b == i} for i in range(n)}
+    ended, order = set(), []
+    while not d.plan.done:
+        free = data.draw(st.integers(1, 3))
+        running = d.dispatch(free)
+        assert running, "stuck"
+        waiting = [(-prio[j], j) for j in range(n) if d.status[j] is P and up[j] <= ended]
+        went = [(-prio[i], i) for (i,) in running]
+        assert went == sorted(went + waiting)[: len(went)]
+        order += [i for (i,) in running]
+        for (i,) in running:
+            if i in fails:
+                d.fail(i)
+            else:
+                d.ok(i)
+                ended.add(i)
+    assert len(order) == len(set(order))
 
 
 def test_the_longest_path_ahead_goes_first():

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from depio_like import Dependency, ParallelExecutor, Product, Status, Task
 from depio_like.executors.base import Executor, Outcome
@@ -283,3 +285,28 @@ def test_a_failure_does_not_stop_a_value_producer_that_does_not_depend_on_it(
     assert p.run() == 1
     assert [str(t.status) for t in p.tasks] == ["FAILED", "FINISHED", "DEPFAILED"]
     assert Path("b.txt").read_text() == "b"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.text(min_size=1, max_size=50), min_size=1, max_size=4),
+    keys=st.lists(
+        st.one_of(
+            st.text(min_size=1, max_size=30).map(lambda s: "/" + s),
+            st.text(max_size=30).map(lambda s: "k:" + s),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    log_dir=st.sampled_from(["/tmp/logs", "/tmp/logs/", "logs", "/", "x/é\udcff"]),
+)
+def test_task_logs_name_each_task_as_task_log_does(names, keys, log_dir):
+    # TaskLogs.base spells task_log out for speed: the same path for any name, key and dir.
+    from types import SimpleNamespace
+
+    from depio_like.logs import TaskLogs, task_log
+
+    tasks = [SimpleNamespace(name=n, record_key=k) for n in names for k in keys]
+    logs = TaskLogs(log_dir, tasks)
+    for i in [*range(len(tasks)), 0, 0]:
+        assert logs.base(i) == task_log(log_dir, tasks[i])

@@ -40,7 +40,18 @@ def compact_pickle(cls: Any) -> Any:
     return cls
 
 
-@dataclass
+#: Where a task's output goes: the base path of its log files, or a function making it when
+#: first needed (the driver's own executor, ``Executor.names_logs_late``: a task that prints
+#: nothing, and left no earlier log, never needs it).
+LogPath = str | Callable[[], str]
+
+
+def log_path(log: LogPath) -> str:
+    """The base path ``log`` stands for."""
+    return log if isinstance(log, str) else log()
+
+
+@dataclass(slots=True)
 class Step:
     """One task of a job. ``index`` is the task's position in the run's task list.
 
@@ -55,14 +66,14 @@ class Step:
     task: Task
     fingerprint: str = ""
     export_to: tuple[str, ...] = ()
-    log: str = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
+    log: LogPath = ""  # capture the task's stdout/stderr to log + ".out" / ".err" (if set)
     old_log: bool = True  # log files of an earlier run may exist: remove them if it is silent
     #: How long the task took when it last ran, in seconds (None: never timed); filled in
     #: for executors with ``uses_durations`` (Slurm groups short tasks into one job by it).
     expected_seconds: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """Tasks to run in order in one process (a chain joined by return values, or a single
     task). ``values`` holds the return values (or ``ValueFile``s) of tasks outside the job
@@ -104,7 +115,7 @@ class JobEnding(BaseException):
         self.requeued = requeued
 
 
-@dataclass
+@dataclass(slots=True)
 class Started:
     """A queued job began to run (only from executors with ``queues = True``)."""
 
@@ -112,7 +123,7 @@ class Started:
 
 
 @compact_pickle
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """How a job ended. ``error`` is the traceback (or the reason) when ``ok`` is False."""
 
@@ -149,6 +160,9 @@ class Executor(ABC):
     blocks_in_wait: bool = False
     #: True if the executor reads ``Step.expected_seconds`` (the driver fills it in then).
     uses_durations: bool = False
+    #: True if a ``Step.log`` may be a function making the path (see ``LogPath``): the
+    #: executor runs its jobs in the driver's process, where the function is at hand.
+    names_logs_late: bool = False
     #: depio's limits: at most this many jobs submitted and not yet started (pending),
     #: and submitted and not yet ended (queued); None: no limit. Set by ``__init__``.
     max_jobs_pending: int | None = None
@@ -221,9 +235,9 @@ def _job_limit(owner: str, name: str, value: Any) -> int | None:
 class Capturing(Protocol):
     """Where a task's output goes while it runs (``Capture``, or one wrapping it)."""
 
-    def begin(self, log: str) -> None: ...
+    def begin(self, log: LogPath) -> None: ...
 
-    def end(self, log: str, old_log: bool = True) -> bool: ...
+    def end(self, log: LogPath, old_log: bool = True) -> bool: ...
 
 
 def run_steps(
@@ -249,102 +263,121 @@ def run_steps(
     can tell it was not the user's.
     """
     values = dict(job.values)
-    clock = time.perf_counter
+    last = len(job.steps) - 1
     for k, step in enumerate(job.steps):
-        inputs = _digests(step.task.dependencies) if k else None
-        t0 = clock()
-        printed = True
-        log = step.log
-        logged = capture if log else None
-        saved = _Surroundings() if isolate else None
+        o = run_step(
+            step, values, k, k < last, export, capture, hash_products, own_interrupts, isolate
+        )
+        yield o
+        if not o.ok:
+            return
+
+
+def run_step(
+    step: Step,
+    values: dict[Any, Any],
+    k: int = 0,
+    keep: bool = False,
+    export: Callable[[Step, Any], Any] = lambda step, value: value,
+    capture: Capturing | None = None,
+    hash_products: bool = False,
+    own_interrupts: bool = False,
+    isolate: bool = True,
+) -> Outcome:
+    """Step ``k`` of a job (``run_steps``, which says how), given the ``values`` it takes;
+    ``keep``: its value goes into ``values`` for the steps after it. A one-step job run in
+    the driver comes here directly (no generator, no copy of its values)."""
+    inputs = _digests(step.task.dependencies) if k else None
+    t0 = _clock()
+    printed = True
+    log = step.log
+    logged = capture if log else None
+    saved = _surroundings() if isolate else None
+    try:
+        if logged is not None:
+            logged.begin(log)
+        progress.begin(step.index, log)
         try:
+            value = step.task.run(values)
+        finally:
+            if saved is not None:
+                _put_back(saved)
+            progress.end()
             if logged is not None:
-                logged.begin(log)
-            progress.begin(step.index, log + progress.SUFFIX if log else None)
-            try:
-                value = step.task.run(values)
-            finally:
-                if saved is not None:
-                    saved.restore()
-                progress.end()
-                if logged is not None:
-                    try:
-                        printed = logged.end(log, step.old_log)
-                    except OSError as e:  # a full disk: the task's output is lost
-                        raise _LogLost(
-                            f"its output could not be saved to {log}.out / .err: {e.strerror or e}"
-                        ) from None
-        except JobEnding:
+                try:
+                    printed = logged.end(log, step.old_log)
+                except OSError as e:  # a full disk: the task's output is lost
+                    log = log_path(log)
+                    raise _LogLost(
+                        f"its output could not be saved to {log}.out / .err: {e.strerror or e}"
+                    ) from None
+    except JobEnding:
+        raise
+    except KeyboardInterrupt as e:
+        if not own_interrupts and interrupts.from_user():
             raise
-        except KeyboardInterrupt as e:
-            if not own_interrupts and interrupts.from_user():
-                raise
-            yield Outcome(
+        return Outcome(
+            step.index,
+            False,
+            error=format_task_exception(e),
+            duration=_clock() - t0,
+            printed=printed,
+        )
+    except _LogLost as e:
+        return Outcome(step.index, False, error=str(e), duration=_clock() - t0, printed=False)
+    except SystemExit as e:
+        return Outcome(
+            step.index,
+            False,
+            error=f"the task called sys.exit({e.code!r})",
+            duration=_clock() - t0,
+            printed=printed,
+        )
+    except BaseException as e:
+        return Outcome(
+            step.index,
+            False,
+            error=format_task_exception(e),
+            duration=_clock() - t0,
+            printed=printed,
+        )
+    duration = _clock() - t0
+    if keep:
+        values[step.task.id] = value
+    handed = None
+    if step.export_to:
+        try:
+            handed = export(step, value)
+        except OSError as e:  # a full disk: no half file is left (atomic write)
+            return Outcome(
                 step.index,
                 False,
-                error=format_task_exception(e),
-                duration=time.perf_counter() - t0,
+                duration=duration,
                 printed=printed,
+                error=(
+                    f"its return value ({type(value).__name__}) could not be written for "
+                    f"{', '.join(step.export_to)}: {e.strerror or e}"
+                ),
             )
-            return
-        except _LogLost as e:
-            yield Outcome(
-                step.index, False, error=str(e), duration=time.perf_counter() - t0, printed=False
-            )
-            return
-        except SystemExit as e:
-            yield Outcome(
+        except Exception as e:  # noqa: BLE001 - pickling can raise anything
+            return Outcome(
                 step.index,
                 False,
-                error=f"the task called sys.exit({e.code!r})",
-                duration=time.perf_counter() - t0,
+                duration=duration,
                 printed=printed,
+                error=(
+                    f"its return value ({type(value).__name__}) cannot be handed to "
+                    f"{', '.join(step.export_to)} in another process: it cannot be pickled "
+                    f"({type(e).__name__}: {e})"
+                ),
             )
-            return
-        except BaseException as e:
-            yield Outcome(
-                step.index,
-                False,
-                error=format_task_exception(e),
-                duration=time.perf_counter() - t0,
-                printed=printed,
-            )
-            return
-        duration = clock() - t0
-        values[step.task.id] = value  # type: ignore[index]  # a task in the graph has its id
-        handed = None
-        if step.export_to:
-            try:
-                handed = export(step, value)
-            except OSError as e:  # a full disk: no half file is left (atomic write)
-                yield Outcome(
-                    step.index,
-                    False,
-                    duration=duration,
-                    printed=printed,
-                    error=(
-                        f"its return value ({type(value).__name__}) could not be written for "
-                        f"{', '.join(step.export_to)}: {e.strerror or e}"
-                    ),
-                )
-                return
-            except Exception as e:  # noqa: BLE001 - pickling can raise anything
-                yield Outcome(
-                    step.index,
-                    False,
-                    duration=duration,
-                    printed=printed,
-                    error=(
-                        f"its return value ({type(value).__name__}) cannot be handed to "
-                        f"{', '.join(step.export_to)} in another process: it cannot be pickled "
-                        f"({type(e).__name__}: {e})"
-                    ),
-                )
-                return
-        products = None
-        if hash_products:
-            products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
-        yield Outcome(step.index, True, handed, None, duration, printed, products, inputs)
+    products = None
+    if hash_products:
+        products = {p: d for p in step.task.products if (d := digest_now(p)) is not None}
+    return Outcome(step.index, True, handed, None, duration, printed, products, inputs)
+
+
+_clock = time.perf_counter
 
 
 def _digests(paths: Sequence[str]) -> dict[str, str | None]:
@@ -356,45 +389,38 @@ class _LogLost(Exception):
     """A task's output could not be copied to its log files."""
 
 
-class _Surroundings:
+def _surroundings() -> tuple[str | None, dict[Any, Any]]:
     """The working directory and environment before a task, to put back after it."""
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # it was deleted: nothing to return to
+        cwd = None
+    # The encoded mapping behind os.environ: copied and compared without decoding.
+    data = getattr(os.environ, "_data", None)
+    return cwd, (data.copy() if data is not None else dict(os.environ))
 
-    __slots__ = ("cwd", "env")
 
-    def __init__(self) -> None:
+def _put_back(saved: tuple[str | None, dict[Any, Any]]) -> None:
+    cwd, env = saved
+    if cwd is not None:
         try:
-            self.cwd: str | None = os.getcwd()
-        except OSError:  # it was deleted: nothing to return to
-            self.cwd = None
-        # The encoded mapping behind os.environ: copied and compared without decoding.
-        data = getattr(os.environ, "_data", None)
-        self.env = data.copy() if data is not None else dict(os.environ)
-
-    def restore(self) -> None:
-        cwd = self.cwd
-        if cwd is not None:
+            if os.getcwd() != cwd:
+                os.chdir(cwd)
+        except OSError:
             try:
-                if os.getcwd() != cwd:
-                    os.chdir(cwd)
+                os.chdir(cwd)
             except OSError:
-                try:
-                    os.chdir(cwd)
-                except OSError:
-                    pass
-        data = getattr(os.environ, "_data", None)
-        if (data if data is not None else dict(os.environ)) == self.env:
-            return
-        want = (
-            {os.fsdecode(k): os.fsdecode(v) for k, v in self.env.items()}
-            if data is not None
-            else self.env
-        )
-        now = dict(os.environ)
-        for k in now.keys() - want.keys():
-            del os.environ[k]
-        for k, v in want.items():
-            if now.get(k) != v:
-                os.environ[k] = v
+                pass
+    data = getattr(os.environ, "_data", None)
+    if (data if data is not None else dict(os.environ)) == env:
+        return
+    want = {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()} if data is not None else env
+    now = dict(os.environ)
+    for k in now.keys() - want.keys():
+        del os.environ[k]
+    for k, v in want.items():
+        if now.get(k) != v:
+            os.environ[k] = v
 
 
 class Capture:
@@ -420,6 +446,9 @@ class Capture:
         # (``stdio_replaced``).
         self._kept: tuple[int, int] | None = None
         self._epoch = -1
+        # sys.stdout/err as last seen when both wrote to fd 1/2 (then no need to ask again).
+        self._plain_out: Any = None
+        self._plain_err: Any = None
         self._py_used = False  # whether self._py ever stood in for sys.stdout/err
         # Where sys.stdout/err do not write to fd 1/2 (pytest, Jupyter), Python-level
         # wrappers over the same files stand in for them during a task.
@@ -456,12 +485,19 @@ class Capture:
         os.dup2(self._fds[0], 1)
         os.dup2(self._fds[1], 2)
         self._streams = out, err
+        if out is self._plain_out and err is self._plain_err:
+            return  # the streams of last time, which write to fd 1/2 (held: not reused ids)
+        plain = True
         if _fileno(out) != 1:
             sys.stdout = self._py[0]
             self._py_used = True
+            plain = False
         if _fileno(err) != 2:
             sys.stderr = self._py[1]
             self._py_used = True
+            plain = False
+        if plain:
+            self._plain_out, self._plain_err = out, err
 
     def _restore(self) -> None:
         saved = self._saved
@@ -481,10 +517,17 @@ class Capture:
         wrappers once they have stood in for them (never before: nothing holds them)."""
         if self._py_used:
             _flush(sys.stdout, sys.stderr, *self._py)
-        else:
-            _flush(sys.stdout, sys.stderr)
+            return
+        try:  # _flush, inlined: this is every task's
+            sys.stdout.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
 
-    def begin(self, log: str) -> None:
+    def begin(self, log: LogPath) -> None:
         """A task is about to run: send what it prints to our files."""
         if not self.for_good:
             self._redirect()
@@ -496,18 +539,25 @@ class Capture:
         self._restore()
         return self._hook(*args, **kwargs)
 
-    def end(self, log: str, old_log: bool = True) -> bool:
+    def end(self, log: LogPath, old_log: bool = True) -> bool:
         """The task is over: hand it its output; True if it printed anything.
-        ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing)."""
+        ``old_log``: logs of an earlier run of it may exist (stale if it printed nothing).
+        A ``log`` that is a function is called only then."""
         sys.breakpointhook = self._hook
         if self.for_good or self._saved is None:
             self._flush_all()
         else:
             self._restore()  # which flushes them first
+        # The files' sizes (SEEK_END), without the stat_result of os.fstat.
+        fds = self._fds
+        sizes = os.lseek(fds[0], 0, os.SEEK_END), os.lseek(fds[1], 0, os.SEEK_END)
+        if not (sizes[0] or sizes[1]):  # the usual task: it printed nothing
+            if old_log:
+                _unlink_old(log_path(log))
+            return False
+        log = log_path(log)
         printed = False
-        for fd, ext in ((self._fds[0], ".out"), (self._fds[1], ".err")):
-            # The file's size (SEEK_END), without the stat_result of os.fstat.
-            size = os.lseek(fd, 0, os.SEEK_END)
+        for fd, ext, size in ((fds[0], ".out", sizes[0]), (fds[1], ".err", sizes[1])):
             if size:
                 printed = True
                 try:
@@ -530,6 +580,15 @@ class Capture:
             os.close(kept[1])
         for f in (*self._py, *self._files):
             f.close()
+
+
+def _unlink_old(log: str) -> None:
+    """What an earlier run of a task that printed nothing now printed is stale."""
+    for ext in (".out", ".err"):
+        try:
+            os.unlink(log + ext)
+        except FileNotFoundError:
+            pass
 
 
 # Changed by ``stdio_replaced``: copies of fd 1/2 kept by a ``Capture`` are taken again.

@@ -68,7 +68,18 @@ finally:
     sys.path[:] = _saved_path
 
 from ..errors import PipelineError  # noqa: E402 - after sys.path is restored
-from .base import Capture, Executor, Job, Outcome, RunContext, Started, Step, run_steps  # noqa: E402
+from .base import (  # noqa: E402
+    Capture,
+    Executor,
+    Job,
+    LogPath,
+    Outcome,
+    RunContext,
+    Started,
+    Step,
+    log_path,
+    run_steps,
+)
 from .routing import ThreadCapture, route, unroute  # noqa: E402
 
 # One topic for every run (a run's events carry its token): a long-lived scheduler keeps
@@ -676,7 +687,7 @@ def _payload(st: Step) -> tuple:
         args,
         kwargs,
         st.export_to,
-        st.log,
+        log_path(st.log),
         st.old_log,
         t.products,
         t.dependencies,
@@ -785,11 +796,11 @@ class _Steps:
     def __init__(self, inner: Any, started: Callable[[str], None]) -> None:
         self.inner, self.started = inner, started
 
-    def begin(self, log: str) -> None:
-        self.started(log)
+    def begin(self, log: LogPath) -> None:
+        self.started(log_path(log))
         self.inner.begin(log)
 
-    def end(self, log: str, old_log: bool = True) -> bool:
+    def end(self, log: LogPath, old_log: bool = True) -> bool:
         return self.inner.end(log, old_log)
 
 
@@ -880,7 +891,7 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
             ],
             values,
         )
-        by_log = {st.log: st.index for st in job.steps if st.log}
+        by_log = {log_path(st.log): st.index for st in job.steps if st.log}
         if not by_log:
             started(job.index)
         capture = _Steps(_capture_for(worker, driver), lambda log: started(by_log[log]))

@@ -21,6 +21,8 @@ from .base import (
     Step,
     compact_pickle,
     export_to_file,
+    log_path,
+    run_step,
     run_steps,
 )
 from .processes import RunGroup, die_with_parent, join_group, spawning
@@ -40,6 +42,7 @@ class SequentialExecutor(Executor):
     is below any limit they can set."""
 
     blocks_in_wait = True
+    names_logs_late = True
 
     def __init__(
         self, max_jobs_pending: int | None = None, max_jobs_queued: int | None = None
@@ -57,12 +60,16 @@ class SequentialExecutor(Executor):
     def submit(self, job: Job) -> None:
         self._queue.append(job)
 
-    def wait(self, timeout: float | None) -> list[Outcome]:
+    def wait(self, timeout: float | None) -> Sequence[Outcome]:
         if not self._queue:
-            return []
+            return ()
         job = self._queue[0]
         if self._capture is None:
             self._capture = Capture(for_good=False)
+        if len(job.steps) == 1:  # the usual job: run_steps without its generator
+            o = run_step(job.steps[0], job.values, export=_as_is, capture=self._capture)
+            self._queue.popleft()
+            return (o,)
         outcomes = []
         ended = self._ended
         for o in run_steps(job, _as_is, self._capture):
@@ -254,7 +261,7 @@ class ParallelExecutor(Executor):
         worker.conn.send(
             JobOrder(
                 tuple(
-                    StepOrder(st.index, st.fingerprint, st.export_to, st.log, st.old_log)
+                    StepOrder(st.index, st.fingerprint, st.export_to, log_path(st.log), st.old_log)
                     for st in job.steps
                 ),
                 job.values,

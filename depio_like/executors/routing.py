@@ -14,6 +14,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from .base import LogPath, log_path
+
 _thread = threading.local()  # .files: the running task's (out, err) log files, in its thread
 
 
@@ -77,10 +79,11 @@ class Router(io.TextIOBase):
 class ThreadCapture:
     """``run_steps``'s capture for a task run in this thread (see ``base.Capture``)."""
 
-    def begin(self, log: str) -> None:
+    def begin(self, log: LogPath) -> None:
+        log = log_path(log)
         _thread.files = (LazyLog(log + ".out"), LazyLog(log + ".err"))
 
-    def end(self, log: str, old_log: bool = True) -> bool:
+    def end(self, log: LogPath, old_log: bool = True) -> bool:
         out, err = _thread.files
         _thread.files = None
         printed = out.close(old_log)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Job, JobEnding, format_task_exception
+from .base import Job, JobEnding, format_task_exception, log_path
 
 
 @dataclass
@@ -71,7 +71,7 @@ def payload(job: Job) -> JobPayload:
                 st.fingerprint,
                 source,
                 st.export_to,
-                st.log,
+                log_path(st.log),
                 st.old_log,
                 t.products,
                 t.dependencies,
