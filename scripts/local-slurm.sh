@@ -199,12 +199,15 @@ start_munge() {
 }
 
 write_configs() { # sets CONF_CHANGED / DBD_CHANGED
-  local detected cpus mem defmem topo new_conf new_dbd
+  local detected cpus mem defmem topo new_conf new_dbd overrides
   # slurmd -C prints this machine's hardware as slurm.conf wants it; using its socket and
   # core layout avoids slurmd complaining that the node was "reconfigured".
   detected=$(slurmd -C 2>/dev/null </dev/null | head -n1)
+  # With LOCAL_SLURM_CPUS above what the machine has (a node that runs more jobs than it has
+  # cores: tasks that mostly sleep or wait), slurmd must be told to take the config's word.
+  overrides=""
   if [ -n "${LOCAL_SLURM_CPUS:-}" ]; then
-    cpus=$LOCAL_SLURM_CPUS; topo="CPUs=$cpus"
+    cpus=$LOCAL_SLURM_CPUS; topo="CPUs=$cpus"; overrides="SlurmdParameters=config_overrides"
   else
     cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$detected"); cpus=${cpus:-$(nproc)}
     topo=$(grep -o 'CPUs=[0-9]* Boards=[0-9]* SocketsPerBoard=[0-9]* CoresPerSocket=[0-9]* ThreadsPerCore=[0-9]*' <<<"$detected" || echo "CPUs=$cpus")
@@ -248,6 +251,7 @@ DefMemPerCPU=$defmem
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
+$overrides
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=6819
