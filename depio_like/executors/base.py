@@ -316,13 +316,7 @@ def run_step(
     except KeyboardInterrupt as e:
         if not own_interrupts and interrupts.from_user():
             raise
-        return Outcome(
-            step.index,
-            False,
-            error=format_task_exception(e),
-            duration=_clock() - t0,
-            printed=printed,
-        )
+        return _raised(step, e, t0, printed)
     except _LogLost as e:
         return Outcome(step.index, False, error=str(e), duration=_clock() - t0, printed=False)
     except SystemExit as e:
@@ -334,13 +328,7 @@ def run_step(
             printed=printed,
         )
     except BaseException as e:
-        return Outcome(
-            step.index,
-            False,
-            error=format_task_exception(e),
-            duration=_clock() - t0,
-            printed=printed,
-        )
+        return _raised(step, e, t0, printed)
     duration = _clock() - t0
     if keep:
         values[step.task.id] = value
@@ -378,6 +366,13 @@ def run_step(
 
 
 _clock = time.perf_counter
+
+
+def _raised(step: Step, e: BaseException, t0: float, printed: bool) -> Outcome:
+    """The outcome of a step whose task raised ``e``."""
+    return Outcome(
+        step.index, False, error=format_task_exception(e), duration=_clock() - t0, printed=printed
+    )
 
 
 def _digests(paths: Sequence[str]) -> dict[str, str | None]:
