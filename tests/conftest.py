@@ -13,8 +13,11 @@ from depio_like import ParallelExecutor, Pipeline, SequentialExecutor
 # A test suite started in the background by a shell without job control (``cmd &`` in a
 # script) has Ctrl-C ignored, and every process it starts inherits that: the tests that
 # press Ctrl-C on a pipeline script would wait on a run that never hears it. Ctrl-C is
-# given back its default here, which the scripts these tests start inherit.
-if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+# given back its default here, which the scripts these tests start inherit. Only in the
+# suite's own process: a worker that imports this module (unpickling a test's function; in
+# a Dask worker, in a thread, where signal.signal raises) ignores Ctrl-C on purpose.
+_SUITE_PID = os.environ.setdefault("DEPIO_LIKE_TEST_SUITE_PID", str(os.getpid()))
+if str(os.getpid()) == _SUITE_PID and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 EXECUTORS = {

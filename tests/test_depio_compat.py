@@ -474,6 +474,38 @@ def _run_until_the_reader_goes(script, tmp_path):
     assert code == 0
 
 
+def test_a_task_after_one_that_closed_sys_stdout_has_its_output_captured(tmp_path):
+    # sys.stdout writes to fd 1 (a pipe, as from a shell): the capture asks again after a
+    # task closed it, instead of taking it as last time's (then print raises).
+    r = run_script(
+        tmp_path,
+        """
+        import io, sys
+        from pathlib import Path
+        from typing import Annotated
+        from depio_like import Pipeline, Product, SequentialExecutor, Task
+
+        def closes_stdout(out: Annotated[Path, Product]):
+            sys.stdout.close()
+            Path(out).write_text("a")
+
+        def prints(out: Annotated[Path, Product]):
+            print("hello from b")
+            Path(out).write_text("b")
+
+        shown = io.StringIO()
+        p = Pipeline(SequentialExecutor(), stream=shown)
+        a = p.add_task(Task("a", closes_stdout, ["a.txt"]))
+        p.add_task(Task("b", prints, ["b.txt"], depends_on=[a]))
+        code = p.run()
+        sys.stderr.write(shown.getvalue())
+        sys.exit(code)
+        """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "hello from b" in r.stderr
+
+
 def test_a_closed_stdout_pipe_does_not_end_the_run(tmp_path):
     # `python script.py | head`: the reader goes away while the run goes on.
     script = tmp_path / "pipeline.py"

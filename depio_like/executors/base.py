@@ -458,14 +458,16 @@ class Capture:
 
     def _redirect(self) -> None:
         out, err = sys.stdout, sys.stderr
+        # A stream that cannot be flushed (closed by a task, say) is asked again below.
+        flushed = True
         try:  # what was printed before goes where it was going (_flush, inlined)
             out.flush()
         except (OSError, ValueError, AttributeError):
-            pass
+            flushed = False
         try:
             err.flush()
         except (OSError, ValueError, AttributeError):
-            pass
+            flushed = False
         if self.for_good:
             self._saved = os.dup(1), os.dup(2)
         else:
@@ -480,7 +482,7 @@ class Capture:
         os.dup2(self._fds[0], 1)
         os.dup2(self._fds[1], 2)
         self._streams = out, err
-        if out is self._plain_out and err is self._plain_err:
+        if out is self._plain_out and err is self._plain_err and flushed:
             return  # the streams of last time, which write to fd 1/2 (held: not reused ids)
         plain = True
         if _fileno(out) != 1:
