@@ -172,3 +172,22 @@ def test_recorded_durations_decide(project):
     assert build().run(force=True) == 0
     # Recorded: "long" took 0.3 s, the chain 3 x 0.005 s: "long" now goes first.
     assert _starts(project)[0] == "long"
+
+
+def test_a_subclass_of_the_sequential_executor_sees_each_log_path_as_a_str(project):
+    seen = []
+
+    class Noting(SequentialExecutor):
+        def submit(self, job):
+            seen.extend(step.log for step in job.steps)
+            super().submit(job)
+
+    def make(out: Annotated[Path, Product]):
+        print("hello")
+        Path(out).write_text("x")
+
+    p = new_pipeline(Noting())
+    p.add_task(Task("make", make, ["a.txt"]))
+    assert p.run() == 0
+    assert seen and all(type(log) is str for log in seen), seen
+    assert Path("a.txt").read_text() == "x"

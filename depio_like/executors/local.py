@@ -44,6 +44,13 @@ class SequentialExecutor(Executor):
     blocks_in_wait = True
     names_logs_late = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A user's subclass may read ``Step.log`` as the str it always was: late names
+        # only where it asks for them.
+        if "names_logs_late" not in cls.__dict__:
+            cls.names_logs_late = False
+
     def __init__(
         self, max_jobs_pending: int | None = None, max_jobs_queued: int | None = None
     ) -> None:
