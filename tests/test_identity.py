@@ -401,3 +401,42 @@ def test_a_captured_dict_changed_in_place_is_seen_by_the_next_pipeline_of_the_pr
     )
     assert fresh.returncode == 0, fresh.stderr
     assert Path("calls.log").read_text().split("\n")[:-1] == ["t 0", "t 1"]
+
+
+# -- a product-less task's call includes the calls of the tasks it takes values from --------
+
+
+def _value(param):
+    return f"v{param}"
+
+
+def _relay(v):
+    return v + "!"
+
+
+def _write(out: Annotated[Path, Product], v):
+    out.write_text(v)
+
+
+def test_a_product_less_reader_back_to_an_upstream_call_uses_that_calls_record(project):
+    """The reader of a product-less producer is another call when the producer's argument
+    changes; back to the first argument, both are judged by the first call's records and
+    the file written from their values is what a clean build writes."""
+
+    def tasks(param):
+        a = Task("value", _value, [param])
+        b = Task("relay", _relay, [a])
+        return a, b, Task("write", _write, [Path("w.txt"), b])
+
+    run(*tasks(1), expect_ran=["value", "relay", "write"])
+    assert Path("w.txt").read_text() == "v1!"
+    run(*tasks(2), expect_ran=["value", "relay", "write"])
+    assert Path("w.txt").read_text() == "v2!"
+    # The file is v2's: "write" reruns, and needs "relay"'s value, so both producers run.
+    run(*tasks(1), expect_ran=["value", "relay", "write"])
+    assert Path("w.txt").read_text() == "v1!"
+    run(*tasks(1), expect_ran=[])
+    # Without the file writer, the two product-less calls of the second argument are
+    # still recorded: nothing to do.
+    a, b, _ = tasks(2)
+    run(a, b, expect_ran=[])

@@ -76,8 +76,10 @@ for every task that does not depend on it):
    and what lies beyond them only through them.
 
 A product-less task is recorded by its call (README "A task is one call": its arguments,
-and for a factory's function the values its closure captured): changed back to an earlier
-call, it is judged against that call's record, which a killed run may have written.
+and for a factory's function the values its closure captured; the tasks among its arguments
+and in its depends_on count by their own calls): changed back to an earlier call, directly
+or through a task upstream, it is judged against that call's record, which a killed run may
+have written.
 
 Not tracked by design, so never varied: what a body reads that is not declared apart from
 depends_on products (globals, helper functions), and ``always``/build modes.
@@ -673,13 +675,29 @@ def own_reasons(
     return why
 
 
-def call_key(t: dict) -> tuple | None:
-    """What a product-less task's record is keyed by, beyond its name: its arguments, and
-    for a factory's function the values its closure captured (task.py ``record_key``);
-    None for a task with products (keyed by its first product)."""
-    if t["out"]:
-        return None
-    return (t["param"], t["version"] if t["style"] == "factory" else None)
+def call_keys(spec: list[dict]) -> list[tuple | None]:
+    """What each product-less task's record is keyed by, beyond its name (task.py
+    ``record_key``): its arguments, and for a factory's function the values its closure
+    captured; None for a task with products (keyed by its first product). The arguments
+    include the tasks it takes values from and names in ``depends_on``, each spelt by its
+    own record key and arguments (``Task.__depio_canonical__``), so a product-less task's
+    call changes with the call of a task upstream of it through values or depends_on."""
+    digests: list[tuple] = []
+    keys: list[tuple | None] = []
+
+    def ident(j: int) -> tuple:
+        return (tuple(spec[j]["out"]) or keys[j], digests[j])
+
+    for t in spec:
+        digests.append(
+            (t["param"], tuple(ident(j) for j in t["vals"]), tuple(ident(j) for j in t["after"]))
+        )
+        keys.append(
+            None
+            if t["out"]
+            else (digests[-1], t["version"] if t["style"] == "factory" else None)
+        )
+    return keys
 
 
 def event_lines(out: str) -> tuple[dict[int, int], dict[int, int]]:
@@ -793,7 +811,7 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def change_argument(self, data) -> None:
         k = pick(data, range(len(self.spec)))
-        old = call_key(self.spec[k])
+        old = call_keys(self.spec)
         self.spec[k]["param"] = (self.spec[k]["param"] + pick(data, [1, 2, 3])) % 4
         seen("rule change_argument")
         self.rekey(k, old)
@@ -802,7 +820,7 @@ class OracleMachine(RuleBasedStateMachine):
     def change_code(self, data) -> None:
         k = pick(data, range(len(self.spec)))
         t = self.spec[k]
-        old = call_key(t)
+        old = call_keys(self.spec)
         t["version"] = (t["version"] + pick(data, [1, 2, 3])) % 4
         seen(f"rule change_code: {t['style']}")
         self.code_changed.add(t["style"])
@@ -815,19 +833,23 @@ class OracleMachine(RuleBasedStateMachine):
         else:  # the same function object; the dict its closure captured changes
             self.ns[f"CFG_{k}"]["v"] = t["version"]
 
-    def rekey(self, k: int, old: tuple | None) -> None:
-        """Task ``k``'s call changed. A product-less task is recorded by its call (README
-        "A task is one call"): the call it is now has its own record, perhaps from before."""
-        new = call_key(self.spec[k])
-        if new == old:
-            return
-        seen(
-            "product-less task back to an earlier call"
-            if (k, new) in self.calls
-            else "product-less task, a new call"
-        )
-        self.calls[(k, old)] = (self.snaps[k], self.flags[k])
-        self.snaps[k], self.flags[k] = self.calls.pop((k, new), (None, NEVER))
+    def rekey(self, changed: int, old: list[tuple | None]) -> None:
+        """A task's call changed. A product-less task is recorded by its call (README "A
+        task is one call"), which includes the calls of the tasks it takes values from or
+        names in depends_on: after task ``changed`` changed, each task whose call is now
+        another has that call's record, perhaps from before."""
+        for k, new in enumerate(call_keys(self.spec)):
+            if new == old[k]:
+                continue
+            seen(
+                "product-less task back to an earlier call"
+                if (k, new) in self.calls
+                else "product-less task, a new call"
+            )
+            if k != changed:
+                seen("product-less task, another call through an upstream task's call")
+            self.calls[(k, old[k])] = (self.snaps[k], self.flags[k])
+            self.snaps[k], self.flags[k] = self.calls.pop((k, new), (None, NEVER))
 
     def product_paths(self, files_only: bool = False) -> list[str]:
         out = []
