@@ -693,9 +693,7 @@ def call_keys(spec: list[dict]) -> list[tuple | None]:
             (t["param"], tuple(ident(j) for j in t["vals"]), tuple(ident(j) for j in t["after"]))
         )
         keys.append(
-            None
-            if t["out"]
-            else (digests[-1], t["version"] if t["style"] == "factory" else None)
+            None if t["out"] else (digests[-1], t["version"] if t["style"] == "factory" else None)
         )
     return keys
 
