@@ -9,8 +9,6 @@ arrays, bytes-like data) written out of band so they are copied once, not re-pic
 from __future__ import annotations
 
 import os
-import pickle
-import shutil
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +72,8 @@ def substitute(value: Any, lookup: Callable[[Any], Any], is_task: Callable[[Any]
 
 def dump_value(value: Any, path: str) -> ValueFile:
     """Write ``value`` to ``path`` (atomically); raise if it cannot be pickled."""
+    import pickle  # values cross processes in few runs: not every run pays the imports
+
     try:
         import cloudpickle as _pickler  # values of classes defined in a script travel too
     except ImportError:  # pragma: no cover
@@ -109,6 +109,8 @@ def load_value(ref: ValueFile) -> Any:
     for size in sizes:
         bufs.append(view[offset : offset + size])  # slices of one buffer: no copies
         offset += size
+    import pickle
+
     return pickle.loads(data, buffers=bufs)
 
 
@@ -309,6 +311,8 @@ class ValueStore:
 
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
     else:
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import heapq
 import os
 import re
-import shutil
 import sys
 import time
 from collections import Counter
@@ -339,7 +338,7 @@ class Display:
         text = tabulate(rows, headers=headers, disable_numparse=True)
         if not self.tty:
             return text
-        width = shutil.get_terminal_size((80, 24)).columns - 1
+        width = _terminal_size().columns - 1
         shrinkable = [
             k
             for k, h in enumerate(headers)
@@ -358,7 +357,7 @@ class Display:
         n = len(self._tasks)
         limit = self.max_rows
         if self.tty:  # a frame taller than the terminal cannot be redrawn in place
-            limit = max(1, min(limit, shutil.get_terminal_size((80, 24)).lines - 5))
+            limit = max(1, min(limit, _terminal_size().lines - 5))
         if n <= limit:
             ended_well = (Status.FINISHED, Status.SKIPPED)  # WOULD-RUN (a dry run) stays
             shown = [i for i in range(n) if not (self.hide_ok and self._status[i] in ended_well)]
@@ -410,7 +409,7 @@ class Display:
         )
 
     def _draw(self, frame: str) -> None:
-        width = shutil.get_terminal_size((80, 24)).columns
+        width = _terminal_size().columns
         lines = [ln[: width - 1] for ln in frame.split("\n")]
         out = (
             (f"\x1b[{self._drawn_lines}F\x1b[J" if self._drawn_lines else "")
@@ -479,6 +478,14 @@ class Display:
             except OSError:  # a broken pipe: nothing left to say
                 pass
             self._own = None
+
+
+def _terminal_size() -> os.terminal_size:
+    """The terminal's size (80x24 when unknown); shutil only on a terminal, where it is
+    asked: a run in a log does not pay its import."""
+    import shutil
+
+    return shutil.get_terminal_size((80, 24))
 
 
 def _cut(text: str, limit: int) -> str:

@@ -7,7 +7,6 @@ import enum
 import errno as _errno
 import functools
 import os
-import pickle
 import sys
 import time
 import types
@@ -480,6 +479,8 @@ def _canon(v: Any) -> str:
         # By attributes, not by pickle: a pickle keeps a set's hash order, which changes
         # with every process's hash seed.
         return f"O{name}" + _canon(state)
+    import pickle  # the rare value with no other encoding: not every run pays the import
+
     try:
         data = pickle.dumps(v, protocol=4)
     except Exception as e:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -147,6 +146,8 @@ def make_save_hook(folder: str | os.PathLike) -> Callable[[TaskResult], None]:
         base = os.path.join(folder, f"{result.id}-{safe}")
         for ext, text in ((".out", result.stdout), (".err", result.stderr)):
             if result.log is not None and os.path.exists(result.log + ext):
+                import shutil  # only here: not every run pays its import
+
                 shutil.copyfile(result.log + ext, base + ext)  # all of it, in bounded memory
             else:
                 with open(base + ext, "w", encoding="utf-8") as f:

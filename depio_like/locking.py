@@ -234,7 +234,11 @@ def _ancestors() -> set[int]:
 
 
 def _host() -> str:
-    # socket is imported only here: a run that meets no other holder never needs it.
+    # uname's node name is what gethostname() returns on POSIX, without importing socket
+    # (5 ms of every run's start).
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
     import socket
 
     return socket.gethostname()

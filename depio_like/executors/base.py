@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -655,6 +654,8 @@ def format_task_exception(e: BaseException) -> str:
     # Skip our own frames (the executor and Task.run) at the top of the stack.
     while tb is not None and _is_ours(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
+    import traceback  # only when a task fails: not every run pays its import
+
     return "".join(traceback.format_exception(type(e), e, tb)).rstrip()
 
 

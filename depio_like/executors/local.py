@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import time
 from collections import deque
@@ -253,7 +252,10 @@ class ParallelExecutor(Executor):
         self._workers = []
         self._group = None
         # One selector for the whole run: building one per wait costs more than the job.
+        import selectors  # only a run that uses this executor pays the import
+
         self._selector = selectors.DefaultSelector()
+        self._readable = selectors.EVENT_READ
 
     def free_slots(self) -> int:
         busy = sum(1 for w in self._workers if w.job is not None)
@@ -327,8 +329,8 @@ class ParallelExecutor(Executor):
         child.close()
         w = _Worker(proc, parent)
         self._workers.append(w)
-        self._selector.register(parent, selectors.EVENT_READ, w)
-        self._selector.register(proc.sentinel, selectors.EVENT_READ, w)
+        self._selector.register(parent, self._readable, w)
+        self._selector.register(proc.sentinel, self._readable, w)
         return w
 
     def _forget(self, w: _Worker) -> None:
