@@ -77,7 +77,7 @@ for every task that does not depend on it):
 
 A product-less task is recorded by its call (README "A task is one call": its arguments,
 and for a factory's function the values its closure captured; the tasks among its arguments
-and in its depends_on count by their own calls): changed back to an earlier call, directly
+count by their own calls, those in its depends_on do not): changed back to an earlier call, directly
 or through a task upstream, it is judged against that call's record, which a killed run may
 have written.
 
@@ -316,6 +316,8 @@ DRIVER = textwrap.dedent("""
     sys.path.insert(0, os.getcwd())
     import oracle_tasks
     from depio_like import ParallelExecutor, Pipeline, SequentialExecutor, ThreadExecutor
+    if sys.argv[1] == "dask":
+        from depio_like import DaskExecutor
 
     if os.environ.get("ORACLE_DIE"):
         # A crash while the state is written: the driver dies (SIGKILL) at the N-th write
@@ -354,6 +356,7 @@ DRIVER = textwrap.dedent("""
     ex = (
         SequentialExecutor() if sys.argv[1] == "sequential"
         else ThreadExecutor(max_workers=2) if sys.argv[1] == "threads"
+        else DaskExecutor(n_workers=2, dashboard_address=None) if sys.argv[1] == "dask"
         else ParallelExecutor(max_workers=2)
     )
     with open("driver.log", "w") as stream:
@@ -690,9 +693,10 @@ def call_keys(spec: list[dict]) -> list[tuple | None]:
     """What each product-less task's record is keyed by, beyond its name (task.py
     ``record_key``): its arguments, and for a factory's function the values its closure
     captured; None for a task with products (keyed by its first product). The arguments
-    include the tasks it takes values from and names in ``depends_on``, each spelt by its
-    own record key and arguments (``Task.__depio_canonical__``), so a product-less task's
-    call changes with the call of a task upstream of it through values or depends_on."""
+    include the tasks it takes values from, each spelt by its own record key and arguments
+    (``Task.__depio_canonical__``), so a product-less task's call changes with the call of a
+    task it takes a value from (not with those it names in ``depends_on``, which is no
+    argument)."""
     digests: list[tuple] = []
     keys: list[tuple | None] = []
 
@@ -700,9 +704,7 @@ def call_keys(spec: list[dict]) -> list[tuple | None]:
         return (tuple(spec[j]["out"]) or keys[j], digests[j])
 
     for t in spec:
-        digests.append(
-            (t["param"], tuple(ident(j) for j in t["vals"]), tuple(ident(j) for j in t["after"]))
-        )
+        digests.append((t["param"], tuple(ident(j) for j in t["vals"])))
         keys.append(
             None if t["out"] else (digests[-1], t["version"] if t["style"] == "factory" else None)
         )
@@ -844,9 +846,9 @@ class OracleMachine(RuleBasedStateMachine):
 
     def rekey(self, changed: int, old: list[tuple | None]) -> None:
         """A task's call changed. A product-less task is recorded by its call (README "A
-        task is one call"), which includes the calls of the tasks it takes values from or
-        names in depends_on: after task ``changed`` changed, each task whose call is now
-        another has that call's record, perhaps from before."""
+        task is one call"), which includes the calls of the tasks it takes values from:
+        after task ``changed`` changed, each task whose call is now another has that call's
+        record, perhaps from before."""
         for k, new in enumerate(call_keys(self.spec)):
             if new == old[k]:
                 continue
@@ -974,6 +976,10 @@ class OracleMachine(RuleBasedStateMachine):
             return SequentialExecutor()
         if self.executor == "threads":
             return ThreadExecutor(max_workers=2)
+        if self.executor == "dask":
+            from depio_like import DaskExecutor
+
+            return DaskExecutor(n_workers=2, dashboard_address=None)
         return ParallelExecutor(max_workers=2)
 
     def run_here(self) -> tuple[int, list[Status], str]:
@@ -1367,9 +1373,11 @@ if IN_CI:
 OracleSequential = machine("sequential")
 OracleParallel = machine("parallel")
 OracleThreads = machine("threads")
+OracleDask = machine("dask")
 OracleSequential.TestCase.settings = settings(**COMMON)
 OracleParallel.TestCase.settings = settings(**COMMON)
 OracleThreads.TestCase.settings = settings(**COMMON)
+OracleDask.TestCase.settings = settings(**COMMON)
 
 _timeout = pytest.mark.timeout(max(300, EXAMPLES * STEPS * 2))
 
@@ -1408,3 +1416,13 @@ def test_oracle_parallel():
 @_timeout
 def test_oracle_threads():
     run_machine(OracleThreads, "threads")
+
+
+@_timeout
+@pytest.mark.skipif(
+    not os.environ.get("DEPIO_LIKE_ORACLE_DASK"),
+    reason="opt-in (DEPIO_LIKE_ORACLE_DASK=1): a Dask cluster per run is minutes per example",
+)
+def test_oracle_dask():
+    pytest.importorskip("distributed")
+    run_machine(OracleDask, "dask")
