@@ -699,18 +699,18 @@ class State:
         ):
             return None
         e = plist[0]
-        if type(e) is not list or len(e) != 5:
+        if type(e) is not list:
             return None
-        p, d, size, mtime, ino = e
-        if not (
-            type(p) is str
-            and type(d) is str
-            and type(size) is int
-            and type(mtime) is int
-            and type(ino) is int
-            and p[:1] != "/"
-            and p != "."
-        ):
+        if len(e) == 5:
+            p, d, size, mtime, ino = e
+            if not (type(size) is int and type(mtime) is int and type(ino) is int):
+                return None
+        elif len(e) == 2:  # no stat signature (hashed as it was written: racy), so no entry
+            p, d = e
+            size = None
+        else:
+            return None
+        if not (type(p) is str and type(d) is str and p[:1] != "/" and p != "."):
             return None
         code = self._code_list[code]  # KeyError: its "c" line is gone, the record too
         args = binascii.a2b_base64(args + "==").hex()  # before the file entry is kept
@@ -733,8 +733,9 @@ class State:
                     p = own[0]  # its record key too
                 if args == task.args_digest:
                     args = task.args_digest
-        mtime += self._t0
-        self.files[p] = _new_tuple(FileEntry, (size, mtime, ino, d, mtime))
+        if size is not None:
+            mtime += self._t0
+            self.files[p] = _new_tuple(FileEntry, (size, mtime, ino, d, mtime))
         intern = self._interned
         got = intern.get(name)
         if got is not None:
