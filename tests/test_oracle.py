@@ -132,7 +132,7 @@ except ImportError:
     if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on"):
         raise  # in CI a missing test dependency is an error, not a reason to skip
     pytest.skip("the oracle test needs hypothesis: pip install hypothesis", allow_module_level=True)
-from hypothesis import HealthCheck, Phase, event, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule  # noqa: E402
 
@@ -1426,3 +1426,51 @@ def test_oracle_threads():
 def test_oracle_dask():
     pytest.importorskip("distributed")
     run_machine(OracleDask, "dask")
+
+
+# ------------------------------------------------------------------ the model's call keys
+
+
+def _record_keys(spec: list[dict]) -> list[str | None]:
+    """The record key of each product-less task of ``spec`` as declared (no run)."""
+    from depio_like.fingerprint import forget_carried_state
+
+    forget_carried_state()
+    ns = {"__name__": MODULE}
+    exec(compile(module_source(spec), f"<{MODULE}>", "exec"), ns)
+    tasks = ns["build"](Pipeline(executor=SequentialExecutor(), state_dir=".depio_like"), spec)
+    return [None if t["out"] else made.record_key for t, made in zip(spec, tasks, strict=True)]
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    spec=pipelines(),
+    changes=st.lists(st.tuples(st.integers(0, MAX_TASKS - 1), st.booleans(), st.integers(1, 3))),
+)
+def test_the_model_keys_a_calls_record_as_the_implementation_does(spec, changes):
+    """``call_keys`` (the model) and ``Task.record_key`` split each product-less task's
+    calls alike, through changes of arguments and code: equal model keys <=> one record;
+    two tasks never share one. A difference makes the oracle raise false alarms or hide
+    a task judged against another call's record."""
+    states = [json.loads(json.dumps(spec))]
+    for k, argument, step in changes:
+        t = spec[k % len(spec)]
+        field = "param" if argument else "version"
+        t[field] = (t[field] + step) % 4
+        states.append(json.loads(json.dumps(spec)))
+    model_to_record: dict[tuple, str] = {}
+    record_to_model: dict[str, tuple] = {}
+    with tempfile.TemporaryDirectory() as d, chdir(Path(d)):
+        for s in states:
+            for k, (m, r) in enumerate(zip(call_keys(s), _record_keys(s), strict=True)):
+                assert (m is None) == (r is None)
+                if m is None:
+                    continue
+                assert model_to_record.setdefault((k, m), r) == r, (k, m, s)
+                assert record_to_model.setdefault(r, (k, m)) == (k, m), (k, r, s)
