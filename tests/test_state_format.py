@@ -1,16 +1,22 @@
 """State format 2: compact lines, paths relative to the project, product signatures inside
 the record; format 1 still read (and rewritten), a newer format refused."""
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from depio_like.errors import StateError
+from depio_like import Product, Task
+from depio_like.errors import StateError, TaskDeclarationError
 from depio_like.fingerprint import FileEntry
 from depio_like.state import LOG_NAME, Record, State
 
@@ -418,3 +424,112 @@ def test_a_product_tasks_identity_and_log_name_are_spelt_as_on_disk(tmp_path: Pa
     # A product-less task keeps its key, "k:..." on disk and in memory.
     g = Task("g", lambda i: None, [1])
     assert g.record_key.startswith("k:") and canonical(g).startswith(f"T{g.record_key}:")
+
+
+# -- the quick reader against the general one, on any record line ----------------------
+
+
+def _one_product(out: Annotated[Path, Product]) -> None:
+    pass
+
+
+def _two_products(a: Annotated[Path, Product], b: Annotated[Path, Product]) -> None:
+    pass
+
+
+_PATHS = st.one_of(
+    st.sampled_from(["a.txt", "out/a.txt", "out/b.txt"]),
+    st.sampled_from(["a.txt", "out/a.txt", "out/b.txt"]),
+    st.sampled_from(["a.txt", "out/a.txt", "out/b.txt", "", ".", "/abs/x", "./a.txt", "a//b"]),
+    st.sampled_from(["a/../b", "out/t1.d", "é/ü", "a\udcff", "p:x", "k:y"]),
+    st.text(max_size=6),
+)
+_ARGS = st.binary(min_size=16, max_size=16).map(lambda b: base64.b64encode(b).decode()[:-2])
+_NUMBERS = st.one_of(st.integers(-3, 2**40), st.just(True), st.floats(), st.none())
+_ENTRY = st.one_of(
+    st.tuples(_PATHS, st.sampled_from(["d0", "d1"])).map(list),
+    st.tuples(_PATHS, st.one_of(st.text(max_size=2), st.none(), st.integers())).map(list),
+    st.tuples(_PATHS, st.sampled_from(["d0", "d1"]), _NUMBERS, _NUMBERS, _NUMBERS).map(list),
+    st.tuples(_PATHS, st.just("d0"), _NUMBERS, _NUMBERS, _NUMBERS, st.integers(0, 5)).map(list),
+    st.lists(_PATHS, max_size=1),
+)
+_LINE = st.tuples(
+    st.sampled_from(["", "", "", "k:x:1", "p:a.txt"]),
+    st.sampled_from(["t0", "t1"]),
+    st.one_of(
+        *[st.integers(0, 2)] * 4, st.integers(0, 3), st.none(), st.just("c")
+    ),  # 3: no "c" line
+    st.one_of(_ARGS, _ARGS, st.text(min_size=22, max_size=22), st.just("declared")),
+    st.one_of(st.floats(), st.floats(), st.integers(-2, 5), st.none(), st.text(max_size=1)),
+    st.text(max_size=3),
+    st.one_of(
+        _ENTRY.map(lambda e: [e]),
+        st.tuples(_PATHS, st.sampled_from(["d0", "d1"])).map(lambda e: [list(e)]),
+        st.lists(_ENTRY, max_size=2),
+    ),
+    st.one_of(st.none(), st.dictionaries(st.text(max_size=2), st.text(max_size=2), max_size=2)),
+)
+
+
+@settings(max_examples=1500, deadline=None, database=None, derandomize=True)
+@given(
+    line=_LINE,
+    declared=st.lists(st.lists(_PATHS, min_size=1, max_size=2, unique=True), max_size=3),
+    own_first=st.sampled_from([True, True, False]),
+    next_task=st.integers(0, 3),
+)
+def test_the_quick_reader_takes_any_line_as_the_general_reader_does(
+    line, declared, own_first, next_task
+):
+    """Whatever line ``_quick_record`` takes (a product with or without its stat signature,
+    odd paths, a declared task of that product or of another, or none), it returns what
+    ``_parse_record`` returns and leaves the same file entries; a line it leaves, or one
+    either refuses, is the general reader's."""
+    key, name, code, args, t, stamp, plist, av = line
+    item = ["r", key, name, code, args, t, stamp, plist] + ([av] if av is not None else [])
+    with tempfile.TemporaryDirectory() as d:  # absolute paths: no working directory needed
+        prefix = State(os.path.join(d, ".depio_like"))._prefix
+        tasks = []
+        for paths in declared:
+            if own_first and plist and type(plist[0]) is list and plist[0]:
+                if type(plist[0][0]) is str and plist[0][0][:1] != "/" and plist[0][0] != ".":
+                    paths = [plist[0][0], *paths[1:]]  # the line's own task
+                own_first = False
+            try:
+                full = [Path(prefix + p) for p in paths if p and p[:1] != "/"]
+                if len(full) == 1:
+                    tasks.append(Task("w", _one_product, [full[0]]))
+                elif len(full) == 2 and full[0] != full[1]:
+                    tasks.append(Task("w2", _two_products, full))
+            except TaskDeclarationError:
+                pass
+        if args == "declared":
+            digest = tasks[0].args_digest if tasks else "00" * 16
+            item[4] = base64.b64encode(bytes.fromhex(digest)).decode()[:-2]
+        readers = []
+        for _ in range(2):
+            s = State(os.path.join(d, ".depio_like"))
+            s._t0 = 1_000
+            s._code_list = {0: "c0", 1: "c1", 2: "c2"}
+            producers: dict[str, int] = {}
+            for i, task in enumerate(tasks):
+                for p in task.products:
+                    producers.setdefault(p, i)
+            s.share(producers, tasks)
+            s._next = next_task
+            readers.append(s)
+        quick, general = readers
+
+        def outcome(read):
+            try:
+                return read(item)
+            except (TypeError, ValueError, IndexError, AttributeError, KeyError):
+                return "unreadable"  # as _load_items counts it
+
+        got = outcome(quick._quick_record)
+        if got is None:
+            return
+        assert got == outcome(general._parse_record), item
+        assert quick.files == general.files, item
+        if got != "unreadable":
+            assert type(got.duration) is type(general._parse_record(item).duration)
