@@ -93,6 +93,8 @@ def dump_value(value: Any, path: str) -> ValueFile:
 
 def load_value(ref: ValueFile) -> Any:
     """Read a value written by ``dump_value``."""
+    import pickle  # as in dump_value: only runs that hand values across processes need it
+
     with open(ref.path, "rb") as f:
         blob = bytearray(os.fstat(f.fileno()).st_size)
         f.readinto(blob)
@@ -109,8 +111,6 @@ def load_value(ref: ValueFile) -> Any:
     for size in sizes:
         bufs.append(view[offset : offset + size])  # slices of one buffer: no copies
         offset += size
-    import pickle
-
     return pickle.loads(data, buffers=bufs)
 
 
