@@ -673,6 +673,50 @@ def test_failures_name_the_error_and_the_worker(project, local_cluster):
     ) in out
 
 
+def noted(name):
+    with open("ran.txt", "a") as f:
+        f.write(name + "\n")
+
+
+def value_maker(out: Annotated[Path, Product]):
+    noted("value_maker")
+    Path(out).write_text("made")
+    return "its value"
+
+
+def worker_killer():
+    noted("worker_killer")
+    time.sleep(0.5)  # the value is on this worker by now
+    os._exit(3)
+
+
+def slow_gate():
+    time.sleep(3)  # the value's reader waits for this: it is sent after the death
+
+
+def value_reader(out: Annotated[Path, Product], v):
+    Path(out).write_text(v)
+
+
+def test_a_worker_dying_does_not_run_a_finished_task_again_for_its_value(project):
+    """A task that kills its worker (os._exit; the OOM killer alike) loses the values held
+    on that worker. A producer that FINISHED and was recorded must not run again in the
+    same run (its body's effects twice, its product rewritten after its record) to give
+    its value to a later reader; found by the oracle's Dask machine with "exit" failures."""
+    p = new_pipeline(dask_executor(n_workers=1, dashboard_address=None))
+    made = p.add_task(Task("value_maker", value_maker, ["m.txt"]))
+    p.add_task(Task("worker_killer", worker_killer, depends_on=[made]))
+    gate = p.add_task(Task("slow_gate", slow_gate, depends_on=[made]))
+    p.add_task(Task("value_reader", value_reader, ["r.txt", made], depends_on=[gate]))
+    assert p.run() == 1
+    status = {r["Name"]: r["Status"] for r in rows(p.stream.getvalue())}
+    assert status["worker_killer"] == "FAILED"
+    assert status["value_maker"] == "FINISHED"
+    assert Path("ran.txt").read_text().split().count("value_maker") == 1, Path(
+        "ran.txt"
+    ).read_text()
+
+
 def chain_head():
     return [1, 2, 3]
 
