@@ -1174,7 +1174,7 @@ class OracleMachine(RuleBasedStateMachine):
         if k is None or coin:
             k = any_k
         how = pick(data, ["raise", "exit"])
-        if self.executor != "parallel":
+        if self.executor in ("sequential", "threads"):
             how = "raise"  # os._exit here would end the test process
         marker = self.project / f"fail-t{k}"
         marker.write_text(how)
@@ -1260,7 +1260,9 @@ class OracleMachine(RuleBasedStateMachine):
         must = sorted(self.must_run(exp, before))
         k = pick(data, must)
         how = pick(data, ["group", "exit", "driver"])
-        if how == "driver" and ("driver-kill" in AVOID or self.executor != "parallel"):
+        if how == "driver" and (
+            "driver-kill" in AVOID or self.executor in ("sequential", "threads")
+        ):
             how = "group"  # sequential: the task runs in the driver, so it is the same
         if k is None or "subprocess" in AVOID:
             seen("rule kill_run: nothing to kill")
