@@ -698,7 +698,7 @@ def value_reader(out: Annotated[Path, Product], v):
     Path(out).write_text(v)
 
 
-def test_a_worker_dying_does_not_run_a_finished_task_again_for_its_value(project):
+def test_a_worker_dying_does_not_run_a_finished_task_again_for_its_value(project, capfd):
     """A task that kills its worker (os._exit; the OOM killer alike) loses the values held
     on that worker. A producer that FINISHED and was recorded must not run again in the
     same run (its body's effects twice, its product rewritten after its record) to give
@@ -715,6 +715,60 @@ def test_a_worker_dying_does_not_run_a_finished_task_again_for_its_value(project
     assert Path("ran.txt").read_text().split().count("value_maker") == 1, Path(
         "ran.txt"
     ).read_text()
+    # The reader did not run, and says why: the value it takes was lost, not its worker.
+    assert status["value_reader"] == "FAILED"
+    out = p.stream.getvalue()
+    assert "the return value of task [1] 'value_maker' it takes was lost" in out, out
+    assert not Path("r.txt").exists()
+    assert "Compute Failed" not in capfd.readouterr().err  # (ours to say, in a sentence)
+
+
+def dies_once():
+    noted("dies_once")
+    os._exit(3)
+
+
+def test_a_task_dask_starts_again_after_its_worker_died_is_failed_not_run_twice(project):
+    """On a cluster that allows failures, Dask itself runs a task again on another worker
+    once the one running it died: its effects would happen twice in one run, outside the
+    run's retries. It is failed instead, saying why."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
+    try:
+        p = new_pipeline(dask_executor(cluster=cluster))
+        p.add_task(Task("dies_once", dies_once))
+        assert p.run() == 1
+    finally:
+        cluster.close()
+    assert Path("ran.txt").read_text().split() == ["dies_once"]
+    out = p.stream.getvalue()
+    assert {r["Name"]: r["Status"] for r in rows(out)} == {"dies_once": "FAILED"}
+    assert "its Dask worker died while running it, and Dask started it again" in out, out
+
+
+def test_a_run_leaves_one_word_of_its_marks_on_a_shared_scheduler(project, local_cluster):
+    """Each job is marked started in the scheduler (so that none runs twice); a scheduler
+    that outlives the run keeps one word for the run, not a mark per job."""
+    from distributed import Client
+
+    ex = dask_executor(cluster=local_cluster)
+    p = new_pipeline(ex)
+    for i in range(3):
+        p.add_task(Task(f"t{i}", noted, [f"t{i}"]))
+    assert p.run() == 0
+    assert sorted(Path("ran.txt").read_text().split()) == ["t0", "t1", "t2"]
+    with Client(local_cluster, set_as_default=False) as c:
+        marks = c.get_metadata(["depio_like"])
+    assert marks[ex._token] == "ended"
 
 
 def chain_head():

@@ -85,6 +85,7 @@ from .routing import ThreadCapture, route, unroute  # noqa: E402
 # One topic for every run (a run's events carry its token): a long-lived scheduler keeps
 # a bounded log per topic, and a topic per run would leave one behind each time.
 TOPIC = "depio_like"
+ENDED = "ended"  # a run's started-job marks once it is over (scheduler metadata)
 _MEMORY_TOPIC = "worker-restart-memory"  # a nanny's news that it killed its worker
 _RESEND = 2  # times a job a dying worker took down before it started is sent again
 # Dask worker resources that task ``resources`` map to (``dask worker --resources GPU=1``).
@@ -102,9 +103,10 @@ class _Flight:
     name: str  # of its first task, for Dask keys
     blob: bytes  # the pickled steps
     inputs: dict[int, Any]  # the values it takes (futures), by producer task id
-    exports: list[tuple[int, str]]  # (task index, name) of steps whose value goes on
+    exports: list[tuple[int, str, str]]  # (index, key name, label) of steps whose value goes on
     options: dict[str, Any]  # more Client.submit keywords
     indices: list[int]
+    label: str  # of its first task
     key: str = ""
     future: Any = None  # the job's Dask future
     values: dict[int, Any] = field(default_factory=dict)  # task index -> its value's future
@@ -201,6 +203,9 @@ class DaskExecutor(Executor):
         self._flights: dict[str, _Flight] = {}
         self._of_task: dict[int, _Flight] = {}
         self._worker: dict[int, str] = {}  # task index -> where it ran (the table)
+        # Dask key (a job's, a value's) -> the label of the task whose value it holds or
+        # makes: a reader's error names the producer whose value was lost.
+        self._made_by: dict[str, str] = {}
         self._ready: list[Outcome | Started] = []
         self._inbox: queue.Queue = queue.Queue()
         self._announced = False
@@ -242,9 +247,14 @@ class DaskExecutor(Executor):
             _key_name(job.steps[0].task.name),
             blob,
             job.values,
-            [(st.index, _key_name(st.task.name)) for st in job.steps if st.export_to],
+            [
+                (st.index, _key_name(st.task.name), st.task.label)
+                for st in job.steps
+                if st.export_to
+            ],
             self._options(job),
             job.indices,
+            job.steps[0].task.label,
         )
         for i in job.indices:
             self._of_task[i] = flight
@@ -253,6 +263,7 @@ class DaskExecutor(Executor):
 
     def _send(self, flight: _Flight) -> None:
         key = flight.key = f"{flight.name}-{uuid.uuid4().hex}"
+        self._made_by[key] = flight.label
         flight.future = self.client.submit(
             _run_job,
             self._ctx,
@@ -263,12 +274,11 @@ class DaskExecutor(Executor):
             pure=False,
             **flight.options,
         )
-        flight.values = {
-            i: self.client.submit(
-                _value_of, flight.future, i, pure=False, key=f"{name}-value-{uuid.uuid4().hex}"
-            )
-            for i, name in flight.exports
-        }
+        flight.values = {}
+        for i, name, label in flight.exports:
+            vkey = f"{name}-value-{uuid.uuid4().hex}"
+            self._made_by[vkey] = label
+            flight.values[i] = self.client.submit(_value_of, flight.future, i, pure=False, key=vkey)
         self._flights[key] = flight
         self.stats["submitted"] += 1
         flight.future.add_done_callback(lambda f, k=key: self._inbox.put(("done", k)))
@@ -327,6 +337,8 @@ class DaskExecutor(Executor):
             if client is not None:
                 with contextlib.suppress(Exception):
                     client.unsubscribe_topic(TOPIC)
+                if cluster is None:  # (the embedded cluster's scheduler ends with it)
+                    self._end_marks(client)
                 with contextlib.suppress(Exception):
                     client.close()
             if cluster is not None:
@@ -336,6 +348,12 @@ class DaskExecutor(Executor):
             undo()
         self._undo = []
         _unroute_here()
+
+    def _end_marks(self, client: Any) -> None:
+        """On a scheduler that outlives the run, the run's started-job marks give way to
+        one word, ENDED: what Dask would still rerun for it is refused (see _claim)."""
+        with contextlib.suppress(Exception):
+            client.set_metadata([TOPIC, self._token], ENDED)
 
     # -- connecting ------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -621,6 +639,9 @@ class DaskExecutor(Executor):
                 )
             ]
         exc = _exception(future)
+        lost = self._lost_value(flight, exc)
+        if lost is not None:
+            return [Outcome(left[0], False, error=lost)]
         if (
             isinstance(exc, distributed.KilledWorker)
             and not flight.running
@@ -636,6 +657,26 @@ class DaskExecutor(Executor):
             return []
         return [Outcome(left[0], False, error=self._why(exc))]
 
+    def _lost_value(self, flight: _Flight, exc: BaseException) -> str | None:
+        """The job could not start because a value it takes was lost: the worker holding
+        it died after its producer had ended. Dask would rebuild it by running the producer
+        again; a producer that ended runs once a run, so the reader fails, saying so."""
+        if isinstance(exc, _RanAlready):
+            key = exc.key
+        elif isinstance(exc, distributed.KilledWorker):
+            key = exc.task
+        else:
+            return None
+        if key == flight.key or not isinstance(key, str) or key not in self._made_by:
+            return None  # its own job (Dask retrying it)
+        producer = self._made_by[key]
+        return (
+            f"not run: the return value of task {producer} it takes was lost, as the Dask "
+            "worker holding it died (a crash, os._exit, or the out-of-memory killer; see "
+            f"the task that failed with it). {producer} ended, so it is not run again in "
+            "this run: run the pipeline again to rebuild the value."
+        )
+
     def _why(self, exc: BaseException) -> str:
         """Why a job's future erred: a worker's death, or an error outside the task."""
         if isinstance(exc, distributed.KilledWorker):
@@ -647,6 +688,12 @@ class DaskExecutor(Executor):
             )
         if isinstance(exc, _WorkerSetupError):
             return str(exc)
+        if isinstance(exc, _RanAlready):
+            return (
+                "its Dask worker died while running it, and Dask started it again (the "
+                "cluster allows failures); a task runs once a run: it is failed instead "
+                "(a task's retries= resubmit it as a new run)"
+            )
         return f"Dask could not run it: {type(exc).__name__}: {exc}"
 
     def _memory_reason(self, worker: str) -> str:
@@ -832,6 +879,8 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
     token, topic, cwd, sys_path, driver = ctx
     worker = get_worker()
     where = worker.address
+    if not _claim(worker, topic, token, key):
+        raise _RanAlready(key)
 
     def emit(what: str, i: int, **more: Any) -> dict:
         msg = {"r": token, "k": key, "e": what, "i": i, **more}
@@ -920,6 +969,36 @@ def _run_job(ctx: tuple, key: str, blob: bytes, values: dict[int, Any]) -> tuple
     return metas, handed
 
 
+class _RanAlready(Exception):
+    """Dask started a job of this run a second time; it is refused, as a task runs at most
+    once a run (a retry is the driver's to decide, with the task's record)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"job {self.key} ran already in this run"
+
+
+def _claim(worker: Any, topic: str, token: str, key: str) -> bool:
+    """Mark job ``key`` as started in the scheduler, which every worker shares; False if
+    it was already, or if its run has ended. Dask runs a finished job again when a value
+    it made was lost with a dead worker and is still wanted (a reader, or the driver until
+    it lets go), or, with allowed-failures above 0, after a worker died running it: the
+    task's effects would happen twice, its products be rewritten after its record."""
+    from distributed.utils import sync
+
+    path = [topic, token, key]
+    try:
+        if sync(worker.loop, worker.scheduler.get_metadata, keys=path, default=None):
+            return False
+    except TypeError:  # the run's marks were replaced by ENDED: the run is over
+        return False
+    sync(worker.loop, worker.scheduler.set_metadata, keys=path, value=True)
+    return True
+
+
 def _flush(worker: Any, msg: dict) -> None:
     """Wait (briefly) until the worker's event loop has sent ``msg``: it queues it, then
     its batched stream takes the queue (at most every few ms), then writes it."""
@@ -993,6 +1072,18 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker the nanny restarts does not inherit the cluster's silence_logs.
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    # The driver reports what these mean, per task, in a sentence.
+    logging.getLogger("distributed.worker").addFilter(_OwnErrors())
+
+
+class _OwnErrors(logging.Filter):
+    """Drops a worker's "Compute Failed" log of a job refused or not set up by us."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            isinstance(a, str) and a.startswith(("_RanAlready(", "_WorkerSetupError("))
+            for a in (record.args if isinstance(record.args, tuple) else ())
+        )
 
 
 # -- helpers ---------------------------------------------------------------------------------
