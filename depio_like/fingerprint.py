@@ -25,6 +25,7 @@ from .paths import normalise
 # within the same filesystem clock tick without its mtime changing ("racy" in git's words);
 # such a hash is used for this run but its stat signature is not trusted next time.
 RACY_NS = 100_000_000
+SPILL_AT = 10_000  # fresh entries handed on before the run's end (see FileHasher)
 
 
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
@@ -105,8 +106,10 @@ class FileHasher:
         *,
         stats: dict[str, FileStat] | None = None,
         skip: Sequence[str] = (),
+        spill: Callable[[dict[str, FileEntry]], None] | None = None,
     ) -> None:
         self._disk = disk
+        self._spill = spill
         self._known = known
         self._stats = dict(stats) if stats else {}
         self._skip = frozenset(normalise(d, "/") for d in skip)
@@ -204,9 +207,12 @@ class FileHasher:
 
     def unchanged(self, path: str, digest: str) -> bool | None:
         """For a file nothing else this run reads (a product no task depends on): True when
-        its stat matches the signature recorded with ``digest``, False when it is gone;
-        None when that cannot be told so (``digest`` then decides). Nothing is kept: a
-        no-op rerun of 100,000 tasks would keep 100,000 digests it never looks at again."""
+        its stat matches the signature recorded with ``digest``, or, with no signature (the
+        rerun after a build: each product was hashed in the tick of its write), when its
+        content hashes to ``digest``; False when it is gone; None when that cannot be told
+        so (``digest`` then decides). Only a new signature is kept (with ``digest`` itself,
+        not an equal copy): a no-op rerun of 100,000 tasks would keep 100,000 digests it
+        never looks at again."""
         if not self._real or self._stats or path in self._memo:
             return None
         try:
@@ -215,18 +221,37 @@ class FileHasher:
             return False
         except OSError:
             return None
+        if not _S_ISREG(s.st_mode):
+            return None
         known = self._known.get(path)
-        if (
-            known is not None
-            and known.digest == digest
-            and _S_ISREG(s.st_mode)
-            and known.size == s.st_size
-            and known.mtime_ns == s.st_mtime_ns
-            and known.ino == s.st_ino
-            and known.ctime_ns == s.st_ctime_ns
-        ):
-            return True
-        return None
+        if known is not None and known.digest == digest:
+            if (
+                known.size == s.st_size
+                and known.mtime_ns == s.st_mtime_ns
+                and known.ino == s.st_ino
+                and known.ctime_ns == s.st_ctime_ns
+            ):
+                return True
+        elif known is not None:
+            return None
+        try:
+            if self._hash_file(path, s.st_size) != digest:
+                return None  # changed: digest() says so, and keeps what it finds
+        except PathProblem:
+            return None
+        mtime, ctime = s.st_mtime_ns, s.st_ctime_ns
+        if time.time_ns() - (mtime if mtime > ctime else ctime) > RACY_NS:
+            entry = FileEntry(s.st_size, mtime, s.st_ino, digest, ctime)
+            self._known[path] = self.fresh[path] = entry
+            if len(self.fresh) >= SPILL_AT:
+                self._spill_fresh()
+        return True
+
+    def _spill_fresh(self) -> None:
+        """Hand ``fresh`` on before a run's end when it grows large (the rerun after a build
+        finds a new signature for every product): it is then not held all at once."""
+        if self._spill is not None:
+            self._spill(self.fresh)
 
     def _known_under(self, path: str) -> None:
         """Note that this run knows something of ``path`` (see ``_kids``)."""
@@ -269,6 +294,8 @@ class FileHasher:
                     entry = FileEntry(st.size, st.mtime_ns, st.ino, d, st.ctime_ns)
                     self._known[path] = entry
                     self.fresh[path] = entry
+                    if len(self.fresh) >= SPILL_AT:
+                        self._spill_fresh()
         self._memo[path] = d
         self._known_under(path)
         return d

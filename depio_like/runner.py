@@ -79,7 +79,13 @@ class Run:
         self.executor = DryRunExecutor() if self.dry else executor
         self.options, self.settings = options, settings
         tasks = graph.tasks
-        hasher = FileHasher(disk, state.files, stats=graph.stats, skip=(state.dir,))
+        hasher = FileHasher(
+            disk,
+            state.files,
+            stats=graph.stats,
+            skip=(state.dir,),
+            spill=None if self.dry else state.put_files,
+        )
         self.checker = Checker(
             graph,
             state.records,

@@ -99,6 +99,7 @@ _encode_str = json.encoder.encode_basestring
 # Lines are appended at least this often, and whenever this many are pending.
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
+_WRITE_CHUNK = 10_000  # lines joined and written at once: bounds a burst's memory
 _LOAD_CHUNK = 5000  # lines parsed at once when loading
 _LOAD_BLOCK = 1 << 20  # bytes read at once when loading
 _new_tuple = tuple.__new__
@@ -444,10 +445,14 @@ class State:
         self._must_flush = True
 
     def put_files(self, entries: dict[str, FileEntry]) -> None:
-        rel = self._rel
+        rel, files, pending = self._rel, self.files, self._pending
         for path, e in entries.items():
-            self.files[path] = e
-            self._pending.append(_encode_line(["f", rel(path), *e]))
+            files[path] = e
+            pending.append(_encode_line(["f", rel(path), *e]))
+            if len(pending) >= _WRITE_CHUNK:
+                # A burst (the rerun after a build hashes every product again) is written
+                # as it is made: 100,000 lines held at once were that run's peak of memory.
+                self.flush()
         entries.clear()
 
     def flush(self, force: bool = True) -> None:
@@ -468,21 +473,29 @@ class State:
             return
         # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
         pending = self._pending
-        text = pending[0] + "\n" if len(pending) == 1 else "\n".join(pending) + "\n"
-        data = text.encode("utf-8", "surrogateescape")
+        written = 0
         try:
-            done = os.write(self._log, data)
-            if done < len(data):  # a short write is not an error: write the rest
-                view = memoryview(data)[done:]
-                while view:
-                    view = view[os.write(self._log, view) :]
+            for start in range(0, len(pending), _WRITE_CHUNK):  # (one chunk, as a rule)
+                part = (
+                    pending[start : start + _WRITE_CHUNK]
+                    if start or len(pending) > _WRITE_CHUNK
+                    else pending
+                )
+                text = part[0] + "\n" if len(part) == 1 else "\n".join(part) + "\n"
+                data = text.encode("utf-8", "surrogateescape")
+                done = os.write(self._log, data)
+                if done < len(data):  # a short write is not an error: write the rest
+                    view = memoryview(data)[done:]
+                    while view:
+                        view = view[os.write(self._log, view) :]
+                written += len(data)
         except OSError as e:
             self._failed(e)
             with contextlib.suppress(OSError):  # no half line: the log ends where it did
                 os.ftruncate(self._log, self._size)
             self._pending.clear()
             return
-        self._size += len(data)
+        self._size += written
         self._lines_on_disk += len(self._pending)
         self._pending.clear()
 

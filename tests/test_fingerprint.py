@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -656,3 +657,72 @@ def test_dict_subclasses_with_different_insertion_order_are_equal():
     assert canonical(collections.Counter({"a": 1, "b": 2})) == canonical(
         collections.Counter({"b": 2, "a": 1})
     )
+
+
+# -- a product nothing else reads, on the real disk -------------------------------------
+
+
+def _settled(*files):
+    """Files written outside the racy window (their stat signatures can be trusted): a
+    change of the clock's tick ago (ctime cannot be set back)."""
+    for path, text in files:
+        path.write_text(text)
+    time.sleep(RACY_NS / 1e9 * 1.5)
+    return [str(path) for path, _ in files]
+
+
+def test_unchanged_without_a_signature_hashes_and_keeps_the_recorded_digest(tmp_path):
+    """The rerun after a build: no product has a signature yet (each was hashed as it was
+    written). Its content is compared with the recorded digest, and the new signature
+    keeps that very string (not an equal copy: 100,000 of them at 100,000 tasks); the
+    run keeps no memo of it (nothing else reads it)."""
+    (p,) = _settled((tmp_path / "a.txt", "content"))
+    d = FileHasher(RealDisk(), {}).digest(p)
+    recorded = d[:4] + d[4:]  # equal, not the same object: as the state's loader made it
+    h = FileHasher(RealDisk(), {})
+    assert h.unchanged(p, recorded) is True
+    entry = h.fresh[p]
+    assert entry.digest is recorded and h._known[p] is entry
+    assert (entry.size, entry.mtime_ns, entry.ino) == (
+        7,
+        os.stat(p).st_mtime_ns,
+        os.stat(p).st_ino,
+    )
+    assert p not in h._memo and h.bytes_hashed == 7
+    # Next run: the signature answers, nothing is read.
+    again = FileHasher(RealDisk(), {p: entry})
+    assert again.unchanged(p, recorded) is True and again.bytes_hashed == 0
+
+
+def test_unchanged_without_a_signature_sees_a_changed_content(tmp_path):
+    (p,) = _settled((tmp_path / "a.txt", "content"))
+    h = FileHasher(RealDisk(), {})
+    assert h.unchanged(p, "0123456789abcdef") is None  # digest() decides: it differs
+    assert h.fresh == {} and h.digest(p) != "0123456789abcdef"
+    assert h.unchanged(str(tmp_path / "gone.txt"), "0123456789abcdef") is False
+
+
+def test_a_racy_product_is_compared_but_gets_no_signature(tmp_path):
+    p = str(tmp_path / "a.txt")
+    Path(p).write_text("just now")
+    d = FileHasher(RealDisk(), {}).digest(p)
+    h = FileHasher(RealDisk(), {})
+    assert h.unchanged(p, d) is True
+    assert h.fresh == {} and p not in h._known
+
+
+def test_many_new_signatures_are_handed_on_before_the_run_ends(tmp_path, monkeypatch):
+    """The rerun after a build finds a new signature for every product: they go to the
+    state in batches (``spill``), not all held until the run's end."""
+    import depio_like.fingerprint as fp
+
+    monkeypatch.setattr(fp, "SPILL_AT", 3)
+    handed: list[dict] = []
+    h = FileHasher(RealDisk(), {}, spill=lambda fresh: (handed.append(dict(fresh)), fresh.clear()))
+    files = _settled(*[(tmp_path / f"f{k}.txt", str(k)) for k in range(7)])
+    for f in files[:4]:
+        assert h.unchanged(f, FileHasher(RealDisk(), {}).digest(f)) is True
+    for f in files[4:]:
+        h.digest(f)  # the general path too
+    assert [sorted(b) for b in handed] == [sorted(files[:3]), sorted(files[3:6])]
+    assert list(h.fresh) == [files[6]]

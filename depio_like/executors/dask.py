@@ -661,10 +661,11 @@ class DaskExecutor(Executor):
         """The job could not start because a value it takes was lost: the worker holding
         it died after its producer had ended. Dask would rebuild it by running the producer
         again; a producer that ended runs once a run, so the reader fails, saying so."""
+        key: Any
         if isinstance(exc, _RanAlready):
             key = exc.key
         elif isinstance(exc, distributed.KilledWorker):
-            key = exc.task
+            key = exc.task  # (a Dask key: a str for ours)
         else:
             return None
         if key == flight.key or not isinstance(key, str) or key not in self._made_by:
