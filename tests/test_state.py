@@ -411,6 +411,54 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_when_the_write_fails(
     assert target.read_bytes() == b"new"
 
 
+def test_a_burst_of_lines_is_written_in_chunks_and_reads_back_whole(tmp_path, monkeypatch):
+    """Many pending lines (every product's new signature) are joined and written a chunk
+    at a time; put_files writes as it goes. All come back on reopening."""
+    import depio_like.state as state_mod
+
+    monkeypatch.setattr(state_mod, "_WRITE_CHUNK", 3)
+    s = open_state(tmp_path / "state")
+    fresh = {f"/p/f{k}": FileEntry(k, 2, 3, f"d{k}", 0) for k in range(8)}
+    want = dict(fresh)
+    s.put_files(fresh)
+    assert len(s._pending) < 3  # written as it went
+    s.put_record(Record("k", "t", "c", "a", {"/p/out": "dd"}, {}, {}, {}, 0.5, "st"))
+    s.close()
+    again = open_state(tmp_path / "state")
+    assert again.files == want and again.records["k"].products == {"/p/out": "dd"}
+    again.close()
+
+
+def test_a_chunked_write_that_fails_leaves_the_log_as_it_was(tmp_path, monkeypatch):
+    """The disk refuses the second chunk: no half of the burst stays in the log (it ends
+    where it did), the records written before are intact, and the state says why."""
+    import depio_like.state as state_mod
+
+    monkeypatch.setattr(state_mod, "_WRITE_CHUNK", 3)
+    s = open_state(tmp_path / "state")
+    s.put_files({"/p/before": FileEntry(1, 2, 3, "d", 0)})
+    s.flush()
+    before = (tmp_path / "state" / LOG_NAME).read_bytes()
+    real_write, calls = os.write, []
+
+    def write(fd, data):
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(state_mod.os, "write", write)
+    s._pending.extend(state_mod._encode_line(["f", f"/p/f{k}", k, 2, 3, "d", 0]) for k in range(7))
+    s.flush()
+    monkeypatch.undo()
+    assert len(calls) == 2 and s.write_error is not None
+    assert (tmp_path / "state" / LOG_NAME).read_bytes() == before
+    s.close()
+    again = open_state(tmp_path / "state")
+    assert list(again.files) == ["/p/before"]
+    again.close()
+
+
 def test_the_last_run_summary_counts_statuses_in_the_order_they_first_appear():
     from depio_like.state import last_run_summary
     from depio_like.status import Status
