@@ -723,6 +723,35 @@ def test_a_worker_dying_does_not_run_a_finished_task_again_for_its_value(project
     assert "Compute Failed" not in capfd.readouterr().err  # (ours to say, in a sentence)
 
 
+def chain_start():
+    noted("chain_start")
+    return "start"
+
+
+def chain_second(out: Annotated[Path, Product], v):
+    noted("chain_second")
+    Path(out).write_text(v)
+    return "second's value"
+
+
+def test_a_lost_value_of_a_chain_names_the_task_that_made_it(project):
+    """A chain runs as one Dask job; the value lost with the dead worker is the one its
+    second task made (the first's is taken inside the job). The reader's message must
+    name that producer, not the job's first task."""
+    p = new_pipeline(dask_executor(n_workers=1, dashboard_address=None))
+    first = p.add_task(Task("chain_start", chain_start))
+    second = p.add_task(Task("chain_second", chain_second, ["s.txt", first]))
+    p.add_task(Task("worker_killer", worker_killer, depends_on=[second]))
+    gate = p.add_task(Task("slow_gate", slow_gate, depends_on=[second]))
+    p.add_task(Task("value_reader", value_reader, ["r.txt", second], depends_on=[gate]))
+    assert p.run() == 1
+    out = p.stream.getvalue()
+    status = {r["Name"]: r["Status"] for r in rows(out)}
+    assert status["chain_second"] == "FINISHED" and status["value_reader"] == "FAILED", out
+    assert Path("ran.txt").read_text().split().count("chain_second") == 1
+    assert "the return value of task [2] 'chain_second' it takes was lost" in out, out
+
+
 def dies_once():
     noted("dies_once")
     os._exit(3)
