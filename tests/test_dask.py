@@ -781,7 +781,7 @@ def test_a_task_dask_starts_again_after_its_worker_died_is_failed_not_run_twice(
     assert Path("ran.txt").read_text().split() == ["dies_once"]
     out = p.stream.getvalue()
     assert {r["Name"]: r["Status"] for r in rows(out)} == {"dies_once": "FAILED"}
-    assert "its Dask worker died while running it, and Dask started it again" in out, out
+    assert "its Dask worker died, while running it or before its result reached" in out, out
 
 
 def test_a_run_leaves_one_word_of_its_marks_on_a_shared_scheduler(project, local_cluster):
@@ -797,7 +797,7 @@ def test_a_run_leaves_one_word_of_its_marks_on_a_shared_scheduler(project, local
     assert sorted(Path("ran.txt").read_text().split()) == ["t0", "t1", "t2"]
     with Client(local_cluster, set_as_default=False) as c:
         marks = c.get_metadata(["depio_like"])
-    assert marks[ex._token] == "ended"
+    assert marks["ended"][ex._token] is True and marks[ex._token] is None
 
 
 def chain_head():

@@ -613,7 +613,10 @@ def chdir(path: Path):
 # ------------------------------------------------------------------ the model
 
 # A reader's failure on Dask because the worker holding a value it takes died.
-LOST_VALUE = re.compile(r"FAILED +\[\d+\] 't(\d+)'\n +not run: the return value of task .* lost")
+LOST_VALUE = re.compile(
+    r"FAILED +\[\d+\] 't(\d+)'\n +not run: the return value of task \[\d+\] 't(\d+)' "
+    r"(?:and .* )?it takes was lost"
+)
 NEVER, OK, INCOMPLETE, MAYBE, UNKNOWN = "never", "ok", "incomplete", "maybe", "unknown"
 
 
@@ -1203,8 +1206,9 @@ class OracleMachine(RuleBasedStateMachine):
         # in one run); it and what lies beyond it are then as if it had failed.
         lost = set()
         if self.executor == "dask" and how == "exit":
-            lost = {int(n) for n in LOST_VALUE.findall(out)} & {
-                i for i, t in enumerate(self.spec) if t["vals"]
+            # (a reader of the value named: the producer whose value it takes)
+            lost = {
+                int(r) for r, p in LOST_VALUE.findall(out) if int(p) in self.spec[int(r)]["vals"]
             }
             if lost:
                 seen("rule run_with_failing_task: a reader lost a value with the worker")

@@ -85,7 +85,7 @@ from .routing import ThreadCapture, route, unroute  # noqa: E402
 # One topic for every run (a run's events carry its token): a long-lived scheduler keeps
 # a bounded log per topic, and a topic per run would leave one behind each time.
 TOPIC = "depio_like"
-ENDED = "ended"  # a run's started-job marks once it is over (scheduler metadata)
+ENDED = "ended"  # (scheduler metadata) the runs that are over, by token
 _MEMORY_TOPIC = "worker-restart-memory"  # a nanny's news that it killed its worker
 _RESEND = 2  # times a job a dying worker took down before it started is sent again
 # Dask worker resources that task ``resources`` map to (``dask worker --resources GPU=1``).
@@ -103,10 +103,9 @@ class _Flight:
     name: str  # of its first task, for Dask keys
     blob: bytes  # the pickled steps
     inputs: dict[int, Any]  # the values it takes (futures), by producer task id
-    exports: list[tuple[int, str, str]]  # (index, key name, label) of steps whose value goes on
+    exports: list[tuple[int, str]]  # (task index, name) of steps whose value goes on
     options: dict[str, Any]  # more Client.submit keywords
     indices: list[int]
-    label: str  # of its first task
     key: str = ""
     future: Any = None  # the job's Dask future
     values: dict[int, Any] = field(default_factory=dict)  # task index -> its value's future
@@ -203,9 +202,9 @@ class DaskExecutor(Executor):
         self._flights: dict[str, _Flight] = {}
         self._of_task: dict[int, _Flight] = {}
         self._worker: dict[int, str] = {}  # task index -> where it ran (the table)
-        # Dask key (a job's, a value's) -> the label of the task whose value it holds or
-        # makes: a reader's error names the producer whose value was lost.
-        self._made_by: dict[str, str] = {}
+        # Dask key (a job's, a value's) -> the tasks whose values it makes or holds: a
+        # reader's error names the producer whose value was lost.
+        self._made_by: dict[str, tuple[int, ...]] = {}
         self._ready: list[Outcome | Started] = []
         self._inbox: queue.Queue = queue.Queue()
         self._announced = False
@@ -247,14 +246,9 @@ class DaskExecutor(Executor):
             _key_name(job.steps[0].task.name),
             blob,
             job.values,
-            [
-                (st.index, _key_name(st.task.name), st.task.label)
-                for st in job.steps
-                if st.export_to
-            ],
+            [(st.index, _key_name(st.task.name)) for st in job.steps if st.export_to],
             self._options(job),
             job.indices,
-            job.steps[0].task.label,
         )
         for i in job.indices:
             self._of_task[i] = flight
@@ -263,7 +257,7 @@ class DaskExecutor(Executor):
 
     def _send(self, flight: _Flight) -> None:
         key = flight.key = f"{flight.name}-{uuid.uuid4().hex}"
-        self._made_by[key] = flight.label
+        self._made_by[key] = tuple(i for i, _ in flight.exports)
         flight.future = self.client.submit(
             _run_job,
             self._ctx,
@@ -275,9 +269,9 @@ class DaskExecutor(Executor):
             **flight.options,
         )
         flight.values = {}
-        for i, name, label in flight.exports:
+        for i, name in flight.exports:
             vkey = f"{name}-value-{uuid.uuid4().hex}"
-            self._made_by[vkey] = label
+            self._made_by[vkey] = (i,)
             flight.values[i] = self.client.submit(_value_of, flight.future, i, pure=False, key=vkey)
         self._flights[key] = flight
         self.stats["submitted"] += 1
@@ -351,9 +345,10 @@ class DaskExecutor(Executor):
 
     def _end_marks(self, client: Any) -> None:
         """On a scheduler that outlives the run, the run's started-job marks give way to
-        one word, ENDED: what Dask would still rerun for it is refused (see _claim)."""
+        one word that it ended: what Dask would still rerun for it is refused (_claim)."""
         with contextlib.suppress(Exception):
-            client.set_metadata([TOPIC, self._token], ENDED)
+            client.set_metadata([TOPIC, ENDED, self._token], True)
+            client.set_metadata([TOPIC, self._token], None)
 
     # -- connecting ------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -646,6 +641,7 @@ class DaskExecutor(Executor):
             isinstance(exc, distributed.KilledWorker)
             and not flight.running
             and flight.resent < _RESEND
+            and not self._claimed(flight.key)
         ):
             # Dask fails every task a dying worker held, also those queued behind the one
             # that killed it: a job never seen to start is sent again (a few times: one
@@ -656,6 +652,14 @@ class DaskExecutor(Executor):
             self._send(flight)
             return []
         return [Outcome(left[0], False, error=self._why(exc))]
+
+    def _claimed(self, key: str) -> bool:
+        """Whether job ``key`` started (its start may not have reached us before its
+        worker died): then it is not sent again, as its tasks may have run."""
+        try:
+            return bool(self.client.get_metadata([TOPIC, self._token, key], default=None))
+        except Exception:  # noqa: BLE001 - the scheduler is gone: nothing is sent anyway
+            return True
 
     def _lost_value(self, flight: _Flight, exc: BaseException) -> str | None:
         """The job could not start because a value it takes was lost: the worker holding
@@ -670,7 +674,11 @@ class DaskExecutor(Executor):
             return None
         if key == flight.key or not isinstance(key, str) or key not in self._made_by:
             return None  # its own job (Dask retrying it)
-        producer = self._made_by[key]
+        made = self._made_by[key]
+        # The values of the job Dask could not rebuild that this one takes (a chain's job
+        # makes several; one reader takes one or some of them).
+        lost = [i for i in made if i in flight.inputs] or list(made)
+        producer = " and ".join(self._tasks[i].label for i in lost)
         return (
             f"not run: the return value of task {producer} it takes was lost, as the Dask "
             "worker holding it died (a crash, os._exit, or the out-of-memory killer; see "
@@ -691,9 +699,9 @@ class DaskExecutor(Executor):
             return str(exc)
         if isinstance(exc, _RanAlready):
             return (
-                "its Dask worker died while running it, and Dask started it again (the "
-                "cluster allows failures); a task runs once a run: it is failed instead "
-                "(a task's retries= resubmit it as a new run)"
+                "its Dask worker died, while running it or before its result reached this "
+                "run, and Dask started it again; a task runs once a run, so it is failed "
+                "instead (retries= resubmits a failed task as a new run)"
             )
         return f"Dask could not run it: {type(exc).__name__}: {exc}"
 
@@ -988,16 +996,24 @@ def _claim(worker: Any, topic: str, token: str, key: str) -> bool:
     it made was lost with a dead worker and is still wanted (a reader, or the driver until
     it lets go), or, with allowed-failures above 0, after a worker died running it: the
     task's effects would happen twice, its products be rewritten after its record."""
+    import asyncio
+
     from distributed.utils import sync
 
-    path = [topic, token, key]
-    try:
-        if sync(worker.loop, worker.scheduler.get_metadata, keys=path, default=None):
+    meta = worker.scheduler
+
+    async def claim() -> bool:
+        # Two reads at once, then the mark: two round trips before the task starts.
+        ended, started = await asyncio.gather(
+            meta.get_metadata(keys=[topic, ENDED, token], default=None),
+            meta.get_metadata(keys=[topic, token, key], default=None),
+        )
+        if ended or started:
             return False
-    except TypeError:  # the run's marks were replaced by ENDED: the run is over
-        return False
-    sync(worker.loop, worker.scheduler.set_metadata, keys=path, value=True)
-    return True
+        await meta.set_metadata(keys=[topic, token, key], value=True)
+        return True
+
+    return bool(sync(worker.loop, claim))
 
 
 def _flush(worker: Any, msg: dict) -> None:
