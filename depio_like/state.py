@@ -473,22 +473,15 @@ class State:
             return
         # surrogateescape: file names that are not UTF-8 round-trip byte for byte.
         pending = self._pending
-        written = 0
         try:
-            for start in range(0, len(pending), _WRITE_CHUNK):  # (one chunk, as a rule)
-                part = (
-                    pending[start : start + _WRITE_CHUNK]
-                    if start or len(pending) > _WRITE_CHUNK
-                    else pending
-                )
-                text = part[0] + "\n" if len(part) == 1 else "\n".join(part) + "\n"
-                data = text.encode("utf-8", "surrogateescape")
-                done = os.write(self._log, data)
-                if done < len(data):  # a short write is not an error: write the rest
-                    view = memoryview(data)[done:]
-                    while view:
-                        view = view[os.write(self._log, view) :]
-                written += len(data)
+            if len(pending) <= _WRITE_CHUNK:  # the usual: one write
+                text = pending[0] + "\n" if len(pending) == 1 else "\n".join(pending) + "\n"
+                written = self._write(text.encode("utf-8", "surrogateescape"))
+            else:  # a burst: joined a chunk at a time
+                written = 0
+                for start in range(0, len(pending), _WRITE_CHUNK):
+                    text = "\n".join(pending[start : start + _WRITE_CHUNK]) + "\n"
+                    written += self._write(text.encode("utf-8", "surrogateescape"))
         except OSError as e:
             self._failed(e)
             with contextlib.suppress(OSError):  # no half line: the log ends where it did
@@ -496,8 +489,16 @@ class State:
             self._pending.clear()
             return
         self._size += written
-        self._lines_on_disk += len(self._pending)
-        self._pending.clear()
+        self._lines_on_disk += len(pending)
+        pending.clear()
+
+    def _write(self, data: bytes) -> int:
+        done = os.write(self._log, data)  # type: ignore[arg-type]
+        if done < len(data):  # a short write is not an error: write the rest
+            view = memoryview(data)[done:]
+            while view:
+                view = view[os.write(self._log, view) :]  # type: ignore[arg-type]
+        return len(data)
 
     def flush_due(self) -> float | None:
         """Seconds until ``flush(force=False)`` writes what is pending; None: nothing is."""

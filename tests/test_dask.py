@@ -752,6 +752,32 @@ def test_a_lost_value_of_a_chain_names_the_task_that_made_it(project):
     assert "the return value of task [2] 'chain_second' it takes was lost" in out, out
 
 
+def passes_on(out: Annotated[Path, Product], v):
+    noted("passes_on")
+    Path(out).write_text(v)
+    return v + " passed on"
+
+
+def test_a_lost_value_names_the_producer_the_reader_takes_it_from(project):
+    """The reader takes B's value, B took A's: both are lost with the worker, and Dask's
+    rebuild stops at A (refused: it ran). The reader's message names B, whose value it
+    takes, not A, where the rebuild stopped."""
+    p = new_pipeline(dask_executor(n_workers=1, dashboard_address=None))
+    a = p.add_task(Task("value_maker", value_maker, ["m.txt"]))
+    p.add_task(Task("also_reads_a", value_reader, ["o.txt", a]))  # (A, B: not one chain)
+    b = p.add_task(Task("passes_on", passes_on, ["b.txt", a]))
+    p.add_task(Task("worker_killer", worker_killer, depends_on=[b]))
+    gate = p.add_task(Task("slow_gate", slow_gate, depends_on=[b]))
+    p.add_task(Task("value_reader", value_reader, ["r.txt", b], depends_on=[gate]))
+    assert p.run() == 1
+    out = p.stream.getvalue()
+    status = {r["Name"]: r["Status"] for r in rows(out)}
+    assert status["passes_on"] == "FINISHED" and status["value_reader"] == "FAILED", out
+    ran = Path("ran.txt").read_text().split()
+    assert ran.count("value_maker") == ran.count("passes_on") == 1, ran
+    assert "the return value of task [3] 'passes_on' it takes was lost" in out, out
+
+
 def dies_once():
     noted("dies_once")
     os._exit(3)

@@ -674,10 +674,17 @@ class DaskExecutor(Executor):
             return None
         if key == flight.key or not isinstance(key, str) or key not in self._made_by:
             return None  # its own job (Dask retrying it)
+        # The values it takes that Dask could not rebuild: their futures erred too (the
+        # job Dask refused to rerun may be further up, a producer of theirs), else those
+        # of that job's values it takes (a chain's job makes several).
+        index_of = {t.id: i for i, t in enumerate(self._tasks)}  # (inputs are by task id)
+        gone = [
+            index_of[p]
+            for p, f in flight.inputs.items()
+            if getattr(f, "status", None) in ("error", "lost", "cancelled") and p in index_of
+        ]
         made = self._made_by[key]
-        # The values of the job Dask could not rebuild that this one takes (a chain's job
-        # makes several; one reader takes one or some of them).
-        lost = [i for i in made if i in flight.inputs] or list(made)
+        lost = gone or [i for i in made if self._tasks[i].id in flight.inputs] or list(made)
         producer = " and ".join(self._tasks[i].label for i in lost)
         return (
             f"not run: the return value of task {producer} it takes was lost, as the Dask "
