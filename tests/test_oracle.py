@@ -1266,7 +1266,8 @@ class OracleMachine(RuleBasedStateMachine):
         # A reader that finished before k was reopened read k's good products: it is
         # recorded, and judged, like the rest.
         read_before = {i for i in early if statuses[i] is Status.FINISHED}
-        self.check(exp, before, ran, out, scope=rest | read_before, depfailed=got_dep)
+        # (a lost-value reader did not run either: producers may have run for it)
+        self.check(exp, before, ran, out, scope=rest | read_before, depfailed=got_dep | lost)
         self.settle(rest | read_before)
         for f in {k} | lost:
             self.flags[f] = INCOMPLETE
