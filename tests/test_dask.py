@@ -78,22 +78,21 @@ def dask_extra():
 pytestmark = pytest.mark.usefixtures("dask_extra")
 
 
-@pytest.fixture(scope="module")
-def local_cluster(dask_extra):
-    """Two single-threaded worker processes, shared by the tests that need no fresh cluster
-    (starting one costs seconds). A worker that dies fails its task at once, as in the
-    embedded cluster."""
+def make_cluster(allowed_failures: int = 0, **kwargs):
+    """A LocalCluster (two single-threaded worker processes unless told otherwise); with
+    allowed_failures=0 a worker that dies fails its task at once, as in the embedded one."""
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
+    shape = {"n_workers": 2, "threads_per_worker": 1, "processes": True, **kwargs}
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+        return LocalCluster(dashboard_address=":0", silence_logs=logging.ERROR, **shape)
+
+
+@pytest.fixture(scope="module")
+def local_cluster(dask_extra):
+    """Shared by the tests that need no fresh cluster (starting one costs seconds)."""
+    cluster = make_cluster()
     yield cluster
     cluster.close()
 
@@ -544,16 +543,8 @@ def test_tasks_in_threads_of_the_driver_process_print_apart_and_streams_come_bac
     """Workers in the driver's own process (``processes=False``): each task's output still
     goes to its own log, and the driver's ``sys.stdout`` / ``sys.stderr`` are given back
     when the run ends (they stayed routers, which also said they were no terminal)."""
-    from distributed import LocalCluster
-
     before = sys.stdout, sys.stderr
-    cluster = LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
+    cluster = make_cluster(n_workers=1, threads_per_worker=2, processes=False)
     try:
         p = new_pipeline(dask_executor(cluster=cluster))
         p.add_task(Task("left", chatty, ["l.txt", "left", "right"]))
@@ -734,6 +725,17 @@ def chain_second(out: Annotated[Path, Product], v):
     return "second's value"
 
 
+def kill_then_read(p, producer):
+    """After ``producer`` ended, a task kills the (only) worker, which held its value; a
+    reader of that value starts later. The run's output and statuses by name."""
+    p.add_task(Task("worker_killer", worker_killer, depends_on=[producer]))
+    gate = p.add_task(Task("slow_gate", slow_gate, depends_on=[producer]))
+    p.add_task(Task("value_reader", value_reader, ["r.txt", producer], depends_on=[gate]))
+    assert p.run() == 1
+    out = p.stream.getvalue()
+    return out, {r["Name"]: r["Status"] for r in rows(out)}
+
+
 def test_a_lost_value_of_a_chain_names_the_task_that_made_it(project):
     """A chain runs as one Dask job; the value lost with the dead worker is the one its
     second task made (the first's is taken inside the job). The reader's message must
@@ -741,12 +743,7 @@ def test_a_lost_value_of_a_chain_names_the_task_that_made_it(project):
     p = new_pipeline(dask_executor(n_workers=1, dashboard_address=None))
     first = p.add_task(Task("chain_start", chain_start))
     second = p.add_task(Task("chain_second", chain_second, ["s.txt", first]))
-    p.add_task(Task("worker_killer", worker_killer, depends_on=[second]))
-    gate = p.add_task(Task("slow_gate", slow_gate, depends_on=[second]))
-    p.add_task(Task("value_reader", value_reader, ["r.txt", second], depends_on=[gate]))
-    assert p.run() == 1
-    out = p.stream.getvalue()
-    status = {r["Name"]: r["Status"] for r in rows(out)}
+    out, status = kill_then_read(p, second)
     assert status["chain_second"] == "FINISHED" and status["value_reader"] == "FAILED", out
     assert Path("ran.txt").read_text().split().count("chain_second") == 1
     assert "the return value of task [2] 'chain_second' it takes was lost" in out, out
@@ -766,12 +763,7 @@ def test_a_lost_value_names_the_producer_the_reader_takes_it_from(project):
     a = p.add_task(Task("value_maker", value_maker, ["m.txt"]))
     p.add_task(Task("also_reads_a", value_reader, ["o.txt", a]))  # (A, B: not one chain)
     b = p.add_task(Task("passes_on", passes_on, ["b.txt", a]))
-    p.add_task(Task("worker_killer", worker_killer, depends_on=[b]))
-    gate = p.add_task(Task("slow_gate", slow_gate, depends_on=[b]))
-    p.add_task(Task("value_reader", value_reader, ["r.txt", b], depends_on=[gate]))
-    assert p.run() == 1
-    out = p.stream.getvalue()
-    status = {r["Name"]: r["Status"] for r in rows(out)}
+    out, status = kill_then_read(p, b)
     assert status["passes_on"] == "FINISHED" and status["value_reader"] == "FAILED", out
     ran = Path("ran.txt").read_text().split()
     assert ran.count("value_maker") == ran.count("passes_on") == 1, ran
@@ -787,17 +779,7 @@ def test_a_task_dask_starts_again_after_its_worker_died_is_failed_not_run_twice(
     """On a cluster that allows failures, Dask itself runs a task again on another worker
     once the one running it died: its effects would happen twice in one run, outside the
     run's retries. It is failed instead, saying why."""
-    import dask
-    from distributed import LocalCluster
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
-        cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
+    cluster = make_cluster(allowed_failures=2)
     try:
         p = new_pipeline(dask_executor(cluster=cluster))
         p.add_task(Task("dies_once", dies_once))
