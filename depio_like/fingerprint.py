@@ -241,16 +241,15 @@ class FileHasher:
             return None
         mtime, ctime = s.st_mtime_ns, s.st_ctime_ns
         if time.time_ns() - (mtime if mtime > ctime else ctime) > RACY_NS:
-            entry = FileEntry(s.st_size, mtime, s.st_ino, digest, ctime)
-            self._known[path] = self.fresh[path] = entry
-            if len(self.fresh) >= SPILL_AT:
-                self._spill_fresh()
+            self._keep(path, FileEntry(s.st_size, mtime, s.st_ino, digest, ctime))
         return True
 
-    def _spill_fresh(self) -> None:
-        """Hand ``fresh`` on before a run's end when it grows large (the rerun after a build
-        finds a new signature for every product): it is then not held all at once."""
-        if self._spill is not None:
+    def _keep(self, path: str, entry: FileEntry) -> None:
+        """A new signature found while deciding: kept for this run and the next. ``fresh``
+        is handed on before the run's end when it grows large (the rerun after a build
+        finds one for every product): it is then not held all at once."""
+        self._known[path] = self.fresh[path] = entry
+        if len(self.fresh) >= SPILL_AT and self._spill is not None:
             self._spill(self.fresh)
 
     def _known_under(self, path: str) -> None:
@@ -291,11 +290,7 @@ class FileHasher:
                 d = self._hash_file(path, st.size)
                 now = time.time_ns() if self._real else self._disk.now_ns()
                 if now - max(st.mtime_ns, st.ctime_ns) > RACY_NS:
-                    entry = FileEntry(st.size, st.mtime_ns, st.ino, d, st.ctime_ns)
-                    self._known[path] = entry
-                    self.fresh[path] = entry
-                    if len(self.fresh) >= SPILL_AT:
-                        self._spill_fresh()
+                    self._keep(path, FileEntry(st.size, st.mtime_ns, st.ino, d, st.ctime_ns))
         self._memo[path] = d
         self._known_under(path)
         return d
