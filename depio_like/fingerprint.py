@@ -213,7 +213,9 @@ class FileHasher:
         so (``digest`` then decides). Only a new signature is kept (with ``digest`` itself,
         not an equal copy): a no-op rerun of 100,000 tasks would keep 100,000 digests it
         never looks at again."""
-        if not self._real or self._stats or path in self._memo:
+        if not self._real or path in self._memo or path in self._stats:
+            # (The graph's stats are of inputs no task makes, seldom a product: a pipeline
+            # with such inputs keeps this path for its products.)
             return None
         try:
             s = os.stat(path)

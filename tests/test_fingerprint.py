@@ -726,3 +726,15 @@ def test_many_new_signatures_are_handed_on_before_the_run_ends(tmp_path, monkeyp
         h.digest(f)  # the general path too
     assert [sorted(b) for b in handed] == [sorted(files[:3]), sorted(files[3:6])]
     assert list(h.fresh) == [files[6]]
+
+
+def test_inputs_no_task_makes_leave_the_products_on_the_unchanged_path(tmp_path):
+    """The graph hands over its stats of the inputs no task makes (one per run and file):
+    a product is still answered by ``unchanged`` (no memo, its signature kept), and the
+    input itself is left to ``digest``, which uses that stat."""
+    inp, prod = _settled((tmp_path / "in.txt", "input"), (tmp_path / "out.txt", "product"))
+    d = FileHasher(RealDisk(), {}).digest(prod)
+    h = FileHasher(RealDisk(), {}, stats={inp: RealDisk().stat(inp)})
+    assert h.unchanged(prod, d) is True
+    assert prod not in h._memo and h.fresh[prod].digest is d
+    assert h.unchanged(inp, FileHasher(RealDisk(), {}).digest(inp)) is None
