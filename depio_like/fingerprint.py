@@ -176,7 +176,11 @@ class FileHasher:
         just written and stat'ed (``s``, as ``os.stat`` returned it): the same digest, and
         entry kept, without making its ``FileStat`` or forgetting what was not known."""
         if (
-            self._unindexed or self._dirs or self._stats or path in self._memo or path in self._kids
+            self._unindexed
+            or self._dirs
+            or path in self._memo
+            or path in self._kids
+            or path in self._stats
         ):  # else forget would do nothing
             self.forget(path)
         size, mtime, ino, ctime = s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns
@@ -310,8 +314,10 @@ class FileHasher:
         the directories above it (a task is about to rewrite it)."""
         if self._unindexed:
             self._index_known()
-        elif not (self._dirs or self._stats or path in self._memo or path in self._kids):
-            return  # nothing known of it (most products, before their task runs)
+        elif not (self._dirs or path in self._memo or path in self._kids or path in self._stats):
+            # Nothing known of it (most products, before their task runs). The graph's
+            # stats are of inputs no task makes: none is under a product.
+            return
         self._memo.pop(path, None)
         if self._stats:
             self._stats.pop(path, None)
