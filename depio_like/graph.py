@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from stat import S_ISREG as _S_ISREG
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .channel import ValueSlot, substitute
 from .errors import (
@@ -136,6 +136,7 @@ def build_graph(
     stats: dict[str, FileStat] = {}
     owners: dict[str, int] = {}  # directory -> task producing it or a directory above it
     inside = _Inside(producer)
+    external: dict[str, _External] = {}  # what was found of each path no task makes
     readable = getattr(disk, "readable", None)
     realpath = getattr(disk, "realpath", None)
     for i, t in enumerate(tasks):
@@ -181,39 +182,21 @@ def build_graph(
                 else:
                     ups[j] = None
                 continue
-            # Made by no task: it must be there, or be a directory tasks write into.
-            try:
-                st = disk.stat(path)
-            except PathProblem as e:
-                unusable.append(f"  task {t.label} depends on {_show(path)}: {e.reason}")
+            # Made by no task: it must be there, or be a directory tasks write into. Looked
+            # at once per path (a sweep's 100,000 tasks reading one config: one stat).
+            ext = external.get(path)
+            if ext is None:
+                ext = external[path] = _external(path, disk, inside, readable, realpath)
+                if ext.stat is not None and ext.problem is None:
+                    stats[path] = ext.stat
+            if ext.problem is not None:
+                unusable.append(f"  task {t.label} depends on {_show(path)}{ext.problem}")
                 continue
-            if st is not None:
-                stats[path] = st
-                mode = st.mode
-                if mode and not st.is_dir and not _S_ISREG(mode):
-                    unusable.append(
-                        f"  task {t.label} depends on {_show(path)}, which is {st.special}: "
-                        "only regular files and directories can be tracked (a FIFO is "
-                        "never opened: reading it would wait for a writer)"
-                    )
-                    continue
-                # Readable by everyone by its mode bits: no need to ask the kernel.
-                need = 0o555 if st.is_dir else 0o444
-                if mode & need != need and readable is not None and not readable(path, st.is_dir):
-                    what = "list" if st.is_dir else "read"
-                    unusable.append(
-                        f"  task {t.label} depends on {_show(path)}, which this "
-                        f"user ({_user()}) may not {what}: permission denied"
-                    )
-                    continue
+            st = ext.stat
             if st is None or st.is_dir:
-                makers = inside(path)
-                real = path
-                if st is not None and realpath is not None:
-                    real = realpath(path)  # the dependency itself may be a symlink
-                    if real != path:
-                        makers = list(dict.fromkeys(makers + inside(real)))
+                makers = ext.makers
                 if i in makers:
+                    real = ext.real
                     own = next(
                         p
                         for p in t.products
@@ -229,7 +212,7 @@ def build_graph(
                 if st is None and not makers:
                     missing.append(
                         f"  task {t.label} depends on {_show(path)}, which no task "
-                        f"produces and which does not exist{_dangling(disk, path)}"
+                        f"produces and which does not exist{ext.dangling}"
                     )
         ex: dict[int, None] = {}
         for dep in t._depends_on or ():
@@ -343,6 +326,61 @@ def _nearest_product(path: str, producer: dict[str, int], j: int) -> str:
     while d and producer.get(d) != j:
         d = d.rpartition("/")[0]
     return d or "/"
+
+
+class _External(NamedTuple):
+    """What the graph finds of a dependency no task makes (the same for every task)."""
+
+    stat: FileStat | None
+    problem: str | None  # why no task can use it, after "task X depends on PATH"
+    makers: list[int]  # for a directory or a missing path: the tasks producing inside it
+    real: str  # its real path, for a directory that is a symlink
+    dangling: str  # for a missing path: the symlink it is, if one
+
+
+def _external(
+    path: str,
+    disk: Disk,
+    inside: _Inside,
+    readable: Callable[[str, bool], bool] | None,
+    realpath: Callable[[str], str] | None,
+) -> _External:
+    try:
+        st = disk.stat(path)
+    except PathProblem as e:
+        return _External(None, f": {e.reason}", [], path, "")
+    if st is not None:
+        mode = st.mode
+        if mode and not st.is_dir and not _S_ISREG(mode):
+            return _External(
+                st,
+                f", which is {st.special}: only regular files and directories can be "
+                "tracked (a FIFO is never opened: reading it would wait for a writer)",
+                [],
+                path,
+                "",
+            )
+        # Readable by everyone by its mode bits: no need to ask the kernel.
+        need = 0o555 if st.is_dir else 0o444
+        if mode & need != need and readable is not None and not readable(path, st.is_dir):
+            what = "list" if st.is_dir else "read"
+            return _External(
+                st,
+                f", which this user ({_user()}) may not {what}: permission denied",
+                [],
+                path,
+                "",
+            )
+        if not st.is_dir:
+            return _External(st, None, [], path, "")
+    makers = inside(path)
+    real = path
+    if st is not None and realpath is not None:
+        real = realpath(path)  # the dependency itself may be a symlink
+        if real != path:
+            makers = list(dict.fromkeys(makers + inside(real)))
+    dangling = _dangling(disk, path) if st is None and not makers else ""
+    return _External(st, None, makers, real, dangling)
 
 
 class _Inside:

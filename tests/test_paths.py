@@ -23,6 +23,7 @@ from depio_like import (
     Dependency,
     DuplicateProductError,
     GraphError,
+    PipelineError,
     Product,
     Status,
     Task,
@@ -382,6 +383,30 @@ def test_a_no_op_run_stats_each_file_once(project):
     }
 
 
+def test_an_input_many_tasks_read_is_stat_once(project):
+    """A sweep: every task reads the same config file and the same data directory, which
+    no task makes. The graph looks at each once (it was once per task: 100,000 stats of
+    one file), on the first run as on the no-op rerun."""
+    Path("data").mkdir()
+    Path("data/a.txt").write_text("a")
+    Path("config.txt").write_text("c")
+
+    def build(disk):
+        p = new_pipeline(disk=disk)
+        for i in range(6):
+            p.add_task(Task(f"c{i}", copy, [f"out/c{i}.txt", "config.txt"]))
+            p.add_task(Task(f"l{i}", listing, [f"out/l{i}.txt", "data"]))
+        return p
+
+    for run in ("first", "rerun", "no-op"):
+        calls()
+        disk = CountingDisk()
+        assert build(disk).run() == 0
+        assert len(calls()) == (12 if run == "first" else 0), run
+        for path in ("config.txt", "data"):
+            assert disk.stats.get(os.path.join(os.getcwd(), path)) == 1, (run, disk.stats)
+
+
 # --------------------------------------------------------------------- clear errors
 
 
@@ -686,3 +711,23 @@ def test_remove_files_removes_files_and_leaves_directories_and_missing_paths(tmp
     )
     assert not (tmp_path / "half.txt").exists()
     assert (tmp_path / "dir" / "inside.txt").read_text() == "kept"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dangling"])
+def test_a_bad_input_several_tasks_read_names_each_of_them(project, kind):
+    """The graph looks at an input no task makes once, and still names every task that
+    reads it when it cannot be used."""
+    if kind == "fifo":
+        os.mkfifo("data")
+    else:
+        os.symlink("nowhere.txt", "data")
+    p = new_pipeline()
+    for name in ("first", "second", "third"):
+        p.add_task(Task(name, copy, [f"{name}.txt", "data"]))
+    with pytest.raises(PipelineError) as err:
+        p.run()
+    msg = str(err.value)
+    for name in ("first", "second", "third"):
+        assert f"'{name}'" in msg, msg
+    assert ("FIFO" if kind == "fifo" else "symlink to nowhere.txt") in msg, msg
+    assert msg.count("data") >= 3 and calls() == []
