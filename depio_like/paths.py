@@ -80,6 +80,8 @@ def real_dir(d: str) -> str:
 
 def normalise(path: str, cwd: str) -> str:
     """The identity of ``path`` (absolute or relative to ``cwd``); raises ``BadPath``."""
+    if "\x00" in path:  # every system call refuses it (ValueError): said when declared
+        raise BadPath(f"{show_path(path)!r}: a path with a NUL byte, which no file name holds")
     p = path if path[:1] == "/" else f"{cwd}/{path}"
     while True:
         head, _, name = p.rpartition("/")

@@ -28,6 +28,7 @@ from depio_like import (
     Status,
     Task,
     TaskDeclarationError,
+    task,
 )
 from depio_like.fingerprint import RACY_NS
 from depio_like.fs import RealDisk
@@ -408,6 +409,29 @@ def test_an_input_many_tasks_read_is_stat_once(project):
 
 
 # --------------------------------------------------------------------- clear errors
+
+
+def test_a_path_with_a_nul_byte_is_refused_when_the_task_is_declared(project):
+    """Every system call refuses such a path with a ValueError: it was a traceback from the
+    graph (a dependency) or a failure at run time (a product); it is now refused where
+    it is declared, naming the function and the parameter, whichever way it is given."""
+
+    @task("deco")
+    def deco(out: Annotated[Path, Product], src: Annotated[Path, Dependency]):
+        pass
+
+    for make, where in [
+        (lambda: Task("t", copy, ["o\x00.txt", "in.txt"]), "'out' (Product)"),
+        (lambda: Task("t", copy, ["o.txt", Path("a\x00/in.txt")]), "'src' (Dependency)"),
+        (lambda: deco("o.txt", "in\x00.txt"), "'src' (Dependency)"),
+        (lambda: deco(Path("o\x00.txt"), "in.txt"), "'out' (Product)"),
+        (lambda: Task("t", copy, ["o.txt", "in.txt"], produces=["x\x00"]), "'produces'"),
+        (lambda: Task("t", copy, ["o.txt", "in.txt"], depends_on=["x\x00"]), "'depends_on'"),
+    ]:
+        with pytest.raises(TaskDeclarationError) as err:
+            make()
+        msg = str(err.value)
+        assert where in msg and "NUL byte" in msg and "\\x00" in msg, msg
 
 
 def test_a_name_over_255_bytes_is_refused_when_the_task_is_declared(project):
