@@ -929,12 +929,16 @@ class _Usual(NamedTuple):
     n: int  # how many parameters (all given positionally)
     product: int  # the position of the one Product parameter (annotated Path or str)
     names: tuple[str, ...]
+    # The Dependency parameters, in the spec's order: (position, whether a PosixPath given
+    # to it is kept as its str, as Task does for a parameter annotated Path).
+    deps: tuple[tuple[int, bool], ...] = ()
 
 
 def _usual_shape(func: Any) -> _Usual | None:
     """The shape of the calls ``_usual_task`` declares for ``func``, or None when its
     tasks are never of it: a plain function (no closure, no wrapper) whose parameters are
-    all plain, one of them the Product and none a Dependency, ignored, or another path."""
+    all plain, one of them the Product, any Dependency ones taking one path each, none
+    ignored or another path."""
     if (
         type(func) is not _FunctionType
         or func.__closure__ is not None
@@ -945,7 +949,6 @@ def _usual_shape(func: Any) -> _Usual | None:
     if not (
         spec.plain
         and len(spec.products) == 1
-        and not spec.dependencies
         and not spec.ignored
         and not spec.plain_paths
         and spec.func_id == id(func)
@@ -955,16 +958,20 @@ def _usual_shape(func: Any) -> _Usual | None:
     k = spec.names.index(spec.products[0])
     if spec.to_path and (spec.products[0], k) not in spec.str_paths:
         return None
-    return _Usual(spec, len(spec.names), k, spec.names)
+    deps = []
+    for d in spec.dependencies:
+        j = spec.names.index(d)
+        deps.append((j, (d, j) in spec.str_paths))
+    return _Usual(spec, len(spec.names), k, spec.names, tuple(deps))
 
 
 def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> Task | None:
     """The task ``Task(name, func, args)`` makes, for the usual call: every argument given
-    positionally, a path (str or PosixPath) for the product and plain values (str, int,
-    float, bool, None) for the rest; None for any other call (``Task`` declares it). Made
-    without binding the call, in a third of the time: a script declares 10^5 of them.
-    What it sets must equal what ``Task.__init__`` sets (tests/test_declare_fast.py
-    compares every slot)."""
+    positionally, a path (str or PosixPath) for the product and for each dependency, plain
+    values (str, int, float, bool, None) for the rest; None for any other call (``Task``
+    declares it). Made without binding the call, in a third of the time: a script
+    declares 10^5 of them. What it sets must equal what ``Task.__init__`` sets
+    (tests/test_declare_fast.py compares every slot)."""
     if len(args) != shape.n:
         return None
     k = shape.product
@@ -977,25 +984,57 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
         args = (*args[:k], path, *args[k + 1 :])
     elif t is not str or not path:
         return None
+    deps = shape.deps
+    if deps:
+        given = list(args)
+        for j, keep_str in deps:
+            v = given[j]
+            if type(v) is _PosixPath and keep_str:
+                given[j] = str(v)
+                str_paths |= 1 << j
+            elif type(v) is not str or not v:  # none, a list, ...: Task says what it makes
+                return None
+        args = tuple(given)
     for i, v in enumerate(args):
         if i != k and type(v) not in _PLAIN_REPR:
             return None
+    cwd = None
     try:
-        norm = normalise(path, "" if path[:1] == "/" else os.getcwd())
+        if path[:1] != "/":
+            cwd = os.getcwd()
+        norm = normalise(path, "" if cwd is None else cwd)
+        product = path if norm == path else norm
+        if deps:
+            paths = {k: product}
+            for j, _ in deps:
+                v = args[j]
+                if v[:1] != "/" and cwd is None:
+                    cwd = os.getcwd()
+                norm = normalise(v, "" if v[:1] == "/" else cwd)  # type: ignore[arg-type]
+                paths[j] = v if norm == v else norm
     except BadPath:
         return None
-    product = path if norm == path else norm
     names = shape.names
-    parts = [
-        f"{names[i]}=({product!r})" if i == k else f"{names[i]}={v!r}" for i, v in enumerate(args)
-    ]
+    if deps:
+        parts = [
+            f"{names[i]}=({paths[i]!r})" if i in paths else f"{names[i]}={v!r}"
+            for i, v in enumerate(args)
+        ]
+        found = [paths[j] for j, _ in deps]
+        dependencies = tuple(dict.fromkeys(found)) if len(found) > 1 else tuple(found)
+    else:
+        parts = [
+            f"{names[i]}=({product!r})" if i == k else f"{names[i]}={v!r}"
+            for i, v in enumerate(args)
+        ]
+        dependencies = ()
     digest = xxhash.xxh3_128_hexdigest(";".join(parts).encode("utf-8", "surrogateescape"))
     task = Task.__new__(Task)
     task._rare = None
     task.name = name
     task.func = func
     task.products = (product,)
-    task.dependencies = ()
+    task.dependencies = dependencies
     task._args = args
     task._kwargs = _NO_KWARGS
     task._str_paths = str_paths

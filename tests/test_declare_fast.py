@@ -126,6 +126,85 @@ def test_the_quick_declaration_makes_the_task_the_general_one_makes(
         os.chdir(old)
 
 
+def dep1(out: Annotated[Path, Product], src: Annotated[Path, Dependency], a):
+    pass
+
+
+def dep2(
+    a,
+    src: Annotated[Path, Dependency],
+    out: Annotated[Path, Product],
+    more: Annotated[Path, Dependency],
+):
+    pass
+
+
+def dep_str(out: Annotated[Path, Product], src: Annotated[str, Dependency]):
+    pass
+
+
+# (function, position of the product, positions of the dependencies, how many parameters)
+DEP_FUNCS = [(dep1, 0, (1,), 3), (dep2, 2, (1, 3), 4), (dep_str, 0, (1,), 2)]
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    which=st.sampled_from(range(len(DEP_FUNCS))),
+    path_list=st.lists(paths, min_size=3, max_size=3),
+    posix=st.lists(st.booleans(), min_size=3, max_size=3),
+    same=st.booleans(),
+    values=st.lists(plain, min_size=2, max_size=2),
+)
+def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task(
+    tmp_path: Path,
+    which: int,
+    path_list: list[str],
+    posix: list[bool],
+    same: bool,
+    values: list[Any],
+) -> None:
+    """The same, for a function with Dependency parameters (a sweep whose tasks each
+    read a config file): one path each, str or PosixPath, two of them the same or not."""
+    func, k, deps, n = DEP_FUNCS[which]
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        args: list[Any] = [None] * n
+        positions = (k, *deps)
+        for slot, pos in enumerate(positions):
+            p = path_list[1] if same and slot == 2 else path_list[slot]
+            args[pos] = pathlib.PosixPath(p) if posix[slot] else p
+        rest = iter(values)
+        args = [next(rest) if pos not in positions else v for pos, v in enumerate(args)]
+        shape = _task_mod._usual_shape(func)
+        assert shape is not None
+        try:
+            general = Task("t", func, list(args))
+        except Exception as e:  # a path no filesystem takes: both refuse it
+            with pytest.raises(type(e)):
+                task("t")(func)(*args)
+            return
+        quick = _task_mod._usual_task(shape, "t", func, tuple(args))
+        if quick is None:
+            # Only a PosixPath to a str-annotated parameter (kept as given) is not usual.
+            assert func is dep_str and posix[1], args
+        else:
+            a, b = _slots(quick), _slots(general)
+            assert set(a) == set(b)
+            for name in a:
+                assert _same(a[name], b[name]), (name, a[name], b[name])
+            assert quick == general and hash(quick) == hash(general)
+            assert _same(quick.args, general.args) and quick.kwargs == general.kwargs
+            assert quick.dependencies == general.dependencies
+        made = task("t")(func)(*args)
+        assert made == general and made.args_digest == general.args_digest
+        assert made.dependencies == general.dependencies
+    finally:
+        os.chdir(old)
+
+
 def test_unusual_calls_are_declared_the_general_way(tmp_path: Path) -> None:
     shape = _task_mod._usual_shape(out3)
     out = str(tmp_path / "o.txt")
@@ -142,14 +221,21 @@ def test_unusual_calls_are_declared_the_general_way(tmp_path: Path) -> None:
     def closure(out: Annotated[Path, Product], a):
         return shape
 
-    def with_dep(out: Annotated[Path, Product], d: Annotated[Path, Dependency]):
-        pass
-
     def no_product(a, b):
         pass
 
-    for f in (closure, with_dep, no_product):
+    for f in (closure, no_product):
         assert _task_mod._usual_shape(f) is None
+    # A dependency given something other than one path: declared by Task.
+    shape = _task_mod._usual_shape(dep1)
+    for args in [
+        (out, None, 1),
+        (out, [out + "x"], 1),
+        (out, "", 1),
+        (out, 5, 1),
+        (out, out + "\x00", 1),
+    ]:
+        assert _task_mod._usual_task(shape, "t", dep1, args) is None
 
 
 def test_quick_declarations_merge_and_run_as_general_ones(tmp_path: Path) -> None:
