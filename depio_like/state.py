@@ -296,6 +296,7 @@ class State:
         self._prefix = root if root.endswith("/") else root + "/"
         self._interned: dict[str, str] = {}
         self._durations: dict[float, float] = {}
+        self._shared_inputs: dict[str, tuple[str, Any]] = {}  # see _quick_inputs
         self._duration_text: dict[float, str] = {}  # a duration as a line spells it
         # The declared tasks by product path (``share``): their strings are reused.
         self._producers: Mapping[str, int] = _EMPTY
@@ -692,11 +693,16 @@ class State:
         line (``_parse_record`` takes it). KeyError or ValueError as there."""
         n = len(item)
         av: Any
+        ins: Any = _EMPTY
         if n == 9:
             _, key, name, code, args, t, stamp, plist, av = item
         elif n == 8:
             _, key, name, code, args, t, stamp, plist = item
             av = _EMPTY
+        elif n == 10:  # and the inputs it read (a sweep's tasks reading a config file)
+            _, key, name, code, args, t, stamp, plist, av, ins = item
+            if type(ins) is not dict:
+                return None
         else:
             return None
         if not (
@@ -762,6 +768,8 @@ class State:
         # Durations are rounded: the same few thousand values recur.
         if type(t) is float and len(self._durations) < 10000:
             t = self._durations.setdefault(t, t)
+        if ins:
+            ins = self._quick_inputs(ins)
         # The key is the product's path (the code's digest is the one str of its number).
         return Record(
             p,
@@ -769,7 +777,7 @@ class State:
             code,
             args,
             One(p, d),
-            _EMPTY,
+            ins or _EMPTY,
             _EMPTY,
             av or _EMPTY,
             t,
@@ -777,6 +785,23 @@ class State:
             False,
             _EMPTY,
         )
+
+    def _quick_inputs(self, ins: dict[str, Any]) -> Mapping[str, Any]:
+        """A record's inputs as ``_parse_record`` makes them (absolute paths, ``One`` for
+        one), the strings of an input many records read kept once (a sweep's 100,000
+        records of one config file: one path and one digest, not 100,000 of each)."""
+        shared = self._shared_inputs
+        out = {}
+        for p, d in ins.items():
+            got = shared.get(p)
+            if got is None:
+                got = self._abs(p), d
+                if len(shared) < 10000:
+                    shared[p] = got
+            elif got[1] != d:
+                got = got[0], d
+            out[got[0]] = got[1]
+        return compact_mapping(out)
 
     def _parse_record(self, item: list[Any]) -> Record:
         """The record of a format-2 line; ValueError if it is not one."""

@@ -437,6 +437,44 @@ def _two_products(a: Annotated[Path, Product], b: Annotated[Path, Product]) -> N
     pass
 
 
+def test_records_of_one_input_share_its_strings_and_keep_their_own_digest(tmp_path):
+    """A sweep: every record read the same config file. Loaded, they hold one string for
+    its path (and one for a digest they share), and a record that read another version
+    of it keeps that digest."""
+    sd = tmp_path / ".depio_like"
+    cfg = str(tmp_path / "config.txt")
+    s = open_state(sd)
+    for k in range(6):
+        out = str(tmp_path / "out" / f"f{k}.txt")
+        s.put_record(
+            Record(
+                out,
+                "sweep",
+                "code-a",
+                f"{k:032x}",
+                {out: f"d{k}"},
+                {cfg: "new" if k == 4 else "old"},
+                arg_reprs={"i": str(k)},
+                duration=0.5,
+                stamp=f"s{k}",
+            ),
+            None,
+        )
+    s.close()
+    assert all(len(ln) == 10 for ln in lines_of(sd)[2:])
+    loaded = open_state(sd)
+    slow = State(str(sd))
+    slow._t0, slow._code_list = loaded._t0, loaded._code_list
+    for ln in lines_of(sd)[2:]:
+        assert loaded._quick_record(ln) == slow._parse_record(ln)
+    recs = [loaded.records[str(tmp_path / "out" / f"f{k}.txt")] for k in range(6)]
+    assert [dict(r.inputs) for r in recs] == [{cfg: "new" if k == 4 else "old"} for k in range(6)]
+    keys = {id(k) for r in recs for k in r.inputs}
+    digests = {id(r.inputs[cfg]) for k, r in enumerate(recs) if k != 4}
+    assert len(keys) == 1 and len(digests) == 1
+    loaded.close()
+
+
 _PATHS = st.one_of(
     st.sampled_from(["a.txt", "out/a.txt", "out/b.txt"]),
     st.sampled_from(["a.txt", "out/a.txt", "out/b.txt"]),
@@ -468,6 +506,13 @@ _LINE = st.tuples(
         st.lists(_ENTRY, max_size=2),
     ),
     st.one_of(st.none(), st.dictionaries(st.text(max_size=2), st.text(max_size=2), max_size=2)),
+    # The inputs it read (a 10th element): none, the usual one file, odd ones.
+    st.one_of(
+        st.none(),
+        st.dictionaries(_PATHS, st.sampled_from(["i0", "i1"]), min_size=1, max_size=1),
+        st.dictionaries(_PATHS, st.one_of(st.text(max_size=2), st.none(), _NUMBERS), max_size=3),
+        st.just(["not", "a", "dict"]),
+    ),
 )
 
 
@@ -482,11 +527,13 @@ def test_the_quick_reader_takes_any_line_as_the_general_reader_does(
     line, declared, own_first, next_task
 ):
     """Whatever line ``_quick_record`` takes (a product with or without its stat signature,
-    odd paths, a declared task of that product or of another, or none), it returns what
-    ``_parse_record`` returns and leaves the same file entries; a line it leaves, or one
-    either refuses, is the general reader's."""
-    key, name, code, args, t, stamp, plist, av = line
+    the inputs it read or none, odd paths, a declared task of that product or of another,
+    or none), it returns what ``_parse_record`` returns and leaves the same file entries; a
+    line it leaves, or one either refuses, is the general reader's."""
+    key, name, code, args, t, stamp, plist, av, ins = line
     item = ["r", key, name, code, args, t, stamp, plist] + ([av] if av is not None else [])
+    if ins is not None:
+        item += ([] if av is not None else [{}]) + [ins]
     with tempfile.TemporaryDirectory() as d:  # absolute paths: no working directory needed
         prefix = State(os.path.join(d, ".depio_like"))._prefix
         tasks = []
