@@ -154,7 +154,7 @@ class Checker:
     def _quick(self) -> Callable[[int], Decision | None]:
         """A function answering as ``check`` for the usual task found up to date (the
         default build mode, files only as products, nothing named upstream, its record
-        matching, its products as recorded) or never run; None when not that case
+        matching, its inputs and products as recorded) or never run (reading nothing); None when not that case
         (``check`` then decides, and says why). What it reads is bound once, not looked
         up per task."""
         tasks, explicit, records = self.graph.tasks, self.graph.explicit, self.records
@@ -166,15 +166,17 @@ class Checker:
         def quick(i: int) -> Decision | None:
             t = tasks[i]
             if (
-                t.dependencies
-                or t.ensure
+                t.ensure
                 or t.unfingerprintable
                 or explicit[i]
                 or (t.buildmode or default_mode) is not if_new
             ):
                 return None
             rec = records.get(t.record_key)
+            deps = t.dependencies
             if rec is None:
+                if deps:  # its decision holds what it reads: check says it
+                    return None
                 # Never ran: what _check answers for such a task (nothing read, nothing
                 # upstream), its code digest taken now, as check does.
                 if codes[i] is None:
@@ -193,6 +195,16 @@ class Checker:
             recorded = rec.products
             read_later = downstream[i]  # else its products are looked at here alone
             try:
+                if deps:
+                    # What it read, as recorded: the decision holds the record's own
+                    # mapping (equal to the one check makes; none made for each task).
+                    read = rec.inputs
+                    if len(read) != len(deps):
+                        return None
+                    for p in deps:
+                        d = read.get(p)
+                        if d is None or digest(p) != d:
+                            return None
                 for p in t.products:
                     d = recorded.get(p)
                     if d is None:
@@ -207,7 +219,7 @@ class Checker:
                         return None
             except PathProblem:
                 return None
-            return _UP_TO_DATE
+            return Decision(False, (), read, _NONE) if deps else _UP_TO_DATE
 
         return quick
 

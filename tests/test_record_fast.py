@@ -273,13 +273,16 @@ def pipelines(draw):
     n = draw(st.integers(1, 8))
     tasks = []
     for k in range(n):
-        kind = draw(st.sampled_from(["made", "made", "reads", "after", "always", "ensure"]))
+        kind = draw(
+            st.sampled_from(["made", "made", "reads", "config", "after", "always", "ensure"])
+        )
         if kind in ("reads", "after") and k == 0:
             kind = "made"
         tasks.append((kind, draw(st.integers(0, 3)), draw(st.integers(0, max(k - 1, 0)))))
     ran = draw(st.lists(st.booleans(), min_size=n, max_size=n))
     touched = draw(st.lists(st.sampled_from(["", "", "edit", "remove"]), min_size=n, max_size=n))
-    return tasks, ran, touched
+    config = draw(st.sampled_from(["", "", "edit", "remove"]))  # the file no task makes
+    return tasks, ran, touched, config
 
 
 def _pipeline(tasks, keep):
@@ -289,6 +292,8 @@ def _pipeline(tasks, keep):
         out = f"t{k}.txt"
         if kind == "reads":
             t = Task(f"t{k}", reads, [out, f"t{up}.txt", n])
+        elif kind == "config":
+            t = Task(f"t{k}", reads, [out, "config.txt", n])
         elif kind == "after":
             t = Task(f"t{k}", made, [out, n], depends_on=[declared[up]])
         elif kind == "always":
@@ -306,8 +311,9 @@ def _pipeline(tasks, keep):
 @settings(max_examples=60, deadline=None)
 @given(pipelines())
 def test_the_quick_decision_is_the_one_check_makes(tmp_path_factory, drawn):
-    tasks, ran, touched = drawn
+    tasks, ran, touched, config = drawn
     os.chdir(tmp_path_factory.mktemp("q"))
+    Path("config.txt").write_text("c")
     # The tasks that ran before, with what they need (a reader's producer, a task named
     # in depends_on).
     keep = set()
@@ -323,7 +329,13 @@ def test_the_quick_decision_is_the_one_check_makes(tmp_path_factory, drawn):
             Path(f"t{k}.txt").write_text("edited")
         elif how == "remove" and os.path.exists(f"t{k}.txt"):
             os.remove(f"t{k}.txt")
+    if config == "edit":
+        Path("config.txt").write_text("c2")
+    elif config == "remove":
+        os.remove("config.txt")
     p = _pipeline(tasks, range(len(tasks)))
+    if any(kind == "config" for kind, _, _ in tasks) and config == "remove":
+        Path("config.txt").mkdir()  # there again, as a directory
     for kind, _, up in tasks:  # a reader's input must exist to validate
         if kind == "reads" and not os.path.exists(f"t{up}.txt"):
             Path(f"t{up}.txt").write_text("again")
@@ -339,6 +351,8 @@ def test_the_quick_decision_is_the_one_check_makes(tmp_path_factory, drawn):
         want = checker.check(i)
         if tasks[i][0] == "made" and i not in keep:  # never ran: answered quickly
             assert got is not None
+        if tasks[i][0] == "config" and i in keep and not touched[i] and not config:
+            assert got is not None  # up to date, reading what it read: answered quickly
         if got is not None:
             assert (got.run, got.reasons, dict(got.inputs), dict(got.upstream), got.fail) == (
                 want.run,
