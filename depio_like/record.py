@@ -84,10 +84,10 @@ class Recorder:
                 self.checker.assume_changed.add(i)
             return
         inputs = o.inputs if o.inputs is not None else d.inputs
-        if not (inputs or self.graph.upstream[i] or (head and d.upstream)):
-            # Nothing read, nothing upstream (no stamps, no failed dependencies): the
-            # usual record, if it is one, without new_record's general path.
-            rec = self.checker.usual_record(i, o.duration, o.products, stats)
+        if not (self.graph.upstream[i] or (head and d.upstream)):
+            # Nothing upstream (no stamps, no failed dependencies): the usual record, if
+            # it is one, without new_record's general path.
+            rec = self.checker.usual_record(i, o.duration, o.products, stats, inputs)
             if rec is not None:
                 self.state.put_record(rec, self.checker.hasher.fresh)
                 return

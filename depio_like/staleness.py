@@ -175,13 +175,16 @@ class Checker:
             rec = records.get(t.record_key)
             deps = t.dependencies
             if rec is None:
-                if deps:  # its decision holds what it reads: check says it
-                    return None
-                # Never ran: what _check answers for such a task (nothing read, nothing
-                # upstream), its code digest taken now, as check does.
+                # Never ran: what _check answers for such a task (nothing upstream), its
+                # code digest taken now, as check does.
                 if codes[i] is None:
                     code(i)
-                return _FIRST_RUN
+                if not deps:
+                    return _FIRST_RUN
+                try:  # what it reads, as it was before it runs (its record keeps it)
+                    return Decision(True, _FIRST_RUN.reasons, {p: digest(p) for p in deps}, _NONE)
+                except PathProblem:
+                    return None
             if rec.failed or rec.incomplete or rec.args != t.args_digest:
                 return None
             f = t.func
@@ -421,8 +424,8 @@ class Checker:
         the process that wrote them found them; ``stats``: the products as just stat'ed;
         ``failed``: the dependencies that had failed when it ran (``run_if="all_done"``;
         record key -> label), so that it runs again next time."""
-        if not (inputs or upstream or failed):
-            rec = self.usual_record(i, duration, reported, stats)
+        if not (upstream or failed):
+            rec = self.usual_record(i, duration, reported, stats, inputs)
             if rec is not None:
                 return rec
         t = self.graph.tasks[i]
@@ -478,9 +481,10 @@ class Checker:
         duration: float,
         reported: Mapping[str, Any] | None,
         stats: Mapping[str, Any] | None,
+        inputs: Mapping[str, str | None] = _NONE,
     ) -> Record | None:
-        """``new_record`` of task ``i`` with no inputs, upstream or failed dependencies,
-        for the usual such task (one product, a regular file just stat'ed by
+        """``new_record`` of task ``i`` with no upstream or failed dependencies, for the
+        usual such task (one product, a regular file just stat'ed by
         ``missing_products``, not reported, not run each time): the same record, without
         the general path's dicts. None when not that case (``new_record`` then)."""
         t = self.graph.tasks[i]
@@ -502,15 +506,15 @@ class Checker:
             d = "unreadable"
         code = self._codes[i] or self.code(i)
         args = t.args_digest
-        # The stamp's text as new_record spells it for one product and nothing else.
-        text = f"{code!r}{args!r}[][({p!r}, {d!r})][][]"
+        # The stamp's text as new_record spells it for one product, its inputs, nothing else.
+        text = f"{code!r}{args!r}{_items(inputs) if inputs else '[]'}[({p!r}, {d!r})][][]"
         return Record(
             t.record_key,
             t.name,
             code,
             args,
             One(p, d),
-            _NONE,
+            compact_mapping(inputs, copy=True) if inputs else _NONE,
             _NONE,
             _described_reprs(t),
             int(duration * 10000 + 0.5) / 10000,

@@ -562,7 +562,7 @@ class State:
 
     def _usual_line(self, r: Record, entries: Mapping[str, FileEntry] | None) -> str | None:
         """``_any_line`` for the usual record (one product, keyed by it, its arguments a
-        128-bit digest, no inputs, upstream or failed dependencies), written as text:
+        128-bit digest, maybe inputs, no upstream or failed dependencies), written as text:
         the same line without the lists and dicts built to be encoded (one per task of a
         run, and per record when the log is rewritten). None for any other record."""
         products, key = r.products, r.key
@@ -574,8 +574,7 @@ class State:
             return None
         code, args, t = r.code, r.args, r.duration
         if (
-            r.inputs
-            or r.upstream
+            r.upstream
             or r.failed
             or type(code) is not str
             or type(args) is not str
@@ -608,12 +607,20 @@ class State:
         # enc takes a str alone: TypeError for anything else (then _any_line, which
         # writes it as it is).
         try:
+            ins = r.inputs
             if type(av) is One:
-                tail = f",{{{enc(av._k)}:{enc(av._v)}}}]"
+                tail = f",{{{enc(av._k)}:{enc(av._v)}}}"
             elif not av:
-                tail = "]"
+                tail = ",{}" if ins else ""
             else:
-                tail = ",{" + ",".join([f"{enc(k)}:{enc(v)}" for k, v in av.items()]) + "}]"
+                tail = ",{" + ",".join([f"{enc(k)}:{enc(v)}" for k, v in av.items()]) + "}"
+            if ins:
+                rel = self._rel
+                # A digest of None (an input gone): TypeError, so _any_line writes it.
+                pairs = [f"{enc(rel(q))}:{enc(v)}" for q, v in ins.items()]  # type: ignore[arg-type]
+                tail += ",{" + ",".join(pairs) + "}]"
+            else:
+                tail += "]"
             if e is not None and e.digest == d:
                 mtime, ctime = e.mtime_ns, e.ctime_ns
                 sig = f"[[{enc(p)},{enc(d)},{e.size},{mtime - self._t0},{e.ino}" + (

@@ -49,7 +49,21 @@ def records(draw):
     av = draw(reprs)
     if len(av) == 1 and draw(st.booleans()):
         av = One(*next(iter(av.items())))
-    rare = draw(st.sampled_from([{}, {}, {}, {"inputs": {"/proj/i": "x"}}, {"failed": {p: "t"}}]))
+    rare = draw(
+        st.sampled_from(
+            [
+                {},
+                {},
+                {},
+                {"inputs": {"/proj/i": "x"}},
+                {"inputs": One("/proj/i", "x")},
+                {"inputs": {"/proj/i": None}},  # an input gone
+                {"inputs": {"/elsewhere/c": 'q"', "/proj/é": "y", "/proj": "z"}},
+                {"inputs": {"/proj/i": "x"}, "failed": {p: "t"}},
+                {"failed": {p: "t"}},
+            ]
+        )
+    )
     return Record(
         key,
         draw(text),
@@ -198,8 +212,11 @@ def _checker(graph, known):
     st.lists(calls(), min_size=1, max_size=4),
     st.floats(0, 1e5),
     st.sampled_from(["none", "same", "stale"]),
+    st.sampled_from(
+        [{}, {"/p/config.txt": "0011223344556677"}, {"/p/c": None, "/p/b": "e", "/p/a": "f"}]
+    ),
 )
-def test_the_usual_record_is_the_general_one(tmp_path_factory, tasks, duration, known):
+def test_the_usual_record_is_the_general_one(tmp_path_factory, tasks, duration, known, inputs):
     d = tmp_path_factory.mktemp("p")
     p = new_pipeline()
     for k, (name, func, args, kwargs, content) in enumerate(tasks):
@@ -225,11 +242,13 @@ def test_the_usual_record_is_the_general_one(tmp_path_factory, tasks, duration, 
         missing, stats = fast.missing_products(i)
         assert missing == [] and type(stats[q]) is os.stat_result
         # The fast path is the one taken.
-        assert _checker(graph, dict(entries)).usual_record(i, duration, None, stats) is not None
-        got = fast.new_record(i, {}, {}, duration, None, stats, None)
+        fast_one = _checker(graph, dict(entries)).usual_record(i, duration, None, stats, inputs)
+        assert fast_one is not None
+        got = fast.new_record(i, dict(inputs), {}, duration, None, stats, None)
         # The general path: given a FileStat, as a disk other than the real one gives.
-        want = general.new_record(i, {}, {}, duration, None, {q: file_stat(s)}, None)
-        assert got == want
+        want = general.new_record(i, dict(inputs), {}, duration, None, {q: file_stat(s)}, None)
+        assert got == want == fast_one
+        assert type(got.inputs) is type(want.inputs)  # One, a dict, or none
         assert got.stamp == want.stamp and type(got.products) is One
         assert type(got.arg_reprs) is type(want.arg_reprs)  # One, a dict, or none
         # (Not _unindexed: the fast path does not note a product there, see written.)
@@ -349,7 +368,7 @@ def test_the_quick_decision_is_the_one_check_makes(tmp_path_factory, drawn):
     for i in graph.order:
         got = quick(i)
         want = checker.check(i)
-        if tasks[i][0] == "made" and i not in keep:  # never ran: answered quickly
+        if tasks[i][0] in ("made", "config") and i not in keep:  # never ran: answered quickly
             assert got is not None
         if tasks[i][0] == "config" and i in keep and not touched[i] and not config:
             assert got is not None  # up to date, reading what it read: answered quickly
