@@ -11,6 +11,7 @@ run, 1st rerun and no-op rerun of ours (no peers: doit takes minutes).
 
     python benchmarks/run.py --workloads curve [--million] [--repeat 3]
     python benchmarks/bench_curve.py --sizes 1000,10000 --repeat 3
+    python benchmarks/bench_curve.py --shape sweep   # each task also reads one config file
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ BARE = textwrap.dedent('''\
 ''')
 
 
-def _wide(n: int) -> _run.Workload:
-    return _run.Workload(f"wide{n}", f"wide {n:,}", "wide", [], n=n)
+def _wide(n: int, shape: str = "wide") -> _run.Workload:
+    return _run.Workload(f"{shape}{n}", f"{shape} {n:,}", shape, [], n=n)
 
 
 class Curve:
-    def __init__(self, python: str, root: Path, timeout: float) -> None:
-        self.python, self.root, self.timeout = python, root, timeout
+    def __init__(self, python: str, root: Path, timeout: float, shape: str = "wide") -> None:
+        self.python, self.root, self.timeout, self.shape = python, root, timeout, shape
         self.logs = root / "logs"
         self.logs.mkdir(exist_ok=True)
         self.big_dir = root / "unused"
@@ -76,7 +77,9 @@ class Curve:
                     raise _run.BenchError("the bare loop did not write every file")
                 return {"first": (r.wall, r.maxrss_kb)}
             (d / "out").mkdir()
-            cmd = _run.Bench.generate(self, tool, _wide(n), d)  # type: ignore[arg-type]
+            (d / "in").mkdir()
+            (d / "in" / "config.txt").write_text("lr = 0.1\n")  # what a sweep's tasks read
+            cmd = _run.Bench.generate(self, tool, _wide(n, self.shape), d)  # type: ignore[arg-type]
             out: dict[str, tuple[float, int]] = {}
             for phase in ("first", "no-op #1", "no-op"):
                 (d / "log.txt").unlink(missing_ok=True)
@@ -95,11 +98,11 @@ class Curve:
 
 
 def curve(python: str, sizes: list[int], repeat: int, timeout: float, million: bool,
-          doit: bool = True) -> str:
+          doit: bool = True, shape: str = "wide") -> str:
     shm = Path("/dev/shm")
     base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
     root = Path(tempfile.mkdtemp(prefix="depio_like_curve_", dir=base))
-    c = Curve(python, root, timeout)
+    c = Curve(python, root, timeout, shape)
     c.python = python
     rows = []
     try:
@@ -173,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--million", action="store_true")
     ap.add_argument("--no-doit", action="store_true")
+    ap.add_argument("--shape", choices=["wide", "sweep"], default="wide",
+                    help="sweep: each task also depends on one config file no task makes")
     ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args(argv)
     print(curve(a.python, [int(x) for x in a.sizes.split(",")], a.repeat, a.timeout,
-                a.million, doit=not a.no_doit))
+                a.million, doit=not a.no_doit, shape=a.shape))
     return 0
 
 
