@@ -162,6 +162,11 @@ class Checker:
         digest, codes, code = self.hasher.digest, self._codes, self.code
         unchanged, downstream = self.hasher.unchanged, self.graph.downstream
         last: list[Any] = [None, ""]  # the function last seen, its code digest
+        # The decisions last made for a task reading one file, never run (one) and up to
+        # date (with what it read): the next task reading the same (a sweep's config
+        # file) shares it (decisions are frozen).
+        first: list[Any] = [None]
+        shared: list[Any] = [None, None]
 
         def quick(i: int) -> Decision | None:
             t = tasks[i]
@@ -182,9 +187,18 @@ class Checker:
                 if not deps:
                     return _FIRST_RUN
                 try:  # what it reads, as it was before it runs (its record keeps it)
-                    return Decision(True, _FIRST_RUN.reasons, {p: digest(p) for p in deps}, _NONE)
+                    if len(deps) > 1:
+                        return Decision(
+                            True, _FIRST_RUN.reasons, {p: digest(p) for p in deps}, _NONE
+                        )
+                    p = deps[0]
+                    d = digest(p)
                 except PathProblem:
                     return None
+                made = first[0]
+                if made is None or made.inputs._k != p or made.inputs._v != d:
+                    made = first[0] = Decision(True, _FIRST_RUN.reasons, One(p, d), _NONE)
+                return made
             if rec.failed or rec.incomplete or rec.args != t.args_digest:
                 return None
             f = t.func
@@ -222,7 +236,11 @@ class Checker:
                         return None
             except PathProblem:
                 return None
-            return Decision(False, (), read, _NONE) if deps else _UP_TO_DATE
+            if not deps:
+                return _UP_TO_DATE
+            if shared[0] is not read:
+                shared[0], shared[1] = read, Decision(False, (), read, _NONE)
+            return shared[1]
 
         return quick
 

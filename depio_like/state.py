@@ -108,6 +108,8 @@ _new_tuple = tuple.__new__
 def compact_mapping(m: Mapping[str, Any], copy: bool = False) -> Mapping[str, Any]:
     """``m`` as a record keeps it for the run: one shared empty mapping, the usual one entry
     as a 48-byte ``One`` (a dict takes 184), or the dict (a copy of it with ``copy``)."""
+    if type(m) is One:  # read-only: shared as it is (a sweep's tasks, one config file)
+        return m
     n = len(m)
     if n == 1:
         for k, v in m.items():
@@ -296,7 +298,7 @@ class State:
         self._prefix = root if root.endswith("/") else root + "/"
         self._interned: dict[str, str] = {}
         self._durations: dict[float, float] = {}
-        self._shared_inputs: dict[str, tuple[str, Any]] = {}  # see _quick_inputs
+        self._shared_inputs: dict[str, One] = {}  # see _quick_inputs
         self._duration_text: dict[float, str] = {}  # a duration as a line spells it
         # The declared tasks by product path (``share``): their strings are reused.
         self._producers: Mapping[str, int] = _EMPTY
@@ -795,19 +797,23 @@ class State:
 
     def _quick_inputs(self, ins: dict[str, Any]) -> Mapping[str, Any]:
         """A record's inputs as ``_parse_record`` makes them (absolute paths, ``One`` for
-        one), the strings of an input many records read kept once (a sweep's 100,000
-        records of one config file: one path and one digest, not 100,000 of each)."""
+        one). An input many records read is kept once: a sweep's 100,000 records of one
+        config file hold one ``One`` of its path and digest, not 100,000 of each (a
+        record that read another version of it has its own)."""
         shared = self._shared_inputs
+        if len(ins) == 1:
+            for p, d in ins.items():
+                got = shared.get(p)
+                if got is not None:
+                    return got if got._v == d else One(got._k, d)
+                one = One(self._abs(p), d)
+                if len(shared) < 10000:
+                    shared[p] = one
+                return one
         out = {}
         for p, d in ins.items():
             got = shared.get(p)
-            if got is None:
-                got = self._abs(p), d
-                if len(shared) < 10000:
-                    shared[p] = got
-            elif got[1] != d:
-                got = got[0], d
-            out[got[0]] = got[1]
+            out[got._k if got is not None else self._abs(p)] = d
         return compact_mapping(out)
 
     def _parse_record(self, item: list[Any]) -> Record:

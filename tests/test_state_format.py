@@ -472,6 +472,7 @@ def test_records_of_one_input_share_its_strings_and_keep_their_own_digest(tmp_pa
     keys = {id(k) for r in recs for k in r.inputs}
     digests = {id(r.inputs[cfg]) for k, r in enumerate(recs) if k != 4}
     assert len(keys) == 1 and len(digests) == 1
+    assert len({id(r.inputs) for k, r in enumerate(recs) if k != 4}) == 1  # one mapping
     loaded.close()
 
 
