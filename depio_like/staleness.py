@@ -154,9 +154,9 @@ class Checker:
     def _quick(self) -> Callable[[int], Decision | None]:
         """A function answering as ``check`` for the usual task found up to date (the
         default build mode, files only as products, nothing named upstream, its record
-        matching, its inputs and products as recorded) or never run (reading nothing); None when not that case
-        (``check`` then decides, and says why). What it reads is bound once, not looked
-        up per task."""
+        matching, its inputs and products as recorded) or never run; None when not that
+        case (``check`` then decides, and says why). What it reads is bound once, not
+        looked up per task."""
         tasks, explicit, records = self.graph.tasks, self.graph.explicit, self.records
         default_mode, if_new = self.default_mode, BuildMode.IF_NEW
         digest, codes, code = self.hasher.digest, self._codes, self.code
