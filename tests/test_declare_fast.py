@@ -40,6 +40,30 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _declared_both_ways(func: Any, args: list[Any]) -> tuple[Task, Task | None] | None:
+    """``Task`` and the quick declaration of one call; None when both refuse it."""
+    shape = _task_mod._usual_shape(func)
+    assert shape is not None
+    try:
+        general = Task("t", func, list(args))
+    except Exception as e:  # a path no filesystem takes: both refuse it
+        with pytest.raises(type(e)):
+            task("t")(func)(*args)
+        return None
+    return general, _task_mod._usual_task(shape, "t", func, tuple(args))
+
+
+def _assert_same_task(quick: Task, general: Task) -> None:
+    """The quick declaration made the task ``Task`` made: every slot, identity, call."""
+    a, b = _slots(quick), _slots(general)
+    assert set(a) == set(b)
+    for name in a:
+        assert _same(a[name], b[name]), (name, a[name], b[name])
+    assert quick == general and hash(quick) == hash(general)
+    assert _same(quick.args, general.args) and quick.kwargs == general.kwargs
+    assert quick.arguments.keys() == general.arguments.keys()
+
+
 def out3(out: Annotated[Path, Product], a, b: int = 3, c: str = "x"):
     pass
 
@@ -98,28 +122,16 @@ def test_the_quick_declaration_makes_the_task_the_general_one_makes(
         given_path = pathlib.PosixPath(path) if as_posix else path
         args = list(values[: n - 1])
         args.insert(k, given_path)
-        declare = task("t")(func)
-        shape = _task_mod._usual_shape(func)
-        assert shape is not None
-        try:
-            general = Task("t", func, list(args))
-        except Exception as e:  # a path no filesystem takes: both refuse it
-            with pytest.raises(type(e)):
-                declare(*args)
+        both = _declared_both_ways(func, args)
+        if both is None:
             return
-        quick = _task_mod._usual_task(shape, "t", func, tuple(args))
+        general, quick = both
         if quick is None:
             # Only a PosixPath to a str-annotated product (kept as given) is not usual here.
             assert func is out_str and as_posix
         else:
-            a, b = _slots(quick), _slots(general)
-            assert set(a) == set(b)
-            for name in a:
-                assert _same(a[name], b[name]), (name, a[name], b[name])
-            assert quick == general and hash(quick) == hash(general)
-            assert _same(quick.args, general.args) and quick.kwargs == general.kwargs
-            assert quick.arguments.keys() == general.arguments.keys()
-        made = declare(*args)
+            _assert_same_task(quick, general)
+        made = task("t")(func)(*args)
         assert made == general and made.args_digest == general.args_digest
         assert made.products == general.products and made.record_key == general.record_key
     finally:
@@ -178,26 +190,15 @@ def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task
             args[pos] = pathlib.PosixPath(p) if posix[slot] else p
         rest = iter(values)
         args = [next(rest) if pos not in positions else v for pos, v in enumerate(args)]
-        shape = _task_mod._usual_shape(func)
-        assert shape is not None
-        try:
-            general = Task("t", func, list(args))
-        except Exception as e:  # a path no filesystem takes: both refuse it
-            with pytest.raises(type(e)):
-                task("t")(func)(*args)
+        both = _declared_both_ways(func, args)
+        if both is None:
             return
-        quick = _task_mod._usual_task(shape, "t", func, tuple(args))
+        general, quick = both
         if quick is None:
             # Only a PosixPath to a str-annotated parameter (kept as given) is not usual.
             assert func is dep_str and posix[1], args
         else:
-            a, b = _slots(quick), _slots(general)
-            assert set(a) == set(b)
-            for name in a:
-                assert _same(a[name], b[name]), (name, a[name], b[name])
-            assert quick == general and hash(quick) == hash(general)
-            assert _same(quick.args, general.args) and quick.kwargs == general.kwargs
-            assert quick.dependencies == general.dependencies
+            _assert_same_task(quick, general)
         made = task("t")(func)(*args)
         assert made == general and made.args_digest == general.args_digest
         assert made.dependencies == general.dependencies
