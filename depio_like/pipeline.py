@@ -14,6 +14,7 @@ from .errors import (
     DuplicateProductError,
     GraphError,
     PipelineError,
+    StateError,
     TaskDeclarationError,
     UnknownTaskError,
 )
@@ -146,6 +147,11 @@ class Pipeline:
         # cache, and a failed afterok parent would leave its children pending forever).
         self.submit_only_if_runnable = bool(submit_only_if_runnable)
         _install_excepthook()
+        if "\x00" in self.state_dir:  # as paths.normalise refuses any path declared
+            raise StateError(
+                f"Pipeline(state_dir={state_dir!r}): a path with a NUL byte, which no file "
+                "name holds"
+            )
         self._tasks: list[Task] = []
         self._survivors = CallIndex()
         self._producer: dict[str, int] = {}

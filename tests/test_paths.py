@@ -434,6 +434,19 @@ def test_a_path_with_a_nul_byte_is_refused_when_the_task_is_declared(project):
         assert where in msg and "NUL byte" in msg and "\\x00" in msg, msg
 
 
+def test_a_state_directory_with_a_nul_byte_is_one_message_exit_2(tmp_path):
+    r = run_script(
+        tmp_path,
+        """
+        from depio_like import Pipeline, SequentialExecutor
+        p = Pipeline(SequentialExecutor(), state_dir="st\\x00ate")
+        exit(p.run())
+        """,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "state_dir" in r.stderr and "NUL byte" in r.stderr
+
+
 def test_a_name_over_255_bytes_is_refused_when_the_task_is_declared(project):
     long = "é" * 130  # 260 bytes in UTF-8
     with pytest.raises(TaskDeclarationError) as err:
