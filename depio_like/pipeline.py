@@ -331,7 +331,7 @@ class Pipeline:
         graph = self.validate()
         if options.targets:
             # Made absolute by RunOptions; spelled here as the graph spells paths.
-            graph = graph.subgraph(graph.needed_for([normalise(t, "/") for t in options.targets]))
+            graph = graph.subgraph(graph.needed_for(_target_paths(options.targets)))
         if options.jobs is not None and not executor.takes_jobs:
             print(
                 f"note: --jobs {options.jobs} does not apply to {type(executor).__name__}",
@@ -446,6 +446,18 @@ def _spelling(task: Task, path: str) -> str:
                 except BadPath:
                     pass
     return show_path(path)
+
+
+def _target_paths(targets: Sequence[str]) -> list[str]:
+    """The targets as the graph spells paths; a GraphError for one no file name can be
+    (what no task can produce either), not a traceback."""
+    out = []
+    for t in targets:
+        try:
+            out.append(normalise(t, "/"))
+        except BadPath as e:
+            raise GraphError(f"--target {e}: no task of this pipeline produces it") from None
+    return out
 
 
 _hook_installed = False

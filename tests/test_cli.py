@@ -149,6 +149,10 @@ def test_force_and_target(project):
     assert "'c'" not in r.stdout  # not part of this run
     r = py(project, "--target", "nowhere.txt")
     assert r.returncode != 0 and "no task of this pipeline produces it" in r.stderr
+    # A name no file can have: the same message, not a traceback.
+    r = py(project, "--target", "n" * 300 + ".txt")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "over the limit of 255" in r.stderr and "no task of this pipeline" in r.stderr
 
 
 def test_jobs_one_runs_one_task_at_a_time(project):

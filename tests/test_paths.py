@@ -447,6 +447,27 @@ def test_a_state_directory_with_a_nul_byte_is_one_message_exit_2(tmp_path):
     assert "Traceback" not in r.stderr and "state_dir" in r.stderr and "NUL byte" in r.stderr
 
 
+def test_a_target_with_a_nul_byte_is_one_message_exit_2(tmp_path):
+    r = run_script(
+        tmp_path,
+        """
+        from pathlib import Path
+        from typing import Annotated
+        from depio_like import Pipeline, Product, SequentialExecutor, Task
+
+        def mk(out: Annotated[Path, Product]):
+            Path(out).write_text("x")
+
+        p = Pipeline(SequentialExecutor())
+        p.add_task(Task("t", mk, ["o.txt"]))
+        exit(p.run(targets=["o\\x00.txt"]))
+        """,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "NUL byte" in r.stderr and "--target" in r.stderr
+    assert not (tmp_path / "o.txt").exists()
+
+
 def test_a_name_over_255_bytes_is_refused_when_the_task_is_declared(project):
     long = "é" * 130  # 260 bytes in UTF-8
     with pytest.raises(TaskDeclarationError) as err:
