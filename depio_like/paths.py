@@ -35,6 +35,30 @@ def forget_dirs() -> None:
     """Drop the cache of resolved directories (a symlink may have changed since)."""
     _real.clear()
     _real.update(_ROOT)
+    _shared.clear()
+
+
+# Paths many declarations give again (a sweep's config file, read by every task), by the
+# path as written (with the working directory when relative): the path, its identity and
+# a tuple of it, the same objects for every task, resolved once. Dropped with _real,
+# whose resolutions they hold.
+_shared: dict[str | tuple[str, str], tuple[str, str, tuple[str]]] = {}
+_SHARED_LIMIT = 1024
+
+
+def normalise_shared(path: str, cwd: str) -> tuple[str, str, tuple[str]]:
+    """``(path, normalise(path, cwd), (that,))``, objects shared by every call with an
+    equal path (and working directory, for a relative one); raises ``BadPath``."""
+    key: str | tuple[str, str] = path if path[:1] == "/" else (cwd, path)
+    hit = _shared.get(key)
+    if hit is None:
+        norm = normalise(path, cwd)
+        if norm == path:
+            norm = path
+        if len(_shared) >= _SHARED_LIMIT:  # a path per task: no sharing to keep
+            _shared.clear()
+        hit = _shared[key] = (path, norm, (norm,))
+    return hit
 
 
 def _check_name(name: str, path: str) -> None:

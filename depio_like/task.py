@@ -16,7 +16,7 @@ from .channel import fill, find_tasks
 from .errors import TaskDeclarationError
 from .fingerprint import Unfingerprintable, call_identity, canonical
 from .modes import BuildMode
-from .paths import BadPath, normalise
+from .paths import BadPath, normalise, normalise_shared
 from .postconditions import Postcondition, parse_ensure
 from .resources import Resources, parse_resources
 
@@ -994,8 +994,7 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
                 str_paths |= 1 << j
             elif type(v) is not str or not v:  # none, a list, ...: Task says what it makes
                 return None
-        args = tuple(given)
-    for i, v in enumerate(args):
+    for i, v in enumerate(given if deps else args):
         if i != k and type(v) not in _PLAIN_REPR:
             return None
     cwd = None
@@ -1006,12 +1005,15 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
         product = path if norm == path else norm
         if deps:
             paths = {k: product}
+            one: tuple[str, ...] = ()
             for j, _ in deps:
-                v = args[j]
+                v = given[j]
                 if v[:1] != "/" and cwd is None:
                     cwd = os.getcwd()
-                norm = normalise(v, "" if v[:1] == "/" else cwd)  # type: ignore[arg-type]
-                paths[j] = v if norm == v else norm
+                # The same path given to many tasks (a sweep's config file) is resolved
+                # once, and every task keeps the same strings: not one copy each.
+                given[j], paths[j], one = normalise_shared(v, "" if v[:1] == "/" else cwd)  # type: ignore[arg-type]
+            args = tuple(given)
     except BadPath:
         return None
     names = shape.names
@@ -1020,8 +1022,11 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
             f"{names[i]}=({paths[i]!r})" if i in paths else f"{names[i]}={v!r}"
             for i, v in enumerate(args)
         ]
-        found = [paths[j] for j, _ in deps]
-        dependencies = tuple(dict.fromkeys(found)) if len(found) > 1 else tuple(found)
+        dependencies: tuple[str, ...]
+        if len(deps) == 1:
+            dependencies = one
+        else:
+            dependencies = tuple(dict.fromkeys([paths[j] for j, _ in deps]))
     else:
         parts = [
             f"{names[i]}=({product!r})" if i == k else f"{names[i]}={v!r}"

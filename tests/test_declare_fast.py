@@ -206,6 +206,50 @@ def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task
         os.chdir(old)
 
 
+def test_a_path_many_tasks_read_is_resolved_once_and_shared_as_it_was_given(
+    tmp_path: Path,
+) -> None:
+    """A sweep: every task reads one config file, given as a new Path each time. Its tasks
+    share one string for it (10^5 tasks, not 10^5 copies), and what they share is what the
+    path means where and when each was declared: relative to that working directory, and
+    through a symlink as it points once a pipeline was checked since it changed."""
+    shape = _task_mod._usual_shape(dep1)
+    assert shape is not None
+    a, b, d1, d2 = (tmp_path / x for x in ("a", "b", "d1", "d2"))
+    for d in (a, b, d1, d2):
+        d.mkdir()
+        (d / "cfg.txt").write_text("lr = 0.1\n")
+    link = tmp_path / "link"
+    link.symlink_to(d1)
+    old = os.getcwd()
+
+    def both(out: Path, src: Path | str, i: int) -> Task:
+        quick = _task_mod._usual_task(shape, "t", dep1, (out, src, i))
+        assert quick is not None
+        _assert_same_task(quick, Task("t", dep1, [out, src, i]))
+        return quick
+
+    try:
+        os.chdir(a)
+        t1, t2 = (both(tmp_path / f"o{i}", Path("cfg.txt"), i) for i in (1, 2))
+        assert t1.dependencies == (str(a / "cfg.txt"),)
+        assert t2.dependencies is t1.dependencies
+        assert t2._args[1] is t1._args[1]  # the path as given, kept once too
+        os.chdir(b)
+        assert both(tmp_path / "o3", Path("cfg.txt"), 3).dependencies == (str(b / "cfg.txt"),)
+        assert both(tmp_path / "o4", "cfg.txt", 4).dependencies == (str(b / "cfg.txt"),)
+        through = link / "cfg.txt"
+        assert both(tmp_path / "o5", through, 5).dependencies == (str(d1 / "cfg.txt"),)
+        link.unlink()
+        link.symlink_to(d2)
+        p = Pipeline(executor=SequentialExecutor(), quiet=True)
+        p.add_task(Task("t", dep1, [tmp_path / "o6", d1 / "cfg.txt", 6]))
+        p.validate()  # a checked pipeline: what is declared next sees the link as it is
+        assert both(tmp_path / "o7", through, 7).dependencies == (str(d2 / "cfg.txt"),)
+    finally:
+        os.chdir(old)
+
+
 def test_unusual_calls_are_declared_the_general_way(tmp_path: Path) -> None:
     shape = _task_mod._usual_shape(out3)
     out = str(tmp_path / "o.txt")
