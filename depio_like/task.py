@@ -932,6 +932,7 @@ class _Usual(NamedTuple):
     # The Dependency parameters, in the spec's order: (position, whether a PosixPath given
     # to it is kept as its str, as Task does for a parameter annotated Path).
     deps: tuple[tuple[int, bool], ...] = ()
+    where: dict[str, int] = {}  # each parameter's position, for a call by keyword
 
 
 def _usual_shape(func: Any) -> _Usual | None:
@@ -962,16 +963,17 @@ def _usual_shape(func: Any) -> _Usual | None:
     for d in spec.dependencies:
         j = spec.names.index(d)
         deps.append((j, (d, j) in spec.str_paths))
-    return _Usual(spec, len(spec.names), k, spec.names, tuple(deps))
+    where = {p: i for i, p in enumerate(spec.names)}
+    return _Usual(spec, len(spec.names), k, spec.names, tuple(deps), where)
 
 
 def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> Task | None:
     """The task ``Task(name, func, args)`` makes, for the usual call: every argument given
-    positionally, a path (str or PosixPath) for the product and for each dependency, plain
-    values (str, int, float, bool, None) for the rest; None for any other call (``Task``
-    declares it). Made without binding the call, in a third of the time: a script
-    declares 10^5 of them. What it sets must equal what ``Task.__init__`` sets
-    (tests/test_declare_fast.py compares every slot)."""
+    positionally (``_usual_task_kw``: some by keyword), a path (str or PosixPath) for the
+    product and for each dependency, plain values (str, int, float, bool, None) for the
+    rest; None for any other call (``Task`` declares it). Made without binding the call,
+    in a third of the time: a script declares 10^5 of them. What it sets must equal what
+    ``Task.__init__`` sets (tests/test_declare_fast.py compares every slot)."""
     if len(args) != shape.n:
         return None
     k = shape.product
@@ -1053,6 +1055,35 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
     return task
 
 
+def _usual_task_kw(
+    shape: _Usual, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Task | None:
+    """``_usual_task`` for a call giving arguments by keyword, as depio's own examples do
+    (``f(out, input=..., sec=2)``): each parameter given once, none left to its default.
+    The task keeps the arguments as they were given, as ``Task`` does."""
+    n_pos = len(args)
+    names = shape.names
+    if n_pos + len(kwargs) != shape.n:
+        return None
+    full = list(args)
+    for p in names[n_pos:]:
+        v = kwargs.get(p, _UNSET)
+        if v is _UNSET:  # a parameter left to its default, or another name given
+            return None
+        full.append(v)
+    t = _usual_task(shape, name, func, tuple(full))
+    if t is None:
+        return None
+    made = t._args  # in the parameters' order, the paths as kept
+    t._args = made[:n_pos]
+    where = shape.where
+    t._kwargs = {p: made[where[p]] for p in kwargs}
+    return t
+
+
+_UNSET = object()
+
+
 def _decorate(
     func: Callable[..., Any], name: str | None, pipeline: Any, options: dict[str, Any]
 ) -> Callable[..., Task]:
@@ -1092,12 +1123,16 @@ def _decorate(
 
     @functools.wraps(func)
     def declare(*args: Any, **kwargs: Any) -> Task:
-        if not kwargs and not given:
+        if not given:
             if not usual:
                 usual.append(_usual_shape(func))
             shape = usual[0]
             if shape is not None:
-                t = _usual_task(shape, task_name, func, args)
+                t = (
+                    _usual_task_kw(shape, task_name, func, args, kwargs)
+                    if kwargs
+                    else _usual_task(shape, task_name, func, args)
+                )
                 if t is not None:
                     return pipeline.add_task(t) if pipeline is not None else t
         depends_on = kwargs.pop("depends_on", None) if reserved and kwargs else None

@@ -6,6 +6,7 @@ non-ASCII and undecodable bytes) and plain values of every kind."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import pathlib
@@ -37,20 +38,39 @@ def _same(a: Any, b: Any) -> bool:
         return True
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):  # the keyword arguments' order too
+        return (
+            type(a) is type(b)
+            and list(a) == list(b)
+            and _same(tuple(a.values()), tuple(b.values()))
+        )
     return type(a) is type(b) and a == b
 
 
-def _declared_both_ways(func: Any, args: list[Any]) -> tuple[Task, Task | None] | None:
+def _declared_both_ways(
+    func: Any, args: list[Any], kwargs: dict[str, Any] | None = None
+) -> tuple[Task, Task | None] | None:
     """``Task`` and the quick declaration of one call; None when both refuse it."""
     shape = _task_mod._usual_shape(func)
     assert shape is not None
     try:
-        general = Task("t", func, list(args))
+        general = Task("t", func, list(args), kwargs)
     except Exception as e:  # a path no filesystem takes: both refuse it
         with pytest.raises(type(e)):
-            task("t")(func)(*args)
+            task("t")(func)(*args, **(kwargs or {}))
         return None
+    if kwargs:
+        return general, _task_mod._usual_task_kw(shape, "t", func, tuple(args), kwargs)
     return general, _task_mod._usual_task(shape, "t", func, tuple(args))
+
+
+def _by_keyword(func: Any, args: list[Any], n_kw: int, order: list[int]) -> tuple[list, dict]:
+    """The call ``func(*args)`` with its last ``n_kw`` arguments given by keyword, in the
+    order ``order`` draws (a permutation's key)."""
+    names = list(inspect.signature(func).parameters)
+    cut = len(args) - min(n_kw, len(args))
+    keyed = sorted(range(cut, len(args)), key=lambda i: order[i % len(order)] * 10 + i)
+    return args[:cut], {names[i]: args[i] for i in keyed}
 
 
 def _assert_same_task(quick: Task, general: Task) -> None:
@@ -111,10 +131,20 @@ plain = st.one_of(
     path=paths,
     as_posix=st.booleans(),
     values=st.lists(plain, min_size=3, max_size=3),
+    n_kw=st.integers(0, 4),
+    order=st.lists(st.integers(0, 9), min_size=4, max_size=4),
 )
 def test_the_quick_declaration_makes_the_task_the_general_one_makes(
-    tmp_path: Path, which: int, path: str, as_posix: bool, values: list[Any]
+    tmp_path: Path,
+    which: int,
+    path: str,
+    as_posix: bool,
+    values: list[Any],
+    n_kw: int,
+    order: list[int],
 ) -> None:
+    """Every slot the same, whether the call gives its arguments by position or some of
+    them by keyword (in any order)."""
     func, k, n = FUNCS[which]
     old = os.getcwd()
     os.chdir(tmp_path)
@@ -122,7 +152,8 @@ def test_the_quick_declaration_makes_the_task_the_general_one_makes(
         given_path = pathlib.PosixPath(path) if as_posix else path
         args = list(values[: n - 1])
         args.insert(k, given_path)
-        both = _declared_both_ways(func, args)
+        args, kwargs = _by_keyword(func, args, n_kw, order)
+        both = _declared_both_ways(func, args, kwargs)
         if both is None:
             return
         general, quick = both
@@ -131,7 +162,7 @@ def test_the_quick_declaration_makes_the_task_the_general_one_makes(
             assert func is out_str and as_posix
         else:
             _assert_same_task(quick, general)
-        made = task("t")(func)(*args)
+        made = task("t")(func)(*args, **kwargs)
         assert made == general and made.args_digest == general.args_digest
         assert made.products == general.products and made.record_key == general.record_key
     finally:
@@ -168,6 +199,8 @@ DEP_FUNCS = [(dep1, 0, (1,), 3), (dep2, 2, (1, 3), 4), (dep_str, 0, (1,), 2)]
     posix=st.lists(st.booleans(), min_size=3, max_size=3),
     same=st.booleans(),
     values=st.lists(plain, min_size=2, max_size=2),
+    n_kw=st.integers(0, 4),
+    order=st.lists(st.integers(0, 9), min_size=4, max_size=4),
 )
 def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task(
     tmp_path: Path,
@@ -176,6 +209,8 @@ def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task
     posix: list[bool],
     same: bool,
     values: list[Any],
+    n_kw: int,
+    order: list[int],
 ) -> None:
     """The same, for a function with Dependency parameters (a sweep whose tasks each
     read a config file): one path each, str or PosixPath, two of them the same or not."""
@@ -190,7 +225,8 @@ def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task
             args[pos] = pathlib.PosixPath(p) if posix[slot] else p
         rest = iter(values)
         args = [next(rest) if pos not in positions else v for pos, v in enumerate(args)]
-        both = _declared_both_ways(func, args)
+        args, kwargs = _by_keyword(func, args, n_kw, order)
+        both = _declared_both_ways(func, args, kwargs)
         if both is None:
             return
         general, quick = both
@@ -199,7 +235,7 @@ def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task
             assert func is dep_str and posix[1], args
         else:
             _assert_same_task(quick, general)
-        made = task("t")(func)(*args)
+        made = task("t")(func)(*args, **kwargs)
         assert made == general and made.args_digest == general.args_digest
         assert made.dependencies == general.dependencies
     finally:
@@ -271,6 +307,15 @@ def test_unusual_calls_are_declared_the_general_way(tmp_path: Path) -> None:
 
     for f in (closure, no_product):
         assert _task_mod._usual_shape(f) is None
+    # By keyword: a default left out, a name the function does not take, one given twice.
+    shape = _task_mod._usual_shape(out3)
+    for args, kwargs in [
+        ((out,), {"a": 1}),
+        ((out, 1), {"b": 3, "d": "x"}),
+        ((out, 1), {"out": out, "b": 3, "c": "x"}),
+        ((out, 1, 3), {"depends_on": [out + "x"]}),
+    ]:
+        assert _task_mod._usual_task_kw(shape, "t", out3, args, kwargs) is None
     # A dependency given something other than one path: declared by Task.
     shape = _task_mod._usual_shape(dep1)
     for args in [
