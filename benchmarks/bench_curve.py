@@ -12,6 +12,7 @@ run, 1st rerun and no-op rerun of ours (no peers: doit takes minutes).
     python benchmarks/run.py --workloads curve [--million] [--repeat 3]
     python benchmarks/bench_curve.py --sizes 1000,10000 --repeat 3
     python benchmarks/bench_curve.py --shape sweep   # each task also reads one config file
+    python benchmarks/bench_curve.py --shape kwsweep # the same, declared by keyword (depio)
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def _table(rows: list[list[str]]) -> str:
     # again then (each was hashed within 0.1 s of being written: racy, its stat signature
     # not trusted) and compacts its log; the no-op columns are the rerun after that one.
     headers = ["N", "floor s", "ours first s", "ours µs/task over floor", "ours no-op s",
-               "ours no-op µs/task", "ours 1st rerun s", "ours peak RSS MB", "ours state MiB",
+               "ours no-op µs/task", "ours 1st rerun s", "ours peak RSS MiB", "ours state MiB",
                "doit first s", "doit µs/task over floor", "doit no-op s", "doit 1st rerun s",
                "overhead doit/ours", "no-op doit/ours", "1st rerun doit/ours"]
     return tabulate(rows, headers=headers[:len(rows[0])], disable_numparse=True)
@@ -176,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--million", action="store_true")
     ap.add_argument("--no-doit", action="store_true")
-    ap.add_argument("--shape", choices=["wide", "sweep"], default="wide",
-                    help="sweep: each task also depends on one config file no task makes")
+    ap.add_argument("--shape", choices=["wide", "sweep", "kwsweep"], default="wide",
+                    help="sweep: each task also depends on one config file no task makes; "
+                    "kwsweep: the same declared by keyword, sweep(out, i=i, config=cfg)")
     ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args(argv)
     print(curve(a.python, [int(x) for x in a.sizes.split(",")], a.repeat, a.timeout,

@@ -145,9 +145,9 @@ BODY = textwrap.dedent('''\
         if WORKLOAD == "wide":
             for i in range(N):
                 yield "wide", f"w{i}", OUT / f"f{i:05d}.txt", [], i
-        elif WORKLOAD == "sweep":  # wide, each task also depending on one config file
+        elif WORKLOAD in ("sweep", "kwsweep"):  # wide, each task also reading one config file
             for i in range(N):
-                yield "sweep", f"w{i}", OUT / f"f{i:05d}.txt", [IN / "config.txt"], i
+                yield WORKLOAD, f"w{i}", OUT / f"f{i:05d}.txt", [IN / "config.txt"], i
         elif WORKLOAD == "chain":
             for i in range(1, N + 1):
                 deps = [IN / "first.txt" if i == 1 else OUT / f"c{i - 1:04d}.txt"]
@@ -212,6 +212,8 @@ OURS = textwrap.dedent('''\
             pipeline.add_task(wide(out, arg))
         elif kind == "sweep":
             pipeline.add_task(sweep(out, arg, deps[0]))
+        elif kind == "kwsweep":  # by keyword, as depio's README declares its tasks
+            pipeline.add_task(sweep(out, i=arg, config=deps[0]))
         elif kind == "chain":
             pipeline.add_task(chain(out, arg, deps[0], deps[1] if len(deps) > 1 else None))
         elif kind == "big":
@@ -227,7 +229,7 @@ DOIT = textwrap.dedent('''\
 
     def task_bench():
         for kind, name, out, deps, arg in specs():
-            if kind == "wide" or kind == "sweep":  # (a sweep's config: its file_dep)
+            if kind in ("wide", "sweep", "kwsweep"):  # (a sweep's config: its file_dep)
                 action = (run_wide, [str(out), arg])
             elif kind == "chain":
                 action = (run_chain, [str(out), arg] + [str(d) for d in deps])
