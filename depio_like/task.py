@@ -933,6 +933,7 @@ class _Usual(NamedTuple):
     # to it is kept as its str, as Task does for a parameter annotated Path).
     deps: tuple[tuple[int, bool], ...] = ()
     where: dict[str, int] = {}  # each parameter's position, for a call by keyword
+    paths_at: frozenset[int] = frozenset()  # the positions of the product and dependencies
 
 
 def _usual_shape(func: Any) -> _Usual | None:
@@ -964,7 +965,8 @@ def _usual_shape(func: Any) -> _Usual | None:
         j = spec.names.index(d)
         deps.append((j, (d, j) in spec.str_paths))
     where = {p: i for i, p in enumerate(spec.names)}
-    return _Usual(spec, len(spec.names), k, spec.names, tuple(deps), where)
+    paths_at = frozenset([k, *(j for j, _ in deps)])
+    return _Usual(spec, len(spec.names), k, spec.names, tuple(deps), where, paths_at)
 
 
 def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> Task | None:
@@ -1059,25 +1061,36 @@ def _usual_task_kw(
     shape: _Usual, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Task | None:
     """``_usual_task`` for a call giving arguments by keyword, as depio's own examples do
-    (``f(out, input=..., sec=2)``): each parameter given once, none left to its default.
-    The task keeps the arguments as they were given, as ``Task`` does."""
+    (``f(out, input=..., sec=2)``), or leaving plain ones to their defaults: each
+    parameter given at most once, the paths given. The task keeps the arguments as they
+    were given, as ``Task`` does (its identity counts the defaults, as binding does)."""
     n_pos = len(args)
     names = shape.names
-    if n_pos + len(kwargs) != shape.n:
+    if n_pos + len(kwargs) > shape.n:
         return None
     full = list(args)
+    taken = 0
     for p in names[n_pos:]:
         v = kwargs.get(p, _UNSET)
-        if v is _UNSET:  # a parameter left to its default, or another name given
-            return None
+        if v is _UNSET:
+            v = shape.spec.defaults.get(p, _UNSET)
+            # A required one missing (Task says so), or a path left to its default (Task
+            # keeps a Path default as it is).
+            if v is _UNSET or shape.where[p] in shape.paths_at:
+                return None
+        else:
+            taken += 1
         full.append(v)
+    if taken != len(kwargs):  # a name the function does not take, or one given twice
+        return None
     t = _usual_task(shape, name, func, tuple(full))
     if t is None:
         return None
     made = t._args  # in the parameters' order, the paths as kept
     t._args = made[:n_pos]
-    where = shape.where
-    t._kwargs = {p: made[where[p]] for p in kwargs}
+    if kwargs:  # (else the shared empty one, as Task keeps)
+        where = shape.where
+        t._kwargs = {p: made[where[p]] for p in kwargs}
     return t
 
 
@@ -1129,9 +1142,9 @@ def _decorate(
             shape = usual[0]
             if shape is not None:
                 t = (
-                    _usual_task_kw(shape, task_name, func, args, kwargs)
-                    if kwargs
-                    else _usual_task(shape, task_name, func, args)
+                    _usual_task(shape, task_name, func, args)
+                    if not kwargs and len(args) == shape.n
+                    else _usual_task_kw(shape, task_name, func, args, kwargs)
                 )
                 if t is not None:
                     return pipeline.add_task(t) if pipeline is not None else t

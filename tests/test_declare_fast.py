@@ -59,18 +59,30 @@ def _declared_both_ways(
         with pytest.raises(type(e)):
             task("t")(func)(*args, **(kwargs or {}))
         return None
-    if kwargs:
-        return general, _task_mod._usual_task_kw(shape, "t", func, tuple(args), kwargs)
+    if kwargs or len(args) != shape.n:  # as the decorator chooses
+        return general, _task_mod._usual_task_kw(shape, "t", func, tuple(args), kwargs or {})
     return general, _task_mod._usual_task(shape, "t", func, tuple(args))
 
 
-def _by_keyword(func: Any, args: list[Any], n_kw: int, order: list[int]) -> tuple[list, dict]:
+def _by_keyword(
+    func: Any, args: list[Any], n_kw: int, order: list[int], omit: list[bool] | None = None
+) -> tuple[list, dict]:
     """The call ``func(*args)`` with its last ``n_kw`` arguments given by keyword, in the
-    order ``order`` draws (a permutation's key)."""
-    names = list(inspect.signature(func).parameters)
+    order ``order`` draws (a permutation's key), and those with a default that ``omit``
+    draws left out (by keyword, or at the end of the positional ones)."""
+    params = list(inspect.signature(func).parameters.values())
+    left_out = [
+        bool(omit and omit[i % len(omit)]) and p.default is not inspect.Parameter.empty
+        for i, p in enumerate(params)
+    ]
     cut = len(args) - min(n_kw, len(args))
     keyed = sorted(range(cut, len(args)), key=lambda i: order[i % len(order)] * 10 + i)
-    return args[:cut], {names[i]: args[i] for i in keyed}
+    positional = args[:cut]
+    while positional and left_out[len(positional) - 1]:
+        positional = positional[:-1]
+    if len(positional) < cut:  # the positional ones end early: no keyword after them
+        return positional, {}
+    return positional, {params[i].name: args[i] for i in keyed if not left_out[i]}
 
 
 def _assert_same_task(quick: Task, general: Task) -> None:
@@ -133,6 +145,7 @@ plain = st.one_of(
     values=st.lists(plain, min_size=3, max_size=3),
     n_kw=st.integers(0, 4),
     order=st.lists(st.integers(0, 9), min_size=4, max_size=4),
+    omit=st.lists(st.booleans(), min_size=4, max_size=4),
 )
 def test_the_quick_declaration_makes_the_task_the_general_one_makes(
     tmp_path: Path,
@@ -142,9 +155,10 @@ def test_the_quick_declaration_makes_the_task_the_general_one_makes(
     values: list[Any],
     n_kw: int,
     order: list[int],
+    omit: list[bool],
 ) -> None:
     """Every slot the same, whether the call gives its arguments by position or some of
-    them by keyword (in any order)."""
+    them by keyword (in any order), or leaves some to their defaults."""
     func, k, n = FUNCS[which]
     old = os.getcwd()
     os.chdir(tmp_path)
@@ -152,7 +166,7 @@ def test_the_quick_declaration_makes_the_task_the_general_one_makes(
         given_path = pathlib.PosixPath(path) if as_posix else path
         args = list(values[: n - 1])
         args.insert(k, given_path)
-        args, kwargs = _by_keyword(func, args, n_kw, order)
+        args, kwargs = _by_keyword(func, args, n_kw, order, omit)
         both = _declared_both_ways(func, args, kwargs)
         if both is None:
             return
@@ -186,8 +200,22 @@ def dep_str(out: Annotated[Path, Product], src: Annotated[str, Dependency]):
     pass
 
 
+def dep_defaults(
+    out: Annotated[Path, Product],
+    src: Annotated[Path, Dependency] = Path("cfg.txt"),
+    a: int = 1,
+    b: str = "x",
+):
+    pass
+
+
 # (function, position of the product, positions of the dependencies, how many parameters)
-DEP_FUNCS = [(dep1, 0, (1,), 3), (dep2, 2, (1, 3), 4), (dep_str, 0, (1,), 2)]
+DEP_FUNCS = [
+    (dep1, 0, (1,), 3),
+    (dep2, 2, (1, 3), 4),
+    (dep_str, 0, (1,), 2),
+    (dep_defaults, 0, (1,), 4),
+]
 
 
 @settings(
@@ -201,6 +229,7 @@ DEP_FUNCS = [(dep1, 0, (1,), 3), (dep2, 2, (1, 3), 4), (dep_str, 0, (1,), 2)]
     values=st.lists(plain, min_size=2, max_size=2),
     n_kw=st.integers(0, 4),
     order=st.lists(st.integers(0, 9), min_size=4, max_size=4),
+    omit=st.lists(st.booleans(), min_size=4, max_size=4),
 )
 def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task(
     tmp_path: Path,
@@ -211,6 +240,7 @@ def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task
     values: list[Any],
     n_kw: int,
     order: list[int],
+    omit: list[bool],
 ) -> None:
     """The same, for a function with Dependency parameters (a sweep whose tasks each
     read a config file): one path each, str or PosixPath, two of them the same or not."""
@@ -225,14 +255,17 @@ def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task
             args[pos] = pathlib.PosixPath(p) if posix[slot] else p
         rest = iter(values)
         args = [next(rest) if pos not in positions else v for pos, v in enumerate(args)]
-        args, kwargs = _by_keyword(func, args, n_kw, order)
+        args, kwargs = _by_keyword(func, args, n_kw, order, omit)
         both = _declared_both_ways(func, args, kwargs)
         if both is None:
             return
         general, quick = both
         if quick is None:
-            # Only a PosixPath to a str-annotated parameter (kept as given) is not usual.
-            assert func is dep_str and posix[1], args
+            # Only a PosixPath to a str-annotated parameter (kept as given), or a
+            # dependency left to its default (a Path), is not usual.
+            assert (func is dep_str and posix[1]) or (
+                func is dep_defaults and len(args) < 2 and "src" not in kwargs
+            ), (args, kwargs)
         else:
             _assert_same_task(quick, general)
         made = task("t")(func)(*args, **kwargs)
@@ -307,10 +340,11 @@ def test_unusual_calls_are_declared_the_general_way(tmp_path: Path) -> None:
 
     for f in (closure, no_product):
         assert _task_mod._usual_shape(f) is None
-    # By keyword: a default left out, a name the function does not take, one given twice.
+    # By keyword: a required one left out, a name the function does not take, one given
+    # twice, depends_on (the decorator's own keyword).
     shape = _task_mod._usual_shape(out3)
     for args, kwargs in [
-        ((out,), {"a": 1}),
+        ((out,), {"b": 1}),
         ((out, 1), {"b": 3, "d": "x"}),
         ((out, 1), {"out": out, "b": 3, "c": "x"}),
         ((out, 1, 3), {"depends_on": [out + "x"]}),
