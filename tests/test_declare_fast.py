@@ -10,6 +10,7 @@ import inspect
 import math
 import os
 import pathlib
+import pickle
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +38,11 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        )
     if isinstance(a, dict) and isinstance(b, dict):  # the keyword arguments' order too
         return (
             type(a) is type(b)
@@ -317,6 +322,42 @@ def test_a_path_many_tasks_read_is_resolved_once_and_shared_as_it_was_given(
         assert both(tmp_path / "o7", through, 7).dependencies == (str(d2 / "cfg.txt"),)
     finally:
         os.chdir(old)
+
+
+def kw_task(out: Annotated[Path, Product], i: int, config: Annotated[Path, Dependency]):
+    Path(out).write_text(f"{type(out).__name__} {i} {type(config).__name__} {config}")
+
+
+def test_arguments_given_by_keyword_are_kept_without_a_dict_a_task(tmp_path: Path) -> None:
+    """depio's way, ``f(out, i=..., config=...)``, for 10^5 tasks: no dict of keywords a
+    task (they share what says which were keywords), and the task still gives back its
+    arguments as they were given, calls the function with them (Path-annotated ones as
+    paths), and pickles, declared either way."""
+    kw = task("kw")(kw_task)
+    cfg = tmp_path / "cfg.txt"
+    cfg.write_text("lr = 0.1\n")
+    p = Pipeline(executor=SequentialExecutor(), quiet=True)
+    a = p.add_task(kw(tmp_path / "a.txt", i=1, config=cfg))
+    b = p.add_task(kw(tmp_path / "b.txt", config=cfg, i=2))
+    c = p.add_task(kw(tmp_path / "c.txt", config=cfg, i=3))
+    general = Task("kw", kw_task, [tmp_path / "b.txt"], {"config": cfg, "i": 2})
+    assert p.add_task(general) is b  # one call, one task
+    assert b._kwargs is c._kwargs and not isinstance(b._kwargs, dict)
+    assert general._kwargs is b._kwargs and general._args == b._args
+    for t, i, order in ((a, 1, ["i", "config"]), (b, 2, ["config", "i"])):
+        out = tmp_path / f"{'ab'[i - 1]}.txt"
+        assert t.args == (out,) and type(t.args[0]) is type(tmp_path)
+        assert list(t.kwargs) == order and t.kwargs == {"i": i, "config": cfg}
+        assert type(t.kwargs["config"]) is type(cfg)
+        u = pickle.loads(pickle.dumps(t))
+        assert u == t and u.args == t.args and u.kwargs == t.kwargs
+        assert t.arguments == {"out": out, "i": i, "config": cfg}
+    with pytest.raises(TypeError):
+        a.kwargs["i"] = 5  # refused, not silently lost
+    assert p.run() == 0
+    kind = type(tmp_path).__name__
+    for i, name in enumerate("abc", 1):
+        assert (tmp_path / f"{name}.txt").read_text() == f"{kind} {i} {kind} {cfg}"
 
 
 def test_unusual_calls_are_declared_the_general_way(tmp_path: Path) -> None:
