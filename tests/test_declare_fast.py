@@ -140,6 +140,15 @@ plain = st.one_of(
 )
 
 
+# How a call gives its arguments (``_by_keyword``): how many of the last ones by keyword,
+# in which order, and which parameters with defaults it leaves out.
+CALL_FORM = {
+    "n_kw": st.integers(0, 4),
+    "order": st.lists(st.integers(0, 9), min_size=4, max_size=4),
+    "omit": st.lists(st.booleans(), min_size=4, max_size=4),
+}
+
+
 @settings(
     max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -148,9 +157,7 @@ plain = st.one_of(
     path=paths,
     as_posix=st.booleans(),
     values=st.lists(plain, min_size=3, max_size=3),
-    n_kw=st.integers(0, 4),
-    order=st.lists(st.integers(0, 9), min_size=4, max_size=4),
-    omit=st.lists(st.booleans(), min_size=4, max_size=4),
+    **CALL_FORM,
 )
 def test_the_quick_declaration_makes_the_task_the_general_one_makes(
     tmp_path: Path,
@@ -232,9 +239,7 @@ DEP_FUNCS = [
     posix=st.lists(st.booleans(), min_size=3, max_size=3),
     same=st.booleans(),
     values=st.lists(plain, min_size=2, max_size=2),
-    n_kw=st.integers(0, 4),
-    order=st.lists(st.integers(0, 9), min_size=4, max_size=4),
-    omit=st.lists(st.booleans(), min_size=4, max_size=4),
+    **CALL_FORM,
 )
 def test_the_quick_declaration_of_tasks_with_dependencies_makes_the_general_task(
     tmp_path: Path,
