@@ -454,6 +454,80 @@ class Task:
         ensure: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         run_if: str = "all_success",
     ) -> None:
+        if (
+            type(func) is _FunctionType
+            and not (more or depends_on or always)
+            and resources is None
+            and retries is None
+            and buildmode is None
+            and produces is None
+            and description is None
+            and slurm_parameters is None
+            and arg_resolver is None
+            and func_args is None
+            and func_kwargs is None
+            and ensure is None
+            and run_if == "all_success"
+            and (kwargs is None or type(kwargs) is dict)
+        ):
+            # The usual call of the functional interface (depio's ``Task(name, f, [out],
+            # {...})``): declared as the decorator declares it, without binding.
+            try:
+                shape = _shapes[func]
+            except KeyError:
+                shape = _shapes[func] = _usual_shape(func)
+            if shape is not None:
+                given = args if type(args) is tuple else tuple(args) if args is not None else ()
+                name_ = name if name is not None else func.__name__
+                if not kwargs and len(given) == shape.n:
+                    if _usual_task(shape, name_, func, given, self) is not None:
+                        return
+                elif _usual_task_kw(shape, name_, func, given, kwargs or {}, self) is not None:
+                    return
+        self._bind_call(
+            name,
+            func,
+            args,
+            kwargs,
+            more,
+            depends_on,
+            always,
+            resources,
+            retries,
+            buildmode,
+            produces,
+            description,
+            slurm_parameters,
+            arg_resolver,
+            func_args,
+            func_kwargs,
+            ensure,
+            run_if,
+        )
+
+    def _bind_call(
+        self,
+        name: str | None,
+        func: Callable[..., Any],
+        args: Sequence[Any] | None,
+        kwargs: dict[str, Any] | None,
+        more: tuple[Any, ...] = (),
+        depends_on: Iterable[Task | str | os.PathLike[str]] = (),
+        always: bool = False,
+        resources: dict[str, Any] | Resources | None = None,
+        retries: int | None = None,
+        buildmode: BuildMode | None = None,
+        produces: Iterable[str | os.PathLike[str]] | None = None,
+        description: str | None = None,
+        slurm_parameters: dict[str, Any] | None = None,
+        arg_resolver: Callable[..., Any] | None = None,
+        func_args: Sequence[Any] | None = None,
+        func_kwargs: dict[str, Any] | None = None,
+        ensure: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+        run_if: str = "all_success",
+    ) -> None:
+        """``__init__`` for any call: bound to the function's parameters (the arguments
+        as ``__init__`` takes them, ``more`` its extra positional ones)."""
         name_ = name if name is not None else getattr(func, "__name__", "task")
         if more:
             depends_on = _positional_depends_on(name_, more, depends_on)
@@ -1031,13 +1105,16 @@ def _usual_shape(func: Any) -> _Usual | None:
     return _Usual(spec, len(spec.names), k, spec.names, tuple(deps), where, paths_at)
 
 
-def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> Task | None:
+def _usual_task(
+    shape: _Usual, name: str, func: Any, args: tuple[Any, ...], into: Task | None = None
+) -> Task | None:
     """The task ``Task(name, func, args)`` makes, for the usual call: every argument given
     positionally (``_usual_task_kw``: some by keyword), a path (str or PosixPath) for the
     product and for each dependency, plain values (str, int, float, bool, None) for the
     rest; None for any other call (``Task`` declares it). Made without binding the call,
     in a third of the time: a script declares 10^5 of them. What it sets must equal what
-    ``Task.__init__`` sets (tests/test_declare_fast.py compares every slot)."""
+    ``Task.__init__`` sets (tests/test_declare_fast.py compares every slot). ``into``: the
+    task to make it in (``Task.__init__``'s own), left as it was when None is returned."""
     if len(args) != shape.n:
         return None
     k = shape.product
@@ -1100,7 +1177,7 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
         ]
         dependencies = ()
     digest = xxhash.xxh3_128_hexdigest(";".join(parts).encode("utf-8", "surrogateescape"))
-    task = Task.__new__(Task)
+    task = Task.__new__(Task) if into is None else into
     task._rare = None
     task.name = name
     task.func = func
@@ -1120,7 +1197,12 @@ def _usual_task(shape: _Usual, name: str, func: Any, args: tuple[Any, ...]) -> T
 
 
 def _usual_task_kw(
-    shape: _Usual, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    shape: _Usual,
+    name: str,
+    func: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    into: Task | None = None,
 ) -> Task | None:
     """``_usual_task`` for a call giving arguments by keyword, as depio's own examples do
     (``f(out, input=..., sec=2)``), or leaving plain ones to their defaults: each
@@ -1145,7 +1227,7 @@ def _usual_task_kw(
         full.append(v)
     if taken != len(kwargs):  # a name the function does not take, or one given twice
         return None
-    t = _usual_task(shape, name, func, tuple(full))
+    t = _usual_task(shape, name, func, tuple(full), into)
     if t is None:
         return None
     made = t._args  # in the parameters' order, the paths as kept
@@ -1165,6 +1247,9 @@ def _usual_task_kw(
 
 
 _UNSET = object()
+# Each plain function's ``_usual_shape`` (None: none), for ``Task(...)``; kept with it, as
+# its spec is (signature.py).
+_shapes: dict[Any, _Usual | None] = {}
 
 
 def _decorate(
@@ -1219,10 +1304,9 @@ def _decorate(
                 if t is not None:
                     return pipeline.add_task(t) if pipeline is not None else t
         depends_on = kwargs.pop("depends_on", None) if reserved and kwargs else None
-        if depends_on:
-            t = Task(name, func, args, kwargs, depends_on=depends_on, **given)
-        else:
-            t = Task(name, func, args, kwargs, **given)
+        # Bound: the quick way was tried above, when it could be (not again by Task()).
+        t = Task.__new__(Task)
+        t._bind_call(name, func, args, kwargs, (), depends_on or (), **given)
         if t.missing:  # a call of the function: it must be complete, as any call must
             raise TaskDeclarationError(
                 f"{_func_name(func)}(): missing a required argument: {t.missing[0]!r}"

@@ -55,15 +55,22 @@ def _same(a: Any, b: Any) -> bool:
 def _declared_both_ways(
     func: Any, args: list[Any], kwargs: dict[str, Any] | None = None
 ) -> tuple[Task, Task | None] | None:
-    """``Task`` and the quick declaration of one call; None when both refuse it."""
+    """The task of one call bound to the parameters (``Task``'s general way) and its quick
+    declaration; None when both refuse it. The functional interface, ``Task("t", func,
+    args, kwargs)``, which declares the quick way when it can, must make the general
+    task too."""
     shape = _task_mod._usual_shape(func)
     assert shape is not None
+    general = Task.__new__(Task)
     try:
-        general = Task("t", func, list(args), kwargs)
-    except Exception as e:  # a path no filesystem takes: both refuse it
+        general._bind_call("t", func, list(args), kwargs)
+    except Exception as e:  # a path no filesystem takes: every way refuses it
         with pytest.raises(type(e)):
             task("t")(func)(*args, **(kwargs or {}))
+        with pytest.raises(type(e)):
+            Task("t", func, list(args), kwargs)
         return None
+    _assert_same_task(Task("t", func, list(args), kwargs), general)
     if kwargs or len(args) != shape.n:  # as the decorator chooses
         return general, _task_mod._usual_task_kw(shape, "t", func, tuple(args), kwargs or {})
     return general, _task_mod._usual_task(shape, "t", func, tuple(args))
