@@ -321,6 +321,12 @@ def test_a_path_many_tasks_read_is_resolved_once_and_shared_as_it_was_given(
         assert t1.dependencies == (str(a / "cfg.txt"),)
         assert t2.dependencies is t1.dependencies
         assert t2._args[1] is t1._args[1]  # the path as given, kept once too
+        # The functional interface, by position and by keyword (depio's Task(name, f,
+        # [out], {...})), shares them too.
+        f1 = Task("t", dep1, [tmp_path / "o8", Path("cfg.txt"), 8])
+        f2 = Task("t", dep1, [tmp_path / "o9"], {"src": Path("cfg.txt"), "a": 9})
+        assert f1.dependencies is f2.dependencies is t1.dependencies
+        assert f1._args[1] is f2._args[1] is t1._args[1]
         os.chdir(b)
         assert both(tmp_path / "o3", Path("cfg.txt"), 3).dependencies == (str(b / "cfg.txt"),)
         assert both(tmp_path / "o4", "cfg.txt", 4).dependencies == (str(b / "cfg.txt"),)
